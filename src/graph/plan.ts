@@ -1,0 +1,340 @@
+/**
+ * Compiles a graph, for one set of feeds, fetches and targets, into a Plan: the pruned nodes in
+ * topological order, each with its kernel already compiled and its inputs and outputs assigned
+ * to slots, and the last use of every slot known so tensors are dropped as soon as possible.
+ * Everything that can fail for a model (a missing op, a dangling input, a cycle) fails here, at
+ * load time, not on a request.
+ *
+ * @module
+ */
+import { Code, ServingError } from "../errors.ts";
+import { Attrs } from "../kernels/attrs.ts";
+import type { Kernel, KernelRun, ResourceManager } from "../kernels/kernel.ts";
+import type { KernelRegistry } from "../kernels/registry.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+import { FUSED_DENSE_SOFTMAX, type FusedNode, fuseDenseSoftmax } from "./fuse.ts";
+import { type Graph, type GraphNode, refName, type TensorRef } from "./graph.ts";
+
+/** What a plan is compiled against. */
+export interface CompileEnv {
+  /** Kernels by op name. */
+  readonly registry: KernelRegistry;
+  /** The model's resources (variables, tables). */
+  readonly resources: ResourceManager;
+  /** Compiles a library function into a callable; undefined if `op` names no function. */
+  callable(op: string): KernelRun | undefined;
+}
+
+/** What a plan computes. */
+export interface PlanSpec {
+  /** Tensors supplied by the caller, in the order `run` takes them. */
+  readonly feeds: readonly TensorRef[];
+  /** Tensors returned, in the order `run` returns them. */
+  readonly fetches: readonly TensorRef[];
+  /** Nodes run for their effect (initialisers, restore ops). */
+  readonly targets?: readonly string[];
+  /** Fuse known chains into faster kernels (on unless turned off for tests). */
+  readonly fuse?: boolean;
+}
+
+/** Thrown when nodes use ops that have no kernel; lists every such op. */
+export class MissingOpsError extends ServingError {
+  /**
+   * @param ops op name → the nodes that use it
+   * @param where what was being compiled
+   */
+  constructor(readonly ops: ReadonlyMap<string, readonly string[]>, where: string) {
+    const list = [...ops].map(([op, nodes]) =>
+      `${op} (used by ${nodes.slice(0, 3).map((n) => `"${n}"`).join(", ")}${
+        nodes.length > 3 ? `, and ${nodes.length - 3} more` : ""
+      })`
+    ).join(", ");
+    super(Code.UNIMPLEMENTED, `Cannot compile ${where}: no kernel for op(s) ${list}`);
+  }
+}
+
+interface Step {
+  readonly node: string;
+  readonly run: KernelRun;
+  readonly inputSlots: Int32Array;
+  /** Inputs that carry a variable reference to be read before the kernel sees them. */
+  readonly deref: readonly number[];
+  /** Slot per output index, -1 where the output is unused. */
+  readonly outputSlots: Int32Array;
+  /** Slots whose last reader is this step. */
+  readonly free: Int32Array;
+}
+
+const NODE_SUFFIX = (node: string) => `\n\t [[{{node ${node}}}]]`;
+
+/** An executable plan. */
+export class Plan {
+  /** @internal */
+  constructor(
+    private readonly steps: readonly Step[],
+    private readonly numSlots: number,
+    private readonly feedSlots: Int32Array,
+    private readonly fetchSlots: Int32Array,
+    /** The op of every node that runs, for inspection and tests. */
+    readonly ops: readonly string[],
+  ) {}
+
+  /** How many nodes run. */
+  get size(): number {
+    return this.steps.length;
+  }
+
+  /**
+   * Runs the plan.
+   *
+   * @param feeds one tensor per feed, in PlanSpec order
+   * @returns one tensor per fetch, in PlanSpec order
+   * @throws ServingError from a kernel, with the failing node named as TensorFlow does
+   */
+  run(feeds: readonly Tensor[]): Tensor[] {
+    const slots: (Tensor | undefined)[] = new Array(this.numSlots);
+    for (let i = 0; i < this.feedSlots.length; i++) slots[this.feedSlots[i]] = feeds[i];
+    for (const step of this.steps) {
+      const ins = step.inputSlots;
+      const args: Tensor[] = new Array(ins.length);
+      for (let i = 0; i < ins.length; i++) args[i] = slots[ins[i]]!;
+      let outs: Tensor[];
+      try {
+        for (const i of step.deref) args[i] = args[i].ref ? args[i].ref!.read() : args[i];
+        outs = step.run(args);
+      } catch (e) {
+        const err = ServingError.from(e);
+        // Name the failing node once, at the innermost level, as TensorFlow's messages do.
+        throw err.message.includes("[[{{node ") ? err : new ServingError(
+          err.code,
+          err.message + NODE_SUFFIX(step.node),
+          { cause: e },
+        );
+      }
+      const os = step.outputSlots;
+      if (outs.length < os.length) {
+        throw new ServingError(
+          Code.INTERNAL,
+          `Kernel returned ${outs.length} outputs, expected at least ${os.length}` +
+            NODE_SUFFIX(step.node),
+        );
+      }
+      for (let i = 0; i < os.length; i++) if (os[i] >= 0) slots[os[i]] = outs[i];
+      const free = step.free;
+      for (let i = 0; i < free.length; i++) slots[free[i]] = undefined;
+    }
+    const out: Tensor[] = new Array(this.fetchSlots.length);
+    for (let i = 0; i < out.length; i++) out[i] = slots[this.fetchSlots[i]]!;
+    return out;
+  }
+}
+
+/** Ops whose outputs are variable references (TensorFlow's ref types). */
+const REF_OUTPUT_OPS = new Set(["VariableV2", "Variable", "Assign", "AssignAdd", "AssignSub"]);
+/** Inputs that take a reference rather than a value, by op. */
+const REF_INPUTS: Readonly<Record<string, readonly number[]>> = {
+  Assign: [0],
+  AssignAdd: [0],
+  AssignSub: [0],
+  IsVariableInitialized: [0],
+};
+
+/**
+ * Compiles a plan.
+ *
+ * @param graph the nodes
+ * @param spec feeds, fetches and targets
+ * @param env kernels, resources and functions
+ * @param where what is compiled, for messages (e.g. `signature "serving_default"`)
+ * @throws MissingOpsError if any node that must run has no kernel
+ * @throws ServingError INVALID_ARGUMENT for a dangling input, an unfed argument or a cycle
+ */
+export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where: string): Plan {
+  const fed = new Map<string, number>();
+  spec.feeds.forEach((r, i) => fed.set(refName(r), i));
+  const fail = (msg: string) => new ServingError(Code.INVALID_ARGUMENT, `Cannot compile ${where}: ${msg}`);
+
+  // 1. Prune: walk back from fetches and targets, stopping at fed tensors.
+  const nodes = new Map<string, GraphNode>();
+  const stack: [string, string][] = [];
+  for (const r of spec.fetches) if (!fed.has(refName(r))) stack.push([r.node, "a fetch"]);
+  for (const t of spec.targets ?? []) stack.push([t, "a target"]);
+  while (stack.length > 0) {
+    const [name, by] = stack.pop()!;
+    if (nodes.has(name)) continue;
+    const n = graph.get(name);
+    if (!n) throw fail(`node "${name}" (needed by ${by}) does not exist`);
+    nodes.set(name, n);
+    for (const r of n.inputs) if (!fed.has(refName(r))) stack.push([r.node, `"${name}"`]);
+    for (const c of n.controlInputs) stack.push([c, `"${name}"`]);
+  }
+
+  // 2. Fuse known chains.
+  if (spec.fuse !== false) {
+    const pinned = new Set([...fed.keys(), ...spec.fetches.map(refName)]);
+    fuseDenseSoftmax(nodes, pinned);
+  }
+
+  // 3. Order (Kahn): a node runs after the producers of its unfed inputs and its control inputs.
+  const indegree = new Map<string, number>();
+  const after = new Map<string, string[]>();
+  for (const n of nodes.values()) {
+    const deps = new Set<string>();
+    for (const r of n.inputs) if (!fed.has(refName(r))) deps.add(r.node);
+    for (const c of n.controlInputs) deps.add(c);
+    indegree.set(n.name, deps.size);
+    for (const d of deps) {
+      let list = after.get(d);
+      if (!list) after.set(d, list = []);
+      list.push(n.name);
+    }
+  }
+  const order: GraphNode[] = [];
+  const ready = [...nodes.values()].filter((n) => indegree.get(n.name) === 0).map((n) => n.name)
+    .reverse();
+  while (ready.length > 0) {
+    const name = ready.pop()!;
+    order.push(nodes.get(name)!);
+    for (const m of after.get(name) ?? []) {
+      const d = indegree.get(m)! - 1;
+      indegree.set(m, d);
+      if (d === 0) ready.push(m);
+    }
+  }
+  if (order.length !== nodes.size) {
+    const stuck = [...indegree].filter(([, d]) => d > 0).map(([n]) => n);
+    throw fail(
+      `the graph has a cycle through node "${stuck[0]}" (control-flow loops are not supported)`,
+    );
+  }
+
+  // 4. Resolve every kernel; collect all missing ops before failing.
+  const missing = new Map<string, string[]>();
+  const runs = new Map<string, KernelRun>();
+  const compileNode = (n: GraphNode): KernelRun | undefined => {
+    if (n.op === "_Arg") throw fail(`argument "${n.name}" is used but not fed`);
+    const fn = env.callable(n.op);
+    if (fn) return fn;
+    const k: Kernel | undefined = env.registry.get(n.op);
+    if (!k) {
+      const list = missing.get(n.op) ?? [];
+      list.push(n.name);
+      missing.set(n.op, list);
+      return undefined;
+    }
+    return k.compile({
+      name: n.name,
+      op: n.op,
+      attr: new Attrs(n.name, n.attr),
+      numInputs: n.inputs.length,
+      resources: env.resources,
+      compileFunction: (f) => {
+        const c = env.callable(f);
+        if (!c) {
+          throw new ServingError(
+            Code.NOT_FOUND,
+            `Cannot compile node "${n.name}": function "${f}" is not in the graph's library`,
+          );
+        }
+        return c;
+      },
+    });
+  };
+  for (const n of order) {
+    if (n.op === FUSED_DENSE_SOFTMAX) {
+      const run = compileFusedDenseSoftmax(n as FusedNode, compileNode);
+      if (run) runs.set(n.name, run);
+    } else {
+      const run = compileNode(n);
+      if (run) runs.set(n.name, run);
+    }
+  }
+  if (missing.size > 0) throw new MissingOpsError(missing, where);
+
+  // 5. Slots: feeds first, then every output some step or fetch reads.
+  const slotOf = new Map<string, number>();
+  let numSlots = 0;
+  const feedSlots = Int32Array.from(spec.feeds, (r) => {
+    const key = refName(r);
+    if (!slotOf.has(key)) slotOf.set(key, numSlots++);
+    return slotOf.get(key)!;
+  });
+  const slot = (r: TensorRef) => {
+    const key = refName(r);
+    let s = slotOf.get(key);
+    if (s === undefined) slotOf.set(key, s = numSlots++);
+    return s;
+  };
+  const inputSlots = order.map((n) => Int32Array.from(n.inputs, slot));
+  const fetchSlots = Int32Array.from(spec.fetches, slot);
+  const lastUse = new Int32Array(numSlots).fill(-1);
+  inputSlots.forEach((ins, i) => ins.forEach((s) => (lastUse[s] = i)));
+  for (const s of fetchSlots) lastUse[s] = order.length; // never freed
+  const frees: number[][] = order.map(() => []);
+  lastUse.forEach((step, s) => {
+    if (step >= 0 && step < order.length) frees[step].push(s);
+  });
+
+  // Which slots each node's outputs fill (a fed output is never overwritten by its producer).
+  const outsOf = new Map<string, [number, number][]>();
+  const noteOutput = (r: TensorRef) => {
+    const key = refName(r);
+    if (fed.has(key)) return;
+    let list = outsOf.get(r.node);
+    if (!list) outsOf.set(r.node, list = []);
+    if (!list.some(([idx]) => idx === r.index)) list.push([r.index, slotOf.get(key)!]);
+  };
+  for (const n of order) n.inputs.forEach(noteOutput);
+  spec.fetches.forEach(noteOutput);
+
+  const steps: Step[] = order.map((n, i) => {
+    const outs = outsOf.get(n.name) ?? [];
+    const outputSlots = new Int32Array(Math.max(-1, ...outs.map(([idx]) => idx)) + 1).fill(-1);
+    for (const [idx, s] of outs) outputSlots[idx] = s;
+    const refIns = REF_INPUTS[n.op] ?? [];
+    const deref = n.inputs.flatMap((r, j) => {
+      const producer = nodes.get(r.node);
+      return producer && REF_OUTPUT_OPS.has(producer.op) && !refIns.includes(j) ? [j] : [];
+    });
+    return {
+      node: n.name,
+      run: runs.get(n.name)!,
+      inputSlots: inputSlots[i],
+      deref,
+      outputSlots,
+      free: Int32Array.from(frees[i]),
+    };
+  });
+  return new Plan(steps, numSlots, feedSlots, fetchSlots, order.map((n) => n.op));
+}
+
+/**
+ * The fused dense → bias → softmax node: the fast kernel when x and W are float matrices and the
+ * bias a vector of the output width; the original three kernels otherwise, so every shape
+ * TensorFlow accepts still gives TensorFlow's answer.
+ */
+function compileFusedDenseSoftmax(
+  node: FusedNode,
+  compileNode: (n: GraphNode) => KernelRun | undefined,
+): KernelRun | undefined {
+  const fast = compileNode(node);
+  const [mm, add, sm] = node.replaces.map(compileNode);
+  if (!fast || !mm || !add || !sm) return undefined;
+  const ta = node.attr["transpose_a"]?.value.value === true;
+  const tb = node.attr["transpose_b"]?.value.value === true;
+  const biasFirst = node.biasFirst;
+  return (inputs) => {
+    const [x, w, b] = inputs;
+    const m = w.rank === 2 ? w.shape[tb ? 0 : 1] : -1;
+    if (
+      x.rank === 2 && w.rank === 2 && b.rank === 1 && b.shape[0] === m && !ta &&
+      x.data instanceof Float32Array && w.data instanceof Float32Array &&
+      b.data instanceof Float32Array
+    ) {
+      return fast(inputs);
+    }
+    const prod = mm([x, w])[0];
+    const sum = add(biasFirst ? [b, prod] : [prod, b])[0];
+    return sm([sum]);
+  };
+}

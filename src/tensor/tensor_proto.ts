@@ -1,0 +1,228 @@
+/**
+ * TensorProto ⇄ Tensor, following TensorFlow's `Tensor::FromProto` / `AsProtoField` rules.
+ *
+ * - `tensor_content` holds little-endian bytes; it is viewed in place where aligned, else copied
+ *   once.
+ * - The typed repeated fields (`float_val`, `int_val`, …) may hold fewer values than the shape
+ *   needs: none means all zeros, otherwise the last value is repeated (tensor.cc FromProtoField).
+ *
+ * @module
+ */
+import { create } from "@bufbuild/protobuf";
+import {
+  type TensorProto,
+  TensorProtoSchema,
+} from "../proto/gen/tensorflow/core/framework/tensor_pb.ts";
+import {
+  type TensorShapeProto,
+  TensorShapeProtoSchema,
+} from "../proto/gen/tensorflow/core/framework/tensor_shape_pb.ts";
+import { Code, ServingError } from "../errors.ts";
+import {
+  allocate,
+  baseType,
+  DataType,
+  dtypeName,
+  fromBytes,
+  lanes,
+  type NumericArray,
+  toBytes,
+} from "./dtype.ts";
+import { sizeOf, Tensor } from "./tensor.ts";
+
+/** Reads a fully defined shape; `-1` dims or unknown rank are rejected. */
+export function shapeFromProto(p: TensorShapeProto | undefined, what = "tensor"): number[] {
+  if (!p) return [];
+  if (p.unknownRank) {
+    throw new ServingError(Code.INVALID_ARGUMENT, `Cannot use a ${what} of unknown rank`);
+  }
+  return p.dim.map((d) => {
+    const n = Number(d.size);
+    if (!Number.isSafeInteger(n) || n < 0) {
+      throw new ServingError(
+        Code.INVALID_ARGUMENT,
+        `Cannot use a ${what} with dimension size ${d.size}`,
+      );
+    }
+    return n;
+  });
+}
+
+/** Reads a possibly partial shape: `undefined` for unknown rank, `-1` for unknown dims. */
+export function partialShapeFromProto(p: TensorShapeProto | undefined): number[] | undefined {
+  if (!p) return [];
+  if (p.unknownRank) return undefined;
+  return p.dim.map((d) => Number(d.size));
+}
+
+/** Writes a shape. */
+export function shapeToProto(shape: readonly number[]): TensorShapeProto {
+  return create(TensorShapeProtoSchema, {
+    dim: shape.map((size) => ({ size: BigInt(size) })),
+  });
+}
+
+function fill<T>(out: { length: number; [i: number]: T }, values: ArrayLike<T>, zero: T): void {
+  const n = out.length;
+  const m = values.length;
+  if (m === 0) {
+    for (let i = 0; i < n; i++) out[i] = zero;
+    return;
+  }
+  const k = Math.min(n, m);
+  for (let i = 0; i < k; i++) out[i] = values[i];
+  const last = values[m - 1];
+  for (let i = k; i < n; i++) out[i] = last;
+}
+
+/**
+ * Converts a TensorProto to a Tensor.
+ *
+ * @param what names the tensor in error messages (e.g. `input "x"`)
+ * @throws ServingError INVALID_ARGUMENT for a malformed proto or an unsupported type
+ */
+export function tensorFromProto(p: TensorProto, what = "tensor"): Tensor {
+  const dtype = baseType(p.dtype);
+  const shape = shapeFromProto(p.tensorShape, what);
+  const n = sizeOf(shape);
+  if (dtype === DataType.DT_STRING) {
+    const out: Uint8Array[] = new Array(n);
+    fill(out, p.stringVal, new Uint8Array(0));
+    return new Tensor(dtype, shape, out);
+  }
+  if (dtype === DataType.DT_INVALID || dtype === DataType.DT_VARIANT) {
+    throw new ServingError(
+      Code.INVALID_ARGUMENT,
+      `Cannot convert ${what} of type ${dtypeName(dtype)}`,
+    );
+  }
+  if (dtype === DataType.DT_RESOURCE) {
+    throw new ServingError(
+      Code.UNIMPLEMENTED,
+      `Cannot convert ${what} of type DT_RESOURCE from a TensorProto`,
+    );
+  }
+  if (p.tensorContent.byteLength > 0) {
+    try {
+      return new Tensor(dtype, shape, fromBytes(dtype, p.tensorContent, n));
+    } catch (e) {
+      throw ServingError.from(e, Code.INVALID_ARGUMENT).withPrefix(`Cannot read ${what}: `);
+    }
+  }
+  const data = allocate(dtype, n);
+  switch (dtype) {
+    case DataType.DT_FLOAT:
+      fill(data as Float32Array, p.floatVal, 0);
+      break;
+    case DataType.DT_DOUBLE:
+      fill(data as Float64Array, p.doubleVal, 0);
+      break;
+    case DataType.DT_INT32:
+    case DataType.DT_INT16:
+    case DataType.DT_INT8:
+    case DataType.DT_UINT8:
+    case DataType.DT_UINT16:
+    case DataType.DT_QINT8:
+    case DataType.DT_QUINT8:
+    case DataType.DT_QINT16:
+    case DataType.DT_QUINT16:
+    case DataType.DT_QINT32:
+      fill(data as Int32Array, p.intVal, 0);
+      break;
+    case DataType.DT_INT64:
+      fill(data as BigInt64Array, p.int64Val, 0n);
+      break;
+    case DataType.DT_UINT32:
+      fill(data as Uint32Array, p.uint32Val, 0);
+      break;
+    case DataType.DT_UINT64:
+      fill(data as BigUint64Array, p.uint64Val, 0n);
+      break;
+    case DataType.DT_BOOL:
+      fill(data as Uint8Array, p.boolVal.map((b) => (b ? 1 : 0)), 0);
+      break;
+    case DataType.DT_HALF:
+    case DataType.DT_BFLOAT16:
+      // Both are stored as their 16 raw bits in half_val.
+      fill(data as Uint16Array, p.halfVal, 0);
+      break;
+    case DataType.DT_COMPLEX64:
+    case DataType.DT_COMPLEX128: {
+      const vals = dtype === DataType.DT_COMPLEX64 ? p.scomplexVal : p.dcomplexVal;
+      fillComplex(data as Float32Array | Float64Array, vals);
+      break;
+    }
+    default:
+      throw new ServingError(
+        Code.UNIMPLEMENTED,
+        `Cannot convert ${what} of type ${dtypeName(dtype)}`,
+      );
+  }
+  return new Tensor(dtype, shape, data);
+}
+
+function fillComplex(out: Float32Array | Float64Array, vals: number[]): void {
+  const m = vals.length >> 1;
+  if (m === 0) return;
+  for (let i = 0; i < out.length; i += 2) {
+    const j = Math.min(i >> 1, m - 1) * 2;
+    out[i] = vals[j];
+    out[i + 1] = vals[j + 1];
+  }
+}
+
+/**
+ * Converts a Tensor to a TensorProto.
+ *
+ * @param useContent write numeric data into `tensor_content` (as TensorFlow's `AsProtoTensorContent`)
+ *   rather than the typed repeated field (`AsProtoField`, which TF Serving's Predict uses).
+ */
+export function tensorToProto(t: Tensor, useContent = false): TensorProto {
+  const p = create(TensorProtoSchema, { dtype: t.dtype, tensorShape: shapeToProto(t.shape) });
+  if (t.dtype === DataType.DT_STRING) {
+    p.stringVal = (t.data as Uint8Array[]).slice();
+    return p;
+  }
+  const d = t.data as NumericArray;
+  if (useContent) {
+    p.tensorContent = toBytes(d);
+    return p;
+  }
+  switch (t.dtype) {
+    case DataType.DT_FLOAT:
+      p.floatVal = Array.from(d as Float32Array);
+      break;
+    case DataType.DT_DOUBLE:
+      p.doubleVal = Array.from(d as Float64Array);
+      break;
+    case DataType.DT_INT64:
+      p.int64Val = Array.from(d as BigInt64Array);
+      break;
+    case DataType.DT_UINT64:
+      p.uint64Val = Array.from(d as BigUint64Array);
+      break;
+    case DataType.DT_UINT32:
+      p.uint32Val = Array.from(d as Uint32Array);
+      break;
+    case DataType.DT_BOOL:
+      p.boolVal = Array.from(d as Uint8Array, (v) => v !== 0);
+      break;
+    case DataType.DT_HALF:
+    case DataType.DT_BFLOAT16:
+      p.halfVal = Array.from(d as Uint16Array);
+      break;
+    case DataType.DT_COMPLEX64:
+      p.scomplexVal = Array.from(d as Float32Array);
+      break;
+    case DataType.DT_COMPLEX128:
+      p.dcomplexVal = Array.from(d as Float64Array);
+      break;
+    default:
+      if (lanes(t.dtype) === 1) {
+        p.intVal = Array.from(d as Int32Array);
+        break;
+      }
+      throw new ServingError(Code.UNIMPLEMENTED, `Cannot encode ${dtypeName(t.dtype)}`);
+  }
+  return p;
+}
