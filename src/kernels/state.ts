@@ -51,9 +51,9 @@ function addInto(a: Tensor, b: Tensor, sign: 1 | -1, op: string): Tensor {
   if (!sameShape(a.shape, b.shape)) {
     throw new ServingError(
       Code.INVALID_ARGUMENT,
-      `${op} requires shapes of both tensors to match. lhs shape= ${shapeString(a.shape)} rhs shape= ${
-        shapeString(b.shape)
-      }`,
+      `${op} requires shapes of both tensors to match. lhs shape= ${
+        shapeString(a.shape)
+      } rhs shape= ${shapeString(b.shape)}`,
     );
   }
   const x = a.numbers;
@@ -100,7 +100,7 @@ function assignRef(ctx: KernelContext, op: string, sign: 0 | 1 | -1) {
   };
 }
 
-function assignResource(ctx: KernelContext, op: string, sign: 0 | 1 | -1) {
+function assignResource(op: string, sign: 0 | 1 | -1) {
   return ([handle, value]: Tensor[]) => {
     const v = variableOf(handle, op);
     checkDtype(v, value);
@@ -118,7 +118,12 @@ export const stateKernels: Kernel[] = [
   { op: "AssignSub", compile: (ctx) => assignRef(ctx, "AssignSub", -1) },
   {
     op: "IsVariableInitialized",
-    compile: () => ([ref]) => [Tensor.scalar(DataType.DT_BOOL, variableOf(ref, "IsVariableInitialized").value !== undefined)],
+    compile: () => ([ref]) => [
+      Tensor.scalar(
+        DataType.DT_BOOL,
+        variableOf(ref, "IsVariableInitialized").value !== undefined,
+      ),
+    ],
   },
   {
     op: "VarHandleOp",
@@ -154,12 +159,14 @@ export const stateKernels: Kernel[] = [
       };
     },
   },
-  { op: "AssignVariableOp", compile: (ctx) => assignResource(ctx, "AssignVariableOp", 0) },
-  { op: "AssignAddVariableOp", compile: (ctx) => assignResource(ctx, "AssignAddVariableOp", 1) },
-  { op: "AssignSubVariableOp", compile: (ctx) => assignResource(ctx, "AssignSubVariableOp", -1) },
+  { op: "AssignVariableOp", compile: () => assignResource("AssignVariableOp", 0) },
+  { op: "AssignAddVariableOp", compile: () => assignResource("AssignAddVariableOp", 1) },
+  { op: "AssignSubVariableOp", compile: () => assignResource("AssignSubVariableOp", -1) },
   {
     op: "VarIsInitializedOp",
-    compile: () => ([h]) => [Tensor.scalar(DataType.DT_BOOL, variableOf(h, "VarIsInitializedOp").value !== undefined)],
+    compile: () => ([h]) => [
+      Tensor.scalar(DataType.DT_BOOL, variableOf(h, "VarIsInitializedOp").value !== undefined),
+    ],
   },
   // Resources are freed with the loaded version; an explicit destroy has nothing to do.
   { op: "DestroyResourceOp", compile: () => () => [] },

@@ -3,43 +3,15 @@
  *
  * @module
  */
-import { create } from "@bufbuild/protobuf";
-import {
-  type AttrValue,
-  AttrValueSchema,
-} from "../../src/proto/gen/tensorflow/core/framework/attr_value_pb.ts";
+import type { AttrValue } from "../../src/proto/gen/tensorflow/core/framework/attr_value_pb.ts";
+import { attrValue } from "../../src/graph/builder.ts";
 import { Attrs } from "../../src/kernels/attrs.ts";
 import type { Kernel, KernelRun } from "../../src/kernels/kernel.ts";
 import { Resources } from "../../src/runtime/resources.ts";
-import type { DataType } from "../../src/tensor/dtype.ts";
 import type { Tensor } from "../../src/tensor/tensor.ts";
-import { shapeToProto, tensorToProto } from "../../src/tensor/tensor_proto.ts";
 
-/** AttrValue builders. */
-export const attr = {
-  int: (v: number): AttrValue => create(AttrValueSchema, { value: { case: "i", value: BigInt(v) } }),
-  float: (v: number): AttrValue => create(AttrValueSchema, { value: { case: "f", value: v } }),
-  bool: (v: boolean): AttrValue => create(AttrValueSchema, { value: { case: "b", value: v } }),
-  string: (v: string): AttrValue =>
-    create(AttrValueSchema, { value: { case: "s", value: new TextEncoder().encode(v) } }),
-  type: (v: DataType): AttrValue => create(AttrValueSchema, { value: { case: "type", value: v } }),
-  shape: (v: number[]): AttrValue =>
-    create(AttrValueSchema, { value: { case: "shape", value: shapeToProto(v) } }),
-  tensor: (t: Tensor): AttrValue =>
-    create(AttrValueSchema, { value: { case: "tensor", value: tensorToProto(t, true) } }),
-  ints: (v: number[]): AttrValue =>
-    create(AttrValueSchema, { value: { case: "list", value: { i: v.map(BigInt) } } }),
-  floats: (v: number[]): AttrValue =>
-    create(AttrValueSchema, { value: { case: "list", value: { f: v } } }),
-  types: (v: DataType[]): AttrValue =>
-    create(AttrValueSchema, { value: { case: "list", value: { type: v } } }),
-  strings: (v: string[]): AttrValue =>
-    create(AttrValueSchema, {
-      value: { case: "list", value: { s: v.map((s) => new TextEncoder().encode(s)) } },
-    }),
-  shapes: (v: number[][]): AttrValue =>
-    create(AttrValueSchema, { value: { case: "list", value: { shape: v.map(shapeToProto) } } }),
-};
+/** AttrValue builders (the same ones the graph builder uses). */
+export const attr = attrValue;
 
 /** Compiles one node of `op` from `family` with `attrs`. */
 export function compileOp(

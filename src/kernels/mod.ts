@@ -1,0 +1,35 @@
+/**
+ * The default kernel registry: every op family the runtime ships.
+ *
+ * @module
+ */
+import { arrayKernels } from "./array.ts";
+import { functionalKernels } from "./functional.ts";
+import { ioKernels } from "./io.ts";
+import { lookupKernels } from "./lookup.ts";
+import { mathKernels } from "./math.ts";
+import { nnKernels } from "./nn.ts";
+import { parsingKernels } from "./parsing.ts";
+import { KernelRegistry } from "./registry.ts";
+import { stateKernels } from "./state.ts";
+import { stringKernels } from "./strings.ts";
+
+export { KernelRegistry };
+
+let registry: KernelRegistry | undefined;
+
+/** The registry of every shipped kernel (built once). */
+export function defaultRegistry(): KernelRegistry {
+  registry ??= new KernelRegistry(
+    arrayKernels,
+    mathKernels,
+    nnKernels,
+    stateKernels,
+    functionalKernels,
+    ioKernels,
+    parsingKernels,
+    lookupKernels,
+    stringKernels,
+  );
+  return registry;
+}
