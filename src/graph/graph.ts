@@ -41,13 +41,18 @@ export function parseTensorName(name: string): TensorRef & { control: boolean } 
   const colon = name.lastIndexOf(":");
   if (colon > 0) {
     const idx = name.slice(colon + 1);
-    if (/^\d+$/.test(idx)) return { node: name.slice(0, colon), index: Number(idx), control: false };
+    if (/^\d+$/.test(idx)) {
+      return { node: name.slice(0, colon), index: Number(idx), control: false };
+    }
   }
   return { node: name, index: 0, control: false };
 }
 
 /** Builds the normal form of a GraphDef's nodes; duplicate names are an error. */
-export function graphFromNodeDefs(nodes: readonly NodeDef[], where = "graph"): Map<string, GraphNode> {
+export function graphFromNodeDefs(
+  nodes: readonly NodeDef[],
+  where = "graph",
+): Map<string, GraphNode> {
   const g = new Map<string, GraphNode>();
   for (const n of nodes) {
     if (g.has(n.name)) {

@@ -12,7 +12,7 @@ import { Attrs } from "../kernels/attrs.ts";
 import type { Kernel, KernelRun, ResourceManager } from "../kernels/kernel.ts";
 import type { KernelRegistry } from "../kernels/registry.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import { FUSED_DENSE_SOFTMAX, type FusedNode, fuseDenseSoftmax } from "./fuse.ts";
+import { FUSED_DENSE_SOFTMAX, fuseDenseSoftmax, type FusedNode } from "./fuse.ts";
 import { type Graph, type GraphNode, refName, type TensorRef } from "./graph.ts";
 
 /** What a plan is compiled against. */
@@ -124,13 +124,19 @@ export class Plan {
       for (let i = 0; i < free.length; i++) slots[free[i]] = undefined;
     }
     const out: Tensor[] = new Array(this.fetchSlots.length);
-    for (let i = 0; i < out.length; i++) out[i] = slots[this.fetchSlots[i]]!;
+    for (let i = 0; i < out.length; i++) {
+      const t = slots[this.fetchSlots[i]]!;
+      // A fetched variable reference is returned as the variable's value.
+      out[i] = t.ref ? t.ref.read() : t;
+    }
     return out;
   }
 }
 
 /** Ops whose outputs are variable references (TensorFlow's ref types). */
 const REF_OUTPUT_OPS = new Set(["VariableV2", "Variable", "Assign", "AssignAdd", "AssignSub"]);
+/** Ops that pass their one input through unchanged. */
+const FORWARD_OPS = new Set(["Identity", "StopGradient", "PreventGradient", "Snapshot"]);
 /** Inputs that take a reference rather than a value, by op. */
 const REF_INPUTS: Readonly<Record<string, readonly number[]>> = {
   Assign: [0],
@@ -152,7 +158,8 @@ const REF_INPUTS: Readonly<Record<string, readonly number[]>> = {
 export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where: string): Plan {
   const fed = new Map<string, number>();
   spec.feeds.forEach((r, i) => fed.set(refName(r), i));
-  const fail = (msg: string) => new ServingError(Code.INVALID_ARGUMENT, `Cannot compile ${where}: ${msg}`);
+  const fail = (msg: string) =>
+    new ServingError(Code.INVALID_ARGUMENT, `Cannot compile ${where}: ${msg}`);
 
   // 1. Prune: walk back from fetches and targets, stopping at fed tensors.
   const nodes = new Map<string, GraphNode>();
@@ -189,7 +196,7 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
       list.push(n.name);
     }
   }
-  const order: GraphNode[] = [];
+  let order: GraphNode[] = [];
   const ready = [...nodes.values()].filter((n) => indegree.get(n.name) === 0).map((n) => n.name)
     .reverse();
   while (ready.length > 0) {
@@ -251,7 +258,12 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
   }
   if (missing.size > 0) throw new MissingOpsError(missing, where);
 
-  // 5. Slots: feeds first, then every output some step or fetch reads.
+  // 5. Slots: feeds first, then every output some step or fetch reads. An Identity of a value
+  // (not of a variable reference, which it must read) shares its input's slot and never runs:
+  // tensors are immutable, so forwarding is free.
+  const forwarded = (n: GraphNode) =>
+    FORWARD_OPS.has(n.op) && n.inputs.length === 1 && runs.has(n.name) &&
+    !REF_OUTPUT_OPS.has(nodes.get(n.inputs[0].node)?.op ?? "");
   const slotOf = new Map<string, number>();
   let numSlots = 0;
   const feedSlots = Int32Array.from(spec.feeds, (r) => {
@@ -259,12 +271,17 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
     if (!slotOf.has(key)) slotOf.set(key, numSlots++);
     return slotOf.get(key)!;
   });
-  const slot = (r: TensorRef) => {
+  const slot = (r: TensorRef): number => {
     const key = refName(r);
     let s = slotOf.get(key);
-    if (s === undefined) slotOf.set(key, s = numSlots++);
+    if (s === undefined) {
+      const producer = nodes.get(r.node);
+      s = producer && r.index === 0 && forwarded(producer) ? slot(producer.inputs[0]) : numSlots++;
+      slotOf.set(key, s);
+    }
     return s;
   };
+  order = order.filter((n) => !forwarded(n));
   const inputSlots = order.map((n) => Int32Array.from(n.inputs, slot));
   const fetchSlots = Int32Array.from(spec.fetches, slot);
   const lastUse = new Int32Array(numSlots).fill(-1);
@@ -277,9 +294,11 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
 
   // Which slots each node's outputs fill (a fed output is never overwritten by its producer).
   const outsOf = new Map<string, [number, number][]>();
-  const noteOutput = (r: TensorRef) => {
+  const noteOutput = (r: TensorRef): void => {
     const key = refName(r);
     if (fed.has(key)) return;
+    const producer = nodes.get(r.node);
+    if (producer && r.index === 0 && forwarded(producer)) return noteOutput(producer.inputs[0]);
     let list = outsOf.get(r.node);
     if (!list) outsOf.set(r.node, list = []);
     if (!list.some(([idx]) => idx === r.index)) list.push([r.index, slotOf.get(key)!]);

@@ -1,0 +1,25 @@
+/**
+ * `deno task bench [section…]`: runs the benchmarks and prints markdown for the README's
+ * performance section. Every figure is a ratio against a baseline measured in the same run.
+ *
+ * @module
+ */
+import { benchRuntime } from "./bench/runtime.ts";
+
+const SECTIONS: Record<string, () => Promise<string>> = {
+  runtime: benchRuntime,
+};
+
+if (import.meta.main) {
+  const wanted = Deno.args.filter((a) => a !== "--");
+  const names = wanted.length > 0 ? wanted : Object.keys(SECTIONS);
+  for (const name of names) {
+    const run = SECTIONS[name];
+    if (!run) {
+      console.error(`Unknown bench section "${name}" (known: ${Object.keys(SECTIONS).join(", ")})`);
+      Deno.exit(2);
+    }
+    console.log(await run());
+    console.log();
+  }
+}

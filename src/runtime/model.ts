@@ -1,0 +1,273 @@
+/**
+ * A loaded SavedModel version: the session after restore and init, and its signatures compiled
+ * into plans. `loadModel()` is the runtime's entry point; it follows TensorFlow's C++ loader:
+ * read the MetaGraphDef, restore variables through the graph's own restore op, run the init op
+ * with the asset paths fed, then compile every signature so a missing kernel fails the load.
+ *
+ * @module
+ */
+import { create } from "@bufbuild/protobuf";
+import { GraphDefSchema } from "../proto/gen/tensorflow/core/framework/graph_pb.ts";
+import type {
+  SignatureDef,
+  TensorInfo,
+} from "../proto/gen/tensorflow/core/protobuf/meta_graph_pb.ts";
+import { Code, ServingError } from "../errors.ts";
+import type { KernelRegistry } from "../kernels/registry.ts";
+import { defaultRegistry } from "../kernels/mod.ts";
+import { parseTensorName, type TensorRef } from "../graph/graph.ts";
+import { MissingOpsError, type Plan } from "../graph/plan.ts";
+import { readSavedModel, type SavedModelBundle } from "../saved_model/reader.ts";
+import { baseType, DataType, dtypeName } from "../tensor/dtype.ts";
+import { shapeString, Tensor } from "../tensor/tensor.ts";
+import { partialShapeFromProto } from "../tensor/tensor_proto.ts";
+import { Session } from "./session.ts";
+
+/** One input or output of a signature. */
+export interface SignatureTensor {
+  /** The alias clients use (`x`). */
+  readonly alias: string;
+  /** The graph tensor (`x:0`). */
+  readonly name: string;
+  /** The element type (reference types as their base type). */
+  readonly dtype: DataType;
+  /** Dims with -1 for unknown; undefined for unknown rank. */
+  readonly shape: readonly number[] | undefined;
+}
+
+/** Formats a partial shape: `[-1,1]`, or `<unknown>`. */
+export function partialShapeString(shape: readonly number[] | undefined): string {
+  return shape === undefined ? "<unknown>" : shapeString(shape);
+}
+
+function describe(alias: string, info: TensorInfo, sig: string): SignatureTensor {
+  if (info.encoding.case !== "name") {
+    throw new ServingError(
+      Code.UNIMPLEMENTED,
+      `Cannot use tensor "${alias}" of signature "${sig}": ${
+        info.encoding.case ?? "no"
+      } encoding is not supported (only dense tensors)`,
+    );
+  }
+  return {
+    alias,
+    name: info.encoding.value,
+    dtype: baseType(info.dtype),
+    shape: partialShapeFromProto(info.tensorShape),
+  };
+}
+
+/** True if a tensor's shape fits a partial shape. */
+export function shapeFits(shape: readonly number[], want: readonly number[] | undefined): boolean {
+  if (want === undefined) return true;
+  return shape.length === want.length && want.every((d, i) => d < 0 || d === shape[i]);
+}
+
+/** A compiled signature of a loaded model. */
+export class Signature {
+  /** Inputs, sorted by alias (the feed order). */
+  readonly inputs: readonly SignatureTensor[];
+  /** Outputs, sorted by alias. */
+  readonly outputs: readonly SignatureTensor[];
+  readonly #plans = new Map<string, Plan>();
+  readonly #inputIndex: ReadonlyMap<string, number>;
+  readonly #outputByAlias: ReadonlyMap<string, SignatureTensor>;
+
+  /** @internal Built by loadModel(). */
+  constructor(
+    /** The signature key. */
+    readonly key: string,
+    /** The SignatureDef as stored. */
+    readonly def: SignatureDef,
+    private readonly session: Session,
+  ) {
+    const sorted = (m: Record<string, TensorInfo>) =>
+      Object.keys(m).sort().map((a) => describe(a, m[a], key));
+    this.inputs = sorted(def.inputs);
+    this.outputs = sorted(def.outputs);
+    this.#inputIndex = new Map(this.inputs.map((t, i) => [t.alias, i]));
+    this.#outputByAlias = new Map(this.outputs.map((t) => [t.alias, t]));
+  }
+
+  /** The method name (`tensorflow/serving/predict`, …). */
+  get methodName(): string {
+    return this.def.methodName;
+  }
+
+  /** The plan fetching `aliases` (compiled once per distinct set). */
+  plan(aliases: readonly string[]): Plan {
+    const key = aliases.join("\0");
+    let plan = this.#plans.get(key);
+    if (!plan) {
+      const ref = (t: SignatureTensor): TensorRef => parseTensorName(t.name);
+      plan = this.session.compile(
+        {
+          feeds: this.inputs.map(ref),
+          fetches: aliases.map((a) => ref(this.#outputByAlias.get(a)!)),
+        },
+        `signature "${this.key}"`,
+      );
+      this.#plans.set(key, plan);
+    }
+    return plan;
+  }
+
+  /**
+   * Runs the signature.
+   *
+   * @param inputs a tensor per input alias; every input must be given
+   * @param outputAliases the outputs wanted (default: all, sorted by alias)
+   * @returns the outputs by alias
+   * @throws ServingError INVALID_ARGUMENT for an unknown or missing input, a dtype or shape that
+   *   does not fit the signature, or an unknown output
+   */
+  run(
+    inputs: Readonly<Record<string, Tensor>>,
+    outputAliases?: readonly string[],
+  ): Record<string, Tensor> {
+    const feeds: Tensor[] = new Array(this.inputs.length);
+    let given = 0;
+    for (const alias in inputs) {
+      const i = this.#inputIndex.get(alias);
+      if (i === undefined) {
+        throw new ServingError(
+          Code.INVALID_ARGUMENT,
+          `Input "${alias}" is not in signature "${this.key}" (inputs: ${
+            this.inputs.map((t) => t.alias).join(", ")
+          })`,
+        );
+      }
+      const spec = this.inputs[i];
+      const t = inputs[alias];
+      if (t.dtype !== spec.dtype) {
+        throw new ServingError(
+          Code.INVALID_ARGUMENT,
+          `Input "${alias}" of signature "${this.key}" must be ${dtypeName(spec.dtype)}, got ${
+            dtypeName(t.dtype)
+          }`,
+        );
+      }
+      if (!shapeFits(t.shape, spec.shape)) {
+        throw new ServingError(
+          Code.INVALID_ARGUMENT,
+          `Input "${alias}" of signature "${this.key}" has shape ${
+            shapeString(t.shape)
+          }, which does not fit ${partialShapeString(spec.shape)}`,
+        );
+      }
+      feeds[i] = t;
+      given++;
+    }
+    if (given !== this.inputs.length) {
+      const missing = this.inputs.filter((t) => !(t.alias in inputs)).map((t) => t.alias);
+      throw new ServingError(
+        Code.INVALID_ARGUMENT,
+        `Missing input(s) ${missing.map((a) => `"${a}"`).join(", ")} of signature "${this.key}"`,
+      );
+    }
+    const aliases = outputAliases ?? this.outputs.map((t) => t.alias);
+    for (const a of aliases) {
+      if (!this.#outputByAlias.has(a)) {
+        throw new ServingError(
+          Code.INVALID_ARGUMENT,
+          `Output "${a}" is not in signature "${this.key}" (outputs: ${
+            this.outputs.map((t) => t.alias).join(", ")
+          })`,
+        );
+      }
+    }
+    const outs = this.plan(aliases).run(feeds);
+    const result: Record<string, Tensor> = {};
+    aliases.forEach((a, i) => (result[a] = outs[i]));
+    return result;
+  }
+}
+
+/** Options of loadModel(). */
+export interface LoadOptions {
+  /** The MetaGraphDef tag set (default `["serve"]`). */
+  readonly tags?: readonly string[];
+  /** The kernels (default: every shipped kernel). */
+  readonly registry?: KernelRegistry;
+}
+
+/** A loaded SavedModel version. */
+export class Model {
+  /** @internal Built by loadModel(). */
+  constructor(
+    /** What was read from disk. */
+    readonly bundle: SavedModelBundle,
+    /** The session holding the variables. */
+    readonly session: Session,
+    /** Signatures by key. */
+    readonly signatures: ReadonlyMap<string, Signature>,
+  ) {}
+
+  /**
+   * The signature under `key` (`""` means `serving_default`).
+   *
+   * @throws ServingError FAILED_PRECONDITION as TF Serving words it for an unknown key
+   */
+  signature(key: string): Signature {
+    const k = key === "" ? "serving_default" : key;
+    const s = this.signatures.get(k);
+    if (!s) {
+      throw new ServingError(Code.FAILED_PRECONDITION, `Serving signature key "${k}" not found.`);
+    }
+    return s;
+  }
+}
+
+/**
+ * Loads a SavedModel version directory.
+ *
+ * @param exportDir the version directory (holding `saved_model.pb`)
+ * @throws ServingError naming the file, node or op that failed
+ */
+export async function loadModel(exportDir: string, options: LoadOptions = {}): Promise<Model> {
+  const bundle = await readSavedModel(exportDir, options.tags ?? ["serve"]);
+  const mg = bundle.metaGraph;
+  const registry = options.registry ?? defaultRegistry();
+  const session = new Session(
+    mg.graphDef ?? create(GraphDefSchema),
+    mg.metaInfoDef?.strippedOpList?.op ?? [],
+    registry,
+  );
+
+  // Compile the signatures first: a model with an op we lack fails before touching variables,
+  // and the error lists every missing op at once.
+  const signatures = new Map<string, Signature>();
+  const missing = new Map<string, string[]>();
+  for (const [key, def] of bundle.signatures) {
+    const sig = new Signature(key, def, session);
+    try {
+      sig.plan(sig.outputs.map((t) => t.alias));
+    } catch (e) {
+      if (!(e instanceof MissingOpsError)) throw e;
+      for (const [op, nodes] of e.ops) missing.set(op, [...(missing.get(op) ?? []), ...nodes]);
+    }
+    signatures.set(key, sig);
+  }
+  if (missing.size > 0) throw new MissingOpsError(missing, `SavedModel ${exportDir}`);
+
+  const assetFeeds = bundle.assets.map((a) => ({
+    ref: parseTensorName(a.tensor),
+    value: Tensor.strings([a.path], []),
+  }));
+  if (bundle.restore) {
+    const r = bundle.restore;
+    const plan = session.compile(
+      { feeds: [parseTensorName(r.filenameTensor)], fetches: [], targets: [r.op] },
+      `restore op "${r.op}" of ${exportDir}`,
+    );
+    plan.run([Tensor.strings([r.prefix], [])]);
+  }
+  if (bundle.initOp) {
+    const plan = session.compile(
+      { feeds: assetFeeds.map((a) => a.ref), fetches: [], targets: [bundle.initOp] },
+      `init op "${bundle.initOp}" of ${exportDir}`,
+    );
+    plan.run(assetFeeds.map((a) => a.value));
+  }
+  return new Model(bundle, session, signatures);
+}
