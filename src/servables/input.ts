@@ -1,0 +1,149 @@
+/**
+ * The `Input` of Classify, Regress and MultiInference into the one tensor their signatures take:
+ * a DT_STRING vector of serialized tf.Examples (util.cc `InputToSerializedExampleTensor`), and
+ * the feed type check TensorFlow's session applies to every fed tensor.
+ *
+ * With `example_list_with_context`, upstream does not merge messages: it writes the serialized
+ * context and then the serialized example into one string. Parsing that string merges the two,
+ * so the example's features are added to the context's, and a feature both name takes the
+ * example's value (the later map entry wins). The same bytes are produced here.
+ *
+ * @module
+ */
+import { toBinary } from "@bufbuild/protobuf";
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+import { type Example, ExampleSchema } from "../proto/gen/tensorflow/core/example/example_pb.ts";
+import type { Input } from "../proto/gen/tensorflow_serving/apis/input_pb.ts";
+import { Code, ServingError } from "../errors.ts";
+import { DataType, dtypeName } from "../tensor/dtype.ts";
+import { Tensor } from "../tensor/tensor.ts";
+
+const EMPTY: Uint8Array = new Uint8Array(0);
+
+function emptyInput(): ServingError {
+  return new ServingError(Code.INVALID_ARGUMENT, "Input is empty.");
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.length === 0) return b;
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+function serializeAll(examples: readonly Example[], context: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = new Array(examples.length);
+  for (let i = 0; i < examples.length; i++) {
+    out[i] = concat(context, toBinary(ExampleSchema, examples[i]));
+  }
+  return out;
+}
+
+/**
+ * Turns a decoded `Input` into a DT_STRING tensor of shape `[num_examples]` holding one
+ * serialized tf.Example per example (with the context's bytes in front of each, as upstream).
+ *
+ * @param input the request's input; undefined counts as empty (as an unset proto field does)
+ * @throws ServingError INVALID_ARGUMENT `Input is empty.` when there are no examples
+ *
+ * @example
+ * ```ts
+ * const t = inputToExamplesTensor(request.input); // DT_STRING, shape [n]
+ * ```
+ */
+export function inputToExamplesTensor(input: Input | undefined): Tensor {
+  const kind = input?.kind;
+  let strings: Uint8Array[];
+  switch (kind?.case) {
+    case "exampleList":
+      strings = serializeAll(kind.value.examples, EMPTY);
+      break;
+    case "exampleListWithContext": {
+      const ctx = kind.value.context;
+      strings = serializeAll(kind.value.examples, ctx ? toBinary(ExampleSchema, ctx) : EMPTY);
+      break;
+    }
+    default:
+      strings = [];
+  }
+  if (strings.length === 0) throw emptyInput();
+  return new Tensor(DataType.DT_STRING, [strings.length], strings);
+}
+
+/**
+ * The same as {@link inputToExamplesTensor} for an `Input` still in wire format: the examples
+ * are taken as byte ranges without decoding them (upstream's `SerializedInput` trick), so a
+ * transport may skip building Example messages. The result's strings view `bytes`.
+ *
+ * Follows protobuf merge rules: of the two `kind` fields the last one present wins; a field
+ * repeated appends its examples and merges its context.
+ *
+ * @param bytes a serialized `tensorflow.serving.Input`
+ * @throws ServingError INVALID_ARGUMENT when the bytes do not parse or hold no examples
+ */
+export function serializedInputToExamplesTensor(bytes: Uint8Array): Tensor {
+  let kind = 0;
+  let examples: Uint8Array[] = [];
+  let context: Uint8Array = EMPTY;
+  try {
+    const r = new BinaryReader(bytes);
+    while (r.pos < r.len) {
+      const [field, wire] = r.tag();
+      if ((field === 1 || field === 2) && wire === WireType.LengthDelimited) {
+        if (field !== kind) {
+          kind = field;
+          examples = [];
+          context = EMPTY;
+        }
+        const inner = new BinaryReader(r.bytes());
+        while (inner.pos < inner.len) {
+          const [f, w] = inner.tag();
+          if (f === 1 && w === WireType.LengthDelimited) examples.push(inner.bytes());
+          else if (f === 2 && w === WireType.LengthDelimited && kind === 2) {
+            // A repeated singular message field merges: its bytes concatenate.
+            context = concat(context, inner.bytes());
+          } else inner.skip(w, f);
+        }
+      } else r.skip(wire, field);
+    }
+  } catch (e) {
+    throw new ServingError(
+      Code.INVALID_ARGUMENT,
+      `Could not parse Input: ${e instanceof Error ? e.message : String(e)}`,
+      { cause: e },
+    );
+  }
+  if (examples.length === 0) throw emptyInput();
+  const strings = context.length === 0 ? examples : examples.map((ex) => concat(context, ex));
+  return new Tensor(DataType.DT_STRING, [strings.length], strings);
+}
+
+/** TensorFlow's `DataTypeString`: `float`, `int32`, `string`, … */
+export function tfTypeString(dtype: DataType): string {
+  const name = dtypeName(dtype);
+  if (!name.startsWith("DT_")) return name;
+  // DT_FLOAT → float, DT_FLOAT_REF → float_ref, as TensorFlow prints them.
+  return name.slice(3).toLowerCase();
+}
+
+/**
+ * Checks fed tensors against the types the graph expects, with the message TensorFlow's session
+ * gives (`FunctionCallFrame::SetArgs`), which clients of TF Serving see for a wrong dtype.
+ *
+ * @param feeds the tensors, in feed order
+ * @param want the expected type of each feed
+ * @throws ServingError INVALID_ARGUMENT `Expects arg[0] to be float but string is provided`
+ */
+export function checkFeedTypes(feeds: readonly Tensor[], want: readonly DataType[]): void {
+  for (let i = 0; i < feeds.length; i++) {
+    if (feeds[i].dtype !== want[i]) {
+      throw new ServingError(
+        Code.INVALID_ARGUMENT,
+        `Expects arg[${i}] to be ${tfTypeString(want[i])} but ${
+          tfTypeString(feeds[i].dtype)
+        } is provided`,
+      );
+    }
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * Predict over a loaded model, as TF Serving's `RunPredict`
+ * (tensorflow_serving/servables/tensorflow/predict_util.cc): resolve the signature, check the
+ * request's inputs against it (filling signature defaults), check the output filter, run, and
+ * write the outputs by alias.
+ *
+ * Messages are upstream's, word for word, since clients match them. Like TensorFlow's session,
+ * fed shapes are not checked against the signature's shapes (a placeholder that is fed is
+ * replaced, so `[3]` may be fed where the signature says `[-1,1]`); dtypes are.
+ *
+ * @module
+ */
+import { create } from "@bufbuild/protobuf";
+import type { TensorProto } from "../proto/gen/tensorflow/core/framework/tensor_pb.ts";
+import {
+  type PredictRequest,
+  type PredictResponse,
+  PredictResponseSchema,
+} from "../proto/gen/tensorflow_serving/apis/predict_pb.ts";
+import { Code, ServingError } from "../errors.ts";
+import type { Model, Signature } from "../runtime/model.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+import { tensorFromProto, tensorToProto } from "../tensor/tensor_proto.ts";
+import { checkFeedTypes } from "./input.ts";
+import {
+  CLASSIFY_METHOD_NAME,
+  makeModelSpec,
+  PREDICT_METHOD_NAME,
+  REGRESS_METHOD_NAME,
+  requireModelSpec,
+  resolveSignatureName,
+  type ServableOptions,
+} from "./model_spec.ts";
+
+/** Keys of a proto map as upstream's `GetMapKeys` returns them: a sorted set. */
+function mapKeys(m: Readonly<Record<string, unknown>>): string[] {
+  return Object.keys(m).sort();
+}
+
+/** Elements of `a` not in `b` (upstream's `SetDifference`; both sorted). */
+function setDifference(a: readonly string[], b: readonly string[]): string[] {
+  const s = new Set(b);
+  return a.filter((x) => !s.has(x));
+}
+
+/**
+ * Looks up the signature Predict runs.
+ *
+ * @throws ServingError FAILED_PRECONDITION `Serving signature key "x" not found.`
+ */
+export function predictSignature(model: Model, signatureName: string): Signature {
+  const sig = model.signatures.get(signatureName);
+  if (!sig) {
+    throw new ServingError(
+      Code.FAILED_PRECONDITION,
+      `Serving signature key "${signatureName}" not found.`,
+    );
+  }
+  return sig;
+}
+
+/** Upstream's `VerifySignature`, effective only with the method-name check on. */
+function verifySignature(sig: Signature, options: ServableOptions): void {
+  const m = sig.methodName;
+  if (
+    options.enableSignatureMethodNameCheck && m !== PREDICT_METHOD_NAME &&
+    m !== CLASSIFY_METHOD_NAME && m !== REGRESS_METHOD_NAME
+  ) {
+    throw new ServingError(
+      Code.INTERNAL,
+      `Expected prediction signature method_name to be one of {${PREDICT_METHOD_NAME}, ${CLASSIFY_METHOD_NAME}, ${REGRESS_METHOD_NAME}}. Was: ${m}`,
+    );
+  }
+}
+
+/** Upstream's `VerifyRequestInputsSize`. */
+function verifyRequestInputsSize(sig: Signature, req: PredictRequest): void {
+  const requestInputs = mapKeys(req.inputs);
+  const signatureInputs = sig.inputs.map((t) => t.alias);
+  const hasDefaults = Object.keys(sig.def.defaults).length > 0;
+  if (
+    requestInputs.length > signatureInputs.length ||
+    (requestInputs.length < signatureInputs.length && !hasDefaults)
+  ) {
+    throw new ServingError(
+      Code.INVALID_ARGUMENT,
+      `input size does not match signature: ${requestInputs.length}!=${signatureInputs.length} len({${
+        requestInputs.join(",")
+      }}) != len({${signatureInputs.join(",")}}). Sent extra: {${
+        setDifference(requestInputs, signatureInputs).join(",")
+      }}. Missing but required: {${setDifference(signatureInputs, requestInputs).join(",")}}.`,
+    );
+  }
+}
+
+/**
+ * Upstream's `saved_model::GetInputValues`: one tensor per signature input (in the signature's
+ * alias order), from the request or else the signature's default.
+ */
+function inputValues(sig: Signature, req: PredictRequest): Tensor[] {
+  const defaults = sig.def.defaults;
+  const feeds: Tensor[] = new Array(sig.inputs.length);
+  let seen = 0;
+  const seenAliases: string[] = [];
+  for (let i = 0; i < sig.inputs.length; i++) {
+    const { alias, name } = sig.inputs[i];
+    let proto: TensorProto;
+    if (Object.hasOwn(req.inputs, alias)) {
+      proto = req.inputs[alias];
+      seen++;
+      seenAliases.push(alias);
+    } else if (Object.hasOwn(defaults, alias)) {
+      proto = defaults[alias];
+    } else {
+      throw new ServingError(
+        Code.INVALID_ARGUMENT,
+        `Signature input alias: ${alias}(feed name: ${name}) not found in request and no default value provided. Inputs expected to be in the request {${
+          mapKeys(req.inputs).join(",")
+        }}, or default input alias set: ${mapKeys(defaults).join(",")}`,
+      );
+    }
+    try {
+      feeds[i] = tensorFromProto(proto, `input "${alias}"`);
+    } catch (e) {
+      throw new ServingError(Code.INVALID_ARGUMENT, `tensor parsing error: ${alias}`, {
+        cause: e,
+      });
+    }
+  }
+  const requestInputs = mapKeys(req.inputs);
+  if (requestInputs.length > 0 && seen !== requestInputs.length) {
+    throw new ServingError(
+      Code.INVALID_ARGUMENT,
+      `Inputs contains invalid name. Used request inputs: ${
+        seenAliases.sort().join(",")
+      }, request input: ${requestInputs.join(",")}`,
+    );
+  }
+  return feeds;
+}
+
+/** The output aliases to fetch: the filter, checked, or else every output. */
+function outputAliases(sig: Signature, req: PredictRequest): string[] {
+  const known = new Set(sig.outputs.map((t) => t.alias));
+  const seen = new Set<string>();
+  for (const alias of req.outputFilter) {
+    if (!known.has(alias)) {
+      throw new ServingError(
+        Code.INVALID_ARGUMENT,
+        `output tensor alias not found in signature: ${alias} Outputs expected to be in the set {${
+          sig.outputs.map((t) => t.alias).join(",")
+        }}.`,
+      );
+    }
+    if (seen.has(alias)) {
+      throw new ServingError(Code.INVALID_ARGUMENT, `duplicate output tensor alias: ${alias}`);
+    }
+    seen.add(alias);
+  }
+  return seen.size > 0 ? [...seen] : sig.outputs.map((t) => t.alias);
+}
+
+/**
+ * Runs Predict on a loaded model.
+ *
+ * @param model the loaded model version
+ * @param version its version number (echoed in the response's model spec)
+ * @param modelName the servable's name (echoed in the response's model spec)
+ * @param req the request; `model_spec.signature_name` empty means `serving_default`
+ * @param options server-wide options (method-name check, tensor_content outputs)
+ * @returns the outputs by alias, as typed repeated fields unless
+ *   `enableSerializationAsTensorContent`
+ * @throws ServingError INVALID_ARGUMENT for a request that does not fit the signature,
+ *   FAILED_PRECONDITION for an unknown signature, or the kernel's error from the run
+ *
+ * @example
+ * ```ts
+ * const res = predict(model, 123, "half_plus_two", create(PredictRequestSchema, {
+ *   modelSpec: { name: "half_plus_two" },
+ *   inputs: { x: tensorToProto(Tensor.float32([1, 2], [2, 1])) },
+ * }));
+ * ```
+ */
+export function predict(
+  model: Model,
+  version: number,
+  modelName: string,
+  req: PredictRequest,
+  options: ServableOptions = {},
+): PredictResponse {
+  const spec = requireModelSpec(req.modelSpec);
+  const signatureName = resolveSignatureName(spec.signatureName);
+  const sig = predictSignature(model, signatureName);
+  const response = create(PredictResponseSchema, {
+    modelSpec: makeModelSpec(modelName, signatureName, version),
+  });
+
+  verifySignature(sig, options);
+  verifyRequestInputsSize(sig, req);
+  const feeds = inputValues(sig, req);
+  const aliases = outputAliases(sig, req);
+  checkFeedTypes(feeds, sig.inputs.map((t) => t.dtype));
+
+  // One compiled plan per set of outputs, whatever order the filter lists them in.
+  const fetch = aliases.length > 1 ? [...aliases].sort() : aliases;
+  const outs = sig.plan(fetch).run(feeds);
+  if (outs.length !== fetch.length) {
+    throw new ServingError(Code.UNKNOWN, "Predict internal error");
+  }
+  const useContent = options.enableSerializationAsTensorContent === true;
+  for (let i = 0; i < fetch.length; i++) {
+    response.outputs[fetch[i]] = tensorToProto(outs[i], useContent);
+  }
+  return response;
+}
