@@ -112,7 +112,9 @@ export function fromBytes(dtype: DataType, bytes: Uint8Array, size: number): Num
   if (bytes.byteLength !== need) {
     throw new ServingError(
       Code.INVALID_ARGUMENT,
-      `Cannot read ${size} ${dtypeName(dtype)} values from ${bytes.byteLength} bytes (need ${need})`,
+      `Cannot read ${size} ${
+        dtypeName(dtype)
+      } values from ${bytes.byteLength} bytes (need ${need})`,
     );
   }
   if (bytes.byteOffset % ctor.BYTES_PER_ELEMENT === 0) {
