@@ -5,54 +5,15 @@
  *
  * @module
  */
-import { create, toBinary } from "@bufbuild/protobuf";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
-import { SavedModelSchema } from "../../src/proto/gen/tensorflow/core/protobuf/saved_model_pb.ts";
-import { attrValue, GraphBuilder, signatureDef, tensorInfo } from "../../src/graph/builder.ts";
 import { loadModel } from "../../src/runtime/model.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { table, time, us } from "./timing.ts";
+import { denseWeights, random, writeDenseSoftmax } from "./models.ts";
 
 const TESTDATA = new URL("../../../shared/testdata/tf-serving/", import.meta.url).pathname;
-
-function random(n: number, seed: number): Float32Array {
-  let s = seed;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    out[i] = (s / 2 ** 32 - 0.5) * 0.2;
-  }
-  return out;
-}
-
-/** Writes a SavedModel computing softmax(x·W + b) with W [784,10], b [10] as constants. */
-async function writeDenseSoftmax(dir: string, w: Float32Array, b: Float32Array): Promise<void> {
-  const g = new GraphBuilder();
-  const x = g.placeholder("x", DataType.DT_FLOAT, [-1, 784]);
-  const W = g.constant("W", new Tensor(DataType.DT_FLOAT, [784, 10], w));
-  const B = g.constant("b", new Tensor(DataType.DT_FLOAT, [10], b));
-  const mm = g.op("MatMul", "MatMul", [x, W], { T: attrValue.type(DataType.DT_FLOAT) });
-  const add = g.op("add", "AddV2", [mm, B], { T: attrValue.type(DataType.DT_FLOAT) });
-  const y = g.op("y", "Softmax", [add], { T: attrValue.type(DataType.DT_FLOAT) });
-  const sm = create(SavedModelSchema, {
-    savedModelSchemaVersion: 1n,
-    metaGraphs: [{
-      metaInfoDef: { tags: ["serve"] },
-      graphDef: g.graph(),
-      signatureDef: {
-        predict_images: signatureDef(
-          { images: tensorInfo(x, DataType.DT_FLOAT, [-1, 784]) },
-          { scores: tensorInfo(y, DataType.DT_FLOAT, [-1, 10]) },
-          "tensorflow/serving/predict",
-        ),
-      },
-    }],
-  });
-  await Deno.mkdir(dir, { recursive: true });
-  await Deno.writeFile(`${dir}/saved_model.pb`, toBinary(SavedModelSchema, sm));
-}
 
 /** The bare loop: softmax(x·W + b), row by row. */
 function bareDense(x: Float32Array, w: Float32Array, b: Float32Array, n: number): Float32Array {
@@ -84,9 +45,8 @@ function bareHalfPlusTwo(x: Float32Array): Float32Array {
 export async function benchRuntime(): Promise<string> {
   await tf.setBackend("cpu");
   const dir = await Deno.makeTempDir({ prefix: "bench_dense_" });
-  const w = random(784 * 10, 1);
-  const b = random(10, 2);
-  await writeDenseSoftmax(dir, w, b);
+  const { w, b } = denseWeights();
+  await writeDenseSoftmax(dir);
   const dense = (await loadModel(dir)).signature("predict_images");
   const hp2 = (await loadModel(`${TESTDATA}saved_model_half_plus_two_cpu/00000123`))
     .signature("serving_default");

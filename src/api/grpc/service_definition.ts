@@ -1,0 +1,130 @@
+/**
+ * grpc-js service definitions built from protobuf-es `GenService` descriptors, so the transport
+ * needs no generated gRPC stubs: a method's path is `/<package>.<Service>/<Method>` and its
+ * messages go through `toBinary` / `fromBinary`.
+ *
+ * A request that does not decode is not thrown from the deserializer (grpc-js would answer
+ * INTERNAL "Error deserializing request"); it decodes to {@link UNDECODABLE} and the handler
+ * answers what the C++ server (TF Serving) answers: grpc++'s `GenericDeserialize` returns
+ * `Status(INTERNAL, msg->InitializationErrorString())`, and for a proto3 message that string is
+ * empty (no required fields), so the status is INTERNAL with an empty message.
+ *
+ * @module
+ */
+import {
+  type DescMessage,
+  type DescMethod,
+  fromBinary,
+  type MessageShape,
+  toBinary,
+} from "@bufbuild/protobuf";
+import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+import type { MethodDefinition } from "@grpc/grpc-js";
+import { Buffer } from "node:buffer";
+import { Code } from "../../errors.ts";
+
+/** What a request decodes to when its bytes are not a valid message. */
+export const UNDECODABLE: unique symbol = Symbol("undecodable request");
+
+/** A decoded request, or {@link UNDECODABLE}. */
+export type Decoded<T> = T | typeof UNDECODABLE;
+
+/**
+ * The status grpc++ gives a request it cannot parse: INTERNAL with the message's
+ * `InitializationErrorString()`, which is empty for proto3 messages.
+ */
+export const UNDECODABLE_STATUS: { readonly code: number; readonly details: string } = {
+  code: Code.INTERNAL,
+  details: "",
+};
+
+/** The request message type of a method descriptor. */
+export type MethodInput<M extends Pick<DescMethod, "input">> = MessageShape<M["input"]>;
+/** The response message type of a method descriptor. */
+export type MethodOutput<M extends Pick<DescMethod, "output">> = MessageShape<M["output"]>;
+
+/**
+ * A grpc-js service definition keyed by the methods' local names (`predict`, `getModelStatus`);
+ * requests decode to {@link Decoded}.
+ */
+export type GrpcServiceDefinition<S extends GenServiceMethods> = {
+  readonly [K in keyof S]: MethodDefinition<Decoded<MethodInput<S[K]>>, MethodOutput<S[K]>>;
+};
+
+/**
+ * The HTTP/2 path of a method, e.g. `/tensorflow.serving.PredictionService/Predict`.
+ *
+ * @param method a method descriptor (`PredictionService.method.predict`)
+ */
+export function methodPath(method: DescMethod): string {
+  return `/${method.parent.typeName}/${method.name}`;
+}
+
+/**
+ * Encodes a message into a Buffer without copying (grpc-js wants a Buffer).
+ *
+ * @param schema the message schema
+ * @param message the message
+ * @returns the wire bytes
+ */
+export function encodeMessage<D extends DescMessage>(schema: D, message: MessageShape<D>): Buffer {
+  const bytes = toBinary(schema, message);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/**
+ * Decodes wire bytes, or returns {@link UNDECODABLE} when they are not a valid message.
+ *
+ * @param schema the message schema
+ * @param bytes the wire bytes
+ */
+export function decodeRequest<D extends DescMessage>(
+  schema: D,
+  bytes: Uint8Array,
+): Decoded<MessageShape<D>> {
+  try {
+    return fromBinary(schema, bytes);
+  } catch {
+    return UNDECODABLE;
+  }
+}
+
+/**
+ * Builds the grpc-js service definition of a protobuf-es service.
+ *
+ * @example
+ * ```ts
+ * const def = grpcServiceDefinition(PredictionService);
+ * def.predict.path; // "/tensorflow.serving.PredictionService/Predict"
+ * server.addService(def, { predict: (call, cb) => ... });
+ * ```
+ * @param service a generated service descriptor
+ * @returns one method definition per RPC, keyed by local name
+ */
+export function grpcServiceDefinition<S extends GenServiceMethods>(
+  service: GenService<S>,
+): GrpcServiceDefinition<S> {
+  const def: Record<string, MethodDefinition<unknown, unknown>> = {};
+  for (const method of service.methods) {
+    if (method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming") {
+      // Nothing here serves one; refuse loudly rather than build a wrong definition.
+      throw new Error(`Cannot build a definition for ${methodPath(method)}: streaming requests`);
+    }
+    const input = method.input;
+    const output = method.output;
+    def[method.localName] = {
+      path: methodPath(method),
+      originalName: method.localName,
+      requestStream: false,
+      responseStream: method.methodKind === "server_streaming",
+      requestSerialize: (m: unknown) => {
+        if (m === UNDECODABLE) throw new Error("Cannot serialize an undecodable request");
+        return encodeMessage(input, m as MessageShape<typeof input>);
+      },
+      requestDeserialize: (b: Buffer) => decodeRequest(input, b),
+      responseSerialize: (m: unknown) => encodeMessage(output, m as MessageShape<typeof output>),
+      responseDeserialize: (b: Buffer) => fromBinary(output, b),
+    };
+  }
+  return def as unknown as GrpcServiceDefinition<S>;
+}

@@ -1,0 +1,74 @@
+/**
+ * The Loader of one SavedModel version: load the runtime model, replay its warmup requests,
+ * and hand it to the manager. Unloading drops every reference so the memory can be collected.
+ *
+ * @module
+ */
+import type { Loader, LogFn } from "../core/loader.ts";
+import { loadModel, type Model } from "../runtime/model.ts";
+import type { ServableOptions } from "../servables/model_spec.ts";
+import { runWarmup } from "../servables/warmup.ts";
+
+/** A loaded model version, as the manager lends it out. */
+export interface ServableModel {
+  /** The model name. */
+  readonly name: string;
+  /** The version number. */
+  readonly version: number;
+  /** The version directory. */
+  readonly path: string;
+  /** The loaded runtime model. */
+  readonly model: Model;
+}
+
+/** How versions are loaded. */
+export interface LoaderOptions extends ServableOptions {
+  /** MetaGraphDef tags (`--saved_model_tags`). */
+  readonly tags: readonly string[];
+  /** Replay `assets.extra/tf_serving_warmup_requests` (`--enable_model_warmup`). */
+  readonly enableModelWarmup: boolean;
+  /** `--num_request_iterations_for_warmup` (0 or less means 1). */
+  readonly warmupIterations: number;
+  /** Log lines. */
+  readonly log: LogFn;
+}
+
+/** Creates the loader of one version directory. Cheap: nothing is read until load(). */
+export function savedModelLoader(
+  name: string,
+  version: number,
+  path: string,
+  options: LoaderOptions,
+): Loader<ServableModel> {
+  return {
+    async load() {
+      const t0 = performance.now();
+      options.log("info", `Reading SavedModel from: ${path}`);
+      const model = await loadModel(path, { tags: options.tags });
+      options.log(
+        "info",
+        `SavedModel load for tags { ${options.tags.join(" ")} }; Status: success: OK. Took ${
+          Math.round((performance.now() - t0) * 1000)
+        } microseconds.`,
+      );
+      if (options.enableModelWarmup) {
+        const n = await runWarmup(model, path, {
+          ...options,
+          modelName: name,
+          version,
+          iterations: options.warmupIterations,
+        });
+        if (n > 0) {
+          options.log(
+            "info",
+            `Finished reading warmup data for model at ${path}. Number of warmup records read: ${n}.`,
+          );
+        }
+      }
+      return { name, version, path, model };
+    },
+    unload() {
+      // The model holds only JS memory; dropping the manager's reference frees it.
+    },
+  };
+}

@@ -1,0 +1,203 @@
+/**
+ * The ServingApi over a ServerCore: each call resolves the ModelSpec to a lent version, runs the
+ * servable function on it and releases the version, so an unload waits for calls in flight.
+ * This is what TF Serving's PredictionServiceImpl and ModelServiceImpl do.
+ *
+ * @module
+ */
+import { create } from "@bufbuild/protobuf";
+import {
+  type GetModelStatusResponse,
+  GetModelStatusResponseSchema,
+  ModelVersionStatus_State,
+} from "../proto/gen/tensorflow_serving/apis/get_model_status_pb.ts";
+import {
+  type ReloadConfigResponse,
+  ReloadConfigResponseSchema,
+} from "../proto/gen/tensorflow_serving/apis/model_management_pb.ts";
+import { type ModelSpec, ModelSpecSchema } from "../proto/gen/tensorflow_serving/apis/model_pb.ts";
+import { Code, ServingError } from "../errors.ts";
+import type { HealthStatus, ServingApi, Transport } from "../api/serving_api.ts";
+import type { ManagerState } from "../core/manager.ts";
+import { toModelServerConfig } from "../config/model_config.ts";
+import { classify } from "../servables/classify.ts";
+import { getModelMetadata } from "../servables/metadata.ts";
+import { requireModelSpec, type ServableOptions } from "../servables/model_spec.ts";
+import { multiInference } from "../servables/multi_inference.ts";
+import { predict } from "../servables/predict.ts";
+import { regress } from "../servables/regress.ts";
+import type { ServableModel, ServerCore } from "./server_core.ts";
+
+const STATE: Record<ManagerState, ModelVersionStatus_State> = {
+  START: ModelVersionStatus_State.START,
+  LOADING: ModelVersionStatus_State.LOADING,
+  AVAILABLE: ModelVersionStatus_State.AVAILABLE,
+  UNLOADING: ModelVersionStatus_State.UNLOADING,
+  END: ModelVersionStatus_State.END,
+};
+
+/** Services the health check reports on, besides the whole server (`""`). */
+const SERVICES = new Set([
+  "",
+  "tensorflow.serving.PredictionService",
+  "tensorflow.serving.ModelService",
+]);
+
+/** Observes every served call (metrics). */
+export type CallObserver = (
+  call: { api: string; model: string; version?: number; via: Transport; code: Code; ms: number },
+) => void;
+
+/** The serving operations over one ServerCore. */
+export class ModelServerService implements ServingApi {
+  #serving = true;
+
+  /**
+   * @param core the models
+   * @param options servable options from the flags
+   * @param observe called after every inference or metadata call
+   */
+  constructor(
+    private readonly core: ServerCore,
+    private readonly options: ServableOptions = {},
+    private readonly observe?: CallObserver,
+  ) {}
+
+  /** Marks the server as going down: health checks answer NOT_SERVING. */
+  stopServing(): void {
+    this.#serving = false;
+  }
+
+  #run<R>(
+    api: string,
+    spec: ModelSpec | undefined,
+    via: Transport,
+    fn: (m: ServableModel) => R,
+  ): R {
+    const t0 = performance.now();
+    let version: number | undefined;
+    let code = Code.OK;
+    try {
+      using handle = this.core.acquire(requireModelSpec(spec));
+      version = handle.version;
+      return fn(handle.servable);
+    } catch (e) {
+      const err = ServingError.from(e);
+      code = err.code;
+      throw err;
+    } finally {
+      this.observe?.({
+        api,
+        model: spec?.name ?? "",
+        version,
+        via,
+        code,
+        ms: performance.now() - t0,
+      });
+    }
+  }
+
+  /** PredictionService/Predict. */
+  predict(req: Parameters<ServingApi["predict"]>[0], via: Transport) {
+    return this.#run(
+      "predict",
+      req.modelSpec,
+      via,
+      (m) => predict(m.model, m.version, m.name, req, this.options),
+    );
+  }
+
+  /** PredictionService/Classify. */
+  classify(req: Parameters<ServingApi["classify"]>[0], via: Transport) {
+    return this.#run(
+      "classify",
+      req.modelSpec,
+      via,
+      (m) => classify(m.model, m.version, m.name, req, this.options),
+    );
+  }
+
+  /** PredictionService/Regress. */
+  regress(req: Parameters<ServingApi["regress"]>[0], via: Transport) {
+    return this.#run(
+      "regress",
+      req.modelSpec,
+      via,
+      (m) => regress(m.model, m.version, m.name, req, this.options),
+    );
+  }
+
+  /** PredictionService/MultiInference: every task names the same model (checked downstream). */
+  multiInference(req: Parameters<ServingApi["multiInference"]>[0], via: Transport) {
+    // As multi_inference_helper.cc: the first task's spec, or an empty one (which then fails
+    // with "ModelSpec has no name specified.").
+    const spec = req.tasks[0]?.modelSpec ?? create(ModelSpecSchema);
+    return this.#run(
+      "multi_inference",
+      spec,
+      via,
+      (m) => multiInference(m.model, m.version, m.name, req, this.options),
+    );
+  }
+
+  /** PredictionService/GetModelMetadata. */
+  getModelMetadata(req: Parameters<ServingApi["getModelMetadata"]>[0], via: Transport) {
+    return this.#run(
+      "get_model_metadata",
+      req.modelSpec,
+      via,
+      (m) => getModelMetadata(m.model, m.version, m.name, req),
+    );
+  }
+
+  /** ModelService/GetModelStatus, as get_model_status_impl.cc. */
+  getModelStatus(req: Parameters<ServingApi["getModelStatus"]>[0]): GetModelStatusResponse {
+    if (!req.modelSpec) throw new ServingError(Code.INVALID_ARGUMENT, "Missing ModelSpec");
+    const name = req.modelSpec.name;
+    let versions = this.core.status(name);
+    const choice = req.modelSpec.versionChoice;
+    if (choice.case === "version") {
+      const v = Number(choice.value.value);
+      versions = versions.filter((s) => s.version === v);
+      if (versions.length === 0) {
+        throw new ServingError(Code.NOT_FOUND, `Could not find version ${v} of model ${name}`);
+      }
+    } else if (versions.length === 0) {
+      throw new ServingError(Code.NOT_FOUND, `Could not find any versions of model ${name}`);
+    }
+    return create(GetModelStatusResponseSchema, {
+      modelVersionStatus: versions.map((s) => ({
+        version: BigInt(s.version),
+        state: STATE[s.state],
+        status: {
+          errorCode: (s.error?.code ?? Code.OK) as number,
+          errorMessage: s.error?.message ?? "",
+        },
+      })),
+    });
+  }
+
+  /** ModelService/HandleReloadConfigRequest, as model_service_impl.cc. */
+  async handleReloadConfigRequest(
+    req: Parameters<ServingApi["handleReloadConfigRequest"]>[0],
+  ): Promise<ReloadConfigResponse> {
+    if (req.config?.config.case !== "modelConfigList") {
+      throw new ServingError(
+        Code.INVALID_ARGUMENT,
+        "ServerModelConfig type not supported by HandleReloadConfigRequest. Only ModelConfigList is currently supported",
+      );
+    }
+    await this.core.reloadConfig(toModelServerConfig(req.config));
+    return create(ReloadConfigResponseSchema, {
+      status: { errorCode: 0, errorMessage: "" },
+      // No counters are kept under TensorFlow's metric names, so every increase is 0.
+      metric: req.metricNames.map((name) => ({ name, int64ValueIncrease: 0n })),
+    });
+  }
+
+  /** grpc.health.v1.Health: SERVING while up, NOT_SERVING once shutdown began. */
+  health(service: string): HealthStatus {
+    if (!SERVICES.has(service)) return "SERVICE_UNKNOWN";
+    return this.#serving ? "SERVING" : "NOT_SERVING";
+  }
+}
