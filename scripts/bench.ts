@@ -4,10 +4,12 @@
  *
  * @module
  */
+import { benchGrpc } from "./bench/grpc.ts";
 import { benchRuntime } from "./bench/runtime.ts";
 
 const SECTIONS: Record<string, () => Promise<string>> = {
   runtime: benchRuntime,
+  grpc: () => benchGrpc(),
 };
 
 if (import.meta.main) {

@@ -18,6 +18,7 @@ import { Code, ServingError } from "../errors.ts";
 import { DataType, dtypeName, type NumericArray } from "../tensor/dtype.ts";
 import { type Shape, shapeString, Tensor } from "../tensor/tensor.ts";
 import type { Kernel, KernelContext, KernelRun } from "./kernel.ts";
+import { denseF32 } from "./wasm/dense.ts";
 
 /** Storage of the float types these kernels compute on. */
 type FloatArray = Float32Array | Float64Array;
@@ -563,6 +564,11 @@ const fusedDenseSoftmax: Kernel = {
       const d = denseDims(a, wt, transA, transB);
       const shape = [d.n, d.m];
       const b = denseBias(ctx, bt, a, d.m, shape);
+      if (!transA && x instanceof Float32Array) {
+        // WebAssembly SIMD, float32 accumulation (null when unavailable: the loop below runs).
+        const y = denseF32(x, w as Float32Array, b as Float32Array, d.n, d.k, d.m, transB, true);
+        if (y !== null) return [new Tensor(a.dtype, shape, y)];
+      }
       const y = allocLike(x, d.n * d.m);
       denseSoftmax(x, w, b, y, d, transA, transB, scratch.get(d.m));
       return [new Tensor(a.dtype, shape, y)];
@@ -733,6 +739,26 @@ const fusedMatMul: Kernel = {
       const d = denseDims(a, wt, transA, transB);
       const shape = [d.n, d.m];
       const ep = buildEpilogue(ctx, plan, inputs.slice(2), a, d.m, shape, 0, alpha);
+      if (!transA && x instanceof Float32Array && ep.bn === null) {
+        // WebAssembly SIMD for x·W + bias (float32 accumulation, as TensorFlow's kernel); the
+        // fused Add and the activation then run in place (null: the loop below runs).
+        const y = denseF32(
+          x,
+          w as Float32Array,
+          ep.bias as Float32Array,
+          d.n,
+          d.k,
+          d.m,
+          transB,
+          false,
+        );
+        if (y !== null) {
+          const side = ep.side;
+          if (side !== null) { for (let i = 0; i < y.length; i++) y[i] += side[i]; }
+          activate(y, 0, y, 0, y.length, ep.act, ep.alpha);
+          return [new Tensor(a.dtype, shape, y)];
+        }
+      }
       const y = allocLike(x, d.n * d.m);
       const acc = scratch.get(d.m);
       for (let i = 0, yo = 0; i < d.n; i++, yo += d.m) {

@@ -1,0 +1,234 @@
+/**
+ * gRPC benchmark (issue: model server): a closed-loop load generator in a separate process sends
+ * batch-1 Predict calls (half_plus_two, and a 784×10 softmax model) at concurrency 1, 8 and 64 to
+ * the real server, and the same request bytes to a bare grpc-js echo service, in the same run.
+ * Also: time from process start to the first model AVAILABLE, and resident memory with one
+ * model loaded.
+ *
+ * @module
+ */
+import { create, toBinary } from "@bufbuild/protobuf";
+import { fileURLToPath } from "node:url";
+import { PredictRequestSchema } from "../../src/proto/gen/tensorflow_serving/apis/predict_pb.ts";
+import { Tensor } from "../../src/tensor/tensor.ts";
+import { tensorToProto } from "../../src/tensor/tensor_proto.ts";
+import type { LoadReport } from "./grpc_load.ts";
+import { random, writeDenseSoftmax } from "./models.ts";
+import { table } from "./timing.ts";
+
+const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+const MAIN = here("../../main.ts");
+const CONFIG = here("../../deno.json");
+const LOAD = here("./grpc_load.ts");
+const ECHO = here("./grpc_echo_server.ts");
+const TESTDATA = here("../../../shared/testdata/tf-serving/");
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+interface Proc {
+  child: Deno.ChildProcess;
+  lines: string[];
+  waitFor(re: RegExp, timeoutMs?: number): Promise<number>;
+}
+
+/** Spawns `deno args…`, collecting output lines; waitFor resolves with ms since spawn. */
+function spawn(args: string[]): Proc {
+  const t0 = performance.now();
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  const waiters: { re: RegExp; resolve: (ms: number) => void }[] = [];
+  const pump = async (s: ReadableStream<Uint8Array>) => {
+    let buf = "";
+    for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
+      buf += chunk;
+      let nl;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        lines.push(line);
+        const ms = performance.now() - t0;
+        for (const w of waiters.splice(0)) {
+          if (w.re.test(line)) w.resolve(ms);
+          else waiters.push(w);
+        }
+      }
+    }
+  };
+  pump(child.stdout);
+  pump(child.stderr);
+  return {
+    child,
+    lines,
+    waitFor: (re, timeoutMs = 30_000) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`no ${re} in:\n${lines.join("\n")}`)),
+          timeoutMs,
+        );
+        waiters.push({
+          re,
+          resolve: (ms) => {
+            clearTimeout(timer);
+            resolve(ms);
+          },
+        });
+      }),
+  };
+}
+
+async function stop(p: Proc): Promise<void> {
+  try {
+    p.child.kill("SIGTERM");
+  } catch { /* gone */ }
+  await p.child.status;
+}
+
+/** Resident memory of a process, from `ps` (reading /proc needs Deno's --allow-all). */
+async function rssMiB(pid: number): Promise<number> {
+  const out = await new Deno.Command("ps", { args: ["-o", "rss=", "-p", String(pid)] }).output();
+  return Number(new TextDecoder().decode(out.stdout).trim()) / 1024;
+}
+
+async function load(
+  target: string,
+  request: string,
+  concurrency: number,
+  seconds: number,
+): Promise<LoadReport> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--config",
+      CONFIG,
+      "-A",
+      LOAD,
+      `--target=${target}`,
+      "--method=Predict",
+      `--request=${request}`,
+      `--concurrency=${concurrency}`,
+      `--duration=${seconds}`,
+      `--channels=${Math.min(concurrency, 4)}`,
+      "--warmup=1",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim().split("\n").pop()!;
+  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+  return JSON.parse(text) as LoadReport;
+}
+
+/** Runs the section and returns its markdown report. */
+export async function benchGrpc(seconds = 4): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "bench_grpc_" });
+  await writeDenseSoftmax(`${dir}/dense/1`);
+  const config = `${dir}/models.config`;
+  await Deno.writeTextFile(
+    config,
+    `model_config_list {
+  config { name: "dense" base_path: "${dir}/dense" model_platform: "tensorflow" }
+  config { name: "half_plus_two" base_path: "${TESTDATA}saved_model_half_plus_two_cpu" model_platform: "tensorflow" }
+}
+`,
+  );
+  const denseReq = `${dir}/dense.bin`;
+  await Deno.writeFile(
+    denseReq,
+    toBinary(
+      PredictRequestSchema,
+      create(PredictRequestSchema, {
+        modelSpec: { name: "dense", signatureName: "serving_default" },
+        inputs: { images: tensorToProto(Tensor.float32(random(784, 7), [1, 784]), true) },
+      }),
+    ),
+  );
+  const hp2Req = `${dir}/hp2.bin`;
+  await Deno.writeFile(
+    hp2Req,
+    toBinary(
+      PredictRequestSchema,
+      create(PredictRequestSchema, {
+        modelSpec: { name: "half_plus_two" },
+        inputs: { x: tensorToProto(Tensor.float32([2], [1, 1])) },
+      }),
+    ),
+  );
+
+  // Start-up and memory: one model, timed from spawn to its AVAILABLE log line.
+  const solo = spawn([
+    "run",
+    "--config",
+    CONFIG,
+    "-A",
+    MAIN,
+    `--port=${freePort()}`,
+    "--model_name=dense",
+    `--model_base_path=${dir}/dense`,
+  ]);
+  const availableMs = await solo.waitFor(/Successfully loaded servable version/);
+  const readyMs = await solo.waitFor(/Running gRPC ModelServer/);
+  await new Promise((r) => setTimeout(r, 500));
+  const rss = await rssMiB(solo.child.pid);
+  await stop(solo);
+
+  const port = freePort();
+  const server = spawn([
+    "run",
+    "--config",
+    CONFIG,
+    "-A",
+    MAIN,
+    `--port=${port}`,
+    `--model_config_file=${config}`,
+  ]);
+  await server.waitFor(/Running gRPC ModelServer/);
+  const echo = spawn(["run", "--config", CONFIG, "-A", ECHO, "--exit-on-stdin-close"]);
+  await echo.waitFor(/^\d+$/);
+  const echoPort = Number(echo.lines.find((l) => /^\d+$/.test(l)));
+
+  const rows: (string | number)[][] = [];
+  for (const c of [1, 8, 64]) {
+    const e = await load(`127.0.0.1:${echoPort}`, denseReq, c, seconds);
+    const d = await load(`127.0.0.1:${port}`, denseReq, c, seconds);
+    const h = await load(`127.0.0.1:${port}`, hp2Req, c, seconds);
+    for (
+      const [name, r] of [["echo (baseline)", e], ["Predict dense 784×10", d], [
+        "Predict half_plus_two",
+        h,
+      ]] as const
+    ) {
+      if (r.errors > 0) throw new Error(`${name}: ${r.errors} errors`);
+      rows.push([
+        c,
+        name,
+        Math.round(r.qps),
+        r.p50Ms.toFixed(2),
+        r.p99Ms.toFixed(2),
+        name.startsWith("echo") ? "1.00" : (r.qps / e.qps).toFixed(2),
+      ]);
+    }
+  }
+  await stop(server);
+  await echo.child.stdin.close().catch(() => {});
+  await stop(echo);
+  await Deno.remove(dir, { recursive: true });
+  return [
+    `### gRPC Predict, batch 1 (closed loop from a separate process, ${seconds} s per row)`,
+    "",
+    table(["concurrency", "target", "QPS", "p50 ms", "p99 ms", "÷ echo QPS"], rows),
+    "",
+    `Start-up: first model AVAILABLE ${Math.round(availableMs)} ms after spawn, serving after ${
+      Math.round(readyMs)
+    } ms; resident memory with the dense model loaded: ${rss.toFixed(0)} MiB.`,
+  ].join("\n");
+}
