@@ -6,10 +6,12 @@
  */
 import { benchGrpc } from "./bench/grpc.ts";
 import { benchRuntime } from "./bench/runtime.ts";
+import { benchTutorial } from "./bench/tutorial.ts";
 
 const SECTIONS: Record<string, () => Promise<string>> = {
   runtime: benchRuntime,
   grpc: () => benchGrpc(),
+  tutorial: () => benchTutorial(),
 };
 
 if (import.meta.main) {
