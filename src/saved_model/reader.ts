@@ -62,6 +62,26 @@ export interface SavedModelBundle {
   readonly initOp?: string;
   /** Asset tensors to feed when the init op runs. */
   readonly assets: readonly Asset[];
+  /**
+   * Files under `assets.extra/` (paths), which TensorFlow leaves to the serving system: TF
+   * Serving reads its warmup requests there.
+   */
+  readonly assetsExtra: readonly string[];
+}
+
+/** Lists the files under a directory, recursively; none if it does not exist. */
+async function listFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      const path = joinPath(dir, e.name);
+      if (e.isDirectory) out.push(...await listFiles(path));
+      else out.push(path);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return out.sort();
 }
 
 async function readIfExists(path: string): Promise<Uint8Array | undefined> {
@@ -224,5 +244,6 @@ export async function readSavedModel(
     restore,
     initOp: findInitOp(metaGraph),
     assets: findAssets(metaGraph, exportDir),
+    assetsExtra: await listFiles(joinPath(exportDir, "assets.extra")),
   };
 }

@@ -74,6 +74,7 @@ for (
     // The asset-path variable was set by the init op.
     assert.equal(m.bundle.assets.length, 1);
     assert.match(m.bundle.assets[0].path, /assets\/foo\.txt$/);
+    assert.deepEqual(m.bundle.assetsExtra, []);
   });
 }
 
