@@ -21,44 +21,27 @@ import {
   ClassificationResultSchema,
 } from "../proto/gen/tensorflow_serving/apis/classification_pb.ts";
 import type { ModelSpec } from "../proto/gen/tensorflow_serving/apis/model_pb.ts";
-import { Code, ServingError } from "../errors.ts";
 import type { Model, Signature } from "../runtime/model.ts";
 import { DataType, dtypeName } from "../tensor/dtype.ts";
 import { shapeString, type Tensor } from "../tensor/tensor.ts";
-import { checkFeedTypes, inputToExamplesTensor } from "./input.ts";
+import { invalid, oneShotSignature, type OneShotSpec, runOneShot } from "./one_shot.ts";
 import {
   CLASSIFY_METHOD_NAME,
   makeModelSpec,
   requireModelSpec,
-  resolveSignatureName,
   type ServableOptions,
   signatureDebugString,
 } from "./model_spec.ts";
 
 /** Input alias of classification signatures (`kClassifyInputs`). */
+export type { OneShotSpec };
+
+/** The input alias of a classification signature. */
 export const CLASSIFY_INPUTS = "inputs";
 /** Output alias of the class labels (`kClassifyOutputClasses`). */
 export const CLASSIFY_OUTPUT_CLASSES = "classes";
 /** Output alias of the class scores (`kClassifyOutputScores`). */
 export const CLASSIFY_OUTPUT_SCORES = "scores";
-
-/** What a classification or regression signature feeds and fetches. */
-export interface OneShotSpec {
-  /** The graph tensor the serialized examples are fed to (`tf_example:0`). */
-  readonly inputName: string;
-  /** Its alias in the signature. */
-  readonly inputAlias: string;
-  /** Its declared type (DT_STRING for a parsing signature). */
-  readonly inputDtype: DataType;
-  /** Graph tensors fetched, in upstream's order. */
-  readonly outputNames: readonly string[];
-  /** Their aliases, in the same order. */
-  readonly outputAliases: readonly string[];
-}
-
-function invalid(message: string): ServingError {
-  return new ServingError(Code.INVALID_ARGUMENT, message);
-}
 
 /**
  * Upstream's `PreProcessClassification`: checks a signature's layout and names what to feed and
@@ -204,17 +187,11 @@ export function classificationSignature(
   spec: ModelSpec,
   options: ServableOptions = {},
 ): Signature {
-  const name = resolveSignatureName(spec.signatureName);
-  const sig = model.signatures.get(name);
-  if (!sig) throw invalid(`No signature was found with the name: ${name}`);
-  if (options.enableSignatureMethodNameCheck) {
-    if (sig.methodName !== CLASSIFY_METHOD_NAME) {
-      throw invalid(
-        `Expected classification signature method_name to be ${CLASSIFY_METHOD_NAME}. Was: ${sig.methodName}`,
-      );
-    }
-  } else preProcessClassification(sig, options);
-  return sig;
+  return oneShotSignature(model, spec, {
+    noun: "classification",
+    methodName: CLASSIFY_METHOD_NAME,
+    preProcess: preProcessClassification,
+  }, options);
 }
 
 /**
@@ -251,9 +228,7 @@ export function classify(
     modelSpec: makeModelSpec(modelName, spec.signatureName, version),
   });
   const io = preProcessClassification(sig, options);
-  const examples = inputToExamplesTensor(req.input);
-  checkFeedTypes([examples], [io.inputDtype]);
-  const outputs = sig.plan(io.outputAliases).run([examples]);
+  const { examples, outputs } = runOneShot(sig, io, req.input);
   response.result = postProcessClassificationResult(
     sig.def,
     examples.shape[0],

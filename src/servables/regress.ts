@@ -24,13 +24,11 @@ import { Code, ServingError } from "../errors.ts";
 import type { Model, Signature } from "../runtime/model.ts";
 import { DataType, dtypeName } from "../tensor/dtype.ts";
 import { shapeString, type Tensor } from "../tensor/tensor.ts";
-import type { OneShotSpec } from "./classify.ts";
-import { checkFeedTypes, inputToExamplesTensor } from "./input.ts";
+import { invalid, oneShotSignature, type OneShotSpec, runOneShot } from "./one_shot.ts";
 import {
   makeModelSpec,
   REGRESS_METHOD_NAME,
   requireModelSpec,
-  resolveSignatureName,
   type ServableOptions,
   signatureDebugString,
 } from "./model_spec.ts";
@@ -39,10 +37,6 @@ import {
 export const REGRESS_INPUTS = "inputs";
 /** Output alias of regression signatures (`kRegressOutputs`). */
 export const REGRESS_OUTPUTS = "outputs";
-
-function invalid(message: string): ServingError {
-  return new ServingError(Code.INVALID_ARGUMENT, message);
-}
 
 /**
  * Upstream's `PreProcessRegression`: checks a signature's layout and names what to feed and
@@ -143,17 +137,11 @@ export function regressionSignature(
   spec: ModelSpec,
   options: ServableOptions = {},
 ): Signature {
-  const name = resolveSignatureName(spec.signatureName);
-  const sig = model.signatures.get(name);
-  if (!sig) throw invalid(`No signature was found with the name: ${name}`);
-  if (options.enableSignatureMethodNameCheck) {
-    if (sig.methodName !== REGRESS_METHOD_NAME) {
-      throw invalid(
-        `Expected regression signature method_name to be ${REGRESS_METHOD_NAME}. Was: ${sig.methodName}`,
-      );
-    }
-  } else preProcessRegression(sig, options);
-  return sig;
+  return oneShotSignature(model, spec, {
+    noun: "regression",
+    methodName: REGRESS_METHOD_NAME,
+    preProcess: preProcessRegression,
+  }, options);
 }
 
 /**
@@ -190,9 +178,7 @@ export function regress(
     modelSpec: makeModelSpec(modelName, spec.signatureName, version),
   });
   const io = preProcessRegression(sig, options);
-  const examples = inputToExamplesTensor(req.input);
-  checkFeedTypes([examples], [io.inputDtype]);
-  const outputs = sig.plan(io.outputAliases).run([examples]);
+  const { examples, outputs } = runOneShot(sig, io, req.input);
   response.result = postProcessRegressionResult(
     sig.def,
     examples.shape[0],

@@ -6,7 +6,7 @@ import {
   BundleHeaderProtoSchema,
 } from "../../src/proto/gen/tensorflow/core/protobuf/tensor_bundle_pb.ts";
 import { TrackableObjectGraphSchema } from "../../src/proto/gen/tensorflow/core/protobuf/trackable_object_graph_pb.ts";
-import { Code, ServingError } from "../../src/errors.ts";
+import { Code } from "../../src/errors.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { shapeToProto } from "../../src/tensor/tensor_proto.ts";
@@ -20,6 +20,7 @@ import {
   writeBundle,
   writeBundleSync,
 } from "../../src/saved_model/tensor_bundle.ts";
+import { assertServingError } from "../assert.ts";
 
 const testdata = new URL("../../../shared/testdata/tf-serving/", import.meta.url);
 const enc = new TextEncoder();
@@ -29,25 +30,7 @@ function prefixOf(model: string, version = "00000123"): string {
   return new URL(`${model}/${version}/variables/variables`, testdata).pathname;
 }
 
-async function assertRejects(
-  fn: () => Promise<unknown> | unknown,
-  code: Code,
-  ...patterns: (RegExp | string)[]
-): Promise<ServingError> {
-  let err: unknown;
-  try {
-    await fn();
-  } catch (e) {
-    err = e;
-  }
-  assert.ok(err instanceof ServingError, `expected a ServingError, got ${err}`);
-  assert.equal(Code[err.code], Code[code], err.message);
-  for (const p of patterns) {
-    if (typeof p === "string") assert.ok(err.message.includes(p), `"${err.message}" lacks "${p}"`);
-    else assert.match(err.message, p);
-  }
-  return err;
-}
+const assertRejects = assertServingError;
 
 /** Temp dirs made by a test, removed when it ends. */
 const tempDirs: string[] = [];

@@ -12,7 +12,7 @@ import {
 import { VariableDefSchema } from "../../src/proto/gen/tensorflow/core/framework/variable_pb.ts";
 import { SaverDefSchema } from "../../src/proto/gen/tensorflow/core/protobuf/saver_pb.ts";
 import type { SavedModel } from "../../src/proto/gen/tensorflow/core/protobuf/saved_model_pb.ts";
-import { Code, ServingError } from "../../src/errors.ts";
+import { Code } from "../../src/errors.ts";
 import { attrValue, GraphBuilder, signatureDef, tensorInfo } from "../../src/graph/builder.ts";
 import { loadModel } from "../../src/runtime/model.ts";
 import { readSavedModelProto } from "../../src/saved_model/reader.ts";
@@ -36,31 +36,14 @@ import {
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { testdata } from "../testdata.ts";
+import { assertServingError } from "../assert.ts";
 
 /** TF 1.14 (`strip_default_attrs=False`), variables a, a2, b, c, c2, all on /cpu:0. */
 const TF114 = "saved_model_half_plus_two_cpu/00000123";
 /** TF 2.14: its saver lives in a function, with TF 2.x's sharded-suffix ops. */
 const TF214 = "saved_model_half_plus_two_tf2_cpu/00000123";
 
-async function rejects(
-  fn: () => Promise<unknown> | unknown,
-  code: Code,
-  ...patterns: (RegExp | string)[]
-): Promise<ServingError> {
-  let err: unknown;
-  try {
-    await fn();
-  } catch (e) {
-    err = e;
-  }
-  assert.ok(err instanceof ServingError, `expected a ServingError, got ${err}`);
-  assert.equal(Code[err.code], Code[code], err.message);
-  for (const p of patterns) {
-    if (typeof p === "string") assert.ok(err.message.includes(p), `"${err.message}" lacks "${p}"`);
-    else assert.match(err.message, p);
-  }
-  return err;
-}
+const rejects = assertServingError;
 
 async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
   const path = await Deno.makeTempDir({ prefix: "writer_test_" });

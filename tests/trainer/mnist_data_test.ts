@@ -13,25 +13,9 @@ import {
   TRAIN_LABELS,
 } from "../../src/trainer/mnist_data.ts";
 import { gzip, idx, mnistDir, tempDir } from "./mnist_files.ts";
+import { assertServingError } from "../assert.ts";
 
-async function rejects(
-  fn: () => Promise<unknown> | unknown,
-  code: Code,
-  ...patterns: (RegExp | string)[]
-): Promise<void> {
-  let err: unknown;
-  try {
-    await fn();
-  } catch (e) {
-    err = e;
-  }
-  assert.ok(err instanceof ServingError, `expected a ServingError, got ${err}`);
-  assert.equal(Code[err.code], Code[code], err.message);
-  for (const p of patterns) {
-    if (typeof p === "string") assert.ok(err.message.includes(p), `"${err.message}" lacks "${p}"`);
-    else assert.match(err.message, p);
-  }
-}
+const rejects = assertServingError;
 
 Deno.test("readDataSets() splits the real MNIST files as read_data_sets does", async () => {
   const dir = await mnistDir();
