@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Code, ServingError } from "../../src/errors.ts";
+import { Code } from "../../src/errors.ts";
 import {
   DataSet,
   parseIdx,
