@@ -1,6 +1,7 @@
 /**
- * Array, shape and basic graph ops: constants and identities, shape queries, reshaping, slicing,
- * joining, padding, gathering, tiling, selection and top-k.
+ * Array, shape and basic graph ops: constants and identities, shape queries and checks
+ * (EnsureShape), reshaping, slicing, joining and splitting, reversing, padding, gathering
+ * (Gather, GatherNd) and scattering (ScatterNd), tiling, selection and top-k.
  *
  * Data movement works on every dtype: numeric tensors are copied by index in their typed arrays
  * (complex types move as pairs of lanes), DT_STRING tensors (`Uint8Array[]`) and DT_RESOURCE
@@ -8,7 +9,8 @@
  * ExpandDims, Squeeze, identity slices) return the input's storage without copying; tensors are
  * immutable, so sharing is safe.
  *
- * Messages follow TensorFlow's kernels (array_ops.cc, strided_slice_op.cc, gather_op.cc, …) so
+ * Messages follow TensorFlow's kernels (array_ops.cc, strided_slice_op.cc, gather_op.cc,
+ * split_op.cc, split_v_op.cc, gather_nd_op.h, scatter_nd_op.cc, reverse_op.cc, …) so
  * clients that match on TF's wording keep working.
  *
  * @module
@@ -30,6 +32,12 @@ import {
   type TensorData,
   toIntArray,
 } from "../tensor/tensor.ts";
+import {
+  bfloat16BitsToNumber,
+  halfBitsToNumber,
+  numberToBfloat16Bits,
+  numberToHalfBits,
+} from "./elementwise.ts";
 import type { Kernel, KernelContext, KernelRun } from "./kernel.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -913,6 +921,14 @@ function transpose(t: Tensor, perm: readonly number[]): Tensor {
   return new Tensor(t.dtype, outShape, gatherOffsets(t.data, offsets, unit));
 }
 
+/**
+ * Transposes `t` by a valid permutation `perm` (output dim i is input dim perm[i]), for kernels
+ * of other families (Einsum); identity permutations share the input's storage.
+ */
+export function transposeTensor(t: Tensor, perm: readonly number[]): Tensor {
+  return transpose(t, perm);
+}
+
 /** Reads and checks a permutation as TF's TransposeOp. */
 function permInput(t: Tensor, permT: Tensor): number[] {
   if (permT.rank !== 1) {
@@ -972,6 +988,18 @@ function sameShape(a: Shape, b: Shape): boolean {
   return true;
 }
 
+/** `t` with the dims flagged in `rev` reversed (the input itself when none is). */
+function reverseDims(t: Tensor, rev: readonly boolean[]): Tensor {
+  if (!rev.some((r) => r)) return passThrough(t);
+  const maps = t.shape.map((n, d) => (rev[d] ? arithmetic(n - 1, -1, n) : arithmetic(0, 1, n)));
+  const unit = unitOf(t.dtype);
+  return new Tensor(
+    t.dtype,
+    t.shape,
+    gatherOffsets(t.data, productOffsets(t.shape, maps, unit), unit),
+  );
+}
+
 const moveKernels: Kernel[] = [
   {
     op: "Transpose",
@@ -995,16 +1023,31 @@ const moveKernels: Kernel[] = [
         if (rev[c]) throw invalidArgument(`axis ${c} specified more than once.`);
         rev[c] = true;
       }
-      if (!rev.some((r) => r)) return [passThrough(t)];
-      const maps = t.shape.map((n, d) => (rev[d] ? arithmetic(n - 1, -1, n) : arithmetic(0, 1, n)));
-      const unit = unitOf(t.dtype);
-      return [
-        new Tensor(
-          t.dtype,
-          t.shape,
-          gatherOffsets(t.data, productOffsets(t.shape, maps, unit), unit),
-        ),
-      ];
+      return [reverseDims(t, rev)];
+    },
+  },
+  {
+    // Reverse (v1): a bool per dim instead of a list of axes.
+    op: "Reverse",
+    compile: () => (inputs) => {
+      const [t, dimsT] = inputs;
+      if (t.rank === 0) return [passThrough(t)];
+      if (dimsT.rank !== 1) throw invalidArgument(`'dims' must be 1-dimension, not ${dimsT.rank}`);
+      if (dimsT.shape[0] !== t.rank) {
+        throw invalidArgument(
+          `'dims' must have the same number of values as 'input' has dimensions. 'input' has ${t.rank}'dims' has ${
+            dimsT.shape[0]
+          } values`,
+        );
+      }
+      if (t.rank > 8) {
+        throw new ServingError(
+          Code.UNIMPLEMENTED,
+          "reverse is not implemented for tensors of rank > 8.",
+        );
+      }
+      const flags = dimsT.numbers;
+      return [reverseDims(t, Array.from({ length: t.rank }, (_, d) => flags[d] !== 0))];
     },
   },
   {
@@ -1813,6 +1856,411 @@ const topKKernels: Kernel[] = [
   },
 ];
 
+// ---------------------------------------------------------------------------------------------
+// Split, SplitV, GatherNd, ScatterNd, EnsureShape.
+
+/** Cuts `t` along `axis` into consecutive pieces of `sizes` (which sum to that dim). */
+function splitAlong(t: Tensor, axis: number, sizes: readonly number[]): Tensor[] {
+  const unit = unitOf(t.dtype);
+  let outer = 1;
+  for (let d = 0; d < axis; d++) outer *= t.shape[d];
+  let inner = unit;
+  for (let d = axis + 1; d < t.rank; d++) inner *= t.shape[d];
+  const row = t.shape[axis] * inner;
+  const out: Tensor[] = new Array(sizes.length);
+  let start = 0;
+  for (let i = 0; i < sizes.length; i++) {
+    const shape = t.shape.slice();
+    shape[axis] = sizes[i];
+    const len = sizes[i] * inner;
+    let data: TensorData;
+    if (outer === 1) {
+      // One contiguous block: a view, no copy.
+      data = viewRange(t.data, start, start + len);
+    } else {
+      data = allocLike(t.data, outer * len);
+      for (let r = 0; r < outer; r++) copyRun(data, r * len, t.data, r * row + start, len);
+    }
+    out[i] = new Tensor(t.dtype, shape, data);
+    start += len;
+  }
+  return out;
+}
+
+/** Canonicalises a split dim as SplitOpBase does, with its message. */
+function splitAxis(orig: number, rank: number): number {
+  const axis = orig < 0 ? orig + rank : orig;
+  if (!(axis >= 0 && axis < rank)) {
+    throw invalidArgument(
+      `-input rank(-${rank}) <= split_dim < input rank (${rank}), but got ${orig}`,
+    );
+  }
+  return axis;
+}
+
+/** Whether ScatterNd's three inputs may describe an empty output (ValidEmptyOutputShape). */
+function validEmptyOutput(numInputs: number, numIndices: number, numUpdates: number): boolean {
+  if (numIndices === 0 && numUpdates === 0) return true;
+  return numInputs !== 0 && numIndices !== 0 && numUpdates !== 0;
+}
+
+/** Reads the index rows of GatherNd/ScatterNd as plain numbers. */
+function indexValues(t: Tensor, what: string): ArrayLike<number> {
+  const d = t.data;
+  if (d instanceof Int32Array) return d;
+  if (d instanceof BigInt64Array) return Float64Array.from(d, Number);
+  return toIntArray(t, what);
+}
+
+/** Per-slice strides of the first `nd` dims of `shape`, in elements. */
+function leadingStrides(shape: Shape, nd: number): number[] {
+  const strides = new Array<number>(nd);
+  let acc = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    if (d < nd) strides[d] = acc;
+    acc *= shape[d];
+  }
+  return strides;
+}
+
+/** The index row `i` of `nd` values, formatted as TensorFlow joins it: `1, 5`. */
+function indexRow(idx: ArrayLike<number>, i: number, nd: number): string {
+  return Array.from({ length: nd }, (_, d) => idx[i * nd + d]).join(", ");
+}
+
+/** GatherNd as TF's DoGatherNd; `ignoreBad` zero-fills out-of-range rows instead of failing. */
+function gatherNd(node: string, params: Tensor, indicesT: Tensor, ignoreBad: boolean): Tensor {
+  if (params.rank < 1) throw invalidArgument("params must be at least a vector");
+  if (indicesT.rank < 1) throw invalidArgument("indices must be at least a vector");
+  const nd = indicesT.shape[indicesT.rank - 1];
+  if (nd > params.rank) {
+    throw invalidArgument(
+      `index innermost dimension length must be <= params rank; saw: ${nd} vs. ${params.rank}`,
+    );
+  }
+  const outer = indicesT.shape.slice(0, -1);
+  const n = sizeOf(outer);
+  const outShape = [...outer, ...params.shape.slice(nd)];
+  let slice = 1;
+  for (let d = nd; d < params.rank; d++) slice *= params.shape[d];
+  const unit = unitOf(params.dtype);
+  const run = slice * unit;
+  const out = allocLike(params.data, n * run);
+  if (params.dtype === DataType.DT_STRING) (out as Uint8Array[]).fill(new Uint8Array(0));
+  if (n === 0) return new Tensor(params.dtype, outShape, out);
+  if (params.size === 0) {
+    throw invalidArgument(
+      `Requested more than 0 entries, but params is empty.  Params shape: ${
+        shapeString(params.shape)
+      }`,
+    );
+  }
+  if (nd > 7) {
+    throw invalidArgument(
+      `Only indices.shape[-1] values between 1 and 7 are currently supported.  Requested rank: ${nd}`,
+    );
+  }
+  const idx = indexValues(indicesT, "indices");
+  const strides = leadingStrides(params.shape, nd);
+  const src = params.data;
+  for (let i = 0, o = 0; i < n; i++, o += run) {
+    let off = 0;
+    let bad = false;
+    for (let d = 0; d < nd; d++) {
+      const v = idx[i * nd + d];
+      if (!(v >= 0 && v < params.shape[d])) bad = true;
+      off += v * strides[d];
+    }
+    if (!bad) copyRun(out, o, src, off * unit, run);
+    else if (!ignoreBad) {
+      throw invalidArgument(
+        `indices${sliceDebugString(outer, i)} = [${indexRow(idx, i, nd)}] ` +
+          `does not index into param shape ${shapeString(params.shape)}, node name: ${node}`,
+      );
+    }
+  }
+  return new Tensor(params.dtype, outShape, out);
+}
+
+/** out[o…o+n) += upd[u…u+n), with the addition of the dtype (wrapping, rounding, OR, concat). */
+function accumulate(
+  dtype: DataType,
+  out: TensorData,
+  o: number,
+  upd: TensorData,
+  u: number,
+  n: number,
+): void {
+  if (dtype === DataType.DT_HALF || dtype === DataType.DT_BFLOAT16) {
+    // Each addition rounds to the 16-bit type, as Eigen adds halves.
+    const half = dtype === DataType.DT_HALF;
+    const d = out as Uint16Array;
+    const s = upd as Uint16Array;
+    for (let j = 0; j < n; j++) {
+      const a = half ? halfBitsToNumber(d[o + j]) : bfloat16BitsToNumber(d[o + j]);
+      const b = half ? halfBitsToNumber(s[u + j]) : bfloat16BitsToNumber(s[u + j]);
+      d[o + j] = half ? numberToHalfBits(a + b) : numberToBfloat16Bits(a + b);
+    }
+  } else if (dtype === DataType.DT_BOOL) {
+    const d = out as Uint8Array;
+    const s = upd as Uint8Array;
+    for (let j = 0; j < n; j++) d[o + j] |= s[u + j];
+  } else if (dtype === DataType.DT_STRING) {
+    const d = out as Uint8Array[];
+    const s = upd as Uint8Array[];
+    for (let j = 0; j < n; j++) {
+      const a = d[o + j];
+      const b = s[u + j];
+      const c = new Uint8Array(a.length + b.length);
+      c.set(a);
+      c.set(b, a.length);
+      d[o + j] = c;
+    }
+  } else if (out instanceof BigInt64Array || out instanceof BigUint64Array) {
+    // Stores wrap to 64 bits.
+    const s = upd as BigInt64Array;
+    for (let j = 0; j < n; j++) out[o + j] += s[u + j];
+  } else {
+    // Stores wrap (integers) or round (float32) to the element type, as C++ arithmetic does.
+    const d = out as Float64Array;
+    const s = upd as Float64Array;
+    for (let j = 0; j < n; j++) d[o + j] += s[u + j];
+  }
+}
+
+/** ScatterNd: the checks of TF's ScatterNdOp::Compute and DoScatterNd, then summed updates. */
+function scatterNd(indices: Tensor, updates: Tensor, shapeT: Tensor): Tensor {
+  const is = shapeString(indices.shape);
+  const us = shapeString(updates.shape);
+  if (indices.rank < 1) {
+    throw invalidArgument(`Indices shape must have rank at least one. Found:${is}`);
+  }
+  if (updates.rank < 1) {
+    throw invalidArgument(`Updates shape must have rank at least one. Found:${us}`);
+  }
+  const shape = toIntArray(shapeT, "shape");
+  for (const d of shape) if (d < 0) throw invalidArgument(`Dimension ${d} must be >= 0`);
+  const ss = shapeString(shape);
+  if (!validEmptyOutput(shapeT.size, indices.size, updates.size)) {
+    throw invalidArgument("Indices and updates specified for empty output shape");
+  }
+  const outerDims = indices.rank - 1;
+  for (let i = 0; i < outerDims; i++) {
+    if (indices.shape[i] !== updates.shape[i]) {
+      throw invalidArgument(
+        `Dimensions [0,${outerDims}) of indices[shape=${is}] must match dimensions [0,${outerDims}) of updates[shape=${us}]`,
+      );
+    }
+  }
+  const ix = indices.shape[outerDims];
+  const inner = () =>
+    invalidArgument(
+      `Dimensions [${ix},${shape.length}) of input[shape=${ss}] must match dimensions [${outerDims},${updates.rank}) of updates[shape=${us}]`,
+    );
+  if (updates.rank - outerDims !== shape.length - ix) throw inner();
+  for (let i = 0; i + outerDims < updates.rank; i++) {
+    if (updates.shape[i + outerDims] !== shape[ix + i]) throw inner();
+  }
+  if (shapeT.rank !== 1) throw invalidArgument("Shape must be a vector");
+  // DoScatterNd's own validation.
+  if (shape.length < 1) throw invalidArgument(`Output must be at least 1-D, got shape: ${ss}`);
+  const total = sizeOf(shape);
+  if (!validEmptyOutput(total, indices.size, updates.size)) {
+    throw invalidArgument(`Indices and updates specified for empty output.  indices shape: ${is}`);
+  }
+  if (updates.shape[0] !== indices.shape[0]) {
+    throw invalidArgument(
+      `Dimensions [0,1) of indices[shape=${is}] = ${
+        indices.shape[0]
+      } must match dimensions [0,1) of updates[shape=${us}] = ${updates.shape[0]}`,
+    );
+  }
+  const sliceDim = indices.rank > 1 ? ix : 1;
+  const batchDim = indices.rank > 1 ? indices.rank - 1 : 1;
+  const prefixErr = () =>
+    invalidArgument(
+      `Dimensions [0,${batchDim}) of indices[shape=${is}] must match dimensions [0,${batchDim}) of updates[shape=${us}]`,
+    );
+  const suffixErr = () =>
+    invalidArgument(
+      `Dimensions [${sliceDim},${shape.length}) of input[shape=${ss}] must match dimensions [${sliceDim},${updates.rank}) of updates[shape=${us}]`,
+    );
+  if (updates.rank < batchDim) throw prefixErr();
+  if (shape.length < sliceDim + (updates.rank - batchDim)) throw suffixErr();
+  if (updates.rank !== batchDim + shape.length - sliceDim) throw suffixErr();
+  for (let d = 0; d < batchDim; d++) if (updates.shape[d] !== indices.shape[d]) throw prefixErr();
+  for (let d = 0; d < updates.rank - batchDim; d++) {
+    if (updates.shape[d + batchDim] !== shape[d + sliceDim]) throw suffixErr();
+  }
+  let slice = 1;
+  for (let d = sliceDim; d < shape.length; d++) slice *= shape[d];
+  const numUpdates = indices.size / Math.max(sliceDim, 1);
+  const unit = unitOf(updates.dtype);
+  const out = allocLike(updates.data, total * unit);
+  if (updates.dtype === DataType.DT_STRING) (out as Uint8Array[]).fill(new Uint8Array(0));
+  if (total === 0) return new Tensor(updates.dtype, shape, out);
+  if (sliceDim < 1 || sliceDim > 7) {
+    throw invalidArgument(
+      `Only indices.shape[-1] values between 1 and 5 are currently supported.  Requested rank: ${sliceDim}`,
+    );
+  }
+  const idx = indexValues(indices, "indices");
+  const strides = leadingStrides(shape, sliceDim);
+  const run = slice * unit;
+  for (let i = 0; i < numUpdates; i++) {
+    let off = 0;
+    let bad = false;
+    for (let d = 0; d < sliceDim; d++) {
+      const v = idx[i * sliceDim + d];
+      if (!(v >= 0 && v < shape[d])) bad = true;
+      off += v * strides[d];
+    }
+    if (bad) {
+      throw invalidArgument(
+        `indices${sliceDebugString(indices.shape.slice(0, -1), i)} = [${
+          indexRow(idx, i, sliceDim)
+        }] does not index into shape ${ss}`,
+      );
+    }
+    accumulate(updates.dtype, out, off * unit, updates.data, i * run, run);
+  }
+  return new Tensor(updates.dtype, shape, out);
+}
+
+/** A partial shape as PartialTensorShape::DebugString prints it: `[?,3]`, `<unknown>`. */
+function partialShapeString(shape: readonly number[] | undefined): string {
+  if (shape === undefined) return "<unknown>";
+  return `[${shape.map((d) => (d < 0 ? "?" : String(d))).join(",")}]`;
+}
+
+const splitKernels: Kernel[] = [
+  {
+    op: "Split",
+    compile(ctx) {
+      const num = ctx.attr.int("num_split");
+      return (inputs) => {
+        const [dimT, t] = inputs;
+        if (dimT.rank !== 0) {
+          throw invalidArgument(`split_dim must be a scalar but has rank ${dimT.rank}`);
+        }
+        const axis = splitAxis(toIntArray(dimT, "split_dim")[0], t.rank);
+        if (!(num > 0)) {
+          throw invalidArgument(`Number of ways to split should be > 0, but got ${num}`);
+        }
+        const n = t.shape[axis];
+        if (n % num !== 0) {
+          throw invalidArgument(
+            `Number of ways to split should evenly divide the split dimension, but got split_dim ${axis} (size = ${n}) and num_split ${num}`,
+          );
+        }
+        if (num === 1) return [passThrough(t)];
+        return splitAlong(t, axis, new Array<number>(num).fill(n / num));
+      };
+    },
+  },
+  {
+    op: "SplitV",
+    compile(ctx) {
+      const num = ctx.attr.int("num_split");
+      return (inputs) => {
+        const [t, sizesT, dimT] = inputs;
+        if (dimT.size !== 1) {
+          throw invalidArgument("split_dim_tensor must have exactly one element.");
+        }
+        const orig = toIntArray(dimT, "split_dim")[0];
+        if (sizesT.rank !== 1 || sizesT.size !== num) {
+          throw invalidArgument(
+            `size of the split_tensor must be 1-D and have the same elements as outputs got ${sizesT.rank} -D and ${sizesT.size} elements`,
+          );
+        }
+        const sizes = toIntArray(sizesT, "size_splits");
+        if (!(num > 0)) {
+          throw invalidArgument(`Number of ways to split should be > 0, but got ${num}`);
+        }
+        const axis = splitAxis(orig, t.rank);
+        const n = t.shape[axis];
+        if (num === 1) {
+          if (sizes[0] !== n) {
+            throw invalidArgument(
+              `If there is only one output, it must have the same size as the input. Input size: ${n} output size: ${
+                sizes[0]
+              }`,
+            );
+          }
+          return [passThrough(t)];
+        }
+        let negOne = -1;
+        let determined = 0;
+        for (let d = 0; d < sizes.length; d++) {
+          if (sizes[d] === -1) {
+            if (negOne !== -1) throw invalidArgument("There can only be one -1 in the input.");
+            negOne = d;
+          } else determined += sizes[d];
+        }
+        if (!((negOne === -1 && determined === n) || (negOne >= 0 && determined <= n))) {
+          throw invalidArgument(
+            "Determined shape must either match input shape along split_dim exactly if fully " +
+              "specified, or be less than the size of the input along split_dim if not fully " +
+              `specified.  Got: ${determined}`,
+          );
+        }
+        if (negOne >= 0) sizes[negOne] = n - determined;
+        for (let i = 0; i < sizes.length; i++) {
+          if (sizes[i] < 0) {
+            throw invalidArgument(`Split size at index ${i} must be >= 0. Got: ${sizes[i]}`);
+          }
+        }
+        return splitAlong(t, axis, sizes);
+      };
+    },
+  },
+];
+
+const ndKernels: Kernel[] = [
+  {
+    op: "GatherNd",
+    compile(ctx) {
+      const policy = ctx.attr.string("bad_indices_policy", "");
+      if (!["", "DEFAULT", "ERROR", "IGNORE"].includes(policy)) {
+        throw invalidArgument(
+          `GatherNd node "${ctx.name}": bad_indices_policy "${policy}" is not supported ` +
+            "(DEFAULT, ERROR, IGNORE)",
+        );
+      }
+      const ignore = policy === "IGNORE";
+      return (inputs) => [gatherNd(ctx.name, inputs[0], inputs[1], ignore)];
+    },
+  },
+  {
+    op: "ScatterNd",
+    compile: () => (inputs) => [scatterNd(inputs[0], inputs[1], inputs[2])],
+  },
+  {
+    op: "EnsureShape",
+    compile(ctx) {
+      const want = ctx.attr.shape("shape");
+      // TF names the checked tensor by the node's input as the NodeDef writes it; the kernel
+      // context carries that name only when the runtime provides `inputNames`.
+      const names = (ctx as KernelContext & { readonly inputNames?: readonly string[] })
+        .inputNames;
+      const tensorName = names?.[0] ?? ctx.name;
+      return (inputs) => {
+        const t = inputs[0];
+        if (
+          want !== undefined &&
+          (want.length !== t.rank || want.some((d, i) => d >= 0 && d !== t.shape[i]))
+        ) {
+          throw invalidArgument(
+            `Shape of tensor ${tensorName} ${shapeString(t.shape)} is not compatible with ` +
+              `expected shape ${partialShapeString(want)}.`,
+          );
+        }
+        return [passThrough(t)];
+      };
+    },
+  },
+];
+
 /** The kernels of array, shape and basic graph ops. */
 export const arrayKernels: Kernel[] = [
   ...graphKernels,
@@ -1826,4 +2274,6 @@ export const arrayKernels: Kernel[] = [
   ...selectKernels,
   ...gatherKernels,
   ...topKKernels,
+  ...splitKernels,
+  ...ndKernels,
 ];

@@ -1,11 +1,13 @@
 /**
- * Math kernels: elementwise arithmetic and comparisons with broadcasting, AddN, Cast, MatMul and
- * BatchMatMul, reductions (Sum, Mean, Max, Min, Prod, All, Any) and ArgMax/ArgMin.
+ * Math kernels: elementwise arithmetic and comparisons with broadcasting, AddN, Cast, ClipByValue,
+ * MatMul, BatchMatMul and Einsum, reductions (Sum, Mean, Max, Min, Prod, All, Any), scans (Cumsum,
+ * Cumprod) and ArgMax/ArgMin.
  *
  * Semantics follow TensorFlow's CPU kernels: integer arithmetic wraps as in C++, integer Div and
  * TruncateDiv truncate toward zero while FloorDiv/FloorMod floor, integer division by zero fails
  * with "Integer division by zero", Maximum/Minimum and the Max/Min reductions propagate NaN, Round
- * rounds half to even, and Cast from floating point to integers behaves as x86 does.
+ * rounds half to even, Cast from floating point to integers behaves as x86 does, and scans
+ * accumulate in the element type (float32 partial sums round at every step, as Eigen's do).
  *
  * @module
  */
@@ -14,17 +16,23 @@ import { allocate, DataType, dtypeName, type NumericArray } from "../tensor/dtyp
 import { type Shape, shapeString, sizeOf, Tensor, toIntArray } from "../tensor/tensor.ts";
 import { broadcastShapes, forEachBlock, sameShape, stridedPlan } from "./broadcast.ts";
 import {
+  bfloat16BitsToNumber,
   binaryKernel,
   checkAllowed,
   decodeFloat16,
   elementKind,
   encodeFloat16,
+  halfBitsToNumber,
   isFloat16,
+  numberToBfloat16Bits,
+  numberToHalfBits,
   specialize,
   unaryKernel,
   unsupportedDtype,
 } from "./elementwise.ts";
+import { transposeTensor } from "./array.ts";
 import type { Kernel } from "./kernel.ts";
+import { denseF32, persistentWeight } from "./wasm/dense.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Dtype sets (as TensorFlow registers the CPU kernels, rounded up to every integer width)
@@ -214,6 +222,23 @@ function erfFloat64(x: number): number {
   return x < 0 ? -r : r;
 }
 
+/**
+ * erfc for float64, to about 1e-15 relative: 1 - erf below 0.5 (no cancellation there), the
+ * continued fraction of erfc above (evaluated bottom-up; 3000 terms near 0.5 fall to 30 by 6),
+ * 2 - erfc(-x) for negative x; erfc underflows to 0 past about 27.3.
+ */
+function erfcFloat64(x: number): number {
+  if (x !== x) return x;
+  if (x < 0) return 2 - erfcFloat64(-x);
+  if (x < 0.5) return 1 - erfFloat64(x);
+  if (x > 27.3) return 0;
+  // erfc(x) = e^{-x²}/√π · 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + …)))).
+  const terms = Math.ceil(20 + 400 / (x * x));
+  let f = x;
+  for (let n = terms; n >= 1; n--) f = x + n / 2 / f;
+  return (ONE_OVER_SQRT_PI * Math.exp(-x * x)) / f;
+}
+
 /** Byte-string equality. */
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
@@ -278,6 +303,9 @@ const unaryKernels: Kernel[] = [
   // float32 (and the 16-bit floats, computed in float32) use Eigen's float approximation, as
   // TensorFlow does; float64 an accurate one.
   unaryKernel("Erf", { float: erfFloat32, double: erfFloat64 }, FLOATS),
+  // Computed in double and rounded to the element type (float32 agrees with std::erfc's float
+  // overload to the last bit or so).
+  unaryKernel("Erfc", floatOnly(erfcFloat64), FLOATS),
   unaryKernel("IsNan", floatOnly((x) => (x !== x ? 1 : 0)), FLOATS, { out: T.DT_BOOL }),
   unaryKernel(
     "IsInf",
@@ -805,7 +833,10 @@ function checkSameType(op: string, node: string, a: Tensor, b: Tensor): void {
   if (!MATMUL_TYPES.includes(a.dtype)) throw unsupportedDtype(op, node, a.dtype);
 }
 
-/** MatMul: attrs transpose_a, transpose_b. */
+/**
+ * MatMul: attrs transpose_a, transpose_b. float32 products with a persistent right-hand operand
+ * and no transpose_a run in the WebAssembly SIMD kernel; the rest in the JavaScript loops.
+ */
 const matMulKernel: Kernel = {
   op: "MatMul",
   compile(ctx) {
@@ -837,6 +868,16 @@ const matMulKernel: Kernel = {
           }`,
         );
       }
+      if (!ta && a.dtype === T.DT_FLOAT) {
+        const w = b.data as Float32Array;
+        // Only weights that persist across runs go to WebAssembly (see persistentWeight).
+        if (persistentWeight(w)) {
+          // WebAssembly SIMD, accumulating in float32 as TensorFlow's Eigen kernel does; null
+          // (no SIMD, switched off, out of memory, empty product) falls through to the loops.
+          const y = denseF32(a.data as Float32Array, w, null, M, K, N, tb, false);
+          if (y !== null) return [new Tensor(T.DT_FLOAT, [M, N], y)];
+        }
+      }
       const work = isFloat16(a.dtype) ? T.DT_FLOAT : a.dtype;
       const out = allocate(work, M * N);
       gemmFor(work)(gemmInput(a), 0, gemmInput(b), 0, out, 0, M, K, N, ta, tb);
@@ -844,6 +885,45 @@ const matMulKernel: Kernel = {
     };
   },
 };
+
+/**
+ * Batched products: for every index of the broadcast `batch` shape, the M×N product of the
+ * matching matrices of `a` (batch dims `aBatch`, then M×K, or K×M with `ta`) and `b` (batch dims
+ * `bBatch`, then K×N, or N×K with `tb`). Shared by BatchMatMul and Einsum.
+ */
+function batchedGemm(
+  work: DataType,
+  a: NumericArray,
+  aBatch: Shape,
+  b: NumericArray,
+  bBatch: Shape,
+  batch: Shape,
+  M: number,
+  K: number,
+  N: number,
+  ta: boolean,
+  tb: boolean,
+): NumericArray {
+  const gemm = gemmFor(work);
+  const mn = M * N;
+  const out = allocate(work, sizeOf(batch) * mn);
+  const plan = stridedPlan([aBatch, bBatch], batch);
+  const r = plan.dims.length;
+  const n0 = plan.dims[r - 2], n1 = plan.dims[r - 1];
+  const [sx, sy] = plan.strides;
+  const am = M * K, bm = K * N;
+  forEachBlock(plan, (off, first) => {
+    let o = first * mn;
+    for (let i = 0; i < n0; i++) {
+      let xi = off[0] + i * sx[r - 2];
+      let yi = off[1] + i * sy[r - 2];
+      for (let j = 0; j < n1; j++, xi += sx[r - 1], yi += sy[r - 1], o += mn) {
+        gemm(a, xi * am, b, yi * bm, out, o, M, K, N, ta, tb);
+      }
+    }
+  });
+  return out;
+}
 
 /**
  * BatchMatMul (V1: equal batch dims), BatchMatMulV2 and V3 (broadcast batch dims): attrs
@@ -924,26 +1004,19 @@ function batchMatMulKernel(op: "BatchMatMul" | "BatchMatMulV2" | "BatchMatMulV3"
           );
         }
         const work = isFloat16(x.dtype) ? T.DT_FLOAT : x.dtype;
-        const gemm = gemmFor(work);
-        const a = gemmInput(x);
-        const b = gemmInput(y);
-        const mn = M * N;
-        const out = allocate(work, sizeOf(batch) * mn);
-        const plan = stridedPlan([xBatch, yBatch], batch);
-        const r = plan.dims.length;
-        const n0 = plan.dims[r - 2], n1 = plan.dims[r - 1];
-        const [sx, sy] = plan.strides;
-        const xm = xr * xc, ym = yr * yc;
-        forEachBlock(plan, (off, first) => {
-          let o = first * mn;
-          for (let i = 0; i < n0; i++) {
-            let xi = off[0] + i * sx[r - 2];
-            let yi = off[1] + i * sy[r - 2];
-            for (let j = 0; j < n1; j++, xi += sx[r - 1], yi += sy[r - 1], o += mn) {
-              gemm(a, xi * xm, b, yi * ym, out, o, M, K, N, adjX, adjY);
-            }
-          }
-        });
+        const out = batchedGemm(
+          work,
+          gemmInput(x),
+          xBatch,
+          gemmInput(y),
+          yBatch,
+          batch,
+          M,
+          K,
+          N,
+          adjX,
+          adjY,
+        );
         return [gemmOutput(x.dtype, [...batch, M, N], out)];
       };
     },
@@ -1382,12 +1455,456 @@ function argKernel(op: "ArgMax" | "ArgMin"): Kernel {
 }
 
 // ---------------------------------------------------------------------------------------------
+// ClipByValue
+// ---------------------------------------------------------------------------------------------
+
+/** The types TensorFlow registers ClipByValue for on CPU (complex aside). */
+const CLIP_TYPES = [
+  ...FLOATS,
+  T.DT_INT8,
+  T.DT_INT16,
+  T.DT_INT32,
+  T.DT_INT64,
+  T.DT_UINT8,
+  T.DT_UINT16,
+];
+
+/**
+ * ClipByValue(t, min, max): std::max(std::min(t, max), min) per element, so NaN inputs stay NaN
+ * and min wins when min > max. min and max are each a scalar or of t's shape.
+ */
+const clipKernel: Kernel = {
+  op: "ClipByValue",
+  compile(ctx) {
+    const node = ctx.name;
+    if (ctx.attr.has("T")) checkAllowed("ClipByValue", node, CLIP_TYPES, ctx.attr.type("T"));
+    return (inputs) => {
+      const [x, lo, hi] = inputs;
+      for (const t of [lo, hi]) {
+        if (t.dtype !== x.dtype) {
+          throw invalidArgument(
+            `ClipByValue needs inputs of one type, got ${dtypeName(x.dtype)} and ` +
+              `${dtypeName(t.dtype)} (node "${node}")`,
+          );
+        }
+      }
+      if (!CLIP_TYPES.includes(x.dtype)) throw unsupportedDtype("ClipByValue", node, x.dtype);
+      const loScalar = lo.rank === 0;
+      const hiScalar = hi.rank === 0;
+      if (
+        !(sameShape(x.shape, lo.shape) || loScalar) || !(sameShape(x.shape, hi.shape) || hiScalar)
+      ) {
+        throw invalidArgument(
+          "clip_value_min and clip_value_max must be either of the same shape as input, or a " +
+            `scalar. input shape: ${shapeString(x.shape)}clip_value_min shape: ${
+              shapeString(lo.shape)
+            }clip_value_max shape: ${shapeString(hi.shape)}`,
+        );
+      }
+      const half = isFloat16(x.dtype);
+      const read = (t: Tensor) =>
+        (half ? decodeFloat16(t.data as Uint16Array, t.dtype) : t.data) as Float64Array;
+      const v = read(x);
+      const l = read(lo);
+      const h = read(hi);
+      const n = x.size;
+      const o = (half ? new Float32Array(n) : allocate(x.dtype, n)) as Float64Array;
+      // The comparisons as std::min / std::max write them: min(a, b) = b < a ? b : a,
+      // max(a, b) = a < b ? b : a.
+      if (loScalar && hiScalar) {
+        const ls = l[0], hs = h[0];
+        for (let i = 0; i < n; i++) {
+          const a = hs < v[i] ? hs : v[i];
+          o[i] = a < ls ? ls : a;
+        }
+      } else {
+        const ls = loScalar ? 0 : 1, hs = hiScalar ? 0 : 1;
+        for (let i = 0; i < n; i++) {
+          const hv = h[i * hs], lv = l[i * ls];
+          const a = hv < v[i] ? hv : v[i];
+          o[i] = a < lv ? lv : a;
+        }
+      }
+      const data = half ? encodeFloat16(o as unknown as Float32Array, x.dtype) : o;
+      return [new Tensor(x.dtype, x.shape, data)];
+    };
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Cumsum, Cumprod
+// ---------------------------------------------------------------------------------------------
+
+interface ScanLoop {
+  (
+    x: NumericArray,
+    out: NumericArray,
+    outer: number,
+    n: number,
+    inner: number,
+    exclusive: boolean,
+    reverse: boolean,
+    id: number | bigint,
+  ): void;
+}
+
+// One row of the scanned axis at a time, so that the inner loop is contiguous: each output row
+// is f(previous output row, input row) — the previous input row when exclusive — and the
+// first is f(identity, input) (or the identity). Stores into the typed output round (float32)
+// or wrap (integers) every partial result as TensorFlow's element-type accumulator does.
+const SCAN_SOURCE = `return function (x, out, outer, n, inner, exclusive, reverse, id) {
+  for (let o = 0; o < outer; o++) {
+    const base = o * n * inner;
+    for (let s = 0; s < n; s++) {
+      const row = base + (reverse ? n - 1 - s : s) * inner;
+      if (s === 0) {
+        if (exclusive) for (let j = 0; j < inner; j++) out[row + j] = id;
+        else for (let j = 0; j < inner; j++) out[row + j] = f(id, x[row + j]);
+      } else {
+        const prev = reverse ? row + inner : row - inner;
+        const src = exclusive ? prev : row;
+        for (let j = 0; j < inner; j++) out[row + j] = f(out[prev + j], x[src + j]);
+      }
+    }
+  }
+};`;
+
+const scanLoops = new Map<string, ScanLoop>();
+
+/** The scan loop of one (op, element kind), compiled once; see {@link specialize}. */
+function scanLoop(prod: boolean, dtype: DataType): ScanLoop {
+  const key = `${prod ? "prod" : "sum"}:${dtype}`;
+  let loop = scanLoops.get(key);
+  if (loop !== undefined) return loop;
+  let f: unknown;
+  if (dtype === T.DT_HALF || dtype === T.DT_BFLOAT16) {
+    // Values are decoded to float32; every partial result is rounded to the 16-bit type.
+    const round = dtype === T.DT_HALF
+      ? (v: number) => halfBitsToNumber(numberToHalfBits(v))
+      : (v: number) => bfloat16BitsToNumber(numberToBfloat16Bits(v));
+    f = prod ? (a: number, b: number) => round(a * b) : (a: number, b: number) => round(a + b);
+  } else if (elementKind(dtype) === "int64") {
+    f = prod ? (a: bigint, b: bigint) => a * b : (a: bigint, b: bigint) => a + b;
+  } else if (elementKind(dtype) === "int") {
+    f = prod ? Math.imul : (a: number, b: number) => a + b;
+  } else {
+    f = prod ? (a: number, b: number) => a * b : (a: number, b: number) => a + b;
+  }
+  loop = specialize<ScanLoop>(["f"], SCAN_SOURCE, f);
+  scanLoops.set(key, loop);
+  return loop;
+}
+
+/** Cumsum / Cumprod: attrs exclusive, reverse; input 1 is the scalar axis. */
+function scanKernel(op: "Cumsum" | "Cumprod"): Kernel {
+  const prod = op === "Cumprod";
+  return {
+    op,
+    compile(ctx) {
+      const node = ctx.name;
+      if (ctx.attr.has("T")) checkAllowed(op, node, REALS, ctx.attr.type("T"));
+      const exclusive = ctx.attr.bool("exclusive", false);
+      const reverse = ctx.attr.bool("reverse", false);
+      return (inputs) => {
+        const [x, axisT] = inputs;
+        if (!REALS.includes(x.dtype)) throw unsupportedDtype(op, node, x.dtype);
+        if (axisT.rank !== 0) {
+          throw invalidArgument(`ScanOp: axis must be a scalar, not ${shapeString(axisT.shape)}`);
+        }
+        const rank = x.rank;
+        const arg = toIntArray(axisT, "axis")[0];
+        const axis = arg < 0 ? rank + arg : arg;
+        if (!(axis >= 0 && axis < rank)) {
+          // TF prints the canonicalised axis here.
+          throw invalidArgument(
+            `ScanOp: Expected scan axis in the range [${-rank}, ${rank}), but got ${axis}`,
+          );
+        }
+        const n = x.shape[axis];
+        let outer = 1;
+        for (let d = 0; d < axis; d++) outer *= x.shape[d];
+        let inner = 1;
+        for (let d = axis + 1; d < rank; d++) inner *= x.shape[d];
+        const half = isFloat16(x.dtype);
+        const src = half ? decodeFloat16(x.data as Uint16Array, x.dtype) : x.numbers;
+        const out = half ? new Float32Array(x.size) : allocate(x.dtype, x.size);
+        const id = prod ? oneOf(x.dtype) : zeroOf(x.dtype);
+        if (x.size > 0) scanLoop(prod, x.dtype)(src, out, outer, n, inner, exclusive, reverse, id);
+        const data = half ? encodeFloat16(out as Float32Array, x.dtype) : out;
+        return [new Tensor(x.dtype, x.shape, data)];
+      };
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Einsum
+// ---------------------------------------------------------------------------------------------
+
+/** The label of an ellipsis in a parsed subscript. */
+const ELLIPSIS = -1;
+
+/** A parsed einsum equation: subscripts as label ids (in order of first appearance). */
+interface EinsumEquation {
+  readonly equation: string;
+  readonly inputs: readonly (readonly number[])[];
+  readonly output: readonly number[];
+  /** The character of each named label. */
+  readonly chars: readonly string[];
+}
+
+/**
+ * Parses an equation as TensorFlow's ParseEinsumEquation (same messages), then refuses what we
+ * do not compute: a label repeated within one subscript (generalized diagonals, `ii->i`) fails
+ * UNIMPLEMENTED, an output label absent from the inputs INVALID_ARGUMENT.
+ */
+function parseEinsum(equation: string, node: string): EinsumEquation {
+  const io = equation.split("->");
+  if (io.length !== 2) {
+    throw invalidArgument(`Expecting exactly one '->' in einsum equation: ${equation}`);
+  }
+  const ins = io[0].split(",");
+  if (ins.length !== 1 && ins.length !== 2) {
+    throw invalidArgument(
+      `Expecting 1 or 2 input subscripts in equation '${equation}' but got: ${ins.length}`,
+    );
+  }
+  const ids = new Map<string, number>();
+  const chars: string[] = [];
+  const labels = (sub: string): number[] => {
+    const out: number[] = [];
+    for (let i = 0; i < sub.length; i++) {
+      const c = sub[i];
+      if (c === ".") {
+        out.push(ELLIPSIS);
+        i += 2; // "..." is one ellipsis
+        continue;
+      }
+      let id = ids.get(c);
+      if (id === undefined) {
+        ids.set(c, id = chars.length);
+        chars.push(c);
+      }
+      out.push(id);
+    }
+    return out;
+  };
+  const inputs = ins.map(labels);
+  const output = labels(io[1]);
+  for (const sub of [...inputs, output]) {
+    const named = sub.filter((l) => l !== ELLIPSIS);
+    if (new Set(named).size !== named.length) {
+      throw new ServingError(
+        Code.UNIMPLEMENTED,
+        `Einsum equation "${equation}" repeats a label within one subscript (generalized ` +
+          `diagonals are not supported; node "${node}")`,
+      );
+    }
+  }
+  for (const l of output) {
+    if (l !== ELLIPSIS && !inputs.some((sub) => sub.includes(l))) {
+      throw invalidArgument(
+        `Einsum equation "${equation}": output label '${chars[l]}' appears in no input ` +
+          `(node "${node}")`,
+      );
+    }
+  }
+  return { equation, inputs, output, chars };
+}
+
+/** Sums the last `r` elements of each of `rows` rows (float in double, int64 as bigints). */
+function sumTrailing(data: NumericArray, rows: number, r: number): NumericArray {
+  if (r === 1) return data;
+  const ctor = data.constructor as new (n: number) => NumericArray;
+  const out = new ctor(rows);
+  if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
+    const o = out as BigInt64Array;
+    for (let i = 0, p = 0; i < rows; i++) {
+      let s = 0n;
+      for (let j = 0; j < r; j++, p++) s += data[p];
+      o[i] = s;
+    }
+  } else {
+    const d = data as Float64Array;
+    const o = out as Float64Array;
+    for (let i = 0, p = 0; i < rows; i++) {
+      let s = 0;
+      for (let j = 0; j < r; j++, p++) s += d[p];
+      o[i] = s;
+    }
+  }
+  return out;
+}
+
+/** Transposes `t` so its labels `from` come in the order `to` (a permutation of them). */
+function permuteLabels(t: Tensor, from: readonly number[], to: readonly number[]): Tensor {
+  return transposeTensor(t, to.map((l) => from.indexOf(l)));
+}
+
+/**
+ * Einsum over one or two operands, as TensorFlow's EinsumOp computes it: labels of one operand
+ * missing from the output are summed first; labels shared by both operands become the batch
+ * (kept) or contracted dims of one batched matrix product; ellipsis dims broadcast as numpy's.
+ * `x` holds the operands already in the working type (16-bit floats decoded).
+ */
+function einsum(eq: EinsumEquation, xs: Tensor[]): Tensor {
+  if (xs.length !== eq.inputs.length) {
+    throw invalidArgument(`Expected ${eq.inputs.length} inputs but got: ${xs.length}`);
+  }
+  const numNamed = eq.chars.length;
+  const size = new Array<number>(numNamed).fill(0);
+  // Expand each ellipsis into broadcast labels numNamed + p, p its right-aligned position.
+  const nbs = xs.map((t, i) => {
+    const labels = eq.inputs[i];
+    if (!labels.includes(ELLIPSIS)) {
+      if (t.rank !== labels.length) {
+        throw invalidArgument(
+          `Expected input ${i} to have rank ${labels.length} but got: ${t.rank}`,
+        );
+      }
+      return 0;
+    }
+    if (t.rank + 1 < labels.length) {
+      throw invalidArgument(
+        `Expected input ${i} to have rank at least ${labels.length - 1} but got: ${t.rank}`,
+      );
+    }
+    return t.rank - labels.length + 1;
+  });
+  const E = Math.max(0, ...nbs);
+  const expanded = xs.map((t, i) => {
+    const out: number[] = [];
+    for (const l of eq.inputs[i]) {
+      if (l === ELLIPSIS) { for (let q = 0; q < nbs[i]; q++) out.push(numNamed + E - nbs[i] + q); }
+      else {
+        const axis = out.length;
+        const d = t.shape[axis];
+        if (size[l] !== 0 && size[l] !== d) {
+          throw invalidArgument(
+            `Expected dimension ${size[l]} at axis ${axis} of the input shaped ${
+              shapeString(t.shape)
+            } but got dimension ${d}`,
+          );
+        }
+        size[l] = d;
+        out.push(l);
+      }
+    }
+    return out;
+  });
+  const output: number[] = [];
+  for (const l of eq.output) {
+    if (l === ELLIPSIS) { for (let q = 0; q < E; q++) output.push(numNamed + q); }
+    else output.push(l);
+  }
+  if (E > 0 && !eq.output.includes(ELLIPSIS)) {
+    throw invalidArgument(
+      `Output contains ${E} broadcasting dimension(s) but no ellipsis (...) was found in the ` +
+        "output subscripts.",
+    );
+  }
+  const inOut = (l: number) => output.includes(l);
+  const dimOf = (t: Tensor, labels: readonly number[], l: number) => t.shape[labels.indexOf(l)];
+  const prodOf = (t: Tensor, labels: readonly number[], ls: readonly number[]) =>
+    ls.reduce((p, l) => p * dimOf(t, labels, l), 1);
+
+  if (xs.length === 1) {
+    // Keep the output labels (in output order), sum the rest.
+    const [t] = xs;
+    const labels = expanded[0];
+    const reduce = labels.filter((l) => !inOut(l));
+    const moved = permuteLabels(t, labels, [...output, ...reduce]);
+    const r = prodOf(t, labels, reduce);
+    const rows = prodOf(t, labels, output);
+    return new Tensor(
+      t.dtype,
+      output.map((l) => dimOf(t, labels, l)),
+      sumTrailing(moved.data as NumericArray, rows, r),
+    );
+  }
+
+  const [x, y] = xs;
+  const [lx, ly] = expanded;
+  const named = (ls: readonly number[]) => ls.filter((l) => l < numNamed);
+  const both = named(lx).filter((l) => ly.includes(l)).sort((a, b) => a - b);
+  const batch = both.filter(inOut);
+  const contract = both.filter((l) => !inOut(l));
+  const bx = lx.filter((l) => l >= numNamed);
+  const by = ly.filter((l) => l >= numNamed);
+  const freeX = named(lx).filter((l) => !ly.includes(l) && inOut(l));
+  const freeY = named(ly).filter((l) => !lx.includes(l) && inOut(l));
+  const reduceX = named(lx).filter((l) => !ly.includes(l) && !inOut(l));
+  const reduceY = named(ly).filter((l) => !lx.includes(l) && !inOut(l));
+
+  // x → [bx, batch, freeX, contract] (reduceX summed away), y → [by, batch, contract, freeY].
+  const xm = permuteLabels(x, lx, [...bx, ...batch, ...freeX, ...contract, ...reduceX]);
+  const ym = permuteLabels(y, ly, [...by, ...batch, ...contract, ...freeY, ...reduceY]);
+  const xBatch = [...bx, ...batch].map((l) => dimOf(x, lx, l));
+  const yBatch = [...by, ...batch].map((l) => dimOf(y, ly, l));
+  const M = prodOf(x, lx, freeX);
+  const K = prodOf(x, lx, contract);
+  const N = prodOf(y, ly, freeY);
+  const a = sumTrailing(xm.data as NumericArray, sizeOf(xBatch) * M * K, prodOf(x, lx, reduceX));
+  const b = sumTrailing(ym.data as NumericArray, sizeOf(yBatch) * K * N, prodOf(y, ly, reduceY));
+  let shape: number[];
+  try {
+    shape = broadcastShapes(xBatch, yBatch);
+  } catch {
+    throw invalidArgument(
+      `Invalid broadcasting dimensions: ${shapeString([...xBatch, M, K])} vs. ${
+        shapeString([...yBatch, K, N])
+      }`,
+    );
+  }
+  const prod = batchedGemm(x.dtype, a, xBatch, b, yBatch, shape, M, K, N, false, false);
+  // The product's labels: the broadcast ellipsis dims, the batch labels, then the free ones.
+  const bcast = Array.from(
+    { length: shape.length - batch.length },
+    (_, q) => numNamed + E - (shape.length - batch.length) + q,
+  );
+  const labels = [...bcast, ...batch, ...freeX, ...freeY];
+  const dims = [
+    ...shape,
+    ...freeX.map((l) => dimOf(x, lx, l)),
+    ...freeY.map((l) => dimOf(y, ly, l)),
+  ];
+  return permuteLabels(new Tensor(x.dtype, dims, prod), labels, output);
+}
+
+/** Einsum: attr equation (one or two operands, no repeated labels within a subscript). */
+const einsumKernel: Kernel = {
+  op: "Einsum",
+  compile(ctx) {
+    const node = ctx.name;
+    if (ctx.attr.has("T")) checkAllowed("Einsum", node, MATMUL_TYPES, ctx.attr.type("T"));
+    const eq = parseEinsum(ctx.attr.string("equation"), node);
+    return (inputs) => {
+      const dtype = inputs[0].dtype;
+      for (const t of inputs) {
+        if (t.dtype !== dtype) {
+          throw invalidArgument(
+            `Einsum needs inputs of one type, got ${dtypeName(dtype)} and ` +
+              `${dtypeName(t.dtype)} (node "${node}")`,
+          );
+        }
+      }
+      if (!MATMUL_TYPES.includes(dtype)) throw unsupportedDtype("Einsum", node, dtype);
+      const work = isFloat16(dtype)
+        ? inputs.map((t) => new Tensor(T.DT_FLOAT, t.shape, gemmInput(t)))
+        : inputs;
+      const out = einsum(eq, work);
+      return [gemmOutput(dtype, out.shape, out.data as NumericArray)];
+    };
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
 // The family
 // ---------------------------------------------------------------------------------------------
 
 /**
  * The math kernels: elementwise unary and binary ops, AddN, Cast, MatMul, BatchMatMul(V2, V3),
- * Sum/Mean/Max/Min/Prod/All/Any and ArgMax/ArgMin.
+ * Sum/Mean/Max/Min/Prod/All/Any, ArgMax/ArgMin, ClipByValue, Cumsum/Cumprod and Einsum.
  */
 export const mathKernels: Kernel[] = [
   ...unaryKernels,
@@ -1401,4 +1918,8 @@ export const mathKernels: Kernel[] = [
   ...REDUCERS.map(reductionKernel),
   argKernel("ArgMax"),
   argKernel("ArgMin"),
+  clipKernel,
+  scanKernel("Cumsum"),
+  scanKernel("Cumprod"),
+  einsumKernel,
 ];

@@ -4,7 +4,9 @@
  * @module
  */
 import { arrayKernels } from "./array.ts";
+import { controlFlowKernels } from "./control_flow.ts";
 import { functionalKernels } from "./functional.ts";
+import { imageKernels } from "./image.ts";
 import { ioKernels } from "./io.ts";
 import { lookupKernels } from "./lookup.ts";
 import { mathKernels } from "./math.ts";
@@ -26,6 +28,8 @@ export function defaultRegistry(): KernelRegistry {
     nnKernels,
     stateKernels,
     functionalKernels,
+    controlFlowKernels,
+    imageKernels,
     ioKernels,
     parsingKernels,
     lookupKernels,

@@ -4,7 +4,14 @@ import { Code, ServingError } from "../../src/errors.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { attr, compileOp, runOp } from "./harness.ts";
-import type { AttrValue } from "../../src/proto/gen/tensorflow/core/framework/attr_value_pb.ts";
+import {
+  type AttrValue,
+  AttrValueSchema,
+} from "../../src/proto/gen/tensorflow/core/framework/attr_value_pb.ts";
+import { create } from "@bufbuild/protobuf";
+import { Attrs } from "../../src/kernels/attrs.ts";
+import { halfBitsToNumber, numberToHalfBits } from "../../src/kernels/elementwise.ts";
+import { Resources } from "../../src/runtime/resources.ts";
 
 const run = (op: string, inputs: Tensor[], attrs: Record<string, AttrValue> = {}) =>
   runOp(arrayKernels, op, inputs, attrs);
@@ -781,4 +788,242 @@ Deno.test("arrayKernels registers each op once", () => {
   ) {
     assert.ok(ops.includes(op), op);
   }
+});
+
+Deno.test("Split cuts evenly along the axis (axis input first)", () => {
+  const x = iota(6, [2, 3]);
+  const parts = run("Split", [scalar(1), x], { num_split: attr.int(3) });
+  assert.equal(parts.length, 3);
+  check(parts[0], [2, 1], [0, 3]);
+  check(parts[1], [2, 1], [1, 4]);
+  check(parts[2], [2, 1], [2, 5]);
+  // Along dim 0 each piece is a view of the input.
+  const rows = run("Split", [scalar(0), iota(8, [4, 2])], { num_split: attr.int(2) });
+  check(rows[0], [2, 2], [0, 1, 2, 3]);
+  check(rows[1], [2, 2], [4, 5, 6, 7]);
+  const y = iota(8, [4, 2]);
+  assert.ok(sameStorage(run("Split", [scalar(0), y], { num_split: attr.int(2) })[1], y));
+  // Negative axis, strings, one piece.
+  const s = run("Split", [scalar(-1), str(["a", "b", "c", "d"], [2, 2])], {
+    num_split: attr.int(2),
+  });
+  check(s[0], [2, 1], ["a", "c"]);
+  check(s[1], [2, 1], ["b", "d"]);
+  assert.equal(run1("Split", [scalar(0), x], { num_split: attr.int(1) }).data, x.data);
+  throwsInvalid(
+    () => run("Split", [scalar(1), x], { num_split: attr.int(2) }),
+    "Number of ways to split should evenly divide the split dimension, but got split_dim 1 " +
+      "(size = 3) and num_split 2",
+  );
+  throwsInvalid(
+    () => run("Split", [scalar(2), x], { num_split: attr.int(1) }),
+    "-input rank(-2) <= split_dim < input rank (2), but got 2",
+  );
+  throwsInvalid(
+    () => run("Split", [i32([1]), x], { num_split: attr.int(1) }),
+    "split_dim must be a scalar but has rank 1",
+  );
+});
+
+Deno.test("SplitV with sizes, a -1 size, and TF's errors", () => {
+  const x = iota(10, [2, 5]);
+  const split = (sizes: Tensor, axis: number, num: number) =>
+    run("SplitV", [x, sizes, scalar(axis)], { num_split: attr.int(num) });
+  const [a, b, c] = split(i32([1, -1, 2]), 1, 3);
+  check(a, [2, 1], [0, 5]);
+  check(b, [2, 2], [1, 2, 6, 7]);
+  check(c, [2, 2], [3, 4, 8, 9]);
+  const [r0, r1] = split(i64([0, 2]), 0, 2);
+  check(r0, [0, 5], []);
+  check(r1, [2, 5], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.equal(split(i32([5]), -1, 1)[0].data, x.data);
+  throwsInvalid(
+    () => split(i32([4]), 1, 1),
+    "If there is only one output, it must have the same size as the input. Input size: 5 output size: 4",
+  );
+  throwsInvalid(() => split(i32([-1, -1]), 1, 2), "There can only be one -1 in the input.");
+  throwsInvalid(
+    () => split(i32([1, 2]), 1, 2),
+    "Determined shape must either match input shape along split_dim exactly if fully specified, " +
+      "or be less than the size of the input along split_dim if not fully specified.  Got: 3",
+  );
+  throwsInvalid(() => split(i32([4, -2, -1]), 1, 3), "Split size at index 1 must be >= 0. Got: -2");
+  throwsInvalid(
+    () => split(i32([1, 4]), 1, 3),
+    "size of the split_tensor must be 1-D and have the same elements as outputs got 1 -D and 2 elements",
+  );
+  throwsInvalid(
+    () => split(i32([1, 4]), 2, 2),
+    "-input rank(-2) <= split_dim < input rank (2), but got 2",
+  );
+  throwsInvalid(
+    () => run("SplitV", [x, i32([5]), i32([1, 1])], { num_split: attr.int(1) }),
+    "split_dim_tensor must have exactly one element.",
+  );
+});
+
+Deno.test("GatherNd gathers elements and slices, and names a bad index", () => {
+  const p = str(["a", "b", "c", "d"], [2, 2]);
+  check(run1("GatherNd", [p, i32([0, 0, 1, 1], [2, 2])]), [2], ["a", "d"]);
+  check(run1("GatherNd", [p, i32([1, 0], [2, 1])]), [2, 2], ["c", "d", "a", "b"]);
+  check(run1("GatherNd", [p, i64([1, 0, 0, 1], [2, 1, 2])]), [2, 1], ["c", "b"]);
+  const x = iota(8, [2, 2, 2]);
+  check(run1("GatherNd", [x, i32([0, 1, 1, 0], [2, 2])]), [2, 2], [2, 3, 4, 5]);
+  check(run1("GatherNd", [x, i32([1, 1, 1], [3])]), [], [7]);
+  // An index depth of 0 takes the whole of params per row.
+  check(run1("GatherNd", [i32([1, 2]), i32([], [3, 0])]), [3, 2], [1, 2, 1, 2, 1, 2]);
+  check(run1("GatherNd", [x, i32([], [0, 2])]), [0, 2], []);
+  throwsInvalid(
+    () => run("GatherNd", [p, i32([0, 0, 2, 1], [2, 2])]),
+    "indices[1] = [2, 1] does not index into param shape [2,2], node name: test_GatherNd",
+  );
+  throwsInvalid(
+    () => run("GatherNd", [p, i32([0, 0, 0, -1], [1, 2, 2])]),
+    "indices[0,1] = [0, -1] does not index into param shape [2,2], node name: test_GatherNd",
+  );
+  check(
+    run1("GatherNd", [iota(4, [2, 2]), i32([0, 0, 2, 1], [2, 2])], {
+      bad_indices_policy: attr.string("IGNORE"),
+    }),
+    [2],
+    [0, 0],
+  );
+  throwsInvalid(
+    () => run("GatherNd", [p, i32([0, 0, 0], [1, 3])]),
+    "index innermost dimension length must be <= params rank; saw: 3 vs. 2",
+  );
+  throwsInvalid(
+    () => run("GatherNd", [f32([1], []), i32([0], [1])]),
+    "params must be at least a vector",
+  );
+  throwsInvalid(() => run("GatherNd", [p, scalar(0)]), "indices must be at least a vector");
+  throwsInvalid(
+    () => run("GatherNd", [f32([], [0, 2]), i32([0], [1, 1])]),
+    "Requested more than 0 entries, but params is empty.  Params shape: [0,2]",
+  );
+});
+
+Deno.test("ScatterNd sums updates into zeros", () => {
+  const scatter = (indices: Tensor, updates: Tensor, shape: number[]) =>
+    run1("ScatterNd", [indices, updates, i32(shape)]);
+  check(
+    scatter(i32([4, 3, 1, 7], [4, 1]), f32([9, 10, 11, 12]), [8]),
+    [8],
+    [0, 11, 0, 10, 9, 0, 0, 12],
+  );
+  // Duplicates add; slices; int32 wraps; int64 indices.
+  check(scatter(i32([1, 1], [2, 1]), f32([1, 2]), [3]), [3], [0, 3, 0]);
+  check(
+    scatter(i64([0, 2], [2, 1]), i32([5, 5, 6, 6], [2, 2]), [3, 2]),
+    [3, 2],
+    [5, 5, 0, 0, 6, 6],
+    DataType.DT_INT32,
+  );
+  check(
+    scatter(i32([0, 0], [2, 1]), i32([2 ** 31 - 1, 1]), [1]),
+    [1],
+    [-(2 ** 31)],
+  );
+  check(scatter(i32([1, 0, 0, 1], [2, 2]), i64([3, 4]), [2, 2]), [2, 2], [0, 4, 3, 0]);
+  check(scatter(i32([0, 0], [2, 1]), bools([true, false]), [2]), [2], [1, 0], DataType.DT_BOOL);
+  check(scatter(i32([0, 0, 1], [3, 1]), str(["a", "b", "c"]), [2]), [2], ["ab", "c"]);
+  // 16-bit floats round after every addition: 2048 + 1 is 2048 in half precision.
+  const half = new Tensor(
+    DataType.DT_HALF,
+    [2],
+    Uint16Array.from([numberToHalfBits(2048), numberToHalfBits(1)]),
+  );
+  const h = scatter(i32([0, 0], [2, 1]), half, [1]);
+  assert.equal(h.dtype, DataType.DT_HALF);
+  assert.equal(halfBitsToNumber((h.data as Uint16Array)[0]), 2048);
+  // Nothing to scatter.
+  check(scatter(i32([], [0, 1]), f32([]), [2]), [2], [0, 0]);
+  throwsInvalid(
+    () => scatter(i32([4], [1, 1]), f32([1]), [4]),
+    "indices[0] = [4] does not index into shape [4]",
+  );
+  throwsInvalid(
+    () => scatter(i32([0, 1], [2, 1]), f32([1, 2, 3, 4, 5, 6], [2, 3]), [4, 4]),
+    "Dimensions [1,2) of input[shape=[4,4]] must match dimensions [1,2) of updates[shape=[2,3]]",
+  );
+  throwsInvalid(
+    () => scatter(i32([0, 1], [2, 1]), f32([1, 2, 3]), [4]),
+    "Dimensions [0,1) of indices[shape=[2,1]] must match dimensions [0,1) of updates[shape=[3]]",
+  );
+  throwsInvalid(
+    () =>
+      scatter(i32(new Array(8).fill(0), [2, 2, 2]), i32(new Array(8).fill(0), [2, 2, 2]), [
+        0,
+        3,
+        2,
+      ]),
+    "Indices and updates specified for empty output.  indices shape: [2,2,2]",
+  );
+  throwsInvalid(
+    () => scatter(scalar(0), f32([1]), [2]),
+    "Indices shape must have rank at least one. Found:[]",
+  );
+  throwsInvalid(
+    () => run("ScatterNd", [i32([0], [1, 1]), f32([1]), i32([2], [1, 1])]),
+    "Shape must be a vector",
+  );
+  throwsInvalid(() => scatter(i32([0], [1, 1]), f32([1]), [-2]), "Dimension -2 must be >= 0");
+});
+
+Deno.test("EnsureShape passes compatible tensors and words a mismatch as TF", () => {
+  const x = iota(6, [2, 3]);
+  const ensure = (t: Tensor, shape: AttrValue) => run1("EnsureShape", [t], { shape });
+  assert.equal(ensure(x, attr.shape([-1, 3])).data, x.data);
+  assert.equal(ensure(x, attr.shape([2, 3])).data, x.data);
+  const unknownRank = create(AttrValueSchema, {
+    value: { case: "shape", value: { unknownRank: true } },
+  });
+  assert.equal(ensure(x, unknownRank).data, x.data);
+  throwsInvalid(
+    () => ensure(f32([1, 2, 3]), attr.shape([-1, 3])),
+    "Shape of tensor test_EnsureShape [3] is not compatible with expected shape [?,3].",
+  );
+  throwsInvalid(
+    () => ensure(x, attr.shape([3, 3])),
+    "Shape of tensor test_EnsureShape [2,3] is not compatible with expected shape [3,3].",
+  );
+  // With input names from the runtime, the message names the input as TF does.
+  const kernel = arrayKernels.find((k) => k.op === "EnsureShape")!;
+  const ctx = {
+    name: "es",
+    op: "EnsureShape",
+    attr: new Attrs("es", { shape: attr.shape([3, 3]) }),
+    numInputs: 1,
+    resources: new Resources(),
+    compileFunction: () => {
+      throw new Error("none");
+    },
+    inputNames: ["x"],
+  };
+  throwsInvalid(
+    () => kernel.compile(ctx)([f32([1, 2, 3])]),
+    "Shape of tensor x [3] is not compatible with expected shape [3,3].",
+  );
+});
+
+Deno.test("Reverse (v1) takes a bool per dim", () => {
+  const x = iota(6, [2, 3]);
+  check(run1("Reverse", [x, bools([false, true])]), [2, 3], [2, 1, 0, 5, 4, 3]);
+  check(run1("Reverse", [x, bools([true, true])]), [2, 3], [5, 4, 3, 2, 1, 0]);
+  check(run1("Reverse", [x, bools([true, false])]), [2, 3], [3, 4, 5, 0, 1, 2]);
+  assert.equal(run1("Reverse", [x, bools([false, false])]).data, x.data);
+  check(run1("Reverse", [f32([7], []), bools([])]), [], [7]);
+  throwsInvalid(
+    () => run("Reverse", [x, bools([true])]),
+    "'dims' must have the same number of values as 'input' has dimensions. 'input' has 2'dims' has 1 values",
+  );
+  throwsInvalid(
+    () => run("Reverse", [x, bools([true, true], [1, 2])]),
+    "'dims' must be 1-dimension, not 2",
+  );
+  throwsInvalid(
+    () => run("Reverse", [f32([1], new Array(9).fill(1)), bools(new Array(9).fill(true))]),
+    "reverse is not implemented for tensors of rank > 8.",
+    Code.UNIMPLEMENTED,
+  );
 });

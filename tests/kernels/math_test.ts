@@ -911,3 +911,340 @@ Deno.test("ArgMax errors", () => {
     "dim must be a scalar, but received tensor of shape: [2]",
   );
 });
+
+// ---------------------------------------------------------------------------------------------
+// MatMul through WebAssembly
+// ---------------------------------------------------------------------------------------------
+
+Deno.test("MatMul float32 runs a persistent W through WebAssembly with the same results", () => {
+  const rnd = (n: number, seed: number) =>
+    Array.from({ length: n }, (_, i) => Math.sin(seed * 1000 + i * 12.9898) * 2);
+  for (const [m, k, n, tb] of [[1, 784, 10, false], [3, 5, 3, true], [7, 33, 17, false]] as const) {
+    const a = f32(rnd(m * k, 1), [m, k]);
+    const w = f32(rnd(k * n, 2), tb ? [n, k] : [k, n]);
+    // Reference in float64.
+    const ref: number[] = [];
+    const av = values(a), wv = values(w);
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < k; p++) s += av[i * k + p] * (tb ? wv[j * k + p] : wv[p * n + j]);
+        ref.push(s);
+      }
+    }
+    const attrs = { T: attr.type(T.DT_FLOAT), transpose_b: attr.bool(tb) };
+    const first = run("MatMul", [a, w], attrs); // JavaScript (W seen once)
+    const second = run("MatMul", [a, w], attrs); // WebAssembly from now on, when supported
+    assert.deepEqual([...second.shape], [m, n]);
+    assertClose(values(first), ref, 1e-5);
+    assertClose(values(second), ref, 1e-5);
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// ClipByValue, Cumsum, Cumprod, Erfc
+// ---------------------------------------------------------------------------------------------
+
+Deno.test("ClipByValue with scalar and tensor bounds, NaN kept, min wins over max", () => {
+  const clip = (x: Tensor, lo: Tensor, hi: Tensor) =>
+    run("ClipByValue", [x, lo, hi], { T: attr.type(x.dtype) });
+  const s = (v: number) => f32([v], []);
+  assertClose(values(clip(f32([-2, 0.5, 3, NaN]), s(-1), s(1))), [-1, 0.5, 1, NaN]);
+  assert.deepEqual(values(clip(f32([2, -1, 3]), f32([0, 0, 5]), f32([1, 1, 1]))), [1, 0, 5]);
+  assert.deepEqual(values(clip(f32([2, -1, 3]), f32([0, 0, 2]), s(2.5))), [2, 0, 2.5]);
+  assert.deepEqual(values(clip(f32([2, -1, 3]), s(0), f32([1, 5, 1]))), [1, 0, 1]);
+  assert.deepEqual(values(clip(f32([5]), s(3), s(1))), [3]);
+  const ints = clip(i32([-5, 0, 5], [3]), i32([-1], []), i32([1], []));
+  assert.equal(ints.dtype, T.DT_INT32);
+  assert.deepEqual(values(ints), [-1, 0, 1]);
+  assert.deepEqual(values(clip(i64([-5n, 2n ** 40n]), i64([0], []), i64([2n ** 33n], []))), [
+    0,
+    2 ** 33,
+  ]);
+  const h = (v: number[], shape?: number[]) =>
+    new Tensor(T.DT_HALF, shape ?? [v.length], encodeFloat16(v, T.DT_HALF));
+  const hc = clip(h([-3, 0.25, 7]), h([-1], []), h([2], []));
+  assert.equal(hc.dtype, T.DT_HALF);
+  assert.deepEqual(Array.from(decodeFloat16(hc.data as Uint16Array, T.DT_HALF)), [-1, 0.25, 2]);
+  assertServingError(
+    () => clip(f32([1, 2, 3]), f32([0, 0]), s(1)),
+    Code.INVALID_ARGUMENT,
+    "clip_value_min and clip_value_max must be either of the same shape as input, or a scalar. " +
+      "input shape: [3]clip_value_min shape: [2]clip_value_max shape: []",
+  );
+  assertServingError(
+    () => clip(f32([1, 2]), f32([0], [1]), s(1)),
+    Code.INVALID_ARGUMENT,
+    /^clip_value_min and clip_value_max must be/,
+  );
+  assertServingError(
+    () => clip(typed(T.DT_UINT32, [1]), typed(T.DT_UINT32, [0], []), typed(T.DT_UINT32, [1], [])),
+    Code.UNIMPLEMENTED,
+    /ClipByValue is not implemented for DT_UINT32/,
+  );
+});
+
+Deno.test("Cumsum and Cumprod with exclusive and reverse", () => {
+  const scan = (op: string, x: Tensor, axis: number, exclusive = false, reverse = false) =>
+    run(op, [x, i32([axis], [])], {
+      T: attr.type(x.dtype),
+      exclusive: attr.bool(exclusive),
+      reverse: attr.bool(reverse),
+    });
+  const x = f32([1, 2, 3, 4]);
+  assert.deepEqual(values(scan("Cumsum", x, 0)), [1, 3, 6, 10]);
+  assert.deepEqual(values(scan("Cumsum", x, 0, true)), [0, 1, 3, 6]);
+  assert.deepEqual(values(scan("Cumsum", x, 0, false, true)), [10, 9, 7, 4]);
+  assert.deepEqual(values(scan("Cumsum", x, 0, true, true)), [9, 7, 4, 0]);
+  assert.deepEqual(values(scan("Cumprod", x, 0)), [1, 2, 6, 24]);
+  assert.deepEqual(values(scan("Cumprod", x, 0, true)), [1, 1, 2, 6]);
+  assert.deepEqual(values(scan("Cumprod", x, 0, false, true)), [24, 24, 12, 4]);
+  assert.deepEqual(values(scan("Cumprod", x, 0, true, true)), [24, 12, 4, 1]);
+  const m = f32([1, 2, 3, 4, 5, 6], [2, 3]);
+  const c0 = scan("Cumsum", m, 0);
+  assert.deepEqual([...c0.shape], [2, 3]);
+  assert.deepEqual(values(c0), [1, 2, 3, 5, 7, 9]);
+  assert.deepEqual(values(scan("Cumsum", m, 1)), [1, 3, 6, 4, 9, 15]);
+  assert.deepEqual(values(scan("Cumsum", m, -1, true, true)), [5, 3, 0, 11, 6, 0]);
+  assert.deepEqual(values(scan("Cumprod", m, -2, true)), [1, 1, 1, 1, 2, 3]);
+  // float32 partial sums round at every step: 2^24 + 1 + 1 stays 2^24.
+  assert.deepEqual(values(scan("Cumsum", f32([16777216, 1, 1]), 0)), [
+    16777216,
+    16777216,
+    16777216,
+  ]);
+  assert.ok(Object.is(values(scan("Cumsum", f32([-0]), 0))[0], 0)); // 0 + -0
+  // Integers wrap; int64 and half.
+  assert.deepEqual(values(scan("Cumsum", i32([2 ** 31 - 1, 1]), 0)), [2 ** 31 - 1, -(2 ** 31)]);
+  assert.deepEqual(values(scan("Cumprod", i32([65536, 65536, 3]), 0)), [65536, 0, 0]);
+  assert.deepEqual(values(scan("Cumprod", typed(T.DT_UINT8, [16, 16, 2]), 0)), [16, 0, 0]);
+  const big = scan("Cumprod", i64([2n ** 62n, 2n, 3n]), 0);
+  assert.deepEqual(Array.from(big.data as BigInt64Array), [2n ** 62n, -(2n ** 63n), -(2n ** 63n)]);
+  const half = scan(
+    "Cumsum",
+    new Tensor(T.DT_HALF, [3], encodeFloat16([2048, 1, 1], T.DT_HALF)),
+    0,
+  );
+  assert.deepEqual(Array.from(decodeFloat16(half.data as Uint16Array, T.DT_HALF)), [
+    2048,
+    2048,
+    2048,
+  ]);
+  assert.deepEqual(values(scan("Cumsum", f32([], [0, 3]), 1)), []);
+  assertServingError(
+    () => run("Cumsum", [x, i32([0])]),
+    Code.INVALID_ARGUMENT,
+    "ScanOp: axis must be a scalar, not [1]",
+  );
+  assertServingError(
+    () => scan("Cumsum", m, -3),
+    Code.INVALID_ARGUMENT,
+    "ScanOp: Expected scan axis in the range [-2, 2), but got -1",
+  );
+  assertServingError(
+    () => scan("Cumprod", m, 2),
+    Code.INVALID_ARGUMENT,
+    "ScanOp: Expected scan axis in the range [-2, 2), but got 2",
+  );
+  assertServingError(() => scan("Cumsum", bool([true]), 0), Code.UNIMPLEMENTED, /DT_BOOL/);
+});
+
+Deno.test("Erfc", () => {
+  const x = [-1, 0, 0.5, 1, 3, 10, -Infinity, Infinity, NaN];
+  const ref = [
+    1.8427007929497148,
+    1,
+    0.4795001221869535,
+    0.15729920705028513,
+    2.209049699858544e-05,
+    2.088487583762545e-45,
+    2,
+    0,
+    NaN,
+  ];
+  assertClose(values(un("Erfc", f64(x))), ref, 1e-15);
+  const f = un("Erfc", f32(x));
+  assert.equal(f.dtype, T.DT_FLOAT);
+  assertClose(values(f), Array.from(Float32Array.from(ref)), 1e-7);
+  assertServingError(() => un("Erfc", i32([1])), Code.UNIMPLEMENTED, /Erfc/);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Einsum
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A brute-force einsum over explicit labels (no ellipsis): every assignment of every label,
+ * accumulating products into the output.
+ */
+function einsumReference(eq: string, xs: { shape: number[]; v: number[] }[]): number[] {
+  const [ins, out] = eq.split("->");
+  const subs = ins.split(",");
+  const size = new Map<string, number>();
+  subs.forEach((s, i) => [...s].forEach((c, d) => size.set(c, xs[i].shape[d])));
+  const labels = [...size.keys()];
+  const outSize = [...out].reduce((p, c) => p * size.get(c)!, 1);
+  const res = new Array<number>(outSize).fill(0);
+  const at = (s: string, idx: Map<string, number>, shape: number[]) =>
+    [...s].reduce((o, c, d) => o * shape[d] + idx.get(c)!, 0);
+  const idx = new Map<string, number>(labels.map((l) => [l, 0]));
+  const total = labels.reduce((p, l) => p * size.get(l)!, 1);
+  for (let n = 0; n < total; n++) {
+    let r = n;
+    for (let i = labels.length - 1; i >= 0; i--) {
+      const s = size.get(labels[i])!;
+      idx.set(labels[i], r % s);
+      r = Math.floor(r / s);
+    }
+    let p = 1;
+    subs.forEach((s, i) => (p *= xs[i].v[at(s, idx, xs[i].shape)]));
+    res[at(out, idx, [...out].map((c) => size.get(c)!))] += p;
+  }
+  return res;
+}
+
+Deno.test("Einsum: matmul, transpose, reductions, dot and outer products", () => {
+  const es = (eq: string, ...xs: Tensor[]) =>
+    run("Einsum", xs, {
+      equation: attr.string(eq),
+      T: attr.type(xs[0].dtype),
+      N: attr.int(xs.length),
+    });
+  const ab = es("ab,bc->ac", f32([1, 2, 3, 4], [2, 2]), f32([5, 6, 7, 8], [2, 2]));
+  assert.deepEqual([...ab.shape], [2, 2]);
+  assert.deepEqual(values(ab), [19, 22, 43, 50]);
+  const m = f32([1, 2, 3, 4, 5, 6], [2, 3]);
+  const t = es("ij->ji", m);
+  assert.deepEqual([...t.shape], [3, 2]);
+  assert.deepEqual(values(t), [1, 4, 2, 5, 3, 6]);
+  assert.deepEqual(values(es("ij->i", m)), [6, 15]);
+  assert.deepEqual(values(es("ij->j", m)), [5, 7, 9]);
+  const all = es("ij->", m);
+  assert.deepEqual([...all.shape], []);
+  assert.deepEqual(values(all), [21]);
+  assert.deepEqual(values(es("i,i->", f32([1, 2, 3]), f32([4, 5, 6]))), [32]);
+  assert.deepEqual(values(es("i,j->ij", f32([1, 2]), f32([3, 4]))), [3, 4, 6, 8]);
+  // Labels summed away on one side only, and the free labels in swapped order.
+  assert.deepEqual(values(es("ij,jk->k", m, f32([1, 0, 0, 1, 1, 1], [3, 2]))), [14, 16]);
+  assert.deepEqual(values(es("ab,bc->ca", f32([1, 2, 3, 4], [2, 2]), f32([5, 6, 7, 8], [2, 2]))), [
+    19,
+    43,
+    22,
+    50,
+  ]);
+  const ints = es("ab,bc->ac", i32([1, 2, 3, 4], [2, 2]), i32([5, 6, 7, 8], [2, 2]));
+  assert.equal(ints.dtype, T.DT_INT32);
+  assert.deepEqual(values(ints), [19, 22, 43, 50]);
+  const h = (v: number[], shape: number[]) =>
+    new Tensor(T.DT_HALF, shape, encodeFloat16(v, T.DT_HALF));
+  const hh = es("ab,bc->ac", h([1, 2, 3, 4], [2, 2]), h([5, 6, 7, 8], [2, 2]));
+  assert.equal(hh.dtype, T.DT_HALF);
+  assert.deepEqual(Array.from(decodeFloat16(hh.data as Uint16Array, T.DT_HALF)), [19, 22, 43, 50]);
+});
+
+Deno.test("Einsum: the equations Keras layers export agree with a brute-force reference", () => {
+  const rnd = (shape: number[], seed: number) => {
+    const n = shape.reduce((p, d) => p * d, 1);
+    return { shape, v: Array.from({ length: n }, (_, i) => Math.round(Math.sin(seed + i) * 8)) };
+  };
+  const cases: [string, number[], number[]][] = [
+    ["ab,bc->ac", [3, 4], [4, 5]],
+    ["abc,cd->abd", [2, 3, 4], [4, 5]],
+    ["abc,cde->abde", [2, 3, 4], [4, 2, 3]],
+    ["abcd,cd->abc", [2, 3, 4, 5], [4, 5]],
+    ["bij,bjk->bik", [2, 3, 4], [2, 4, 5]],
+    ["aecd,abcd->acbe", [2, 3, 2, 4], [2, 5, 2, 4]],
+    ["acbe,aecd->abcd", [2, 2, 5, 3], [2, 3, 2, 4]],
+    ["abcd,cde->abe", [2, 3, 2, 4], [2, 4, 5]],
+    ["ab,cb->ac", [3, 4], [2, 4]],
+    ["ba,bc->ca", [4, 3], [4, 2]],
+  ];
+  for (const [eq, sx, sy] of cases) {
+    const x = rnd(sx, 1), y = rnd(sy, 2);
+    const out = run("Einsum", [f32(x.v, sx), f32(y.v, sy)], { equation: attr.string(eq) });
+    assert.deepEqual(values(out), einsumReference(eq, [x, y]), eq);
+    const outShape = [...eq.split("->")[1]].map((c) => {
+      const [a, b] = eq.split("->")[0].split(",");
+      return a.includes(c) ? sx[a.indexOf(c)] : sy[b.indexOf(c)];
+    });
+    assert.deepEqual([...out.shape], outShape, eq);
+  }
+});
+
+Deno.test("Einsum: ellipsis dims broadcast as numpy's", () => {
+  const es = (eq: string, ...xs: Tensor[]) => run("Einsum", xs, { equation: attr.string(eq) });
+  const x = f32(Array.from({ length: 12 }, (_, i) => i), [3, 2, 2]);
+  const w = f32([1, 2, 3, 4], [2, 2]);
+  const r = es("...ij,jk->...ik", x, w);
+  assert.deepEqual([...r.shape], [3, 2, 2]);
+  assert.deepEqual(
+    values(r),
+    einsumReference("aij,jk->aik", [{ shape: [3, 2, 2], v: values(x) }, {
+      shape: [2, 2],
+      v: [1, 2, 3, 4],
+    }]),
+  );
+  // [2,1,3] · [4,3] over j, broadcasting the leading dims to [2,4].
+  const a = f32([1, 2, 3, 4, 5, 6], [2, 1, 3]);
+  const b = f32([1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1], [4, 3]);
+  const d = es("...j,...j->...", a, b);
+  assert.deepEqual([...d.shape], [2, 4]);
+  assert.deepEqual(values(d), [1, 2, 3, 6, 4, 5, 6, 15]);
+  // An ellipsis standing for nothing, and a single-operand one.
+  assert.deepEqual(values(es("...i,i->...", f32([1, 2]), f32([3, 4]))), [11]);
+  const s = es("...ij->...j", x);
+  assert.deepEqual([...s.shape], [3, 2]);
+  assert.deepEqual(values(s), [2, 4, 10, 12, 18, 20]);
+});
+
+Deno.test("Einsum errors", () => {
+  const es = (eq: string, ...xs: Tensor[]) => run("Einsum", xs, { equation: attr.string(eq) });
+  const m = f32([1, 2, 3, 4, 5, 6], [2, 3]);
+  assertServingError(
+    () => es("ij", m),
+    Code.INVALID_ARGUMENT,
+    "Expecting exactly one '->' in einsum equation: ij",
+  );
+  assertServingError(
+    () => es("i,j,k->ijk", m),
+    Code.INVALID_ARGUMENT,
+    "Expecting 1 or 2 input subscripts in equation 'i,j,k->ijk' but got: 3",
+  );
+  assertServingError(() => es("ii->i", m), Code.UNIMPLEMENTED, /Einsum equation "ii->i" repeats/);
+  assertServingError(() => es("ij->k", m), Code.INVALID_ARGUMENT, /output label 'k' appears in no/);
+  assertServingError(
+    () => es("ijk->kji", m),
+    Code.INVALID_ARGUMENT,
+    "Expected input 0 to have rank 3 but got: 2",
+  );
+  assertServingError(
+    () => es("ij,ij->i", m, f32([1, 2, 3], [3, 1])),
+    Code.INVALID_ARGUMENT,
+    "Expected dimension 2 at axis 0 of the input shaped [3,1] but got dimension 3",
+  );
+  assertServingError(
+    () => es("...ijk->ijk", m),
+    Code.INVALID_ARGUMENT,
+    "Expected input 0 to have rank at least 3 but got: 2",
+  );
+  assertServingError(
+    () => es("...j->j", m),
+    Code.INVALID_ARGUMENT,
+    "Output contains 1 broadcasting dimension(s) but no ellipsis (...) was found in the output subscripts.",
+  );
+  assertServingError(
+    () =>
+      es(
+        "...j,...j->...",
+        f32([1, 2, 3, 4, 5, 6], [2, 3]),
+        f32([1, 2, 3, 4, 5, 6, 7, 8, 9], [3, 3]),
+      ),
+    Code.INVALID_ARGUMENT,
+    /^Invalid broadcasting dimensions: /,
+  );
+  assertServingError(
+    () => es("ij,jk->ik", m, i32([1, 2, 3], [3, 1])),
+    Code.INVALID_ARGUMENT,
+    /Einsum needs inputs of one type/,
+  );
+});

@@ -966,3 +966,220 @@ Deno.test("every op is registered once", () => {
     ]
   ) assert.ok(ops.includes(op), op);
 });
+
+Deno.test("Conv2DBackpropInput (transposed convolution)", async (t) => {
+  const convT = (sizes: number[], filter: Tensor, dy: Tensor, attrs: Attrs) =>
+    run1("Conv2DBackpropInput", [Tensor.int32(sizes), filter, dy], {
+      T: attr.type(filter.dtype),
+      ...attrs,
+    });
+  const stride = (s: number) => attr.ints([1, s, s, 1]);
+
+  await t.step("hand-computed: each gradient pixel spreads a scaled filter window", () => {
+    const f = f32([1, 2, 3, 4], [2, 2, 1, 1]);
+    const one = convT([1, 2, 2, 1], f, f32([5], [1, 1, 1, 1]), {
+      strides: stride(2),
+      padding: attr.string("VALID"),
+    });
+    assert.deepEqual([...one.shape], [1, 2, 2, 1]);
+    assert.deepEqual(Array.from(one.data as Float32Array), [5, 10, 15, 20]);
+    const four = convT([1, 4, 4, 1], f, f32([1, 2, 3, 4], [1, 2, 2, 1]), {
+      strides: stride(2),
+      padding: attr.string("VALID"),
+    });
+    assert.deepEqual(Array.from(four.data as Float32Array), [
+      1,
+      2,
+      2,
+      4,
+      3,
+      4,
+      6,
+      8,
+      3,
+      6,
+      4,
+      8,
+      9,
+      12,
+      12,
+      16,
+    ]);
+    // Two input channels, one output channel: dx[c] = f[c] · dy.
+    const ch = convT([1, 1, 1, 2], f32([2, 3], [1, 1, 2, 1]), f32([4], [1, 1, 1, 1]), {
+      strides: stride(1),
+      padding: attr.string("SAME"),
+    });
+    assert.deepEqual(Array.from(ch.data as Float32Array), [8, 12]);
+    // input_sizes may give only H and W; batch and depth come from out_backprop and the filter.
+    const hw = convT([2, 2], f, f32([5], [1, 1, 1, 1]), {
+      strides: stride(2),
+      padding: attr.string("VALID"),
+    });
+    assert.deepEqual([...hw.shape], [1, 2, 2, 1]);
+    assert.deepEqual(Array.from(hw.data as Float32Array), [5, 10, 15, 20]);
+  });
+
+  await t.step("is the adjoint of Conv2D: <conv(x), dy> = <x, convT(dy)>", () => {
+    const r = rng(11);
+    const configs: { x: number[]; f: number[]; attrs: Attrs }[] = [
+      { x: [2, 5, 5, 3], f: [3, 3, 3, 4], attrs: { padding: attr.string("SAME") } },
+      { x: [1, 7, 6, 2], f: [3, 2, 2, 3], attrs: { padding: attr.string("VALID") } },
+      { x: [2, 6, 6, 2], f: [3, 3, 2, 2], attrs: { padding: attr.string("SAME") } },
+      { x: [1, 8, 7, 1], f: [4, 3, 1, 2], attrs: { padding: attr.string("SAME") } },
+      {
+        x: [1, 5, 6, 2],
+        f: [2, 3, 2, 3],
+        attrs: {
+          padding: attr.string("EXPLICIT"),
+          explicit_paddings: attr.ints([0, 0, 1, 2, 0, 1, 0, 0]),
+        },
+      },
+    ];
+    for (const s of [1, 2, 3]) {
+      for (const d of [1, 2]) {
+        for (const c of configs) {
+          if (s > 1 && d > 1) continue; // Conv2D's own constraint does not apply, keep it simple
+          const attrs: Attrs = {
+            strides: stride(s),
+            dilations: attr.ints([1, d, d, 1]),
+            ...c.attrs,
+          };
+          const x = randomTensor(c.x, r);
+          const f = randomTensor(c.f, r);
+          const y = run1("Conv2D", [x, f], { T: attr.type(DataType.DT_FLOAT), ...attrs });
+          if (y.size === 0) continue;
+          const dy = randomTensor([...y.shape], r);
+          const dx = convT(c.x, f, dy, attrs);
+          assert.deepEqual([...dx.shape], c.x);
+          let lhs = 0, rhs = 0;
+          const yv = y.data as Float32Array, dyv = dy.data as Float32Array;
+          for (let i = 0; i < yv.length; i++) lhs += yv[i] * dyv[i];
+          const xv = x.data as Float32Array, dxv = dx.data as Float32Array;
+          for (let i = 0; i < xv.length; i++) rhs += xv[i] * dxv[i];
+          assertClose([rhs], [lhs], 1e-4);
+        }
+      }
+    }
+  });
+
+  await t.step("NCHW and float64 agree with NHWC", () => {
+    const r = rng(5);
+    const x = [1, 4, 5, 2];
+    const f = randomTensor([3, 3, 2, 3], r);
+    const attrs = { strides: stride(2), padding: attr.string("SAME") };
+    const dy = randomTensor([1, 2, 3, 3], r);
+    const nhwc = convT(x, f, dy, attrs);
+    // NHWC → NCHW of dy, and back for the result.
+    const toNCHW = (t: Tensor) => {
+      const [n, h, w, c] = t.shape;
+      const v = t.data as Float32Array;
+      const out = new Float32Array(v.length);
+      for (let b = 0; b < n; b++) {
+        for (let i = 0; i < h * w; i++) {
+          for (let ch = 0; ch < c; ch++) {
+            out[((b * c + ch) * h * w) + i] = v[(b * h * w + i) * c + ch];
+          }
+        }
+      }
+      return f32(Array.from(out), [n, c, h, w]);
+    };
+    const nchw = convT([1, 2, 4, 5], f, toNCHW(dy), {
+      strides: attr.ints([1, 1, 2, 2]),
+      padding: attr.string("SAME"),
+      data_format: attr.string("NCHW"),
+    });
+    assert.deepEqual([...nchw.shape], [1, 2, 4, 5]);
+    assertClose(
+      Array.from(nchw.data as Float32Array),
+      Array.from(toNCHW(nhwc).data as Float32Array),
+    );
+    const d64 = convT(
+      x,
+      f64(Array.from(f.data as Float32Array), [...f.shape]),
+      f64(Array.from(dy.data as Float32Array), [...dy.shape]),
+      attrs,
+    );
+    assert.equal(d64.dtype, DataType.DT_DOUBLE);
+    assertClose(Array.from(d64.data as Float64Array), Array.from(nhwc.data as Float32Array), 1e-5);
+  });
+
+  await t.step("shape errors as TensorFlow's CPU kernel words them", () => {
+    const f = f32([1, 2, 3, 4], [2, 2, 1, 1]);
+    const valid2 = { strides: stride(2), padding: attr.string("VALID") };
+    throwsCode(
+      () => convT([1, 4, 4, 1], f, f32(range(9), [1, 3, 3, 1]), valid2),
+      Code.INVALID_ARGUMENT,
+      "Conv2DCustomBackpropInput: Size of out_backprop doesn't match computed: actual = 3, " +
+        "computed = 2 spatial_dim: 1 input: 4 filter: 2 output: 3 stride: 2 dilation: 1",
+    );
+    throwsCode(
+      () => convT([1, 2, 2, 2], f32(range(8), [2, 2, 2, 1]), f32([1, 2], [2, 1, 1, 1]), valid2),
+      Code.INVALID_ARGUMENT,
+      "Conv2DCustomBackpropInput: input and out_backprop must have the same batch size. " +
+        "Input batch: 1, outbackprop batch: 2, batch_dim: 0",
+    );
+    throwsCode(
+      () => convT([1, 2, 2, 4], f32(range(8), [2, 2, 2, 1]), f32([1], [1, 1, 1, 1]), valid2),
+      Code.INVALID_ARGUMENT,
+      "Gradients for grouped convolutions are not supported on CPU. Please file a feature " +
+        "request if you run into this issue. Computed input depth 4 doesn't match filter input " +
+        "depth 2",
+    );
+    throwsCode(
+      () => convT([1, 2, 2, 3], f32(range(8), [2, 2, 2, 1]), f32([1], [1, 1, 1, 1]), valid2),
+      Code.INVALID_ARGUMENT,
+      "Conv2DCustomBackpropInput: input depth must be evenly divisible by filter depth",
+    );
+    throwsCode(
+      () => convT([1, 2, 2, 1], f, f32([1, 2], [1, 1, 1, 2]), valid2),
+      Code.INVALID_ARGUMENT,
+      "Conv2DCustomBackpropInput: filter and out_backprop must have the same out_depth",
+    );
+    throwsCode(
+      () => convT([1, 2, 2], f, f32([1], [1, 1, 1, 1]), valid2),
+      Code.INVALID_ARGUMENT,
+      "Conv2DBackpropInput requires input_sizes to contain 4 values or 2 values, but got: 3",
+    );
+    throwsCode(
+      () => convT([2, 2], f, f32([1], [1, 1, 1]), valid2),
+      Code.INVALID_ARGUMENT,
+      "input_sizes must be 4-dimensional, got: 3",
+    );
+    throwsCode(
+      () => convT([-2, 2], f, f32([1], [1, 1, 1, 1]), valid2),
+      Code.INVALID_ARGUMENT,
+      "Conv2DBackpropInput: elements of input_sizes must be >= 0, not -2x2",
+    );
+    throwsCode(
+      () =>
+        run1(
+          "Conv2DBackpropInput",
+          [Tensor.int32([2, 2], [1, 2]), f, f32([1], [1, 1, 1, 1])],
+          valid2,
+        ),
+      Code.INVALID_ARGUMENT,
+      "Conv2DBackpropInput: input_sizes input must be 1-dim, not 2",
+    );
+    throwsCode(
+      () =>
+        convT([1, 2, 2, 1], f, f32([1], [1, 1, 1, 1]), {
+          strides: attr.ints([2, 1, 1, 1]),
+          padding: attr.string("VALID"),
+        }),
+      Code.INVALID_ARGUMENT,
+      "strides in the batch and depth dimensions",
+    );
+    throwsCode(
+      () =>
+        convT(
+          [1, 2, 2, 1],
+          new Tensor(DataType.DT_INT32, [2, 2, 1, 1], Int32Array.from([1, 2, 3, 4])),
+          f32([1], [1, 1, 1, 1]),
+          valid2,
+        ),
+      Code.UNIMPLEMENTED,
+      "DT_INT32",
+    );
+  });
+});

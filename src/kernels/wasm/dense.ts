@@ -320,3 +320,21 @@ export function denseF32(
   if (!enabled || kernel === null || n === 0 || k === 0 || m === 0) return null;
   return kernel.run(x, w, b, n, k, m, transB, softmax);
 }
+
+/**
+ * Weight arrays seen once. Packing W into WebAssembly memory pays off for weights that persist
+ * across runs (a Const or a variable gives the same array every run) but not for an activation
+ * that is new on every run: packing costs more than a small product, and a stream of fresh
+ * arrays grows the WebAssembly memory (which never shrinks) before the collector frees them.
+ */
+const seenOnce = new WeakSet<Float32Array>();
+
+/**
+ * True from the second time `w` is offered: callers send W to {@linkcode denseF32} only then,
+ * and use their JavaScript loops on a first sighting.
+ */
+export function persistentWeight(w: Float32Array): boolean {
+  if (seenOnce.has(w)) return true;
+  seenOnce.add(w);
+  return false;
+}
