@@ -234,6 +234,7 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
       op: n.op,
       attr: new Attrs(n.name, n.attr),
       numInputs: n.inputs.length,
+      inputNames: n.inputs.map((r) => r.index === 0 ? r.node : refName(r)),
       resources: env.resources,
       compileFunction: (f) => {
         const c = env.callable(f);

@@ -2239,11 +2239,8 @@ const ndKernels: Kernel[] = [
     op: "EnsureShape",
     compile(ctx) {
       const want = ctx.attr.shape("shape");
-      // TF names the checked tensor by the node's input as the NodeDef writes it; the kernel
-      // context carries that name only when the runtime provides `inputNames`.
-      const names = (ctx as KernelContext & { readonly inputNames?: readonly string[] })
-        .inputNames;
-      const tensorName = names?.[0] ?? ctx.name;
+      // TF names the checked tensor by the node's input as the NodeDef writes it.
+      const tensorName = ctx.inputNames[0] ?? ctx.name;
       return (inputs) => {
         const t = inputs[0];
         if (

@@ -28,6 +28,8 @@ export interface KernelContext {
   readonly attr: Attrs;
   /** How many data inputs the node has. */
   readonly numInputs: number;
+  /** The data inputs as the NodeDef names them (`x`, `split:1`), for messages. */
+  readonly inputNames: readonly string[];
   /** The model's resources. */
   readonly resources: ResourceManager;
   /** Compiles a function of the graph's library into a callable (for call ops). */

@@ -985,7 +985,7 @@ Deno.test("EnsureShape passes compatible tensors and words a mismatch as TF", ()
   );
   throwsInvalid(
     () => ensure(x, attr.shape([3, 3])),
-    "Shape of tensor test_EnsureShape [2,3] is not compatible with expected shape [3,3].",
+    "Shape of tensor input_0 [2,3] is not compatible with expected shape [3,3].",
   );
   // With input names from the runtime, the message names the input as TF does.
   const kernel = arrayKernels.find((k) => k.op === "EnsureShape")!;

@@ -28,6 +28,7 @@ export function compileOp(
     op,
     attr: new Attrs(`test_${op}`, attrs),
     numInputs,
+    inputNames: Array.from({ length: numInputs }, (_, i) => `input_${i}`),
     resources,
     compileFunction: () => {
       throw new Error("no functions in kernel tests");
