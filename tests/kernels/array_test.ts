@@ -981,7 +981,7 @@ Deno.test("EnsureShape passes compatible tensors and words a mismatch as TF", ()
   assert.equal(ensure(x, unknownRank).data, x.data);
   throwsInvalid(
     () => ensure(f32([1, 2, 3]), attr.shape([-1, 3])),
-    "Shape of tensor test_EnsureShape [3] is not compatible with expected shape [?,3].",
+    "Shape of tensor input_0 [3] is not compatible with expected shape [?,3].",
   );
   throwsInvalid(
     () => ensure(x, attr.shape([3, 3])),
