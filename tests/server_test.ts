@@ -143,6 +143,8 @@ Deno.test("the server answers every method as upstream's tests expect", opts, as
       modelEntry("default", TF1),
       modelEntry("tf2", TF2),
       modelEntry("matrix", MATRIX),
+      modelEntry("specific", TWO, "model_version_policy { specific { versions: 123 } }"),
+      modelEntry("latest", TWO),
       modelEntry(
         "saved_model_half_plus_two_2_versions",
         TWO,
@@ -272,6 +274,20 @@ Deno.test("the server answers every method as upstream's tests expect", opts, as
       Code.NOT_FOUND,
       "Could not find any versions of model nope",
     );
+  });
+
+  await t.step("version policies: latest serves 124 only, specific serves 123 only", async () => {
+    const versions = async (name: string) =>
+      (await models.getModelStatus({ modelSpec: { name } })).modelVersionStatus.map((s) => [
+        Number(s.version),
+        ModelVersionStatus_State[s.state],
+      ]);
+    assert.deepEqual(await versions("latest"), [[124, "AVAILABLE"]]);
+    assert.deepEqual(await versions("specific"), [[123, "AVAILABLE"]]);
+    const res = await client.predict(
+      predictRequest("specific", { modelSpec: { name: "specific" } }),
+    );
+    assert.equal(versionOf(res.modelSpec), 123);
   });
 
   await t.step("versions and labels choose what serves", async () => {

@@ -44,8 +44,10 @@ import {
 export interface GrpcServerOptions {
   /** The address to bind, e.g. `0.0.0.0` or `127.0.0.1`. */
   readonly host: string;
-  /** The port to bind; 0 picks a free one (tests). */
-  readonly port: number;
+  /** The TCP port to bind; 0 picks a free one (tests); undefined serves no TCP port. */
+  readonly port?: number;
+  /** A UNIX socket path to serve on as well (`--grpc_socket_path`). */
+  readonly socketPath?: string;
   /** Serve grpc.health.v1.Health (`--enable_grpc_healthcheck_service`). */
   readonly enableHealthCheck: boolean;
   /** Where transport log lines go (nothing is logged per call). */
@@ -334,17 +336,29 @@ export async function startGrpcServer(
   const watchers = new HealthWatchers(api, options.healthWatchIntervalMs ?? 1000, log);
   if (options.enableHealthCheck) addHealthService(server, api, watchers);
 
-  // An IPv6 literal needs brackets in a host:port target.
-  const host = options.host.includes(":") && !options.host.startsWith("[")
-    ? `[${options.host}]`
-    : options.host;
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(
-      `${host}:${options.port}`,
-      grpc.ServerCredentials.createInsecure(),
-      (err, bound) => (err ? reject(err) : resolve(bound)),
-    );
-  });
+  const bind = (target: string) =>
+    new Promise<number>((resolve, reject) => {
+      server.bindAsync(
+        target,
+        grpc.ServerCredentials.createInsecure(),
+        (err, bound) => (err ? reject(err) : resolve(bound)),
+      );
+    });
+  let port = 0;
+  if (options.port !== undefined) {
+    // An IPv6 literal needs brackets in a host:port target.
+    const host = options.host.includes(":") && !options.host.startsWith("[")
+      ? `[${options.host}]`
+      : options.host;
+    port = await bind(`${host}:${options.port}`);
+  }
+  if (options.socketPath) {
+    // As grpc's UnlinkIfUnixDomainSocket: a socket file left by an earlier run is removed.
+    try {
+      if (Deno.lstatSync(options.socketPath).isSocket) Deno.removeSync(options.socketPath);
+    } catch { /* nothing there */ }
+    await bind(`unix:${options.socketPath}`);
+  }
 
   let closing: Promise<void> | undefined;
   const shutdown = (graceMs: number): Promise<void> =>
