@@ -215,6 +215,18 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
     );
   }
 
+  // The op behind a tensor, looking through forwarding ops; "" where the tensor is fed.
+  const sourceOp = (r: TensorRef): string => {
+    for (let hops = 0; hops < 64; hops++) {
+      if (fed.has(refName(r))) return "";
+      const n = graph.get(r.node);
+      if (!n) return "";
+      if (!FORWARD_OPS.has(n.op) || n.inputs.length !== 1) return n.op;
+      r = n.inputs[0];
+    }
+    return "";
+  };
+
   // 4. Resolve every kernel; collect all missing ops before failing.
   const missing = new Map<string, string[]>();
   const runs = new Map<string, KernelRun>();
@@ -235,6 +247,7 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
       attr: new Attrs(n.name, n.attr),
       numInputs: n.inputs.length,
       inputNames: n.inputs.map((r) => r.index === 0 ? r.node : refName(r)),
+      inputOps: n.inputs.map(sourceOp),
       resources: env.resources,
       compileFunction: (f) => {
         const c = env.callable(f);

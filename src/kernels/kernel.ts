@@ -30,6 +30,12 @@ export interface KernelContext {
   readonly numInputs: number;
   /** The data inputs as the NodeDef names them (`x`, `split:1`), for messages. */
   readonly inputNames: readonly string[];
+  /**
+   * The op producing each data input, seen through Identity-like ops (`Const`, `ReadVariableOp`,
+   * …; `""` for a fed tensor or a function argument). Kernels use it to tell weights, which
+   * keep their storage from run to run, from activations, which are new on every run.
+   */
+  readonly inputOps: readonly string[];
   /** The model's resources. */
   readonly resources: ResourceManager;
   /** Compiles a function of the graph's library into a callable (for call ops). */

@@ -32,7 +32,7 @@ import {
 } from "./elementwise.ts";
 import { transposeTensor } from "./array.ts";
 import type { Kernel } from "./kernel.ts";
-import { denseF32, persistentWeight } from "./wasm/dense.ts";
+import { denseF32, isWeightSource } from "./wasm/dense.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Dtype sets (as TensorFlow registers the CPU kernels, rounded up to every integer width)
@@ -844,6 +844,8 @@ const matMulKernel: Kernel = {
     if (ctx.attr.has("T")) checkAllowed("MatMul", node, MATMUL_TYPES, ctx.attr.type("T"));
     const ta = ctx.attr.bool("transpose_a", false);
     const tb = ctx.attr.bool("transpose_b", false);
+    // Only weights (constants, variables) go to WebAssembly (see isWeightSource).
+    const wasm = !ta && isWeightSource(ctx.inputOps[1] ?? "");
     return (inputs) => {
       const [a, b] = inputs;
       checkSameType("MatMul", node, a, b);
@@ -868,15 +870,20 @@ const matMulKernel: Kernel = {
           }`,
         );
       }
-      if (!ta && a.dtype === T.DT_FLOAT) {
-        const w = b.data as Float32Array;
-        // Only weights that persist across runs go to WebAssembly (see persistentWeight).
-        if (persistentWeight(w)) {
-          // WebAssembly SIMD, accumulating in float32 as TensorFlow's Eigen kernel does; null
-          // (no SIMD, switched off, out of memory, empty product) falls through to the loops.
-          const y = denseF32(a.data as Float32Array, w, null, M, K, N, tb, false);
-          if (y !== null) return [new Tensor(T.DT_FLOAT, [M, N], y)];
-        }
+      if (wasm && a.dtype === T.DT_FLOAT) {
+        // WebAssembly SIMD, accumulating in float32 as TensorFlow's Eigen kernel does; null
+        // (no SIMD, switched off, out of memory, empty product) falls through to the loops.
+        const y = denseF32(
+          a.data as Float32Array,
+          b.data as Float32Array,
+          null,
+          M,
+          K,
+          N,
+          tb,
+          false,
+        );
+        if (y !== null) return [new Tensor(T.DT_FLOAT, [M, N], y)];
       }
       const work = isFloat16(a.dtype) ? T.DT_FLOAT : a.dtype;
       const out = allocate(work, M * N);

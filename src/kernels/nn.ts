@@ -20,7 +20,7 @@ import { Code, ServingError } from "../errors.ts";
 import { DataType, dtypeName, type NumericArray } from "../tensor/dtype.ts";
 import { type Shape, shapeString, Tensor, toIntArray } from "../tensor/tensor.ts";
 import type { Kernel, KernelContext, KernelRun } from "./kernel.ts";
-import { denseF32, persistentWeight } from "./wasm/dense.ts";
+import { denseF32, isWeightSource } from "./wasm/dense.ts";
 
 /** Storage of the float types these kernels compute on. */
 type FloatArray = Float32Array | Float64Array;
@@ -557,6 +557,8 @@ const fusedDenseSoftmax: Kernel = {
     checkTypeAttr(ctx);
     const transA = ctx.attr.bool("transpose_a", false);
     const transB = ctx.attr.bool("transpose_b", false);
+    // WebAssembly for weights (constants, variables), decided once so every call agrees.
+    const wasm = isWeightSource(ctx.inputOps[1] ?? "");
     const scratch = new Scratch();
     return (inputs) => {
       checkArity(ctx, inputs, 3);
@@ -566,7 +568,7 @@ const fusedDenseSoftmax: Kernel = {
       const d = denseDims(a, wt, transA, transB);
       const shape = [d.n, d.m];
       const b = denseBias(ctx, bt, a, d.m, shape);
-      if (!transA && x instanceof Float32Array && persistentWeight(w as Float32Array)) {
+      if (!transA && wasm && x instanceof Float32Array) {
         // WebAssembly SIMD, float32 accumulation, for weights that persist across runs (null
         // when unavailable: the loop below runs).
         const y = denseF32(x, w as Float32Array, b as Float32Array, d.n, d.k, d.m, transB, true);
@@ -731,6 +733,7 @@ const fusedMatMul: Kernel = {
     checkTypeAttr(ctx);
     const transA = ctx.attr.bool("transpose_a", false);
     const transB = ctx.attr.bool("transpose_b", false);
+    const wasm = isWeightSource(ctx.inputOps[1] ?? "");
     const plan = fusionPlan(ctx, false);
     const alpha = ctx.attr.float("leakyrelu_alpha", 0.2);
     const scratch = new Scratch();
@@ -744,7 +747,7 @@ const fusedMatMul: Kernel = {
       const ep = buildEpilogue(ctx, plan, inputs.slice(2), a, d.m, shape, 0, alpha);
       if (
         !transA && x instanceof Float32Array && ep.bn === null &&
-        persistentWeight(w as Float32Array)
+        wasm
       ) {
         // WebAssembly SIMD for x·W + bias (float32 accumulation, as TensorFlow's kernel); the
         // fused Add and the activation then run in place (null: the loop below runs).

@@ -999,6 +999,7 @@ Deno.test("EnsureShape passes compatible tensors and words a mismatch as TF", ()
       throw new Error("none");
     },
     inputNames: ["x"],
+    inputOps: ["Placeholder"],
   };
   throwsInvalid(
     () => kernel.compile(ctx)([f32([1, 2, 3])]),

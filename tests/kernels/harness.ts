@@ -29,6 +29,8 @@ export function compileOp(
     attr: new Attrs(`test_${op}`, attrs),
     numInputs,
     inputNames: Array.from({ length: numInputs }, (_, i) => `input_${i}`),
+    // Inputs of a kernel test are constants (weights take the WebAssembly path where it has one).
+    inputOps: Array.from({ length: numInputs }, () => "Const"),
     resources,
     compileFunction: () => {
       throw new Error("no functions in kernel tests");

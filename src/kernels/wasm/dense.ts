@@ -321,20 +321,16 @@ export function denseF32(
   return kernel.run(x, w, b, n, k, m, transB, softmax);
 }
 
-/**
- * Weight arrays seen once. Packing W into WebAssembly memory pays off for weights that persist
- * across runs (a Const or a variable gives the same array every run) but not for an activation
- * that is new on every run: packing costs more than a small product, and a stream of fresh
- * arrays grows the WebAssembly memory (which never shrinks) before the collector frees them.
- */
-const seenOnce = new WeakSet<Float32Array>();
+/** Ops whose output keeps its storage from run to run: constants and variable reads. */
+const WEIGHT_SOURCES = new Set(["Const", "VariableV2", "Variable", "ReadVariableOp"]);
 
 /**
- * True from the second time `w` is offered: callers send W to {@linkcode denseF32} only then,
- * and use their JavaScript loops on a first sighting.
+ * True if an input produced by `op` is a weight. Packing W into WebAssembly memory pays off for
+ * weights (the same array every run) but not for an activation, which is new on every run:
+ * packing costs more than a small product, and a stream of fresh arrays grows the WebAssembly
+ * memory (which never shrinks) before the collector frees them. Deciding by the producer, at
+ * compile time, keeps a node's numbers the same on every call.
  */
-export function persistentWeight(w: Float32Array): boolean {
-  if (seenOnce.has(w)) return true;
-  seenOnce.add(w);
-  return false;
+export function isWeightSource(op: string): boolean {
+  return WEIGHT_SOURCES.has(op);
 }
