@@ -275,9 +275,24 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
   // 5. Slots: feeds first, then every output some step or fetch reads. An Identity of a value
   // (not of a variable reference, which it must read) shares its input's slot and never runs:
   // tensors are immutable, so forwarding is free.
-  const forwarded = (n: GraphNode) =>
+  // An Identity of a variable reference reads the variable when it runs; forwarding it moves the
+  // read to its consumers, which is the same value unless something assigns the variable in
+  // between, so that is done only in plans that assign no variable.
+  const assigns = [...nodes.values()].some((n) =>
+    REF_INPUTS[n.op]?.includes(0) && n.op !== "IsVariableInitialized"
+  );
+  const forwarded = (n: GraphNode): boolean =>
     FORWARD_OPS.has(n.op) && n.inputs.length === 1 && runs.has(n.name) &&
-    !REF_OUTPUT_OPS.has(nodes.get(n.inputs[0].node)?.op ?? "");
+    (!assigns || !REF_OUTPUT_OPS.has(nodes.get(n.inputs[0].node)?.op ?? ""));
+  // The node that really produces a tensor, through forwarded ones.
+  const producerOf = (r: TensorRef): GraphNode | undefined => {
+    let n = nodes.get(r.node);
+    while (n && r.index === 0 && forwarded(n) && !fed.has(refName(r))) {
+      r = n.inputs[0];
+      n = fed.has(refName(r)) ? undefined : nodes.get(r.node);
+    }
+    return n;
+  };
   const slotOf = new Map<string, number>();
   let numSlots = 0;
   const feedSlots = Int32Array.from(spec.feeds, (r) => {
@@ -326,7 +341,7 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
     for (const [idx, s] of outs) outputSlots[idx] = s;
     const refIns = REF_INPUTS[n.op] ?? [];
     const deref = n.inputs.flatMap((r, j) => {
-      const producer = nodes.get(r.node);
+      const producer = fed.has(refName(r)) ? undefined : producerOf(r);
       return producer && REF_OUTPUT_OPS.has(producer.op) && !refIns.includes(j) ? [j] : [];
     });
     return {

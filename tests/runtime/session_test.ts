@@ -160,3 +160,23 @@ Deno.test("a signature over a reference-typed tensor returns the variable's valu
   assert.equal(out.dtype, DataType.DT_FLOAT);
   assert.deepEqual([...(out.data as Float32Array)], [7]);
 });
+
+Deno.test("an Identity of a variable reads it where it runs, before a later Assign", () => {
+  const g = new GraphBuilder();
+  const v = g.op("v", "VariableV2", [], {
+    dtype: attrValue.type(DataType.DT_FLOAT),
+    shape: attrValue.shape([]),
+  });
+  g.op("init", "Assign", [v, g.constant("one", Tensor.scalar(DataType.DT_FLOAT, 1))], F);
+  const before = g.op("before", "Identity", [v], F);
+  const five = g.constant("five", Tensor.scalar(DataType.DT_FLOAT, 5));
+  g.op("set", "Assign", [v, five, "^before"], F);
+  const zero = g.constant("zero", Tensor.scalar(DataType.DT_FLOAT, 0));
+  g.op("out", "Add", [before, zero, "^set"], F);
+  const s = new Session(g.graph(), [], defaultRegistry());
+  s.compile({ feeds: [], fetches: [], targets: ["init"] }, "init").run([]);
+  const plan = s.compile({ feeds: [], fetches: [parseTensorName("out:0")] }, "out");
+  assert.equal((plan.run([])[0].data as Float32Array)[0], 1);
+  const after = s.compile({ feeds: [], fetches: [parseTensorName("v:0")] }, "v");
+  assert.equal((after.run([])[0].data as Float32Array)[0], 5);
+});
