@@ -5,6 +5,7 @@
  * @module
  */
 import { benchGrpc } from "./bench/grpc.ts";
+import { benchRest } from "./bench/rest.ts";
 import { benchRuntime } from "./bench/runtime.ts";
 import { benchTutorial } from "./bench/tutorial.ts";
 
@@ -12,6 +13,7 @@ const SECTIONS: Record<string, () => Promise<string>> = {
   runtime: benchRuntime,
   grpc: () => benchGrpc(),
   tutorial: () => benchTutorial(),
+  rest: () => benchRest(),
 };
 
 if (import.meta.main) {

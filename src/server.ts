@@ -12,11 +12,16 @@ import { type LogFn, serverLog } from "./log.ts";
 import { ServerCore } from "./model_server/server_core.ts";
 import { ModelServerService } from "./model_server/service.ts";
 import { type GrpcServer, startGrpcServer } from "./api/grpc/server.ts";
+import { type RestServer, type RouteHook, startRestServer } from "./api/rest/server.ts";
+import { defaultMonitoringConfig, readMonitoringConfigFile } from "./config/monitoring_config.ts";
+import { createMonitoring } from "./monitoring/monitoring.ts";
 
 /** A running server. */
 export interface Server extends AsyncDisposable {
   /** The bound gRPC port. */
   readonly grpcPort: number;
+  /** The bound HTTP/REST port; 0 when REST is off (or could not be bound, as upstream logs). */
+  readonly restPort: number;
   /** The models. */
   readonly core: ServerCore;
   /** The serving operations (what the transports call). */
@@ -32,8 +37,10 @@ export interface Server extends AsyncDisposable {
 export interface StartOptions {
   /** Where log lines go (default: timestamped console lines). */
   readonly log?: LogFn;
-  /** The address the gRPC port binds (default `0.0.0.0`, as upstream). */
+  /** The address the gRPC and REST ports bind (default `0.0.0.0`, as upstream). */
   readonly host?: string;
+  /** Paths the REST port answers before the REST API (health, metrics, `/`). */
+  readonly routes?: RouteHook;
 }
 
 /**
@@ -55,7 +62,18 @@ export async function startServer(
     enableSignatureMethodNameCheck: options.enableSignatureMethodNameCheck,
     enableSerializationAsTensorContent: options.enableSerializationAsTensorContent,
   };
-  const core = new ServerCore({
+  const monitoringConfig = options.monitoringConfigFile
+    ? await readMonitoringConfigFile(options.monitoringConfigFile)
+    : defaultMonitoringConfig();
+  let closing: Promise<void> | undefined;
+  // The core is made after monitoring, which needs its state events; `core()` is only called
+  // on requests, after both exist.
+  const monitoring = createMonitoring({
+    config: monitoringConfig,
+    core: () => core,
+    serving: () => closing === undefined,
+  });
+  const core: ServerCore = new ServerCore({
     ...servableOptions,
     tags: options.savedModelTags,
     enableModelWarmup: options.enableModelWarmup,
@@ -64,9 +82,10 @@ export async function startServer(
     loadRetryIntervalMs: options.loadRetryIntervalMicros / 1000,
     fileSystemPollWaitSeconds: options.fileSystemPollWaitSeconds,
     allowVersionLabelsForUnavailableModels: options.allowVersionLabelsForUnavailableModels,
+    onStateChange: monitoring.onStateChange,
     log,
   });
-  const service = new ModelServerService(core, servableOptions);
+  const service = new ModelServerService(core, servableOptions, monitoring.observer);
 
   const config = await loadModelServerConfig(options);
   for (const w of config.warnings) log("warning", w);
@@ -82,7 +101,9 @@ export async function startServer(
   try {
     grpc = await startGrpcServer(service, {
       host: start.host ?? "0.0.0.0",
-      port: options.port,
+      // As upstream, port 0 serves no TCP port (then --grpc_socket_path must be set).
+      port: options.port > 0 ? options.port : undefined,
+      socketPath: options.grpcSocketPath || undefined,
       enableHealthCheck: options.enableGrpcHealthcheckService,
       log,
     });
@@ -93,26 +114,71 @@ export async function startServer(
       `Cannot serve gRPC on port ${options.port}: ${(e as Error).message}`,
     );
   }
-  log("info", `Running gRPC ModelServer at ${start.host ?? "0.0.0.0"}:${grpc.port} ...`);
+  if (options.port > 0) {
+    log("info", `Running gRPC ModelServer at ${start.host ?? "0.0.0.0"}:${grpc.port} ...`);
+  }
+  if (options.grpcSocketPath) {
+    log("info", `Running gRPC ModelServer at UNIX socket ${options.grpcSocketPath} ...`);
+  }
+  const routes: RouteHook = (req, url) => start.routes?.(req, url) ?? monitoring.routes(req, url);
+  const rest = await startRest(options, { ...start, routes }, service, log);
 
   const stopPolling = pollConfigFile(options, core, log);
-  let closing: Promise<void> | undefined;
   const close = (graceMs = 10_000) =>
     closing ??= (async () => {
       log("info", "Shutting down the model server");
       stopPolling();
       service.stopServing();
+      await rest?.shutdown(graceMs);
       await grpc.shutdown(graceMs);
       await core.stop();
       log("info", "Server shut down");
     })();
   return {
     grpcPort: grpc.port,
+    restPort: rest?.port ?? 0,
     core,
     service,
     close,
     [Symbol.asyncDispose]: () => close(),
   };
+}
+
+/**
+ * Starts the REST API when `--rest_api_port` is set, as upstream's server.cc: a port equal to
+ * `--port`, or one that cannot be bound, is logged and skipped; the gRPC server keeps running.
+ */
+async function startRest(
+  options: ServerOptions,
+  start: StartOptions,
+  service: ModelServerService,
+  log: LogFn,
+): Promise<RestServer | undefined> {
+  const port = options.restApiPort;
+  if (port === 0) return undefined;
+  if (port === options.port) {
+    log(
+      "error",
+      "server_options.http_port cannot be same as grpc_port. Please use a different port for " +
+        "HTTP/REST API. Skipped exporting HTTP/REST API.",
+    );
+    return undefined;
+  }
+  try {
+    const rest = await startRestServer(service, {
+      host: start.host ?? "0.0.0.0",
+      port,
+      timeoutMs: options.restApiTimeoutInMs,
+      enableCors: options.restApiEnableCorsSupport,
+      log,
+      routes: start.routes,
+    });
+    log("info", `Exporting HTTP/REST API at:localhost:${port} ...`);
+    return rest;
+  } catch (e) {
+    log("error", `Failed to start HTTP Server at localhost:${port}: ${(e as Error).message}`);
+    return undefined;
+  }
 }
 
 /** Re-reads `--model_config_file` every `--model_config_file_poll_wait_seconds` (if > 0). */

@@ -37,8 +37,11 @@ import type {
 /** What `grpc.health.v1.Health/Check` answers for a service name. */
 export type HealthStatus = "SERVING" | "NOT_SERVING" | "SERVICE_UNKNOWN";
 
-/** Which transport a call came through, for metrics. */
-export type Transport = "grpc" | "rest";
+/**
+ * Which transport a call came through, for metrics. `internal` is a call a transport makes for
+ * its own needs (the REST API reading input types from the metadata), which is not counted.
+ */
+export type Transport = "grpc" | "rest" | "internal";
 
 /**
  * The serving operations. Every method throws (or rejects with) a ServingError on failure.

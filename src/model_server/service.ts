@@ -45,7 +45,14 @@ const SERVICES = new Set([
 
 /** Observes every served call (metrics). */
 export type CallObserver = (
-  call: { api: string; model: string; version?: number; via: Transport; code: Code; ms: number },
+  call: {
+    api: string;
+    model: string;
+    version?: number;
+    via: Exclude<Transport, "internal">;
+    code: Code;
+    ms: number;
+  },
 ) => void;
 
 /** The serving operations over one ServerCore. */
@@ -86,14 +93,16 @@ export class ModelServerService implements ServingApi {
       code = err.code;
       throw err;
     } finally {
-      this.observe?.({
-        api,
-        model: spec?.name ?? "",
-        version,
-        via,
-        code,
-        ms: performance.now() - t0,
-      });
+      if (via !== "internal") {
+        this.observe?.({
+          api,
+          model: spec?.name ?? "",
+          version,
+          via,
+          code,
+          ms: performance.now() - t0,
+        });
+      }
     }
   }
 

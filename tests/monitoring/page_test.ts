@@ -11,50 +11,11 @@
  * Without /usr/bin/chromium the test is skipped, except under CI=true where it fails.
  */
 import assert from "node:assert/strict";
-import fs from "node:fs";
-import type { BrowserType, Page } from "playwright-core";
+import type { Page } from "playwright-core";
+import { CHROMIUM, CHROMIUM_ARGS, haveChromium, importChromium, inCI } from "./chromium.ts";
 import { Code, ServingError } from "../../src/errors.ts";
 import { createMonitoring } from "../../src/monitoring/monitoring.ts";
 import type { ModelsView, VersionStatus } from "../../src/monitoring/models_view.ts";
-
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-
-function exists(path: string): boolean {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Imports playwright-core. Its bundle probes `/proc/sys/fs/binfmt_misc/WSLInterop` with
- * `fs.existsSync` when it loads, and Deno answers any access under /proc/sys with NotCapable
- * unless run with --allow-all; the tests run with scoped permissions, so that one probe is
- * answered "no" (this is not WSL) while the module loads, and existsSync is restored after.
- */
-async function importChromium(): Promise<BrowserType> {
-  const existsSync = fs.existsSync;
-  fs.existsSync = (p: fs.PathLike) => !String(p).startsWith("/proc/sys/") && existsSync(p);
-  try {
-    return (await import("playwright-core")).chromium;
-  } finally {
-    fs.existsSync = existsSync;
-  }
-}
-
-const haveChromium = exists(CHROMIUM);
-const inCI = Deno.env.get("CI") === "true";
 
 /** Fixed scores: digit 7 wins. */
 const SCORES = [0.01, 0.02, 0.03, 0.04, 0.05, 0.02, 0.01, 0.72, 0.06, 0.04];

@@ -1,0 +1,255 @@
+/**
+ * REST benchmark: `:predict` on the real server (`main.ts --rest_api_port`) for MNIST-shaped
+ * requests (a 784×10 softmax model, input `images` [-1,784], output `scores`), batch 1 and
+ * batch 64, at concurrency 1 and 64, next to bare `Deno.serve` baselines that receive the same
+ * bodies: a JSON echo (parse and re-serialize the body) and a parse-only server. Load comes from
+ * a separate process (scripts/bench/rest_load.ts); each figure is the best of `rounds` runs,
+ * the targets measured in turn.
+ *
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+import type { RestLoadReport } from "./rest_load.ts";
+import { writeDenseSoftmax } from "./models.ts";
+import { table } from "./timing.ts";
+
+const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+const MAIN = here("../../main.ts");
+const CONFIG = here("../../deno.json");
+const LOAD = here("./rest_load.ts");
+const ECHO = here("./rest_echo_server.ts");
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+interface Proc {
+  child: Deno.ChildProcess;
+  lines: string[];
+  waitFor(re: RegExp, timeoutMs?: number): Promise<void>;
+}
+
+/** Spawns `deno args…`, collecting output lines. */
+function spawn(args: string[]): Proc {
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  const waiters: { re: RegExp; resolve: () => void }[] = [];
+  const pump = async (s: ReadableStream<Uint8Array>) => {
+    let buf = "";
+    for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
+      buf += chunk;
+      let nl;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        lines.push(line);
+        for (const w of waiters.splice(0)) {
+          if (w.re.test(line)) w.resolve();
+          else waiters.push(w);
+        }
+      }
+    }
+  };
+  pump(child.stdout);
+  pump(child.stderr);
+  return {
+    child,
+    lines,
+    waitFor: (re, timeoutMs = 30_000) =>
+      new Promise((resolve, reject) => {
+        if (lines.some((l) => re.test(l))) return resolve();
+        const timer = setTimeout(
+          () => reject(new Error(`no ${re} in:\n${lines.join("\n")}`)),
+          timeoutMs,
+        );
+        waiters.push({
+          re,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        });
+      }),
+  };
+}
+
+async function stop(p: Proc): Promise<void> {
+  try {
+    p.child.kill("SIGTERM");
+  } catch { /* gone */ }
+  await p.child.status;
+}
+
+/** An MNIST-like image: float32 pixels k/255 on ~22% of the field, zeros elsewhere. */
+function image(seed: number): number[] {
+  const px = new Float32Array(784);
+  let s = seed;
+  for (let y = 4; y < 24; y++) {
+    for (let x = 6; x < 22; x++) {
+      s = (s * 1103515245 + 12345) >>> 0;
+      if (s % 100 < 55) px[y * 28 + x] = ((s >>> 8) % 256) / 255;
+    }
+  }
+  return Array.from(px);
+}
+
+async function load(
+  url: string,
+  body: string,
+  concurrency: number,
+  seconds: number,
+): Promise<RestLoadReport> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--config",
+      CONFIG,
+      "-A",
+      LOAD,
+      `--url=${url}`,
+      `--body=${body}`,
+      `--concurrency=${concurrency}`,
+      `--duration=${seconds}`,
+      "--warmup=1",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+  const text = new TextDecoder().decode(out.stdout).trim().split("\n").pop()!;
+  return JSON.parse(text) as RestLoadReport;
+}
+
+function ms(v: number): string {
+  return v < 10 ? v.toFixed(2) : v.toFixed(1);
+}
+
+/**
+ * Runs the section and returns its markdown report.
+ *
+ * @param seconds measured seconds per run (after 1 s of warm-up)
+ * @param rounds runs per target and configuration (the best is reported)
+ */
+export async function benchRest(seconds = 3, rounds = 2): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "bench_rest_" });
+  await writeDenseSoftmax(`${dir}/dense/1`);
+  const bodies: Record<number, string> = {};
+  for (const batch of [1, 64]) {
+    const path = `${dir}/b${batch}.json`;
+    const rows = Array.from({ length: batch }, (_, b) => image(100 + b));
+    await Deno.writeTextFile(path, JSON.stringify({ instances: rows }));
+    bodies[batch] = path;
+  }
+
+  const restPort = freePort();
+  const server = spawn([
+    "run",
+    "--config",
+    CONFIG,
+    "-A",
+    MAIN,
+    `--port=${freePort()}`,
+    `--rest_api_port=${restPort}`,
+    "--model_name=dense",
+    `--model_base_path=${dir}/dense`,
+  ]);
+  const echoPort = freePort();
+  const echo = spawn(["run", "--allow-net", ECHO, `--port=${echoPort}`, "--mode=echo"]);
+  const parsePort = freePort();
+  const parse = spawn(["run", "--allow-net", ECHO, `--port=${parsePort}`, "--mode=parse"]);
+  try {
+    await server.waitFor(/Exporting HTTP\/REST API at:/);
+    await echo.waitFor(/^ready/);
+    await parse.waitFor(/^ready/);
+    const targets = {
+      rest: `http://127.0.0.1:${restPort}/v1/models/dense:predict`,
+      echo: `http://127.0.0.1:${echoPort}/`,
+      parse: `http://127.0.0.1:${parsePort}/`,
+    };
+    // Check the answer once.
+    for (const batch of [1, 64]) {
+      const r = await fetch(targets.rest, {
+        method: "POST",
+        body: await Deno.readFile(bodies[batch]),
+      });
+      const json = await r.json();
+      if (r.status !== 200 || json.predictions?.length !== batch) {
+        throw new Error(`unexpected answer: ${r.status} ${JSON.stringify(json).slice(0, 200)}`);
+      }
+    }
+    const rows: (string | number)[][] = [];
+    let closes = 0;
+    for (const batch of [1, 64]) {
+      for (const concurrency of [1, 64]) {
+        const best: Record<string, RestLoadReport | undefined> = {};
+        for (let r = 0; r < rounds; r++) {
+          for (const [name, url] of Object.entries(targets)) {
+            const rep = await load(url, bodies[batch], concurrency, seconds);
+            if (rep.non200 > 0) throw new Error(`${name}: ${rep.non200} non-200 answers`);
+            closes += rep.closes;
+            if (!best[name] || rep.qps > best[name]!.qps) best[name] = rep;
+          }
+        }
+        const [rest, e, p] = [best.rest!, best.echo!, best.parse!];
+        rows.push([
+          `batch ${batch}`,
+          concurrency,
+          rest.qps.toFixed(0),
+          `${ms(rest.p50Ms)} / ${ms(rest.p99Ms)}`,
+          e.qps.toFixed(0),
+          `${ms(e.p50Ms)} / ${ms(e.p99Ms)}`,
+          (rest.qps / e.qps).toFixed(2),
+          p.qps.toFixed(0),
+          (rest.qps / p.qps).toFixed(2),
+        ]);
+      }
+    }
+    const sizes = await Promise.all([1, 64].map(async (b) => (await Deno.stat(bodies[b])).size));
+    return [
+      "### REST `:predict` (784×10 softmax, MNIST-shaped JSON `instances`)",
+      "",
+      `Bodies: batch 1 = ${sizes[0]} B, batch 64 = ${
+        sizes[1]
+      } B. Closed-loop load from a separate ` +
+      `process, ${seconds} s per run after 1 s of warm-up, best of ${rounds}. Latency p50 / p99 in ms. ` +
+      "Baselines: a bare `Deno.serve` that parses the body and echoes it back (echo), and one " +
+      "that only parses it (parse).",
+      "",
+      table(
+        [
+          "request",
+          "concurrency",
+          "REST QPS",
+          "REST p50 / p99",
+          "echo QPS",
+          "echo p50 / p99",
+          "REST ÷ echo",
+          "parse QPS",
+          "REST ÷ parse",
+        ],
+        rows,
+      ),
+      "",
+      closes > 0
+        ? `Note: the server answered \`Connection: close\` to ${closes} requests (all targets alike): ` +
+          `Deno ${Deno.version.deno} drops HTTP/1.1 keep-alive after a request body larger than its ` +
+          "first read (denoland/deno#36657), so these figures include a TCP connect per request."
+        : "",
+    ].join("\n");
+  } finally {
+    await Promise.all([stop(server), stop(echo), stop(parse)]);
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+if (import.meta.main) {
+  console.log(await benchRest());
+}

@@ -1,0 +1,431 @@
+/**
+ * TF Serving's `HttpRestApiHandler` (model_servers/http_rest_api_handler.cc,
+ * http_rest_api_util.cc) and the request part of `RestApiRequestDispatcher` (http_server.cc),
+ * independent of the HTTP server: a method, a path and a body in, a status, headers and a body
+ * out. Synchronous, as the ServingApi is.
+ *
+ * Paths (case-insensitive, matched against the path with its query string, as upstream):
+ *
+ * ```text
+ * GET  /v1/models/{name}[/versions/{v}|/labels/{l}]            → GetModelStatus
+ * GET  /v1/models/{name}[/versions/{v}|/labels/{l}]/metadata   → GetModelMetadata
+ * POST /v1/models/{name}[/versions/{v}|/labels/{l}]:predict    → Predict
+ * POST /v1/models/{name}[/versions/{v}|/labels/{l}]:classify   → Classify
+ * POST /v1/models/{name}[/versions/{v}|/labels/{l}]:regress    → Regress
+ * OPTIONS /v1/...                                              → CORS preflight
+ * ```
+ *
+ * Anything else under `/v1/` is `400 {"error": "Malformed request: <METHOD> <path>"}` (a wrong
+ * method included: upstream never answers 405). Errors map to HTTP statuses by
+ * {@link httpStatus}; the body is `{"error": message}`. Every answer has
+ * `Content-Type: application/json` (the preflight has no body), plus the CORS headers when
+ * enabled.
+ *
+ * Predict reads the signature's input types first (upstream's `GetInfoMap`), here through
+ * `getModelMetadata` — the model is only reachable through the ServingApi. The decoded input
+ * types are cached per SignatureDefMap (one per loaded version), so a new version is picked up
+ * on its first request. As upstream, a servable that is missing is reported by that lookup, and
+ * an unknown signature is `400 Serving signature name: "x" not found in signature def`.
+ *
+ * @module
+ */
+import { create, fromBinary, toJson } from "@bufbuild/protobuf";
+import {
+  ClassificationRequestSchema,
+} from "../../proto/gen/tensorflow_serving/apis/classification_pb.ts";
+import {
+  GetModelMetadataRequestSchema,
+  type GetModelMetadataResponse,
+  type SignatureDefMap,
+  SignatureDefMapSchema,
+} from "../../proto/gen/tensorflow_serving/apis/get_model_metadata_pb.ts";
+import {
+  GetModelStatusRequestSchema,
+  GetModelStatusResponseSchema,
+} from "../../proto/gen/tensorflow_serving/apis/get_model_status_pb.ts";
+import {
+  type ModelSpec,
+  ModelSpecSchema,
+} from "../../proto/gen/tensorflow_serving/apis/model_pb.ts";
+import { PredictRequestSchema } from "../../proto/gen/tensorflow_serving/apis/predict_pb.ts";
+import { RegressionRequestSchema } from "../../proto/gen/tensorflow_serving/apis/regression_pb.ts";
+import { Code, ServingError } from "../../errors.ts";
+import type { DataType } from "../../tensor/dtype.ts";
+import type { ServingApi } from "../serving_api.ts";
+import { httpStatus } from "../status.ts";
+import { JsonParser } from "./json_parse.ts";
+import {
+  fillClassificationRequestFromJson,
+  fillPredictRequestFromJson,
+  fillRegressionRequestFromJson,
+  type JsonText,
+  makeJsonFromClassificationResult,
+  makeJsonFromRegressionResult,
+  makeJsonFromStatus,
+  makeJsonFromTensors,
+  type TensorInfoMap,
+} from "./json_tensor.ts";
+
+/** What the handler answers. */
+export interface RestReply {
+  /** The HTTP status. */
+  readonly status: number;
+  /** Response headers, in order. */
+  readonly headers: readonly (readonly [string, string])[];
+  /** The body (`null`: none). */
+  readonly body: JsonText | null;
+}
+
+/** Options of {@link RestApiHandler}. */
+export interface RestApiHandlerOptions {
+  /**
+   * `--rest_api_timeout_in_ms`: an inference call that takes longer answers 504
+   * DEADLINE_EXCEEDED (0 or less: no limit). Inference runs to completion on the event loop, so
+   * the limit cannot cut it short; the late result is dropped, as a TensorFlow session would
+   * have cancelled the run at the deadline.
+   */
+  readonly timeoutMs?: number;
+  /** `--rest_api_enable_cors_support`: add the CORS headers to every answer. */
+  readonly enableCors?: boolean;
+}
+
+/** `kPredictionApiGegex` (sic) in http_rest_api_util.cc, for POST. */
+const PREDICTION_API =
+  /^\/v1\/models\/([^/:]+)(?:(?:\/versions\/(\d+))|(?:\/labels\/([^/:]+)))?:(classify|regress|predict)$/i;
+/** `kModelStatusApiRegex`, for GET. */
+const MODEL_STATUS_API =
+  /^\/v1\/models(?:\/([^/:]+))?(?:(?:\/versions\/(\d+))|(?:\/labels\/([^/:]+)))?(?:\/(metadata))?$/i;
+/** `HttpRestApiHandler::kPathRegex`: what the dispatcher hands to this handler. */
+export const REST_PATH = /^\/v1\/.*$/i;
+
+const JSON_HEADER = ["Content-Type", "application/json"] as const;
+/** `AddCORSHeaders`. */
+const CORS_HEADERS = [
+  ["Access-Control-Allow-Origin", "*"],
+  ["Access-Control-Allow-Methods", "POST, GET"],
+  ["Access-Control-Allow-Headers", "Content-Type"],
+] as const;
+
+const SIGNATURE_DEF = "signature_def";
+const DEFAULT_SIGNATURE = "serving_default";
+const MAX_INT64 = 9223372036854775807n;
+
+function invalid(message: string): ServingError {
+  return new ServingError(Code.INVALID_ARGUMENT, message);
+}
+
+/** `DecodeArg` (curl_easy_unescape): `%XX` → byte; anything else as it is. */
+export function unescapePath(s: string): string {
+  if (s.indexOf("%") < 0) return s;
+  const bytes = new TextEncoder().encode(s);
+  const out = new Uint8Array(bytes.length);
+  let n = 0;
+  const hex = (c: number) =>
+    c >= 0x30 && c <= 0x39
+      ? c - 0x30
+      : c >= 0x41 && c <= 0x46
+      ? c - 0x37
+      : c >= 0x61 && c <= 0x66
+      ? c - 0x57
+      : -1;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i];
+    if (c === 0x25 && i + 2 < bytes.length) {
+      const h = hex(bytes[i + 1]);
+      const l = hex(bytes[i + 2]);
+      if (h >= 0 && l >= 0) {
+        out[n++] = (h << 4) | l;
+        i += 2;
+        continue;
+      }
+    }
+    out[n++] = c;
+  }
+  return new TextDecoder().decode(out.subarray(0, n));
+}
+
+/** The model part of a path (`ParseModelInfo`). */
+export interface ModelInfo {
+  /** Whether the path matched the method's pattern. */
+  readonly matched: boolean;
+  /** The model name, percent-decoded (empty when absent). */
+  readonly name: string;
+  /** `/versions/{v}`. */
+  readonly version?: bigint;
+  /** `/labels/{l}`, percent-decoded. */
+  readonly label?: string;
+  /** `classify`, `regress` or `predict` as written (POST). */
+  readonly method: string;
+  /** `metadata` as written (GET). */
+  readonly subresource: string;
+}
+
+/**
+ * `ParseModelInfo`: matches a path against the POST or GET pattern.
+ *
+ * @throws ServingError INVALID_ARGUMENT `Failed to convert version: … to numeric.`
+ */
+export function parseModelInfo(method: string, path: string): ModelInfo {
+  let m: RegExpExecArray | null = null;
+  if (method === "POST") m = PREDICTION_API.exec(path);
+  else if (method === "GET") m = MODEL_STATUS_API.exec(path);
+  if (!m) return { matched: false, name: "", method: "", subresource: "" };
+  const name = m[1] ? unescapePath(m[1]) : "";
+  let version: bigint | undefined;
+  if (m[2]) {
+    const v = BigInt(m[2]);
+    if (v > MAX_INT64) throw invalid(`Failed to convert version: ${m[2]} to numeric.`);
+    version = v;
+  }
+  const label = m[3] ? unescapePath(m[3]) : undefined;
+  return {
+    matched: true,
+    name,
+    version,
+    label,
+    method: method === "POST" ? m[4] : "",
+    subresource: method === "GET" ? (m[4] ?? "") : "",
+  };
+}
+
+/** `FillModelSpecWithNameVersionAndLabel`. */
+function modelSpec(info: ModelInfo): ModelSpec {
+  if (info.version !== undefined && info.label !== undefined) {
+    throw invalid(
+      `Both model version (${info.version}) and model version label (${info.label}) cannot be supplied.`,
+    );
+  }
+  return create(ModelSpecSchema, {
+    name: info.name,
+    versionChoice: info.version !== undefined
+      ? { case: "version", value: { value: info.version } }
+      : info.label !== undefined
+      ? { case: "versionLabel", value: info.label }
+      : { case: undefined },
+  });
+}
+
+/** Protobuf JSON as `MessageToJsonString` with `add_whitespace` prints it (1-space indent). */
+function protoJson(value: unknown): string {
+  return JSON.stringify(value, null, 1);
+}
+
+/** Nodes a parser may keep between requests before it is replaced (memory after a huge body). */
+const MAX_KEPT_PARSER_NODES = 1 << 22;
+
+/**
+ * The REST API over a ServingApi.
+ *
+ * @example
+ * ```ts
+ * const handler = new RestApiHandler(api, { timeoutMs: 30_000 });
+ * const reply = handler.handle("POST", "/v1/models/half_plus_two:predict",
+ *   new TextEncoder().encode('{"instances": [1.0, 2.0]}'));
+ * reply.status; // 200
+ * ```
+ */
+export class RestApiHandler {
+  readonly #api: ServingApi;
+  readonly #timeoutMs: number;
+  readonly #cors: boolean;
+  #parser = new JsonParser();
+  /** Input types per signature, per packed SignatureDefMap (one per loaded version). */
+  readonly #inputs = new WeakMap<Uint8Array, Map<string, TensorInfoMap>>();
+  /** The metadata JSON of a packed SignatureDefMap. */
+  readonly #signatureJson = new WeakMap<Uint8Array, string>();
+
+  /**
+   * @param api the serving operations
+   * @param options timeout and CORS
+   */
+  constructor(api: ServingApi, options: RestApiHandlerOptions = {}) {
+    this.#api = api;
+    this.#timeoutMs = options.timeoutMs ?? 0;
+    this.#cors = options.enableCors ?? false;
+  }
+
+  /**
+   * Handles a request whose path is under `/v1/` (`RestApiRequestDispatcher::ProcessRequest`).
+   *
+   * @param method the HTTP method
+   * @param path the path with its query string, as received (not decoded)
+   * @param body the request body
+   * @param origin the `Origin` header (for a preflight)
+   */
+  handle(method: string, path: string, body: Uint8Array, origin?: string | null): RestReply {
+    if (method === "OPTIONS") {
+      // A preflight: no body on success. (Upstream also sends an empty body on failure; here
+      // the error is JSON like every other.)
+      if (origin && /https?:\/\//.test(origin)) {
+        return { status: 200, headers: this.#cors ? [...CORS_HEADERS] : [], body: null };
+      }
+      return this.#error(
+        new ServingError(Code.FAILED_PRECONDITION, "Origin header is missing in CORS preflight"),
+      );
+    }
+    try {
+      const output = this.#process(method, path, body);
+      return { status: 200, headers: this.#headers(), body: output };
+    } catch (e) {
+      return this.#error(ServingError.from(e));
+    } finally {
+      if (this.#parser.capacity > MAX_KEPT_PARSER_NODES) this.#parser = new JsonParser();
+    }
+  }
+
+  #headers(): (readonly [string, string])[] {
+    return this.#cors ? [JSON_HEADER, ...CORS_HEADERS] : [JSON_HEADER];
+  }
+
+  #error(e: ServingError): RestReply {
+    return {
+      status: httpStatus(e.code),
+      headers: this.#headers(),
+      body: makeJsonFromStatus(e.message),
+    };
+  }
+
+  /** `HttpRestApiHandler::ProcessRequest`. */
+  #process(method: string, path: string, body: Uint8Array): JsonText {
+    const info = parseModelInfo(method, path);
+    if (info.matched && method === "POST") {
+      switch (info.method) {
+        case "classify":
+          return this.#classify(info, body);
+        case "regress":
+          return this.#regress(info, body);
+        case "predict":
+          return this.#predict(info, body);
+      }
+    } else if (info.matched && method === "GET") {
+      return info.subresource === "metadata" ? this.#metadata(info) : this.#status(info);
+    }
+    throw invalid(`Malformed request: ${method} ${path}`);
+  }
+
+  /** Runs an inference call under `--rest_api_timeout_in_ms`. */
+  #timed<R>(call: () => R): R {
+    const t0 = performance.now();
+    const r = call();
+    if (this.#timeoutMs > 0 && performance.now() - t0 > this.#timeoutMs) {
+      // What DirectSession reports when RunOptions.timeout_in_ms expires.
+      throw new ServingError(Code.DEADLINE_EXCEEDED, "Timed out waiting for notification");
+    }
+    return r;
+  }
+
+  #classify(info: ModelInfo, body: Uint8Array): JsonText {
+    const req = create(ClassificationRequestSchema, { modelSpec: modelSpec(info) });
+    fillClassificationRequestFromJson(body, req, this.#parser);
+    const res = this.#timed(() => this.#api.classify(req, "rest"));
+    return makeJsonFromClassificationResult(res.result);
+  }
+
+  #regress(info: ModelInfo, body: Uint8Array): JsonText {
+    const req = create(RegressionRequestSchema, { modelSpec: modelSpec(info) });
+    fillRegressionRequestFromJson(body, req, this.#parser);
+    const res = this.#timed(() => this.#api.regress(req, "rest"));
+    return makeJsonFromRegressionResult(res.result);
+  }
+
+  #predict(info: ModelInfo, body: Uint8Array): JsonText {
+    const spec = modelSpec(info);
+    const req = create(PredictRequestSchema, { modelSpec: spec });
+    const format = fillPredictRequestFromJson(
+      body,
+      (signature) => this.#inputTypes(spec, signature),
+      req,
+      this.#parser,
+    );
+    const res = this.#timed(() => this.#api.predict(req, "rest"));
+    return makeJsonFromTensors(res.outputs, format);
+  }
+
+  /** `GetInfoMap`: the input types of a signature of the version the spec resolves to. */
+  #inputTypes(spec: ModelSpec, signatureName: string): TensorInfoMap {
+    const res = this.#api.getModelMetadata(
+      create(GetModelMetadataRequestSchema, {
+        modelSpec: { name: spec.name, versionChoice: spec.versionChoice },
+        metadataField: [SIGNATURE_DEF],
+      }),
+      // Not a client's call: metrics do not count it.
+      "internal",
+    );
+    const packed = signatureDefBytes(res);
+    let sigs = this.#inputs.get(packed);
+    if (!sigs) {
+      sigs = new Map();
+      const map = unpackSignatureDefMap(packed);
+      for (const [name, def] of Object.entries(map.signatureDef)) {
+        const inputs = new Map<string, DataType>();
+        for (const [alias, ti] of Object.entries(def.inputs)) inputs.set(alias, ti.dtype);
+        sigs.set(name, inputs);
+      }
+      this.#inputs.set(packed, sigs);
+    }
+    const name = signatureName === "" ? DEFAULT_SIGNATURE : signatureName;
+    const inputs = sigs.get(name);
+    if (!inputs) throw invalid(`Serving signature name: "${name}" not found in signature def`);
+    return inputs;
+  }
+
+  /** `ProcessModelStatusRequest`. */
+  #status(info: ModelInfo): string {
+    if (info.name === "") throw invalid("Missing model name in request.");
+    const res = this.#api.getModelStatus(
+      create(GetModelStatusRequestSchema, { modelSpec: modelSpec(info) }),
+      "rest",
+    );
+    // The json_names of these fields are their proto names.
+    return protoJson(
+      toJson(GetModelStatusResponseSchema, res, {
+        alwaysEmitImplicit: true,
+        useProtoFieldName: true,
+      }),
+    );
+  }
+
+  /** `ProcessModelMetadataRequest` and its `ToJsonString`, which prints the map unpacked. */
+  #metadata(info: ModelInfo): string {
+    if (info.name === "") throw invalid("Missing model name in request.");
+    const res = this.#api.getModelMetadata(
+      create(GetModelMetadataRequestSchema, {
+        modelSpec: modelSpec(info),
+        metadataField: [SIGNATURE_DEF],
+      }),
+      "rest",
+    );
+    const opts = { alwaysEmitImplicit: true, useProtoFieldName: true } as const;
+    const spec = protoJson(toJson(ModelSpecSchema, res.modelSpec ?? create(ModelSpecSchema), opts));
+    const packed = signatureDefBytes(res);
+    let sigs = this.#signatureJson.get(packed);
+    if (sigs === undefined) {
+      sigs = protoJson(toJson(SignatureDefMapSchema, unpackSignatureDefMap(packed), opts));
+      this.#signatureJson.set(packed, sigs);
+    }
+    return `{\n"model_spec":${spec},\n"metadata": {"signature_def": ${sigs}}\n}\n`;
+  }
+}
+
+/** The packed SignatureDefMap of a GetModelMetadata response. */
+function signatureDefBytes(res: GetModelMetadataResponse): Uint8Array {
+  const any = res.metadata[SIGNATURE_DEF];
+  if (!any) {
+    throw new ServingError(
+      Code.INTERNAL,
+      "Failed to find 'signature_def' key in the GetModelMetadataResponse metadata map.",
+    );
+  }
+  if (any.typeUrl.slice(any.typeUrl.lastIndexOf("/") + 1) !== SignatureDefMapSchema.typeName) {
+    throw new ServingError(Code.INTERNAL, "Failed to unpack 'Any' object to 'SignatureDefMap'.");
+  }
+  return any.value;
+}
+
+function unpackSignatureDefMap(bytes: Uint8Array): SignatureDefMap {
+  try {
+    return fromBinary(SignatureDefMapSchema, bytes);
+  } catch {
+    throw new ServingError(Code.INTERNAL, "Failed to unpack 'Any' object to 'SignatureDefMap'.");
+  }
+}
