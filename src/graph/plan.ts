@@ -100,7 +100,11 @@ export class Plan {
       for (let i = 0; i < ins.length; i++) args[i] = slots[ins[i]]!;
       let outs: Tensor[];
       try {
-        for (const i of step.deref) args[i] = args[i].ref ? args[i].ref!.read() : args[i];
+        const deref = step.deref;
+        for (let d = 0; d < deref.length; d++) {
+          const t = args[deref[d]];
+          if (t.ref) args[deref[d]] = t.ref.read();
+        }
         outs = step.run(args);
       } catch (e) {
         const err = ServingError.from(e);

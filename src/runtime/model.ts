@@ -70,6 +70,8 @@ export class Signature {
   /** Outputs, sorted by alias. */
   readonly outputs: readonly SignatureTensor[];
   readonly #plans = new Map<string, Plan>();
+  readonly #allAliases: readonly string[];
+  #allPlan: Plan | undefined;
   readonly #inputIndex: ReadonlyMap<string, number>;
   readonly #outputByAlias: ReadonlyMap<string, SignatureTensor>;
 
@@ -87,6 +89,7 @@ export class Signature {
     this.outputs = sorted(def.outputs);
     this.#inputIndex = new Map(this.inputs.map((t, i) => [t.alias, i]));
     this.#outputByAlias = new Map(this.outputs.map((t) => [t.alias, t]));
+    this.#allAliases = this.outputs.map((t) => t.alias);
   }
 
   /** The method name (`tensorflow/serving/predict`, …). */
@@ -165,7 +168,14 @@ export class Signature {
         `Missing input(s) ${missing.map((a) => `"${a}"`).join(", ")} of signature "${this.key}"`,
       );
     }
-    const aliases = outputAliases ?? this.outputs.map((t) => t.alias);
+    if (outputAliases === undefined) {
+      // The common case: every output, in alias order, through the plan compiled at load.
+      const outs = (this.#allPlan ??= this.plan(this.#allAliases)).run(feeds);
+      const result: Record<string, Tensor> = {};
+      for (let i = 0; i < outs.length; i++) result[this.#allAliases[i]] = outs[i];
+      return result;
+    }
+    const aliases = outputAliases;
     for (const a of aliases) {
       if (!this.#outputByAlias.has(a)) {
         throw new ServingError(
