@@ -8,7 +8,7 @@
  * @module
  */
 import { create, toBinary } from "@bufbuild/protobuf";
-import { fileURLToPath } from "node:url";
+import { CONFIG, freePort, here, MAIN, spawn, stop } from "./process.ts";
 import { PredictRequestSchema } from "../../src/proto/gen/tensorflow_serving/apis/predict_pb.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { tensorToProto } from "../../src/tensor/tensor_proto.ts";
@@ -16,82 +16,9 @@ import type { LoadReport } from "./grpc_load.ts";
 import { random, writeDenseSoftmax } from "./models.ts";
 import { table } from "./timing.ts";
 
-const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
-const MAIN = here("../../main.ts");
-const CONFIG = here("../../deno.json");
 const LOAD = here("./grpc_load.ts");
 const ECHO = here("./grpc_echo_server.ts");
 const TESTDATA = here("../../../shared/testdata/tf-serving/");
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-interface Proc {
-  child: Deno.ChildProcess;
-  lines: string[];
-  waitFor(re: RegExp, timeoutMs?: number): Promise<number>;
-}
-
-/** Spawns `deno args…`, collecting output lines; waitFor resolves with ms since spawn. */
-function spawn(args: string[]): Proc {
-  const t0 = performance.now();
-  const child = new Deno.Command(Deno.execPath(), {
-    args,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const lines: string[] = [];
-  const waiters: { re: RegExp; resolve: (ms: number) => void }[] = [];
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    let buf = "";
-    for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
-      buf += chunk;
-      let nl;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        lines.push(line);
-        const ms = performance.now() - t0;
-        for (const w of waiters.splice(0)) {
-          if (w.re.test(line)) w.resolve(ms);
-          else waiters.push(w);
-        }
-      }
-    }
-  };
-  pump(child.stdout);
-  pump(child.stderr);
-  return {
-    child,
-    lines,
-    waitFor: (re, timeoutMs = 30_000) =>
-      new Promise((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`no ${re} in:\n${lines.join("\n")}`)),
-          timeoutMs,
-        );
-        waiters.push({
-          re,
-          resolve: (ms) => {
-            clearTimeout(timer);
-            resolve(ms);
-          },
-        });
-      }),
-  };
-}
-
-async function stop(p: Proc): Promise<void> {
-  try {
-    p.child.kill("SIGTERM");
-  } catch { /* gone */ }
-  await p.child.status;
-}
 
 /** Resident memory of a process, from `ps` (reading /proc needs Deno's --allow-all). */
 async function rssMiB(pid: number): Promise<number> {
@@ -219,7 +146,6 @@ export async function benchGrpc(seconds = 4): Promise<string> {
     }
   }
   await stop(server);
-  await echo.child.stdin.close().catch(() => {});
   await stop(echo);
   await Deno.remove(dir, { recursive: true });
   return [

@@ -8,87 +8,14 @@
  *
  * @module
  */
-import { fileURLToPath } from "node:url";
+import { CONFIG, freePort, here, MAIN, spawn, stop } from "./process.ts";
 import type { RestLoadReport } from "./rest_load.ts";
 import { writeDenseSoftmax } from "./models.ts";
 import { table } from "./timing.ts";
 
-const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
-const MAIN = here("../../main.ts");
-const CONFIG = here("../../deno.json");
 const LOAD = here("./rest_load.ts");
 const ECHO = here("./rest_echo_server.ts");
 
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-interface Proc {
-  child: Deno.ChildProcess;
-  lines: string[];
-  waitFor(re: RegExp, timeoutMs?: number): Promise<void>;
-}
-
-/** Spawns `deno args…`, collecting output lines. */
-function spawn(args: string[]): Proc {
-  const child = new Deno.Command(Deno.execPath(), {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const lines: string[] = [];
-  const waiters: { re: RegExp; resolve: () => void }[] = [];
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    let buf = "";
-    for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
-      buf += chunk;
-      let nl;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        lines.push(line);
-        for (const w of waiters.splice(0)) {
-          if (w.re.test(line)) w.resolve();
-          else waiters.push(w);
-        }
-      }
-    }
-  };
-  pump(child.stdout);
-  pump(child.stderr);
-  return {
-    child,
-    lines,
-    waitFor: (re, timeoutMs = 30_000) =>
-      new Promise((resolve, reject) => {
-        if (lines.some((l) => re.test(l))) return resolve();
-        const timer = setTimeout(
-          () => reject(new Error(`no ${re} in:\n${lines.join("\n")}`)),
-          timeoutMs,
-        );
-        waiters.push({
-          re,
-          resolve: () => {
-            clearTimeout(timer);
-            resolve();
-          },
-        });
-      }),
-  };
-}
-
-async function stop(p: Proc): Promise<void> {
-  try {
-    p.child.kill("SIGTERM");
-  } catch { /* gone */ }
-  await p.child.status;
-}
-
-/** An MNIST-like image: float32 pixels k/255 on ~22% of the field, zeros elsewhere. */
 function image(seed: number): number[] {
   const px = new Float32Array(784);
   let s = seed;

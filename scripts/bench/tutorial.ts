@@ -5,20 +5,10 @@
  *
  * @module
  */
-import { fileURLToPath } from "node:url";
+import { CONFIG, freePort, here, MAIN, spawn, stop } from "./process.ts";
 import { table } from "./timing.ts";
 
-const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
-const MAIN = here("../../main.ts");
-const CONFIG = here("../../deno.json");
 const ECHO = here("./grpc_echo_server.ts");
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 async function run(args: string[]): Promise<{ ms: number; out: string }> {
   const t0 = performance.now();
@@ -33,33 +23,6 @@ async function run(args: string[]): Promise<{ ms: number; out: string }> {
   return { ms, out: dec.decode(r.stdout) };
 }
 
-/** Spawns a server and resolves once `ready` shows in its output. */
-async function spawn(
-  args: string[],
-  ready: RegExp,
-): Promise<{ child: Deno.ChildProcess; text: () => string }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--config", CONFIG, "-A", ...args],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const dec = new TextDecoder();
-  const seen = Promise.withResolvers<void>();
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    for await (const c of s) {
-      text += dec.decode(c, { stream: true });
-      if (ready.test(text)) seen.resolve();
-    }
-  };
-  pump(child.stdout);
-  pump(child.stderr);
-  const timer = setTimeout(() => seen.reject(new Error(`not ready: ${text}`)), 30_000);
-  await seen.promise.finally(() => clearTimeout(timer));
-  return { child, text: () => text };
-}
-
 /** Runs the section and returns its markdown report. */
 export async function benchTutorial(numTests = 5000): Promise<string> {
   const base = await Deno.makeTempDir({ prefix: "bench_mnist_" });
@@ -67,12 +30,20 @@ export async function benchTutorial(numTests = 5000): Promise<string> {
   const accuracy = /training accuracy (\S+)/.exec(trained.out)?.[1];
 
   const port = freePort();
-  const server = await spawn(
-    [MAIN, `--port=${port}`, "--model_name=mnist", `--model_base_path=${base}`],
-    /Running gRPC ModelServer/,
-  );
-  const echo = await spawn([ECHO, "--exit-on-stdin-close"], /^\d+$/m);
-  const echoPort = Number(/^(\d+)$/m.exec(echo.text())?.[1]);
+  const server = spawn([
+    "run",
+    "--config",
+    CONFIG,
+    "-A",
+    MAIN,
+    `--port=${port}`,
+    "--model_name=mnist",
+    `--model_base_path=${base}`,
+  ]);
+  await server.waitFor(/Running gRPC ModelServer/);
+  const echo = spawn(["run", "--config", CONFIG, "-A", ECHO, "--exit-on-stdin-close"]);
+  await echo.waitFor(/^\d+$/);
+  const echoPort = Number(echo.lines.find((l) => /^\d+$/.test(l)));
 
   const rows: (string | number)[][] = [];
   for (const c of [1, 32]) {
@@ -99,11 +70,8 @@ export async function benchTutorial(numTests = 5000): Promise<string> {
       `${rate}%`,
     ]);
   }
-  server.child.kill("SIGTERM");
-  await server.child.status;
-  await echo.child.stdin.close().catch(() => {});
-  echo.child.kill("SIGTERM");
-  await echo.child.status;
+  await stop(server);
+  await stop(echo);
   await Deno.remove(base, { recursive: true });
   return [
     "### Tutorial",
