@@ -111,7 +111,12 @@ export async function startServer(
     await core.stop();
     throw new ServingError(
       Code.UNAVAILABLE,
-      `Cannot serve gRPC on port ${options.port}: ${(e as Error).message}`,
+      `Cannot serve gRPC on ${
+        [
+          options.port > 0 ? `port ${options.port}` : "",
+          options.grpcSocketPath ? `UNIX socket ${options.grpcSocketPath}` : "",
+        ].filter(Boolean).join(" and ")
+      }: ${(e as Error).message}`,
     );
   }
   if (options.port > 0) {
