@@ -74,8 +74,10 @@ function refVariable(ctx: KernelContext) {
   const dtype = baseType(ctx.attr.type("dtype"));
   const key = variableKey(ctx);
   const v = ctx.resources.lookupOrCreate(key, () => new Variable(key, dtype, ctx.name));
-  const handle = new Tensor(dtype, [], [] as Uint8Array[], v);
-  return () => [v.value ? refTo(v, v.value) : handle];
+  // The output is the reference itself; every consumer that takes a value reads the variable
+  // (the plan dereferences), so one handle serves every run.
+  const out = [new Tensor(dtype, [], [] as Uint8Array[], v)];
+  return () => out;
 }
 
 function assignRef(ctx: KernelContext, op: string, sign: 0 | 1 | -1) {
