@@ -27,7 +27,8 @@ export const SAVED_MODEL_PBTXT = "saved_model.pbtxt";
 export const VARIABLES_PREFIX = "variables/variables";
 /** The signature key of the TF2 init op, and the collections TF1 uses for it. */
 export const INIT_OP_SIGNATURE_KEY = "__saved_model_init_op";
-const MAIN_OP_COLLECTION = "saved_model_main_op";
+/** The collection naming the op run after restoring (`constants.MAIN_OP_KEY`). */
+export const MAIN_OP_COLLECTION = "saved_model_main_op";
 const LEGACY_INIT_OP_COLLECTION = "legacy_init_op";
 const ASSETS_COLLECTION = "saved_model_assets";
 

@@ -54,7 +54,7 @@ import { attrValue, GraphBuilder } from "../graph/builder.ts";
 import { DataType, dtypeName, isNumeric } from "../tensor/dtype.ts";
 import { shapeString, sizeOf, Tensor } from "../tensor/tensor.ts";
 import { shapeToProto, tensorToProto } from "../tensor/tensor_proto.ts";
-import { SAVED_MODEL_PB, VARIABLES_PREFIX } from "./reader.ts";
+import { MAIN_OP_COLLECTION, SAVED_MODEL_PB, VARIABLES_PREFIX } from "./reader.ts";
 import { dataFileName, encodeBundle, indexFileName } from "./tensor_bundle.ts";
 
 /** The TensorFlow release whose SavedModel layout is written (`tensorflow_version`). */
@@ -63,8 +63,6 @@ export const TENSORFLOW_VERSION = "2.14.0";
 export const GRAPH_DEF_VERSIONS = { producer: 1569, minConsumer: 12 } as const;
 /** The tag set TF Serving loads (`tag_constants.SERVING`). */
 export const SERVING_TAG = "serve";
-/** The collection of the op run after restoring (`constants.MAIN_OP_KEY`). */
-export const MAIN_OP_COLLECTION = "saved_model_main_op";
 /** `ops.GraphKeys.GLOBAL_VARIABLES`. */
 export const VARIABLES_COLLECTION = "variables";
 /** `ops.GraphKeys.TRAINABLE_VARIABLES`. */

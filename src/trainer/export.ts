@@ -39,15 +39,16 @@ import {
 import { DataType } from "../tensor/dtype.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { NUM_CLASSES } from "./mnist_data.ts";
+import {
+  CLASSIFY_METHOD_NAME,
+  DEFAULT_SERVING_SIGNATURE_DEF_KEY,
+  PREDICT_METHOD_NAME,
+} from "../servables/model_spec.ts";
 
 /** Pixels per image. */
 export const IMAGE_SIZE = 784;
-/** `signature_constants.PREDICT_METHOD_NAME`. */
-export const PREDICT_METHOD_NAME = "tensorflow/serving/predict";
-/** `signature_constants.CLASSIFY_METHOD_NAME`. */
-export const CLASSIFY_METHOD_NAME = "tensorflow/serving/classify";
-/** The classify signature's key (`DEFAULT_SERVING_SIGNATURE_DEF_KEY`). */
-export const DEFAULT_SIGNATURE = "serving_default";
+/** The classify signature's key. */
+const DEFAULT_SIGNATURE = DEFAULT_SERVING_SIGNATURE_DEF_KEY;
 /** The predict signature's key. */
 export const PREDICT_SIGNATURE = "predict_images";
 /** The tensor the classify signature's `classes` output reads. */
