@@ -4,9 +4,11 @@
  *
  * @module
  */
-import type { LogFn, LogLevel } from "./core/loader.ts";
+/** Severity of a log line. */
+export type LogLevel = "info" | "warning" | "error";
 
-export type { LogFn, LogLevel };
+/** Receives one log line; the wording follows TF Serving's own log lines. */
+export type LogFn = (level: LogLevel, message: string) => void;
 
 const LETTER: Record<LogLevel, string> = { info: "I", warning: "W", error: "E" };
 

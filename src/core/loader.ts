@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { LogFn, LogLevel } from "../log.ts";
 
 /**
  * Loads and unloads one version of a servable. The manager calls `load()` at most once per
@@ -49,11 +50,7 @@ export function servableIdString(id: ServableId): string {
   return `{name: ${id.name} version: ${id.version}}`;
 }
 
-/** Severity of a log line. */
-export type LogLevel = "info" | "warning" | "error";
-
-/** Receives one log line; the wording follows TF Serving's own log lines. */
-export type LogFn = (level: LogLevel, message: string) => void;
+export type { LogFn, LogLevel };
 
 /** The default log: info to stdout, warnings and errors to stderr. */
 export const consoleLog: LogFn = (level, message) => {
