@@ -12,6 +12,7 @@ import { lookupKernels } from "./lookup.ts";
 import { mathKernels } from "./math.ts";
 import { nnKernels } from "./nn.ts";
 import { parsingKernels } from "./parsing.ts";
+import { layoutKernels } from "./layout.ts";
 import { KernelRegistry } from "./registry.ts";
 import { stateKernels } from "./state.ts";
 import { stringKernels } from "./strings.ts";
@@ -34,6 +35,7 @@ export function defaultRegistry(): KernelRegistry {
     parsingKernels,
     lookupKernels,
     stringKernels,
+    layoutKernels,
   );
   return registry;
 }

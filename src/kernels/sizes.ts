@@ -1,0 +1,45 @@
+/**
+ * The output-size guard of the kernels added for real-world graphs (layout, NMS, random,
+ * TensorArray/TensorList): every size a kernel derives from a request's values (paddings, a
+ * `shape` input, a list length) is checked here *before* anything is allocated.
+ *
+ * @module
+ */
+import { Code, ServingError } from "../errors.ts";
+import { type Shape, shapeString } from "../tensor/tensor.ts";
+
+/**
+ * The most elements one tensor a kernel builds may hold: 2^31 − 1, the int32 index range
+ * the kernels' typed-array offsets stay within (and far more than a serving request needs).
+ */
+export const MAX_TENSOR_ELEMENTS = 2 ** 31 - 1;
+
+/**
+ * The number of elements of `shape`, failing with INVALID_ARGUMENT if a dimension is negative
+ * or not an integer, or RESOURCE_EXHAUSTED if the product exceeds {@link MAX_TENSOR_ELEMENTS}.
+ */
+export function checkedElements(shape: Shape, what: string): number {
+  let n = 1;
+  let zero = false;
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) {
+      throw new ServingError(
+        Code.INVALID_ARGUMENT,
+        `${what}: dimension ${d} of shape ${shapeString(shape)} must be a non-negative integer`,
+      );
+    }
+    if (d === 0) zero = true;
+    n *= d;
+  }
+  // A zero dimension makes any product of the others harmless (and Infinity · 0 is NaN).
+  if (zero) return 0;
+  if (n > MAX_TENSOR_ELEMENTS) {
+    throw new ServingError(
+      Code.RESOURCE_EXHAUSTED,
+      `${what}: shape ${
+        shapeString(shape)
+      } has more than ${MAX_TENSOR_ELEMENTS} elements (the limit of one tensor)`,
+    );
+  }
+  return n;
+}
