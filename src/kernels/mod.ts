@@ -13,6 +13,7 @@ import { mathKernels } from "./math.ts";
 import { nnKernels } from "./nn.ts";
 import { parsingKernels } from "./parsing.ts";
 import { layoutKernels } from "./layout.ts";
+import { nmsKernels } from "./nms.ts";
 import { KernelRegistry } from "./registry.ts";
 import { stateKernels } from "./state.ts";
 import { stringKernels } from "./strings.ts";
@@ -36,6 +37,7 @@ export function defaultRegistry(): KernelRegistry {
     lookupKernels,
     stringKernels,
     layoutKernels,
+    nmsKernels,
   );
   return registry;
 }

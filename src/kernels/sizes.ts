@@ -9,10 +9,11 @@ import { Code, ServingError } from "../errors.ts";
 import { type Shape, shapeString } from "../tensor/tensor.ts";
 
 /**
- * The most elements one tensor a kernel builds may hold: 2^31 − 1, the int32 index range
- * the kernels' typed-array offsets stay within (and far more than a serving request needs).
+ * The most elements one tensor these kernels build may hold: 2^28 (1 GiB of float32), far more
+ * than a serving request needs and small enough that a hostile size fails cleanly instead of
+ * exhausting the process's memory.
  */
-export const MAX_TENSOR_ELEMENTS = 2 ** 31 - 1;
+export const MAX_TENSOR_ELEMENTS = 2 ** 28;
 
 /**
  * The number of elements of `shape`, failing with INVALID_ARGUMENT if a dimension is negative
