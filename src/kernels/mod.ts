@@ -12,6 +12,7 @@ import { lookupKernels } from "./lookup.ts";
 import { mathKernels } from "./math.ts";
 import { nnKernels } from "./nn.ts";
 import { parsingKernels } from "./parsing.ts";
+import { randomKernels } from "./random.ts";
 import { layoutKernels } from "./layout.ts";
 import { nmsKernels } from "./nms.ts";
 import { KernelRegistry } from "./registry.ts";
@@ -38,6 +39,7 @@ export function defaultRegistry(): KernelRegistry {
     stringKernels,
     layoutKernels,
     nmsKernels,
+    randomKernels,
   );
   return registry;
 }
