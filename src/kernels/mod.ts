@@ -18,6 +18,8 @@ import { nmsKernels } from "./nms.ts";
 import { KernelRegistry } from "./registry.ts";
 import { stateKernels } from "./state.ts";
 import { stringKernels } from "./strings.ts";
+import { tensorArrayKernels } from "./tensor_array.ts";
+import { tensorListKernels } from "./tensor_list.ts";
 
 export { KernelRegistry };
 
@@ -40,6 +42,8 @@ export function defaultRegistry(): KernelRegistry {
     layoutKernels,
     nmsKernels,
     randomKernels,
+    tensorArrayKernels,
+    tensorListKernels,
   );
   return registry;
 }
