@@ -76,7 +76,7 @@ Deno.test("TensorArray write, read, size; each run of TensorArrayV3 is a new arr
   throwsCode(
     () => run("TensorArrayReadV3", [h, idx(2), flow], { dtype: attr.type(F) }),
     Code.INVALID_ARGUMENT,
-    /Could not read from TensorArray index 2.  Furthermore, the element shape is not fully defined: <unknown>/,
+    /Could not read from TensorArray index 2. {2}Furthermore, the element shape is not fully defined: <unknown>/,
   );
 });
 
