@@ -13,6 +13,7 @@ import { mathKernels } from "./math.ts";
 import { nnKernels } from "./nn.ts";
 import { parsingKernels } from "./parsing.ts";
 import { randomKernels } from "./random.ts";
+import { regexKernels } from "./regex.ts";
 import { layoutKernels } from "./layout.ts";
 import { nmsKernels } from "./nms.ts";
 import { KernelRegistry } from "./registry.ts";
@@ -44,6 +45,7 @@ export function defaultRegistry(): KernelRegistry {
     randomKernels,
     tensorArrayKernels,
     tensorListKernels,
+    regexKernels,
   );
   return registry;
 }
