@@ -44,3 +44,21 @@ export function checkedElements(shape: Shape, what: string): number {
   }
   return n;
 }
+
+/**
+ * The most elements a TensorArray or TensorList may hold: 2^24. Each element costs a slot even
+ * before it is written, so a reserve or a write at a huge index from a request is refused
+ * before anything is allocated.
+ */
+export const MAX_LIST_LENGTH = 2 ** 24;
+
+/** Fails with RESOURCE_EXHAUSTED if a TensorArray/TensorList would exceed {@link MAX_LIST_LENGTH}. */
+export function checkedLength(n: number, what: string): number {
+  if (n > MAX_LIST_LENGTH) {
+    throw new ServingError(
+      Code.RESOURCE_EXHAUSTED,
+      `${what}: ${n} elements is more than ${MAX_LIST_LENGTH} (the limit of one list)`,
+    );
+  }
+  return n;
+}

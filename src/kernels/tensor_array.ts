@@ -18,7 +18,7 @@ import { Code, invalidArgument, ServingError } from "../errors.ts";
 import { DataType, dtypeName } from "../tensor/dtype.ts";
 import { type Resource, type Shape, shapeString, Tensor, toIntArray } from "../tensor/tensor.ts";
 import type { Kernel, KernelContext } from "./kernel.ts";
-import { checkedElements } from "./sizes.ts";
+import { checkedLength } from "./sizes.ts";
 import {
   compatible,
   concatRows,
@@ -43,7 +43,8 @@ let counter = 0;
 
 /** A TensorArray resource. */
 export class TensorArray implements Resource {
-  readonly slots: Slot[];
+  /** One slot per element, made on first use (a reserved array costs one pointer each). */
+  readonly slots: (Slot | undefined)[];
   closed = false;
 
   constructor(
@@ -58,11 +59,11 @@ export class TensorArray implements Resource {
     readonly dynamicSize: boolean,
     readonly clearAfterRead: boolean,
   ) {
-    this.slots = Array.from({ length: size }, () => ({
-      written: false,
-      read: false,
-      cleared: false,
-    }));
+    this.slots = new Array<Slot | undefined>(size).fill(undefined);
+  }
+
+  private slot(index: number): Slot {
+    return this.slots[index] ??= { written: false, read: false, cleared: false };
   }
 
   private fail(message: string): ServingError {
@@ -82,12 +83,10 @@ export class TensorArray implements Resource {
       );
     }
     if (index >= this.slots.length) {
-      checkedElements([index + 1], "TensorArray size");
-      while (this.slots.length <= index) {
-        this.slots.push({ written: false, read: false, cleared: false });
-      }
+      checkedLength(index + 1, "TensorArray size");
+      while (this.slots.length <= index) this.slots.push(undefined);
     }
-    const t = this.slots[index];
+    const t = this.slot(index);
     if (value.dtype !== this.dtype) {
       throw this.fail(
         `Could not write to TensorArray index ${index} because the value dtype is ${
@@ -129,7 +128,7 @@ export class TensorArray implements Resource {
         `Tried to read from index ${index} but array size is: ${this.slots.length}`,
       );
     }
-    const t = this.slots[index];
+    const t = this.slot(index);
     if (!t.written) {
       if (!fullyDefined(this.elementShape)) {
         throw this.fail(
@@ -267,7 +266,7 @@ export const tensorArrayKernels: Kernel[] = [
         }
         const size = toIntArray(sizeT, "size")[0];
         if (size < 0) throw invalidArgument("Size should be >= 0.");
-        checkedElements([size], "TensorArray size");
+        checkedLength(size, "TensorArray size");
         const name = `${baseName}_${counter++}`;
         const ta = new TensorArray(
           `_tensor_arrays${name}`,
@@ -451,7 +450,7 @@ export const tensorArrayKernels: Kernel[] = [
       // Closing releases the elements; later use fails as TensorFlow's.
       const ta = arrayOf(h, ctx.op);
       ta.closed = true;
-      for (const s of ta.slots) s.tensor = undefined;
+      ta.slots.fill(undefined);
       return [];
     },
   },

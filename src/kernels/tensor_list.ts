@@ -19,7 +19,7 @@ import { invalidArgument } from "../errors.ts";
 import { DataType, dtypeName } from "../tensor/dtype.ts";
 import { type Resource, shapeString, Tensor, toIntArray } from "../tensor/tensor.ts";
 import type { Kernel, KernelContext } from "./kernel.ts";
-import { checkedElements } from "./sizes.ts";
+import { checkedLength } from "./sizes.ts";
 import {
   compatible,
   concatRows,
@@ -154,7 +154,7 @@ function stackAt(l: TensorList, indices: number[], shape: PartialShape, op: stri
 }
 
 function newList(ctx: KernelContext, shapeT: Tensor, size: number, max = -1): Tensor {
-  checkedElements([size], `${ctx.op} size`);
+  checkedLength(size, `${ctx.op} size`);
   return listTensor(
     new TensorList(
       elementDtype(ctx),
@@ -235,7 +235,7 @@ export const tensorListKernels: Kernel[] = [
         const index = scalarInt(indexT, "index");
         const tensors = l.tensors.slice();
         if (resize && index >= tensors.length) {
-          checkedElements([index + 1], "TensorList size");
+          checkedLength(index + 1, "TensorList size");
           while (tensors.length <= index) tensors.push(undefined);
         }
         if (index < 0 || index >= tensors.length) {
@@ -345,7 +345,7 @@ export const tensorListKernels: Kernel[] = [
             `Tried to push item into a full list list size: ${l.tensors.length} max_num_elements: ${l.maxNumElements}`,
           );
         }
-        checkedElements([l.tensors.length + 1], "TensorList size");
+        checkedLength(l.tensors.length + 1, "TensorList size");
         return [listTensor(l.with([...l.tensors, item]))];
       };
     },
@@ -392,7 +392,7 @@ export const tensorListKernels: Kernel[] = [
       if (size < 0) {
         throw invalidArgument(`TensorListSlice expects size to be non-negative. Got: ${size}`);
       }
-      checkedElements([size], "TensorList size");
+      checkedLength(size, "TensorList size");
       const tensors = l.tensors.slice(0, size);
       while (tensors.length < size) tensors.push(undefined);
       return [listTensor(l.with(tensors))];
@@ -426,7 +426,7 @@ export const tensorListKernels: Kernel[] = [
         const tensors = l.tensors.slice();
         const max = indices.length === 0 ? -1 : Math.max(...indices);
         if (max >= tensors.length) {
-          checkedElements([max + 1], "TensorList size");
+          checkedLength(max + 1, "TensorList size");
           while (tensors.length <= max) tensors.push(undefined);
         }
         for (let i = 0; i < indices.length; i++) {

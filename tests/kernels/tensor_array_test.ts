@@ -188,3 +188,17 @@ Deno.test("a graph: TensorArray scatter → read/write per element → gather (m
     assert.deepEqual(vals(res), [0, 1, 2, 3, 4, 5].map((v) => 2 * (v + base)));
   }
 });
+
+Deno.test("TensorArray sizes from a request are capped before anything is allocated", () => {
+  throwsCode(
+    () => run("TensorArrayV3", [idx(2 ** 30)], { dtype: attr.type(F) }),
+    Code.RESOURCE_EXHAUSTED,
+    /limit of one list/,
+  );
+  const { h, flow } = newArray(1, { dynamic_size: attr.bool(true) });
+  throwsCode(
+    () => run("TensorArrayWriteV3", [h, idx(2 ** 30), f32([1]), flow]),
+    Code.RESOURCE_EXHAUSTED,
+    /limit of one list/,
+  );
+});

@@ -169,3 +169,21 @@ Deno.test("a graph: reserve → set items → stack, and the list flows through 
   assert.deepEqual([...out.shape], [3, 2]);
   assert.deepEqual(vals(out), [1, 10, 2, 20, 3, 30]);
 });
+
+Deno.test("list lengths from a request are capped before anything is allocated", () => {
+  throwsCode(
+    () => run("TensorListReserve", [UNKNOWN, idx(2 ** 30)]),
+    Code.RESOURCE_EXHAUSTED,
+    /limit of one list/,
+  );
+  const l = run1("TensorListReserve", [UNKNOWN, idx(1)]);
+  throwsCode(
+    () =>
+      run("TensorListSetItem", [l, idx(2 ** 30), f32([1])], {
+        ...E,
+        resize_if_index_out_of_bounds: attr.bool(true),
+      }),
+    Code.RESOURCE_EXHAUSTED,
+    /limit of one list/,
+  );
+});
