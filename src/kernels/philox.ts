@@ -159,7 +159,7 @@ export interface Distribution {
   readonly group: number;
   /** True for distributions that take a variable number of samples (SingleSampleAdapter). */
   readonly variable: boolean;
-  /** Computes one group into `out[0 … group)` drawing from `draw` (one uint32 per call). */
+  /** Computes one group into `out[0 … group)`, advancing `gen` by the draws it takes. */
   sample(gen: Philox, out: number[] | bigint[]): void;
 }
 
