@@ -15,8 +15,10 @@
  * Fixed-sample distributions take output group g (4 values; 2 for double and int64) from the
  * generator advanced by g draws. So uniform ints and floats are TensorFlow's bit for bit. The
  * normal distributions call log, sqrt, sin and cos: this port evaluates them in double precision
- * and rounds once (float), where TensorFlow's Linux build calls glibc's `logf`/`sincosf`, whose
- * results may differ in the last place in rare cases; such a value is then one ulp away.
+ * and rounds once to float (correctly rounded), where TensorFlow's Linux build calls glibc's
+ * `logf` and `sincosf` (errors below one ulp, with FMA and non-FMA variants chosen by CPU), so a
+ * normal value may differ from TensorFlow's in the last place — as TensorFlow's own values may
+ * between machines.
  *
  * @module
  */
