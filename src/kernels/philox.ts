@@ -9,8 +9,9 @@
  * - uniform int: lo + sample mod (hi − lo) (one 32-bit sample, or two for int64);
  * - normal: Box-Muller on pairs of samples (float: sample 0 → u1 clamped to 1e-7, sample 1 →
  *   angle; double: four samples); four floats (two doubles) per 128-bit draw;
- * - truncated normal: Box-Muller pairs, keeping values with |x| < 2, each output group of 4
- *   (double: 2) starting 256 draws per element apart so the result does not depend on sharding.
+ * - truncated normal: Box-Muller pairs, keeping values with |x| < 2; output group g of 4 values
+ *   (double: 2) starts 256 · g (double: 128 · g) draws in, so the result does not depend on how
+ *   the work is sharded.
  *
  * Fixed-sample distributions take output group g (4 values; 2 for double and int64) from the
  * generator advanced by g draws. So uniform ints and floats are TensorFlow's bit for bit. The
