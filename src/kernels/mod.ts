@@ -12,9 +12,15 @@ import { lookupKernels } from "./lookup.ts";
 import { mathKernels } from "./math.ts";
 import { nnKernels } from "./nn.ts";
 import { parsingKernels } from "./parsing.ts";
+import { randomKernels } from "./random.ts";
+import { regexKernels } from "./regex.ts";
+import { layoutKernels } from "./layout.ts";
+import { nmsKernels } from "./nms.ts";
 import { KernelRegistry } from "./registry.ts";
 import { stateKernels } from "./state.ts";
 import { stringKernels } from "./strings.ts";
+import { tensorArrayKernels } from "./tensor_array.ts";
+import { tensorListKernels } from "./tensor_list.ts";
 
 export { KernelRegistry };
 
@@ -34,6 +40,12 @@ export function defaultRegistry(): KernelRegistry {
     parsingKernels,
     lookupKernels,
     stringKernels,
+    layoutKernels,
+    nmsKernels,
+    randomKernels,
+    tensorArrayKernels,
+    tensorListKernels,
+    regexKernels,
   );
   return registry;
 }

@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import type { AttrValue } from "../../src/proto/gen/tensorflow/core/framework/attr_value_pb.ts";
 import { Code, ServingError } from "../../src/errors.ts";
 import {
-  compileRe2,
   parseFloatText,
   parseInt32Text,
   parseInt64Text,
@@ -74,62 +73,6 @@ Deno.test("ShardedFilename and ShardedFilespec", () => {
       ]),
     Code.INVALID_ARGUMENT,
     "basename must be a scalar, got shape [2]",
-  );
-});
-
-Deno.test("StaticRegexFullMatch anchors the whole string and translates RE2 syntax", () => {
-  const m = (pattern: string, inputs: string[]) =>
-    Array.from(
-      run("StaticRegexFullMatch", [Tensor.strings(inputs)], { pattern: attr.string(pattern) })
-        .data as Uint8Array,
-    );
-  assert.deepEqual(m("a|ab", ["ab", "a", "abc", ""]), [1, 1, 0, 0]);
-  assert.deepEqual(m("(?i)hello.*", ["HeLLo world", "say hello"]), [1, 0]);
-  assert.deepEqual(m("[[:digit:]]+-(?P<x>[[:alpha:]]+)", ["12-ab", "12-a1"]), [1, 0]);
-  assert.deepEqual(m("\\pL+", ["héllo", "h3"]), [1, 0]);
-  assert.deepEqual(m(".*", ["line\nbreak"]), [0]);
-  assert.deepEqual(m("(?s).*", ["line\nbreak"]), [1]);
-  throwsWith(
-    () => run("StaticRegexFullMatch", [Tensor.strings(["x"])], { pattern: attr.string("(") }),
-    Code.INVALID_ARGUMENT,
-    /^Invalid pattern: \(, error: /,
-  );
-  const dyn = runOp(stringKernels, "RegexFullMatch", [
-    Tensor.strings(["abc", "abd"]),
-    Tensor.strings(["ab[c]"], []),
-  ])[0];
-  assert.deepEqual(Array.from(dyn.data as Uint8Array), [1, 0]);
-  assert.ok(compileRe2("\\Qa.b\\E", true).test("a.b"));
-  assert.ok(!compileRe2("\\Qa.b\\E", true).test("axb"));
-});
-
-Deno.test("StaticRegexReplace and RegexReplace", () => {
-  const out = run("StaticRegexReplace", [Tensor.strings(["a1b22c", "none"])], {
-    pattern: attr.string("([0-9]+)"),
-    rewrite: attr.string("<\\1>"),
-    replace_global: attr.bool(true),
-  });
-  assert.deepEqual(texts(out), ["a<1>b<22>c", "none"]);
-  const first = run("StaticRegexReplace", [Tensor.strings(["a1b22c"])], {
-    pattern: attr.string("[0-9]"),
-    rewrite: attr.string("$\\\\"),
-    replace_global: attr.bool(false),
-  });
-  assert.deepEqual(texts(first), ["a$\\b22c"]);
-  const dyn = runOp(stringKernels, "RegexReplace", [
-    Tensor.strings(["  x  y "]),
-    Tensor.strings(["^\\s+|\\s+$"], []),
-    Tensor.strings([""], []),
-  ])[0];
-  assert.deepEqual(texts(dyn), ["x  y"]);
-  throwsWith(
-    () =>
-      run("StaticRegexReplace", [Tensor.strings(["a"])], {
-        pattern: attr.string("(a)"),
-        rewrite: attr.string("\\2"),
-      }),
-    Code.INVALID_ARGUMENT,
-    /^Invalid rewrite pattern: \\2/,
   );
 });
 
