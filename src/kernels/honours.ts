@@ -38,6 +38,13 @@ const CONV: Honours = {
   dilations: ANY,
   use_cudnn_on_gpu: IGNORED,
 };
+const DEPTHWISE: Honours = {
+  strides: ANY,
+  padding: ANY,
+  explicit_paddings: ANY,
+  data_format: ANY,
+  dilations: ANY,
+};
 const FUSED: Honours = { fused_ops: ANY, epsilon: ANY, leakyrelu_alpha: ANY };
 const BATCH_NORM: Honours = {
   epsilon: ANY,
@@ -94,9 +101,15 @@ export const KERNEL_HONOURS: Readonly<Record<string, Honours>> = {
   Const: { value: ANY },
   Conv2D: CONV,
   Conv2DBackpropInput: CONV,
-  DepthwiseConv2dNative: CONV,
+  DepthwiseConv2dNative: DEPTHWISE,
   _FusedConv2D: { ...CONV, ...FUSED },
-  _FusedDepthwiseConv2dNative: { ...CONV, ...FUSED },
+  _FusedDepthwiseConv2dNative: {
+    strides: ANY,
+    padding: ANY,
+    data_format: ANY,
+    dilations: ANY,
+    ...FUSED,
+  },
   Cumprod: { exclusive: ANY, reverse: ANY },
   Cumsum: { exclusive: ANY, reverse: ANY },
   DestroyResourceOp: { ignore_lookup_error: IGNORED },
