@@ -510,37 +510,53 @@ function sameAttrValue(a: AttrValue, b: AttrValue): boolean {
 }
 
 /**
- * Holds a node that will run to what its kernel honours (Kernel.honours, else KERNEL_HONOURS).
+ * Holds a node that will run to what its kernel honours (Kernel.honours over KERNEL_HONOURS).
  *
  * @throws ServingError UNIMPLEMENTED naming the node, the attr and the value
  */
 export function checkHonoured(node: GraphNode, def: OpDef, kernels: KernelRegistry): void {
-  const decl = kernels.get(node.op)?.honours ?? KERNEL_HONOURS[node.op];
-  if (!decl) return;
+  const own = kernels.get(node.op)?.honours;
+  const table = KERNEL_HONOURS[node.op];
+  if (!own && !table) return;
+  const decl: Readonly<Record<string, HonouredValues>> = { ...table, ...own };
   const typed = new Set(
     def.attr.filter((a) => a.type === "type" || a.type === "list(type)").map((a) => a.name),
   );
   for (const a of [...def.inputArg, ...def.outputArg]) if (a.numberAttr) typed.add(a.numberAttr);
+  const refuse = (a: OpDef_AttrDef, shown: string, supported: string) =>
+    new ServingError(
+      Code.UNIMPLEMENTED,
+      `Cannot load node "${node.name}" (${node.op}): attr ${a.name}=${shown} is not supported ` +
+        `by this server's ${node.op} kernel (supported: ${supported})`,
+    );
   for (const a of def.attr) {
-    if (typed.has(a.name)) continue;
     const v = node.attr[a.name];
     if (v === undefined || v.value.case === "placeholder") continue;
-    const h: HonouredValues | undefined = decl[a.name];
+    const h = decl[a.name];
     if (h === "any" || h === "ignored") continue;
+    if (h !== undefined && "types" in h) {
+      const types = v.value.case === "type"
+        ? [v.value.value]
+        : v.value.case === "list"
+        ? v.value.value.type
+        : [];
+      const bad = types.find((t) => !h.types.includes(t));
+      if (bad !== undefined) throw refuse(a, tfTypeName(bad), h.types.map(tfTypeName).join(", "));
+      continue;
+    }
+    if (typed.has(a.name)) continue;
     if (h === undefined) {
       if (a.defaultValue && sameAttrValue(v, a.defaultValue)) continue;
     } else {
       const s = scalarOf(v);
       if (s !== undefined && h.includes(s)) continue;
     }
-    const supported = h === undefined
-      ? a.defaultValue ? `only the default, ${summarizeAttrValue(a.defaultValue)}` : "no value"
-      : h.map((x) => JSON.stringify(x)).join(", ");
-    throw new ServingError(
-      Code.UNIMPLEMENTED,
-      `Cannot load node "${node.name}" (${node.op}): attr ${a.name}=${
-        summarizeAttrValue(v)
-      } is not supported by this server's ${node.op} kernel (supported: ${supported})`,
+    throw refuse(
+      a,
+      summarizeAttrValue(v),
+      h === undefined
+        ? a.defaultValue ? `only the default, ${summarizeAttrValue(a.defaultValue)}` : "no value"
+        : h.map((x) => JSON.stringify(x)).join(", "),
     );
   }
 }

@@ -3,24 +3,33 @@
  * (src/graph/validate.ts) holds every node that will run against, so an attr value a kernel
  * would silently ignore is refused with UNIMPLEMENTED instead of giving a wrong answer.
  *
- * Type attrs (`T`, `Tidx`, `dtype`, lists of types) and number attrs (`N`) are not declared
- * here: the validation checks them against the OpDef and the producers' dtypes, and each kernel
- * refuses a dtype it lacks when it is compiled. Every other attr of the op's OpDef is either
- * declared (honoured for every value, for listed values only, or ignored because no value
- * changes a result on this runtime) or must keep its OpDef default.
+ * Type attrs (`T`, `Tidx`, `dtype`, lists of types) and number attrs (`N`) need no declaration:
+ * the validation checks them against the OpDef and the producers' dtypes, and each kernel
+ * refuses a dtype it lacks when it is compiled; a kernel that declares the dtypes it has
+ * (`T: { types: [...] }`, as the elementwise factories do) has them refused before that, with
+ * the attr named. Every other attr of the op's OpDef is either declared (honoured for every
+ * value, for listed values only, or ignored because no value changes a result on this runtime)
+ * or must keep its OpDef default.
  *
- * A kernel may carry its own declaration (`Kernel.honours`), which wins over this table; ops
- * with neither are not checked (their kernels validate their attrs when compiled).
+ * A kernel may carry its own declaration (`Kernel.honours`), merged over this table's entry
+ * for its op (the kernel's wins attr by attr); ops with neither are not checked (their kernels
+ * validate their attrs when compiled).
  *
  * @module
  */
+import type { DataType } from "../tensor/dtype.ts";
 
 /**
  * How a kernel treats one attr: `"any"` honours every value the OpDef allows; `"ignored"`
  * means no value changes what this runtime computes (GPU, locking and scheduling hints, shape
- * annotations); a list names the only values honoured.
+ * annotations); a list names the only values honoured; `{ types }` names the dtypes a type
+ * attr (or each entry of a list(type) attr) may take.
  */
-export type HonouredValues = "any" | "ignored" | readonly (string | number | boolean)[];
+export type HonouredValues =
+  | "any"
+  | "ignored"
+  | readonly (string | number | boolean)[]
+  | { readonly types: readonly DataType[] };
 
 /** Attr name → how the kernel treats it. */
 export type Honours = Readonly<Record<string, HonouredValues>>;

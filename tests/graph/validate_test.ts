@@ -252,22 +252,21 @@ Deno.test("an op with an OpDef but no kernel fails as a missing kernel, not in v
   });
 });
 
-/** A registry whose Conv2D kernel declares it honours NHWC only, and a Cumsum declaring nothing. */
+/**
+ * A registry whose Conv2D kernel declares it honours NHWC only, and with a stand-in RandomUniform
+ * kernel that declares none of its attrs.
+ */
 function declaringRegistry(): KernelRegistry {
   const real = defaultRegistry();
   const conv: Kernel = {
     op: "Conv2D",
     compile: (ctx) => real.get("Conv2D")!.compile(ctx),
-    honours: { ...KERNEL_HONOURS.Conv2D, data_format: ["NHWC"] },
+    honours: { data_format: ["NHWC"] },
   };
-  const cumsum: Kernel = {
-    op: "Cumsum",
-    compile: (ctx) => real.get("Cumsum")!.compile(ctx),
-    honours: {},
-  };
+  const random: Kernel = { op: "RandomUniform", compile: () => () => [], honours: {} };
   return new KernelRegistry(
-    real.ops().filter((op) => op !== "Conv2D" && op !== "Cumsum").map((op) => real.get(op)!),
-    [conv, cumsum],
+    real.ops().filter((op) => op !== "Conv2D" && op !== "RandomUniform").map((op) => real.get(op)!),
+    [conv, random],
   );
 }
 
@@ -315,20 +314,37 @@ Deno.test("loadModel() refuses an attr value the kernel does not honour, naming 
   });
   await t.step("an undeclared attr must keep its default", async () => {
     const g = new GraphBuilder();
-    g.placeholder("x", F);
-    g.constant("axis", Tensor.scalar(I, 0));
-    g.op("y", "Cumsum", ["x", "axis"], { T: attrValue.type(F), exclusive: attrValue.bool(true) });
-    await withModel(await saveModel(g.nodes, { x: ["x:0", F] }, ["y:0", F]), async (dir) => {
+    g.constant("shape", new Tensor(I, [1], new Int32Array([2])));
+    g.op("y", "RandomUniform", ["shape"], {
+      T: attrValue.type(I),
+      dtype: attrValue.type(F),
+      seed: attrValue.int(7),
+    });
+    await withModel(await saveModel(g.nodes, {}, ["y:0", F]), async (dir) => {
       await assertServingError(
         () => loadModel(dir, { registry }),
         Code.UNIMPLEMENTED,
-        `Cannot load node "y" (Cumsum): attr exclusive=true is not supported`,
-        "(supported: only the default, false)",
+        `Cannot load node "y" (RandomUniform): attr seed=7 is not supported`,
+        "(supported: only the default, 0)",
       );
     });
-    g.nodes[2].attr.exclusive = attrValue.bool(false);
-    await withModel(await saveModel(g.nodes, { x: ["x:0", F] }, ["y:0", F]), async (dir) => {
+    g.nodes[1].attr.seed = attrValue.int(0);
+    await withModel(await saveModel(g.nodes, {}, ["y:0", F]), async (dir) => {
       await loadModel(dir, { registry });
+    });
+  });
+  await t.step("a dtype the kernel lacks, though the OpDef allows it", async () => {
+    const C = DataType.DT_COMPLEX64;
+    const g = new GraphBuilder();
+    g.placeholder("x", C);
+    g.op("y", "Mul", ["x", "x"], { T: attrValue.type(C) });
+    await withModel(await saveModel(g.nodes, { x: ["x:0", C] }, ["y:0", C]), async (dir) => {
+      await assertServingError(
+        () => loadModel(dir),
+        Code.UNIMPLEMENTED,
+        `Cannot load node "y" (Mul): attr T=complex64 is not supported by this server's Mul kernel`,
+        "(supported: ",
+      );
     });
   });
 });
