@@ -1,8 +1,11 @@
 /**
  * Regenerates `src/kernels/op_defs_data.ts`: the OpDefs of the ops the project implements (or
  * is about to), taken verbatim from a TensorFlow release's `ops.pbtxt` (the OpList TensorFlow
- * generates from `tensorflow/core/ops/*.cc`; TensorFlow Java ships it as
- * `tensorflow-core-api/src/gen/resources/ops.pbtxt`), one op per line.
+ * generates from `tensorflow/core/ops/*.cc`), one op per line. The checked-in data came from the
+ * copy TensorFlow Java generates when it builds against a release
+ * (`tensorflow-core/tensorflow-core-native/src/gen/resources/org/tensorflow/ops.pbtxt` of the
+ * tensorflow/java commit whose WORKSPACE builds `tensorflow-2.14.0`); its OpDefs equal, one for
+ * one, those TensorFlow 2.14 writes in the testdata's `stripped_op_list` (tests/graph/).
  *
  * Usage: `deno run --allow-read --allow-write scripts/gen_op_defs.ts <ops.pbtxt> <tf version>`
  *
