@@ -27,22 +27,45 @@ op { name: "_FusedDepthwiseConv2dNative" input_arg { name: "input" type_attr: "T
 op { name: "_FusedMatMul" input_arg { name: "a" type_attr: "T" } input_arg { name: "b" type_attr: "T" } input_arg { name: "args" type_attr: "T" number_attr: "num_args" } output_arg { name: "product" type_attr: "T" } attr { name: "transpose_a" type: "bool" default_value { b: false } } attr { name: "transpose_b" type: "bool" default_value { b: false } } attr { name: "T" type: "type" allowed_values { list { type: [DT_BFLOAT16, DT_HALF, DT_FLOAT] } } } attr { name: "num_args" type: "int" has_minimum: true } attr { name: "fused_ops" type: "list(string)" default_value { list {} } } attr { name: "epsilon" type: "float" default_value { f: 0.0001 } } attr { name: "leakyrelu_alpha" type: "float" default_value { f: 0.2 } } }
 `;
 
-let registry: ReadonlyMap<string, OpDef> | undefined;
+/** Each op's line of text by name; an op is parsed the first time it is asked for. */
+let lines: ReadonlyMap<string, string> | undefined;
+const parsed = new Map<string, OpDef>();
 
-/** Every OpDef of the registry by op name (parsed on first use). */
-export function registeredOpDefs(): ReadonlyMap<string, OpDef> {
-  registry ??= new Map(
-    [
-      ...fromText(OpListSchema, OP_DEFS_TEXT).op,
-      ...fromText(OpListSchema, UNDERSCORE_OPS_TEXT).op,
-    ].map((d) => [d.name, d]),
-  );
-  return registry;
+function opLines(): ReadonlyMap<string, string> {
+  if (!lines) {
+    const m = new Map<string, string>();
+    for (const text of [OP_DEFS_TEXT, UNDERSCORE_OPS_TEXT]) {
+      for (const line of text.split("\n")) {
+        const name = /^op \{ name: "([^"]+)"/.exec(line)?.[1];
+        if (name) m.set(name, line);
+      }
+    }
+    lines = m;
+  }
+  return lines;
 }
 
 /** The registry's OpDef of `op`, or undefined. */
 export function registeredOpDef(op: string): OpDef | undefined {
-  return registeredOpDefs().get(op);
+  let d = parsed.get(op);
+  if (!d) {
+    const line = opLines().get(op);
+    if (line === undefined) return undefined;
+    // One op at a time: parsing the text format costs ~1 ms per op, and a model uses a few dozen.
+    d = fromText(OpListSchema, line).op[0];
+    parsed.set(op, d);
+  }
+  return d;
+}
+
+/** Every op name the registry has an OpDef for, sorted. */
+export function registeredOps(): string[] {
+  return [...opLines().keys()].sort();
+}
+
+/** Every OpDef of the registry by op name (parses them all). */
+export function registeredOpDefs(): ReadonlyMap<string, OpDef> {
+  return new Map(registeredOps().map((op) => [op, registeredOpDef(op)!]));
 }
 
 /**
@@ -52,7 +75,7 @@ export function registeredOpDef(op: string): OpDef | undefined {
  *   graphs: every op they emit must be registered)
  */
 export function opDefsFor(ops: readonly string[]): OpDef[] {
-  const missing = ops.filter((op) => !registeredOpDefs().has(op));
+  const missing = ops.filter((op) => !opLines().has(op));
   if (missing.length > 0) throw new Error(`No registered OpDef for op(s) ${missing.join(", ")}`);
-  return ops.map((op) => registeredOpDefs().get(op)!);
+  return ops.map((op) => registeredOpDef(op)!);
 }

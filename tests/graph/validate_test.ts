@@ -23,7 +23,7 @@ import {
 import type { Kernel } from "../../src/kernels/kernel.ts";
 import { defaultRegistry, KernelRegistry } from "../../src/kernels/mod.ts";
 import { KERNEL_HONOURS } from "../../src/kernels/honours.ts";
-import { registeredOpDef, registeredOpDefs } from "../../src/kernels/op_defs.ts";
+import { registeredOpDef, registeredOpDefs, registeredOps } from "../../src/kernels/op_defs.ts";
 import { loadModel } from "../../src/runtime/model.ts";
 import { readSavedModel, readSavedModelProto } from "../../src/saved_model/reader.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
@@ -394,6 +394,10 @@ Deno.test("the registry's OpDefs are TensorFlow 2.14's, as in the testdata's str
     assert.ok(ours, `no OpDef for ${theirs.name}`);
     assert.ok(equals(OpDefSchema, ours, theirs), `OpDef ${theirs.name} differs`);
   }
+  // Every line of the registry parses, under its own name.
+  const all = registeredOpDefs();
+  assert.ok(all.size >= 400, `${all.size} OpDefs`);
+  for (const [name, def] of all) assert.equal(def.name, name);
   // Every shipped kernel has an OpDef (the project's own fused op excepted), and every
   // declaration names attrs of its op.
   const registry = defaultRegistry();
@@ -417,7 +421,7 @@ Deno.test("the registry's OpDefs are TensorFlow 2.14's, as in the testdata's str
 function everyOpRegistry(): KernelRegistry {
   const real = defaultRegistry();
   return new KernelRegistry(
-    [...new Set([...registeredOpDefs().keys(), ...real.ops()])].map((op) =>
+    [...new Set([...registeredOps(), ...real.ops()])].map((op) =>
       real.get(op) ?? { op, compile: () => () => [] }
     ),
   );
