@@ -226,6 +226,23 @@ function attrValueError(v: AttrValue, a: OpDef_AttrDef): string | undefined {
     const got = c === "list" ? (listKind(v) ?? "list") : KIND_OF_CASE[c];
     return `AttrValue had value with type '${got}' when '${kind}' expected for attr '${a.name}'`;
   }
+  if (kind === "type" || kind === "list(type)") {
+    const list = kind === "list(type)";
+    const types = v.value.case === "type"
+      ? [v.value.value]
+      : v.value.case === "list"
+      ? v.value.value.type
+      : [];
+    for (const t of types) {
+      let err: string | undefined;
+      if (DataType[t] === undefined) err = `AttrValue has invalid DataType enum: ${t}`;
+      else if (isRef(t)) err = `AttrValue must not have reference type value of ${tfTypeName(t)}`;
+      else if (t === DataType.DT_INVALID) {
+        err = list ? "AttrValue contains invalid DataType" : "AttrValue has invalid DataType";
+      }
+      if (err) return `${err} for attr '${a.name}'`;
+    }
+  }
   if (a.hasMinimum) {
     if (kind === "int") {
       const i = v.value.case === "i" ? v.value.value : 0n;

@@ -468,3 +468,44 @@ Deno.test("every node of every corpus and testdata model passes validation", asy
     "incompatible with expected int32.",
   );
 });
+
+Deno.test("validateGraph() reads a reference as its value, but never a value as a reference", () => {
+  const check = (source: "var" | "c") => {
+    const g = new GraphBuilder();
+    g.op("var", "VariableV2", [], { dtype: attrValue.type(F), shape: attrValue.shape([]) });
+    g.constant("c", Tensor.scalar(F, 1));
+    g.op("read", "Identity", ["var"], { T: attrValue.type(F) });
+    g.op("assign", "Assign", [source, "c"], { T: attrValue.type(F) });
+    const run = { feeds: [], fetches: ["read:0"], targets: ["assign"] };
+    validateGraph(create(GraphDefSchema, { node: g.nodes }), registeredOpDef, defaultRegistry(), [
+      run,
+    ]);
+  };
+  check("var");
+  assert.throws(
+    () => check("c"),
+    /^ServingError: Input 0 of node assign was passed float from c:0 incompatible with expected float_ref\.$/,
+  );
+});
+
+Deno.test("validateGraph() refuses an invalid or reference dtype in a type attr", () => {
+  const check = (t: DataType) => {
+    const g = new GraphBuilder();
+    g.op("x", "Placeholder", [], { dtype: attrValue.type(t) });
+    validateGraph(
+      create(GraphDefSchema, { node: g.nodes }),
+      registeredOpDef,
+      defaultRegistry(),
+      [],
+    );
+  };
+  assert.throws(
+    () => check(DataType.DT_INVALID),
+    /AttrValue has invalid DataType for attr 'dtype'/,
+  );
+  assert.throws(
+    () => check(DataType.DT_FLOAT_REF),
+    /AttrValue must not have reference type value of float_ref for attr 'dtype'/,
+  );
+  check(F);
+});
