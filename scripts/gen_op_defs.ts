@@ -88,6 +88,12 @@ const EXTRA_OPS = [
   "StatelessRandomGetAlg",
   "StatelessRandomGetKeyCounterAlg",
   "StatelessMultinomial",
+  "StatelessParameterizedTruncatedNormal",
+  "StatelessRandomBinomial",
+  "StatelessRandomGammaV2",
+  "StatelessRandomGammaV3",
+  "StatelessRandomPoisson",
+  "StatelessShuffle",
   // TensorArray (V3, what tf.TensorArray builds in TF1 graphs).
   "TensorArrayV3",
   "TensorArrayReadV3",
