@@ -316,6 +316,7 @@ export function unaryKernel(
   const apply = unaryFunction(op, fn, dtypes, options);
   return {
     op,
+    honours: { T: { types: dtypes } },
     compile(ctx) {
       const node = ctx.name;
       if (ctx.attr.has("T")) checkAllowed(op, node, dtypes, ctx.attr.type("T"));
@@ -502,6 +503,7 @@ export function binaryKernel(
   const lenient = options.incompatibleShapeResult;
   return {
     op,
+    honours: { T: { types: dtypes } },
     compile(ctx) {
       const node = ctx.name;
       if (ctx.attr.has("T")) checkAllowed(op, node, dtypes, ctx.attr.type("T"));

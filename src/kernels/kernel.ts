@@ -5,6 +5,7 @@
  * @module
  */
 import type { Attrs } from "./attrs.ts";
+import type { Honours } from "./honours.ts";
 import type { Resource, Tensor } from "../tensor/tensor.ts";
 
 /** Runs one node: inputs in, outputs out. Synchronous; never writes into its inputs. */
@@ -48,4 +49,9 @@ export interface Kernel {
   readonly op: string;
   /** Compiles one node; may throw a ServingError for unsupported attrs. */
   compile(ctx: KernelContext): KernelRun;
+  /**
+   * The attrs this kernel honours (see honours.ts); checked at load before `compile`. When
+   * absent, `KERNEL_HONOURS[op]` applies, if any.
+   */
+  readonly honours?: Honours;
 }

@@ -17,6 +17,7 @@ import type { KernelRegistry } from "../kernels/registry.ts";
 import { defaultRegistry } from "../kernels/mod.ts";
 import { parseTensorName, type TensorRef } from "../graph/graph.ts";
 import { MissingOpsError, type Plan } from "../graph/plan.ts";
+import { validateSavedModel } from "../graph/validate.ts";
 import { readSavedModel, type SavedModelBundle } from "../saved_model/reader.ts";
 import { baseType, DataType, dtypeName } from "../tensor/dtype.ts";
 import { shapeString, Tensor } from "../tensor/tensor.ts";
@@ -238,6 +239,7 @@ export async function loadModel(exportDir: string, options: LoadOptions = {}): P
   const bundle = await readSavedModel(exportDir, options.tags ?? ["serve"]);
   const mg = bundle.metaGraph;
   const registry = options.registry ?? defaultRegistry();
+  validateSavedModel(bundle, registry); // Nodes against their OpDefs and kernels, defaults filled.
   const session = new Session(
     mg.graphDef ?? create(GraphDefSchema),
     mg.metaInfoDef?.strippedOpList?.op ?? [],

@@ -10,6 +10,7 @@ import type { FunctionDef } from "../proto/gen/tensorflow/core/framework/functio
 import type { OpDef } from "../proto/gen/tensorflow/core/framework/op_def_pb.ts";
 import { Code, ServingError } from "../errors.ts";
 import type { KernelRun } from "../kernels/kernel.ts";
+import { registeredOpDef } from "../kernels/op_defs.ts";
 import type { KernelRegistry } from "../kernels/registry.ts";
 import { functionBody, type Graph, graphFromNodeDefs, type OpSignatures } from "../graph/graph.ts";
 import { compilePlan, type Plan, type PlanSpec } from "../graph/plan.ts";
@@ -43,9 +44,9 @@ export class Session implements OpSignatures {
     this.#opDefs = new Map(opDefs.map((o) => [o.name, o]));
   }
 
-  /** The OpDef of an op, if the model lists it. */
+  /** The OpDef of an op: the model's if it lists it, else the registry's (kernels/op_defs.ts). */
   opDef(op: string): OpDef | undefined {
-    return this.#opDefs.get(op);
+    return this.#opDefs.get(op) ?? registeredOpDef(op);
   }
 
   /** The FunctionDef of a library function. */

@@ -50,6 +50,7 @@ import {
   SaverDefSchema,
 } from "../proto/gen/tensorflow/core/protobuf/saver_pb.ts";
 import { Code, ServingError } from "../errors.ts";
+import { opDefsFor, registeredOpDef } from "../kernels/op_defs.ts";
 import { attrValue, GraphBuilder } from "../graph/builder.ts";
 import { DataType, dtypeName, isNumeric } from "../tensor/dtype.ts";
 import { shapeString, sizeOf, Tensor } from "../tensor/tensor.ts";
@@ -85,123 +86,31 @@ export function parseOpDefs(text: string): OpDef[] {
   return fromText(OpListSchema, text).op;
 }
 
+/** The ops the writer itself adds (variables and the saver) and the graph inputs most models use. */
+export const WRITER_OPS: readonly string[] = [
+  "Assign",
+  "Const",
+  "Identity",
+  "MergeV2Checkpoints",
+  "NoOp",
+  "Pack",
+  "Placeholder",
+  "PlaceholderWithDefault",
+  "RestoreV2",
+  "SaveV2",
+  "Select",
+  "ShardedFilename",
+  "StaticRegexFullMatch",
+  "StringJoin",
+  "VariableV2",
+];
+
 /**
- * OpDefs of the ops the writer itself adds (variables and the saver) and of the graph inputs
- * most models use, as TensorFlow 2.14 registers them; each is verbatim the `stripped_op_list`
- * entry of the testdata SavedModels (`saved_model_half_plus_two_tf2_cpu`, TF 2.14, and
- * `saved_model_half_plus_two_cpu`, TF 1.14, for Assign and VariableV2, unchanged since).
+ * OpDefs of {@link WRITER_OPS}, from the project's OpDef registry (`kernels/op_defs.ts`,
+ * TensorFlow 2.14's definitions, the release whose layout the writer follows): what TensorFlow
+ * writes in the `stripped_op_list` of the testdata SavedModels.
  */
-export const WRITER_OP_DEFS: readonly OpDef[] = parseOpDefs(`
-op {
-  name: "Assign"
-  input_arg { name: "ref" type_attr: "T" is_ref: true }
-  input_arg { name: "value" type_attr: "T" }
-  output_arg { name: "output_ref" type_attr: "T" is_ref: true }
-  attr { name: "T" type: "type" }
-  attr { name: "validate_shape" type: "bool" default_value { b: true } }
-  attr { name: "use_locking" type: "bool" default_value { b: true } }
-  allows_uninitialized_input: true
-}
-op {
-  name: "Const"
-  output_arg { name: "output" type_attr: "dtype" }
-  attr { name: "value" type: "tensor" }
-  attr { name: "dtype" type: "type" }
-}
-op {
-  name: "Identity"
-  input_arg { name: "input" type_attr: "T" }
-  output_arg { name: "output" type_attr: "T" }
-  attr { name: "T" type: "type" }
-}
-op {
-  name: "MergeV2Checkpoints"
-  input_arg { name: "checkpoint_prefixes" type: DT_STRING }
-  input_arg { name: "destination_prefix" type: DT_STRING }
-  attr { name: "delete_old_dirs" type: "bool" default_value { b: true } }
-  attr { name: "allow_missing_files" type: "bool" default_value { b: false } }
-  is_stateful: true
-}
-op {
-  name: "NoOp"
-}
-op {
-  name: "Pack"
-  input_arg { name: "values" type_attr: "T" number_attr: "N" }
-  output_arg { name: "output" type_attr: "T" }
-  attr { name: "N" type: "int" has_minimum: true minimum: 1 }
-  attr { name: "T" type: "type" }
-  attr { name: "axis" type: "int" default_value { i: 0 } }
-}
-op {
-  name: "Placeholder"
-  output_arg { name: "output" type_attr: "dtype" }
-  attr { name: "dtype" type: "type" }
-  attr { name: "shape" type: "shape" default_value { shape { unknown_rank: true } } }
-}
-op {
-  name: "PlaceholderWithDefault"
-  input_arg { name: "input" type_attr: "dtype" }
-  output_arg { name: "output" type_attr: "dtype" }
-  attr { name: "dtype" type: "type" }
-  attr { name: "shape" type: "shape" }
-}
-op {
-  name: "RestoreV2"
-  input_arg { name: "prefix" type: DT_STRING }
-  input_arg { name: "tensor_names" type: DT_STRING }
-  input_arg { name: "shape_and_slices" type: DT_STRING }
-  output_arg { name: "tensors" type_list_attr: "dtypes" }
-  attr { name: "dtypes" type: "list(type)" has_minimum: true minimum: 1 }
-  is_stateful: true
-}
-op {
-  name: "SaveV2"
-  input_arg { name: "prefix" type: DT_STRING }
-  input_arg { name: "tensor_names" type: DT_STRING }
-  input_arg { name: "shape_and_slices" type: DT_STRING }
-  input_arg { name: "tensors" type_list_attr: "dtypes" }
-  attr { name: "dtypes" type: "list(type)" has_minimum: true minimum: 1 }
-  is_stateful: true
-}
-op {
-  name: "Select"
-  input_arg { name: "condition" type: DT_BOOL }
-  input_arg { name: "t" type_attr: "T" }
-  input_arg { name: "e" type_attr: "T" }
-  output_arg { name: "output" type_attr: "T" }
-  attr { name: "T" type: "type" }
-}
-op {
-  name: "ShardedFilename"
-  input_arg { name: "basename" type: DT_STRING }
-  input_arg { name: "shard" type: DT_INT32 }
-  input_arg { name: "num_shards" type: DT_INT32 }
-  output_arg { name: "filename" type: DT_STRING }
-}
-op {
-  name: "StaticRegexFullMatch"
-  input_arg { name: "input" type: DT_STRING }
-  output_arg { name: "output" type: DT_BOOL }
-  attr { name: "pattern" type: "string" }
-}
-op {
-  name: "StringJoin"
-  input_arg { name: "inputs" type: DT_STRING number_attr: "N" }
-  output_arg { name: "output" type: DT_STRING }
-  attr { name: "N" type: "int" has_minimum: true }
-  attr { name: "separator" type: "string" default_value { s: "" } }
-}
-op {
-  name: "VariableV2"
-  output_arg { name: "ref" type_attr: "dtype" is_ref: true }
-  attr { name: "shape" type: "shape" }
-  attr { name: "dtype" type: "type" }
-  attr { name: "container" type: "string" default_value { s: "" } }
-  attr { name: "shared_name" type: "string" default_value { s: "" } }
-  is_stateful: true
-}
-`);
+export const WRITER_OP_DEFS: readonly OpDef[] = opDefsFor(WRITER_OPS);
 
 // ---------------------------------------------------------------------------------------------
 // Attr and node helpers, matching what TensorFlow's Python front end puts in a NodeDef.
@@ -507,7 +416,10 @@ export interface SavedModelSpec {
   readonly mainOp?: string;
   /** More collections (e.g. `table_initializer`). */
   readonly collections?: Readonly<Record<string, CollectionDef>>;
-  /** OpDefs of ops the writer does not know ({@link WRITER_OP_DEFS}). */
+  /**
+   * OpDefs to write instead of the registry's (`kernels/op_defs.ts`), e.g. another release's;
+   * every other op's comes from the registry.
+   */
   readonly opDefs?: readonly OpDef[];
   /** The MetaGraphDef's tags (default `["serve"]`). */
   readonly tags?: readonly string[];
@@ -623,8 +535,12 @@ export function buildSavedModel(spec: SavedModelSpec): SavedModel {
 
   // stripped_op_list: every op used, sorted by name.
   const opDefs = new Map<string, OpDef>();
-  for (const d of [...WRITER_OP_DEFS, ...(spec.opDefs ?? [])]) opDefs.set(d.name, d);
   const used = [...new Set(all.map((n) => n.op))].sort();
+  for (const op of used) {
+    const d = registeredOpDef(op);
+    if (d) opDefs.set(op, d);
+  }
+  for (const d of spec.opDefs ?? []) opDefs.set(d.name, d);
   const missing = used.filter((op) => !opDefs.has(op));
   if (missing.length > 0) {
     throw invalid(`Cannot export: no OpDef for op(s) ${missing.join(", ")} (pass them in opDefs)`);

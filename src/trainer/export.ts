@@ -24,13 +24,13 @@ import { create } from "@bufbuild/protobuf";
 import { AttrValueSchema } from "../proto/gen/tensorflow/core/framework/attr_value_pb.ts";
 import type { OpDef } from "../proto/gen/tensorflow/core/framework/op_def_pb.ts";
 import { Code, ServingError } from "../errors.ts";
+import { opDefsFor } from "../kernels/op_defs.ts";
 import { attrValue, GraphBuilder, signatureDef, tensorInfo } from "../graph/builder.ts";
 import {
   addConst,
   addVariable,
   nodeListCollection,
   outputShapes,
-  parseOpDefs,
   type SavedModelSpec,
   TABLE_INITIALIZERS_COLLECTION,
   type WriteOptions,
@@ -57,119 +57,23 @@ export const CLASSES_TENSOR = "hash_table_Lookup/LookupTableFindV2:0";
 export const TABLE_INIT_OP = "index_to_string/table_init/LookupTableImportV2";
 
 /**
- * OpDefs of the model's ops beyond the writer's own, as TensorFlow 2.14 registers them:
- * AddV2 and ParseExampleV2 verbatim from the TF 2.14 testdata model's `stripped_op_list`, the
- * others from TensorFlow's op history (`core/ops/compat/ops_history_v2/*.pbtxt`).
+ * OpDefs of the model's ops beyond the writer's own, from the project's OpDef registry
+ * (`kernels/op_defs.ts`: TensorFlow 2.14's definitions, what TF 2.14 writes in the
+ * `stripped_op_list`).
  */
-export const MNIST_OP_DEFS: readonly OpDef[] = parseOpDefs(`
-op {
-  name: "AddV2"
-  input_arg { name: "x" type_attr: "T" }
-  input_arg { name: "y" type_attr: "T" }
-  output_arg { name: "z" type_attr: "T" }
-  attr { name: "T" type: "type" allowed_values { list { type: [DT_BFLOAT16, DT_HALF, DT_FLOAT, DT_DOUBLE, DT_UINT8, DT_UINT16, DT_UINT32, DT_UINT64, DT_INT8, DT_INT16, DT_INT32, DT_INT64, DT_COMPLEX64, DT_COMPLEX128] } } }
-  is_commutative: true
-  is_aggregate: true
-}
-op {
-  name: "Cast"
-  input_arg { name: "x" type_attr: "SrcT" }
-  output_arg { name: "y" type_attr: "DstT" }
-  attr { name: "SrcT" type: "type" }
-  attr { name: "DstT" type: "type" }
-  attr { name: "Truncate" type: "bool" default_value { b: false } }
-}
-op {
-  name: "Fill"
-  input_arg { name: "dims" type_attr: "index_type" }
-  input_arg { name: "value" type_attr: "T" }
-  output_arg { name: "output" type_attr: "T" }
-  attr { name: "T" type: "type" }
-  attr { name: "index_type" type: "type" default_value { type: DT_INT32 } allowed_values { list { type: [DT_INT32, DT_INT64] } } }
-}
-op {
-  name: "HashTableV2"
-  output_arg { name: "table_handle" type: DT_RESOURCE }
-  attr { name: "container" type: "string" default_value { s: "" } }
-  attr { name: "shared_name" type: "string" default_value { s: "" } }
-  attr { name: "use_node_name_sharing" type: "bool" default_value { b: false } }
-  attr { name: "key_dtype" type: "type" }
-  attr { name: "value_dtype" type: "type" }
-  is_stateful: true
-}
-op {
-  name: "LookupTableFindV2"
-  input_arg { name: "table_handle" type: DT_RESOURCE }
-  input_arg { name: "keys" type_attr: "Tin" }
-  input_arg { name: "default_value" type_attr: "Tout" }
-  output_arg { name: "values" type_attr: "Tout" }
-  attr { name: "Tin" type: "type" }
-  attr { name: "Tout" type: "type" }
-  is_stateful: true
-}
-op {
-  name: "LookupTableImportV2"
-  input_arg { name: "table_handle" type: DT_RESOURCE }
-  input_arg { name: "keys" type_attr: "Tin" }
-  input_arg { name: "values" type_attr: "Tout" }
-  attr { name: "Tin" type: "type" }
-  attr { name: "Tout" type: "type" }
-  is_stateful: true
-}
-op {
-  name: "MatMul"
-  input_arg { name: "a" type_attr: "T" }
-  input_arg { name: "b" type_attr: "T" }
-  output_arg { name: "product" type_attr: "T" }
-  attr { name: "transpose_a" type: "bool" default_value { b: false } }
-  attr { name: "transpose_b" type: "bool" default_value { b: false } }
-  attr { name: "T" type: "type" allowed_values { list { type: [DT_BFLOAT16, DT_HALF, DT_FLOAT, DT_DOUBLE, DT_INT32, DT_INT64, DT_UINT8, DT_UINT16, DT_UINT32, DT_UINT64, DT_COMPLEX64, DT_COMPLEX128] } } }
-}
-op {
-  name: "ParseExampleV2"
-  input_arg { name: "serialized" type: DT_STRING }
-  input_arg { name: "names" type: DT_STRING }
-  input_arg { name: "sparse_keys" type: DT_STRING }
-  input_arg { name: "dense_keys" type: DT_STRING }
-  input_arg { name: "ragged_keys" type: DT_STRING }
-  input_arg { name: "dense_defaults" type_list_attr: "Tdense" }
-  output_arg { name: "sparse_indices" type: DT_INT64 number_attr: "num_sparse" }
-  output_arg { name: "sparse_values" type_list_attr: "sparse_types" }
-  output_arg { name: "sparse_shapes" type: DT_INT64 number_attr: "num_sparse" }
-  output_arg { name: "dense_values" type_list_attr: "Tdense" }
-  output_arg { name: "ragged_values" type_list_attr: "ragged_value_types" }
-  output_arg { name: "ragged_row_splits" type_list_attr: "ragged_split_types" }
-  attr { name: "Tdense" type: "list(type)" has_minimum: true allowed_values { list { type: [DT_FLOAT, DT_INT64, DT_STRING] } } }
-  attr { name: "num_sparse" type: "int" has_minimum: true }
-  attr { name: "sparse_types" type: "list(type)" has_minimum: true allowed_values { list { type: [DT_FLOAT, DT_INT64, DT_STRING] } } }
-  attr { name: "ragged_value_types" type: "list(type)" has_minimum: true allowed_values { list { type: [DT_FLOAT, DT_INT64, DT_STRING] } } }
-  attr { name: "ragged_split_types" type: "list(type)" has_minimum: true allowed_values { list { type: [DT_INT32, DT_INT64] } } }
-  attr { name: "dense_shapes" type: "list(shape)" has_minimum: true }
-}
-op {
-  name: "Range"
-  input_arg { name: "start" type_attr: "Tidx" }
-  input_arg { name: "limit" type_attr: "Tidx" }
-  input_arg { name: "delta" type_attr: "Tidx" }
-  output_arg { name: "output" type_attr: "Tidx" }
-  attr { name: "Tidx" type: "type" default_value { type: DT_INT32 } allowed_values { list { type: [DT_BFLOAT16, DT_HALF, DT_FLOAT, DT_DOUBLE, DT_INT32, DT_INT64] } } }
-}
-op {
-  name: "Softmax"
-  input_arg { name: "logits" type_attr: "T" }
-  output_arg { name: "softmax" type_attr: "T" }
-  attr { name: "T" type: "type" allowed_values { list { type: [DT_HALF, DT_BFLOAT16, DT_FLOAT, DT_DOUBLE] } } }
-}
-op {
-  name: "TopKV2"
-  input_arg { name: "input" type_attr: "T" }
-  input_arg { name: "k" type: DT_INT32 }
-  output_arg { name: "values" type_attr: "T" }
-  output_arg { name: "indices" type: DT_INT32 }
-  attr { name: "sorted" type: "bool" default_value { b: true } }
-  attr { name: "T" type: "type" allowed_values { list { type: [DT_FLOAT, DT_DOUBLE, DT_INT32, DT_UINT8, DT_INT16, DT_INT8, DT_INT64, DT_BFLOAT16, DT_UINT16, DT_HALF, DT_UINT32, DT_UINT64] } } }
-}
-`);
+export const MNIST_OP_DEFS: readonly OpDef[] = opDefsFor([
+  "AddV2",
+  "Cast",
+  "Fill",
+  "HashTableV2",
+  "LookupTableFindV2",
+  "LookupTableImportV2",
+  "MatMul",
+  "ParseExampleV2",
+  "Range",
+  "Softmax",
+  "TopKV2",
+]);
 
 /** The trained parameters. */
 export interface MnistParameters {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { toText } from "@bufbuild/protobuf/txtpb";
+import { GraphDefSchema } from "../../src/proto/gen/tensorflow/core/framework/graph_pb.ts";
 import { SavedModelSchema } from "../../src/proto/gen/tensorflow/core/protobuf/saved_model_pb.ts";
 import { attrValue, GraphBuilder, signatureDef, tensorInfo } from "../../src/graph/builder.ts";
 import { defaultRegistry } from "../../src/kernels/mod.ts";
@@ -179,4 +180,35 @@ Deno.test("an Identity of a variable reads it where it runs, before a later Assi
   assert.equal((plan.run([])[0].data as Float32Array)[0], 1);
   const after = s.compile({ feeds: [], fetches: [parseTensorName("v:0")] }, "v");
   assert.equal((after.run([])[0].data as Float32Array)[0], 5);
+});
+
+Deno.test("a function body's `node:out:i` inputs resolve through the OpDef registry when the model lists no OpDefs", () => {
+  const g = new GraphBuilder();
+  g.placeholder("x", DataType.DT_FLOAT);
+  g.op("call", "PartitionedCall", ["x"], {
+    Tin: attrValue.types([DataType.DT_FLOAT]),
+    Tout: attrValue.types([DataType.DT_FLOAT]),
+    f: attrValue.func("square"),
+  });
+  const graph = create(GraphDefSchema, {
+    node: g.nodes,
+    library: {
+      function: [{
+        signature: {
+          name: "square",
+          inputArg: [{ name: "a", type: DataType.DT_FLOAT }],
+          outputArg: [{ name: "z", type: DataType.DT_FLOAT }],
+        },
+        nodeDef: [{ name: "m", op: "Mul", input: ["a", "a"], attr: F }],
+        ret: { z: "m:z:0" },
+      }],
+    },
+  });
+  const s = new Session(graph, [], defaultRegistry());
+  const plan = s.compile(
+    { feeds: [parseTensorName("x:0")], fetches: [parseTensorName("call:0")] },
+    "square",
+  );
+  const y = plan.run([new Tensor(DataType.DT_FLOAT, [2], new Float32Array([3, -2]))])[0];
+  assert.deepEqual([...y.data as Float32Array], [9, 4]);
 });

@@ -4,7 +4,10 @@ import {
   type AttrValue,
   AttrValueSchema,
 } from "../../src/proto/gen/tensorflow/core/framework/attr_value_pb.ts";
-import type { NodeDef } from "../../src/proto/gen/tensorflow/core/framework/node_def_pb.ts";
+import {
+  type NodeDef,
+  NodeDefSchema,
+} from "../../src/proto/gen/tensorflow/core/framework/node_def_pb.ts";
 import {
   type OpDef,
   OpDefSchema,
@@ -296,10 +299,11 @@ Deno.test("buildSavedModel() writes the MetaGraphDef as TF 2.14's builder does",
 Deno.test("buildSavedModel() rejects what TensorFlow could not export", async (t) => {
   const spec = await halfPlusTwoSpec({ a: 0.5, a2: 1, b: 2, c: 3, c2: 4 });
   await t.step("an op without an OpDef", async () => {
+    const custom = create(NodeDefSchema, { name: "custom", op: "MyCustomOp", input: ["x"] });
     await rejects(
-      () => buildSavedModel({ ...spec, opDefs: [] }),
+      () => buildSavedModel({ ...spec, nodes: [...spec.nodes, custom], opDefs: [] }),
       Code.INVALID_ARGUMENT,
-      "no OpDef for op(s) AddV2, Mul",
+      "no OpDef for op(s) MyCustomOp",
     );
   });
   await t.step("a variable that is not a VariableV2 node, or of another shape", async () => {
