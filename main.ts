@@ -16,6 +16,13 @@ import { serverLog } from "./src/log.ts";
 import { startServer } from "./src/server.ts";
 import { fileSink, runTrain } from "./src/trainer/command.ts";
 import { runClient } from "./src/client/mnist_client.ts";
+import {
+  PERMISSION_REPORT_ENV,
+  PERMISSION_REPORT_PREFIX,
+  permissionReport,
+  serverScope,
+  STOP_ON_STDIN_EOF_ENV,
+} from "./src/config/permissions.ts";
 
 /** Exit code for a bad command line. */
 const USAGE_EXIT = 2;
@@ -98,6 +105,12 @@ async function serve(args: string[]): Promise<number> {
     return 1;
   }
 
+  // Test mode: log what this process may touch, as Deno sees it (tests/permissions_test.ts).
+  if (envSwitch(PERMISSION_REPORT_ENV)) {
+    const scope = serverScope(options, { cwd: Deno.cwd(), roots: options.allowedModelRoots });
+    serverLog("info", PERMISSION_REPORT_PREFIX + JSON.stringify(await permissionReport(scope)));
+  }
+
   const stopped = Promise.withResolvers<void>();
   const onSignal = (sig: string) => () => {
     serverLog("info", `Received ${sig}; finishing calls in flight`);
@@ -108,10 +121,26 @@ async function serve(args: string[]): Promise<number> {
     ["SIGTERM", onSignal("SIGTERM")],
   ];
   for (const [s, f] of signals) Deno.addSignalListener(s, f);
+  if (envSwitch(STOP_ON_STDIN_EOF_ENV)) {
+    // Started by launch.ts: its pipe closes when it exits, even when it was killed.
+    (async () => {
+      try {
+        for await (const _ of Deno.stdin.readable) { /* nothing is sent */ }
+      } catch { /* closed */ }
+      serverLog("info", "The launcher is gone; finishing calls in flight");
+      stopped.resolve();
+    })();
+  }
   await stopped.promise;
   for (const [s, f] of signals) Deno.removeSignalListener(s, f);
   await server.close();
   return 0;
+}
+
+/** Whether the variable `name` is readable and set to 1. */
+function envSwitch(name: string): boolean {
+  return Deno.permissions.querySync({ name: "env", variable: name }).state === "granted" &&
+    Deno.env.get(name) === "1";
 }
 
 if (import.meta.main) {
