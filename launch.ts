@@ -1,8 +1,9 @@
 /**
  * The least-privilege launcher behind `deno task serve` and `deno task start`: it parses the
  * server's flags, derives the permissions the server needs from them
- * (src/config/permissions.ts), and starts `main.ts` in a child `deno run` with exactly those,
- * then drops its own permissions and only forwards signals and the exit code.
+ * (src/config/permissions.ts), and starts `server_main.ts` (for `start`: `main.ts start`) in a
+ * child `deno run` with exactly those, then drops its own permissions and only forwards signals
+ * and the exit code.
  *
  * - `launch.ts serve [flags]`: the model roots are `--allowed_model_roots` if given, else the
  *   base path of `--model_base_path`, else the base paths listed in `--model_config_file` at
@@ -32,6 +33,7 @@ import { ServingError } from "./src/errors.ts";
 import { serverLog } from "./src/log.ts";
 
 const MAIN = new URL("./main.ts", import.meta.url);
+const SERVER_MAIN = new URL("./server_main.ts", import.meta.url);
 const CONFIG = new URL("./deno.json", import.meta.url);
 const SOURCES = new URL("./src/", import.meta.url);
 
@@ -74,7 +76,8 @@ async function mnistDataDir(): Promise<string | undefined> {
 /** The `deno run` command line of the server for `mode` and the user's `args`. */
 async function serverCommand(mode: "serve" | "start", args: string[]): Promise<string[]> {
   const cwd = Deno.cwd();
-  const main = filePath(MAIN)!;
+  // `serve` runs the server alone (no trainer in its module graph); `start` may train first.
+  const main = filePath(mode === "start" ? MAIN : SERVER_MAIN)!;
   const runArgs = ["run"];
   if (filePath(CONFIG)) runArgs.push("--config", filePath(CONFIG)!);
   const serveArgs = mode === "start"

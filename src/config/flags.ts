@@ -209,15 +209,26 @@ export interface ServerOptions {
 }
 
 /** The version `--version` reports. */
-export const VERSION: { readonly modelServer: string; readonly tensorflowLibrary: string } = {
+export const VERSION: {
+  readonly modelServer: string;
+  readonly tensorflowLibrary: string;
+  readonly servingApi: string;
+} = {
   modelServer: "0.1.0+deno",
   tensorflowLibrary: "none (TypeScript kernels on typed arrays)",
+  // protos/ follows upstream's tensorflow_serving/apis of the 2.x series (PredictRequest with
+  // client_id and request_options).
+  servingApi: "tensorflow.serving 2.x (protos/tensorflow_serving/apis)",
 };
 
-/** What `--version` prints, in upstream's two-line format. */
+/**
+ * What `--version` prints: upstream's two lines, then the TF Serving API the gRPC and REST
+ * surfaces follow.
+ */
 export function versionText(): string {
   return `TensorFlow ModelServer: ${VERSION.modelServer}\n` +
-    `TensorFlow Library: ${VERSION.tensorflowLibrary}\n`;
+    `TensorFlow Library: ${VERSION.tensorflowLibrary}\n` +
+    `TensorFlow Serving API: ${VERSION.servingApi}\n`;
 }
 
 // Upstream sizes gRPC/REST/TFLite pools from port::NumSchedulableCPUs(); the defaults are only

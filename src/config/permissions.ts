@@ -177,3 +177,26 @@ export async function permissionReport(scope: PermissionScope): Promise<Permissi
   }
   return out;
 }
+
+/** The model root of the compiled binary: the Docker convention of the `tensorflow/serving` image. */
+export const CONTAINER_MODEL_ROOT = "/models";
+
+/** Where the compiled binary may read config files (model config, monitoring config). */
+export const CONTAINER_CONFIG_DIR = "/config";
+
+/** The ports the compiled binary may listen on (TF Serving's gRPC and REST conventions). */
+export const CONTAINER_PORTS: readonly number[] = [8500, 8501];
+
+/**
+ * The permissions `deno task compile` bakes into `dist/tensorflow_model_server`. A compiled
+ * binary cannot change them at run time, so they are fixed: read `/models` and `/config`, listen
+ * on 8500 and 8501, the server's variables plus `MODEL_NAME`/`MODEL_BASE_PATH`.
+ */
+export function compiledScope(): PermissionScope {
+  return {
+    read: [CONTAINER_MODEL_ROOT, CONTAINER_CONFIG_DIR],
+    write: [],
+    net: CONTAINER_PORTS.map((p) => `${LISTEN_HOST}:${p}`),
+    env: [...serverEnv(), "MODEL_NAME", "MODEL_BASE_PATH"],
+  };
+}
