@@ -30,6 +30,9 @@ export function compileArgs(workerModules: readonly string[]): string[] {
     `${ROOT}${OUTPUT}`,
     // Only what server_main.ts reaches: no tfjs, no MNIST data, no playwright.
     "--exclude-unused-npm",
+    // The binary may write nothing (and runs on a read-only root file system in deploy/k8s):
+    // no V8 code cache to persist.
+    "--no-code-cache",
     // Worker entry points are loaded by URL at run time; embed them explicitly.
     ...workerModules.flatMap((m) => ["--include", m]),
     ...permissionFlags(compiledScope()),
