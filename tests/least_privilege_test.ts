@@ -243,6 +243,22 @@ Deno.test("a config naming /proc/self is refused before anything starts", opts, 
   }
 });
 
+Deno.test("gRPC on a UNIX socket only, under scoped permissions", opts, async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tfs_sock_" });
+  const socket = `${dir}/grpc.sock`;
+  await using server = await ServerProcess.start([
+    "--port=0",
+    `--grpc_socket_path=${socket}`,
+    "--model_name=m",
+    `--model_base_path=${TF1}`,
+  ]);
+  const args = cmdline(await serverPid(server));
+  assert.ok(args.includes(`--allow-net=unix:${socket}`), args.join(" "));
+  assert.ok(args.includes(`--allow-write=${socket}`), args.join(" "));
+  using client = new PredictionServiceClient(`unix:${socket}`);
+  assert.deepEqual((await client.predict(predictRequest("m"))).outputs["y"].floatVal, [3]);
+});
+
 Deno.test("the serve task's command is the one tests run", () => {
   const args = taskCommand("serve", ["--port=1"]);
   assert.equal(args[0], "run");

@@ -110,6 +110,8 @@ export function serverScope(opts: ServerOptions, inputs: ScopeInputs): Permissio
   for (const p of inputs.extraRead ?? []) read.add(abs(p));
   for (const p of write) read.add(p);
   const net: string[] = [];
+  // Deno asks for net access to "unix:<path>" to listen on a UNIX socket (through node:net).
+  if (opts.grpcSocketPath) net.push(`unix:${abs(opts.grpcSocketPath)}`);
   if (opts.port > 0) net.push(`${LISTEN_HOST}:${opts.port}`);
   if (opts.restApiPort > 0 && opts.restApiPort !== opts.port) {
     net.push(`${LISTEN_HOST}:${opts.restApiPort}`);

@@ -19,15 +19,16 @@ Deno.test("serverScope(): roots, named files, the socket, the ports; nothing els
     "/run/tfs.sock",
   ]);
   assert.deepEqual(scope.write, ["/run/tfs.sock"]);
-  assert.deepEqual(scope.net, ["0.0.0.0:9000", "0.0.0.0:9001"]);
+  assert.deepEqual(scope.net, ["unix:/run/tfs.sock", "0.0.0.0:9000", "0.0.0.0:9001"]);
   for (const v of SERVER_ENV) assert.ok(scope.env.includes(v));
 });
 
-Deno.test("serverScope(): no REST port, no gRPC TCP port, no grant", () => {
+Deno.test("serverScope(): no REST port, no gRPC TCP port, no TCP grant", () => {
   const opts = parseFlags(["--port=0", "--grpc_socket_path=s.sock", "--model_base_path=/m"]);
   const scope = serverScope(opts, { cwd: "/w", roots: ["/m"] });
-  assert.deepEqual(scope.net, []);
-  assert.deepEqual(permissionFlags(scope).filter((f) => f.startsWith("--allow-net")), []);
+  assert.deepEqual(scope.net, ["unix:/w/s.sock"]);
+  const none = parseFlags(["--port=1", "--model_base_path=/m"]);
+  assert.deepEqual(serverScope(none, { cwd: "/w", roots: ["/m"] }).net, ["0.0.0.0:1"]);
 });
 
 Deno.test("permissionFlags(): scoped lists only, and --no-prompt", () => {
