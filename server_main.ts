@@ -82,6 +82,21 @@ export async function serve(args: string[]): Promise<number> {
     return 0;
   }
 
+  // A root this process may not read (a compiled binary's permissions are fixed at build time)
+  // would fail every load later with a less clear error.
+  const unreadable = options.allowedModelRoots.filter((path) =>
+    Deno.permissions.querySync({ name: "read", path }).state !== "granted"
+  );
+  if (unreadable.length > 0) {
+    serverLog(
+      "error",
+      `Failed to start server. Error: --allowed_model_roots names ${unreadable.join(", ")}, ` +
+        "which this process may not read: start it with deno task serve (which grants the " +
+        "roots), or build the binary with read access to them",
+    );
+    return 1;
+  }
+
   let server;
   try {
     server = await startServer(options);
@@ -90,7 +105,7 @@ export async function serve(args: string[]): Promise<number> {
     return 1;
   }
 
-  // Test mode: log what this process may touch, as Deno sees it (tests/permissions_test.ts).
+  // Test mode: log what this process may touch, as Deno sees it (tests/least_privilege_test.ts).
   if (envSwitch(PERMISSION_REPORT_ENV)) {
     const scope = serverScope(options, { cwd: Deno.cwd(), roots: options.allowedModelRoots });
     serverLog("info", PERMISSION_REPORT_PREFIX + JSON.stringify(await permissionReport(scope)));

@@ -264,6 +264,30 @@ Deno.test("gRPC on a UNIX socket only, under scoped permissions", opts, async ()
   assert.deepEqual((await client.predict(predictRequest("m"))).outputs["y"].floatVal, [3]);
 });
 
+Deno.test("a root the process may not read stops the start (as in a compiled binary)", async () => {
+  const main = new URL("../server_main.ts", import.meta.url).pathname;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      `--allow-read=${TF1}`,
+      "--allow-env",
+      "--no-prompt",
+      main,
+      "--port=1",
+      `--model_base_path=${TF1}`,
+      `--allowed_model_roots=${TF1},/srv/not_granted`,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const err = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 1, err);
+  assert.match(
+    err,
+    /--allowed_model_roots names \/srv\/not_granted, which this process may not read/,
+  );
+});
+
 Deno.test("the serve task's command is the one tests run", () => {
   const args = taskCommand("serve", ["--port=1"]);
   assert.equal(args[0], "run");
