@@ -77,7 +77,8 @@ async function mnistDataDir(): Promise<string | undefined> {
 async function serverCommand(mode: "serve" | "start", args: string[]): Promise<string[]> {
   const cwd = Deno.cwd();
   // `serve` runs the server alone (no trainer in its module graph); `start` may train first.
-  const main = filePath(mode === "start" ? MAIN : SERVER_MAIN)!;
+  const serverMain = filePath(SERVER_MAIN)!;
+  const main = mode === "start" ? filePath(MAIN)! : serverMain;
   const runArgs = ["run"];
   if (filePath(CONFIG)) runArgs.push("--config", filePath(CONFIG)!);
   const serveArgs = mode === "start"
@@ -88,17 +89,18 @@ async function serverCommand(mode: "serve" | "start", args: string[]): Promise<s
       ...args,
     ]
     : args;
+  const tail = mode === "start" ? ["start", ...args] : args;
   // Enough to print usage or the version: the variables read when grpc-js loads, nothing else.
   const noAccess = permissionFlags({ read: [], write: [], net: [], env: serverEnv() });
   let opts: ServerOptions;
   try {
     opts = parseFlags(serveArgs);
   } catch (e) {
-    // The child prints the usage error, exactly as `main.ts` alone would.
-    if (e instanceof UsageError) return [...runArgs, ...noAccess, main, ...args];
+    // The server alone prints the usage error, the usage or the version (never training first).
+    if (e instanceof UsageError) return [...runArgs, ...noAccess, serverMain, ...args];
     throw e;
   }
-  if (opts.help || opts.version) return [...runArgs, ...noAccess, main, ...args];
+  if (opts.help || opts.version) return [...runArgs, ...noAccess, serverMain, ...args];
 
   const roots = await modelRoots(opts, cwd);
   const extraRead = [filePath(SOURCES)].filter((p) => p !== undefined) as string[];
@@ -114,7 +116,8 @@ async function serverCommand(mode: "serve" | "start", args: string[]): Promise<s
     ...runArgs,
     ...permissionFlags(scope),
     main,
-    ...(mode === "start" ? ["start", ...args, rootsFlag] : [...args, rootsFlag]),
+    ...tail,
+    rootsFlag,
   ];
 }
 
