@@ -1,6 +1,7 @@
 /**
- * The program: `tensorflow_model_server` in Deno, plus the basic tutorial's commands. The only
- * module that touches Deno.args, Deno.exit and signals.
+ * The program: `tensorflow_model_server` in Deno, plus the basic tutorial's commands. With
+ * `server_main.ts` (the server alone, what `deno task compile` builds) and `launch.ts` (the
+ * least-privilege launcher), the only modules that touch Deno.args, Deno.exit and signals.
  *
  * - `main.ts [flags]`: the model server, with upstream's flags (`deno task serve`).
  * - `main.ts train [--training_iteration=N] [--model_version=N] EXPORT_BASE` (`deno task train`).
@@ -10,15 +11,10 @@
  *
  * @module
  */
-import { parseFlags, usage, UsageError, versionText } from "./src/config/flags.ts";
-import { ServingError } from "./src/errors.ts";
 import { serverLog } from "./src/log.ts";
-import { startServer } from "./src/server.ts";
 import { fileSink, runTrain } from "./src/trainer/command.ts";
 import { runClient } from "./src/client/mnist_client.ts";
-
-/** Exit code for a bad command line. */
-const USAGE_EXIT = 2;
+import { serve } from "./server_main.ts";
 
 /** The tutorial model's base path for `start`, under the working directory. */
 const MNIST_BASE = "models/mnist";
@@ -67,51 +63,6 @@ async function main(args: string[]): Promise<number> {
     default:
       return await serve(args);
   }
-}
-
-async function serve(args: string[]): Promise<number> {
-  let options;
-  try {
-    options = parseFlags(args);
-  } catch (e) {
-    if (e instanceof UsageError) {
-      console.error(`Error: ${e.message}\n`);
-      console.error(usage());
-      return USAGE_EXIT;
-    }
-    throw e;
-  }
-  if (options.help) {
-    console.log(usage());
-    return 0;
-  }
-  if (options.version) {
-    console.log(versionText());
-    return 0;
-  }
-
-  let server;
-  try {
-    server = await startServer(options);
-  } catch (e) {
-    serverLog("error", `Failed to start server. Error: ${ServingError.from(e).message}`);
-    return 1;
-  }
-
-  const stopped = Promise.withResolvers<void>();
-  const onSignal = (sig: string) => () => {
-    serverLog("info", `Received ${sig}; finishing calls in flight`);
-    stopped.resolve();
-  };
-  const signals: [Deno.Signal, () => void][] = [
-    ["SIGINT", onSignal("SIGINT")],
-    ["SIGTERM", onSignal("SIGTERM")],
-  ];
-  for (const [s, f] of signals) Deno.addSignalListener(s, f);
-  await stopped.promise;
-  for (const [s, f] of signals) Deno.removeSignalListener(s, f);
-  await server.close();
-  return 0;
 }
 
 if (import.meta.main) {

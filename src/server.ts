@@ -15,6 +15,7 @@ import { type GrpcServer, startGrpcServer } from "./api/grpc/server.ts";
 import { type RestServer, type RouteHook, startRestServer } from "./api/rest/server.ts";
 import { defaultMonitoringConfig, readMonitoringConfigFile } from "./config/monitoring_config.ts";
 import { createMonitoring } from "./monitoring/monitoring.ts";
+import { checkConfigWithinRoots, refuseForbidden, resolveRoots } from "./config/model_roots.ts";
 
 /** A running server. */
 export interface Server extends AsyncDisposable {
@@ -65,6 +66,12 @@ export async function startServer(
   const monitoringConfig = options.monitoringConfigFile
     ? await readMonitoringConfigFile(options.monitoringConfigFile)
     : defaultMonitoringConfig();
+  // Least privilege (src/config/model_roots.ts): a config file or base path under /proc, /sys or
+  // /dev, or a base path outside --allowed_model_roots, stops the start.
+  if (options.modelConfigFile) refuseForbidden(options.modelConfigFile, "model config file");
+  const roots = options.allowedModelRoots.length > 0
+    ? await resolveRoots(options.allowedModelRoots, Deno.cwd())
+    : undefined;
   let closing: Promise<void> | undefined;
   // The core is made after monitoring, which needs its state events; `core()` is only called
   // on requests, after both exist.
@@ -82,12 +89,14 @@ export async function startServer(
     loadRetryIntervalMs: options.loadRetryIntervalMicros / 1000,
     fileSystemPollWaitSeconds: options.fileSystemPollWaitSeconds,
     allowVersionLabelsForUnavailableModels: options.allowVersionLabelsForUnavailableModels,
+    allowedModelRoots: roots,
     onStateChange: monitoring.onStateChange,
     log,
   });
   const service = new ModelServerService(core, servableOptions, monitoring.observer);
 
   const config = await loadModelServerConfig(options);
+  await checkConfigWithinRoots(config.models, roots, Deno.cwd());
   for (const w of config.warnings) log("warning", w);
   try {
     await core.reloadConfig(config);

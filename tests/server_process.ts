@@ -1,14 +1,28 @@
 /**
- * Runs the real server (`main.ts`) as a child process for integration tests: a free port,
- * the log collected line by line, readiness awaited on the "Running gRPC ModelServer" line.
+ * Runs the real server as a child process for integration tests, exactly as `deno task serve`
+ * does (the launcher, which starts `main.ts` with least privilege): a free port, the log
+ * collected line by line, readiness awaited on the "Running gRPC ModelServer" line.
  *
  * @module
  */
 import { fileURLToPath } from "node:url";
 
-/** The repo's main.ts and deno.json. */
-const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
+/** The repo's deno.json. */
 const CONFIG = fileURLToPath(new URL("../deno.json", import.meta.url));
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+
+/**
+ * The arguments of `Deno.execPath()` that run the `deno.json` task `name` (e.g. "serve") with
+ * `args`: the task's own command line, with the repo's files made absolute and `--config` added,
+ * so tests start the server with the very permissions users get.
+ */
+export function taskCommand(name: string, args: readonly string[]): string[] {
+  const tasks = JSON.parse(Deno.readTextFileSync(CONFIG)).tasks as Record<string, string>;
+  const words = tasks[name].split(/\s+/);
+  if (words[0] !== "deno" || words[1] !== "run") throw new Error(`task ${name} is not deno run`);
+  const rest = words.slice(2).map((w) => /^[\w/]+\.ts$/.test(w) ? `${ROOT}${w}` : w);
+  return ["run", "--config", CONFIG, ...rest, ...args];
+}
 
 /** A free TCP port on 127.0.0.1 (bound, read, released). */
 export function freePort(): number {
@@ -32,14 +46,18 @@ export class ServerProcess implements AsyncDisposable {
   }
 
   /**
-   * Starts `main.ts` with `flags` (a `--port` is added unless given) and waits until it serves.
+   * Starts the server with `flags` (a `--port` is added unless given) and waits until it serves.
    *
    * @throws if the process exits or does not get ready within `timeoutMs`
    */
-  static async start(flags: string[], timeoutMs = 30_000): Promise<ServerProcess> {
+  static async start(
+    flags: string[],
+    timeoutMs = 30_000,
+    env?: Record<string, string>,
+  ): Promise<ServerProcess> {
     const port = flags.some((f) => f.startsWith("--port=")) ? -1 : freePort();
     const args = port > 0 ? [`--port=${port}`, ...flags] : flags;
-    const p = ServerProcess.spawn(args, port);
+    const p = ServerProcess.spawn(args, port, env);
     try {
       await p.waitFor(/Running gRPC ModelServer at/, timeoutMs);
     } catch (e) {
@@ -49,10 +67,11 @@ export class ServerProcess implements AsyncDisposable {
     return p;
   }
 
-  /** Spawns `main.ts` with exactly `args`, without waiting. */
-  static spawn(args: string[], port = -1): ServerProcess {
+  /** Spawns `deno task serve` with exactly `args`, without waiting. */
+  static spawn(args: string[], port = -1, env?: Record<string, string>): ServerProcess {
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--config", CONFIG, "-A", MAIN, ...args],
+      args: taskCommand("serve", args),
+      env,
       stdout: "piped",
       stderr: "piped",
       stdin: "null",

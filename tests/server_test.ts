@@ -20,7 +20,7 @@ import { DataType } from "../src/tensor/dtype.ts";
 import { Tensor } from "../src/tensor/tensor.ts";
 import { tensorToProto } from "../src/tensor/tensor_proto.ts";
 import { writeTFRecords } from "../src/saved_model/tfrecord.ts";
-import { copyDir, testdata } from "./testdata.ts";
+import { copyDir, TESTDATA, testdata } from "./testdata.ts";
 import * as grpc from "@grpc/grpc-js";
 import { Buffer } from "node:buffer";
 import { ServerProcess } from "./server_process.ts";
@@ -523,9 +523,11 @@ Deno.test("versions come and go under load with no failed request", opts, async 
 Deno.test("config reload adds and removes models at run time", opts, async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "tfs_reload_" });
   const config = await writeConfig(dir, modelEntry("a", TF1));
+  // Reloads name models beyond the first config's: the roots must cover them.
   await using server = await ServerProcess.start([
     `--model_config_file=${config}`,
     "--model_config_file_poll_wait_seconds=1",
+    `--allowed_model_roots=${TESTDATA},${dir}`,
   ]);
   const target = `127.0.0.1:${server.port}`;
   using client = new PredictionServiceClient(target);

@@ -69,6 +69,8 @@ export interface FlagSpec {
   readonly help: string;
   /** Whether this server acts on it. */
   readonly support: FlagSupport;
+  /** True for a flag of this server's own, which upstream's main.cc does not have. */
+  readonly extension?: boolean;
 }
 
 /** A flag the user gave that this server does not act on, for `main.ts` to log. */
@@ -188,6 +190,11 @@ export interface ServerOptions {
   enableGrpcHealthcheckService: boolean;
   /** `--enable_serialization_as_tensor_content`: Predict outputs as tensor_content. */
   enableSerializationAsTensorContent: boolean;
+  /**
+   * `--allowed_model_roots` (this server's own): the directories models may be read from; empty
+   * = not confined by the server itself (see src/config/model_roots.ts and launch.ts).
+   */
+  allowedModelRoots: string[];
 
   /** `--help` was given: print {@linkcode usage} and exit (nothing was validated). */
   help: boolean;
@@ -202,15 +209,26 @@ export interface ServerOptions {
 }
 
 /** The version `--version` reports. */
-export const VERSION: { readonly modelServer: string; readonly tensorflowLibrary: string } = {
+export const VERSION: {
+  readonly modelServer: string;
+  readonly tensorflowLibrary: string;
+  readonly servingApi: string;
+} = {
   modelServer: "0.1.0+deno",
   tensorflowLibrary: "none (TypeScript kernels on typed arrays)",
+  // protos/ follows upstream's tensorflow_serving/apis of the 2.x series (PredictRequest with
+  // client_id and request_options).
+  servingApi: "tensorflow.serving 2.x (protos/tensorflow_serving/apis)",
 };
 
-/** What `--version` prints, in upstream's two-line format. */
+/**
+ * What `--version` prints: upstream's two lines, then the TF Serving API the gRPC and REST
+ * surfaces follow.
+ */
 export function versionText(): string {
   return `TensorFlow ModelServer: ${VERSION.modelServer}\n` +
-    `TensorFlow Library: ${VERSION.tensorflowLibrary}\n`;
+    `TensorFlow Library: ${VERSION.tensorflowLibrary}\n` +
+    `TensorFlow Serving API: ${VERSION.servingApi}\n`;
 }
 
 // Upstream sizes gRPC/REST/TFLite pools from port::NumSchedulableCPUs(); the defaults are only
@@ -628,6 +646,16 @@ export const FLAGS: readonly FlagSpec[] = [
     help: "Enable serialization of predict response as tensor content.",
     support: SUPPORTED,
   },
+  {
+    name: "allowed_model_roots",
+    type: "string",
+    defaultValue: "",
+    help: "Comma-separated directories models may be read from (this server's own flag). " +
+      "`deno task serve` grants read access to these only (default: the model base paths " +
+      "named at start); a base path or a symlink leading outside them is refused.",
+    support: SUPPORTED,
+    extension: true,
+  },
 ];
 
 const BY_NAME: ReadonlyMap<string, FlagSpec> = new Map(FLAGS.map((f) => [f.name, f]));
@@ -899,6 +927,8 @@ function toOptions(values: ReadonlyMap<string, FlagValue>, help: boolean, versio
     skipInitializeTpu: bool("skip_initialize_tpu"),
     enableGrpcHealthcheckService: bool("enable_grpc_healthcheck_service"),
     enableSerializationAsTensorContent: bool("enable_serialization_as_tensor_content"),
+    allowedModelRoots: str("allowed_model_roots").split(",").map((r) => r.trim())
+      .filter((r) => r !== ""),
     help,
     version,
     ignored: [],

@@ -8,6 +8,7 @@ import type { Loader, LogFn } from "../core/loader.ts";
 import { loadModel, type Model } from "../runtime/model.ts";
 import type { ServableOptions } from "../servables/model_spec.ts";
 import { runWarmup } from "../servables/warmup.ts";
+import { checkVersionDirConfined } from "../config/model_roots.ts";
 
 /** A loaded model version, as the manager lends it out. */
 export interface ServableModel {
@@ -31,6 +32,11 @@ export interface LoaderOptions extends ServableOptions {
   readonly warmupIterations: number;
   /** Log lines. */
   readonly log: LogFn;
+  /**
+   * Resolved model roots (`--allowed_model_roots`): a version directory holding a symlink that
+   * leads outside them fails to load with PERMISSION_DENIED. Undefined = not checked.
+   */
+  readonly allowedModelRoots?: readonly string[];
 }
 
 /** Creates the loader of one version directory. Cheap: nothing is read until load(). */
@@ -44,6 +50,7 @@ export function savedModelLoader(
     async load() {
       const t0 = performance.now();
       options.log("info", `Reading SavedModel from: ${path}`);
+      if (options.allowedModelRoots) await checkVersionDirConfined(path, options.allowedModelRoots);
       const model = await loadModel(path, { tags: options.tags });
       options.log(
         "info",

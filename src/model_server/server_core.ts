@@ -16,6 +16,7 @@ import {
 } from "../core/manager.ts";
 import { FileSystemSource } from "../sources/file_system_source.ts";
 import type { ModelConfig, ModelServerConfig } from "../config/model_config.ts";
+import { checkConfigWithinRoots } from "../config/model_roots.ts";
 import { type LoaderOptions, savedModelLoader, type ServableModel } from "./saved_model_loader.ts";
 
 export type { ServableModel };
@@ -81,8 +82,12 @@ export class ServerCore implements AsyncDisposable {
    *   naming the new models that did not become available (the config stays applied)
    */
   reloadConfig(config: ModelServerConfig): Promise<void> {
-    // Reloads run one at a time, in the order asked.
-    const next = this.#reloading.then(() => this.#reload(config));
+    // Reloads run one at a time, in the order asked. A base path outside the model roots (or
+    // under /proc, /sys, /dev) refuses the whole config before anything changes.
+    const next = this.#reloading.then(async () => {
+      await checkConfigWithinRoots(config.models, this.#options.allowedModelRoots, Deno.cwd());
+      await this.#reload(config);
+    });
     this.#reloading = next.catch(() => {});
     return next;
   }

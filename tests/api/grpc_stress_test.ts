@@ -20,10 +20,9 @@ import {
 } from "./fixtures/stress.ts";
 import { samplePredictRequest } from "./fixtures/grpc_load.ts";
 import { writeDenseSoftmax } from "../../scripts/bench/models.ts";
-import { freePort } from "../server_process.ts";
+import { freePort, taskCommand } from "../server_process.ts";
 
 const SERVER_SCRIPT = new URL("./fixtures/fake_grpc_server.ts", import.meta.url).pathname;
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
 // Child processes and grpc-js channels outlive single steps by design.
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -137,14 +136,9 @@ Deno.test("the model server survives load, dropped connections and h2load", opts
       ).join("\n")
     }\n}\n`,
   );
+  // As `deno task serve` runs it: the launcher, then main.ts with least privilege.
   await using server = await startServerProcess(
-    [
-      "run",
-      "-A",
-      MAIN,
-      "--port=0",
-      `--model_config_file=${config}`,
-    ].filter((a) => a !== "--port=0").concat([`--port=${freePort()}`]),
+    taskCommand("serve", [`--model_config_file=${config}`, `--port=${freePort()}`]),
   );
   const report = await stressRounds(t, server, async (port) => {
     using client = new PredictionServiceClient(`127.0.0.1:${port}`, {

@@ -129,7 +129,7 @@ Deno.test("FLAGS has every flag of upstream main.cc, once", () => {
     "enable_grpc_healthcheck_service",
     "enable_serialization_as_tensor_content",
   ];
-  assert.deepEqual(FLAGS.map((f) => f.name), upstream);
+  assert.deepEqual(FLAGS.filter((f) => !f.extension).map((f) => f.name), upstream);
 });
 
 Deno.test("parseFlags() reads every type", () => {
@@ -368,9 +368,10 @@ Deno.test("usage() lists every flag in Flags::Usage's layout", () => {
   assert.ok(usage("main.ts").startsWith("usage: main.ts\n"));
 });
 
-Deno.test("versionText() prints upstream's two lines", () => {
+Deno.test("versionText() prints upstream's two lines and the TF Serving API", () => {
   assert.equal(
     versionText(),
-    `TensorFlow ModelServer: ${VERSION.modelServer}\nTensorFlow Library: ${VERSION.tensorflowLibrary}\n`,
+    `TensorFlow ModelServer: ${VERSION.modelServer}\nTensorFlow Library: ${VERSION.tensorflowLibrary}\n` +
+      `TensorFlow Serving API: ${VERSION.servingApi}\n`,
   );
 });
