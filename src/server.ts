@@ -15,6 +15,7 @@ import { type GrpcServer, startGrpcServer } from "./api/grpc/server.ts";
 import { type RestServer, type RouteHook, startRestServer } from "./api/rest/server.ts";
 import { defaultMonitoringConfig, readMonitoringConfigFile } from "./config/monitoring_config.ts";
 import { createMonitoring } from "./monitoring/monitoring.ts";
+import { Executor, inferenceWorkers } from "./exec/executor.ts";
 
 /** A running server. */
 export interface Server extends AsyncDisposable {
@@ -41,6 +42,10 @@ export interface StartOptions {
   readonly host?: string;
   /** Paths the REST port answers before the REST API (health, metrics, `/`). */
   readonly routes?: RouteHook;
+  /** Calls that may wait per model version for a worker (default 128). */
+  readonly maxQueuedPerModel?: number;
+  /** Inference worker isolates, overriding the thread flags (0: run everything inline). */
+  readonly inferenceWorkers?: number;
 }
 
 /**
@@ -73,7 +78,13 @@ export async function startServer(
     core: () => core,
     serving: () => closing === undefined,
   });
+  const executor = new Executor({
+    workers: start.inferenceWorkers ?? inferenceWorkers(options),
+    maxQueued: start.maxQueuedPerModel,
+    log,
+  });
   const core: ServerCore = new ServerCore({
+    executor,
     ...servableOptions,
     tags: options.savedModelTags,
     enableModelWarmup: options.enableModelWarmup,
@@ -85,7 +96,7 @@ export async function startServer(
     onStateChange: monitoring.onStateChange,
     log,
   });
-  const service = new ModelServerService(core, servableOptions, monitoring.observer);
+  const service = new ModelServerService(core, servableOptions, monitoring.observer, executor);
 
   const config = await loadModelServerConfig(options);
   for (const w of config.warnings) log("warning", w);
@@ -109,6 +120,7 @@ export async function startServer(
     });
   } catch (e) {
     await core.stop();
+    await executor.close();
     throw new ServingError(
       Code.UNAVAILABLE,
       `Cannot serve gRPC on ${
@@ -137,6 +149,7 @@ export async function startServer(
       await rest?.shutdown(graceMs);
       await grpc.shutdown(graceMs);
       await core.stop();
+      await executor.close();
       log("info", "Server shut down");
     })();
   return {

@@ -134,13 +134,16 @@ export interface ServerOptions {
   fileSystemPollWaitSeconds: number;
   /** `--flush_filesystem_caches` (ignored). Default true. */
   flushFilesystemCaches: boolean;
-  /** `--tensorflow_session_parallelism` (ignored). */
+  /**
+   * `--tensorflow_session_parallelism`: inference worker isolates (see `inferenceWorkers` in
+   * src/exec/executor.ts); 0: as many as CPUs.
+   */
   tensorflowSessionParallelism: number;
   /** `--tensorflow_session_config_file` (ignored). */
   tensorflowSessionConfigFile: string;
-  /** `--tensorflow_intra_op_parallelism` (ignored). */
+  /** `--tensorflow_intra_op_parallelism`: worker isolates when the other two are 0. */
   tensorflowIntraOpParallelism: number;
-  /** `--tensorflow_inter_op_parallelism` (ignored). */
+  /** `--tensorflow_inter_op_parallelism`: worker isolates when session parallelism is 0. */
   tensorflowInterOpParallelism: number;
   /** `--use_alts_credentials` (refused when true). */
   useAltsCredentials: boolean;
@@ -404,7 +407,7 @@ export const FLAGS: readonly FlagSpec[] = [
     defaultValue: 0,
     help: "Number of threads to use for running a Tensorflow session. Auto-configured by " +
       "default.Note that this option is ignored if --platform_config_file is non-empty.",
-    support: ignored(NO_SESSION_THREADS),
+    support: SUPPORTED,
   },
   {
     name: "tensorflow_session_config_file",
@@ -422,7 +425,7 @@ export const FLAGS: readonly FlagSpec[] = [
     help: "Number of threads to use to parallelize the executionof an individual op. " +
       "Auto-configured by default.Note that this option is ignored if --platform_config_file " +
       "is non-empty.",
-    support: ignored(NO_SESSION_THREADS),
+    support: SUPPORTED,
   },
   {
     name: "tensorflow_inter_op_parallelism",
@@ -431,7 +434,7 @@ export const FLAGS: readonly FlagSpec[] = [
     help: "Controls the number of operators that can be executed simultaneously. " +
       "Auto-configured by default.Note that this option is ignored if --platform_config_file " +
       "is non-empty.",
-    support: ignored(NO_SESSION_THREADS),
+    support: SUPPORTED,
   },
   {
     name: "use_alts_credentials",

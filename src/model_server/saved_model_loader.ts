@@ -8,6 +8,8 @@ import type { Loader, LogFn } from "../core/loader.ts";
 import { loadModel, type Model } from "../runtime/model.ts";
 import type { ServableOptions } from "../servables/model_spec.ts";
 import { runWarmup } from "../servables/warmup.ts";
+import type { Executor } from "../exec/executor.ts";
+import { shareConstants } from "../exec/shared_model.ts";
 
 /** A loaded model version, as the manager lends it out. */
 export interface ServableModel {
@@ -31,6 +33,11 @@ export interface LoaderOptions extends ServableOptions {
   readonly warmupIterations: number;
   /** Log lines. */
   readonly log: LogFn;
+  /**
+   * Where inference runs: a loaded version (after warmup) is handed to it, with its large
+   * constants in shared memory. Without one, everything runs inline.
+   */
+  readonly executor?: Executor;
 }
 
 /** Creates the loader of one version directory. Cheap: nothing is read until load(). */
@@ -44,7 +51,11 @@ export function savedModelLoader(
     async load() {
       const t0 = performance.now();
       options.log("info", `Reading SavedModel from: ${path}`);
-      const model = await loadModel(path, { tags: options.tags });
+      const executor = options.executor;
+      const model = await loadModel(path, {
+        tags: options.tags,
+        prepare: executor ? shareConstants : undefined,
+      });
       options.log(
         "info",
         `SavedModel load for tags { ${options.tags.join(" ")} }; Status: success: OK. Took ${
@@ -65,10 +76,14 @@ export function savedModelLoader(
           );
         }
       }
+      // After warmup: a stateful version's state moves to its worker as warmup left it.
+      await executor?.attach(model, `servable ${name} version ${version}`);
       return { name, version, path, model };
     },
-    unload() {
-      // The model holds only JS memory; dropping the manager's reference frees it.
+    unload(servable) {
+      // The model holds only JS memory; dropping the references (here and in the workers)
+      // frees it.
+      options.executor?.detach(servable.model);
     },
   };
 }
