@@ -252,7 +252,8 @@ export class RestApiHandler {
    * @param path the path with its query string, as received (not decoded)
    * @param body the request body
    * @param origin the `Origin` header (for a preflight)
-   * @param signal aborted when the client goes away (a queued call is then dropped)
+   * @param signal gives a signal aborted when the client goes away (a queued call is then
+   *   dropped); asked for only when a call is queued
    * @returns the reply; a promise when the inference runs on a worker
    */
   handle(
@@ -260,7 +261,7 @@ export class RestApiHandler {
     path: string,
     body: Uint8Array,
     origin?: string | null,
-    signal?: AbortSignal,
+    signal?: () => AbortSignal,
   ): RestReply | Promise<RestReply> {
     if (method === "OPTIONS") {
       // A preflight: no body on success. (Upstream also sends an empty body on failure; here
@@ -305,7 +306,7 @@ export class RestApiHandler {
     method: string,
     path: string,
     body: Uint8Array,
-    signal: AbortSignal | undefined,
+    signal: (() => AbortSignal) | undefined,
   ): JsonText | Promise<JsonText> {
     const info = parseModelInfo(method, path);
     if (info.matched && method === "POST") {
@@ -330,13 +331,15 @@ export class RestApiHandler {
    */
   #timed<R, O>(
     call: (ctx: CallContext) => R | Promise<R>,
-    signal: AbortSignal | undefined,
+    signal: (() => AbortSignal) | undefined,
     then: (r: R) => O,
   ): O | Promise<O> {
     const t0 = performance.now();
     const ctx: CallContext = {
       deadline: this.#timeoutMs > 0 ? Date.now() + this.#timeoutMs : undefined,
-      signal,
+      get signal() {
+        return signal?.();
+      },
     };
     const r = call(ctx);
     if (r instanceof Promise) return r.then(then);
@@ -347,7 +350,7 @@ export class RestApiHandler {
     return then(r);
   }
 
-  #classify(info: ModelInfo, body: Uint8Array, signal?: AbortSignal) {
+  #classify(info: ModelInfo, body: Uint8Array, signal?: () => AbortSignal) {
     const req = create(ClassificationRequestSchema, { modelSpec: modelSpec(info) });
     fillClassificationRequestFromJson(body, req, this.#parser);
     return this.#timed(
@@ -357,7 +360,7 @@ export class RestApiHandler {
     );
   }
 
-  #regress(info: ModelInfo, body: Uint8Array, signal?: AbortSignal) {
+  #regress(info: ModelInfo, body: Uint8Array, signal?: () => AbortSignal) {
     const req = create(RegressionRequestSchema, { modelSpec: modelSpec(info) });
     fillRegressionRequestFromJson(body, req, this.#parser);
     return this.#timed(
@@ -367,7 +370,7 @@ export class RestApiHandler {
     );
   }
 
-  #predict(info: ModelInfo, body: Uint8Array, signal?: AbortSignal) {
+  #predict(info: ModelInfo, body: Uint8Array, signal?: () => AbortSignal) {
     const spec = modelSpec(info);
     const req = create(PredictRequestSchema, { modelSpec: spec });
     const format = fillPredictRequestFromJson(

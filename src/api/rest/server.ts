@@ -183,7 +183,13 @@ export function startRestServer(api: ServingApi, options: RestServerOptions): Pr
         }
         throw e;
       }
-      const reply = handler.handle(req.method, path, body, req.headers.get("origin"), req.signal);
+      const reply = handler.handle(
+        req.method,
+        path,
+        body,
+        req.headers.get("origin"),
+        () => req.signal,
+      );
       return toResponse(reply instanceof Promise ? await reply : reply);
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
