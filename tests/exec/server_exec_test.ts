@@ -69,29 +69,32 @@ Deno.test("a slow model runs off the event loop", opts, async (t) => {
   );
   const client = new PredictionServiceClient(`127.0.0.1:${server.grpcPort}`);
   try {
-    await t.step("a /healthz and a half_plus_two Predict sent during a call come first", async () => {
-      const order: string[] = [];
-      const slow = client.predict(slowRequest(1)).then((r) => {
-        order.push("slow");
-        return r;
-      });
-      // Let the slow call reach its worker.
-      await new Promise((r) => setTimeout(r, 20));
-      const health = fetch(`http://127.0.0.1:${restPort}/healthz`).then(async (r) => {
-        await r.body?.cancel();
-        order.push("healthz");
-        return r.status;
-      });
-      const half = client.predict(halfRequest).then((r) => {
-        order.push("half_plus_two");
-        return r;
-      });
-      const [res, status, h] = await Promise.all([slow, health, half]);
-      assert.deepEqual(res.outputs["y"].floatVal, [2]);
-      assert.equal(status, 200);
-      assert.deepEqual(h.outputs["y"].floatVal, [3]);
-      assert.equal(order.at(-1), "slow", `answered in the order ${order.join(", ")}`);
-    });
+    await t.step(
+      "a /healthz and a half_plus_two Predict sent during a call come first",
+      async () => {
+        const order: string[] = [];
+        const slow = client.predict(slowRequest(1)).then((r) => {
+          order.push("slow");
+          return r;
+        });
+        // Let the slow call reach its worker.
+        await new Promise((r) => setTimeout(r, 20));
+        const health = fetch(`http://127.0.0.1:${restPort}/healthz`).then(async (r) => {
+          await r.body?.cancel();
+          order.push("healthz");
+          return r.status;
+        });
+        const half = client.predict(halfRequest).then((r) => {
+          order.push("half_plus_two");
+          return r;
+        });
+        const [res, status, h] = await Promise.all([slow, health, half]);
+        assert.deepEqual(res.outputs["y"].floatVal, [2]);
+        assert.equal(status, 200);
+        assert.deepEqual(h.outputs["y"].floatVal, [3]);
+        assert.equal(order.at(-1), "slow", `answered in the order ${order.join(", ")}`);
+      },
+    );
 
     await t.step("a 50 ms deadline gets DEADLINE_EXCEEDED; the next call succeeds", async () => {
       await assertServingError(
@@ -151,29 +154,33 @@ Deno.test("a slow model runs off the event loop", opts, async (t) => {
   }
 });
 
-Deno.test("SIGTERM with calls queued and running: all finish or deadline, exit 0", opts, async () => {
-  const dir = await setup();
-  await using server = await ServerProcess.start([
-    `--model_config_file=${dir}/models.config`,
-    "--file_system_poll_wait_seconds=0",
-    "--tensorflow_session_parallelism=1",
-  ]);
-  using client = new PredictionServiceClient(`127.0.0.1:${server.port}`);
-  await client.predict(halfRequest);
-  // One runs, two wait; one of those has a deadline it cannot meet.
-  const calls = [
-    client.predict(slowRequest(1), { deadlineMs: 60_000 }),
-    client.predict(slowRequest(2), { deadlineMs: 60_000 }),
-    client.predict(slowRequest(3), { deadlineMs: 100 }),
-  ];
-  await new Promise((r) => setTimeout(r, 30));
-  const status = server.kill("SIGTERM");
-  const results = await Promise.allSettled(calls);
-  assert.equal(results[0].status, "fulfilled");
-  assert.equal(results[1].status, "fulfilled");
-  if (results[2].status === "rejected") {
-    assert.equal((results[2].reason as { code: number }).code, Code.DEADLINE_EXCEEDED);
-  }
-  assert.equal((await status).code, 0);
-  assert.match(server.log(), /Server shut down/);
-});
+Deno.test(
+  "SIGTERM with calls queued and running: all finish or deadline, exit 0",
+  opts,
+  async () => {
+    const dir = await setup();
+    await using server = await ServerProcess.start([
+      `--model_config_file=${dir}/models.config`,
+      "--file_system_poll_wait_seconds=0",
+      "--tensorflow_session_parallelism=1",
+    ]);
+    using client = new PredictionServiceClient(`127.0.0.1:${server.port}`);
+    await client.predict(halfRequest);
+    // One runs, two wait; one of those has a deadline it cannot meet.
+    const calls = [
+      client.predict(slowRequest(1), { deadlineMs: 60_000 }),
+      client.predict(slowRequest(2), { deadlineMs: 60_000 }),
+      client.predict(slowRequest(3), { deadlineMs: 100 }),
+    ];
+    await new Promise((r) => setTimeout(r, 30));
+    const status = server.kill("SIGTERM");
+    const results = await Promise.allSettled(calls);
+    assert.equal(results[0].status, "fulfilled");
+    assert.equal(results[1].status, "fulfilled");
+    if (results[2].status === "rejected") {
+      assert.equal((results[2].reason as { code: number }).code, Code.DEADLINE_EXCEEDED);
+    }
+    assert.equal((await status).code, 0);
+    assert.match(server.log(), /Server shut down/);
+  },
+);
