@@ -63,15 +63,21 @@ op {
 export const SLOW_SIDE = 512;
 
 /**
- * Writes the slow model: `y = x + mean(A·W·W·…·W)` with A and W constant (A all ones, W all
- * 1/side, so every product is all ones and y = x + 1). `matmuls` sets the cost.
+ * Writes the slow model: `y = x + mean(A·W·W·…·W)` with A (`rows`×`side`) and W (`side`×`side`)
+ * constant (A all ones, W all 1/side, so every product is all ones and y = x + 1). `matmuls`
+ * sets the cost, `side` the weights.
  */
-export async function writeSlowModel(exportDir: string, matmuls: number): Promise<void> {
+export async function writeSlowModel(
+  exportDir: string,
+  matmuls: number,
+  side = SLOW_SIDE,
+  rows = side,
+): Promise<void> {
   const g = new GraphBuilder();
   const f = DataType.DT_FLOAT;
-  const n = SLOW_SIDE;
+  const n = side;
   g.placeholder("x", f, [-1]);
-  let a = addConst(g, "a", Tensor.float32(new Float32Array(n * n).fill(1), [n, n]));
+  let a = addConst(g, "a", Tensor.float32(new Float32Array(rows * n).fill(1), [rows, n]));
   const w = addConst(g, "w", Tensor.float32(new Float32Array(n * n).fill(1 / n), [n, n]));
   for (let i = 0; i < matmuls; i++) {
     a = g.op(`matmul_${i}`, "MatMul", [a, w], { T: attrValue.type(f) });
