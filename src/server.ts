@@ -16,6 +16,8 @@ import { type RestServer, type RouteHook, startRestServer } from "./api/rest/ser
 import { defaultMonitoringConfig, readMonitoringConfigFile } from "./config/monitoring_config.ts";
 import { createMonitoring } from "./monitoring/monitoring.ts";
 import { Executor, inferenceWorkers } from "./exec/executor.ts";
+import { defaultBatchingParameters, readBatchingParametersFile } from "./exec/batching.ts";
+import { batchingMetrics } from "./monitoring/batching_metrics.ts";
 
 /** A running server. */
 export interface Server extends AsyncDisposable {
@@ -78,9 +80,17 @@ export async function startServer(
     core: () => core,
     serving: () => closing === undefined,
   });
+  // As model_servers/server.cc: batching parameters from the file, else upstream's defaults.
+  const batching = options.enableBatching
+    ? (options.batchingParametersFile
+      ? await readBatchingParametersFile(options.batchingParametersFile)
+      : defaultBatchingParameters())
+    : undefined;
   const executor = new Executor({
     workers: start.inferenceWorkers ?? inferenceWorkers(options),
     maxQueued: start.maxQueuedPerModel,
+    batching,
+    batchObserver: batching ? batchingMetrics(monitoring.metrics.registry) : undefined,
     log,
   });
   const core: ServerCore = new ServerCore({

@@ -106,11 +106,11 @@ export interface ServerOptions {
   restApiTimeoutInMs: number;
   /** `--rest_api_enable_cors_support`: add CORS headers to REST responses. */
   restApiEnableCorsSupport: boolean;
-  /** `--enable_batching` (ignored: no request batching). */
+  /** `--enable_batching`: batch concurrent calls of a signature (src/exec/batching.ts). */
   enableBatching: boolean;
   /** `--allow_version_labels_for_unavailable_models`. */
   allowVersionLabelsForUnavailableModels: boolean;
-  /** `--batching_parameters_file` (ignored). */
+  /** `--batching_parameters_file`: BatchingParameters text proto (default: upstream's). */
   batchingParametersFile: string;
   /** `--enable_per_model_batching_parameters` (ignored). */
   enablePerModelBatchingParameters: boolean;
@@ -227,7 +227,8 @@ function ignored(reason: string): FlagSupport {
 }
 
 const NO_THREAD_POOL = "requests run on the event loop; there is no thread pool to size";
-const NO_BATCHING = "this server does not batch requests; each request runs as it arrives";
+const NO_BATCHING = "per-model batching parameters are not supported; " +
+  "--batching_parameters_file applies to every model";
 const NO_SESSION_THREADS = "kernels run on the event loop; there is no session thread pool";
 const NO_TFLITE = "TensorFlow Lite models are not supported; the SavedModel is always used";
 
@@ -283,7 +284,7 @@ export const FLAGS: readonly FlagSpec[] = [
     type: "bool",
     defaultValue: false,
     help: "enable batching",
-    support: ignored(NO_BATCHING),
+    support: SUPPORTED,
   },
   {
     name: "allow_version_labels_for_unavailable_models",
@@ -299,7 +300,7 @@ export const FLAGS: readonly FlagSpec[] = [
     defaultValue: "",
     help: "If non-empty, read an ascii BatchingParameters protobuf from the supplied file " +
       "name and use the contained values instead of the defaults.",
-    support: ignored(NO_BATCHING),
+    support: SUPPORTED,
   },
   {
     name: "enable_per_model_batching_parameters",

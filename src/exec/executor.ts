@@ -38,6 +38,14 @@ import type { PreparedCall } from "../servables/prepared.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import {
+  type BatchingParameters,
+  type MergedBatch,
+  mergeInputs,
+  roundToAllowedBatchSize,
+  splitOutputs,
+  taskSize,
+} from "./batching.ts";
+import {
   type ModelImage,
   modelImage,
   modelTraits,
@@ -94,6 +102,10 @@ export interface ExecutorOptions {
   readonly inlineBelowMs?: number;
   /** Versions with at least this many weight elements are placed as costly until measured. */
   readonly heavyWeightElements?: number;
+  /** `--enable_batching`: batch concurrent calls of each signature (see batching.ts). */
+  readonly batching?: BatchingParameters;
+  /** Told about every batch (upstream's batching metrics). */
+  readonly batchObserver?: BatchObserver;
   /** Log lines. */
   readonly log?: LogFn;
 }
@@ -104,6 +116,46 @@ export interface CallContext {
   readonly deadline?: number;
   /** Aborted when the client went away. */
   readonly signal?: AbortSignal;
+}
+
+/** What batching reports, as upstream's batching_session metrics. */
+export interface BatchObserver {
+  /** A call's rows (`input_batch_size`). */
+  inputBatchSize(rows: number): void;
+  /** A batch run, padding included (`processed_batch_size`, `padding_size`). */
+  processedBatch(executionBatchSize: number, padding: number): void;
+  /** Time a call waited in its queue (`queuing_latency`, µs). */
+  queuingLatency(micros: number, threadPoolName: string): void;
+}
+
+/** One call waiting in a batching queue. */
+interface BatchTask {
+  readonly feeds: readonly Tensor[];
+  readonly size: number;
+  readonly enqueued: number;
+  readonly resolve: (outs: Tensor[]) => void;
+  readonly reject: (e: ServingError) => void;
+  done: boolean;
+  batch?: PendingBatch;
+  timer?: ReturnType<typeof setTimeout>;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+}
+
+interface PendingBatch {
+  readonly tasks: BatchTask[];
+  size: number;
+  opened: number;
+  closed: boolean;
+}
+
+/** The batching queue of one (version, target). */
+interface BatchQueue {
+  readonly em: ExecModel;
+  readonly target: RunTarget;
+  readonly key: string;
+  /** At least one; the last is open. */
+  readonly batches: PendingBatch[];
 }
 
 /** One worker isolate. */
@@ -136,6 +188,8 @@ interface ExecModel {
   readonly queue: Job[];
   /** Cost per input element (ms), by target key. */
   readonly cost: Map<string, number>;
+  /** Batching queues by target key. */
+  readonly batchers: Map<string, BatchQueue>;
 }
 
 interface Job {
@@ -169,6 +223,11 @@ export class Executor implements AsyncDisposable {
   readonly #maxQueued: number;
   readonly #inlineBelowMs: number;
   readonly #heavyWeights: number;
+  readonly #batching: BatchingParameters | undefined;
+  readonly #batchObserver: BatchObserver | undefined;
+  readonly #batchQueues: BatchQueue[] = [];
+  #batchesInFlight = 0;
+  #batchKick: ReturnType<typeof setTimeout> | undefined;
   readonly #log: LogFn;
   readonly #models = new Map<Model, ExecModel>();
   /** Versions with calls waiting, visited round-robin. */
@@ -184,6 +243,8 @@ export class Executor implements AsyncDisposable {
     this.#maxQueued = options.maxQueued ?? DEFAULT_MAX_QUEUED;
     this.#inlineBelowMs = options.inlineBelowMs ?? DEFAULT_INLINE_BELOW_MS;
     this.#heavyWeights = options.heavyWeightElements ?? DEFAULT_HEAVY_WEIGHT_ELEMENTS;
+    this.#batching = options.batching;
+    this.#batchObserver = options.batchObserver;
     this.#log = options.log ?? (() => {});
   }
 
@@ -231,6 +292,7 @@ export class Executor implements AsyncDisposable {
       slots: [],
       queue: [],
       cost: new Map(),
+      batchers: new Map(),
     };
     this.#models.set(model, em);
     if (!image) return;
@@ -307,6 +369,15 @@ export class Executor implements AsyncDisposable {
     for (const job of em.queue.slice()) {
       this.#settle(job, new ServingError(Code.UNAVAILABLE, `${em.label} was unloaded`));
     }
+    for (const q of em.batchers.values()) {
+      const i = this.#batchQueues.indexOf(q);
+      if (i >= 0) this.#batchQueues.splice(i, 1);
+      for (const b of q.batches) {
+        for (const t of b.tasks) {
+          this.#settleTask(t, new ServingError(Code.UNAVAILABLE, `${em.label} was unloaded`));
+        }
+      }
+    }
   }
 
   /**
@@ -318,27 +389,242 @@ export class Executor implements AsyncDisposable {
    */
   run<R>(model: Model, call: PreparedCall<R>, ctx: CallContext = {}): R | Promise<R> {
     const em = this.#models.get(model);
+    if (
+      this.#batching !== undefined && em !== undefined && !em.stateful && call.feeds.length > 0
+    ) {
+      return this.#batch(em, call, ctx).then((outs) => call.finish(outs));
+    }
     if (em === undefined || em.image === undefined) {
       return call.finish(model.plan(call.target).run(call.feeds));
     }
     if (ctx.deadline !== undefined && Date.now() >= ctx.deadline) {
       throw new ServingError(Code.DEADLINE_EXCEEDED, DEADLINE_MESSAGE);
     }
-    const key = runTargetKey(call.target);
-    const units = feedUnits(call.feeds);
+    const outs = this.#dispatch(em, call.target, call.feeds, ctx);
+    return outs instanceof Promise ? outs.then((o) => call.finish(o)) : call.finish(outs);
+  }
+
+  /** Runs feeds inline when predicted cheap (or when the version has no workers), else queues. */
+  #dispatch(
+    em: ExecModel,
+    target: RunTarget,
+    feeds: readonly Tensor[],
+    ctx: CallContext,
+  ): Tensor[] | Promise<Tensor[]> {
+    if (em.image === undefined) return em.model.plan(target).run(feeds);
+    const key = runTargetKey(target);
+    const units = feedUnits(feeds);
     if (!em.stateful) {
       const perUnit = em.cost.get(key);
       const inline = perUnit === undefined ? !em.heavy : perUnit * units < this.#inlineBelowMs;
       if (inline) {
         const t0 = performance.now();
-        const outs = model.plan(call.target).run(call.feeds);
+        const outs = em.model.plan(target).run(feeds);
         this.#measure(em, key, (performance.now() - t0) / units);
-        return call.finish(outs);
+        return outs;
       }
     }
-    return this.#enqueue(em, call.target, key, units, call.feeds, ctx).then((outs) =>
-      call.finish(outs)
+    return this.#enqueue(em, target, key, units, feeds, ctx);
+  }
+
+  /** Adds a call to its batching queue (upstream's `Queue::Schedule`). */
+  #batch(em: ExecModel, call: PreparedCall<unknown>, ctx: CallContext): Promise<Tensor[]> {
+    const params = this.#batching!;
+    let size: number;
+    try {
+      size = taskSize(call.feeds);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    this.#batchObserver?.inputBatchSize(size);
+    if (size > params.maxBatchSize) {
+      return Promise.reject(
+        new ServingError(
+          Code.INVALID_ARGUMENT,
+          `Task size ${size} is larger than maximum batch size ${params.maxBatchSize}`,
+        ),
+      );
+    }
+    if (this.#closed) {
+      return Promise.reject(new ServingError(Code.UNAVAILABLE, "Server is shutting down"));
+    }
+    if (ctx.deadline !== undefined && Date.now() >= ctx.deadline) {
+      return Promise.reject(new ServingError(Code.DEADLINE_EXCEEDED, DEADLINE_MESSAGE));
+    }
+    const key = runTargetKey(call.target);
+    let q = em.batchers.get(key);
+    if (!q) {
+      q = {
+        em,
+        target: call.target,
+        key,
+        batches: [{ tasks: [], size: 0, opened: 0, closed: false }],
+      };
+      em.batchers.set(key, q);
+      this.#batchQueues.push(q);
+    }
+    let open = q.batches[q.batches.length - 1];
+    if (open.size + size > params.maxBatchSize) {
+      if (q.batches.length >= params.maxEnqueuedBatches) {
+        return Promise.reject(new ServingError(Code.UNAVAILABLE, QUEUE_FULL_MESSAGE));
+      }
+      open.closed = true;
+      open = { tasks: [], size: 0, opened: 0, closed: false };
+      q.batches.push(open);
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<Tensor[]>();
+    const task: BatchTask = {
+      feeds: call.feeds,
+      size,
+      enqueued: performance.now(),
+      resolve,
+      reject,
+      done: false,
+      batch: open,
+    };
+    if (open.tasks.length === 0) open.opened = task.enqueued;
+    open.tasks.push(task);
+    open.size += size;
+    const drop = (e: ServingError) => {
+      if (task.done) return;
+      const b = task.batch;
+      if (b) {
+        // Still queued: it leaves its batch (a running batch keeps its rows; the answer is
+        // dropped).
+        const i = b.tasks.indexOf(task);
+        if (i >= 0) b.tasks.splice(i, 1);
+        b.size -= task.size;
+      }
+      this.#settleTask(task, e);
+    };
+    if (ctx.deadline !== undefined) {
+      task.timer = setTimeout(
+        () => drop(new ServingError(Code.DEADLINE_EXCEEDED, DEADLINE_MESSAGE)),
+        Math.max(0, ctx.deadline - Date.now()),
+      );
+    }
+    const signal = ctx.signal;
+    if (signal) {
+      task.signal = signal;
+      task.onAbort = () => drop(new ServingError(Code.CANCELLED, "Cancelled"));
+      signal.addEventListener("abort", task.onAbort, { once: true });
+    }
+    this.#kickBatches(0);
+    return promise;
+  }
+
+  #settleTask(task: BatchTask, result: ServingError | Tensor[]): void {
+    if (task.done) return;
+    task.done = true;
+    clearTimeout(task.timer);
+    if (task.onAbort) task.signal?.removeEventListener("abort", task.onAbort);
+    if (result instanceof ServingError) task.reject(result);
+    else task.resolve(result);
+  }
+
+  /**
+   * Processes schedulable batches on the next turn of the event loop (so that calls arriving
+   * together are batched together), or after `delayMs` for a batch waiting out its timeout.
+   */
+  #kickBatches(delayMs: number): void {
+    if (this.#batchKick !== undefined) return;
+    this.#batchKick = setTimeout(() => {
+      this.#batchKick = undefined;
+      this.#processBatches();
+    }, delayMs);
+  }
+
+  /** Upstream's batch threads: take schedulable batches round-robin while a thread is free. */
+  #processBatches(): void {
+    const params = this.#batching!;
+    const timeoutMs = params.batchTimeoutMicros / 1000;
+    let wait = Infinity;
+    while (this.#batchesInFlight < params.numBatchThreads) {
+      let found: { q: BatchQueue; batch: PendingBatch } | undefined;
+      for (let k = 0; k < this.#batchQueues.length && !found; k++) {
+        const q = this.#batchQueues[k];
+        // Batches emptied by calls that left (deadline, client gone) are skipped.
+        while (q.batches.length > 1 && q.batches[0].tasks.length === 0) q.batches.shift();
+        const front = q.batches[0];
+        if (front.tasks.length === 0) continue;
+        const now = performance.now();
+        if (
+          front.closed || front.size >= params.maxBatchSize || now - front.opened >= timeoutMs
+        ) {
+          found = { q, batch: front };
+          // Round-robin: this queue goes to the back.
+          this.#batchQueues.splice(k, 1);
+          this.#batchQueues.push(q);
+        } else wait = Math.min(wait, front.opened + timeoutMs - now);
+      }
+      if (!found) break;
+      const { q, batch } = found;
+      q.batches.shift();
+      if (q.batches.length === 0) q.batches.push({ tasks: [], size: 0, opened: 0, closed: false });
+      this.#runBatch(q, batch);
+    }
+    if (wait < Infinity) this.#kickBatches(Math.max(0, wait));
+  }
+
+  #runBatch(q: BatchQueue, batch: PendingBatch): void {
+    const params = this.#batching!;
+    const tasks = batch.tasks;
+    const now = performance.now();
+    for (const t of tasks) {
+      t.batch = undefined;
+      this.#batchObserver?.queuingLatency((now - t.enqueued) * 1000, params.threadPoolName);
+    }
+    let merged: MergedBatch;
+    try {
+      merged = mergeInputs(
+        tasks.map((t) => t.feeds),
+        tasks.map((t) => t.size),
+        "signature" in q.target
+          ? q.em.model.signatures.get(q.target.signature)?.inputs.map((i) => i.name) ?? []
+          : q.target.feeds,
+        params,
+      );
+    } catch (e) {
+      for (const t of tasks) this.#settleTask(t, ServingError.from(e));
+      return;
+    }
+    this.#batchObserver?.processedBatch(
+      roundToAllowedBatchSize(params.allowedBatchSizes, batch.size),
+      merged.padding,
     );
+    const finish = (result: ServingError | Tensor[]) => {
+      if (result instanceof ServingError) {
+        for (const t of tasks) this.#settleTask(t, result);
+      } else {
+        let split: Tensor[][];
+        try {
+          split = splitOutputs(result, merged);
+        } catch (e) {
+          for (const t of tasks) this.#settleTask(t, ServingError.from(e));
+          return;
+        }
+        tasks.forEach((t, i) => this.#settleTask(t, split[i]));
+      }
+    };
+    this.#batchesInFlight++;
+    const done = () => {
+      this.#batchesInFlight--;
+      this.#kickBatches(0);
+    };
+    let outs: Tensor[] | Promise<Tensor[]>;
+    try {
+      outs = this.#dispatch(q.em, q.target, merged.feeds, {});
+    } catch (e) {
+      finish(ServingError.from(e));
+      done();
+      return;
+    }
+    if (outs instanceof Promise) {
+      outs.then(finish, (e) => finish(ServingError.from(e))).finally(done);
+    } else {
+      finish(outs);
+      done();
+    }
   }
 
   #measure(em: ExecModel, key: string, perUnit: number): void {
@@ -553,6 +839,15 @@ export class Executor implements AsyncDisposable {
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
+    clearTimeout(this.#batchKick);
+    this.#batchKick = undefined;
+    for (const q of this.#batchQueues.splice(0)) {
+      for (const b of q.batches) {
+        for (const t of b.tasks) {
+          this.#settleTask(t, new ServingError(Code.UNAVAILABLE, "Server is shutting down"));
+        }
+      }
+    }
     for (const em of this.#waiting.slice()) {
       for (const job of em.queue.slice()) {
         this.#settle(job, new ServingError(Code.UNAVAILABLE, "Server is shutting down"));
