@@ -6,7 +6,9 @@
  *   load generator in its own process;
  * - a heavy model (a chain of 512×512 MatMuls): calls per second with 1 and 2 concurrent
  *   clients, and `/healthz` latency while 2 clients keep it busy;
- * - resident memory with a model holding 64 MiB of constants, with 0, 1 and 2 workers.
+ * - resident memory with a model holding 64 MiB of constants, with 0, 1 and 2 workers;
+ * - `--enable_batching` (max_batch_size 64, no timeout): 784×10 Predict QPS at concurrency 64,
+ *   against the same server without batching.
  *
  * @module
  */
@@ -205,6 +207,37 @@ export async function benchPool(seconds = 4): Promise<string> {
     ]);
   }
 
+  // Batching: the dense model at concurrency 64, with and without --enable_batching.
+  await Deno.writeTextFile(
+    `${dir}/batching.txt`,
+    "max_batch_size { value: 64 }\nbatch_timeout_micros { value: 0 }\n" +
+      "max_enqueued_batches { value: 64 }\n",
+  );
+  const batchingRows: (string | number)[][] = [];
+  const batchingQps = new Map<string, number>();
+  for (const on of [false, true]) {
+    const s = await serve(CPUS, [
+      "--model_name=dense",
+      `--model_base_path=${dir}/dense`,
+      ...(on ? ["--enable_batching", `--batching_parameters_file=${dir}/batching.txt`] : []),
+    ]);
+    try {
+      const r = await load(`127.0.0.1:${s.port}`, denseReq, 64, seconds);
+      if (r.errors > 0) throw new Error(`batching ${on}: ${r.errors} errors`);
+      batchingQps.set(String(on), r.qps);
+      batchingRows.push([
+        on ? "--enable_batching" : "no batching",
+        Math.round(r.qps),
+        r.p50Ms.toFixed(2),
+        r.p99Ms.toFixed(2),
+      ]);
+    } finally {
+      await stop(s.p);
+    }
+  }
+  batchingRows[1].push((batchingQps.get("true")! / batchingQps.get("false")!).toFixed(2));
+  batchingRows[0].push("1.00");
+
   const memory: (string | number)[][] = [];
   for (const workers of [0, 1, 2]) {
     const s = await serve(workers, ["--model_name=wide", `--model_base_path=${dir}/wide`]);
@@ -240,5 +273,10 @@ export async function benchPool(seconds = 4): Promise<string> {
     "every worker ran it:",
     "",
     table(["workers", "RSS MiB"], memory),
+    "",
+    "Batching (max_batch_size 64, batch_timeout_micros 0), dense 784×10 Predict at " +
+    "concurrency 64:",
+    "",
+    table(["server", "QPS", "p50 ms", "p99 ms", "÷ no batching"], batchingRows),
   ].join("\n");
 }

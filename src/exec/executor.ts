@@ -416,7 +416,13 @@ export class Executor implements AsyncDisposable {
     const units = feedUnits(feeds);
     if (!em.stateful) {
       const perUnit = em.cost.get(key);
-      const inline = perUnit === undefined ? !em.heavy : perUnit * units < this.#inlineBelowMs;
+      let inline = perUnit === undefined ? !em.heavy : perUnit * units < this.#inlineBelowMs;
+      if (!inline && !em.heavy && !em.slots.some((s) => s.alive && s.ready.has(em.id))) {
+        // No worker holds this small version yet: start the pool (in the background) and run
+        // here rather than wait for it. (A large one was loaded into the workers at attach.)
+        this.#startPool();
+        inline = true;
+      }
       if (inline) {
         const t0 = performance.now();
         const outs = em.model.plan(target).run(feeds);
