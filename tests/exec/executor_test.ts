@@ -10,6 +10,10 @@ import { Executor, QUEUE_FULL_MESSAGE } from "../../src/exec/executor.ts";
 import { hasStatefulSignature, shareConstants } from "../../src/exec/shared_model.ts";
 import { loadModel, type Model } from "../../src/runtime/model.ts";
 import { preparePredict } from "../../src/servables/predict.ts";
+import { prepareMultiInference } from "../../src/servables/multi_inference.ts";
+import { MultiInferenceRequestSchema } from "../../src/proto/gen/tensorflow_serving/apis/inference_pb.ts";
+import { ExampleSchema } from "../../src/proto/gen/tensorflow/core/example/example_pb.ts";
+import { testdata } from "../testdata.ts";
 import { runPrepared } from "../../src/servables/prepared.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { tensorToProto } from "../../src/tensor/tensor_proto.ts";
@@ -19,6 +23,8 @@ import { writeCounterModel, writeSlowModel } from "./models.ts";
 const dir = await Deno.makeTempDir({ prefix: "exec_test_" });
 await writeSlowModel(`${dir}/slow`, 12);
 await writeCounterModel(`${dir}/counter`);
+
+const HALF_PLUS_TWO = testdata("saved_model_half_plus_two_cpu/00000123");
 
 const load = (name: string) => loadModel(`${dir}/${name}`, { prepare: shareConstants });
 
@@ -150,4 +156,34 @@ Deno.test("a full queue refuses with UNAVAILABLE and upstream's message", async 
   for (const r of refused) await assertServingError(() => r, Code.UNAVAILABLE, QUEUE_FULL_MESSAGE);
   const ys = (await Promise.all(accepted)).map((r) => values(r, "y")[0]);
   assert.deepEqual(ys, [1, 2, 3, 4, 5]);
+});
+
+Deno.test("MultiInference (a plan over tensor names) runs on a worker", async () => {
+  await using exec = new Executor({ workers: 1, heavyWeightElements: 0 });
+  const model = await loadModel(HALF_PLUS_TWO, { prepare: shareConstants });
+  await exec.attach(model, "half_plus_two");
+  const example = create(ExampleSchema, {
+    features: { feature: { x: { kind: { case: "floatList", value: { value: [2] } } } } },
+  });
+  const req = create(MultiInferenceRequestSchema, {
+    tasks: [
+      {
+        modelSpec: { name: "m", signatureName: "regress_x_to_y" },
+        methodName: "tensorflow/serving/regress",
+      },
+      {
+        modelSpec: { name: "m", signatureName: "classify_x_to_y" },
+        methodName: "tensorflow/serving/classify",
+      },
+    ],
+    input: { kind: { case: "exampleList", value: { examples: [example] } } },
+  });
+  const out = exec.run(model, prepareMultiInference(model, 1, "m", req));
+  assert.ok(out instanceof Promise);
+  const res = await out;
+  const inline = runPrepared(model, prepareMultiInference(model, 1, "m", req));
+  assert.deepEqual(res, inline);
+  const r = res.results[0].result;
+  assert.equal(r.case, "regressionResult");
+  assert.equal(r.value.regressions[0].value, 3);
 });
