@@ -45,6 +45,9 @@ Deno.test("shareConstants() puts large constants in shared memory, viewed by the
   const v = w.attr["value"].value;
   assert.equal(v.case, "tensor");
   assert.ok(v.value.tensorContent.buffer instanceof SharedArrayBuffer);
+  // The Const kernel views those bytes in place (what makes every isolate share them).
+  const [value] = model.plan({ feeds: [], fetches: ["w:0"] }).run([]);
+  assert.ok((value.data as Float32Array).buffer instanceof SharedArrayBuffer);
   assert.equal(hasStatefulSignature(model.bundle), false);
   assert.equal(hasStatefulSignature((await load("counter")).bundle), true);
 });
