@@ -96,10 +96,14 @@ export async function writeSlowModel(
   });
 }
 
-/** Writes the counter model (the variable starts at 0). */
-export async function writeCounterModel(exportDir: string): Promise<void> {
+/**
+ * Writes the counter model (the variable starts at 0). `ballast` adds an unused constant of that
+ * many elements, so the executor places the version as a large one (pinned to a worker).
+ */
+export async function writeCounterModel(exportDir: string, ballast = 0): Promise<void> {
   const g = new GraphBuilder();
   const f = DataType.DT_FLOAT;
+  if (ballast > 0) addConst(g, "ballast", Tensor.float32(new Float32Array(ballast), [ballast]));
   const zero = addConst(g, "zeros", Tensor.float32([0], []));
   const v = addVariable(g, "counter", zero, f, []);
   const one = addConst(g, "one", Tensor.float32([1], []));

@@ -184,3 +184,46 @@ Deno.test(
     assert.match(server.log(), /Server shut down/);
   },
 );
+
+Deno.test("a gRPC call cancelled by its client leaves the queue before it runs", opts, async () => {
+  const dir = await Deno.makeTempDir({ prefix: "exec_cancel_" });
+  await writeSlowModel(`${dir}/slow/1`, 24);
+  // Ballast makes the counter a large version, pinned to the one worker behind the slow model.
+  await writeCounterModel(`${dir}/counter/1`, 200_000);
+  const model = (name: string) =>
+    `config { name: "${name}" base_path: "${dir}/${name}" model_platform: "tensorflow" }`;
+  await Deno.writeTextFile(
+    `${dir}/models.config`,
+    `model_config_list {\n${model("slow")}\n${model("counter")}\n}\n`,
+  );
+  const server = await startServer(
+    parseFlags([
+      `--port=${freePort()}`,
+      `--model_config_file=${dir}/models.config`,
+      "--file_system_poll_wait_seconds=0",
+      "--tensorflow_session_parallelism=1",
+    ]),
+    { host: "127.0.0.1", log: () => {} },
+  );
+  const client = new PredictionServiceClient(`127.0.0.1:${server.grpcPort}`);
+  try {
+    const busy = client.predict(slowRequest(1));
+    await new Promise((r) => setTimeout(r, 50));
+    const gone = new AbortController();
+    const incr = client.predict(
+      { modelSpec: { name: "counter", signatureName: "incr_counter" } },
+      { signal: gone.signal },
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    gone.abort();
+    await assertServingError(() => incr, Code.CANCELLED);
+    await busy;
+    const res = await client.predict({
+      modelSpec: { name: "counter", signatureName: "get_counter" },
+    });
+    assert.deepEqual(res.outputs["output"].floatVal, [0], "the cancelled AssignAdd never ran");
+  } finally {
+    client.close();
+    await server.close(1000);
+  }
+});
