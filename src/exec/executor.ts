@@ -20,7 +20,11 @@
  *   worker and runs inline; so does everything when no worker can be started.
  *
  * The workers start when first needed (a large version is attached, or a call is too costly to
- * run inline), so a server with only small models never starts them.
+ * run inline), so a server with only small models never starts them; a small version's costly
+ * call runs inline while they start rather than wait for them.
+ *
+ * With batching (`--enable_batching`, batching.ts), a stateless version's calls with inputs go
+ * through a batching queue per target instead; each merged batch is then placed as one call.
  *
  * Queues and deadlines: a worker takes one call at a time; calls wait in a bounded FIFO per
  * version, and idle workers take from the versions round-robin (as TF's shared batch scheduler
