@@ -194,6 +194,8 @@ interface ExecModel {
   readonly cost: Map<string, number>;
   /** Batching queues by target key. */
   readonly batchers: Map<string, BatchQueue>;
+  /** Set when a stateful version's worker died: its state is gone, every call is refused. */
+  lost?: string;
 }
 
 interface Job {
@@ -393,6 +395,7 @@ export class Executor implements AsyncDisposable {
    */
   run<R>(model: Model, call: PreparedCall<R>, ctx: CallContext = {}): R | Promise<R> {
     const em = this.#models.get(model);
+    if (em?.lost !== undefined) throw new ServingError(Code.INTERNAL, em.lost);
     if (
       this.#batching !== undefined && em !== undefined && !em.stateful && call.feeds.length > 0
     ) {
@@ -796,11 +799,11 @@ export class Executor implements AsyncDisposable {
       em.slots = em.slots.filter((s) => s !== slot);
       if (em.slots.length > 0) continue;
       if (em.stateful) {
-        // Its state was in that worker: refuse rather than answer from a stale copy.
-        for (const j of em.queue.slice()) {
-          this.#settle(j, new ServingError(Code.INTERNAL, `Worker stopped: ${why}`));
-        }
-        this.#models.set(em.model, { ...em, image: undefined, queue: [] });
+        // Its state was in that worker: refuse from now on rather than answer from the main
+        // isolate's stale copy (the version must be reloaded).
+        const lost = `Cannot run ${em.label}: the worker holding its state stopped (${why})`;
+        for (const j of em.queue.slice()) this.#settle(j, new ServingError(Code.INTERNAL, lost));
+        em.lost = lost;
       } else this.#runInlineFromNow(em, why);
     }
     this.#pump();
