@@ -16,6 +16,9 @@ import { type RestServer, type RouteHook, startRestServer } from "./api/rest/ser
 import { defaultMonitoringConfig, readMonitoringConfigFile } from "./config/monitoring_config.ts";
 import { createMonitoring } from "./monitoring/monitoring.ts";
 import { checkConfigWithinRoots, refuseForbidden, resolveRoots } from "./config/model_roots.ts";
+import { Executor, inferenceWorkers } from "./exec/executor.ts";
+import { defaultBatchingParameters, readBatchingParametersFile } from "./exec/batching.ts";
+import { batchingMetrics } from "./monitoring/batching_metrics.ts";
 
 /** A running server. */
 export interface Server extends AsyncDisposable {
@@ -42,6 +45,10 @@ export interface StartOptions {
   readonly host?: string;
   /** Paths the REST port answers before the REST API (health, metrics, `/`). */
   readonly routes?: RouteHook;
+  /** Calls that may wait per model version for a worker (default 128). */
+  readonly maxQueuedPerModel?: number;
+  /** Inference worker isolates, overriding the thread flags (0: run everything inline). */
+  readonly inferenceWorkers?: number;
 }
 
 /**
@@ -80,7 +87,21 @@ export async function startServer(
     core: () => core,
     serving: () => closing === undefined,
   });
+  // As model_servers/server.cc: batching parameters from the file, else upstream's defaults.
+  const batching = options.enableBatching
+    ? (options.batchingParametersFile
+      ? await readBatchingParametersFile(options.batchingParametersFile)
+      : defaultBatchingParameters())
+    : undefined;
+  const executor = new Executor({
+    workers: start.inferenceWorkers ?? inferenceWorkers(options),
+    maxQueued: start.maxQueuedPerModel,
+    batching,
+    batchObserver: batching ? batchingMetrics(monitoring.metrics.registry) : undefined,
+    log,
+  });
   const core: ServerCore = new ServerCore({
+    executor,
     ...servableOptions,
     tags: options.savedModelTags,
     enableModelWarmup: options.enableModelWarmup,
@@ -93,7 +114,7 @@ export async function startServer(
     onStateChange: monitoring.onStateChange,
     log,
   });
-  const service = new ModelServerService(core, servableOptions, monitoring.observer);
+  const service = new ModelServerService(core, servableOptions, monitoring.observer, executor);
 
   const config = await loadModelServerConfig(options);
   await checkConfigWithinRoots(config.models, roots, Deno.cwd());
@@ -118,6 +139,7 @@ export async function startServer(
     });
   } catch (e) {
     await core.stop();
+    await executor.close();
     throw new ServingError(
       Code.UNAVAILABLE,
       `Cannot serve gRPC on ${
@@ -146,6 +168,7 @@ export async function startServer(
       await rest?.shutdown(graceMs);
       await grpc.shutdown(graceMs);
       await core.stop();
+      await executor.close();
       log("info", "Server shut down");
     })();
   return {

@@ -649,7 +649,13 @@ Deno.test("SIGTERM lets calls in flight finish, then exits 0", opts, async () =>
     inputs: { x: x([1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 3, 3]) },
   });
   const inFlight = client.predict(big, { deadlineMs: 20_000 });
-  await new Promise((r) => setTimeout(r, 20));
+  // A small call on the same connection, answered, means the big call's stream is open (its
+  // HEADERS came first), so the shutdown's GOAWAY cannot refuse it; a fixed sleep raced with
+  // sending 14 MB on a loaded machine.
+  await client.predict({
+    modelSpec: { name: "matrix" },
+    inputs: { x: x([1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 3, 3]) },
+  });
   const status = server.kill("SIGTERM");
   const res = await inFlight;
   assert.equal(res.outputs["y"].floatVal.length, n * 9);

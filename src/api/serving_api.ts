@@ -34,6 +34,10 @@ import type {
   RegressionResponse,
 } from "../proto/gen/tensorflow_serving/apis/regression_pb.ts";
 
+import type { CallContext } from "../exec/executor.ts";
+
+export type { CallContext };
+
 /** What `grpc.health.v1.Health/Check` answers for a service name. */
 export type HealthStatus = "SERVING" | "NOT_SERVING" | "SERVICE_UNKNOWN";
 
@@ -45,17 +49,35 @@ export type Transport = "grpc" | "rest" | "internal";
 
 /**
  * The serving operations. Every method throws (or rejects with) a ServingError on failure.
- * Inference methods are synchronous: the runtime is, and a sync call costs no promise.
+ * Inference methods answer synchronously when the call ran inline (a cheap signature: no
+ * promise is made) and with a promise when it ran on a worker; `ctx` carries the call's
+ * deadline and the signal of its client going away.
  */
 export interface ServingApi {
   /** PredictionService/Predict. */
-  predict(req: PredictRequest, via: Transport): PredictResponse;
+  predict(
+    req: PredictRequest,
+    via: Transport,
+    ctx?: CallContext,
+  ): PredictResponse | Promise<PredictResponse>;
   /** PredictionService/Classify. */
-  classify(req: ClassificationRequest, via: Transport): ClassificationResponse;
+  classify(
+    req: ClassificationRequest,
+    via: Transport,
+    ctx?: CallContext,
+  ): ClassificationResponse | Promise<ClassificationResponse>;
   /** PredictionService/Regress. */
-  regress(req: RegressionRequest, via: Transport): RegressionResponse;
+  regress(
+    req: RegressionRequest,
+    via: Transport,
+    ctx?: CallContext,
+  ): RegressionResponse | Promise<RegressionResponse>;
   /** PredictionService/MultiInference. */
-  multiInference(req: MultiInferenceRequest, via: Transport): MultiInferenceResponse;
+  multiInference(
+    req: MultiInferenceRequest,
+    via: Transport,
+    ctx?: CallContext,
+  ): MultiInferenceResponse | Promise<MultiInferenceResponse>;
   /** PredictionService/GetModelMetadata. */
   getModelMetadata(req: GetModelMetadataRequest, via: Transport): GetModelMetadataResponse;
   /** ModelService/GetModelStatus. */

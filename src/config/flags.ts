@@ -108,11 +108,11 @@ export interface ServerOptions {
   restApiTimeoutInMs: number;
   /** `--rest_api_enable_cors_support`: add CORS headers to REST responses. */
   restApiEnableCorsSupport: boolean;
-  /** `--enable_batching` (ignored: no request batching). */
+  /** `--enable_batching`: batch concurrent calls of a signature (src/exec/batching.ts). */
   enableBatching: boolean;
   /** `--allow_version_labels_for_unavailable_models`. */
   allowVersionLabelsForUnavailableModels: boolean;
-  /** `--batching_parameters_file` (ignored). */
+  /** `--batching_parameters_file`: BatchingParameters text proto (default: upstream's). */
   batchingParametersFile: string;
   /** `--enable_per_model_batching_parameters` (ignored). */
   enablePerModelBatchingParameters: boolean;
@@ -136,13 +136,16 @@ export interface ServerOptions {
   fileSystemPollWaitSeconds: number;
   /** `--flush_filesystem_caches` (ignored). Default true. */
   flushFilesystemCaches: boolean;
-  /** `--tensorflow_session_parallelism` (ignored). */
+  /**
+   * `--tensorflow_session_parallelism`: inference worker isolates (see `inferenceWorkers` in
+   * src/exec/executor.ts); 0: as many as CPUs.
+   */
   tensorflowSessionParallelism: number;
   /** `--tensorflow_session_config_file` (ignored). */
   tensorflowSessionConfigFile: string;
-  /** `--tensorflow_intra_op_parallelism` (ignored). */
+  /** `--tensorflow_intra_op_parallelism`: worker isolates when the other two are 0. */
   tensorflowIntraOpParallelism: number;
-  /** `--tensorflow_inter_op_parallelism` (ignored). */
+  /** `--tensorflow_inter_op_parallelism`: worker isolates when session parallelism is 0. */
   tensorflowInterOpParallelism: number;
   /** `--use_alts_credentials` (refused when true). */
   useAltsCredentials: boolean;
@@ -242,7 +245,8 @@ function ignored(reason: string): FlagSupport {
 }
 
 const NO_THREAD_POOL = "requests run on the event loop; there is no thread pool to size";
-const NO_BATCHING = "this server does not batch requests; each request runs as it arrives";
+const NO_BATCHING = "per-model batching parameters are not supported; " +
+  "--batching_parameters_file applies to every model";
 const NO_SESSION_THREADS = "kernels run on the event loop; there is no session thread pool";
 const NO_TFLITE = "TensorFlow Lite models are not supported; the SavedModel is always used";
 
@@ -298,7 +302,7 @@ export const FLAGS: readonly FlagSpec[] = [
     type: "bool",
     defaultValue: false,
     help: "enable batching",
-    support: ignored(NO_BATCHING),
+    support: SUPPORTED,
   },
   {
     name: "allow_version_labels_for_unavailable_models",
@@ -314,7 +318,7 @@ export const FLAGS: readonly FlagSpec[] = [
     defaultValue: "",
     help: "If non-empty, read an ascii BatchingParameters protobuf from the supplied file " +
       "name and use the contained values instead of the defaults.",
-    support: ignored(NO_BATCHING),
+    support: SUPPORTED,
   },
   {
     name: "enable_per_model_batching_parameters",
@@ -422,7 +426,7 @@ export const FLAGS: readonly FlagSpec[] = [
     defaultValue: 0,
     help: "Number of threads to use for running a Tensorflow session. Auto-configured by " +
       "default.Note that this option is ignored if --platform_config_file is non-empty.",
-    support: ignored(NO_SESSION_THREADS),
+    support: SUPPORTED,
   },
   {
     name: "tensorflow_session_config_file",
@@ -440,7 +444,7 @@ export const FLAGS: readonly FlagSpec[] = [
     help: "Number of threads to use to parallelize the executionof an individual op. " +
       "Auto-configured by default.Note that this option is ignored if --platform_config_file " +
       "is non-empty.",
-    support: ignored(NO_SESSION_THREADS),
+    support: SUPPORTED,
   },
   {
     name: "tensorflow_inter_op_parallelism",
@@ -449,7 +453,7 @@ export const FLAGS: readonly FlagSpec[] = [
     help: "Controls the number of operators that can be executed simultaneously. " +
       "Auto-configured by default.Note that this option is ignored if --platform_config_file " +
       "is non-empty.",
-    support: ignored(NO_SESSION_THREADS),
+    support: SUPPORTED,
   },
   {
     name: "use_alts_credentials",

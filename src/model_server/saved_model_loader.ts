@@ -9,6 +9,8 @@ import { loadModel, type Model } from "../runtime/model.ts";
 import type { ServableOptions } from "../servables/model_spec.ts";
 import { runWarmup } from "../servables/warmup.ts";
 import { checkVersionDirConfined } from "../config/model_roots.ts";
+import type { Executor } from "../exec/executor.ts";
+import { shareConstants } from "../exec/shared_model.ts";
 
 /** A loaded model version, as the manager lends it out. */
 export interface ServableModel {
@@ -37,6 +39,11 @@ export interface LoaderOptions extends ServableOptions {
    * leads outside them fails to load with PERMISSION_DENIED. Undefined = not checked.
    */
   readonly allowedModelRoots?: readonly string[];
+  /**
+   * Where inference runs: a loaded version (after warmup) is handed to it, with its large
+   * constants in shared memory. Without one, everything runs inline.
+   */
+  readonly executor?: Executor;
 }
 
 /** Creates the loader of one version directory. Cheap: nothing is read until load(). */
@@ -51,7 +58,11 @@ export function savedModelLoader(
       const t0 = performance.now();
       options.log("info", `Reading SavedModel from: ${path}`);
       if (options.allowedModelRoots) await checkVersionDirConfined(path, options.allowedModelRoots);
-      const model = await loadModel(path, { tags: options.tags });
+      const executor = options.executor;
+      const model = await loadModel(path, {
+        tags: options.tags,
+        prepare: executor ? shareConstants : undefined,
+      });
       options.log(
         "info",
         `SavedModel load for tags { ${options.tags.join(" ")} }; Status: success: OK. Took ${
@@ -72,10 +83,14 @@ export function savedModelLoader(
           );
         }
       }
+      // After warmup: a stateful version's state moves to its worker as warmup left it.
+      await executor?.attach(model, `servable ${name} version ${version}`);
       return { name, version, path, model };
     },
-    unload() {
-      // The model holds only JS memory; dropping the manager's reference frees it.
+    unload(servable) {
+      // The model holds only JS memory; dropping the references (here and in the workers)
+      // frees it.
+      options.executor?.detach(servable.model);
     },
   };
 }

@@ -20,12 +20,14 @@ import { Code, ServingError } from "../errors.ts";
 import type { HealthStatus, ServingApi, Transport } from "../api/serving_api.ts";
 import type { ManagerState } from "../core/manager.ts";
 import { toModelServerConfig } from "../config/model_config.ts";
-import { classify } from "../servables/classify.ts";
+import type { CallContext, Executor } from "../exec/executor.ts";
+import { prepareClassify } from "../servables/classify.ts";
 import { getModelMetadata } from "../servables/metadata.ts";
 import { requireModelSpec, type ServableOptions } from "../servables/model_spec.ts";
-import { multiInference } from "../servables/multi_inference.ts";
-import { predict } from "../servables/predict.ts";
-import { regress } from "../servables/regress.ts";
+import { prepareMultiInference } from "../servables/multi_inference.ts";
+import { preparePredict } from "../servables/predict.ts";
+import { type PreparedCall, runPrepared } from "../servables/prepared.ts";
+import { prepareRegress } from "../servables/regress.ts";
 import type { ServableModel, ServerCore } from "./server_core.ts";
 
 const STATE: Record<ManagerState, ModelVersionStatus_State> = {
@@ -63,11 +65,13 @@ export class ModelServerService implements ServingApi {
    * @param core the models
    * @param options servable options from the flags
    * @param observe called after every inference or metadata call
+   * @param executor where inference runs (default: inline, on the caller's thread)
    */
   constructor(
     private readonly core: ServerCore,
     private readonly options: ServableOptions = {},
     private readonly observe?: CallObserver,
+    private readonly executor?: Executor,
   ) {}
 
   /** Marks the server as going down: health checks answer NOT_SERVING. */
@@ -83,16 +87,7 @@ export class ModelServerService implements ServingApi {
   ): R {
     const t0 = performance.now();
     let version: number | undefined;
-    let code = Code.OK;
-    try {
-      using handle = this.core.acquire(requireModelSpec(spec));
-      version = handle.version;
-      return fn(handle.servable);
-    } catch (e) {
-      const err = ServingError.from(e);
-      code = err.code;
-      throw err;
-    } finally {
+    const done = (code: Code) => {
       if (via !== "internal") {
         this.observe?.({
           api,
@@ -103,41 +98,80 @@ export class ModelServerService implements ServingApi {
           ms: performance.now() - t0,
         });
       }
+    };
+    let out: R;
+    // The handle is held until the call is answered, so an unload waits for calls in flight
+    // (on a worker too).
+    let handle;
+    try {
+      handle = this.core.acquire(requireModelSpec(spec));
+      version = handle.version;
+      out = fn(handle.servable);
+    } catch (e) {
+      handle?.release();
+      const err = ServingError.from(e);
+      done(err.code);
+      throw err;
     }
+    if (!(out instanceof Promise)) {
+      handle.release();
+      done(Code.OK);
+      return out;
+    }
+    const h = handle;
+    return out.then((v: unknown) => {
+      h.release();
+      done(Code.OK);
+      return v;
+    }, (e: unknown) => {
+      h.release();
+      const err = ServingError.from(e);
+      done(err.code);
+      throw err;
+    }) as R;
+  }
+
+  /** Runs a prepared call through the executor (or inline without one). */
+  #exec<R>(m: ServableModel, call: PreparedCall<R>, ctx?: CallContext): R | Promise<R> {
+    return this.executor ? this.executor.run(m.model, call, ctx) : runPrepared(m.model, call);
   }
 
   /** PredictionService/Predict. */
-  predict(req: Parameters<ServingApi["predict"]>[0], via: Transport) {
+  predict(req: Parameters<ServingApi["predict"]>[0], via: Transport, ctx?: CallContext) {
     return this.#run(
       "predict",
       req.modelSpec,
       via,
-      (m) => predict(m.model, m.version, m.name, req, this.options),
+      (m) => this.#exec(m, preparePredict(m.model, m.version, m.name, req, this.options), ctx),
     );
   }
 
   /** PredictionService/Classify. */
-  classify(req: Parameters<ServingApi["classify"]>[0], via: Transport) {
+  classify(req: Parameters<ServingApi["classify"]>[0], via: Transport, ctx?: CallContext) {
     return this.#run(
       "classify",
       req.modelSpec,
       via,
-      (m) => classify(m.model, m.version, m.name, req, this.options),
+      (m) => this.#exec(m, prepareClassify(m.model, m.version, m.name, req, this.options), ctx),
     );
   }
 
   /** PredictionService/Regress. */
-  regress(req: Parameters<ServingApi["regress"]>[0], via: Transport) {
+  regress(req: Parameters<ServingApi["regress"]>[0], via: Transport, ctx?: CallContext) {
     return this.#run(
       "regress",
       req.modelSpec,
       via,
-      (m) => regress(m.model, m.version, m.name, req, this.options),
+      (m) => this.#exec(m, prepareRegress(m.model, m.version, m.name, req, this.options), ctx),
     );
   }
 
   /** PredictionService/MultiInference: every task names the same model (checked downstream). */
-  multiInference(req: Parameters<ServingApi["multiInference"]>[0], via: Transport) {
+  multiInference(
+    req: Parameters<ServingApi["multiInference"]>[0],
+    via: Transport,
+    ctx?: CallContext,
+  ) {
     // As multi_inference_helper.cc: the first task's spec, or an empty one (which then fails
     // with "ModelSpec has no name specified.").
     const spec = req.tasks[0]?.modelSpec ?? create(ModelSpecSchema);
@@ -145,7 +179,12 @@ export class ModelServerService implements ServingApi {
       "multi_inference",
       spec,
       via,
-      (m) => multiInference(m.model, m.version, m.name, req, this.options),
+      (m) =>
+        this.#exec(
+          m,
+          prepareMultiInference(m.model, m.version, m.name, req, this.options),
+          ctx,
+        ),
     );
   }
 

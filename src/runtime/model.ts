@@ -200,6 +200,26 @@ export interface LoadOptions {
   readonly tags?: readonly string[];
   /** The kernels (default: every shipped kernel). */
   readonly registry?: KernelRegistry;
+  /**
+   * Called with the bundle as read, before anything is compiled: the worker pool moves large
+   * constants into shared memory here, so every isolate's Const kernels view the same bytes.
+   */
+  readonly prepare?: (bundle: SavedModelBundle) => void;
+}
+
+/**
+ * What one run computes, in a form that can be sent to another isolate: a signature's outputs
+ * by alias (Predict, Classify, Regress) or graph tensors by name (MultiInference).
+ */
+export type RunTarget =
+  | { readonly signature: string; readonly outputs: readonly string[] }
+  | { readonly feeds: readonly string[]; readonly fetches: readonly string[] };
+
+/** A stable key of a RunTarget (for caches and statistics). */
+export function runTargetKey(t: RunTarget): string {
+  return "signature" in t
+    ? `s\u0001${t.signature}\u0001${t.outputs.join("\u0000")}`
+    : `t\u0001${t.feeds.join("\u0000")}\u0001${t.fetches.join("\u0000")}`;
 }
 
 /** A loaded SavedModel version. */
@@ -213,6 +233,37 @@ export class Model {
     /** Signatures by key. */
     readonly signatures: ReadonlyMap<string, Signature>,
   ) {}
+
+  readonly #tensorPlans = new Map<string, Plan>();
+
+  /**
+   * The plan computing a RunTarget, compiled once per distinct target.
+   *
+   * @throws ServingError FAILED_PRECONDITION for an unknown signature; INVALID_ARGUMENT for an
+   *   unknown output alias or tensor
+   */
+  plan(target: RunTarget): Plan {
+    if ("signature" in target) {
+      const sig = this.signatures.get(target.signature);
+      if (!sig) {
+        throw new ServingError(
+          Code.FAILED_PRECONDITION,
+          `Serving signature key "${target.signature}" not found.`,
+        );
+      }
+      return sig.plan(target.outputs);
+    }
+    const key = runTargetKey(target);
+    let plan = this.#tensorPlans.get(key);
+    if (!plan) {
+      plan = this.session.compile(
+        { feeds: target.feeds.map(parseTensorName), fetches: target.fetches.map(parseTensorName) },
+        "multi-inference",
+      );
+      this.#tensorPlans.set(key, plan);
+    }
+    return plan;
+  }
 
   /**
    * The signature under `key` (`""` means `serving_default`).
@@ -237,30 +288,11 @@ export class Model {
  */
 export async function loadModel(exportDir: string, options: LoadOptions = {}): Promise<Model> {
   const bundle = await readSavedModel(exportDir, options.tags ?? ["serve"]);
-  const mg = bundle.metaGraph;
   const registry = options.registry ?? defaultRegistry();
   validateSavedModel(bundle, registry); // Nodes against their OpDefs and kernels, defaults filled.
-  const session = new Session(
-    mg.graphDef ?? create(GraphDefSchema),
-    mg.metaInfoDef?.strippedOpList?.op ?? [],
-    registry,
-  );
-
-  // Compile the signatures first: a model with an op we lack fails before touching variables,
-  // and the error lists every missing op at once.
-  const signatures = new Map<string, Signature>();
-  const missing = new Map<string, string[]>();
-  for (const [key, def] of bundle.signatures) {
-    const sig = new Signature(key, def, session);
-    try {
-      sig.plan(sig.outputs.map((t) => t.alias));
-    } catch (e) {
-      if (!(e instanceof MissingOpsError)) throw e;
-      for (const [op, nodes] of e.ops) missing.set(op, [...(missing.get(op) ?? []), ...nodes]);
-    }
-    signatures.set(key, sig);
-  }
-  if (missing.size > 0) throw new MissingOpsError(missing, `SavedModel ${exportDir}`);
+  options.prepare?.(bundle);
+  const model = compileModel(bundle, registry);
+  const session = model.session;
 
   const assetFeeds = bundle.assets.map((a) => ({
     ref: parseTensorName(a.tensor),
@@ -281,5 +313,38 @@ export async function loadModel(exportDir: string, options: LoadOptions = {}): P
     );
     plan.run(assetFeeds.map((a) => a.value));
   }
+  return model;
+}
+
+/**
+ * Builds a model's session and compiles every signature, without restoring variables or running
+ * the init op: what loadModel() does first, and what a worker isolate does with a model whose
+ * state it is handed.
+ *
+ * @throws MissingOpsError listing every op without a kernel
+ */
+export function compileModel(bundle: SavedModelBundle, registry?: KernelRegistry): Model {
+  const mg = bundle.metaGraph;
+  const session = new Session(
+    mg.graphDef ?? create(GraphDefSchema),
+    mg.metaInfoDef?.strippedOpList?.op ?? [],
+    registry ?? defaultRegistry(),
+  );
+
+  // Compile the signatures first: a model with an op we lack fails before touching variables,
+  // and the error lists every missing op at once.
+  const signatures = new Map<string, Signature>();
+  const missing = new Map<string, string[]>();
+  for (const [key, def] of bundle.signatures) {
+    const sig = new Signature(key, def, session);
+    try {
+      sig.plan(sig.outputs.map((t) => t.alias));
+    } catch (e) {
+      if (!(e instanceof MissingOpsError)) throw e;
+      for (const [op, nodes] of e.ops) missing.set(op, [...(missing.get(op) ?? []), ...nodes]);
+    }
+    signatures.set(key, sig);
+  }
+  if (missing.size > 0) throw new MissingOpsError(missing, `SavedModel ${bundle.exportDir}`);
   return new Model(bundle, session, signatures);
 }

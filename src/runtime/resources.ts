@@ -26,6 +26,11 @@ export class Resources implements ResourceManager {
     return this.#map.get(key);
   }
 
+  /** Every resource, by key (the worker pool hands variables to other isolates). */
+  entries(): IterableIterator<[string, Resource]> {
+    return this.#map.entries();
+  }
+
   /** Number of resources held. */
   get size(): number {
     return this.#map.size;

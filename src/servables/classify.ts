@@ -24,7 +24,8 @@ import type { ModelSpec } from "../proto/gen/tensorflow_serving/apis/model_pb.ts
 import type { Model, Signature } from "../runtime/model.ts";
 import { DataType, dtypeName } from "../tensor/dtype.ts";
 import { shapeString, type Tensor } from "../tensor/tensor.ts";
-import { invalid, oneShotSignature, type OneShotSpec, runOneShot } from "./one_shot.ts";
+import { invalid, oneShotSignature, type OneShotSpec, prepareOneShot } from "./one_shot.ts";
+import { type PreparedCall, runPrepared } from "./prepared.ts";
 import {
   CLASSIFY_METHOD_NAME,
   makeModelSpec,
@@ -222,18 +223,34 @@ export function classify(
   req: ClassificationRequest,
   options: ServableOptions = {},
 ): ClassificationResponse {
+  return runPrepared(model, prepareClassify(model, version, modelName, req, options));
+}
+
+/**
+ * Classify up to its run (see {@link classify}).
+ *
+ * @throws ServingError as {@link classify}, for everything checked before the run
+ */
+export function prepareClassify(
+  model: Model,
+  version: number,
+  modelName: string,
+  req: ClassificationRequest,
+  options: ServableOptions = {},
+): PreparedCall<ClassificationResponse> {
   const spec = requireModelSpec(req.modelSpec);
   const sig = classificationSignature(model, spec, options);
-  const response = create(ClassificationResponseSchema, {
-    modelSpec: makeModelSpec(modelName, spec.signatureName, version),
-  });
   const io = preProcessClassification(sig, options);
-  const { examples, outputs } = runOneShot(sig, io, req.input);
-  response.result = postProcessClassificationResult(
-    sig.def,
-    examples.shape[0],
-    io.outputNames,
-    outputs,
-  );
-  return response;
+  return prepareOneShot(sig, io, req.input, (examples, outputs) => {
+    const response = create(ClassificationResponseSchema, {
+      modelSpec: makeModelSpec(modelName, spec.signatureName, version),
+    });
+    response.result = postProcessClassificationResult(
+      sig.def,
+      examples.shape[0],
+      io.outputNames,
+      outputs,
+    );
+    return response;
+  });
 }

@@ -16,8 +16,6 @@ import {
   MultiInferenceResponseSchema,
 } from "../proto/gen/tensorflow_serving/apis/inference_pb.ts";
 import { Code, ServingError } from "../errors.ts";
-import { parseTensorName } from "../graph/graph.ts";
-import type { Plan } from "../graph/plan.ts";
 import type { Model, Signature } from "../runtime/model.ts";
 import type { DataType } from "../tensor/dtype.ts";
 import type { Tensor } from "../tensor/tensor.ts";
@@ -35,27 +33,10 @@ import {
   type ServableOptions,
 } from "./model_spec.ts";
 import { postProcessRegressionResult, preProcessRegression } from "./regress.ts";
+import { type PreparedCall, runPrepared } from "./prepared.ts";
 
 function invalid(message: string): ServingError {
   return new ServingError(Code.INVALID_ARGUMENT, message);
-}
-
-/** Plans by model, keyed by their feeds and fetches: compiled once per combination of tasks. */
-const plans = new WeakMap<Model, Map<string, Plan>>();
-
-function planFor(model: Model, feeds: readonly string[], fetches: readonly string[]): Plan {
-  let byKey = plans.get(model);
-  if (!byKey) plans.set(model, byKey = new Map());
-  const key = `${feeds.join("\0")}\u0001${fetches.join("\0")}`;
-  let plan = byKey.get(key);
-  if (!plan) {
-    plan = model.session.compile(
-      { feeds: feeds.map(parseTensorName), fetches: fetches.map(parseTensorName) },
-      "multi-inference",
-    );
-    byKey.set(key, plan);
-  }
-  return plan;
 }
 
 /**
@@ -86,10 +67,25 @@ function planFor(model: Model, feeds: readonly string[], fetches: readonly strin
 export function multiInference(
   model: Model,
   version: number,
-  _modelName: string,
+  modelName: string,
   req: MultiInferenceRequest,
   options: ServableOptions = {},
 ): MultiInferenceResponse {
+  return runPrepared(model, prepareMultiInference(model, version, modelName, req, options));
+}
+
+/**
+ * MultiInference up to its run (see {@link multiInference}).
+ *
+ * @throws ServingError as {@link multiInference}, for everything checked before the run
+ */
+export function prepareMultiInference(
+  model: Model,
+  version: number,
+  _modelName: string,
+  req: MultiInferenceRequest,
+  options: ServableOptions = {},
+): PreparedCall<MultiInferenceResponse> {
   let modelName = "";
   const signatureNames = new Set<string>();
   const inputs = new Map<string, DataType>();
@@ -131,9 +127,23 @@ export function multiInference(
   const examples = inputToExamplesTensor(req.input);
   const feeds: Tensor[] = inputNames.map(() => examples);
   checkFeedTypes(feeds, inputNames.map((n) => inputs.get(n)!));
-  const fetched = planFor(model, inputNames, outputNames).run(feeds);
   const numExamples = examples.shape[0];
+  return {
+    target: { feeds: inputNames, fetches: outputNames },
+    feeds,
+    finish: (fetched) =>
+      multiInferenceResponse(req, resolved, version, numExamples, outputNames, fetched),
+  };
+}
 
+function multiInferenceResponse(
+  req: MultiInferenceRequest,
+  resolved: readonly { sig: Signature }[],
+  version: number,
+  numExamples: number,
+  outputNames: readonly string[],
+  fetched: readonly Tensor[],
+): MultiInferenceResponse {
   const results: InferenceResult[] = [];
   req.tasks.forEach((task, i) => {
     const { sig } = resolved[i];

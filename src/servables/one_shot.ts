@@ -13,6 +13,7 @@ import type { DataType } from "../tensor/dtype.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { checkFeedTypes, inputToExamplesTensor } from "./input.ts";
 import { resolveSignatureName, type ServableOptions } from "./model_spec.ts";
+import type { PreparedCall } from "./prepared.ts";
 
 /** How a one-shot (Classify or Regress) signature is fed and fetched. */
 export interface OneShotSpec {
@@ -69,13 +70,22 @@ export function oneShotSignature(
   return sig;
 }
 
-/** Feeds the request's examples to a one-shot signature and fetches its outputs. */
-export function runOneShot(
+/**
+ * Prepares feeding the request's examples to a one-shot signature and fetching its outputs.
+ *
+ * @param finish builds the response from the examples fed and the outputs fetched
+ */
+export function prepareOneShot<R>(
   sig: Signature,
   io: OneShotSpec,
   input: Input | undefined,
-): { examples: Tensor; outputs: Tensor[] } {
+  finish: (examples: Tensor, outputs: readonly Tensor[]) => R,
+): PreparedCall<R> {
   const examples = inputToExamplesTensor(input);
   checkFeedTypes([examples], [io.inputDtype]);
-  return { examples, outputs: sig.plan(io.outputAliases).run([examples]) };
+  return {
+    target: { signature: sig.key, outputs: io.outputAliases },
+    feeds: [examples],
+    finish: (outputs) => finish(examples, outputs),
+  };
 }

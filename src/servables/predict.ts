@@ -22,6 +22,7 @@ import type { Model, Signature } from "../runtime/model.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { tensorFromProto, tensorToProto } from "../tensor/tensor_proto.ts";
 import { checkFeedTypes } from "./input.ts";
+import { type PreparedCall, runPrepared } from "./prepared.ts";
 import {
   CLASSIFY_METHOD_NAME,
   makeModelSpec,
@@ -188,12 +189,25 @@ export function predict(
   req: PredictRequest,
   options: ServableOptions = {},
 ): PredictResponse {
+  return runPrepared(model, preparePredict(model, version, modelName, req, options));
+}
+
+/**
+ * Predict up to its run: the checks and conversions of {@link predict}, and how to build the
+ * response from the fetched tensors.
+ *
+ * @throws ServingError as {@link predict}, for everything checked before the run
+ */
+export function preparePredict(
+  model: Model,
+  version: number,
+  modelName: string,
+  req: PredictRequest,
+  options: ServableOptions = {},
+): PreparedCall<PredictResponse> {
   const spec = requireModelSpec(req.modelSpec);
   const signatureName = resolveSignatureName(spec.signatureName);
   const sig = predictSignature(model, signatureName);
-  const response = create(PredictResponseSchema, {
-    modelSpec: makeModelSpec(modelName, signatureName, version),
-  });
 
   verifySignature(sig, options);
   verifyRequestInputsSize(sig, req);
@@ -203,13 +217,21 @@ export function predict(
 
   // One compiled plan per set of outputs, whatever order the filter lists them in.
   const fetch = aliases.length > 1 ? [...aliases].sort() : aliases;
-  const outs = sig.plan(fetch).run(feeds);
-  if (outs.length !== fetch.length) {
-    throw new ServingError(Code.UNKNOWN, "Predict internal error");
-  }
   const useContent = options.enableSerializationAsTensorContent === true;
-  for (let i = 0; i < fetch.length; i++) {
-    response.outputs[fetch[i]] = tensorToProto(outs[i], useContent);
-  }
-  return response;
+  return {
+    target: { signature: signatureName, outputs: fetch },
+    feeds,
+    finish(outs) {
+      if (outs.length !== fetch.length) {
+        throw new ServingError(Code.UNKNOWN, "Predict internal error");
+      }
+      const response = create(PredictResponseSchema, {
+        modelSpec: makeModelSpec(modelName, signatureName, version),
+      });
+      for (let i = 0; i < fetch.length; i++) {
+        response.outputs[fetch[i]] = tensorToProto(outs[i], useContent);
+      }
+      return response;
+    },
+  };
 }

@@ -24,7 +24,8 @@ import { Code, ServingError } from "../errors.ts";
 import type { Model, Signature } from "../runtime/model.ts";
 import { DataType, dtypeName } from "../tensor/dtype.ts";
 import { shapeString, type Tensor } from "../tensor/tensor.ts";
-import { invalid, oneShotSignature, type OneShotSpec, runOneShot } from "./one_shot.ts";
+import { invalid, oneShotSignature, type OneShotSpec, prepareOneShot } from "./one_shot.ts";
+import { type PreparedCall, runPrepared } from "./prepared.ts";
 import {
   makeModelSpec,
   REGRESS_METHOD_NAME,
@@ -172,18 +173,34 @@ export function regress(
   req: RegressionRequest,
   options: ServableOptions = {},
 ): RegressionResponse {
+  return runPrepared(model, prepareRegress(model, version, modelName, req, options));
+}
+
+/**
+ * Regress up to its run (see {@link regress}).
+ *
+ * @throws ServingError as {@link regress}, for everything checked before the run
+ */
+export function prepareRegress(
+  model: Model,
+  version: number,
+  modelName: string,
+  req: RegressionRequest,
+  options: ServableOptions = {},
+): PreparedCall<RegressionResponse> {
   const spec = requireModelSpec(req.modelSpec);
   const sig = regressionSignature(model, spec, options);
-  const response = create(RegressionResponseSchema, {
-    modelSpec: makeModelSpec(modelName, spec.signatureName, version),
-  });
   const io = preProcessRegression(sig, options);
-  const { examples, outputs } = runOneShot(sig, io, req.input);
-  response.result = postProcessRegressionResult(
-    sig.def,
-    examples.shape[0],
-    io.outputNames,
-    outputs,
-  );
-  return response;
+  return prepareOneShot(sig, io, req.input, (examples, outputs) => {
+    const response = create(RegressionResponseSchema, {
+      modelSpec: makeModelSpec(modelName, spec.signatureName, version),
+    });
+    response.result = postProcessRegressionResult(
+      sig.def,
+      examples.shape[0],
+      io.outputNames,
+      outputs,
+    );
+    return response;
+  });
 }

@@ -301,7 +301,7 @@ Deno.test({
     const service = new ModelServerService(core, {}, mon.observer);
 
     const x = tensorToProto(Tensor.float32([1, 2], [2]));
-    const res = service.predict(
+    const res = await service.predict(
       create(PredictRequestSchema, {
         modelSpec: { name: "half", signatureName: "serving_default" },
         inputs: { x },

@@ -31,7 +31,7 @@ import {
 import { ModelService } from "../../proto/gen/tensorflow_serving/apis/model_service_pb.ts";
 import { PredictionService } from "../../proto/gen/tensorflow_serving/apis/prediction_service_pb.ts";
 import { create } from "@bufbuild/protobuf";
-import type { HealthStatus, ServingApi } from "../serving_api.ts";
+import type { CallContext, HealthStatus, ServingApi } from "../serving_api.ts";
 import { grpcStatus } from "../status.ts";
 import {
   type Decoded,
@@ -123,7 +123,7 @@ type Unary<I, O> = grpc.handleUnaryCall<Decoded<I>, O>;
  * @param undecodable the status for a request that does not parse
  */
 function unary<I, O>(
-  fn: (req: I) => O | Promise<O>,
+  fn: (req: I, ctx: CallContext) => O | Promise<O>,
   undecodable: GrpcStatus = UNDECODABLE_STATUS,
 ): Unary<I, O> {
   return (call, callback) => {
@@ -134,9 +134,9 @@ function unary<I, O>(
     }
     let out: O | Promise<O>;
     try {
-      // Synchronous API methods run here directly: the call blocks the event loop only for its
-      // own duration, and costs no promise.
-      out = fn(req);
+      // A call answered inline (cheap, or not an inference) costs no promise; one run on a
+      // worker resolves later.
+      out = fn(req, callContext(call));
     } catch (e) {
       callback(toStatus(e));
       return;
@@ -146,6 +146,27 @@ function unary<I, O>(
     } else {
       callback(null, out);
     }
+  };
+}
+
+/**
+ * The call's deadline (`grpc-timeout`) and a signal aborted when the client cancels or goes
+ * away, so a queued call is dropped before it runs.
+ */
+function callContext(call: grpc.ServerUnaryCall<unknown, unknown>): CallContext {
+  const d = call.getDeadline();
+  const deadline = d instanceof Date ? d.getTime() : Number.isFinite(d) ? d : undefined;
+  let controller: AbortController | undefined;
+  return {
+    deadline,
+    get signal() {
+      if (controller === undefined) {
+        controller = new AbortController();
+        if (call.cancelled) controller.abort();
+        else call.once("cancelled", () => controller!.abort());
+      }
+      return controller.signal;
+    },
   };
 }
 
@@ -323,10 +344,10 @@ export async function startGrpcServer(
   const server = new grpc.Server(SERVER_OPTIONS);
 
   server.addService(grpcServiceDefinition(PredictionService), {
-    classify: unary((req) => api.classify(req, "grpc")),
-    regress: unary((req) => api.regress(req, "grpc")),
-    predict: unary((req) => api.predict(req, "grpc")),
-    multiInference: unary((req) => api.multiInference(req, "grpc")),
+    classify: unary((req, ctx) => api.classify(req, "grpc", ctx)),
+    regress: unary((req, ctx) => api.regress(req, "grpc", ctx)),
+    predict: unary((req, ctx) => api.predict(req, "grpc", ctx)),
+    multiInference: unary((req, ctx) => api.multiInference(req, "grpc", ctx)),
     getModelMetadata: unary((req) => api.getModelMetadata(req, "grpc")),
   });
   server.addService(grpcServiceDefinition(ModelService), {

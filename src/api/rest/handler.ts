@@ -51,7 +51,8 @@ import { PredictRequestSchema } from "../../proto/gen/tensorflow_serving/apis/pr
 import { RegressionRequestSchema } from "../../proto/gen/tensorflow_serving/apis/regression_pb.ts";
 import { Code, ServingError } from "../../errors.ts";
 import type { DataType } from "../../tensor/dtype.ts";
-import type { ServingApi } from "../serving_api.ts";
+import type { CallContext, ServingApi } from "../serving_api.ts";
+import { DEADLINE_MESSAGE } from "../../exec/executor.ts";
 import { httpStatus } from "../status.ts";
 import { JsonParser } from "./json_parse.ts";
 import {
@@ -80,9 +81,9 @@ export interface RestReply {
 export interface RestApiHandlerOptions {
   /**
    * `--rest_api_timeout_in_ms`: an inference call that takes longer answers 504
-   * DEADLINE_EXCEEDED (0 or less: no limit). Inference runs to completion on the event loop, so
-   * the limit cannot cut it short; the late result is dropped, as a TensorFlow session would
-   * have cancelled the run at the deadline.
+   * DEADLINE_EXCEEDED (0 or less: no limit). It is the call's deadline: one running on a worker
+   * is answered at the deadline and its late result dropped; one run inline (cheap) is checked
+   * when it returns.
    */
   readonly timeoutMs?: number;
   /** `--rest_api_enable_cors_support`: add the CORS headers to every answer. */
@@ -251,8 +252,17 @@ export class RestApiHandler {
    * @param path the path with its query string, as received (not decoded)
    * @param body the request body
    * @param origin the `Origin` header (for a preflight)
+   * @param signal gives a signal aborted when the client goes away (a queued call is then
+   *   dropped); asked for only when a call is queued
+   * @returns the reply; a promise when the inference runs on a worker
    */
-  handle(method: string, path: string, body: Uint8Array, origin?: string | null): RestReply {
+  handle(
+    method: string,
+    path: string,
+    body: Uint8Array,
+    origin?: string | null,
+    signal?: () => AbortSignal,
+  ): RestReply | Promise<RestReply> {
     if (method === "OPTIONS") {
       // A preflight: no body on success. (Upstream also sends an empty body on failure; here
       // the error is JSON like every other.)
@@ -264,7 +274,13 @@ export class RestApiHandler {
       );
     }
     try {
-      const output = this.#process(method, path, body);
+      const output = this.#process(method, path, body, signal);
+      if (output instanceof Promise) {
+        return output.then(
+          (o) => ({ status: 200, headers: this.#headers(), body: o }),
+          (e) => this.#error(ServingError.from(e)),
+        );
+      }
       return { status: 200, headers: this.#headers(), body: output };
     } catch (e) {
       return this.#error(ServingError.from(e));
@@ -286,16 +302,21 @@ export class RestApiHandler {
   }
 
   /** `HttpRestApiHandler::ProcessRequest`. */
-  #process(method: string, path: string, body: Uint8Array): JsonText {
+  #process(
+    method: string,
+    path: string,
+    body: Uint8Array,
+    signal: (() => AbortSignal) | undefined,
+  ): JsonText | Promise<JsonText> {
     const info = parseModelInfo(method, path);
     if (info.matched && method === "POST") {
       switch (info.method) {
         case "classify":
-          return this.#classify(info, body);
+          return this.#classify(info, body, signal);
         case "regress":
-          return this.#regress(info, body);
+          return this.#regress(info, body, signal);
         case "predict":
-          return this.#predict(info, body);
+          return this.#predict(info, body, signal);
       }
     } else if (info.matched && method === "GET") {
       return info.subresource === "metadata" ? this.#metadata(info) : this.#status(info);
@@ -303,32 +324,53 @@ export class RestApiHandler {
     throw invalid(`Malformed request: ${method} ${path}`);
   }
 
-  /** Runs an inference call under `--rest_api_timeout_in_ms`. */
-  #timed<R>(call: () => R): R {
+  /**
+   * Runs an inference call under `--rest_api_timeout_in_ms`, then `then` on its response. A
+   * call answered inline is checked against the limit when it returns (it could not be cut
+   * short); one run on a worker is given the limit as its deadline.
+   */
+  #timed<R, O>(
+    call: (ctx: CallContext) => R | Promise<R>,
+    signal: (() => AbortSignal) | undefined,
+    then: (r: R) => O,
+  ): O | Promise<O> {
     const t0 = performance.now();
-    const r = call();
+    const ctx: CallContext = {
+      deadline: this.#timeoutMs > 0 ? Date.now() + this.#timeoutMs : undefined,
+      get signal() {
+        return signal?.();
+      },
+    };
+    const r = call(ctx);
+    if (r instanceof Promise) return r.then(then);
     if (this.#timeoutMs > 0 && performance.now() - t0 > this.#timeoutMs) {
       // What DirectSession reports when RunOptions.timeout_in_ms expires.
-      throw new ServingError(Code.DEADLINE_EXCEEDED, "Timed out waiting for notification");
+      throw new ServingError(Code.DEADLINE_EXCEEDED, DEADLINE_MESSAGE);
     }
-    return r;
+    return then(r);
   }
 
-  #classify(info: ModelInfo, body: Uint8Array): JsonText {
+  #classify(info: ModelInfo, body: Uint8Array, signal?: () => AbortSignal) {
     const req = create(ClassificationRequestSchema, { modelSpec: modelSpec(info) });
     fillClassificationRequestFromJson(body, req, this.#parser);
-    const res = this.#timed(() => this.#api.classify(req, "rest"));
-    return makeJsonFromClassificationResult(res.result);
+    return this.#timed(
+      (ctx) => this.#api.classify(req, "rest", ctx),
+      signal,
+      (res) => makeJsonFromClassificationResult(res.result),
+    );
   }
 
-  #regress(info: ModelInfo, body: Uint8Array): JsonText {
+  #regress(info: ModelInfo, body: Uint8Array, signal?: () => AbortSignal) {
     const req = create(RegressionRequestSchema, { modelSpec: modelSpec(info) });
     fillRegressionRequestFromJson(body, req, this.#parser);
-    const res = this.#timed(() => this.#api.regress(req, "rest"));
-    return makeJsonFromRegressionResult(res.result);
+    return this.#timed(
+      (ctx) => this.#api.regress(req, "rest", ctx),
+      signal,
+      (res) => makeJsonFromRegressionResult(res.result),
+    );
   }
 
-  #predict(info: ModelInfo, body: Uint8Array): JsonText {
+  #predict(info: ModelInfo, body: Uint8Array, signal?: () => AbortSignal) {
     const spec = modelSpec(info);
     const req = create(PredictRequestSchema, { modelSpec: spec });
     const format = fillPredictRequestFromJson(
@@ -337,8 +379,11 @@ export class RestApiHandler {
       req,
       this.#parser,
     );
-    const res = this.#timed(() => this.#api.predict(req, "rest"));
-    return makeJsonFromTensors(res.outputs, format);
+    return this.#timed(
+      (ctx) => this.#api.predict(req, "rest", ctx),
+      signal,
+      (res) => makeJsonFromTensors(res.outputs, format),
+    );
   }
 
   /** `GetInfoMap`: the input types of a signature of the version the spec resolves to. */

@@ -11,9 +11,10 @@
  *   inflated, as upstream does; one that does not inflate is taken as empty. A body (after
  *   inflating) over `maxBodyBytes` is refused with `413 {"error": ...}` before it is parsed —
  *   upstream has no limit besides 100 MB for inflated bodies; the default here is 64 MiB.
- * - Inference is synchronous: one request at a time is decoded, run and encoded on the event
- *   loop, while others are being received. `timeoutMs` (`--rest_api_timeout_in_ms`) applies to
- *   the inference call (see {@link RestApiHandlerOptions.timeoutMs}); it cannot interrupt it.
+ * - Requests are decoded and encoded on the event loop; inference runs inline when cheap, else
+ *   on a worker (src/exec/). `timeoutMs` (`--rest_api_timeout_in_ms`) is the inference call's
+ *   deadline: 504 at the deadline even while a worker runs it (see
+ *   {@link RestApiHandlerOptions.timeoutMs}); a client that goes away drops its queued call.
  *
  * @module
  */
@@ -182,7 +183,14 @@ export function startRestServer(api: ServingApi, options: RestServerOptions): Pr
         }
         throw e;
       }
-      return toResponse(handler.handle(req.method, path, body, req.headers.get("origin")));
+      const reply = handler.handle(
+        req.method,
+        path,
+        body,
+        req.headers.get("origin"),
+        () => req.signal,
+      );
+      return toResponse(reply instanceof Promise ? await reply : reply);
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       log?.("error", `REST request ${req.method} ${req.url} failed: ${message}`);

@@ -1,0 +1,885 @@
+/**
+ * Where plans run: the Executor takes a prepared call (a RunTarget and its feeds) and runs it
+ * either here, on the main isolate, or in a pool of worker isolates, so that the transports,
+ * the probes and the version watcher never wait on a long inference.
+ *
+ * Placement, per loaded model version, decided once when it is attached (after warmup):
+ * - **Stateless versions** run wherever is cheapest for each call. Each (version, target) keeps
+ *   a running estimate of its cost per input element, measured wherever it ran. A call
+ *   predicted to cost less than `inlineBelowMs` runs here at once: posting it to a worker and
+ *   back costs more than that, and so short a run stalls no one. Other calls go to any worker
+ *   (each rebuilt the model over the same shared weights, see shared_model.ts). Before a
+ *   target is measured, a version whose weights are small (under `heavyWeightElements`
+ *   elements: half_plus_two, MNIST) tries inline, a larger one goes to the pool.
+ * - **Stateful versions** (a signature reaches an op that assigns a variable or fills a table)
+ *   are pinned: a small one to the main isolate, a large one to one worker; every call runs
+ *   there, one at a time, so state stays consistent as in one TensorFlow session (N concurrent
+ *   AssignAdd calls add N) and never splits between copies. Warmup ran before the move, so
+ *   its effects are kept.
+ * - A version whose resources are not all variables (lookup tables) cannot be rebuilt in a
+ *   worker and runs inline; so does everything when no worker can be started.
+ *
+ * The workers start when first needed (a large version is attached, or a call is too costly to
+ * run inline), so a server with only small models never starts them; a small version's costly
+ * call runs inline while they start rather than wait for them.
+ *
+ * With batching (`--enable_batching`, batching.ts), a stateless version's calls with inputs go
+ * through a batching queue per target instead; each merged batch is then placed as one call.
+ *
+ * Queues and deadlines: a worker takes one call at a time; calls wait in a bounded FIFO per
+ * version, and idle workers take from the versions round-robin (as TF's shared batch scheduler
+ * visits its queues). A full queue refuses with UNAVAILABLE and upstream's message. A call
+ * whose deadline passes is answered DEADLINE_EXCEEDED at once, queued or running; a running
+ * call's result is then dropped when it arrives. A call whose client went away (its signal
+ * aborts) leaves the queue before it runs.
+ *
+ * @module
+ */
+import { Code, ServingError } from "../errors.ts";
+import type { LogFn } from "../log.ts";
+import { type Model, type RunTarget, runTargetKey } from "../runtime/model.ts";
+import type { PreparedCall } from "../servables/prepared.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+import type { FromWorker, ToWorker } from "./protocol.ts";
+import {
+  type BatchingParameters,
+  type MergedBatch,
+  mergeInputs,
+  roundToAllowedBatchSize,
+  splitOutputs,
+  taskSize,
+} from "./batching.ts";
+import {
+  type ModelImage,
+  modelImage,
+  modelTraits,
+  tensorFromImage,
+  tensorImage,
+} from "./shared_model.ts";
+
+/** Upstream's message when a batching queue is full (shared_batch_scheduler.h). */
+export const QUEUE_FULL_MESSAGE =
+  "The batch scheduling queue to which this task was submitted is full";
+
+/** The message of a call whose deadline passed (what DirectSession reports for a timeout). */
+export const DEADLINE_MESSAGE = "Timed out waiting for notification";
+
+/** Default bound of the calls waiting per model version. */
+export const DEFAULT_MAX_QUEUED = 128;
+
+/** Default cost below which a call runs on the main isolate, in milliseconds. */
+export const DEFAULT_INLINE_BELOW_MS = 1;
+
+/** Default weight count from which a version is placed as costly before it is measured. */
+export const DEFAULT_HEAVY_WEIGHT_ELEMENTS = 100_000;
+
+/**
+ * The pool size the thread flags ask for, as TF Serving sizes its session thread pools: each
+ * worker runs one session call at a time, so `--tensorflow_session_parallelism` (or else
+ * `--tensorflow_inter_op_parallelism`, or else `--tensorflow_intra_op_parallelism`) is the
+ * number of calls that run at once; 0 (the default) means as many as CPUs.
+ */
+export function inferenceWorkers(flags: {
+  readonly tensorflowSessionParallelism: number;
+  readonly tensorflowInterOpParallelism: number;
+  readonly tensorflowIntraOpParallelism: number;
+}): number {
+  for (
+    const n of [
+      flags.tensorflowSessionParallelism,
+      flags.tensorflowInterOpParallelism,
+      flags.tensorflowIntraOpParallelism,
+    ]
+  ) {
+    if (n > 0) return n;
+  }
+  return Math.max(1, globalThis.navigator?.hardwareConcurrency ?? 1);
+}
+
+/** How the executor runs calls. */
+export interface ExecutorOptions {
+  /** Worker isolates (0: every call runs on the main isolate). */
+  readonly workers: number;
+  /** Calls that may wait per model version before new ones are refused. */
+  readonly maxQueued?: number;
+  /** Calls predicted to cost less than this (ms) run on the main isolate (0: none does). */
+  readonly inlineBelowMs?: number;
+  /** Versions with at least this many weight elements are placed as costly until measured. */
+  readonly heavyWeightElements?: number;
+  /** `--enable_batching`: batch concurrent calls of each signature (see batching.ts). */
+  readonly batching?: BatchingParameters;
+  /** Told about every batch (upstream's batching metrics). */
+  readonly batchObserver?: BatchObserver;
+  /** Log lines. */
+  readonly log?: LogFn;
+}
+
+/** What a transport knows about a call besides its request. */
+export interface CallContext {
+  /** When the call must be answered by, in ms since the epoch (`Date.now()`). */
+  readonly deadline?: number;
+  /** Aborted when the client went away. */
+  readonly signal?: AbortSignal;
+}
+
+/** What batching reports, as upstream's batching_session metrics. */
+export interface BatchObserver {
+  /** A call's rows (`input_batch_size`). */
+  inputBatchSize(rows: number): void;
+  /** A batch run, padding included (`processed_batch_size`, `padding_size`). */
+  processedBatch(executionBatchSize: number, padding: number): void;
+  /** Time a call waited in its queue (`queuing_latency`, µs). */
+  queuingLatency(micros: number, threadPoolName: string): void;
+}
+
+/** One call waiting in a batching queue. */
+interface BatchTask {
+  readonly feeds: readonly Tensor[];
+  readonly size: number;
+  readonly enqueued: number;
+  readonly resolve: (outs: Tensor[]) => void;
+  readonly reject: (e: ServingError) => void;
+  done: boolean;
+  batch?: PendingBatch;
+  timer?: ReturnType<typeof setTimeout>;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+}
+
+interface PendingBatch {
+  readonly tasks: BatchTask[];
+  size: number;
+  opened: number;
+  closed: boolean;
+}
+
+/** The batching queue of one (version, target). */
+interface BatchQueue {
+  readonly em: ExecModel;
+  readonly target: RunTarget;
+  readonly key: string;
+  /** At least one; the last is open. */
+  readonly batches: PendingBatch[];
+}
+
+/** One worker isolate. */
+interface Slot {
+  readonly index: number;
+  readonly worker: Worker;
+  alive: boolean;
+  /** The call it runs, if any. */
+  job: Job | undefined;
+  /** Versions pinned to it (stateful ones). */
+  pinned: number;
+  /** Versions it holds. */
+  readonly ready: Set<number>;
+}
+
+/** A loaded version as the executor sees it. */
+interface ExecModel {
+  readonly id: number;
+  readonly label: string;
+  readonly model: Model;
+  readonly stateful: boolean;
+  /** Large enough to be sent to the pool before it is measured. */
+  readonly heavy: boolean;
+  /** Its image for the workers; undefined: it always runs inline. */
+  readonly image: ModelImage | undefined;
+  /** Workers chosen to hold it (once the pool runs); empty while none may run it. */
+  slots: Slot[];
+  /** Resolves once the chosen workers answered its load; undefined until the pool runs. */
+  placed?: Promise<void>;
+  readonly queue: Job[];
+  /** Cost per input element (ms), by target key. */
+  readonly cost: Map<string, number>;
+  /** Batching queues by target key. */
+  readonly batchers: Map<string, BatchQueue>;
+  /** Set when a stateful version's worker died: its state is gone, every call is refused. */
+  lost?: string;
+}
+
+interface Job {
+  readonly id: number;
+  readonly em: ExecModel;
+  readonly target: RunTarget;
+  readonly key: string;
+  readonly units: number;
+  readonly feeds: readonly Tensor[];
+  readonly resolve: (outs: Tensor[]) => void;
+  readonly reject: (e: ServingError) => void;
+  done: boolean;
+  timer?: ReturnType<typeof setTimeout>;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+}
+
+/** Elements fed (1 + the sum over feeds), the unit costs are measured in. */
+function feedUnits(feeds: readonly Tensor[]): number {
+  let n = 1;
+  for (const t of feeds) n += t.size;
+  return n;
+}
+
+/** Weight of the newest measurement in a cost estimate. */
+const EWMA = 0.25;
+
+/** Runs prepared calls inline or on worker isolates. */
+export class Executor implements AsyncDisposable {
+  readonly #workers: number;
+  readonly #maxQueued: number;
+  readonly #inlineBelowMs: number;
+  readonly #heavyWeights: number;
+  readonly #batching: BatchingParameters | undefined;
+  readonly #batchObserver: BatchObserver | undefined;
+  readonly #batchQueues: BatchQueue[] = [];
+  #batchesInFlight = 0;
+  #batchKick: ReturnType<typeof setTimeout> | undefined;
+  readonly #log: LogFn;
+  readonly #models = new Map<Model, ExecModel>();
+  /** Versions with calls waiting, visited round-robin. */
+  readonly #waiting: ExecModel[] = [];
+  #slots: Slot[] | undefined;
+  #nextModel = 1;
+  #nextJob = 1;
+  #closed = false;
+
+  /** @param options pool size, queue bound and inline thresholds */
+  constructor(options: ExecutorOptions) {
+    this.#workers = Math.max(0, Math.floor(options.workers));
+    this.#maxQueued = options.maxQueued ?? DEFAULT_MAX_QUEUED;
+    this.#inlineBelowMs = options.inlineBelowMs ?? DEFAULT_INLINE_BELOW_MS;
+    this.#heavyWeights = options.heavyWeightElements ?? DEFAULT_HEAVY_WEIGHT_ELEMENTS;
+    this.#batching = options.batching;
+    this.#batchObserver = options.batchObserver;
+    this.#log = options.log ?? (() => {});
+  }
+
+  /** Number of live worker isolates (0 until the pool is first needed). */
+  get workers(): number {
+    return this.#slots?.filter((s) => s.alive).length ?? 0;
+  }
+
+  /**
+   * Where a version's calls may run: `main` (always inline), `worker` (pinned to one worker)
+   * or `any` (inline when cheap, else any worker). Undefined for a version not attached.
+   */
+  placement(model: Model): "main" | "worker" | "any" | undefined {
+    const em = this.#models.get(model);
+    if (!em) return undefined;
+    if (!em.image) return "main";
+    return em.stateful ? "worker" : "any";
+  }
+
+  /**
+   * Takes a loaded version (after its warmup: from here on a stateful version's state lives
+   * where it is pinned). A large one is loaded into the workers before this resolves (starting
+   * them if needed); if they cannot take it, it runs inline and the reason is logged.
+   */
+  async attach(model: Model, label: string): Promise<void> {
+    if (this.#closed || this.#models.has(model)) return;
+    const traits = modelTraits(model.bundle);
+    const heavy = traits.weightElements >= this.#heavyWeights || this.#inlineBelowMs <= 0;
+    let image: ModelImage | undefined;
+    // A small stateful version stays pinned to the main isolate; so does everything without
+    // workers.
+    if (this.#workers > 0 && (heavy || !traits.stateful)) {
+      image = modelImage(model);
+      if (!image) {
+        this.#log("info", `${label} runs on the main thread: it holds lookup tables`);
+      }
+    }
+    const em: ExecModel = {
+      id: this.#nextModel++,
+      label,
+      model,
+      stateful: traits.stateful,
+      heavy,
+      image,
+      slots: [],
+      queue: [],
+      cost: new Map(),
+      batchers: new Map(),
+    };
+    this.#models.set(model, em);
+    if (!image) return;
+    if (heavy) this.#startPool();
+    if (this.#slots) await (em.placed ??= this.#place(em, this.#slots));
+  }
+
+  /** Starts the workers if they are not running, and places every version that may use them. */
+  #startPool(): void {
+    if (this.#slots) return;
+    const pool = this.#pool();
+    for (const em of this.#models.values()) {
+      if (em.image && !em.placed) em.placed = this.#place(em, pool);
+    }
+  }
+
+  /** Chooses the workers of a version and loads it into them. */
+  async #place(em: ExecModel, pool: Slot[]): Promise<void> {
+    const alive = pool.filter((s) => s.alive);
+    let chosen = alive;
+    if (em.stateful && alive.length > 0) {
+      const least = alive.reduce((a, b) => (b.pinned < a.pinned ? b : a));
+      least.pinned++;
+      chosen = [least];
+    }
+    em.slots = chosen;
+    await Promise.all(chosen.map((s) => this.#load(s, em)));
+    if (em.slots.length === 0) this.#runInlineFromNow(em, "no worker could load it");
+  }
+
+  #loading = new Map<string, (error?: { message: string }) => void>();
+
+  #load(slot: Slot, em: ExecModel): Promise<void> {
+    return new Promise((resolve) => {
+      this.#loading.set(`${slot.index}/${em.id}`, (error) => {
+        if (error) {
+          this.#log("warning", `Worker ${slot.index} cannot load ${em.label}: ${error.message}`);
+          em.slots = em.slots.filter((s) => s !== slot);
+        } else slot.ready.add(em.id);
+        resolve();
+        this.#pump();
+      });
+      this.#post(slot, { type: "load", model: em.id, image: em.image! });
+    });
+  }
+
+  /** A version no worker can run: its waiting calls (and all later ones) run inline. */
+  #runInlineFromNow(em: ExecModel, why: string): void {
+    if (!this.#models.has(em.model)) return;
+    this.#log("warning", `${em.label} runs on the main thread from now on: ${why}`);
+    const replaced: ExecModel = { ...em, image: undefined, slots: [], queue: [] };
+    this.#models.set(em.model, replaced);
+    for (const job of em.queue.slice()) {
+      try {
+        const outs = em.model.plan(job.target).run(job.feeds);
+        this.#settle(job, outs);
+      } catch (e) {
+        this.#settle(job, ServingError.from(e));
+      }
+    }
+  }
+
+  /** Forgets a version (once its calls are done, as the manager unloads it). */
+  detach(model: Model): void {
+    const em = this.#models.get(model);
+    if (!em) return;
+    this.#models.delete(model);
+    for (const s of em.slots) {
+      if (em.stateful) s.pinned--;
+      s.ready.delete(em.id);
+      if (s.alive) this.#post(s, { type: "unload", model: em.id });
+    }
+    em.slots = [];
+    for (const job of em.queue.slice()) {
+      this.#settle(job, new ServingError(Code.UNAVAILABLE, `${em.label} was unloaded`));
+    }
+    for (const q of em.batchers.values()) {
+      const i = this.#batchQueues.indexOf(q);
+      if (i >= 0) this.#batchQueues.splice(i, 1);
+      for (const b of q.batches) {
+        for (const t of b.tasks) {
+          this.#settleTask(t, new ServingError(Code.UNAVAILABLE, `${em.label} was unloaded`));
+        }
+      }
+    }
+  }
+
+  /**
+   * Runs a prepared call: synchronously when it runs inline (no promise is made), else through
+   * the version's queue.
+   *
+   * @throws ServingError DEADLINE_EXCEEDED past the deadline, CANCELLED when the client went
+   *   away, UNAVAILABLE when the queue is full; the run's own error
+   */
+  run<R>(model: Model, call: PreparedCall<R>, ctx: CallContext = {}): R | Promise<R> {
+    const em = this.#models.get(model);
+    if (em?.lost !== undefined) throw new ServingError(Code.INTERNAL, em.lost);
+    if (
+      this.#batching !== undefined && em !== undefined && !em.stateful && call.feeds.length > 0
+    ) {
+      return this.#batch(em, call, ctx).then((outs) => call.finish(outs));
+    }
+    if (em === undefined || em.image === undefined) {
+      return call.finish(model.plan(call.target).run(call.feeds));
+    }
+    if (ctx.deadline !== undefined && Date.now() >= ctx.deadline) {
+      throw new ServingError(Code.DEADLINE_EXCEEDED, DEADLINE_MESSAGE);
+    }
+    const outs = this.#dispatch(em, call.target, call.feeds, ctx);
+    return outs instanceof Promise ? outs.then((o) => call.finish(o)) : call.finish(outs);
+  }
+
+  /** Runs feeds inline when predicted cheap (or when the version has no workers), else queues. */
+  #dispatch(
+    em: ExecModel,
+    target: RunTarget,
+    feeds: readonly Tensor[],
+    ctx: CallContext,
+  ): Tensor[] | Promise<Tensor[]> {
+    if (em.image === undefined) return em.model.plan(target).run(feeds);
+    const key = runTargetKey(target);
+    const units = feedUnits(feeds);
+    if (!em.stateful) {
+      const perUnit = em.cost.get(key);
+      let inline = perUnit === undefined ? !em.heavy : perUnit * units < this.#inlineBelowMs;
+      if (!inline && !em.heavy && !em.slots.some((s) => s.alive && s.ready.has(em.id))) {
+        // No worker holds this small version yet: start the pool (in the background) and run
+        // here rather than wait for it. (A large one was loaded into the workers at attach.)
+        this.#startPool();
+        inline = true;
+      }
+      if (inline) {
+        const t0 = performance.now();
+        const outs = em.model.plan(target).run(feeds);
+        this.#measure(em, key, (performance.now() - t0) / units);
+        return outs;
+      }
+    }
+    return this.#enqueue(em, target, key, units, feeds, ctx);
+  }
+
+  /** Adds a call to its batching queue (upstream's `Queue::Schedule`). */
+  #batch(em: ExecModel, call: PreparedCall<unknown>, ctx: CallContext): Promise<Tensor[]> {
+    const params = this.#batching!;
+    let size: number;
+    try {
+      size = taskSize(call.feeds);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    this.#batchObserver?.inputBatchSize(size);
+    if (size > params.maxBatchSize) {
+      return Promise.reject(
+        new ServingError(
+          Code.INVALID_ARGUMENT,
+          `Task size ${size} is larger than maximum batch size ${params.maxBatchSize}`,
+        ),
+      );
+    }
+    if (this.#closed) {
+      return Promise.reject(new ServingError(Code.UNAVAILABLE, "Server is shutting down"));
+    }
+    if (ctx.deadline !== undefined && Date.now() >= ctx.deadline) {
+      return Promise.reject(new ServingError(Code.DEADLINE_EXCEEDED, DEADLINE_MESSAGE));
+    }
+    const key = runTargetKey(call.target);
+    let q = em.batchers.get(key);
+    if (!q) {
+      q = {
+        em,
+        target: call.target,
+        key,
+        batches: [{ tasks: [], size: 0, opened: 0, closed: false }],
+      };
+      em.batchers.set(key, q);
+      this.#batchQueues.push(q);
+    }
+    let open = q.batches[q.batches.length - 1];
+    if (open.size + size > params.maxBatchSize) {
+      if (q.batches.length >= params.maxEnqueuedBatches) {
+        return Promise.reject(new ServingError(Code.UNAVAILABLE, QUEUE_FULL_MESSAGE));
+      }
+      open.closed = true;
+      open = { tasks: [], size: 0, opened: 0, closed: false };
+      q.batches.push(open);
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<Tensor[]>();
+    const task: BatchTask = {
+      feeds: call.feeds,
+      size,
+      enqueued: performance.now(),
+      resolve,
+      reject,
+      done: false,
+      batch: open,
+    };
+    if (open.tasks.length === 0) open.opened = task.enqueued;
+    open.tasks.push(task);
+    open.size += size;
+    const drop = (e: ServingError) => {
+      if (task.done) return;
+      const b = task.batch;
+      if (b) {
+        // Still queued: it leaves its batch (a running batch keeps its rows; the answer is
+        // dropped).
+        const i = b.tasks.indexOf(task);
+        if (i >= 0) b.tasks.splice(i, 1);
+        b.size -= task.size;
+      }
+      this.#settleTask(task, e);
+    };
+    if (ctx.deadline !== undefined) {
+      task.timer = setTimeout(
+        () => drop(new ServingError(Code.DEADLINE_EXCEEDED, DEADLINE_MESSAGE)),
+        Math.max(0, ctx.deadline - Date.now()),
+      );
+    }
+    const signal = ctx.signal;
+    if (signal) {
+      task.signal = signal;
+      task.onAbort = () => drop(new ServingError(Code.CANCELLED, "Cancelled"));
+      signal.addEventListener("abort", task.onAbort, { once: true });
+    }
+    this.#kickBatches(0);
+    return promise;
+  }
+
+  #settleTask(task: BatchTask, result: ServingError | Tensor[]): void {
+    if (task.done) return;
+    task.done = true;
+    clearTimeout(task.timer);
+    if (task.onAbort) task.signal?.removeEventListener("abort", task.onAbort);
+    if (result instanceof ServingError) task.reject(result);
+    else task.resolve(result);
+  }
+
+  /**
+   * Processes schedulable batches on the next turn of the event loop (so that calls arriving
+   * together are batched together), or after `delayMs` for a batch waiting out its timeout.
+   */
+  #kickBatches(delayMs: number): void {
+    if (this.#batchKick !== undefined) return;
+    this.#batchKick = setTimeout(() => {
+      this.#batchKick = undefined;
+      this.#processBatches();
+    }, delayMs);
+  }
+
+  /** Upstream's batch threads: take schedulable batches round-robin while a thread is free. */
+  #processBatches(): void {
+    const params = this.#batching!;
+    const timeoutMs = params.batchTimeoutMicros / 1000;
+    let wait = Infinity;
+    while (this.#batchesInFlight < params.numBatchThreads) {
+      let found: { q: BatchQueue; batch: PendingBatch } | undefined;
+      for (let k = 0; k < this.#batchQueues.length && !found; k++) {
+        const q = this.#batchQueues[k];
+        // Batches emptied by calls that left (deadline, client gone) are skipped.
+        while (q.batches.length > 1 && q.batches[0].tasks.length === 0) q.batches.shift();
+        const front = q.batches[0];
+        if (front.tasks.length === 0) continue;
+        const now = performance.now();
+        if (
+          front.closed || front.size >= params.maxBatchSize || now - front.opened >= timeoutMs
+        ) {
+          found = { q, batch: front };
+          // Round-robin: this queue goes to the back.
+          this.#batchQueues.splice(k, 1);
+          this.#batchQueues.push(q);
+        } else wait = Math.min(wait, front.opened + timeoutMs - now);
+      }
+      if (!found) break;
+      const { q, batch } = found;
+      q.batches.shift();
+      if (q.batches.length === 0) q.batches.push({ tasks: [], size: 0, opened: 0, closed: false });
+      this.#runBatch(q, batch);
+    }
+    if (wait < Infinity) this.#kickBatches(Math.max(0, wait));
+  }
+
+  #runBatch(q: BatchQueue, batch: PendingBatch): void {
+    const params = this.#batching!;
+    const tasks = batch.tasks;
+    const now = performance.now();
+    for (const t of tasks) {
+      t.batch = undefined;
+      this.#batchObserver?.queuingLatency((now - t.enqueued) * 1000, params.threadPoolName);
+    }
+    let merged: MergedBatch;
+    try {
+      merged = mergeInputs(
+        tasks.map((t) => t.feeds),
+        tasks.map((t) => t.size),
+        "signature" in q.target
+          ? q.em.model.signatures.get(q.target.signature)?.inputs.map((i) => i.name) ?? []
+          : q.target.feeds,
+        params,
+      );
+    } catch (e) {
+      for (const t of tasks) this.#settleTask(t, ServingError.from(e));
+      return;
+    }
+    this.#batchObserver?.processedBatch(
+      roundToAllowedBatchSize(params.allowedBatchSizes, batch.size),
+      merged.padding,
+    );
+    const finish = (result: ServingError | Tensor[]) => {
+      if (result instanceof ServingError) {
+        for (const t of tasks) this.#settleTask(t, result);
+      } else {
+        let split: Tensor[][];
+        try {
+          split = splitOutputs(result, merged);
+        } catch (e) {
+          for (const t of tasks) this.#settleTask(t, ServingError.from(e));
+          return;
+        }
+        tasks.forEach((t, i) => this.#settleTask(t, split[i]));
+      }
+    };
+    this.#batchesInFlight++;
+    const done = () => {
+      this.#batchesInFlight--;
+      this.#kickBatches(0);
+    };
+    let outs: Tensor[] | Promise<Tensor[]>;
+    try {
+      outs = this.#dispatch(q.em, q.target, merged.feeds, {});
+    } catch (e) {
+      finish(ServingError.from(e));
+      done();
+      return;
+    }
+    if (outs instanceof Promise) {
+      outs.then(finish, (e) => finish(ServingError.from(e))).finally(done);
+    } else {
+      finish(outs);
+      done();
+    }
+  }
+
+  #measure(em: ExecModel, key: string, perUnit: number): void {
+    const old = em.cost.get(key);
+    em.cost.set(key, old === undefined ? perUnit : old + EWMA * (perUnit - old));
+  }
+
+  #enqueue(
+    em: ExecModel,
+    target: RunTarget,
+    key: string,
+    units: number,
+    feeds: readonly Tensor[],
+    ctx: CallContext,
+  ): Promise<Tensor[]> {
+    if (this.#closed) {
+      return Promise.reject(new ServingError(Code.UNAVAILABLE, "Server is shutting down"));
+    }
+    if (em.queue.length >= this.#maxQueued) {
+      return Promise.reject(new ServingError(Code.UNAVAILABLE, QUEUE_FULL_MESSAGE));
+    }
+    const signal = ctx.signal;
+    if (signal?.aborted) return Promise.reject(new ServingError(Code.CANCELLED, "Cancelled"));
+    const { promise, resolve, reject } = Promise.withResolvers<Tensor[]>();
+    const job: Job = {
+      id: this.#nextJob++,
+      em,
+      target,
+      key,
+      units,
+      feeds,
+      resolve,
+      reject,
+      done: false,
+    };
+    if (ctx.deadline !== undefined) {
+      job.timer = setTimeout(
+        () => this.#settle(job, new ServingError(Code.DEADLINE_EXCEEDED, DEADLINE_MESSAGE)),
+        Math.max(0, ctx.deadline - Date.now()),
+      );
+    }
+    if (signal) {
+      job.signal = signal;
+      job.onAbort = () => this.#settle(job, new ServingError(Code.CANCELLED, "Cancelled"));
+      signal.addEventListener("abort", job.onAbort, { once: true });
+    }
+    em.queue.push(job);
+    if (em.queue.length === 1) this.#waiting.push(em);
+    // The first call that needs a worker starts the pool.
+    this.#startPool();
+    this.#pump();
+    return promise;
+  }
+
+  /** Answers a call once; a queued one leaves its queue. */
+  #settle(job: Job, result: ServingError | Tensor[]): void {
+    if (job.done) return;
+    job.done = true;
+    clearTimeout(job.timer);
+    if (job.onAbort) job.signal?.removeEventListener("abort", job.onAbort);
+    const q = job.em.queue;
+    const i = q.indexOf(job);
+    if (i >= 0) {
+      q.splice(i, 1);
+      if (q.length === 0) this.#dropWaiting(job.em);
+    }
+    if (result instanceof ServingError) job.reject(result);
+    else job.resolve(result);
+  }
+
+  #dropWaiting(em: ExecModel): void {
+    const i = this.#waiting.indexOf(em);
+    if (i >= 0) this.#waiting.splice(i, 1);
+  }
+
+  /** Gives every idle worker the next call it can run. */
+  #pump(): void {
+    const slots = this.#slots;
+    if (!slots) return;
+    for (const slot of slots) {
+      if (!slot.alive || slot.job !== undefined) continue;
+      const job = this.#next(slot);
+      if (!job) continue;
+      slot.job = job;
+      this.#post(slot, {
+        type: "run",
+        job: job.id,
+        model: job.em.id,
+        target: job.target,
+        feeds: job.feeds.map(tensorImage),
+      });
+    }
+  }
+
+  /** The next call `slot` may run, taking versions round-robin. */
+  #next(slot: Slot): Job | undefined {
+    const n = this.#waiting.length;
+    for (let k = 0; k < n; k++) {
+      const em = this.#waiting[k];
+      if (!slot.ready.has(em.id) || !em.slots.includes(slot)) continue;
+      const job = em.queue.shift()!;
+      // Round-robin: this version goes to the back (or leaves, if nothing else waits).
+      this.#waiting.splice(k, 1);
+      if (em.queue.length > 0) this.#waiting.push(em);
+      return job;
+    }
+    return undefined;
+  }
+
+  #post(slot: Slot, message: ToWorker): void {
+    try {
+      slot.worker.postMessage(message);
+    } catch (e) {
+      this.#fail(slot, `cannot post to worker ${slot.index}: ${(e as Error).message}`);
+    }
+  }
+
+  #onMessage(slot: Slot, m: FromWorker): void {
+    if (m.type === "loaded") {
+      const key = `${slot.index}/${m.model}`;
+      const done = this.#loading.get(key);
+      this.#loading.delete(key);
+      done?.(m.error);
+      return;
+    }
+    const job = slot.job;
+    slot.job = undefined;
+    if (job && job.id === m.job) {
+      if (m.error === undefined) this.#measure(job.em, job.key, m.ms / job.units);
+      this.#settle(
+        job,
+        m.error
+          ? new ServingError(m.error.code as Code, m.error.message)
+          : (m.outputs ?? []).map(tensorFromImage),
+      );
+    }
+    this.#pump();
+  }
+
+  /** A worker died: its call fails; its versions run on the other workers, or inline. */
+  #fail(slot: Slot, why: string): void {
+    if (!slot.alive) return;
+    slot.alive = false;
+    this.#log("error", `Worker ${slot.index} stopped: ${why}`);
+    try {
+      slot.worker.terminate();
+    } catch { /* already gone */ }
+    for (const [key, done] of this.#loading) {
+      if (key.startsWith(`${slot.index}/`)) {
+        this.#loading.delete(key);
+        done({ message: why });
+      }
+    }
+    const job = slot.job;
+    slot.job = undefined;
+    if (job) this.#settle(job, new ServingError(Code.INTERNAL, `Worker stopped: ${why}`));
+    for (const em of [...this.#models.values()]) {
+      if (!em.slots.includes(slot)) continue;
+      em.slots = em.slots.filter((s) => s !== slot);
+      if (em.slots.length > 0) continue;
+      if (em.stateful) {
+        // Its state was in that worker: refuse from now on rather than answer from the main
+        // isolate's stale copy (the version must be reloaded).
+        const lost = `Cannot run ${em.label}: the worker holding its state stopped (${why})`;
+        for (const j of em.queue.slice()) this.#settle(j, new ServingError(Code.INTERNAL, lost));
+        em.lost = lost;
+      } else this.#runInlineFromNow(em, why);
+    }
+    this.#pump();
+  }
+
+  /** The workers, started on first use. */
+  #pool(): Slot[] {
+    if (this.#slots) return this.#slots;
+    const slots: Slot[] = [];
+    for (let i = 0; i < this.#workers; i++) {
+      let worker: Worker;
+      try {
+        // A static specifier, so `deno compile` bundles the worker module.
+        worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
+      } catch (e) {
+        this.#log(
+          "warning",
+          `Cannot start inference workers; models run on the main thread: ${(e as Error).message}`,
+        );
+        break;
+      }
+      const slot: Slot = {
+        index: i,
+        worker,
+        alive: true,
+        job: undefined,
+        pinned: 0,
+        ready: new Set(),
+      };
+      worker.onmessage = (e: MessageEvent<FromWorker>) => this.#onMessage(slot, e.data);
+      worker.onerror = (e: ErrorEvent) => {
+        e.preventDefault();
+        this.#fail(slot, e.message);
+      };
+      worker.onmessageerror = () => this.#fail(slot, "a message could not be read");
+      slots.push(slot);
+    }
+    this.#slots = slots;
+    if (slots.length > 0) {
+      this.#log("info", `Started ${slots.length} inference worker(s)`);
+    }
+    return slots;
+  }
+
+  /** Refuses calls still waiting and stops the workers. */
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    clearTimeout(this.#batchKick);
+    this.#batchKick = undefined;
+    for (const q of this.#batchQueues.splice(0)) {
+      for (const b of q.batches) {
+        for (const t of b.tasks) {
+          this.#settleTask(t, new ServingError(Code.UNAVAILABLE, "Server is shutting down"));
+        }
+      }
+    }
+    for (const em of this.#waiting.slice()) {
+      for (const job of em.queue.slice()) {
+        this.#settle(job, new ServingError(Code.UNAVAILABLE, "Server is shutting down"));
+      }
+    }
+    for (const slot of this.#slots ?? []) {
+      const job = slot.job;
+      slot.job = undefined;
+      if (job) this.#settle(job, new ServingError(Code.UNAVAILABLE, "Server is shutting down"));
+      slot.alive = false;
+      slot.worker.terminate();
+    }
+    for (const done of this.#loading.values()) done({ message: "the server is shutting down" });
+    this.#loading.clear();
+    return Promise.resolve();
+  }
+
+  /** Same as close(). */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

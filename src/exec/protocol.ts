@@ -1,0 +1,38 @@
+/**
+ * The messages between the main isolate and a worker (structured-cloned; shared memory stays
+ * shared).
+ *
+ * @module
+ */
+import type { RunTarget } from "../runtime/model.ts";
+import type { ModelImage, TensorImage } from "./shared_model.ts";
+
+/** An error as it crosses isolates. */
+export interface ErrorImage {
+  readonly code: number;
+  readonly message: string;
+}
+
+/** Main → worker. */
+export type ToWorker =
+  | { readonly type: "load"; readonly model: number; readonly image: ModelImage }
+  | { readonly type: "unload"; readonly model: number }
+  | {
+    readonly type: "run";
+    readonly job: number;
+    readonly model: number;
+    readonly target: RunTarget;
+    readonly feeds: readonly TensorImage[];
+  };
+
+/** Worker → main. */
+export type FromWorker =
+  | { readonly type: "loaded"; readonly model: number; readonly error?: ErrorImage }
+  | {
+    readonly type: "done";
+    readonly job: number;
+    /** Time spent running the plan in the worker. */
+    readonly ms: number;
+    readonly outputs?: readonly TensorImage[];
+    readonly error?: ErrorImage;
+  };

@@ -1,0 +1,60 @@
+/**
+ * The worker isolate's entry point: holds the models it was given (rebuilt from their images,
+ * weights shared with the main isolate) and runs one plan per message, answering with the
+ * outputs or the error. It never touches the network or the file system.
+ *
+ * @module
+ */
+import { ServingError } from "../errors.ts";
+import type { Model } from "../runtime/model.ts";
+import { modelFromImage, tensorFromImage, tensorImage } from "./shared_model.ts";
+import type { FromWorker, ToWorker } from "./protocol.ts";
+
+/** The worker's side of its message port. */
+const port = globalThis as unknown as {
+  postMessage(message: FromWorker): void;
+  onmessage: ((e: MessageEvent<ToWorker>) => void) | null;
+};
+
+const models = new Map<number, Model>();
+
+function errorOf(e: unknown) {
+  const err = ServingError.from(e);
+  return { code: err.code, message: err.message };
+}
+
+port.onmessage = (e: MessageEvent<ToWorker>) => {
+  const m = e.data;
+  switch (m.type) {
+    case "load": {
+      try {
+        models.set(m.model, modelFromImage(m.image));
+        port.postMessage({ type: "loaded", model: m.model });
+      } catch (err) {
+        port.postMessage({ type: "loaded", model: m.model, error: errorOf(err) });
+      }
+      break;
+    }
+    case "unload":
+      models.delete(m.model);
+      break;
+    case "run": {
+      const t0 = performance.now();
+      try {
+        const model = models.get(m.model);
+        if (!model) throw new Error(`Model ${m.model} is not loaded in this worker`);
+        const outs = model.plan(m.target).run(m.feeds.map(tensorFromImage));
+        const ms = performance.now() - t0;
+        port.postMessage({ type: "done", job: m.job, ms, outputs: outs.map(tensorImage) });
+      } catch (err) {
+        port.postMessage({
+          type: "done",
+          job: m.job,
+          ms: performance.now() - t0,
+          error: errorOf(err),
+        });
+      }
+      break;
+    }
+  }
+};

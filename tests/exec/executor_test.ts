@@ -1,0 +1,192 @@
+/**
+ * The Executor on its own: worker results equal inline ones, weights are shared, stateful
+ * versions stay consistent, deadlines, cancellation and the queue bound.
+ */
+import assert from "node:assert/strict";
+import { create } from "@bufbuild/protobuf";
+import { PredictRequestSchema } from "../../src/proto/gen/tensorflow_serving/apis/predict_pb.ts";
+import { Code } from "../../src/errors.ts";
+import { Executor, QUEUE_FULL_MESSAGE } from "../../src/exec/executor.ts";
+import { hasStatefulSignature, shareConstants } from "../../src/exec/shared_model.ts";
+import { loadModel, type Model } from "../../src/runtime/model.ts";
+import { preparePredict } from "../../src/servables/predict.ts";
+import { prepareMultiInference } from "../../src/servables/multi_inference.ts";
+import { MultiInferenceRequestSchema } from "../../src/proto/gen/tensorflow_serving/apis/inference_pb.ts";
+import { ExampleSchema } from "../../src/proto/gen/tensorflow/core/example/example_pb.ts";
+import { testdata } from "../testdata.ts";
+import { runPrepared } from "../../src/servables/prepared.ts";
+import { Tensor } from "../../src/tensor/tensor.ts";
+import { tensorToProto } from "../../src/tensor/tensor_proto.ts";
+import { assertServingError } from "../assert.ts";
+import { writeCounterModel, writeSlowModel } from "./models.ts";
+
+const dir = await Deno.makeTempDir({ prefix: "exec_test_" });
+await writeSlowModel(`${dir}/slow`, 12);
+await writeCounterModel(`${dir}/counter`);
+
+const HALF_PLUS_TWO = testdata("saved_model_half_plus_two_cpu/00000123");
+
+const load = (name: string) => loadModel(`${dir}/${name}`, { prepare: shareConstants });
+
+function call(model: Model, signatureName: string, inputs: Record<string, Tensor> = {}) {
+  const req = create(PredictRequestSchema, {
+    modelSpec: { name: "m", signatureName },
+    inputs: Object.fromEntries(Object.entries(inputs).map(([k, t]) => [k, tensorToProto(t)])),
+  });
+  return preparePredict(model, 1, "m", req);
+}
+
+const values = (r: { outputs: Record<string, { floatVal: number[] }> }, alias: string) =>
+  r.outputs[alias].floatVal;
+
+Deno.test("shareConstants() puts large constants in shared memory, viewed by the Const kernel", async () => {
+  const model = await load("slow");
+  const w = model.bundle.metaGraph.graphDef!.node.find((n) => n.name === "w")!;
+  const v = w.attr["value"].value;
+  assert.equal(v.case, "tensor");
+  assert.ok(v.value.tensorContent.buffer instanceof SharedArrayBuffer);
+  // The Const kernel views those bytes in place (what makes every isolate share them).
+  const [value] = model.plan({ feeds: [], fetches: ["w:0"] }).run([]);
+  assert.ok((value.data as Float32Array).buffer instanceof SharedArrayBuffer);
+  assert.equal(hasStatefulSignature(model.bundle), false);
+  assert.equal(hasStatefulSignature((await load("counter")).bundle), true);
+});
+
+Deno.test("Executor runs a signature on a worker with the inline result", async () => {
+  await using exec = new Executor({ workers: 2 });
+  const model = await load("slow");
+  const inline = runPrepared(model, call(model, "", { x: Tensor.float32([1, 2]) }));
+  await exec.attach(model, "slow");
+  assert.equal(exec.workers, 2);
+  const out = exec.run(model, call(model, "", { x: Tensor.float32([1, 2]) }));
+  assert.ok(out instanceof Promise, "an unmeasured signature goes to the pool");
+  assert.deepEqual(values(await out, "y"), values(inline, "y"));
+  assert.deepEqual(values(inline, "y"), [2, 3]);
+});
+
+Deno.test("Executor runs a cheap signature inline once measured", async () => {
+  await using exec = new Executor({ workers: 1, inlineBelowMs: 1e9 });
+  const model = await load("slow");
+  await exec.attach(model, "slow");
+  const first = exec.run(model, call(model, "", { x: Tensor.float32([1]) }));
+  assert.ok(first instanceof Promise);
+  await first;
+  const second = exec.run(model, call(model, "", { x: Tensor.float32([5]) }));
+  assert.ok(!(second instanceof Promise), "measured below the threshold: runs inline");
+  assert.deepEqual(values(second, "y"), [6]);
+});
+
+Deno.test("a small stateful version is pinned to the main isolate", async () => {
+  await using exec = new Executor({ workers: 2 });
+  const model = await load("counter");
+  await exec.attach(model, "counter");
+  assert.equal(exec.placement(model), "main");
+  assert.equal(exec.workers, 0, "no worker was started for it");
+  const out = exec.run(model, call(model, "incr_counter"));
+  assert.ok(!(out instanceof Promise));
+  assert.deepEqual(values(out, "output"), [1]);
+});
+
+Deno.test("a stateful version runs on one worker: N concurrent AssignAdd leave N", async () => {
+  // Every version counts as large here, so the counter is pinned to a worker.
+  await using exec = new Executor({ workers: 2, heavyWeightElements: 0 });
+  const model = await load("counter");
+  await exec.attach(model, "counter");
+  assert.equal(exec.placement(model), "worker");
+  assert.equal(exec.workers, 2);
+  const n = 50;
+  const results = await Promise.all(
+    Array.from({ length: n }, () => exec.run(model, call(model, "incr_counter"))),
+  );
+  // One call at a time: every call saw its own value.
+  const seen = results.map((r) => values(r, "output")[0]).sort((a, b) => a - b);
+  assert.deepEqual(seen, Array.from({ length: n }, (_, i) => i + 1));
+  assert.deepEqual(values(await exec.run(model, call(model, "get_counter")), "output"), [n]);
+  await exec.run(model, call(model, "incr_counter_by", { delta: Tensor.float32([2.5], []) }));
+  assert.deepEqual(values(await exec.run(model, call(model, "get_counter")), "output"), [n + 2.5]);
+  // The main isolate's copy is never used again (it stays as it was at attach).
+  assert.deepEqual(values(runPrepared(model, call(model, "get_counter")), "output"), [0]);
+});
+
+Deno.test("a deadline answers DEADLINE_EXCEEDED while the call runs; the next call succeeds", async () => {
+  await using exec = new Executor({ workers: 1 });
+  const model = await load("slow");
+  await exec.attach(model, "slow");
+  const late = exec.run(model, call(model, "", { x: Tensor.float32([1]) }), {
+    deadline: Date.now() + 50,
+  });
+  const queued = exec.run(model, call(model, "", { x: Tensor.float32([2]) }), {
+    deadline: Date.now() + 50,
+  });
+  await assertServingError(() => late, Code.DEADLINE_EXCEEDED);
+  await assertServingError(() => queued, Code.DEADLINE_EXCEEDED);
+  assert.deepEqual(
+    values(await exec.run(model, call(model, "", { x: Tensor.float32([3]) })), "y"),
+    [
+      4,
+    ],
+  );
+});
+
+Deno.test("a call whose client went away leaves the queue before it runs", async () => {
+  await using exec = new Executor({ workers: 1, heavyWeightElements: 0 });
+  const slow = await load("slow");
+  const counter = await load("counter");
+  await exec.attach(slow, "slow");
+  await exec.attach(counter, "counter");
+  const busy = exec.run(slow, call(slow, "", { x: Tensor.float32([1]) }));
+  const gone = new AbortController();
+  const dropped = exec.run(counter, call(counter, "incr_counter"), { signal: gone.signal });
+  gone.abort();
+  await assertServingError(() => dropped, Code.CANCELLED);
+  await busy;
+  assert.deepEqual(values(await exec.run(counter, call(counter, "get_counter")), "output"), [0]);
+});
+
+Deno.test("a full queue refuses with UNAVAILABLE and upstream's message", async () => {
+  await using exec = new Executor({ workers: 1, maxQueued: 4 });
+  const model = await load("slow");
+  await exec.attach(model, "slow");
+  const deadline = Date.now() + 60_000;
+  const accepted = Array.from(
+    { length: 5 },
+    (_, i) => exec.run(model, call(model, "", { x: Tensor.float32([i]) }), { deadline }),
+  );
+  const refused = Array.from(
+    { length: 200 },
+    () => exec.run(model, call(model, "", { x: Tensor.float32([0]) })),
+  );
+  for (const r of refused) await assertServingError(() => r, Code.UNAVAILABLE, QUEUE_FULL_MESSAGE);
+  const ys = (await Promise.all(accepted)).map((r) => values(r, "y")[0]);
+  assert.deepEqual(ys, [1, 2, 3, 4, 5]);
+});
+
+Deno.test("MultiInference (a plan over tensor names) runs on a worker", async () => {
+  await using exec = new Executor({ workers: 1, heavyWeightElements: 0 });
+  const model = await loadModel(HALF_PLUS_TWO, { prepare: shareConstants });
+  await exec.attach(model, "half_plus_two");
+  const example = create(ExampleSchema, {
+    features: { feature: { x: { kind: { case: "floatList", value: { value: [2] } } } } },
+  });
+  const req = create(MultiInferenceRequestSchema, {
+    tasks: [
+      {
+        modelSpec: { name: "m", signatureName: "regress_x_to_y" },
+        methodName: "tensorflow/serving/regress",
+      },
+      {
+        modelSpec: { name: "m", signatureName: "classify_x_to_y" },
+        methodName: "tensorflow/serving/classify",
+      },
+    ],
+    input: { kind: { case: "exampleList", value: { examples: [example] } } },
+  });
+  const out = exec.run(model, prepareMultiInference(model, 1, "m", req));
+  assert.ok(out instanceof Promise);
+  const res = await out;
+  const inline = runPrepared(model, prepareMultiInference(model, 1, "m", req));
+  assert.deepEqual(res, inline);
+  const r = res.results[0].result;
+  assert.equal(r.case, "regressionResult");
+  assert.equal(r.value.regressions[0].value, 3);
+});
