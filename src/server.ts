@@ -61,6 +61,11 @@ export async function startServer(
   const servableOptions = {
     enableSignatureMethodNameCheck: options.enableSignatureMethodNameCheck,
     enableSerializationAsTensorContent: options.enableSerializationAsTensorContent,
+    decodeLimits: {
+      maxRequestBytes: options.maxRequestDecodedBytes,
+      maxExpansion: options.maxTensorExpansion,
+      expansionFloorBytes: options.tensorExpansionFloorBytes,
+    },
   };
   const monitoringConfig = options.monitoringConfigFile
     ? await readMonitoringConfigFile(options.monitoringConfigFile)

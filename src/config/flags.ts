@@ -188,6 +188,12 @@ export interface ServerOptions {
   enableGrpcHealthcheckService: boolean;
   /** `--enable_serialization_as_tensor_content`: Predict outputs as tensor_content. */
   enableSerializationAsTensorContent: boolean;
+  /** `--max_request_decoded_bytes` (this server's): all tensors of one request. Default 1 GiB. */
+  maxRequestDecodedBytes: number;
+  /** `--max_tensor_expansion` (this server's): decoded bytes per encoded byte. Default 16. */
+  maxTensorExpansion: number;
+  /** `--tensor_expansion_floor_bytes` (this server's): what any tensor may decode to. 16 MiB. */
+  tensorExpansionFloorBytes: number;
 
   /** `--help` was given: print {@linkcode usage} and exit (nothing was validated). */
   help: boolean;
@@ -628,6 +634,31 @@ export const FLAGS: readonly FlagSpec[] = [
     help: "Enable serialization of predict response as tensor content.",
     support: SUPPORTED,
   },
+  // Not upstream's: the bounds on what decoding a request may allocate (src/tensor/limits.ts).
+  {
+    name: "max_request_decoded_bytes",
+    type: "int64",
+    defaultValue: 1 << 30,
+    help: "The most bytes all tensors of one request (Predict inputs, Classify/Regress " +
+      "examples, warmup records) may decode to; over it is RESOURCE_EXHAUSTED.",
+    support: SUPPORTED,
+  },
+  {
+    name: "max_tensor_expansion",
+    type: "int32",
+    defaultValue: 16,
+    help: "A tensor may decode to at most this many bytes per encoded byte (or to " +
+      "--tensor_expansion_floor_bytes): bounds TensorProtos whose shape asks for more values " +
+      "than they hold.",
+    support: SUPPORTED,
+  },
+  {
+    name: "tensor_expansion_floor_bytes",
+    type: "int64",
+    defaultValue: 16 << 20,
+    help: "The bytes any one tensor may decode to whatever its encoded size.",
+    support: SUPPORTED,
+  },
 ];
 
 const BY_NAME: ReadonlyMap<string, FlagSpec> = new Map(FLAGS.map((f) => [f.name, f]));
@@ -899,6 +930,9 @@ function toOptions(values: ReadonlyMap<string, FlagValue>, help: boolean, versio
     skipInitializeTpu: bool("skip_initialize_tpu"),
     enableGrpcHealthcheckService: bool("enable_grpc_healthcheck_service"),
     enableSerializationAsTensorContent: bool("enable_serialization_as_tensor_content"),
+    maxRequestDecodedBytes: int("max_request_decoded_bytes"),
+    maxTensorExpansion: int("max_tensor_expansion"),
+    tensorExpansionFloorBytes: int("tensor_expansion_floor_bytes"),
     help,
     version,
     ignored: [],

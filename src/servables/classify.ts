@@ -228,7 +228,7 @@ export function classify(
     modelSpec: makeModelSpec(modelName, spec.signatureName, version),
   });
   const io = preProcessClassification(sig, options);
-  const { examples, outputs } = runOneShot(sig, io, req.input);
+  const { examples, outputs } = runOneShot(sig, io, req.input, options);
   response.result = postProcessClassificationResult(
     sig.def,
     examples.shape[0],

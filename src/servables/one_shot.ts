@@ -12,6 +12,7 @@ import type { Model, Signature } from "../runtime/model.ts";
 import type { DataType } from "../tensor/dtype.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { checkFeedTypes, inputToExamplesTensor } from "./input.ts";
+import { DecodeBudget } from "../tensor/limits.ts";
 import { resolveSignatureName, type ServableOptions } from "./model_spec.ts";
 
 /** How a one-shot (Classify or Regress) signature is fed and fetched. */
@@ -74,8 +75,9 @@ export function runOneShot(
   sig: Signature,
   io: OneShotSpec,
   input: Input | undefined,
+  options: ServableOptions = {},
 ): { examples: Tensor; outputs: Tensor[] } {
-  const examples = inputToExamplesTensor(input);
+  const examples = inputToExamplesTensor(input, new DecodeBudget(options.decodeLimits));
   checkFeedTypes([examples], [io.inputDtype]);
   return { examples, outputs: sig.plan(io.outputAliases).run([examples]) };
 }

@@ -178,7 +178,7 @@ export function regress(
     modelSpec: makeModelSpec(modelName, spec.signatureName, version),
   });
   const io = preProcessRegression(sig, options);
-  const { examples, outputs } = runOneShot(sig, io, req.input);
+  const { examples, outputs } = runOneShot(sig, io, req.input, options);
   response.result = postProcessRegressionResult(
     sig.def,
     examples.shape[0],
