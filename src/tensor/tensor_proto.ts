@@ -33,7 +33,7 @@ import { checkedElementCount, DecodeBudget, STRING_ELEMENT_BYTES } from "./limit
 
 /** The offset between a type and its reference type in `tensorflow.DataType`. */
 const REF_OFFSET = 100;
-import { sizeOf, Tensor } from "./tensor.ts";
+import { Tensor } from "./tensor.ts";
 
 /** Reads a fully defined shape; `-1` dims or unknown rank are rejected. */
 export function shapeFromProto(p: TensorShapeProto | undefined, what = "tensor"): number[] {
