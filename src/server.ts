@@ -110,6 +110,7 @@ export async function startServer(
       port: options.port > 0 ? options.port : undefined,
       socketPath: options.grpcSocketPath || undefined,
       enableHealthCheck: options.enableGrpcHealthcheckService,
+      decodeLimits: servableOptions.decodeLimits,
       log,
     });
   } catch (e) {
