@@ -16,7 +16,8 @@
  *
  * @module
  */
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { decodeBinary } from "../proto/binary.ts";
 import {
   type BundleEntryProto,
   BundleEntryProtoSchema,
@@ -133,7 +134,7 @@ export class TensorBundle {
     raw.delete(HEADER_KEY);
     this.#raw = raw;
     try {
-      this.header = fromBinary(BundleHeaderProtoSchema, headerBytes);
+      this.header = decodeBinary(BundleHeaderProtoSchema, headerBytes);
     } catch (e) {
       throw this.#corrupt("unable to parse header", e);
     }
@@ -208,7 +209,7 @@ export class TensorBundle {
     }
     let entry: BundleEntryProto;
     try {
-      entry = fromBinary(BundleEntryProtoSchema, raw);
+      entry = decodeBinary(BundleEntryProtoSchema, raw);
     } catch (e) {
       throw new ServingError(
         Code.DATA_LOSS,
