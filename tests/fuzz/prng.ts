@@ -71,7 +71,7 @@ export class Prng {
    */
   mutate(base: Uint8Array): Uint8Array {
     let b: Uint8Array = base.slice();
-    const rounds = 1 + this.int(4);
+    const rounds = this.int(3) === 0 ? 1 + this.int(4) : 1;
     for (let r = 0; r < rounds; r++) {
       const at = this.int(b.length + 1);
       switch (this.int(8)) {
