@@ -315,7 +315,9 @@ Deno.test(
     try {
       const res = await fetch(url, { method: "POST", body: bytes });
       await res.body?.cancel();
-      assert.ok(res.status === 200 || res.status === 400, String(res.status));
+      // 200, or 504 when a loaded machine takes longer than --rest_api_timeout_in_ms: the point
+      // here is the memory bound (not stalling others needs inference off the event loop).
+      assert.ok(res.status === 200 || res.status === 504, String(res.status));
     } finally {
       clearInterval(sampler);
     }

@@ -111,14 +111,16 @@ export function encodedSizeLowerBound(p: TensorProto): number {
  * refused), `tensor_content`'s length, and then the decoded size against `budget`.
  *
  * @param what names the tensor in error messages (e.g. `input "x"`)
- * @param budget the request's decode allowance (a fresh one with the default limits if omitted)
+ * @param budget the request's decode allowance; every request path passes one. Without it
+ *   (tensors of a model's own graph, such as `Const` values, which TensorFlow also builds without
+ *   a limit and which often use the repeat rule for large fills) only the checks apply.
  * @throws ServingError INVALID_ARGUMENT for a malformed proto, UNIMPLEMENTED for a type that
  *   cannot be held here, RESOURCE_EXHAUSTED over a decode limit
  */
 export function tensorFromProto(
   p: TensorProto,
   what = "tensor",
-  budget: DecodeBudget = new DecodeBudget(),
+  budget?: DecodeBudget,
 ): Tensor {
   const dtype = p.dtype;
   const dimsProto = p.tensorShape?.dim ?? [];
@@ -169,7 +171,7 @@ export function tensorFromProto(
     }
   }
   // Everything below allocates at most what is charged here.
-  budget.charge(what, n * decodedElementBytes(dtype), encodedSizeLowerBound(p));
+  budget?.charge(what, n * decodedElementBytes(dtype), encodedSizeLowerBound(p));
   if (dtype === DataType.DT_STRING) {
     const out: Uint8Array[] = new Array(n);
     fill(out, p.stringVal, new Uint8Array(0));

@@ -28,13 +28,14 @@ function throwsCode(fn: () => unknown, code: Code, text?: RegExp): ServingError 
 
 Deno.test("tensorFromProto() refuses a huge DT_STRING shape without allocating", () => {
   const e = throwsCode(
-    () => tensorFromProto(proto(DataType.DT_STRING, [500_000_000]), 'input "x"'),
+    () =>
+      tensorFromProto(proto(DataType.DT_STRING, [500_000_000]), 'input "x"', new DecodeBudget()),
     Code.RESOURCE_EXHAUSTED,
   );
   assert.match(e.message, /^Cannot decode input "x": it needs 12000000000 bytes/);
   assert.match(e.message, /over the limit of 1073741824 bytes per request/);
   throwsCode(
-    () => tensorFromProto(proto(DataType.DT_STRING, [1_000_000])),
+    () => tensorFromProto(proto(DataType.DT_STRING, [1_000_000]), "x", new DecodeBudget()),
     Code.RESOURCE_EXHAUSTED,
     /--tensor_expansion_floor_bytes=16777216/,
   );
@@ -42,11 +43,21 @@ Deno.test("tensorFromProto() refuses a huge DT_STRING shape without allocating",
 
 Deno.test("tensorFromProto() bounds the repeat-last-value rule by the expansion limit", () => {
   throwsCode(
-    () => tensorFromProto(proto(DataType.DT_FLOAT, [100_000_000], { floatVal: [1] })),
+    () =>
+      tensorFromProto(
+        proto(DataType.DT_FLOAT, [100_000_000], { floatVal: [1] }),
+        "x",
+        new DecodeBudget(),
+      ),
     Code.RESOURCE_EXHAUSTED,
   );
   throwsCode(
-    () => tensorFromProto(proto(DataType.DT_FLOAT, [500_000_000], { floatVal: [1] })),
+    () =>
+      tensorFromProto(
+        proto(DataType.DT_FLOAT, [500_000_000], { floatVal: [1] }),
+        "x",
+        new DecodeBudget(),
+      ),
     Code.RESOURCE_EXHAUSTED,
     /per request/,
   );
@@ -126,4 +137,11 @@ Deno.test("DecodeBudget charges a request's tensors together", () => {
     Code.RESOURCE_EXHAUSTED,
     /Cannot decode b: with it the request's tensors need 1200 bytes/,
   );
+});
+
+Deno.test("tensorFromProto() without a budget (a graph's Const) keeps TF's unbounded fill", () => {
+  const t = tensorFromProto(proto(DataType.DT_FLOAT, [3000, 3000], { floatVal: [0.5] }));
+  assert.equal((t.data as Float32Array)[8_999_999], 0.5);
+  // The shape checks still apply.
+  throwsCode(() => tensorFromProto(proto(101, [1])), Code.INVALID_ARGUMENT);
 });

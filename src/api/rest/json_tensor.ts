@@ -545,13 +545,35 @@ function fillFromInstances(
   infos: TensorInfoMap,
   names: readonly string[],
 ): Record<string, TensorProto> {
-  const items = doc.elements(list);
-  if (!doc.isObject(items[0]) && infos.size > 1) {
+  if (!doc.isObject(list + 1) && infos.size > 1) {
     throw invalid(
       "instances is a plain list, but expecting list of objects as multiple input tensors " +
         "required as per tensorinfo_map",
     );
   }
+  const count = doc.size(list);
+  if (doc.a[list] === list + 1 + count) {
+    // A flat list of scalars (no item has children): each item is one value of the one input.
+    // The same checks and messages as the general path, without its per-item work.
+    const dtype = infos.get(names[0])!;
+    const sink = new ValueSink(dtype);
+    sink.reserve(count);
+    for (let n = 0; n < count; n++) {
+      try {
+        addValue(doc, list + 1 + n, sink);
+      } catch (e) {
+        throw invalid(
+          `Failed to process element: ${n} of 'instances' list. Error: ${
+            statusToString(ServingError.from(e))
+          }`,
+        );
+      }
+    }
+    const out: Record<string, TensorProto> = {};
+    setEntry(out, names[0], sink.toProto([count]));
+    return out;
+  }
+  const items = doc.elements(list);
   const isElementObject = (i: number) => doc.isObject(i) && !isBase64Object(doc, i);
   const elementsAreObjects = isElementObject(items[0]);
   const tensors = new Map<string, RowTensor>();
