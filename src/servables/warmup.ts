@@ -7,7 +7,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { decodeBinary, WireDecodeError } from "../proto/binary.ts";
-import { DEFAULT_DECODE_LIMITS } from "../tensor/limits.ts";
+import { DEFAULT_DECODE_LIMITS, messageDecodeAllowance } from "../tensor/limits.ts";
 import { ClassificationRequestSchema } from "../proto/gen/tensorflow_serving/apis/classification_pb.ts";
 import { MultiInferenceRequestSchema } from "../proto/gen/tensorflow_serving/apis/inference_pb.ts";
 import { PredictRequestSchema } from "../proto/gen/tensorflow_serving/apis/predict_pb.ts";
@@ -82,10 +82,7 @@ export async function runWarmup(
       // Parsed as the C++ server parses it, and bounded as a request is.
       const limits = options.decodeLimits ?? DEFAULT_DECODE_LIMITS;
       log = decodeBinary(PredictionLogSchema, record, {
-        maxCost: Math.min(
-          limits.maxRequestBytes,
-          Math.max(limits.expansionFloorBytes, limits.maxExpansion * record.length),
-        ),
+        maxCost: messageDecodeAllowance(record.length, limits),
       });
     } catch (e) {
       if (e instanceof WireDecodeError && e.overLimit) {

@@ -106,6 +106,30 @@ export class DecodeBudget {
   }
 }
 
+/**
+ * Protobuf messages cost more in a JS heap than their tensors hold: an `int64_val` value is a
+ * 24-byte BigInt behind an 8-byte slot (32 times a one-byte varint), an empty `string_val` a
+ * typed-array view (about 50 times its 2 bytes). A parsed message may therefore cost this many
+ * times the tensor expansion ratio per wire byte, so that every well-formed tensor still parses.
+ */
+export const MESSAGE_COST_FACTOR = 4;
+
+/**
+ * The memory a protobuf message of `size` wire bytes (a gRPC request, a warmup record) may cost
+ * once parsed: `max(floor, MESSAGE_COST_FACTOR × maxExpansion × size)`, at most a request's cap.
+ *
+ * @example
+ * ```ts
+ * messageDecodeAllowance(41, DEFAULT_DECODE_LIMITS); // 16777216 (the floor)
+ * ```
+ */
+export function messageDecodeAllowance(size: number, limits: DecodeLimits): number {
+  return Math.min(
+    limits.maxRequestBytes,
+    Math.max(limits.expansionFloorBytes, MESSAGE_COST_FACTOR * limits.maxExpansion * size),
+  );
+}
+
 /** An integer byte count as digits (no exponent, even past 2^53). */
 function bytesText(n: number): string {
   return Number.isSafeInteger(n) ? String(n) : BigInt(Math.round(n)).toString();

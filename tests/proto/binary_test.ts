@@ -6,6 +6,12 @@ import { ClassificationRequestSchema } from "../../src/proto/gen/tensorflow_serv
 import { GetModelStatusRequestSchema } from "../../src/proto/gen/tensorflow_serving/apis/get_model_status_pb.ts";
 import { TensorProtoSchema } from "../../src/proto/gen/tensorflow/core/framework/tensor_pb.ts";
 import { decodeBinary, WireDecodeError } from "../../src/proto/binary.ts";
+import {
+  decodeRequest,
+  RefusedRequest,
+  UNDECODABLE,
+} from "../../src/api/grpc/service_definition.ts";
+import { DEFAULT_DECODE_LIMITS } from "../../src/tensor/limits.ts";
 
 function predictBytes(): Uint8Array {
   return toBinary(
@@ -150,4 +156,30 @@ Deno.test("decodeBinary() keeps no unknown fields and bounds what it builds", ()
     }),
   );
   assert.equal(decodeBinary(GetModelStatusRequestSchema, status).modelSpec?.name, "m");
+});
+
+Deno.test("decodeRequest() takes a well-formed request of a million one-byte int64 values", () => {
+  const req = create(PredictRequestSchema, {
+    modelSpec: { name: "m" },
+    inputs: {
+      ids: {
+        dtype: 9,
+        tensorShape: { dim: [{ size: 1_000_000n }] },
+        int64Val: Array.from({ length: 1_000_000 }, (_, i) => BigInt(i % 100)),
+      },
+    },
+  });
+  const bytes = toBinary(PredictRequestSchema, req);
+  const m = decodeRequest(PredictRequestSchema, bytes, DEFAULT_DECODE_LIMITS);
+  assert.ok(m !== UNDECODABLE && !(m instanceof RefusedRequest), "refused");
+  assert.equal(m.inputs.ids.int64Val.length, 1_000_000);
+  // A million empty output_filter strings (2 MB) is not well-formed use: refused.
+  const strings = new Uint8Array(2_000_000);
+  for (let i = 0; i < strings.length; i += 2) strings[i] = 0x1a;
+  assert.ok(
+    decodeRequest(PredictRequestSchema, strings, {
+      ...DEFAULT_DECODE_LIMITS,
+      maxExpansion: 4,
+    }) instanceof RefusedRequest,
+  );
 });

@@ -25,7 +25,12 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import { decodeBinary, WireDecodeError } from "../../proto/binary.ts";
-import { type DecodeLimits, DEFAULT_DECODE_LIMITS } from "../../tensor/limits.ts";
+import {
+  type DecodeLimits,
+  DEFAULT_DECODE_LIMITS,
+  MESSAGE_COST_FACTOR,
+  messageDecodeAllowance,
+} from "../../tensor/limits.ts";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import type { MethodDefinition } from "@grpc/grpc-js";
 import { Buffer } from "node:buffer";
@@ -87,17 +92,6 @@ export function encodeMessage<D extends DescMessage>(schema: D, message: Message
 }
 
 /**
- * The memory a request of `size` wire bytes may decode to: as a tensor's allowance, at most
- * `maxExpansion` times its bytes or the floor, and never more than a request's cap.
- */
-export function requestDecodeAllowance(size: number, limits: DecodeLimits): number {
-  return Math.min(
-    limits.maxRequestBytes,
-    Math.max(limits.expansionFloorBytes, limits.maxExpansion * size),
-  );
-}
-
-/**
  * Decodes wire bytes as C++ protobuf would, or returns {@link UNDECODABLE} when they are not a
  * valid message, or a {@link RefusedRequest} (RESOURCE_EXHAUSTED) when decoding them would cost
  * more memory than the limits allow.
@@ -111,7 +105,7 @@ export function decodeRequest<D extends DescMessage>(
   bytes: Uint8Array,
   limits: DecodeLimits = DEFAULT_DECODE_LIMITS,
 ): Decoded<MessageShape<D>> {
-  const maxCost = requestDecodeAllowance(bytes.length, limits);
+  const maxCost = messageDecodeAllowance(bytes.length, limits);
   try {
     return decodeBinary(schema, bytes, { maxCost });
   } catch (e) {
@@ -120,8 +114,9 @@ export function decodeRequest<D extends DescMessage>(
         code: Code.RESOURCE_EXHAUSTED,
         details: `Cannot decode ${schema.typeName} of ${bytes.length} bytes: it would need ` +
           `more than ${maxCost} bytes of memory (max(--tensor_expansion_floor_bytes=` +
-          `${limits.expansionFloorBytes}, --max_tensor_expansion=${limits.maxExpansion} × ` +
-          `its bytes), at most --max_request_decoded_bytes=${limits.maxRequestBytes})`,
+          `${limits.expansionFloorBytes}, ${MESSAGE_COST_FACTOR} × --max_tensor_expansion=` +
+          `${limits.maxExpansion} × its bytes), at most --max_request_decoded_bytes=` +
+          `${limits.maxRequestBytes})`,
       });
     }
     return UNDECODABLE;
