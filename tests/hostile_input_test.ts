@@ -198,7 +198,7 @@ Deno.test("gRPC fuzzing: mutated requests never kill or hang the server", opts, 
       "/tensorflow.serving.ModelService/GetModelStatus",
     ];
     const codes = new Map<number, number>();
-    for (let i = 0; i < 300; i++) {
+    for (let i = 0; i < 1000; i++) {
       const r = await rawCall(raw, rng.pick(paths), rng.mutate(base));
       codes.set(r.code, (codes.get(r.code) ?? 0) + 1);
       assert.notEqual(r.code, grpc.status.DEADLINE_EXCEEDED, `case ${i} hung`);
@@ -328,6 +328,21 @@ Deno.test(
       clearInterval(sampler);
     }
     assert.ok(peak < 3000, `peak RSS ${peak} MB`);
+    // Mutated bodies: each a JSON answer (200 or 4xx), never a 5xx or a dead server.
+    const rng = new Prng(60);
+    const bases = [
+      '{"instances": [[1.0], [2.0]]}',
+      '{"inputs": {"x": [1, 2]}}',
+      '{"instances": [{"x": 1}]}',
+    ];
+    for (let i = 0; i < 200; i++) {
+      const res = await fetch(url, {
+        method: "POST",
+        body: rng.mutate(new TextEncoder().encode(rng.pick(bases))) as Uint8Array<ArrayBuffer>,
+      });
+      assert.ok(res.status < 500, `case ${i}: ${res.status}`);
+      assert.equal(typeof (await res.json()), "object");
+    }
     const ok = await fetch(url, { method: "POST", body: '{"instances": [2]}' });
     assert.deepEqual(await ok.json(), { predictions: [3] });
   },
