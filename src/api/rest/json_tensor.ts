@@ -451,7 +451,7 @@ function fillTensor(doc: JsonDoc, root: number, dims: readonly number[], sink: V
         );
       }
       // Fast path: the innermost list of a float/double tensor, all numbers.
-      if (numeric && level === rank - 1 && doc.a[i] === i + 1 + size) {
+      if (numeric && level === rank - 1 && doc.next(i) === i + 1 + size) {
         let k = 0;
         const first = i + 1;
         while (k < size && doc.kind[first + k] === JsonType.Number) k++;
@@ -467,7 +467,7 @@ function fillTensor(doc: JsonDoc, root: number, dims: readonly number[], sink: V
           continue;
         }
       }
-      ends.push(doc.a[i]);
+      ends.push(doc.next(i));
       i++;
       continue;
     }
@@ -552,7 +552,7 @@ function fillFromInstances(
     );
   }
   const count = doc.size(list);
-  if (doc.a[list] === list + 1 + count) {
+  if (doc.next(list) === list + 1 + count) {
     // A flat list of scalars (no item has children): each item is one value of the one input.
     // The same checks and messages as the general path, without its per-item work.
     const dtype = infos.get(names[0])!;
