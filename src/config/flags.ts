@@ -1029,6 +1029,23 @@ function validate(opts: ServerOptions, values: ReadonlyMap<string, FlagValue>): 
       );
     }
   }
+  // The decode limits (this server's flags) must leave room for a tensor.
+  for (
+    const [name, min] of [
+      ["max_request_decoded_bytes", 1],
+      ["max_tensor_expansion", 1],
+      ["tensor_expansion_floor_bytes", 0],
+    ] as const
+  ) {
+    const v = values.get(name);
+    if (typeof v === "number" && v < min) {
+      throw new UsageError(
+        `Cannot use --${name}=${v}: it must be at least ${min}`,
+        name,
+        String(v),
+      );
+    }
+  }
   if (opts.modelConfigFile !== "" && (values.has("model_base_path") || values.has("model_name"))) {
     opts.warnings.push(
       "--model_name and --model_base_path are ignored because --model_config_file is set",
