@@ -69,6 +69,11 @@ export async function startServer(
   const servableOptions = {
     enableSignatureMethodNameCheck: options.enableSignatureMethodNameCheck,
     enableSerializationAsTensorContent: options.enableSerializationAsTensorContent,
+    decodeLimits: {
+      maxRequestBytes: options.maxRequestDecodedBytes,
+      maxExpansion: options.maxTensorExpansion,
+      expansionFloorBytes: options.tensorExpansionFloorBytes,
+    },
   };
   const monitoringConfig = options.monitoringConfigFile
     ? await readMonitoringConfigFile(options.monitoringConfigFile)
@@ -135,6 +140,7 @@ export async function startServer(
       port: options.port > 0 ? options.port : undefined,
       socketPath: options.grpcSocketPath || undefined,
       enableHealthCheck: options.enableGrpcHealthcheckService,
+      decodeLimits: servableOptions.decodeLimits,
       log,
     });
   } catch (e) {

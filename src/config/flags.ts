@@ -198,6 +198,12 @@ export interface ServerOptions {
    * = not confined by the server itself (see src/config/model_roots.ts and launch.ts).
    */
   allowedModelRoots: string[];
+  /** `--max_request_decoded_bytes` (this server's): all tensors of one request. Default 1 GiB. */
+  maxRequestDecodedBytes: number;
+  /** `--max_tensor_expansion` (this server's): decoded bytes per encoded byte. Default 16. */
+  maxTensorExpansion: number;
+  /** `--tensor_expansion_floor_bytes` (this server's): what any tensor may decode to. 16 MiB. */
+  tensorExpansionFloorBytes: number;
 
   /** `--help` was given: print {@linkcode usage} and exit (nothing was validated). */
   help: boolean;
@@ -660,6 +666,34 @@ export const FLAGS: readonly FlagSpec[] = [
     support: SUPPORTED,
     extension: true,
   },
+  // Not upstream's: the bounds on what decoding a request may allocate (src/tensor/limits.ts).
+  {
+    name: "max_request_decoded_bytes",
+    type: "int64",
+    defaultValue: 1 << 30,
+    help: "The most bytes all tensors of one request (Predict inputs, Classify/Regress " +
+      "examples, warmup records) may decode to; over it is RESOURCE_EXHAUSTED.",
+    support: SUPPORTED,
+    extension: true,
+  },
+  {
+    name: "max_tensor_expansion",
+    type: "int32",
+    defaultValue: 16,
+    help: "A tensor may decode to at most this many bytes per encoded byte (or to " +
+      "--tensor_expansion_floor_bytes): bounds TensorProtos whose shape asks for more values " +
+      "than they hold.",
+    support: SUPPORTED,
+    extension: true,
+  },
+  {
+    name: "tensor_expansion_floor_bytes",
+    type: "int64",
+    defaultValue: 16 << 20,
+    help: "The bytes any one tensor may decode to whatever its encoded size.",
+    support: SUPPORTED,
+    extension: true,
+  },
 ];
 
 const BY_NAME: ReadonlyMap<string, FlagSpec> = new Map(FLAGS.map((f) => [f.name, f]));
@@ -933,6 +967,9 @@ function toOptions(values: ReadonlyMap<string, FlagValue>, help: boolean, versio
     enableSerializationAsTensorContent: bool("enable_serialization_as_tensor_content"),
     allowedModelRoots: str("allowed_model_roots").split(",").map((r) => r.trim())
       .filter((r) => r !== ""),
+    maxRequestDecodedBytes: int("max_request_decoded_bytes"),
+    maxTensorExpansion: int("max_tensor_expansion"),
+    tensorExpansionFloorBytes: int("tensor_expansion_floor_bytes"),
     help,
     version,
     ignored: [],
@@ -1026,6 +1063,23 @@ function validate(opts: ServerOptions, values: ReadonlyMap<string, FlagValue>): 
         `Cannot use --${name}=${values.get(name)}: ${spec.support.reason}`,
         name,
         String(values.get(name)),
+      );
+    }
+  }
+  // The decode limits (this server's flags) must leave room for a tensor.
+  for (
+    const [name, min] of [
+      ["max_request_decoded_bytes", 1],
+      ["max_tensor_expansion", 1],
+      ["tensor_expansion_floor_bytes", 0],
+    ] as const
+  ) {
+    const v = values.get(name);
+    if (typeof v === "number" && v < min) {
+      throw new UsageError(
+        `Cannot use --${name}=${v}: it must be at least ${min}`,
+        name,
+        String(v),
       );
     }
   }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { fromBinary } from "@bufbuild/protobuf";
+import { decodeBinary } from "../proto/binary.ts";
 import { anyUnpack } from "@bufbuild/protobuf/wkt";
 import { fromText } from "@bufbuild/protobuf/txtpb";
 import {
@@ -113,7 +113,8 @@ export async function readSavedModelProto(exportDir: string): Promise<SavedModel
   const pb = await readIfExists(pbPath);
   if (pb !== undefined) {
     try {
-      return fromBinary(SavedModelSchema, pb);
+      // As TensorFlow's C++ parse: wrong wire types skipped, unknown fields dropped, depth 100.
+      return decodeBinary(SavedModelSchema, pb);
     } catch (e) {
       throw new ServingError(
         Code.DATA_LOSS,

@@ -16,7 +16,8 @@
  *
  * @module
  */
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { decodeBinary } from "../proto/binary.ts";
 import {
   type BundleEntryProto,
   BundleEntryProtoSchema,
@@ -133,7 +134,7 @@ export class TensorBundle {
     raw.delete(HEADER_KEY);
     this.#raw = raw;
     try {
-      this.header = fromBinary(BundleHeaderProtoSchema, headerBytes);
+      this.header = decodeBinary(BundleHeaderProtoSchema, headerBytes);
     } catch (e) {
       throw this.#corrupt("unable to parse header", e);
     }
@@ -208,7 +209,7 @@ export class TensorBundle {
     }
     let entry: BundleEntryProto;
     try {
-      entry = fromBinary(BundleEntryProtoSchema, raw);
+      entry = decodeBinary(BundleEntryProtoSchema, raw);
     } catch (e) {
       throw new ServingError(
         Code.DATA_LOSS,
@@ -454,7 +455,18 @@ function truncated(plan: ReadPlan, got: number): ServingError {
   );
 }
 
+/**
+ * Fails before allocating when the entry's range runs past the end of the file: a corrupt
+ * index could otherwise ask for a buffer of any size.
+ */
+function checkRange(plan: ReadPlan, fileSize: number): void {
+  if (plan.offset + plan.size > fileSize) {
+    throw truncated(plan, Math.max(0, fileSize - plan.offset));
+  }
+}
+
 async function readRange(file: Deno.FsFile, plan: ReadPlan): Promise<Uint8Array> {
+  checkRange(plan, (await file.stat()).size);
   const buf = new Uint8Array(plan.size);
   try {
     await file.seek(plan.offset, Deno.SeekMode.Start);
@@ -471,6 +483,7 @@ async function readRange(file: Deno.FsFile, plan: ReadPlan): Promise<Uint8Array>
 }
 
 function readRangeSync(file: Deno.FsFile, plan: ReadPlan): Uint8Array {
+  checkRange(plan, file.statSync().size);
   const buf = new Uint8Array(plan.size);
   try {
     file.seekSync(plan.offset, Deno.SeekMode.Start);

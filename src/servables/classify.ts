@@ -241,7 +241,7 @@ export function prepareClassify(
   const spec = requireModelSpec(req.modelSpec);
   const sig = classificationSignature(model, spec, options);
   const io = preProcessClassification(sig, options);
-  return prepareOneShot(sig, io, req.input, (examples, outputs) => {
+  return prepareOneShot(sig, io, req.input, options, (examples, outputs) => {
     const response = create(ClassificationResponseSchema, {
       modelSpec: makeModelSpec(modelName, spec.signatureName, version),
     });

@@ -17,6 +17,7 @@ import type { Input } from "../proto/gen/tensorflow_serving/apis/input_pb.ts";
 import { Code, ServingError } from "../errors.ts";
 import { DataType, dtypeName } from "../tensor/dtype.ts";
 import { Tensor } from "../tensor/tensor.ts";
+import { DecodeBudget, STRING_ELEMENT_BYTES } from "../tensor/limits.ts";
 
 const EMPTY: Uint8Array = new Uint8Array(0);
 
@@ -32,7 +33,32 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
-function serializeAll(examples: readonly Example[], context: Uint8Array): Uint8Array[] {
+/**
+ * Charges the examples tensor to the request's decode allowance before it is built: with a
+ * context, every example carries a copy of the context's bytes, so a large context and many
+ * small examples would otherwise multiply (upstream concatenates the same way).
+ */
+function chargeExamples(
+  budget: DecodeBudget,
+  count: number,
+  contextBytes: number,
+  exampleBytes: number,
+): void {
+  budget.charge(
+    "the input's examples",
+    count * (STRING_ELEMENT_BYTES + contextBytes) + exampleBytes,
+    contextBytes + exampleBytes + 2 * count,
+  );
+}
+
+function serializeAll(
+  examples: readonly Example[],
+  context: Uint8Array,
+  budget: DecodeBudget,
+): Uint8Array[] {
+  // An Example serializes to at most what it took on the wire (unknown fields are not kept), so
+  // the context copies are what needs charging first; the serialized sizes are charged after.
+  chargeExamples(budget, examples.length, context.length, 0);
   const out: Uint8Array[] = new Array(examples.length);
   for (let i = 0; i < examples.length; i++) {
     out[i] = concat(context, toBinary(ExampleSchema, examples[i]));
@@ -45,23 +71,32 @@ function serializeAll(examples: readonly Example[], context: Uint8Array): Uint8A
  * serialized tf.Example per example (with the context's bytes in front of each, as upstream).
  *
  * @param input the request's input; undefined counts as empty (as an unset proto field does)
- * @throws ServingError INVALID_ARGUMENT `Input is empty.` when there are no examples
+ * @param budget the request's decode allowance (defaults when omitted)
+ * @throws ServingError INVALID_ARGUMENT `Input is empty.` when there are no examples,
+ *   RESOURCE_EXHAUSTED when the examples with their context copies are over a decode limit
  *
  * @example
  * ```ts
  * const t = inputToExamplesTensor(request.input); // DT_STRING, shape [n]
  * ```
  */
-export function inputToExamplesTensor(input: Input | undefined): Tensor {
+export function inputToExamplesTensor(
+  input: Input | undefined,
+  budget: DecodeBudget = new DecodeBudget(),
+): Tensor {
   const kind = input?.kind;
   let strings: Uint8Array[];
   switch (kind?.case) {
     case "exampleList":
-      strings = serializeAll(kind.value.examples, EMPTY);
+      strings = serializeAll(kind.value.examples, EMPTY, budget);
       break;
     case "exampleListWithContext": {
       const ctx = kind.value.context;
-      strings = serializeAll(kind.value.examples, ctx ? toBinary(ExampleSchema, ctx) : EMPTY);
+      strings = serializeAll(
+        kind.value.examples,
+        ctx ? toBinary(ExampleSchema, ctx) : EMPTY,
+        budget,
+      );
       break;
     }
     default:
@@ -82,7 +117,10 @@ export function inputToExamplesTensor(input: Input | undefined): Tensor {
  * @param bytes a serialized `tensorflow.serving.Input`
  * @throws ServingError INVALID_ARGUMENT when the bytes do not parse or hold no examples
  */
-export function serializedInputToExamplesTensor(bytes: Uint8Array): Tensor {
+export function serializedInputToExamplesTensor(
+  bytes: Uint8Array,
+  budget: DecodeBudget = new DecodeBudget(),
+): Tensor {
   let kind = 0;
   let examples: Uint8Array[] = [];
   let context: Uint8Array = EMPTY;
@@ -115,6 +153,9 @@ export function serializedInputToExamplesTensor(bytes: Uint8Array): Tensor {
     );
   }
   if (examples.length === 0) throw emptyInput();
+  let exampleBytes = 0;
+  for (const ex of examples) exampleBytes += ex.length;
+  chargeExamples(budget, examples.length, context.length, exampleBytes);
   const strings = context.length === 0 ? examples : examples.map((ex) => concat(context, ex));
   return new Tensor(DataType.DT_STRING, [strings.length], strings);
 }

@@ -14,6 +14,7 @@ import {
   SignatureDefSchema,
 } from "../proto/gen/tensorflow/core/protobuf/meta_graph_pb.ts";
 import { Code, ServingError } from "../errors.ts";
+import type { DecodeLimits } from "../tensor/limits.ts";
 
 /** The signature key an empty `signature_name` means (`kDefaultServingSignatureDefKey`). */
 export const DEFAULT_SERVING_SIGNATURE_DEF_KEY = "serving_default";
@@ -42,6 +43,11 @@ export interface ServableOptions {
    * (`AsProtoField`).
    */
   readonly enableSerializationAsTensorContent?: boolean;
+  /**
+   * What decoding one request's tensors may allocate (`--max_request_decoded_bytes`,
+   * `--max_tensor_expansion`, `--tensor_expansion_floor_bytes`); defaults when omitted.
+   */
+  readonly decodeLimits?: DecodeLimits;
 }
 
 /** Resolves a requested signature name: empty means `serving_default`. */

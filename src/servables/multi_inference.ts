@@ -25,6 +25,7 @@ import {
   preProcessClassification,
 } from "./classify.ts";
 import { checkFeedTypes, inputToExamplesTensor } from "./input.ts";
+import { DecodeBudget } from "../tensor/limits.ts";
 import {
   CLASSIFY_METHOD_NAME,
   makeModelSpec,
@@ -124,7 +125,7 @@ export function prepareMultiInference(
   // Upstream keeps both as std::set: sorted, one feed per distinct input tensor.
   const outputNames = [...outputs].sort();
   const inputNames = [...inputs.keys()].sort();
-  const examples = inputToExamplesTensor(req.input);
+  const examples = inputToExamplesTensor(req.input, new DecodeBudget(options.decodeLimits));
   const feeds: Tensor[] = inputNames.map(() => examples);
   checkFeedTypes(feeds, inputNames.map((n) => inputs.get(n)!));
   const numExamples = examples.shape[0];

@@ -12,6 +12,7 @@ import type { Model, Signature } from "../runtime/model.ts";
 import type { DataType } from "../tensor/dtype.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { checkFeedTypes, inputToExamplesTensor } from "./input.ts";
+import { DecodeBudget } from "../tensor/limits.ts";
 import { resolveSignatureName, type ServableOptions } from "./model_spec.ts";
 import type { PreparedCall } from "./prepared.ts";
 
@@ -79,9 +80,10 @@ export function prepareOneShot<R>(
   sig: Signature,
   io: OneShotSpec,
   input: Input | undefined,
+  options: ServableOptions,
   finish: (examples: Tensor, outputs: readonly Tensor[]) => R,
 ): PreparedCall<R> {
-  const examples = inputToExamplesTensor(input);
+  const examples = inputToExamplesTensor(input, new DecodeBudget(options.decodeLimits));
   checkFeedTypes([examples], [io.inputDtype]);
   return {
     target: { signature: sig.key, outputs: io.outputAliases },

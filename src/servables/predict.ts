@@ -21,6 +21,7 @@ import { Code, ServingError } from "../errors.ts";
 import type { Model, Signature } from "../runtime/model.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { tensorFromProto, tensorToProto } from "../tensor/tensor_proto.ts";
+import { DecodeBudget } from "../tensor/limits.ts";
 import { checkFeedTypes } from "./input.ts";
 import { type PreparedCall, runPrepared } from "./prepared.ts";
 import {
@@ -98,7 +99,7 @@ function verifyRequestInputsSize(sig: Signature, req: PredictRequest): void {
  * Upstream's `saved_model::GetInputValues`: one tensor per signature input (in the signature's
  * alias order), from the request or else the signature's default.
  */
-function inputValues(sig: Signature, req: PredictRequest): Tensor[] {
+function inputValues(sig: Signature, req: PredictRequest, budget: DecodeBudget): Tensor[] {
   const defaults = sig.def.defaults;
   const feeds: Tensor[] = new Array(sig.inputs.length);
   let seen = 0;
@@ -121,8 +122,11 @@ function inputValues(sig: Signature, req: PredictRequest): Tensor[] {
       );
     }
     try {
-      feeds[i] = tensorFromProto(proto, `input "${alias}"`);
+      feeds[i] = tensorFromProto(proto, `input "${alias}"`, budget);
     } catch (e) {
+      // Over a decode limit is ours to say; a tensor Tensor::FromProto refuses gets upstream's
+      // words (the detail, in TensorFlow's words, is the cause).
+      if (e instanceof ServingError && e.code === Code.RESOURCE_EXHAUSTED) throw e;
       throw new ServingError(Code.INVALID_ARGUMENT, `tensor parsing error: ${alias}`, {
         cause: e,
       });
@@ -211,7 +215,7 @@ export function preparePredict(
 
   verifySignature(sig, options);
   verifyRequestInputsSize(sig, req);
-  const feeds = inputValues(sig, req);
+  const feeds = inputValues(sig, req, new DecodeBudget(options.decodeLimits));
   const aliases = outputAliases(sig, req);
   checkFeedTypes(feeds, sig.inputs.map((t) => t.dtype));
 

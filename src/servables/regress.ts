@@ -191,7 +191,7 @@ export function prepareRegress(
   const spec = requireModelSpec(req.modelSpec);
   const sig = regressionSignature(model, spec, options);
   const io = preProcessRegression(sig, options);
-  return prepareOneShot(sig, io, req.input, (examples, outputs) => {
+  return prepareOneShot(sig, io, req.input, options, (examples, outputs) => {
     const response = create(RegressionResponseSchema, {
       modelSpec: makeModelSpec(modelName, spec.signatureName, version),
     });

@@ -5,7 +5,9 @@
  *
  * @module
  */
-import { create, fromBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
+import { decodeBinary, WireDecodeError } from "../proto/binary.ts";
+import { DEFAULT_DECODE_LIMITS, messageDecodeAllowance } from "../tensor/limits.ts";
 import { ClassificationRequestSchema } from "../proto/gen/tensorflow_serving/apis/classification_pb.ts";
 import { MultiInferenceRequestSchema } from "../proto/gen/tensorflow_serving/apis/inference_pb.ts";
 import { PredictRequestSchema } from "../proto/gen/tensorflow_serving/apis/predict_pb.ts";
@@ -77,8 +79,18 @@ export async function runWarmup(
   for (const record of records) {
     let log;
     try {
-      log = fromBinary(PredictionLogSchema, record);
-    } catch {
+      // Parsed as the C++ server parses it, and bounded as a request is.
+      const limits = options.decodeLimits ?? DEFAULT_DECODE_LIMITS;
+      log = decodeBinary(PredictionLogSchema, record, {
+        maxCost: messageDecodeAllowance(record.length, limits),
+      });
+    } catch (e) {
+      if (e instanceof WireDecodeError && e.overLimit) {
+        throw new ServingError(
+          Code.RESOURCE_EXHAUSTED,
+          `Cannot decode a warmup record of ${record.length} bytes from ${path}: ${e.message}`,
+        );
+      }
       throw new ServingError(Code.INVALID_ARGUMENT, `Failed to parse warmup record from ${path}`);
     }
     for (let i = 0; i < iterations; i++) {

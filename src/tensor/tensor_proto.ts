@@ -20,15 +20,20 @@ import {
 import { Code, ServingError } from "../errors.ts";
 import {
   allocate,
-  baseType,
   DataType,
   dtypeName,
+  elementBytes,
   fromBytes,
+  isNumeric,
   lanes,
   type NumericArray,
   toBytes,
 } from "./dtype.ts";
-import { sizeOf, Tensor } from "./tensor.ts";
+import { checkedElementCount, DecodeBudget, STRING_ELEMENT_BYTES } from "./limits.ts";
+
+/** The offset between a type and its reference type in `tensorflow.DataType`. */
+const REF_OFFSET = 100;
+import { Tensor } from "./tensor.ts";
 
 /** Reads a fully defined shape; `-1` dims or unknown rank are rejected. */
 export function shapeFromProto(p: TensorShapeProto | undefined, what = "tensor"): number[] {
@@ -62,35 +67,79 @@ export function shapeToProto(shape: readonly number[]): TensorShapeProto {
   });
 }
 
-function fill<T>(out: { length: number; [i: number]: T }, values: ArrayLike<T>, zero: T): void {
-  const n = out.length;
+interface Fillable<T> {
+  readonly length: number;
+  [i: number]: T;
+  fill(value: T, start?: number): unknown;
+}
+
+/** FromProtoField: the values given, then the last one repeated; none given means zeros. */
+function fill<T>(out: Fillable<T>, values: ArrayLike<T>, zero: T): void {
   const m = values.length;
   if (m === 0) {
-    for (let i = 0; i < n; i++) out[i] = zero;
+    out.fill(zero);
     return;
   }
-  const k = Math.min(n, m);
+  const k = Math.min(out.length, m);
   for (let i = 0; i < k; i++) out[i] = values[i];
-  const last = values[m - 1];
-  for (let i = k; i < n; i++) out[i] = last;
+  if (k < out.length) out.fill(values[m - 1], k);
+}
+
+/** Element bytes a decoded tensor of `dtype` holds (TensorFlow's `sizeof(tstring)` for strings). */
+function decodedElementBytes(dtype: DataType): number {
+  return dtype === DataType.DT_STRING ? STRING_ELEMENT_BYTES : elementBytes(dtype);
 }
 
 /**
- * Converts a TensorProto to a Tensor.
+ * A lower bound of a TensorProto's encoded size, from the values it holds: what the decode
+ * limit's expansion ratio is applied to. Exact for `tensor_content` and fixed-width fields; a
+ * varint counts one byte, a string its bytes plus two.
+ */
+export function encodedSizeLowerBound(p: TensorProto): number {
+  let n = p.tensorContent.byteLength + 4 * (p.floatVal.length + p.scomplexVal.length) +
+    8 * (p.doubleVal.length + p.dcomplexVal.length) + p.intVal.length + p.int64Val.length +
+    p.uint32Val.length + p.uint64Val.length + p.boolVal.length + p.halfVal.length;
+  const strings = p.stringVal;
+  for (let i = 0; i < strings.length; i++) n += strings[i].byteLength + 2;
+  return n + 2 * (p.tensorShape?.dim.length ?? 0);
+}
+
+/**
+ * Converts a TensorProto to a Tensor, as TensorFlow's `Tensor::FromProto`, with every size
+ * checked before anything is allocated: the shape as `TensorShape::IsValidShape` (rank ≤ 254, an
+ * element count without int64 overflow), the dtype (reference types and `DT_INVALID` are
+ * refused), `tensor_content`'s length, and then the decoded size against `budget`.
  *
  * @param what names the tensor in error messages (e.g. `input "x"`)
- * @throws ServingError INVALID_ARGUMENT for a malformed proto or an unsupported type
+ * @param budget the request's decode allowance; every request path passes one. Without it
+ *   (tensors of a model's own graph, such as `Const` values, which TensorFlow also builds without
+ *   a limit and which often use the repeat rule for large fills) only the checks apply.
+ * @throws ServingError INVALID_ARGUMENT for a malformed proto, UNIMPLEMENTED for a type that
+ *   cannot be held here, RESOURCE_EXHAUSTED over a decode limit
  */
-export function tensorFromProto(p: TensorProto, what = "tensor"): Tensor {
-  const dtype = baseType(p.dtype);
-  const shape = shapeFromProto(p.tensorShape, what);
-  const n = sizeOf(shape);
-  if (dtype === DataType.DT_STRING) {
-    const out: Uint8Array[] = new Array(n);
-    fill(out, p.stringVal, new Uint8Array(0));
-    return new Tensor(dtype, shape, out);
+export function tensorFromProto(
+  p: TensorProto,
+  what = "tensor",
+  budget?: DecodeBudget,
+): Tensor {
+  const dtype = p.dtype;
+  const dimsProto = p.tensorShape?.dim ?? [];
+  const dims: bigint[] = new Array(dimsProto.length);
+  for (let i = 0; i < dims.length; i++) dims[i] = dimsProto[i].size;
+  let n: number;
+  try {
+    n = checkedElementCount(dims);
+  } catch (e) {
+    throw ServingError.from(e).withPrefix(`Cannot read ${what}: `);
   }
-  if (dtype === DataType.DT_INVALID || dtype === DataType.DT_VARIANT) {
+  if (dtype === DataType.DT_INVALID || dtype > REF_OFFSET || DataType[dtype] === undefined) {
+    // Tensor::FromProto refuses DT_INVALID, reference types (*_REF) and unknown numbers.
+    throw new ServingError(
+      Code.INVALID_ARGUMENT,
+      `Cannot read ${what}: a tensor of type ${dtypeName(dtype)} cannot be made from a TensorProto`,
+    );
+  }
+  if (dtype === DataType.DT_VARIANT) {
     throw new ServingError(
       Code.INVALID_ARGUMENT,
       `Cannot convert ${what} of type ${dtypeName(dtype)}`,
@@ -102,14 +151,37 @@ export function tensorFromProto(p: TensorProto, what = "tensor"): Tensor {
       `Cannot convert ${what} of type DT_RESOURCE from a TensorProto`,
     );
   }
-  if (p.tensorContent.byteLength > 0) {
-    try {
-      return new Tensor(dtype, shape, fromBytes(dtype, p.tensorContent, n));
-    } catch (e) {
-      throw ServingError.from(e, Code.INVALID_ARGUMENT).withPrefix(`Cannot read ${what}: `);
+  if (dtype !== DataType.DT_STRING && !isNumeric(dtype)) {
+    throw new ServingError(
+      Code.UNIMPLEMENTED,
+      `Cannot convert ${what} of type ${dtypeName(dtype)}`,
+    );
+  }
+  const shape = dims.map(Number);
+  const hasContent = p.tensorContent.byteLength > 0 && dtype !== DataType.DT_STRING;
+  if (hasContent && n > 0) {
+    const need = n * elementBytes(dtype);
+    if (p.tensorContent.byteLength !== need) {
+      // Helper<T>::Decode: the content must hold exactly N elements.
+      throw new ServingError(
+        Code.INVALID_ARGUMENT,
+        `Cannot read ${what}: ${p.tensorContent.byteLength} bytes of tensor_content do not ` +
+          `hold ${n} ${dtypeName(dtype)} values (need ${need})`,
+      );
     }
   }
+  // Everything below allocates at most what is charged here.
+  budget?.charge(what, n * decodedElementBytes(dtype), encodedSizeLowerBound(p));
+  if (dtype === DataType.DT_STRING) {
+    const out: Uint8Array[] = new Array(n);
+    fill(out, p.stringVal, new Uint8Array(0));
+    return new Tensor(dtype, shape, out);
+  }
+  if (hasContent && n > 0) {
+    return new Tensor(dtype, shape, fromBytes(dtype, p.tensorContent, n));
+  }
   const data = allocate(dtype, n);
+  if (n === 0) return new Tensor(dtype, shape, data);
   switch (dtype) {
     case DataType.DT_FLOAT:
       fill(data as Float32Array, p.floatVal, 0);
@@ -139,7 +211,7 @@ export function tensorFromProto(p: TensorProto, what = "tensor"): Tensor {
       fill(data as BigUint64Array, p.uint64Val, 0n);
       break;
     case DataType.DT_BOOL:
-      fill(data as Uint8Array, p.boolVal.map((b) => (b ? 1 : 0)), 0);
+      fillBool(data as Uint8Array, p.boolVal);
       break;
     case DataType.DT_HALF:
     case DataType.DT_BFLOAT16:
@@ -159,6 +231,14 @@ export function tensorFromProto(p: TensorProto, what = "tensor"): Tensor {
       );
   }
   return new Tensor(dtype, shape, data);
+}
+
+function fillBool(out: Uint8Array, vals: readonly boolean[]): void {
+  const m = vals.length;
+  if (m === 0) return;
+  const k = Math.min(out.length, m);
+  for (let i = 0; i < k; i++) out[i] = vals[i] ? 1 : 0;
+  if (k < out.length) out.fill(vals[m - 1] ? 1 : 0, k);
 }
 
 function fillComplex(out: Float32Array | Float64Array, vals: number[]): void {

@@ -373,3 +373,20 @@ Deno.test("versionText() prints upstream's two lines and the TF Serving API", ()
       `TensorFlow Serving API: ${VERSION.servingApi}\n`,
   );
 });
+
+Deno.test("parseFlags() takes the decode limits and refuses ones that leave no room", () => {
+  const o = parseFlags([
+    "--model_base_path=/m",
+    "--max_request_decoded_bytes=1000",
+    "--max_tensor_expansion=4",
+    "--tensor_expansion_floor_bytes=0",
+  ]);
+  assert.equal(o.maxRequestDecodedBytes, 1000);
+  assert.equal(o.maxTensorExpansion, 4);
+  assert.equal(o.tensorExpansionFloorBytes, 0);
+  assert.equal(parseFlags(["--model_base_path=/m"]).maxRequestDecodedBytes, 1 << 30);
+  assert.throws(
+    () => parseFlags(["--model_base_path=/m", "--max_tensor_expansion=0"]),
+    /--max_tensor_expansion=0: it must be at least 1/,
+  );
+});

@@ -32,10 +32,12 @@ import { ModelService } from "../../proto/gen/tensorflow_serving/apis/model_serv
 import { PredictionService } from "../../proto/gen/tensorflow_serving/apis/prediction_service_pb.ts";
 import { create } from "@bufbuild/protobuf";
 import type { CallContext, HealthStatus, ServingApi } from "../serving_api.ts";
+import type { DecodeLimits } from "../../tensor/limits.ts";
 import { grpcStatus } from "../status.ts";
 import {
   type Decoded,
   grpcServiceDefinition,
+  RefusedRequest,
   UNDECODABLE,
   UNDECODABLE_STATUS,
 } from "./service_definition.ts";
@@ -58,6 +60,8 @@ export interface GrpcServerOptions {
    * someone watches.
    */
   readonly healthWatchIntervalMs?: number;
+  /** Bounds on what decoding a request may allocate (defaults when omitted). */
+  readonly decodeLimits?: DecodeLimits;
 }
 
 /** A running gRPC server. */
@@ -130,6 +134,10 @@ function unary<I, O>(
     const req = call.request;
     if (req === UNDECODABLE) {
       callback(undecodable);
+      return;
+    }
+    if (req instanceof RefusedRequest) {
+      callback(req.status);
       return;
     }
     let out: O | Promise<O>;
@@ -309,7 +317,7 @@ function addHealthService(
     call,
   ) => {
     const req = call.request;
-    if (req === UNDECODABLE || tooLong(req.service)) {
+    if (req === UNDECODABLE || req instanceof RefusedRequest || tooLong(req.service)) {
       call.emit("error", UNPARSABLE_WATCH);
       return;
     }
@@ -343,14 +351,15 @@ export async function startGrpcServer(
   const log = options.log ?? (() => {});
   const server = new grpc.Server(SERVER_OPTIONS);
 
-  server.addService(grpcServiceDefinition(PredictionService), {
+  const limits = options.decodeLimits;
+  server.addService(grpcServiceDefinition(PredictionService, limits), {
     classify: unary((req, ctx) => api.classify(req, "grpc", ctx)),
     regress: unary((req, ctx) => api.regress(req, "grpc", ctx)),
     predict: unary((req, ctx) => api.predict(req, "grpc", ctx)),
     multiInference: unary((req, ctx) => api.multiInference(req, "grpc", ctx)),
     getModelMetadata: unary((req) => api.getModelMetadata(req, "grpc")),
   });
-  server.addService(grpcServiceDefinition(ModelService), {
+  server.addService(grpcServiceDefinition(ModelService, limits), {
     getModelStatus: unary((req) => api.getModelStatus(req, "grpc")),
     handleReloadConfigRequest: unary((req) => api.handleReloadConfigRequest(req, "grpc")),
   });

@@ -100,8 +100,12 @@ const encoder = new TextEncoder();
  *   object's contents alternate key (a string node) and value;
  * - string: `a`,`b` = byte range in {@link bytes}, or `a` = `-1 - k` for decoded bytes `strs[k]`
  *   (a string with escapes);
- * - number: `num` = its double value (`GetDouble`), `flags` its kind, `a` = index into `bigs`
- *   of the exact value of an integer beyond ±2^53 (else -1).
+ * - number: `num` = its double value (`GetDouble`), `flags` its kind; `bigs` holds the exact
+ *   value of an integer beyond ±2^53, by node.
+ *
+ * A node's two slots `a`,`b` (two int32) and its number (a float64) share the same 8 bytes
+ * (`ab` and `num` view one buffer): a node is one or the other. With its kind and flags a node
+ * costs 10 bytes, so a body of numbers (at least 2 bytes each) costs at most 5 times its size.
  *
  * A document from {@link JsonParser.parse} shares the parser's storage: it is valid until the
  * parser's next `parse`.
@@ -115,14 +119,12 @@ export class JsonDoc {
     readonly kind: Uint8Array,
     /** Number kinds ({@link NumberFlag}). */
     readonly flags: Uint8Array,
-    /** Number values. */
+    /** Number values (sharing their bytes with `ab`). */
     readonly num: Float64Array,
-    /** First slot. */
-    readonly a: Int32Array,
-    /** Second slot. */
-    readonly b: Int32Array,
-    /** Exact big integers. */
-    readonly bigs: readonly bigint[],
+    /** The two slots of node `i`: `ab[2i]` and `ab[2i + 1]`. */
+    readonly ab: Int32Array,
+    /** Exact big integers, by node. */
+    readonly bigs: ReadonlyMap<number, bigint>,
     /** Decoded strings (those with escapes). */
     readonly strs: readonly Uint8Array[],
     /** Number of nodes. */
@@ -132,12 +134,12 @@ export class JsonDoc {
   /** The node after `i` and all its descendants (its next sibling, if any). */
   next(i: number): number {
     const k = this.kind[i];
-    return k === JsonType.Object || k === JsonType.Array ? this.a[i] : i + 1;
+    return k === JsonType.Object || k === JsonType.Array ? this.ab[2 * i] : i + 1;
   }
 
   /** Element count of an array, member count of an object. */
   size(i: number): number {
-    return this.b[i];
+    return this.ab[2 * i + 1];
   }
 
   /** Whether node `i` is an object. */
@@ -173,8 +175,8 @@ export class JsonDoc {
 
   /** The bytes of string node `i` (a view; do not modify). */
   stringBytes(i: number): Uint8Array {
-    const a = this.a[i];
-    return a >= 0 ? this.bytes.subarray(a, this.b[i]) : this.strs[-1 - a];
+    const a = this.ab[2 * i];
+    return a >= 0 ? this.bytes.subarray(a, this.ab[2 * i + 1]) : this.strs[-1 - a];
   }
 
   /** String node `i` decoded as UTF-8 (invalid sequences become U+FFFD). */
@@ -184,19 +186,19 @@ export class JsonDoc {
 
   /** The exact value of an integer node: a bigint beyond ±2^53, else a number. */
   integer(i: number): number | bigint {
-    const k = this.a[i];
-    return k >= 0 ? this.bigs[k] : this.num[i];
+    const v = this.num[i];
+    return Number.isSafeInteger(v) ? v : this.bigs.get(i) ?? v;
   }
 
   /** The exact value of an integer node as a bigint. */
   bigint(i: number): bigint {
-    const k = this.a[i];
-    return k >= 0 ? this.bigs[k] : BigInt(this.num[i]);
+    const v = this.num[i];
+    return Number.isSafeInteger(v) ? BigInt(v) : this.bigs.get(i) ?? BigInt(v);
   }
 
   /** The value nodes of array `i`, in order. */
   elements(i: number): number[] {
-    const out: number[] = new Array(this.b[i]);
+    const out: number[] = new Array(this.size(i));
     let c = i + 1;
     for (let k = 0; k < out.length; k++) {
       out[k] = c;
@@ -207,7 +209,7 @@ export class JsonDoc {
 
   /** The `[key node, value node]` pairs of object `i`, in order (duplicates kept). */
   members(i: number): [number, number][] {
-    const out: [number, number][] = new Array(this.b[i]);
+    const out: [number, number][] = new Array(this.size(i));
     let c = i + 1;
     for (let k = 0; k < out.length; k++) {
       out[k] = [c, c + 1];
@@ -221,7 +223,7 @@ export class JsonDoc {
     // ASCII names (all the API's keys) compare without encoding.
     const want = isAscii(name) ? undefined : encoder.encode(name);
     let c = i + 1;
-    for (let k = this.b[i]; k > 0; k--) {
+    for (let k = this.size(i); k > 0; k--) {
       const key = this.stringBytes(c);
       if (want ? bytesEqual(key, want) : asciiEqual(key, name)) return c + 1;
       c = this.next(c + 1);
@@ -398,6 +400,27 @@ function intFlags(v: number | bigint): number {
 }
 
 const INITIAL_NODES = 64;
+/** Node storage a parser keeps between documents (10 bytes a node: 10 MiB). */
+const RETAIN_NODES = 1 << 20;
+
+/**
+ * An upper bound of the nodes of a document, from one pass over its bytes: every node but the
+ * root comes right after a `[`, `{`, `,` or `:` outside strings (its container's opening, or a
+ * delimiter), so those plus one are enough.
+ */
+function nodeBound(b: Uint8Array): number {
+  let n = 1;
+  let inString = false;
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i];
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x2c || c === 0x3a || c === 0x5b || c === 0x7b) n++;
+  }
+  return n;
+}
 
 /**
  * A reusable parser. Parsing is synchronous; each {@link parse} reuses the storage of the last
@@ -414,10 +437,9 @@ export class JsonParser {
   #kind = new Uint8Array(INITIAL_NODES);
   #flags = new Uint8Array(INITIAL_NODES);
   #num = new Float64Array(INITIAL_NODES);
-  #a = new Int32Array(INITIAL_NODES);
-  #b = new Int32Array(INITIAL_NODES);
+  #ab = new Int32Array(this.#num.buffer);
   #n = 0;
-  #bigs: bigint[] = [];
+  #bigs = new Map<number, bigint>();
   #strs: Uint8Array[] = [];
   #bytes: Uint8Array = new Uint8Array(0);
   #pos = 0;
@@ -444,34 +466,53 @@ export class JsonParser {
   parse(bytes: Uint8Array): JsonDoc {
     this.#bytes = bytes;
     this.#n = 0;
-    this.#bigs = [];
+    this.#bigs = new Map();
     this.#strs = [];
     this.#depth = 0;
-    this.#ensure(Math.min((bytes.length >> 2) + 16, 1 << 20));
+    // One exact allocation instead of doubling (which peaks at three times the final size).
+    this.#ensure(nodeBound(bytes));
     // EncodedInputStream<UTF8<>, MemoryStream> skips each byte of a UTF-8 BOM independently.
     let pos = 0;
     if (bytes[pos] === 0xef) pos++;
     if (bytes[pos] === 0xbb) pos++;
     if (bytes[pos] === 0xbf) pos++;
     this.#pos = pos;
-    this.#run();
-    return new JsonDoc(
-      bytes,
-      this.#kind,
-      this.#flags,
-      this.#num,
-      this.#a,
-      this.#b,
-      this.#bigs,
-      this.#strs,
-      this.#n,
-    );
+    try {
+      this.#run();
+      return new JsonDoc(
+        bytes,
+        this.#kind,
+        this.#flags,
+        this.#num,
+        this.#ab,
+        this.#bigs,
+        this.#strs,
+        this.#n,
+      );
+    } finally {
+      // A large document keeps its storage (it is the document's now); the parser goes back to
+      // a small one, so one big request does not pin hundreds of MB for the process's life.
+      if (this.#kind.length > RETAIN_NODES) this.#release();
+    }
+  }
+
+  #release(): void {
+    this.#kind = new Uint8Array(INITIAL_NODES);
+    this.#flags = new Uint8Array(INITIAL_NODES);
+    this.#num = new Float64Array(INITIAL_NODES);
+    this.#ab = new Int32Array(this.#num.buffer);
+    this.#stackRet = new Int8Array(64);
+    this.#stackNode = new Int32Array(64);
+    this.#stackCount = new Int32Array(64);
+    this.#bigs = new Map();
+    this.#strs = [];
+    this.#bytes = new Uint8Array(0);
   }
 
   #ensure(n: number): void {
     if (n <= this.#kind.length) return;
-    let cap = this.#kind.length;
-    while (cap < n) cap *= 2;
+    // Doubling for one more node; exactly `n` when asked for more (the first, bounded call).
+    const cap = Math.max(n, this.#kind.length * 2);
     const grow = <T extends Uint8Array | Float64Array | Int32Array>(
       old: T,
       make: (n: number) => T,
@@ -483,8 +524,7 @@ export class JsonParser {
     this.#kind = grow(this.#kind, (n) => new Uint8Array(n));
     this.#flags = grow(this.#flags, (n) => new Uint8Array(n));
     this.#num = grow(this.#num, (n) => new Float64Array(n));
-    this.#a = grow(this.#a, (n) => new Int32Array(n));
-    this.#b = grow(this.#b, (n) => new Int32Array(n));
+    this.#ab = new Int32Array(this.#num.buffer);
   }
 
   #node(kind: number): number {
@@ -568,8 +608,8 @@ export class JsonParser {
         let count = this.#stackCount[d];
         if (src === S_MEMBER_VALUE || src === S_ELEMENT) count++;
         const node = this.#stackNode[d];
-        this.#a[node] = this.#n;
-        this.#b[node] = count;
+        this.#ab[2 * node] = this.#n;
+        this.#ab[2 * node + 1] = count;
         this.#pos++;
         const ret = this.#stackRet[d];
         return ret === S_START ? S_FINISH : ret;
@@ -593,7 +633,6 @@ export class JsonParser {
     let kind = this.#kind;
     let flags = this.#flags;
     let num = this.#num;
-    let slotA = this.#a;
     let node = this.#n;
     let count = 0;
     let p = this.#pos;
@@ -612,7 +651,6 @@ export class JsonParser {
         kind = this.#kind;
         flags = this.#flags;
         num = this.#num;
-        slotA = this.#a;
       }
       // Inline #simpleNumber (same rules).
       let r = q;
@@ -675,7 +713,6 @@ export class JsonParser {
           }
         } else if (c !== 0x65 && c !== 0x45) {
           kind[node] = JsonType.Number;
-          slotA[node] = -1;
           if (minus && i !== 0) {
             num[node] = -i;
             flags[node] = INT32_NEG;
@@ -697,7 +734,6 @@ export class JsonParser {
       kind = this.#kind;
       flags = this.#flags;
       num = this.#num;
-      slotA = this.#a;
     }
     this.#n = node;
     this.#pos = p;
@@ -759,7 +795,6 @@ export class JsonParser {
     if (node === this.#kind.length) this.#ensure(node + 1);
     this.#n = node + 1;
     this.#kind[node] = JsonType.Number;
-    this.#a[node] = -1;
     if (minus && i !== 0) {
       this.#num[node] = -i;
       this.#flags[node] = INT32_NEG;
@@ -869,8 +904,8 @@ export class JsonParser {
       const c = b[p];
       if (c === 0x22) {
         const node = this.#node(JsonType.String);
-        this.#a[node] = start;
-        this.#b[node] = p;
+        this.#ab[2 * node] = start;
+        this.#ab[2 * node + 1] = p;
         this.#pos = p + 1;
         return;
       }
@@ -968,7 +1003,7 @@ export class JsonParser {
     this.#scratch = out;
     this.#pos = p;
     const node = this.#node(JsonType.String);
-    this.#a[node] = -1 - this.#strs.length;
+    this.#ab[2 * node] = -1 - this.#strs.length;
     this.#strs.push(out.slice(0, len));
   }
 
@@ -1138,7 +1173,6 @@ export class JsonParser {
     if (node === this.#kind.length) this.#ensure(node + 1);
     this.#n = node + 1;
     this.#kind[node] = JsonType.Number;
-    this.#a[node] = -1;
     if (useDouble) {
       d = strtodNormalPrecision(d, exp + expFrac);
       this.#num[node] = minus ? -d : d;
@@ -1159,8 +1193,7 @@ export class JsonParser {
       const v = minus ? -i64 : i64;
       this.#flags[node] = intFlags(v);
       if (typeof v === "bigint" && (v > BIG_TWO53_M1 || v < -BIG_TWO53_M1)) {
-        this.#a[node] = this.#bigs.length;
-        this.#bigs.push(v);
+        this.#bigs.set(node, v);
       }
       this.#num[node] = Number(v);
     }

@@ -451,7 +451,7 @@ function fillTensor(doc: JsonDoc, root: number, dims: readonly number[], sink: V
         );
       }
       // Fast path: the innermost list of a float/double tensor, all numbers.
-      if (numeric && level === rank - 1 && doc.a[i] === i + 1 + size) {
+      if (numeric && level === rank - 1 && doc.next(i) === i + 1 + size) {
         let k = 0;
         const first = i + 1;
         while (k < size && doc.kind[first + k] === JsonType.Number) k++;
@@ -467,7 +467,7 @@ function fillTensor(doc: JsonDoc, root: number, dims: readonly number[], sink: V
           continue;
         }
       }
-      ends.push(doc.a[i]);
+      ends.push(doc.next(i));
       i++;
       continue;
     }
@@ -545,13 +545,35 @@ function fillFromInstances(
   infos: TensorInfoMap,
   names: readonly string[],
 ): Record<string, TensorProto> {
-  const items = doc.elements(list);
-  if (!doc.isObject(items[0]) && infos.size > 1) {
+  if (!doc.isObject(list + 1) && infos.size > 1) {
     throw invalid(
       "instances is a plain list, but expecting list of objects as multiple input tensors " +
         "required as per tensorinfo_map",
     );
   }
+  const count = doc.size(list);
+  if (doc.next(list) === list + 1 + count) {
+    // A flat list of scalars (no item has children): each item is one value of the one input.
+    // The same checks and messages as the general path, without its per-item work.
+    const dtype = infos.get(names[0])!;
+    const sink = new ValueSink(dtype);
+    sink.reserve(count);
+    for (let n = 0; n < count; n++) {
+      try {
+        addValue(doc, list + 1 + n, sink);
+      } catch (e) {
+        throw invalid(
+          `Failed to process element: ${n} of 'instances' list. Error: ${
+            statusToString(ServingError.from(e))
+          }`,
+        );
+      }
+    }
+    const out: Record<string, TensorProto> = {};
+    setEntry(out, names[0], sink.toProto([count]));
+    return out;
+  }
+  const items = doc.elements(list);
   const isElementObject = (i: number) => doc.isObject(i) && !isBase64Object(doc, i);
   const elementsAreObjects = isElementObject(items[0]);
   const tensors = new Map<string, RowTensor>();

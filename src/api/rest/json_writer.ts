@@ -81,6 +81,9 @@ function utf8Length(s: string): number {
 
 const INDENT = "    ";
 
+/** Appends after which the writer's text is flushed to bytes (see `PrettyWriter`'s `#flush`). */
+const FLUSH_ADDS = 4096;
+
 /**
  * RapidJSON's `PrettyWriter<StringBuffer>` with its default 4-space indent. Methods return
  * false (writing nothing) once a byte limit is reached, as json_tensor.cc's
@@ -103,6 +106,8 @@ export class PrettyWriter {
   #inArray: boolean[] = [];
   #count: number[] = [];
   #size = 0;
+  /** Strings appended to `#out` since it was last flushed. */
+  #adds = 0;
   readonly #limit: number;
 
   /** @param limit stop writing once this many bytes are written (checked before each call) */
@@ -113,6 +118,20 @@ export class PrettyWriter {
   #add(s: string): void {
     this.#out += s;
     if (this.#limit !== Infinity) this.#size += utf8Length(s);
+    else if (++this.#adds >= FLUSH_ADDS) this.#flush();
+  }
+
+  /**
+   * Moves the text so far into `#parts` as UTF-8 bytes. Each `+=` adds a node to a V8 rope, and
+   * a rope of millions of small strings costs tens of bytes per node until it is flattened (a
+   * 16M-value output held 1.5 GB that way); encoded every few thousand appends, the output
+   * costs its own size.
+   */
+  #flush(): void {
+    this.#adds = 0;
+    if (this.#out === "") return;
+    (this.#parts ??= []).push(encoder.encode(this.#out));
+    this.#out = "";
   }
 
   /** `PrettyPrefix`. */
@@ -273,6 +292,8 @@ export class PrettyWriter {
     const joined = values.join(", ");
     this.#out += this.#count[top] > 0 ? ", " + joined : joined;
     this.#count[top] += values.length;
+    this.#adds += values.length;
+    if (this.#adds >= FLUSH_ADDS) this.#flush();
   }
 
   /** Bytes written so far (counted only with a limit). */
@@ -280,7 +301,7 @@ export class PrettyWriter {
     return this.#size;
   }
 
-  /** The text written (bytes when a value was not valid UTF-8). */
+  /** The text written (bytes when a value was not valid UTF-8, or when the text is long). */
   result(): string | Uint8Array {
     if (!this.#parts) return this.#out;
     const chunks = [...this.#parts, this.#out].map((p) =>
