@@ -81,6 +81,7 @@ export async function startServer(
     maxNumLoadRetries: options.maxNumLoadRetries,
     loadRetryIntervalMs: options.loadRetryIntervalMicros / 1000,
     fileSystemPollWaitSeconds: options.fileSystemPollWaitSeconds,
+    versionDirReadyTimeoutSeconds: options.versionDirReadyTimeoutSeconds,
     allowVersionLabelsForUnavailableModels: options.allowVersionLabelsForUnavailableModels,
     onStateChange: monitoring.onStateChange,
     log,
@@ -194,15 +195,36 @@ function pollConfigFile(options: ServerOptions, core: ServerCore, log: LogFn): (
   let stopped = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const tick = async () => {
+    // As upstream's Server::PollFilesystemAndReloadConfig: a file that cannot be read or parsed,
+    // or a config ServerCore refuses, is logged and the models served stay as they are.
+    let text: string | undefined;
     try {
-      const text = await Deno.readTextFile(options.modelConfigFile);
+      text = await Deno.readTextFile(options.modelConfigFile);
       if (last !== undefined && text !== last) {
         log("info", `Model config file ${options.modelConfigFile} changed; reloading`);
-        await core.reloadConfig(await readModelConfigFile(options.modelConfigFile));
+        let config;
+        try {
+          config = await readModelConfigFile(options.modelConfigFile);
+        } catch (e) {
+          // Logged once: the next change of the file is read again.
+          log("error", `Failed to read ModelServerConfig file: ${ServingError.from(e).message}`);
+        }
+        if (config) {
+          try {
+            await core.reloadConfig(config);
+          } catch (e) {
+            log(
+              "error",
+              `PollFilesystemAndReloadConfig failed to ReloadConfig: ${
+                ServingError.from(e).message
+              }`,
+            );
+          }
+        }
       }
       last = text;
     } catch (e) {
-      log("error", `Cannot reload ${options.modelConfigFile}: ${ServingError.from(e).message}`);
+      log("error", `Failed to read ModelServerConfig file: ${ServingError.from(e).message}`);
     }
     if (!stopped) timer = setTimeout(tick, seconds * 1000);
   };
