@@ -176,6 +176,12 @@ async function startRest(
       port,
       timeoutMs: options.restApiTimeoutInMs,
       enableCors: options.restApiEnableCorsSupport,
+      maxBodyBytes: options.restApiMaxBodyBytes,
+      maxConnections: options.restApiMaxConnections,
+      headerTimeoutMs: options.restApiHeaderTimeoutMs,
+      bodyTimeoutMs: options.restApiBodyTimeoutMs,
+      idleTimeoutMs: options.restApiIdleTimeoutMs,
+      maxBufferedBodyBytes: options.restApiMaxBufferedBodyBytes,
       log,
       routes: start.routes,
     });
