@@ -185,6 +185,7 @@ Deno.test("an int64 version beyond 2^53 is printed exactly in messages", opts, a
     "--model_name=half_plus_two",
     `--model_base_path=${testdata("saved_model_half_plus_two_cpu")}`,
   ]);
+  await server.waitFor(/Exporting HTTP\/REST API/);
   const target = `127.0.0.1:${server.port}`;
   using client = new PredictionServiceClient(target);
   using models = new ModelServiceClient(target);

@@ -572,8 +572,12 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
       let conn: Deno.Conn;
       try {
         conn = await listener.accept();
-      } catch {
-        return; // the listener was closed
+      } catch (e) {
+        if (closing || e instanceof Deno.errors.BadResource) return; // the listener was closed
+        // Out of file descriptors or the like: the connections open now end by their timeouts,
+        // so accepting resumes shortly instead of stopping for good.
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
       }
       if (closing || (limits.maxConnections > 0 && conns.size >= limits.maxConnections)) {
         count(503);
@@ -586,7 +590,7 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
       }
       const c = new Connection(conn);
       conns.add(c);
-      serveConnection(c);
+      serveConnection(c).catch(() => c.close()); // never an unhandled rejection
     }
   })();
 
