@@ -33,6 +33,14 @@ export interface Http1Request {
   readonly headers: Headers;
   /** The body (empty when there is none), as received (not inflated). */
   readonly body: Uint8Array;
+  /**
+   * Takes `bytes` more from the budget of body bytes held at once (`maxBufferedBodyBytes`), for
+   * memory the handler holds on behalf of the body (e.g. its inflated copy); given back once the
+   * response is written.
+   *
+   * @returns false (nothing taken) when they do not fit
+   */
+  hold(bytes: number): boolean;
 }
 
 /** Answers one request. A thrown error is answered with `onError`'s response. */
@@ -510,15 +518,21 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
         c.deadline(0);
         let response: Response;
         let payload: Uint8Array;
+        let held = 0;
+        const hold = (bytes: number) => {
+          if (!budget.take(bytes)) return false;
+          held += bytes;
+          return true;
+        };
         try {
           try {
-            response = await handler({ method, target, headers, body });
+            response = await handler({ method, target, headers, body, hold });
           } catch (e) {
             response = options.onError(e);
           }
           payload = new Uint8Array(await response.arrayBuffer());
         } finally {
-          budget.give(taken);
+          budget.give(taken + held);
         }
         if (closing) keepAlive = false;
         await c.write(serialize(response, payload, method === "HEAD", keepAlive));

@@ -90,9 +90,16 @@ export interface RestServer extends AsyncDisposable {
 
 class BodyTooLarge extends Error {}
 
+/** The inflated body does not fit in the bytes all connections may hold at once. */
+class BudgetExceeded extends Error {}
+
 const EMPTY = new Uint8Array(0);
 
-async function readAll(stream: ReadableStream<Uint8Array>, limit: number): Promise<Uint8Array> {
+async function readAll(
+  stream: ReadableStream<Uint8Array>,
+  limit: number,
+  hold: (bytes: number) => boolean,
+): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let total = 0;
   const reader = stream.getReader();
@@ -103,6 +110,10 @@ async function readAll(stream: ReadableStream<Uint8Array>, limit: number): Promi
     if (total > limit) {
       await reader.cancel().catch(() => {});
       throw new BodyTooLarge();
+    }
+    if (!hold(value.length)) {
+      await reader.cancel().catch(() => {});
+      throw new BudgetExceeded();
     }
     chunks.push(value);
   }
@@ -124,9 +135,10 @@ async function inflateBody(req: Http1Request, limit: number): Promise<Uint8Array
     const inflated = new Blob([req.body as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
       new DecompressionStream("gzip"),
     );
-    return await readAll(inflated, limit);
+    // Held within the server's budget of body bytes (a gzip bomb from many clients stays bounded).
+    return await readAll(inflated, limit, req.hold);
   } catch (e) {
-    if (e instanceof BodyTooLarge) throw e;
+    if (e instanceof BodyTooLarge || e instanceof BudgetExceeded) throw e;
     return EMPTY; // upstream: a body that does not inflate reads as empty
   }
 }
@@ -214,6 +226,9 @@ export function startRestServer(api: ServingApi, options: RestServerOptions): Pr
     } catch (e) {
       if (e instanceof BodyTooLarge) {
         return jsonError(413, `Request body is larger than the limit of ${limit} bytes`, cors);
+      }
+      if (e instanceof BudgetExceeded) {
+        return jsonError(503, "Too many request bytes are being received; try again later", cors);
       }
       throw e;
     }

@@ -147,3 +147,22 @@ Deno.test("http1: shutdown closes idle connections and lets a request under way 
   idle.close();
   assert.equal(server.connections, 0);
 });
+
+Deno.test("http1: hold() takes from the same budget and gives back after the answer", async () => {
+  const results: boolean[] = [];
+  const server = serveHttp1({
+    hostname: "127.0.0.1",
+    port: 0,
+    maxBufferedBodyBytes: 1500,
+    onError: (e) => new Response(String(e), { status: 500 }),
+  }, (req) => {
+    results.push(req.hold(400), req.hold(200));
+    return new Response("ok");
+  });
+  const port = server.addr.port;
+  const req = `POST / HTTP/1.1\r\nContent-Length: 1000\r\n\r\n${"x".repeat(1000)}`;
+  // 1000 (body) + 400 fit, 200 more do not; all of it is given back after each answer.
+  await exchange(port, req + req.replace("HTTP/1.1\r\n", "HTTP/1.1\r\nConnection: close\r\n"));
+  assert.deepEqual(results, [true, false, true, false]);
+  await server.shutdown(1000);
+});
