@@ -274,6 +274,10 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
     readonly reader: Reader;
     /** A request is being read or answered (not idle). */
     busy = false;
+    /** The handler is running or its answer is being written (not evictable). */
+    handling = false;
+    /** When the connection last started waiting for a request (idle or reading one). */
+    waitingSince = performance.now();
     closed = false;
     timer: ReturnType<typeof setTimeout> | undefined;
     /** What to send if the current timer fires (a 408), if anything. */
@@ -335,6 +339,7 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
     // Idle until the first byte; then the header timeout runs.
     if (r.available === 0) {
       c.busy = false;
+      c.waitingSince = performance.now();
       if (closing) return undefined;
       c.deadline(limits.idleTimeoutMs);
       try {
@@ -516,6 +521,7 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
         }
         const { body, taken } = await readBody(c, headers, expect !== null && version === "1.1");
         c.deadline(0);
+        c.handling = true;
         let response: Response;
         let payload: Uint8Array;
         let held = 0;
@@ -536,6 +542,7 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
         }
         if (closing) keepAlive = false;
         await c.write(serialize(response, payload, method === "HEAD", keepAlive));
+        c.handling = false;
         c.reader.shrink();
         if (!keepAlive) break;
       }
@@ -592,6 +599,21 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
         // so accepting resumes shortly instead of stopping for good.
         await new Promise((r) => setTimeout(r, 100));
         continue;
+      }
+      if (!closing && limits.maxConnections > 0 && conns.size >= limits.maxConnections) {
+        // Full: the connection that has waited longest for a request (idle, or sending one
+        // slowly) makes room, so clients that hold connections cannot lock others out.
+        let oldest: Connection | undefined;
+        for (const c of conns) {
+          if (!c.handling && !c.closed && (!oldest || c.waitingSince < oldest.waitingSince)) {
+            oldest = c;
+          }
+        }
+        if (oldest) {
+          count(503);
+          oldest.close();
+          conns.delete(oldest);
+        }
       }
       if (closing || (limits.maxConnections > 0 && conns.size >= limits.maxConnections)) {
         count(503);
