@@ -104,6 +104,13 @@ const DEFAULTS = {
   maxHeaderBytes: 64 * 1024,
 };
 
+/**
+ * A connection's read buffer starts this small (thousands of connections may be open; a request
+ * head is usually well under 1 KiB) and doubles while a head needs it; bodies are read straight
+ * into their own arrays.
+ */
+const INITIAL_BUFFER = 4 * 1024;
+/** The scratch buffer discarding input after a refusal. */
 const READ_CHUNK = 64 * 1024;
 /** A chunk-size line (hex size and extensions) longer than this is refused. */
 const MAX_CHUNK_LINE = 4096;
@@ -166,7 +173,7 @@ class Budget {
 
 /** Buffered reads from one connection. */
 class Reader {
-  buf = new Uint8Array(READ_CHUNK);
+  buf = new Uint8Array(INITIAL_BUFFER);
   start = 0;
   end = 0;
   constructor(private readonly conn: Deno.Conn) {}
@@ -178,13 +185,13 @@ class Reader {
   /** Reads more bytes (at least one); throws Closed at EOF. */
   async fill(): Promise<void> {
     if (this.start === this.end) this.start = this.end = 0;
-    if (this.buf.length - this.end < READ_CHUNK / 4) {
+    if (this.buf.length - this.end < 1024) {
       const live = this.end - this.start;
-      if (live + READ_CHUNK <= this.buf.length) {
+      if (live * 2 <= this.buf.length) {
         this.buf.copyWithin(0, this.start, this.end);
       } else {
         // Only a header block (bounded by maxHeaderBytes) or a chunk-size line grows it.
-        const next = new Uint8Array(Math.max(this.buf.length * 2, live + READ_CHUNK));
+        const next = new Uint8Array(this.buf.length * 2);
         next.set(this.buf.subarray(this.start, this.end), 0);
         this.buf = next;
       }
@@ -228,6 +235,24 @@ class Reader {
     return s;
   }
 
+  /**
+   * Fills `out[at, at + n)`: buffered bytes first, then reads from the connection straight into
+   * `out` (no copy through the buffer). Throws Closed at EOF.
+   */
+  async readExactly(out: Uint8Array, at: number, n: number): Promise<void> {
+    let got = this.takeInto(out, at, n);
+    while (got < n) {
+      let k: number | null;
+      try {
+        k = await this.conn.read(out.subarray(at + got, at + n));
+      } catch {
+        throw new Closed();
+      }
+      if (k === null) throw new Closed();
+      got += k;
+    }
+  }
+
   /** Copies up to `n` buffered bytes into `out` at `at`; returns how many. */
   takeInto(out: Uint8Array, at: number, n: number): number {
     const k = Math.min(n, this.available);
@@ -242,8 +267,8 @@ class Reader {
 
   /** Lets a grown buffer shrink back once it is empty (after a large header block). */
   shrink(): void {
-    if (this.available === 0 && this.buf.length > READ_CHUNK) {
-      this.buf = new Uint8Array(READ_CHUNK);
+    if (this.available === 0 && this.buf.length > INITIAL_BUFFER) {
+      this.buf = new Uint8Array(INITIAL_BUFFER);
       this.start = this.end = 0;
     }
   }
@@ -424,11 +449,7 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
       if (expectContinue) await c.write(CONTINUE);
       c.deadline(limits.bodyTimeoutMs, 408, "Request body not received in time");
       const body = new Uint8Array(length);
-      let got = c.reader.takeInto(body, 0, length);
-      while (got < length) {
-        await c.reader.fill();
-        got += c.reader.takeInto(body, got, length - got);
-      }
+      await c.reader.readExactly(body, 0, length);
       return { body, taken: length };
     } catch (e) {
       budget.give(length);
@@ -470,11 +491,7 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
         total += size;
         const chunk = new Uint8Array(size);
         chunks.push(chunk);
-        let got = r.takeInto(chunk, 0, size);
-        while (got < size) {
-          await r.fill();
-          got += r.takeInto(chunk, got, size - got);
-        }
+        await r.readExactly(chunk, 0, size);
         while (r.available < 2) await r.fill();
         if (r.buf[r.start] !== 13 || r.buf[r.start + 1] !== 10) {
           throw new Refusal(400, "Malformed chunked body");

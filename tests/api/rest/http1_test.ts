@@ -166,3 +166,16 @@ Deno.test("http1: hold() takes from the same budget and gives back after the ans
   assert.deepEqual(results, [true, false, true, false]);
   await server.shutdown(1000);
 });
+
+Deno.test("http1: a large head (under the limit) and a body larger than the read buffer", async () => {
+  const { server, port, seen } = echoServer();
+  const body = "b".repeat(300_000);
+  const text = await exchange(
+    port,
+    `POST /big HTTP/1.1\r\nX-Big: ${"h".repeat(30_000)}\r\nContent-Length: ${body.length}\r\n` +
+      `Connection: close\r\n\r\n${body}`,
+  );
+  assert.deepEqual(bodies(text), [`POST /big ${body}`]);
+  assert.equal(seen[0].headers.get("x-big")?.length, 30_000);
+  await server.shutdown(1000);
+});
