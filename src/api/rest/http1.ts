@@ -305,8 +305,6 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
     waitingSince = performance.now();
     closed = false;
     timer: ReturnType<typeof setTimeout> | undefined;
-    /** What to send if the current timer fires (a 408), if anything. */
-    onTimeout: (() => void) | undefined;
 
     constructor(readonly conn: Deno.Conn) {
       this.reader = new Reader(conn);
@@ -333,9 +331,11 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
         if (status === undefined) return this.close();
         count(status);
         // Best effort: the 408 goes out if the client reads; the connection closes regardless.
-        const bytes = serializeHead(status, message ?? "", false);
         const done = () => this.close();
-        this.conn.write(bytes).then(done, done);
+        const res = refusal(status, message ?? "");
+        res.arrayBuffer()
+          .then((body) => this.conn.write(serialize(res, new Uint8Array(body), false, false)))
+          .then(done, done);
         setTimeout(done, 1000);
       }, ms);
     }
@@ -361,10 +361,10 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
     { method: string; target: string; version: string; headers: Headers } | undefined
   > {
     const r = c.reader;
+    c.waitingSince = performance.now();
     // Idle until the first byte; then the header timeout runs.
     if (r.available === 0) {
       c.busy = false;
-      c.waitingSince = performance.now();
       if (closing) return undefined;
       c.deadline(limits.idleTimeoutMs);
       try {
@@ -679,19 +679,6 @@ const CONTINUE = encoder.encode("HTTP/1.1 100 Continue\r\n\r\n");
 
 function statusLine(status: number, statusText: string): string {
   return `HTTP/1.1 ${status} ${statusText || REASONS[status] || "Unknown"}\r\n`;
-}
-
-/** A bodiless answer that closes the connection (timeouts). */
-function serializeHead(status: number, message: string, keepAlive: boolean): Uint8Array {
-  const body = encoder.encode(message);
-  return concat(
-    encoder.encode(
-      statusLine(status, "") +
-        `content-type: text/plain\r\ncontent-length: ${body.length}\r\n` +
-        `connection: ${keepAlive ? "keep-alive" : "close"}\r\n\r\n`,
-    ),
-    body,
-  );
 }
 
 function serialize(
