@@ -235,22 +235,27 @@ export function startRestServer(api: ServingApi, options: RestServerOptions): Pr
     return toResponse(handler.handle(req.method, path, body, req.headers.get("origin")));
   };
 
-  const server = serveHttp1({
-    hostname: options.host,
-    port: options.port,
-    maxBodyBytes: limit,
-    maxConnections: options.maxConnections,
-    headerTimeoutMs: options.headerTimeoutMs,
-    bodyTimeoutMs: options.bodyTimeoutMs,
-    idleTimeoutMs: options.idleTimeoutMs,
-    maxBufferedBodyBytes: options.maxBufferedBodyBytes,
-    onError: (e) => {
-      const message = e instanceof Error ? e.message : String(e);
-      log?.("error", `REST request failed: ${message}`);
-      return jsonError(500, message, cors);
-    },
-    refusal: (status, message) => jsonError(status, message, cors),
-  }, serve);
+  let server: ReturnType<typeof serveHttp1>;
+  try {
+    server = serveHttp1({
+      hostname: options.host,
+      port: options.port,
+      maxBodyBytes: limit,
+      maxConnections: options.maxConnections,
+      headerTimeoutMs: options.headerTimeoutMs,
+      bodyTimeoutMs: options.bodyTimeoutMs,
+      idleTimeoutMs: options.idleTimeoutMs,
+      maxBufferedBodyBytes: options.maxBufferedBodyBytes,
+      onError: (e) => {
+        const message = e instanceof Error ? e.message : String(e);
+        log?.("error", `REST request failed: ${message}`);
+        return jsonError(500, message, cors);
+      },
+      refusal: (status, message) => jsonError(status, message, cors),
+    }, serve);
+  } catch (e) {
+    return Promise.reject(e); // a bind error, as a rejection like the rest of startup
+  }
   const port = server.addr.port;
 
   let closing: Promise<void> | undefined;
