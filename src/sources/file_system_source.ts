@@ -380,10 +380,12 @@ export class FileSystemSource implements AsyncDisposable {
 
     // Only fully written directories are candidates, so latest{n} keeps serving the previous
     // version while a newer one is still being copied in. Among duplicates, as upstream's
-    // IndexChildrenByVersion, the later name in order wins (here: the later written one).
+    // IndexChildrenByVersion, the later name wins: here the last in sorted order of those that
+    // are written, preferring one with a stable ready file to one aspired by the ready timeout.
     const complete = new Map<number, string>();
     for (const [version, names] of byVersion) {
-      let winner: string | undefined;
+      let stable: string | undefined;
+      let timedOut: string | undefined;
       for (const child of names) {
         const path = join(basePath, child);
         if (await this.#isComplete(watch, child, path, firstPoll)) {
@@ -394,8 +396,8 @@ export class FileSystemSource implements AsyncDisposable {
                 this.#readyFiles.join(" or ")
               } after ${this.#readyTimeoutMs / 1000} s; loading it anyway: ${path}`,
             ]);
-          }
-          winner = child;
+            timedOut = child;
+          } else stable = child;
         } else {
           warnings.push([
             "info",
@@ -403,6 +405,7 @@ export class FileSystemSource implements AsyncDisposable {
           ]);
         }
       }
+      const winner = stable ?? timedOut;
       if (winner === undefined) continue;
       complete.set(version, winner);
       for (const child of names) {
