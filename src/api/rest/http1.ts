@@ -561,7 +561,12 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
         await c.write(serialize(response, payload, method === "HEAD", keepAlive));
         c.handling = false;
         c.reader.shrink();
-        if (!keepAlive) break;
+        if (!keepAlive) {
+          // Requests pipelined behind this one stay unanswered (RFC 9112 9.6); lingering keeps
+          // them from resetting the connection before the client has read this answer.
+          await lingerClose(c);
+          break;
+        }
       }
     } catch (e) {
       if (e instanceof Refusal && !c.closed) {

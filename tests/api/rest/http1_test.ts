@@ -179,3 +179,15 @@ Deno.test("http1: a large head (under the limit) and a body larger than the read
   assert.equal(seen[0].headers.get("x-big")?.length, 30_000);
   await server.shutdown(1000);
 });
+
+Deno.test("http1: nothing is answered after a Connection: close request; its answer arrives whole", async () => {
+  const { server, port, seen } = echoServer();
+  const text = await exchange(
+    port,
+    "GET /last HTTP/1.1\r\nConnection: close\r\n\r\n" +
+      `POST /never HTTP/1.1\r\nContent-Length: 100000\r\n\r\n${"z".repeat(100_000)}`,
+  );
+  assert.deepEqual(bodies(text), ["GET /last "]);
+  assert.deepEqual(seen.map((r) => r.target), ["/last"]);
+  await server.shutdown(1000);
+});
