@@ -253,8 +253,9 @@ const CONNECTION_AND_SOURCE_LIMIT_FLAGS: readonly FlagSpec[] = [
     name: "rest_api_max_connections",
     type: "int32",
     defaultValue: 1000,
-    help: "HTTP/REST connections open at once; a connection beyond is closed as soon as it is " +
-      "accepted. 0 or less: no limit.",
+    help: "HTTP/REST connections open at once. At the limit, a new connection replaces the one " +
+      "that has waited longest for a request (idle or still sending it); if all are being " +
+      "answered, the new one is closed. 0 or less: no limit.",
     support: SUPPORTED,
   },
   {

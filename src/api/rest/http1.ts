@@ -12,7 +12,10 @@
  *   declares it, and as soon as a chunked body grows past it (then close, the rest unread);
  * - keep all request bodies held at once within `maxBufferedBodyBytes` (a request that would
  *   pass it gets `503` and its connection is closed), so memory stays bounded whatever the number
- *   of clients; and at most `maxConnections` connections are open (others are closed on accept);
+ *   of clients; and at most `maxConnections` connections are open: when a new one comes at the
+ *   limit, the connection that has waited longest for a request (idle, or still sending one) is
+ *   closed to make room, so slow clients cannot lock others out; if every connection is being
+ *   answered, the new one is closed;
  * - answer pipelined requests one after the other, in order, on the same connection: the next
  *   request is read only once the previous response is written, so a client pipelining many
  *   requests is slowed by TCP flow control, never cut off.
