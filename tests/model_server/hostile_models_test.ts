@@ -92,6 +92,16 @@ Deno.test(
     }
     assert.equal(count(/Finished adding\/updating models/), 2, server.log());
     await assertPredicts(client, "half");
+
+    // An empty config by RPC is refused, as upstream's model_service_impl.cc does.
+    using models = new ModelServiceClient(`127.0.0.1:${server.port}`);
+    await expectError(
+      models.handleReloadConfigRequest({ config: {} }),
+      Code.INVALID_ARGUMENT,
+      "ServerModelConfig type not supported by HandleReloadConfigRequest. Only ModelConfigList " +
+        "is currently supported",
+    );
+    await assertPredicts(client, "half");
     assert.ok(!server.log().includes("Unloading"), server.log());
     await Deno.remove(dir, { recursive: true });
   },
