@@ -33,13 +33,20 @@ async function exchange(port: number, text: string | Uint8Array): Promise<string
   while (off < bytes.length) off += await conn.write(bytes.subarray(off));
   const buf = new Uint8Array(65536);
   let out = "";
+  // A server that never closes fails the test instead of hanging it.
+  let stuck = false;
+  const guard = setTimeout(() => {
+    stuck = true;
+    conn.close();
+  }, 30_000);
   for (;;) {
     const n = await conn.read(buf).catch(() => null);
     if (n === null) break;
     out += dec.decode(buf.subarray(0, n));
   }
-  conn.close();
-  return out;
+  clearTimeout(guard);
+  if (!stuck) conn.close();
+  return stuck ? `${out}<never closed>` : out;
 }
 
 function bodies(text: string): string[] {
