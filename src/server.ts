@@ -7,7 +7,12 @@
  */
 import { Code, ServingError } from "./errors.ts";
 import type { ServerOptions } from "./config/flags.ts";
-import { loadModelServerConfig, readModelConfigFile } from "./config/model_config.ts";
+import {
+  loadModelServerConfig,
+  readTextProtoFile,
+  toModelServerConfig,
+} from "./config/model_config.ts";
+import { ModelServerConfigSchema } from "./proto/gen/tensorflow_serving/config/model_server_config_pb.ts";
 import { type LogFn, serverLog } from "./log.ts";
 import { ServerCore } from "./model_server/server_core.ts";
 import { ModelServerService } from "./model_server/service.ts";
@@ -129,7 +134,7 @@ export async function startServer(
   const routes: RouteHook = (req, url) => start.routes?.(req, url) ?? monitoring.routes(req, url);
   const rest = await startRest(options, { ...start, routes }, service, log);
 
-  const stopPolling = pollConfigFile(options, core, log);
+  const stopPolling = pollConfigFile(options, core, log, !config.empty);
   const close = (graceMs = 10_000) =>
     closing ??= (async () => {
       log("info", "Shutting down the model server");
@@ -193,8 +198,16 @@ async function startRest(
   }
 }
 
-/** Re-reads `--model_config_file` every `--model_config_file_poll_wait_seconds` (if > 0). */
-function pollConfigFile(options: ServerOptions, core: ServerCore, log: LogFn): () => void {
+/**
+ * Re-reads `--model_config_file` every `--model_config_file_poll_wait_seconds` (if > 0).
+ * `listApplied`: the config applied at start was a model_config_list (not an empty file).
+ */
+function pollConfigFile(
+  options: ServerOptions,
+  core: ServerCore,
+  log: LogFn,
+  listApplied: boolean,
+): () => void {
   const seconds = options.modelConfigFilePollWaitSeconds;
   if (options.modelConfigFile === "" || seconds <= 0) return () => {};
   let last: string | undefined;
@@ -208,16 +221,26 @@ function pollConfigFile(options: ServerOptions, core: ServerCore, log: LogFn): (
       text = await Deno.readTextFile(options.modelConfigFile);
       if (last !== undefined && text !== last) {
         log("info", `Model config file ${options.modelConfigFile} changed; reloading`);
-        let config;
+        let proto;
         try {
-          config = await readModelConfigFile(options.modelConfigFile);
+          proto = await readTextProtoFile(ModelServerConfigSchema, options.modelConfigFile);
         } catch (e) {
           // Logged once: the next change of the file is read again.
           log("error", `Failed to read ModelServerConfig file: ${ServingError.from(e).message}`);
         }
-        if (config) {
+        if (proto) {
           try {
+            // Upstream's ServerCore::ReloadConfig refuses to change the config type.
+            if (listApplied && proto.config.case === "customModelConfig") {
+              throw new ServingError(
+                Code.FAILED_PRECONDITION,
+                "Cannot transition to requested config. It is only legal to transition from " +
+                  "one ModelConfigList to another.",
+              );
+            }
+            const config = toModelServerConfig(proto);
             await core.reloadConfig(config);
+            if (!config.empty) listApplied = true;
           } catch (e) {
             log(
               "error",

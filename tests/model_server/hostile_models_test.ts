@@ -84,6 +84,19 @@ Deno.test(
     await server.waitFor(/Failed to read ModelServerConfig file: .*Error parsing text-format/);
     await assertPredicts(client, "half");
 
+    // Another config type, then a config that fails validation: refused, as upstream's
+    // ServerCore::ReloadConfig refuses them.
+    await Deno.writeTextFile(config, 'custom_model_config { type_url: "x/y.Z" }');
+    await server.waitFor(
+      /PollFilesystemAndReloadConfig failed to ReloadConfig: Cannot transition to requested config\. It is only legal to transition from one ModelConfigList to another\./,
+    );
+    await assertPredicts(client, "half");
+    await Deno.writeTextFile(config, text.replace(/(config \{[^\n]*\})/, "$1 $1"));
+    await server.waitFor(
+      /PollFilesystemAndReloadConfig failed to ReloadConfig: Illegal to list model half multiple times in config list/,
+    );
+    await assertPredicts(client, "half");
+
     // The full file again: reloaded, same model, still serving.
     await Deno.writeTextFile(config, text);
     const count = (re: RegExp) => server.lines.filter((l) => re.test(l)).length;
