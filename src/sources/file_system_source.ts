@@ -74,7 +74,8 @@ export interface FileSystemSourceOptions {
    * How long a version directory may stay without a stable ready file before it is aspired
    * anyway (so the loader reports why it cannot load), in seconds. Default
    * {@link DEFAULT_READY_TIMEOUT_SECONDS}; 0 aspires every version directory as soon as it is
-   * seen (upstream's behaviour).
+   * seen (upstream's behaviour). Checked at each poll: without periodic polls (`pollWaitSeconds`
+   * ≤ 0) a directory lacking its ready file at the one poll is never aspired.
    */
   readonly readyTimeoutSeconds?: number;
   /** The clock, in milliseconds (tests). Default `performance.now`. */
