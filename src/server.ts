@@ -7,7 +7,12 @@
  */
 import { Code, ServingError } from "./errors.ts";
 import type { ServerOptions } from "./config/flags.ts";
-import { loadModelServerConfig, readModelConfigFile } from "./config/model_config.ts";
+import {
+  loadModelServerConfig,
+  readTextProtoFile,
+  toModelServerConfig,
+} from "./config/model_config.ts";
+import { ModelServerConfigSchema } from "./proto/gen/tensorflow_serving/config/model_server_config_pb.ts";
 import { type LogFn, serverLog } from "./log.ts";
 import { ServerCore } from "./model_server/server_core.ts";
 import { ModelServerService } from "./model_server/service.ts";
@@ -114,6 +119,7 @@ export async function startServer(
     maxNumLoadRetries: options.maxNumLoadRetries,
     loadRetryIntervalMs: options.loadRetryIntervalMicros / 1000,
     fileSystemPollWaitSeconds: options.fileSystemPollWaitSeconds,
+    versionDirReadyTimeoutSeconds: options.versionDirReadyTimeoutSeconds,
     allowVersionLabelsForUnavailableModels: options.allowVersionLabelsForUnavailableModels,
     allowedModelRoots: roots,
     onStateChange: monitoring.onStateChange,
@@ -165,7 +171,7 @@ export async function startServer(
   const routes: RouteHook = (req, url) => start.routes?.(req, url) ?? monitoring.routes(req, url);
   const rest = await startRest(options, { ...start, routes }, service, log);
 
-  const stopPolling = pollConfigFile(options, core, log);
+  const stopPolling = pollConfigFile(options, core, log, !config.empty);
   const close = (graceMs = 10_000) =>
     closing ??= (async () => {
       log("info", "Shutting down the model server");
@@ -213,6 +219,12 @@ async function startRest(
       port,
       timeoutMs: options.restApiTimeoutInMs,
       enableCors: options.restApiEnableCorsSupport,
+      maxBodyBytes: options.restApiMaxBodyBytes,
+      maxConnections: options.restApiMaxConnections,
+      headerTimeoutMs: options.restApiHeaderTimeoutMs,
+      bodyTimeoutMs: options.restApiBodyTimeoutMs,
+      idleTimeoutMs: options.restApiIdleTimeoutMs,
+      maxBufferedBodyBytes: options.restApiMaxBufferedBodyBytes,
       log,
       routes: start.routes,
     });
@@ -224,23 +236,62 @@ async function startRest(
   }
 }
 
-/** Re-reads `--model_config_file` every `--model_config_file_poll_wait_seconds` (if > 0). */
-function pollConfigFile(options: ServerOptions, core: ServerCore, log: LogFn): () => void {
+/**
+ * Re-reads `--model_config_file` every `--model_config_file_poll_wait_seconds` (if > 0).
+ * `listApplied`: the config applied at start was a model_config_list (not an empty file).
+ */
+function pollConfigFile(
+  options: ServerOptions,
+  core: ServerCore,
+  log: LogFn,
+  listApplied: boolean,
+): () => void {
   const seconds = options.modelConfigFilePollWaitSeconds;
   if (options.modelConfigFile === "" || seconds <= 0) return () => {};
   let last: string | undefined;
   let stopped = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const tick = async () => {
+    // As upstream's Server::PollFilesystemAndReloadConfig: a file that cannot be read or parsed,
+    // or a config ServerCore refuses, is logged and the models served stay as they are.
+    let text: string | undefined;
     try {
-      const text = await Deno.readTextFile(options.modelConfigFile);
+      text = await Deno.readTextFile(options.modelConfigFile);
       if (last !== undefined && text !== last) {
         log("info", `Model config file ${options.modelConfigFile} changed; reloading`);
-        await core.reloadConfig(await readModelConfigFile(options.modelConfigFile));
+        let proto;
+        try {
+          proto = await readTextProtoFile(ModelServerConfigSchema, options.modelConfigFile);
+        } catch (e) {
+          // Logged once: the next change of the file is read again.
+          log("error", `Failed to read ModelServerConfig file: ${ServingError.from(e).message}`);
+        }
+        if (proto) {
+          try {
+            // Upstream's ServerCore::ReloadConfig refuses to change the config type.
+            if (listApplied && proto.config.case === "customModelConfig") {
+              throw new ServingError(
+                Code.FAILED_PRECONDITION,
+                "Cannot transition to requested config. It is only legal to transition from " +
+                  "one ModelConfigList to another.",
+              );
+            }
+            const config = toModelServerConfig(proto);
+            await core.reloadConfig(config);
+            if (!config.empty) listApplied = true;
+          } catch (e) {
+            log(
+              "error",
+              `PollFilesystemAndReloadConfig failed to ReloadConfig: ${
+                ServingError.from(e).message
+              }`,
+            );
+          }
+        }
       }
       last = text;
     } catch (e) {
-      log("error", `Cannot reload ${options.modelConfigFile}: ${ServingError.from(e).message}`);
+      log("error", `Failed to read ModelServerConfig file: ${ServingError.from(e).message}`);
     }
     if (!stopped) timer = setTimeout(tick, seconds * 1000);
   };

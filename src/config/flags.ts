@@ -205,6 +205,22 @@ export interface ServerOptions {
   /** `--tensor_expansion_floor_bytes` (this server's): what any tensor may decode to. 16 MiB. */
   tensorExpansionFloorBytes: number;
 
+  // Connection and model-directory limits of this server (not upstream flags; README "Limits").
+  /** `--rest_api_max_connections`: REST connections open at once. Default 1000. */
+  restApiMaxConnections: number;
+  /** `--rest_api_header_timeout_ms`: a request's line and headers must arrive within. */
+  restApiHeaderTimeoutMs: number;
+  /** `--rest_api_body_timeout_ms`: a request's body must arrive within (after its headers). */
+  restApiBodyTimeoutMs: number;
+  /** `--rest_api_idle_timeout_ms`: a keep-alive connection without a request is closed after. */
+  restApiIdleTimeoutMs: number;
+  /** `--rest_api_max_body_bytes`: the largest REST request body (after gzip). Default 64 MiB. */
+  restApiMaxBodyBytes: number;
+  /** `--rest_api_max_buffered_body_bytes`: request body bytes held at once, all connections. */
+  restApiMaxBufferedBodyBytes: number;
+  /** `--version_dir_ready_timeout_seconds`: wait for a version dir's saved_model.pb at most. */
+  versionDirReadyTimeoutSeconds: number;
+
   /** `--help` was given: print {@linkcode usage} and exit (nothing was validated). */
   help: boolean;
   /** `--version` was given: print {@linkcode versionText} and exit (nothing was validated). */
@@ -255,6 +271,79 @@ const NO_BATCHING = "per-model batching parameters are not supported; " +
   "--batching_parameters_file applies to every model";
 const NO_SESSION_THREADS = "kernels run on the event loop; there is no session thread pool";
 const NO_TFLITE = "TensorFlow Lite models are not supported; the SavedModel is always used";
+
+/**
+ * Limits of this server that upstream has no flag for: REST connections (upstream's libevent
+ * server has its own fixed ones) and how long a version directory may stay incomplete.
+ */
+const CONNECTION_AND_SOURCE_LIMIT_FLAGS: readonly FlagSpec[] = [
+  {
+    name: "rest_api_max_connections",
+    type: "int32",
+    defaultValue: 1000,
+    help: "HTTP/REST connections open at once. At the limit, a new connection replaces the one " +
+      "that has waited longest for a request (idle or still sending it); if all are being " +
+      "answered, the new one is closed. 0 or less: no limit.",
+    support: SUPPORTED,
+    extension: true,
+  },
+  {
+    name: "rest_api_header_timeout_ms",
+    type: "int32",
+    defaultValue: 10_000,
+    help: "An HTTP/REST request's line and headers must arrive within this many milliseconds " +
+      "of its first byte, or the connection is closed (408). 0 or less: no limit.",
+    support: SUPPORTED,
+    extension: true,
+  },
+  {
+    name: "rest_api_body_timeout_ms",
+    type: "int32",
+    defaultValue: 60_000,
+    help: "An HTTP/REST request's body must arrive within this many milliseconds of the end of " +
+      "its headers, or the connection is closed (408). 0 or less: no limit.",
+    support: SUPPORTED,
+    extension: true,
+  },
+  {
+    name: "rest_api_idle_timeout_ms",
+    type: "int32",
+    defaultValue: 60_000,
+    help: "A keep-alive HTTP/REST connection with no request under way is closed after this " +
+      "many milliseconds. 0 or less: no limit.",
+    support: SUPPORTED,
+    extension: true,
+  },
+  {
+    name: "rest_api_max_body_bytes",
+    type: "int64",
+    defaultValue: 64 * 1024 * 1024,
+    help: "The largest HTTP/REST request body, after gzip inflation; a larger one is refused " +
+      "with 413 before it is read (by Content-Length) or as soon as it grows past the limit.",
+    support: SUPPORTED,
+    extension: true,
+  },
+  {
+    name: "rest_api_max_buffered_body_bytes",
+    type: "int64",
+    defaultValue: 256 * 1024 * 1024,
+    help: "HTTP/REST request body bytes held in memory at once over all connections; a " +
+      "request that would exceed it is refused with 503 and its connection closed.",
+    support: SUPPORTED,
+    extension: true,
+  },
+  {
+    name: "version_dir_ready_timeout_seconds",
+    type: "int32",
+    defaultValue: 60,
+    help: "A new version directory is loaded once its saved_model.pb exists and is unchanged " +
+      "between two polls; one that has none after this many seconds (e.g. a symlink to a " +
+      "directory that is no model) is loaded anyway, so its load fails and GetModelStatus " +
+      "reports why. 0: load every version directory as soon as it appears (as upstream).",
+    support: SUPPORTED,
+    extension: true,
+  },
+];
 
 /** Every flag upstream's main.cc declares, in its order, with upstream's defaults and help. */
 export const FLAGS: readonly FlagSpec[] = [
@@ -694,6 +783,7 @@ export const FLAGS: readonly FlagSpec[] = [
     support: SUPPORTED,
     extension: true,
   },
+  ...CONNECTION_AND_SOURCE_LIMIT_FLAGS,
 ];
 
 const BY_NAME: ReadonlyMap<string, FlagSpec> = new Map(FLAGS.map((f) => [f.name, f]));
@@ -970,6 +1060,13 @@ function toOptions(values: ReadonlyMap<string, FlagValue>, help: boolean, versio
     maxRequestDecodedBytes: int("max_request_decoded_bytes"),
     maxTensorExpansion: int("max_tensor_expansion"),
     tensorExpansionFloorBytes: int("tensor_expansion_floor_bytes"),
+    restApiMaxConnections: int("rest_api_max_connections"),
+    restApiHeaderTimeoutMs: int("rest_api_header_timeout_ms"),
+    restApiBodyTimeoutMs: int("rest_api_body_timeout_ms"),
+    restApiIdleTimeoutMs: int("rest_api_idle_timeout_ms"),
+    restApiMaxBodyBytes: int("rest_api_max_body_bytes"),
+    restApiMaxBufferedBodyBytes: int("rest_api_max_buffered_body_bytes"),
+    versionDirReadyTimeoutSeconds: int("version_dir_ready_timeout_seconds"),
     help,
     version,
     ignored: [],

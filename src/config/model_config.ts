@@ -64,6 +64,12 @@ export interface ModelServerConfig {
   readonly models: readonly ModelConfig[];
   /** Parts of the config this server does not act on (e.g. logging_config), for the log. */
   readonly warnings: readonly string[];
+  /**
+   * True when the message set neither `model_config_list` nor `custom_model_config` (e.g. an
+   * empty file): upstream's ServerCore::ReloadConfig takes no action for such a config, so a
+   * config file truncated while it is polled does not unload every model.
+   */
+  readonly empty?: boolean;
 }
 
 /**
@@ -140,8 +146,8 @@ export async function readTextProtoFile<Desc extends DescMessage>(
 export function toModelServerConfig(proto: ModelServerConfigProto): ModelServerConfig {
   switch (proto.config.case) {
     case undefined:
-      // Upstream: "Taking no action for empty config." The server runs with no models.
-      return { models: [], warnings: [] };
+      // Upstream: "Taking no action for empty config." (ServerCore keeps what it serves).
+      return { models: [], warnings: [], empty: true };
     case "customModelConfig":
       throw new ServingError(
         Code.UNIMPLEMENTED,

@@ -29,6 +29,8 @@ export interface ServerCoreOptions extends LoaderOptions {
   readonly loadRetryIntervalMs: number;
   /** `--file_system_poll_wait_seconds`. */
   readonly fileSystemPollWaitSeconds: number;
+  /** `--version_dir_ready_timeout_seconds` (default: the source's, 60 s). */
+  readonly versionDirReadyTimeoutSeconds?: number;
   /** `--allow_version_labels_for_unavailable_models`. */
   readonly allowVersionLabelsForUnavailableModels: boolean;
   /** Called on every published state change (metrics, readiness). */
@@ -56,6 +58,7 @@ export class ServerCore implements AsyncDisposable {
     });
     this.#source = new FileSystemSource({
       pollWaitSeconds: options.fileSystemPollWaitSeconds,
+      readyTimeoutSeconds: options.versionDirReadyTimeoutSeconds,
       log: options.log,
       onAspiredVersions: (name, versions) =>
         this.#manager.setAspiredVersions(
@@ -93,6 +96,12 @@ export class ServerCore implements AsyncDisposable {
   }
 
   async #reload(config: ModelServerConfig): Promise<void> {
+    if (config.empty) {
+      // As upstream: an unset config (an empty file, e.g. one truncated by an editor saving in
+      // place) changes nothing; a later non-empty config is applied as usual.
+      this.#options.log("info", "Taking no action for empty config.");
+      return;
+    }
     const old = new Set(this.models.map((m) => m.name));
     this.#labels = this.#checkLabels(config);
     this.#config = config;
@@ -155,7 +164,7 @@ export class ServerCore implements AsyncDisposable {
     }
     const choice = spec.versionChoice;
     if (choice.case === "version") {
-      return this.#manager.acquire(spec.name, Number(choice.value.value));
+      return this.#manager.acquire(spec.name, servedVersion(spec.name, choice.value.value));
     }
     if (choice.case === "versionLabel") {
       const version = this.#labels.get(spec.name)?.get(choice.value);
@@ -200,4 +209,22 @@ export class ServerCore implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop();
   }
+}
+
+/**
+ * A requested int64 version as the number the manager keys versions by. Versions on disk are
+ * safe integers (the source skips others), so a version beyond 2^53 cannot be served: it is
+ * NOT_FOUND, with the int64 printed exactly as upstream prints it (never rounded by a double).
+ *
+ * @throws ServingError NOT_FOUND `Servable not found for request: Specific(name, version)`
+ */
+export function servedVersion(name: string, version: bigint): number {
+  const n = Number(version);
+  if (!Number.isSafeInteger(n)) {
+    throw new ServingError(
+      Code.NOT_FOUND,
+      `Servable not found for request: Specific(${name}, ${version})`,
+    );
+  }
+  return n;
 }

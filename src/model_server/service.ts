@@ -205,8 +205,9 @@ export class ModelServerService implements ServingApi {
     let versions = this.core.status(name);
     const choice = req.modelSpec.versionChoice;
     if (choice.case === "version") {
-      const v = Number(choice.value.value);
-      versions = versions.filter((s) => s.version === v);
+      // Compared as int64: a version beyond 2^53 must not round onto a served one.
+      const v = choice.value.value;
+      versions = versions.filter((s) => BigInt(s.version) === v);
       if (versions.length === 0) {
         throw new ServingError(Code.NOT_FOUND, `Could not find version ${v} of model ${name}`);
       }

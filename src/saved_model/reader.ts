@@ -135,7 +135,9 @@ export async function readSavedModelProto(exportDir: string): Promise<SavedModel
   }
   throw new ServingError(
     Code.NOT_FOUND,
-    `SavedModel not found in export directory: ${exportDir} (no ${SAVED_MODEL_PB} or ${SAVED_MODEL_PBTXT})`,
+    // TensorFlow's reader.cc wording.
+    `Could not find SavedModel .pb or .pbtxt at supplied export directory path: ${exportDir}. ` +
+      "Check that the directory exists and that you have the right permissions for accessing it.",
   );
 }
 

@@ -4,7 +4,10 @@
  * servable on every poll. Mirrors
  * tensorflow_serving/sources/storage_path/file_system_storage_path_source.cc, plus one guard of
  * its own: a version directory whose `saved_model.pb` is missing or still changing is not aspired
- * until it stops changing.
+ * until it stops changing — or until `readyTimeoutSeconds` have passed since the directory was
+ * first seen, so that a directory that will never hold a SavedModel (a symlink to `/etc`, a
+ * stray folder) is handed to the loader, fails there with upstream's "Could not find SavedModel
+ * .pb or .pbtxt" error, and is reported by GetModelStatus instead of being waited on forever.
  *
  * Knows nothing of loading: what the versions become is the receiver's business.
  *
@@ -67,7 +70,24 @@ export interface FileSystemSourceOptions {
    * (default `saved_model.pb`, then `saved_model.pbtxt`).
    */
   readonly readyFiles?: readonly string[];
+  /**
+   * How long a version directory may stay without a stable ready file before it is aspired
+   * anyway (so the loader reports why it cannot load), in seconds. Default
+   * {@link DEFAULT_READY_TIMEOUT_SECONDS}; 0 aspires every version directory as soon as it is
+   * seen (upstream's behaviour). Checked at each poll: without periodic polls (`pollWaitSeconds`
+   * ≤ 0) a directory lacking its ready file at the one poll is never aspired.
+   */
+  readonly readyTimeoutSeconds?: number;
+  /** The clock, in milliseconds (tests). Default `performance.now`. */
+  readonly now?: () => number;
 }
+
+/**
+ * The default `readyTimeoutSeconds` (`--version_dir_ready_timeout_seconds`): a minute is long
+ * enough for a copy that writes `saved_model.pb` after its variables, and short enough for an
+ * operator to see a broken version directory reported soon after it appears.
+ */
+export const DEFAULT_READY_TIMEOUT_SECONDS = 60;
 
 const DEFAULT_READY_FILES = ["saved_model.pb", "saved_model.pbtxt"];
 
@@ -117,6 +137,10 @@ interface DirState {
   signature: string | undefined;
   /** Deemed fully written; sticky while the directory exists. */
   complete: boolean;
+  /** When the directory was first seen (the clock's milliseconds). */
+  firstSeen: number;
+  /** Aspired without a stable ready file because the ready timeout passed; sticky. */
+  timedOut: boolean;
 }
 
 /** What the source remembers of one watched servable. */
@@ -153,6 +177,8 @@ export class FileSystemSource implements AsyncDisposable {
   readonly #emit: AspiredPathsCallback;
   readonly #log: SourceLogFn;
   readonly #readyFiles: readonly string[];
+  readonly #readyTimeoutMs: number;
+  readonly #now: () => number;
   #watches = new Map<string, Watch>();
   /** Serializes polls and config changes. */
   #queue: Promise<void> = Promise.resolve();
@@ -170,6 +196,11 @@ export class FileSystemSource implements AsyncDisposable {
       else console.error(message);
     });
     this.#readyFiles = options.readyFiles ?? DEFAULT_READY_FILES;
+    this.#readyTimeoutMs = Math.max(
+      0,
+      (options.readyTimeoutSeconds ?? DEFAULT_READY_TIMEOUT_SECONDS) * 1000,
+    );
+    this.#now = options.now ?? (() => performance.now());
     this.#watches = FileSystemSource.#makeWatches(options.servables ?? [], new Map());
   }
 
@@ -327,24 +358,20 @@ export class FileSystemSource implements AsyncDisposable {
       return finish(undefined);
     }
 
-    // Index by version like upstream: children in sorted order, a later duplicate wins.
+    // Every child named like a version is tracked, duplicates included ("1" and "00001"), so
+    // that when one of them is deleted the other, already known to be written, takes over at
+    // once and the version is never unaspired in between.
     children.sort();
-    const byVersion = new Map<number, string>();
+    const byVersion = new Map<number, string[]>();
     for (const child of children) {
       const version = parseVersion(child);
       if (version === undefined) continue;
-      const earlier = byVersion.get(version);
-      if (earlier !== undefined) {
-        warnings.push([
-          "warning",
-          `Duplicate version directories detected. Version ${version} will be loaded from ` +
-          `${child}, ${earlier} will be ignored.`,
-        ]);
-      }
-      byVersion.set(version, child);
+      const names = byVersion.get(version);
+      if (names) names.push(child);
+      else byVersion.set(version, [child]);
     }
-    // Forget directories that are gone (or lost to a duplicate), so a re-created one is re-checked.
-    const current = new Set(byVersion.values());
+    // Forget directories that are gone, so a re-created one is checked afresh.
+    const current = new Set([...byVersion.values()].flat());
     for (const child of watch.dirs.keys()) if (!current.has(child)) watch.dirs.delete(child);
 
     if (policy?.kind === "specific" && policy.versions.length === 0) {
@@ -353,15 +380,41 @@ export class FileSystemSource implements AsyncDisposable {
     }
 
     // Only fully written directories are candidates, so latest{n} keeps serving the previous
-    // version while a newer one is still being copied in.
+    // version while a newer one is still being copied in. Among duplicates, as upstream's
+    // IndexChildrenByVersion, the later name wins: here the last in sorted order of those that
+    // are written, preferring one with a stable ready file to one aspired by the ready timeout.
     const complete = new Map<number, string>();
-    for (const [version, child] of byVersion) {
-      const path = join(basePath, child);
-      if (await this.#isComplete(watch, child, path, firstPoll)) complete.set(version, child);
-      else {
+    for (const [version, names] of byVersion) {
+      let stable: string | undefined;
+      let timedOut: string | undefined;
+      for (const child of names) {
+        const path = join(basePath, child);
+        if (await this.#isComplete(watch, child, path, firstPoll)) {
+          if (watch.dirs.get(child)?.timedOut) {
+            warnings.push([
+              "warning",
+              `Version ${version} of servable ${name} has no complete ${
+                this.#readyFiles.join(" or ")
+              } after ${this.#readyTimeoutMs / 1000} s; loading it anyway: ${path}`,
+            ]);
+            timedOut = child;
+          } else stable = child;
+        } else {
+          warnings.push([
+            "info",
+            `Waiting for version ${version} of servable ${name} to be written: ${path}`,
+          ]);
+        }
+      }
+      const winner = stable ?? timedOut;
+      if (winner === undefined) continue;
+      complete.set(version, winner);
+      for (const child of names) {
+        if (child === winner) continue;
         warnings.push([
-          "info",
-          `Waiting for version ${version} of servable ${name} to be written: ${path}`,
+          "warning",
+          `Duplicate version directories detected. Version ${version} will be loaded from ` +
+          `${winner}, ${child} will be ignored.`,
         ]);
       }
     }
@@ -403,10 +456,16 @@ export class FileSystemSource implements AsyncDisposable {
   ): Promise<boolean> {
     const previous = watch.dirs.get(child);
     if (previous?.complete) return true;
+    const now = this.#now();
     const signature = await this.#signature(path);
-    const complete = signature !== undefined &&
+    const firstSeen = previous?.firstSeen ?? now;
+    const stable = signature !== undefined &&
       (firstPoll || (previous !== undefined && previous.signature === signature));
-    watch.dirs.set(child, { signature, complete });
+    // A directory being written gets its ready file and stops changing within the timeout; one
+    // that does not is handed to the loader, whose error says what is wrong with it.
+    const timedOut = !stable && now - firstSeen >= this.#readyTimeoutMs;
+    const complete = stable || timedOut;
+    watch.dirs.set(child, { signature, complete, firstSeen, timedOut });
     return complete;
   }
 

@@ -132,6 +132,25 @@ Deno.test("FLAGS has every flag of upstream main.cc, once", () => {
   assert.deepEqual(FLAGS.filter((f) => !f.extension).map((f) => f.name), upstream);
 });
 
+Deno.test("parseFlags() reads the connection and version-directory limits", () => {
+  const d = defaultServerOptions();
+  assert.equal(d.restApiMaxConnections, 1000);
+  assert.equal(d.restApiHeaderTimeoutMs, 10_000);
+  assert.equal(d.restApiBodyTimeoutMs, 60_000);
+  assert.equal(d.restApiIdleTimeoutMs, 60_000);
+  assert.equal(d.restApiMaxBodyBytes, 64 * 1024 * 1024);
+  assert.equal(d.restApiMaxBufferedBodyBytes, 256 * 1024 * 1024);
+  assert.equal(d.versionDirReadyTimeoutSeconds, 60);
+  const o = parseFlags([
+    "--model_base_path=/models/m",
+    "--rest_api_header_timeout_ms=500",
+    "--version_dir_ready_timeout_seconds=0",
+  ]);
+  assert.equal(o.restApiHeaderTimeoutMs, 500);
+  assert.equal(o.versionDirReadyTimeoutSeconds, 0);
+  assert.match(usage(), /--rest_api_header_timeout_ms=10000/);
+});
+
 Deno.test("parseFlags() reads every type", () => {
   const o = parseFlags([
     "--port=9000",

@@ -133,6 +133,10 @@ Deno.test("parseModelServerConfig() accepts both text-format spellings", () => {
 Deno.test("parseModelServerConfig() takes an empty config as no models", () => {
   assert.deepEqual(parse("").models, []);
   assert.deepEqual(parse("model_config_list {}").models, []);
+  // Only the unset config is "empty" (ServerCore takes no action for it); an empty list is a
+  // config that serves no models.
+  assert.equal(parse("").empty, true);
+  assert.equal(parse("model_config_list {}").empty, undefined);
 });
 
 Deno.test("parseModelServerConfig() reads the version policies", () => {

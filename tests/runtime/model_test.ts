@@ -176,7 +176,11 @@ Deno.test("loadModel() reports corrupt or missing files", async (t) => {
   const V = "saved_model_half_plus_two_2_versions/00000123";
   await t.step("missing saved_model.pb", async () => {
     const dir = await Deno.makeTempDir();
-    await rejects(loadModel(dir), Code.NOT_FOUND, /SavedModel not found.*tfs|SavedModel not found/);
+    await rejects(
+      loadModel(dir),
+      Code.NOT_FOUND,
+      /Could not find SavedModel \.pb or \.pbtxt at supplied export directory path/,
+    );
   });
   await t.step("truncated saved_model.pb", async () => {
     const dir = await copyModel(V);

@@ -145,6 +145,68 @@ Deno.test("FileSystemSource warns of duplicate version directories and keeps the
   });
 });
 
+Deno.test("FileSystemSource keeps a version aspired when one of its duplicate dirs is deleted", async () => {
+  await withTempDir(async (base) => {
+    await version(base, "00001");
+    await version(base, "1");
+    const { source, emitted, last } = makeSource([{ name: "foo", basePath: base }]);
+    await source.pollNow();
+    assert.deepEqual(last("foo"), [{ version: 1, path: join(base, "1") }]);
+    // "1" goes: "00001", known to be written, serves version 1 from the very next poll.
+    await Deno.remove(join(base, "1"), { recursive: true });
+    await source.pollNow();
+    await source.pollNow();
+    assert.deepEqual(last("foo"), [{ version: 1, path: join(base, "00001") }]);
+    // No poll ever emitted a list without version 1 (which would unload it).
+    for (const [, versions] of emitted) assert.deepEqual(versions.map((v) => v.version), [1]);
+    await source.stop();
+  });
+});
+
+Deno.test("FileSystemSource aspires a version dir that never gets a saved_model.pb after the ready timeout", async () => {
+  await withTempDir(async (base) => {
+    await version(base, "1");
+    let now = 0;
+    const { source, last, logs } = makeSource([{ name: "foo", basePath: base }], {
+      readyTimeoutSeconds: 10,
+      now: () => now,
+    });
+    await source.pollNow();
+    const dir = join(base, "300");
+    await Deno.symlink("/etc", dir); // never a SavedModel
+    await source.pollNow();
+    now = 9_000;
+    await source.pollNow();
+    assert.deepEqual(last("foo")?.map((v) => v.version), [1]);
+    now = 10_000;
+    await source.pollNow();
+    // Handed to the loader, which reports why it cannot load.
+    assert.deepEqual(last("foo"), [{ version: 300, path: dir }]);
+    assert.ok(
+      logs.includes(
+        "warning: Version 300 of servable foo has no complete saved_model.pb or " +
+          `saved_model.pbtxt after 10 s; loading it anyway: ${dir}`,
+      ),
+      logs.join("\n"),
+    );
+    await source.stop();
+  });
+});
+
+Deno.test("FileSystemSource with a ready timeout of 0 aspires version dirs at once, as upstream", async () => {
+  await withTempDir(async (base) => {
+    await version(base, "1");
+    const { source, last } = makeSource([{ name: "foo", basePath: base }], {
+      readyTimeoutSeconds: 0,
+    });
+    await source.pollNow();
+    await version(base, "2", false);
+    await source.pollNow();
+    assert.deepEqual(last("foo")?.map((v) => v.version), [2]);
+    await source.stop();
+  });
+});
+
 Deno.test("FileSystemSource does not aspire a version directory still being written", async () => {
   await withTempDir(async (base) => {
     await version(base, "1");

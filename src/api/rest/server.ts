@@ -1,20 +1,26 @@
 /**
- * The REST transport: TF Serving's HTTP/REST API (`--rest_api_port`) on `Deno.serve`, as
- * upstream's `CreateAndStartHttpServer` (model_servers/http_server.cc) sets it up.
+ * The REST transport: TF Serving's HTTP/REST API (`--rest_api_port`), as upstream's
+ * `CreateAndStartHttpServer` (model_servers/http_server.cc) sets it up, on this project's own
+ * HTTP/1.1 server ({@link serveHttp1}) rather than `Deno.serve`, which has no header or body
+ * read timeout, no connection limit, and resets pipelining connections.
  *
  * - A `routes` hook sees every request first; a Response from it is sent as it is (health
  *   pages, the Prometheus path, `/`), so other code adds paths without touching this router.
  * - Paths under `/v1/` go to {@link RestApiHandler}. Any other path is
  *   `404 {"error": "Not Found: <METHOD> <path>"}` (upstream sends libevent's HTML 404 page).
- * - The request body is read whole. `Content-Type` is not looked at (upstream ignores it, and
- *   its own test client sends form-encoded JSON). A body with `Content-Encoding: gzip` is
- *   inflated, as upstream does; one that does not inflate is taken as empty. A body (after
- *   inflating) over `maxBodyBytes` is refused with `413 {"error": ...}` before it is parsed —
- *   upstream has no limit besides 100 MB for inflated bodies; the default here is 64 MiB.
+ * - The request body is read whole, within the limits of {@link RestServerLimits}: a body over
+ *   `maxBodyBytes` is refused with `413 {"error": ...}` before it is read when its
+ *   `Content-Length` says so, or as soon as a chunked body passes the limit. `Content-Type` is
+ *   not looked at (upstream ignores it, and its own test client sends form-encoded JSON). A body
+ *   with `Content-Encoding: gzip` is inflated, as upstream does, and refused with 413 once the
+ *   inflated bytes pass `maxBodyBytes`; one that does not inflate is taken as empty. Upstream
+ *   has no limit besides 100 MB for inflated bodies; the default here is 64 MiB.
+ * - Slow or stuck clients are cut off: see {@link RestServerLimits} (header, body and idle
+ *   timeouts, the number of connections, the body bytes held at once).
  * - Requests are decoded and encoded on the event loop; inference runs inline when cheap, else
  *   on a worker (src/exec/). `timeoutMs` (`--rest_api_timeout_in_ms`) is the inference call's
  *   deadline: 504 at the deadline even while a worker runs it (see
- *   {@link RestApiHandlerOptions.timeoutMs}); a client that goes away drops its queued call.
+ *   {@link RestApiHandlerOptions.timeoutMs}); a queued call whose connection closes is dropped.
  *
  * @module
  */
@@ -22,6 +28,7 @@ import type { LogFn } from "../../log.ts";
 import type { ServingApi } from "../serving_api.ts";
 import { REST_PATH, RestApiHandler, type RestReply } from "./handler.ts";
 import { makeJsonFromStatus } from "./json_tensor.ts";
+import { type Http1Request, serveHttp1 } from "./http1.ts";
 
 /** The default `maxBodyBytes`: 64 MiB. */
 export const DEFAULT_MAX_BODY_BYTES: number = 64 * 1024 * 1024;
@@ -35,8 +42,28 @@ export type RouteHook = (
   url: URL,
 ) => Response | undefined | Promise<Response | undefined>;
 
+/**
+ * Connection limits (flags `--rest_api_*`, README "Limits"); 0 or less disables a timeout or a
+ * count. A request refused by one is answered with a JSON error (408, 413, 431, 503) and its
+ * connection closed.
+ */
+export interface RestServerLimits {
+  /** The largest request body (after gzip inflation). Default 64 MiB. */
+  readonly maxBodyBytes?: number;
+  /** `--rest_api_max_connections`: connections open at once. Default 1000. */
+  readonly maxConnections?: number;
+  /** `--rest_api_header_timeout_ms`: first byte to end of headers. Default 10 s. */
+  readonly headerTimeoutMs?: number;
+  /** `--rest_api_body_timeout_ms`: end of headers to end of body. Default 60 s. */
+  readonly bodyTimeoutMs?: number;
+  /** `--rest_api_idle_timeout_ms`: a keep-alive connection without a request. Default 60 s. */
+  readonly idleTimeoutMs?: number;
+  /** `--rest_api_max_buffered_body_bytes`: body bytes held over all connections. 256 MiB. */
+  readonly maxBufferedBodyBytes?: number;
+}
+
 /** Options of {@link startRestServer}. */
-export interface RestServerOptions {
+export interface RestServerOptions extends RestServerLimits {
   /** The address to bind, e.g. `0.0.0.0`. */
   readonly host: string;
   /** The port (0: any free port). */
@@ -45,8 +72,6 @@ export interface RestServerOptions {
   readonly timeoutMs: number;
   /** `--rest_api_enable_cors_support`. */
   readonly enableCors: boolean;
-  /** The largest request body accepted (after gzip inflation). Default 64 MiB. */
-  readonly maxBodyBytes?: number;
   /** Where unexpected failures are logged. */
   readonly log?: LogFn;
   /** Paths answered before the REST API (see {@link RouteHook}). */
@@ -66,9 +91,16 @@ export interface RestServer extends AsyncDisposable {
 
 class BodyTooLarge extends Error {}
 
+/** The inflated body does not fit in the bytes all connections may hold at once. */
+class BudgetExceeded extends Error {}
+
 const EMPTY = new Uint8Array(0);
 
-async function readAll(stream: ReadableStream<Uint8Array>, limit: number): Promise<Uint8Array> {
+async function readAll(
+  stream: ReadableStream<Uint8Array>,
+  limit: number,
+  hold: (bytes: number) => boolean,
+): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let total = 0;
   const reader = stream.getReader();
@@ -79,6 +111,10 @@ async function readAll(stream: ReadableStream<Uint8Array>, limit: number): Promi
     if (total > limit) {
       await reader.cancel().catch(() => {});
       throw new BodyTooLarge();
+    }
+    if (!hold(value.length)) {
+      await reader.cancel().catch(() => {});
+      throw new BudgetExceeded();
     }
     chunks.push(value);
   }
@@ -92,26 +128,20 @@ async function readAll(stream: ReadableStream<Uint8Array>, limit: number): Promi
   return out;
 }
 
-/** The request body, inflated if gzip-encoded, refused if over `limit`. */
-async function readBody(req: Request, limit: number): Promise<Uint8Array> {
-  const length = req.headers.get("content-length");
-  if (length !== null && Number(length) > limit) throw new BodyTooLarge();
-  if (!req.body) return EMPTY;
+/** The request body, inflated if gzip-encoded, refused if the inflated bytes pass `limit`. */
+async function inflateBody(req: Http1Request, limit: number): Promise<Uint8Array> {
   const encoding = req.headers.get("content-encoding");
-  if (encoding !== null && encoding.includes("gzip")) {
-    const compressed = await readAll(req.body, limit);
-    try {
-      const inflated = new Blob([compressed as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
-        new DecompressionStream("gzip"),
-      );
-      return await readAll(inflated, limit);
-    } catch (e) {
-      if (e instanceof BodyTooLarge) throw e;
-      return EMPTY; // upstream: a body that does not inflate reads as empty
-    }
+  if (encoding === null || !encoding.includes("gzip") || req.body.length === 0) return req.body;
+  try {
+    const inflated = new Blob([req.body as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
+      new DecompressionStream("gzip"),
+    );
+    // Held within the server's budget of body bytes (a gzip bomb from many clients stays bounded).
+    return await readAll(inflated, limit, req.hold);
+  } catch (e) {
+    if (e instanceof BodyTooLarge || e instanceof BudgetExceeded) throw e;
+    return EMPTY; // upstream: a body that does not inflate reads as empty
   }
-  if (length !== null) return await req.bytes();
-  return await readAll(req.body, limit);
 }
 
 /** The path and query of a request URL, as received (not normalized or decoded). */
@@ -166,53 +196,77 @@ export function startRestServer(api: ServingApi, options: RestServerOptions): Pr
   const log = options.log;
   const routes = options.routes;
 
-  const serve = async (req: Request): Promise<Response> => {
-    try {
-      if (routes) {
-        const r = await routes(req, new URL(req.url));
-        if (r) return r;
-      }
-      const path = pathAndQuery(req.url);
-      if (!REST_PATH.test(path)) return jsonError(404, `Not Found: ${req.method} ${path}`, false);
-      let body: Uint8Array;
+  const serve = async (req: Http1Request): Promise<Response> => {
+    // Origin form (`/v1/...`) as sent; the absolute form (`http://host/v1/...`) cut to it.
+    const path = req.target.startsWith("/") ? req.target : pathAndQuery(req.target);
+    if (routes) {
+      let url: URL;
       try {
-        body = await readBody(req, limit);
-      } catch (e) {
-        if (e instanceof BodyTooLarge) {
-          return jsonError(413, `Request body is larger than the limit of ${limit} bytes`, cors);
+        url = new URL(`http://${req.headers.get("host") || "localhost"}${path}`);
+      } catch {
+        try {
+          url = new URL(`http://localhost${path}`);
+        } catch {
+          return jsonError(400, `Malformed request target: ${path}`, cors);
         }
-        throw e;
       }
-      const reply = handler.handle(
-        req.method,
-        path,
-        body,
-        req.headers.get("origin"),
-        () => req.signal,
-      );
-      return toResponse(reply instanceof Promise ? await reply : reply);
-    } catch (e) {
-      const message = e instanceof Error ? e.message : String(e);
-      log?.("error", `REST request ${req.method} ${req.url} failed: ${message}`);
-      return jsonError(500, message, cors);
+      const request = new Request(url, {
+        method: req.method,
+        headers: req.headers,
+        body: req.method === "GET" || req.method === "HEAD" || req.body.length === 0
+          ? undefined
+          : req.body as Uint8Array<ArrayBuffer>,
+      });
+      const r = await routes(request, new URL(request.url));
+      if (r) return r;
     }
+    if (!REST_PATH.test(path)) return jsonError(404, `Not Found: ${req.method} ${path}`, false);
+    let body: Uint8Array;
+    try {
+      body = await inflateBody(req, limit);
+    } catch (e) {
+      if (e instanceof BodyTooLarge) {
+        return jsonError(413, `Request body is larger than the limit of ${limit} bytes`, cors);
+      }
+      if (e instanceof BudgetExceeded) {
+        return jsonError(503, "Too many request bytes are being received; try again later", cors);
+      }
+      throw e;
+    }
+    const reply = handler.handle(
+      req.method,
+      path,
+      body,
+      req.headers.get("origin"),
+      () => req.signal,
+    );
+    return toResponse(reply instanceof Promise ? await reply : reply);
   };
 
-  const server = Deno.serve({
-    hostname: options.host,
-    port: options.port,
-    onListen: () => {},
-    onError: (e) => jsonError(500, e instanceof Error ? e.message : String(e), cors),
-  }, serve);
-  const port = (server.addr as Deno.NetAddr).port;
+  let server: ReturnType<typeof serveHttp1>;
+  try {
+    server = serveHttp1({
+      hostname: options.host,
+      port: options.port,
+      maxBodyBytes: limit,
+      maxConnections: options.maxConnections,
+      headerTimeoutMs: options.headerTimeoutMs,
+      bodyTimeoutMs: options.bodyTimeoutMs,
+      idleTimeoutMs: options.idleTimeoutMs,
+      maxBufferedBodyBytes: options.maxBufferedBodyBytes,
+      onError: (e) => {
+        const message = e instanceof Error ? e.message : String(e);
+        log?.("error", `REST request failed: ${message}`);
+        return jsonError(500, message, cors);
+      },
+      refusal: (status, message) => jsonError(status, message, cors),
+    }, serve);
+  } catch (e) {
+    return Promise.reject(e); // a bind error, as a rejection like the rest of startup
+  }
+  const port = server.addr.port;
 
   let closing: Promise<void> | undefined;
-  const shutdown = (graceMs = 10_000) =>
-    closing ??= (async () => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
-      await Promise.race([server.shutdown(), grace]);
-      clearTimeout(timer);
-    })();
+  const shutdown = (graceMs = 10_000) => closing ??= server.shutdown(graceMs);
   return Promise.resolve({ port, shutdown, [Symbol.asyncDispose]: () => shutdown() });
 }
