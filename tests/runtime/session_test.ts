@@ -109,7 +109,7 @@ Deno.test("a plan prunes what the fetches do not need and fuses dense→bias→s
   assert.ok(Math.abs(y3[0] - e3[0] / (e3[0] + e3[1])) < 1e-6);
 });
 
-Deno.test("a graph cycle (TF1 loop) is refused at compile time naming a node", () => {
+Deno.test("a graph cycle that is not a loop back edge is refused at compile time naming a node", () => {
   const g = new GraphBuilder();
   g.op("a", "Identity", ["b:0"], F);
   g.op("b", "Identity", ["a:0"], F);
