@@ -31,6 +31,7 @@ import type { KernelRun } from "../kernels/kernel.ts";
 import { getWhileIterationLimit } from "../kernels/control_flow.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { type GraphNode, refName, type TensorRef } from "./graph.ts";
+import type { Plan } from "./plan.ts";
 
 /** Ops that make a plan need this executor instead of a straight-line order. */
 export const CONTROL_FLOW_OPS: ReadonlySet<string> = new Set([
@@ -126,11 +127,25 @@ class Iteration {
   outstandingFrames = 0;
   children: Map<number, Frame> | undefined;
 
-  constructor(readonly num: number, info: FrameInfo) {
+  constructor(public num: number, info: FrameInfo) {
     this.pending = info.initialPending.slice();
     this.dead = new Int32Array(info.numNodes);
     this.started = new Uint8Array(info.numNodes);
     this.inputs = new Array(info.numInputs);
+  }
+
+  /** Makes a finished iteration's storage the fresh state of iteration `num` (typed arrays are
+   * costly to allocate, and a loop ends one iteration just before it starts the next). */
+  reset(num: number, info: FrameInfo): this {
+    this.num = num;
+    this.pending.set(info.initialPending);
+    this.dead.fill(0);
+    this.started.fill(0);
+    this.inputs.fill(undefined);
+    this.outstandingOps = 0;
+    this.outstandingFrames = 0;
+    this.children = undefined;
+    return this;
   }
 }
 
@@ -146,6 +161,8 @@ class Frame {
   readonly invariants: [number, Tensor | undefined][] = [];
   /** Dead Exit nodes of the latest iteration: deadness sent to the parent when the frame ends. */
   deadExits: number[] = [];
+  /** The storage of the last finished iteration, for the next one. */
+  spare: Iteration | undefined;
 
   constructor(
     readonly info: FrameInfo,
@@ -183,7 +200,7 @@ export interface ExecutorSpec {
 }
 
 /** A plan run by the control-flow executor. */
-export class ExecutorPlan {
+export class ExecutorPlan implements Plan {
   /** @internal */
   constructor(
     private readonly items: readonly Item[],
@@ -216,12 +233,10 @@ export class ExecutorPlan {
     ex.start(this.roots);
     ex.loop();
     const results = ex.results;
-    for (const k of this.sortedFetches) {
-      if (results[k] === undefined) {
-        throw new ServingError(
-          Code.INVALID_ARGUMENT,
-          `Retval[${this.sortedFetches.indexOf(k)}] does not have value`,
-        );
+    const sorted = this.sortedFetches;
+    for (let i = 0; i < sorted.length; i++) {
+      if (results[sorted[i]] === undefined) {
+        throw new ServingError(Code.INVALID_ARGUMENT, `Retval[${i}] does not have value`);
       }
     }
     const out: Tensor[] = new Array(this.fetchIndex.length);
@@ -429,6 +444,7 @@ class Execution {
       if (iter.outstandingOps !== 0 || iter.outstandingFrames !== 0) return;
       if (iter.num === 0 && frame.pendingInputs !== 0) return;
       frame.iter = undefined;
+      frame.spare = iter;
       frame.outstandingIterations--;
       if (frame.nextRoots.length > 0) {
         iter = this.nextIteration(frame);
@@ -460,7 +476,9 @@ class Execution {
           `server's limit per loop)`,
       );
     }
-    const iter = new Iteration(++frame.iterationCount, frame.info);
+    const num = ++frame.iterationCount;
+    const iter = frame.spare?.reset(num, frame.info) ?? new Iteration(num, frame.info);
+    frame.spare = undefined;
     frame.iter = iter;
     frame.outstandingIterations++;
     frame.deadExits = [];

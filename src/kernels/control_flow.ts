@@ -28,7 +28,8 @@ import type { Kernel, KernelContext, KernelRun } from "./kernel.ts";
 // Loop guard
 
 /**
- * The default most iterations one `While` node may run per call: 10 million. TensorFlow has no
+ * The default most iterations one `While` node, or one instance of a TF1 loop frame
+ * (`graph/executor.ts`), may run per call: 10 million. TensorFlow has no
  * limit; we keep one so that a loop whose condition never turns false cannot hold a request (and
  * its thread) forever. Real models loop far fewer times (an RNN over a sequence, a decoder over
  * its tokens); an iteration of a trivial body (two adds and a compare) costs about 1.3 µs here,
@@ -44,8 +45,8 @@ export function getWhileIterationLimit(): number {
 }
 
 /**
- * Sets the most iterations a `While` may run per call (for tests, or a server that wants a tighter
- * bound) and returns the previous limit. Past the limit the call fails RESOURCE_EXHAUSTED.
+ * Sets the most iterations a `While` or a TF1 loop may run per call (for tests, or a server that
+ * wants a tighter bound) and returns the previous limit. Past the limit the call fails RESOURCE_EXHAUSTED.
  */
 export function setWhileIterationLimit(limit: number): number {
   if (!(Number.isInteger(limit) && limit >= 0)) {
