@@ -180,3 +180,33 @@ Deno.test("an Identity of a variable reads it where it runs, before a later Assi
   const after = s.compile({ feeds: [], fetches: [parseTensorName("v:0")] }, "v");
   assert.equal((after.run([])[0].data as Float32Array)[0], 5);
 });
+
+Deno.test("a SavedModel whose Consts hold control inputs on the fed Placeholder serves", async () => {
+  // The shape of an inlined TF2 function (a MobileNetV2 classifier's export): weights with
+  // `^input`. TensorFlow moves those control edges to the feed, so the Placeholder never runs.
+  const g = new GraphBuilder();
+  const x = g.placeholder("input", DataType.DT_FLOAT, [-1, 2]);
+  const w = g.op("w", "Const", ["^input"], {
+    dtype: attrValue.type(DataType.DT_FLOAT),
+    value: attrValue.tensor(Tensor.float32([1, 2, 3, 4], [2, 2])),
+  });
+  g.op("y", "MatMul", [x, w], F);
+  const sm = create(SavedModelSchema, {
+    metaGraphs: [{
+      metaInfoDef: { tags: ["serve"] },
+      graphDef: g.graph(),
+      signatureDef: {
+        serving_default: signatureDef(
+          { input: tensorInfo(x, DataType.DT_FLOAT, [-1, 2]) },
+          { y: tensorInfo("y:0", DataType.DT_FLOAT, [-1, 2]) },
+          "tensorflow/serving/predict",
+        ),
+      },
+    }],
+  });
+  const dir = await Deno.makeTempDir();
+  await Deno.writeFile(`${dir}/saved_model.pb`, toBinary(SavedModelSchema, sm));
+  const m = await loadModel(dir);
+  const y = m.signature("serving_default").run({ input: Tensor.float32([1, 1], [1, 2]) })["y"];
+  assert.deepEqual([...(y.data as Float32Array)], [4, 6]);
+});
