@@ -706,6 +706,9 @@ export function compileExecutor(spec: ExecutorSpec): ExecutorPlan {
       // Unreachable from any root: only possible inside a cycle, which compilePlan refuses.
       throw fail(`node "${it.name}" cannot be reached from any input`);
     }
+    if (it.kind === NEXT && it.frame === 0) {
+      throw fail(`the NextIteration node "${it.name}" is not inside a loop (no Enter leads to it)`);
+    }
     const info = frames[it.frame];
     it.local = info.numNodes++;
     it.inputStart = info.numInputs;

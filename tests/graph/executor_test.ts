@@ -443,6 +443,17 @@ Deno.test("frames are checked at compile time", async () => {
     Code.INVALID_ARGUMENT,
     /invalid Exit op "x"/,
   );
+  // A NextIteration outside any loop frame.
+  const s4 = session((g) => {
+    g.op("m", "Merge", ["c:0", "n:0"], { ...T(I), N: attrValue.int(2) });
+    g.constant("c", int(0));
+    g.op("n", "NextIteration", ["m:0"], T(I));
+  });
+  await assertServingError(
+    () => s4.compile({ feeds: [], fetches: [ref("m")] }, "t"),
+    Code.INVALID_ARGUMENT,
+    /the NextIteration node "n" is not inside a loop/,
+  );
   // A cycle that is not a loop's back edge is still refused.
   const s3 = session((g) => {
     g.op("a", "Identity", ["b:0"], T(I));
