@@ -528,3 +528,22 @@ Deno.test("TF1 loops over a variable reference: RefEnter, RefSwitch and AssignAd
   assert.equal(num(plan.run([int(7)])[0]), 7);
   assert.equal(num(plan.run([int(3)])[0]), 10);
 });
+
+Deno.test("a Merge waits for its control inputs but does not take their deadness", () => {
+  const s = session((g) => {
+    const pred = g.placeholder("pred", B, []);
+    const x = g.placeholder("x", F, []);
+    g.op("sw", "Switch", [x, pred], T(F));
+    g.op("t", "Identity", ["sw:1"], T(F));
+    g.op("f", "Identity", ["sw:0"], T(F));
+    // Control inputs from both branches: one of them is always dead.
+    g.op("m", "Merge", ["f", "t", "^t", "^f"], { ...T(F), N: attrValue.int(2) });
+    g.op("y", "Neg", ["m"], T(F));
+  });
+  const plan = s.compile({ feeds: [ref("pred"), ref("x")], fetches: [ref("y"), ref("m:1")] }, "t");
+  for (const p of [true, false]) {
+    const [y, index] = plan.run([Tensor.scalar(B, p), Tensor.scalar(F, 3)]);
+    assert.equal(num(y), -3);
+    assert.equal(num(index), p ? 1 : 0);
+  }
+});
