@@ -101,7 +101,7 @@ interface Item {
   /** Enter: the frame entered and whether the value is a loop invariant. */
   childFrame: number;
   readonly constant: boolean;
-  /** Feed: index into the feeds; fetch: index of the unique fetch. */
+  /** Feed: index into the feeds; fetch: its retval index. */
   readonly slot: number;
 }
 
@@ -206,11 +206,9 @@ export class ExecutorPlan implements Plan {
     private readonly items: readonly Item[],
     private readonly frames: readonly FrameInfo[],
     private readonly roots: readonly number[],
-    /** Per requested fetch, the index of its unique fetch. */
+    /** Per requested fetch, its retval: the index of its name among the distinct names sorted. */
     private readonly fetchIndex: Int32Array,
-    /** Unique fetches in TensorFlow's retval order (sorted by name): their indices. */
-    private readonly sortedFetches: readonly number[],
-    private readonly numUniqueFetches: number,
+    private readonly numRetvals: number,
     /** The op of every node that runs. */
     readonly ops: readonly string[],
   ) {}
@@ -229,13 +227,12 @@ export class ExecutorPlan implements Plan {
    *   have value` when a fetched tensor is dead, as TensorFlow's session reports it
    */
   run(feeds: readonly Tensor[]): Tensor[] {
-    const ex = new Execution(this.items, this.frames, feeds, this.numUniqueFetches);
+    const ex = new Execution(this.items, this.frames, feeds, this.numRetvals);
     ex.start(this.roots);
     ex.loop();
     const results = ex.results;
-    const sorted = this.sortedFetches;
-    for (let i = 0; i < sorted.length; i++) {
-      if (results[sorted[i]] === undefined) {
+    for (let i = 0; i < results.length; i++) {
+      if (results[i] === undefined) {
         throw new ServingError(Code.INVALID_ARGUMENT, `Retval[${i}] does not have value`);
       }
     }
@@ -575,14 +572,13 @@ export function compileExecutor(spec: ExecutorSpec): ExecutorPlan {
       }, n),
     );
   }
-  // Fetches: one node per distinct tensor.
-  const fetchKeys = [...new Set(spec.fetches.map(refName))];
+  // Fetches: one node per distinct tensor, numbered as TensorFlow's session numbers its retvals
+  // (the fetch names sorted), so that errors name the same `Retval[i]`.
+  const fetchKeys = [...new Set(spec.fetches.map(refName))].sort();
   const fetchItems = fetchKeys.map((key, slot) =>
     newItem(`_retval_${key}`, FETCH, { numInputs: 1, slot })
   );
   const fetchIndex = Int32Array.from(spec.fetches, (r) => fetchKeys.indexOf(refName(r)));
-  const sortedFetches = fetchKeys.map((k, i) => [k, i] as const)
-    .sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0).map(([, i]) => i);
 
   // Edges.
   const numControl = new Int32Array(items.length);
@@ -728,7 +724,6 @@ export function compileExecutor(spec: ExecutorSpec): ExecutorPlan {
     frames,
     roots,
     fetchIndex,
-    sortedFetches,
     fetchKeys.length,
     spec.nodes.map((n) => n.op),
   );

@@ -547,3 +547,23 @@ Deno.test("a Merge waits for its control inputs but does not take their deadness
     assert.equal(num(index), p ? 1 : 0);
   }
 });
+
+Deno.test("fetching a tensor inside a loop: one iteration gives it, two set it twice", async () => {
+  const s = session((g) => {
+    const zero = g.constant("zero", int(0));
+    const n = g.placeholder("n", I, []);
+    countingLoop(g, "loop", zero, n, zero, zero);
+  });
+  const plan = s.compile({ feeds: [ref("n")], fetches: [ref("loop/add_i")] }, "t");
+  assert.equal(num(plan.run([int(1)])[0]), 1);
+  await assertServingError(
+    () => plan.run([int(2)]),
+    Code.INTERNAL,
+    "Retval[0] has already been set.",
+  );
+  await assertServingError(
+    () => plan.run([int(0)]),
+    Code.INVALID_ARGUMENT,
+    "Retval[0] does not have value",
+  );
+});
