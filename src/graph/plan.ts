@@ -3,7 +3,9 @@
  * topological order, each with its kernel already compiled and its inputs and outputs assigned
  * to slots, and the last use of every slot known so tensors are dropped as soon as possible.
  * Everything that can fail for a model (a missing op, a dangling input, a cycle) fails here, at
- * load time, not on a request.
+ * load time, not on a request. A graph with TF1 control flow (Switch/Merge, loop frames) has no
+ * straight-line order: it compiles into the control-flow executor (`executor.ts`) instead, and
+ * only such graphs pay for it.
  *
  * @module
  */
@@ -12,6 +14,7 @@ import { Attrs } from "../kernels/attrs.ts";
 import type { Kernel, KernelRun, ResourceManager } from "../kernels/kernel.ts";
 import type { KernelRegistry } from "../kernels/registry.ts";
 import type { Tensor } from "../tensor/tensor.ts";
+import { compileExecutor, CONTROL_FLOW_OPS, isBackEdge, nodeError } from "./executor.ts";
 import { FUSED_DENSE_SOFTMAX, fuseDenseSoftmax, type FusedNode } from "./fuse.ts";
 import { type Graph, type GraphNode, refName, type TensorRef } from "./graph.ts";
 
@@ -68,7 +71,23 @@ interface Step {
 const NODE_SUFFIX = (node: string) => `\n\t [[{{node ${node}}}]]`;
 
 /** An executable plan. */
-export class Plan {
+export interface Plan {
+  /** How many nodes run (at most once each in a plan without control flow). */
+  readonly size: number;
+  /** The op of every node in the plan, for inspection and tests. */
+  readonly ops: readonly string[];
+  /**
+   * Runs the plan.
+   *
+   * @param feeds one tensor per feed, in PlanSpec order
+   * @returns one tensor per fetch, in PlanSpec order
+   * @throws ServingError from a kernel, with the failing node named as TensorFlow does
+   */
+  run(feeds: readonly Tensor[]): Tensor[];
+}
+
+/** A plan without control flow: every node runs once, in one precomputed order. */
+export class SequentialPlan implements Plan {
   /** @internal */
   constructor(
     private readonly steps: readonly Step[],
@@ -107,13 +126,8 @@ export class Plan {
         }
         outs = step.run(args);
       } catch (e) {
-        const err = ServingError.from(e);
         // Name the failing node once, at the innermost level, as TensorFlow's messages do.
-        throw err.message.includes("[[{{node ") ? err : new ServingError(
-          err.code,
-          err.message + NODE_SUFFIX(step.node),
-          { cause: e },
-        );
+        throw nodeError(e, step.node);
       }
       const os = step.outputSlots;
       if (outs.length < os.length) {
@@ -141,6 +155,18 @@ export class Plan {
 const REF_OUTPUT_OPS = new Set(["VariableV2", "Variable", "Assign", "AssignAdd", "AssignSub"]);
 /** Ops that pass their one input through unchanged. */
 const FORWARD_OPS = new Set(["Identity", "StopGradient", "PreventGradient", "Snapshot"]);
+/** Ops whose output is their first input's value, where it exists (for `inputOps`). */
+const VALUE_FORWARD_OPS = new Set(["Enter", "RefEnter", "Switch", "RefSwitch"]);
+/** Ops that pass a variable reference on as a reference (TF1 control flow on ref tensors). */
+const REF_FORWARD_OPS = new Set([
+  "RefEnter",
+  "RefExit",
+  "RefNextIteration",
+  "RefMerge",
+  "RefIdentity",
+]);
+/** Ops whose fed outputs take their control edges along (TensorFlow's FeedInputs). */
+const PLACEHOLDER_OPS = new Set(["Placeholder", "PlaceholderV2"]);
 /** Inputs that take a reference rather than a value, by op. */
 const REF_INPUTS: Readonly<Record<string, readonly number[]>> = {
   Assign: [0],
@@ -157,13 +183,20 @@ const REF_INPUTS: Readonly<Record<string, readonly number[]>> = {
  * @param env kernels, resources and functions
  * @param where what is compiled, for messages (e.g. `signature "serving_default"`)
  * @throws MissingOpsError if any node that must run has no kernel
- * @throws ServingError INVALID_ARGUMENT for a dangling input, an unfed argument or a cycle
+ * @throws ServingError INVALID_ARGUMENT for a dangling input, an unfed argument or a cycle (other
+ *   than a loop's back edge from NextIteration to Merge)
  */
 export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where: string): Plan {
   const fed = new Map<string, number>();
   spec.feeds.forEach((r, i) => fed.set(refName(r), i));
   const fail = (msg: string) =>
     new ServingError(Code.INVALID_ARGUMENT, `Cannot compile ${where}: ${msg}`);
+  // A fed Placeholder is replaced by its feed, which takes over its control edges: a node with a
+  // control input on it does not make it run (TensorFlow's subgraph.cc FeedInputs).
+  const fedPlaceholders = new Set<string>();
+  for (const r of spec.feeds) {
+    if (PLACEHOLDER_OPS.has(graph.get(r.node)?.op ?? "")) fedPlaceholders.add(r.node);
+  }
 
   // 1. Prune: walk back from fetches and targets, stopping at fed tensors.
   const nodes = new Map<string, GraphNode>();
@@ -177,22 +210,26 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
     if (!n) throw fail(`node "${name}" (needed by ${by}) does not exist`);
     nodes.set(name, n);
     for (const r of n.inputs) if (!fed.has(refName(r))) stack.push([r.node, `"${name}"`]);
-    for (const c of n.controlInputs) stack.push([c, `"${name}"`]);
+    for (const c of n.controlInputs) if (!fedPlaceholders.has(c)) stack.push([c, `"${name}"`]);
   }
+  const controlFlow = [...nodes.values()].some((n) => CONTROL_FLOW_OPS.has(n.op));
 
   // 2. Fuse known chains.
-  if (spec.fuse !== false) {
+  if (spec.fuse !== false && !controlFlow) {
     const pinned = new Set([...fed.keys(), ...spec.fetches.map(refName)]);
     fuseDenseSoftmax(nodes, pinned);
   }
 
   // 3. Order (Kahn): a node runs after the producers of its unfed inputs and its control inputs.
+  // A loop's back edge (NextIteration → Merge) is the one cycle allowed; it is left out here.
   const indegree = new Map<string, number>();
   const after = new Map<string, string[]>();
   for (const n of nodes.values()) {
     const deps = new Set<string>();
-    for (const r of n.inputs) if (!fed.has(refName(r))) deps.add(r.node);
-    for (const c of n.controlInputs) deps.add(c);
+    for (const r of n.inputs) {
+      if (!fed.has(refName(r)) && !isBackEdge(nodes.get(r.node), n)) deps.add(r.node);
+    }
+    for (const c of n.controlInputs) if (!fedPlaceholders.has(c)) deps.add(c);
     indegree.set(n.name, deps.size);
     for (const d of deps) {
       let list = after.get(d);
@@ -215,7 +252,8 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
   if (order.length !== nodes.size) {
     const stuck = [...indegree].filter(([, d]) => d > 0).map(([n]) => n);
     throw fail(
-      `the graph has a cycle through node "${stuck[0]}" (control-flow loops are not supported)`,
+      `the graph has a cycle through node "${stuck[0]}" (a cycle that is not a loop's ` +
+        `NextIteration → Merge back edge)`,
     );
   }
 
@@ -225,6 +263,10 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
       if (fed.has(refName(r))) return "";
       const n = graph.get(r.node);
       if (!n) return "";
+      if (VALUE_FORWARD_OPS.has(n.op) && n.inputs.length > 0) {
+        r = n.inputs[0];
+        continue;
+      }
       if (!FORWARD_OPS.has(n.op) || n.inputs.length !== 1) return n.op;
       r = n.inputs[0];
     }
@@ -275,6 +317,20 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
     }
   }
   if (missing.size > 0) throw new MissingOpsError(missing, where);
+
+  if (controlFlow) {
+    return compileExecutor({
+      nodes: order,
+      runs,
+      fed,
+      fedPlaceholders,
+      fetches: spec.fetches,
+      keepsRef: (n, j) =>
+        REF_FORWARD_OPS.has(n.op) || (n.op === "RefSwitch" && j === 0) ||
+        (REF_INPUTS[n.op]?.includes(j) ?? false),
+      where,
+    });
+  }
 
   // 5. Slots: feeds first, then every output some step or fetch reads. An Identity of a value
   // (not of a variable reference, which it must read) shares its input's slot and never runs:
@@ -357,7 +413,7 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
       free: Int32Array.from(frees[i]),
     };
   });
-  return new Plan(steps, numSlots, feedSlots, fetchSlots, order.map((n) => n.op));
+  return new SequentialPlan(steps, numSlots, feedSlots, fetchSlots, order.map((n) => n.op));
 }
 
 /**

@@ -10,21 +10,26 @@
  * and the results are checked against the node's output types as `SetOutputs` does. The stateful
  * and stateless variants run the same way here (we never prune or reorder calls).
  *
- * TF1 control flow (`Switch`/`Merge`/`Enter`/`Exit`/`NextIteration`) is deliberately absent: a
- * graph using it fails to load with the missing-op error.
+ * TF1 control flow (`Switch`/`Merge`/`Enter`/`Exit`/`NextIteration`/`LoopCond`, their `Ref`
+ * variants and `ControlTrigger`) has kernels here for the value each node computes; which nodes
+ * run, in which frame and iteration, and which tensors are dead is the executor's business
+ * (`graph/executor.ts`), and any plan holding one of these ops runs there. A kernel marks a dead
+ * output by leaving it undefined (the untaken port of a `Switch`), and a `Merge` receives its
+ * dead or absent inputs as undefined.
  *
  * @module
  */
 import { Code, ServingError } from "../errors.ts";
 import { DataType, dtypeName } from "../tensor/dtype.ts";
-import type { Tensor } from "../tensor/tensor.ts";
+import { shapeString, Tensor } from "../tensor/tensor.ts";
 import type { Kernel, KernelContext, KernelRun } from "./kernel.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Loop guard
 
 /**
- * The default most iterations one `While` node may run per call: 10 million. TensorFlow has no
+ * The default most iterations one `While` node, or one instance of a TF1 loop frame
+ * (`graph/executor.ts`), may run per call: 10 million. TensorFlow has no
  * limit; we keep one so that a loop whose condition never turns false cannot hold a request (and
  * its thread) forever. Real models loop far fewer times (an RNN over a sequence, a decoder over
  * its tokens); an iteration of a trivial body (two adds and a compare) costs about 1.3 µs here,
@@ -34,9 +39,14 @@ export const DEFAULT_WHILE_ITERATION_LIMIT = 10_000_000;
 
 let whileIterationLimit = DEFAULT_WHILE_ITERATION_LIMIT;
 
+/** The most iterations a loop may run per call (a `While` node, or a TF1 loop frame). */
+export function getWhileIterationLimit(): number {
+  return whileIterationLimit;
+}
+
 /**
- * Sets the most iterations a `While` may run per call (for tests, or a server that wants a tighter
- * bound) and returns the previous limit. Past the limit the call fails RESOURCE_EXHAUSTED.
+ * Sets the most iterations a `While` or a TF1 loop may run per call (for tests, or a server that
+ * wants a tighter bound) and returns the previous limit. Past the limit the call fails RESOURCE_EXHAUSTED.
  */
 export function setWhileIterationLimit(limit: number): number {
   if (!(Number.isInteger(limit) && limit >= 0)) {
@@ -231,9 +241,71 @@ function whileKernel(op: string): Kernel {
 }
 
 // ---------------------------------------------------------------------------------------------
+// TF1 control flow (the values; routing and deadness are the executor's)
+
+/**
+ * Switch / RefSwitch: forwards `data` to output 1 when `pred` is true, to output 0 otherwise;
+ * the other output is dead (left undefined). As `SwitchOp` in control_flow_ops.cc.
+ */
+function switchKernel(op: string): Kernel {
+  return {
+    op,
+    compile() {
+      return (inputs) => {
+        const pred = inputs[1];
+        if (pred.rank !== 0) {
+          throw invalid(
+            `The second input must be a scalar, but it has shape ${shapeString(pred.shape)}`,
+          );
+        }
+        if (pred.dtype !== DataType.DT_BOOL) {
+          throw invalid(`The second input must be bool, got ${dataTypeString(pred.dtype)}`);
+        }
+        const outs: Tensor[] = new Array(2);
+        outs[(pred.data as Uint8Array)[0] ? 1 : 0] = inputs[0];
+        return outs;
+      };
+    },
+  };
+}
+
+/**
+ * Merge / RefMerge: forwards the one live input and its index (`value_index`, int32). The
+ * executor runs it on the first live input; two live inputs is TF's INTERNAL error.
+ */
+function mergeKernel(op: string): Kernel {
+  return {
+    op,
+    compile() {
+      return (inputs) => {
+        let found = -1;
+        for (let i = 0; i < inputs.length; i++) {
+          if (inputs[i] === undefined) continue;
+          if (found >= 0) {
+            throw new ServingError(Code.INTERNAL, "Merge can not have more than one valid input.");
+          }
+          found = i;
+        }
+        if (found < 0) throw new ServingError(Code.INTERNAL, "Merge ran with no live input");
+        return [inputs[found], Tensor.scalar(DataType.DT_INT32, found)];
+      };
+    },
+  };
+}
+
+/** Enter, Exit, NextIteration, LoopCond and their Ref variants pass their input through. */
+function forwardKernel(op: string): Kernel {
+  return { op, compile: () => (inputs) => [inputs[0]] };
+}
+
+// ---------------------------------------------------------------------------------------------
 // The family
 
-/** Functional control-flow kernels: If, StatelessIf, Case, StatelessCase, While, StatelessWhile. */
+/**
+ * Control-flow kernels: the functional If, StatelessIf, Case, StatelessCase, While,
+ * StatelessWhile, and TF1's Switch, Merge, Enter, Exit, NextIteration (with Ref variants),
+ * LoopCond and ControlTrigger.
+ */
 export const controlFlowKernels: Kernel[] = [
   ifKernel("If"),
   ifKernel("StatelessIf"),
@@ -241,4 +313,18 @@ export const controlFlowKernels: Kernel[] = [
   caseKernel("StatelessCase"),
   whileKernel("While"),
   whileKernel("StatelessWhile"),
+  switchKernel("Switch"),
+  switchKernel("RefSwitch"),
+  mergeKernel("Merge"),
+  mergeKernel("RefMerge"),
+  ...[
+    "Enter",
+    "RefEnter",
+    "Exit",
+    "RefExit",
+    "NextIteration",
+    "RefNextIteration",
+    "LoopCond",
+  ].map(forwardKernel),
+  { op: "ControlTrigger", compile: () => () => [] },
 ];

@@ -19,7 +19,6 @@ import {
 } from "../../src/proto/gen/tensorflow/core/framework/op_def_pb.ts";
 import { Code, ServingError } from "../../src/errors.ts";
 import { GraphBuilder } from "../../src/graph/builder.ts";
-import { MissingOpsError } from "../../src/graph/plan.ts";
 import {
   controlFlowKernels,
   setWhileIterationLimit,
@@ -389,20 +388,38 @@ Deno.test("a missing branch function fails at compile time", () => {
   );
 });
 
-Deno.test("TF1 control flow still fails to load with the missing-op error", () => {
+Deno.test("TF1 Switch/Merge compile into the control-flow executor and run", () => {
   const s = session((g) => {
     g.placeholder("p", B, []);
     g.placeholder("x", F, [1]);
     g.op("sw", "Switch", ["x", "p"], { T: attr.type(F) });
     g.op("m", "Merge", ["sw:0", "sw:1"], { T: attr.type(F), N: attr.int(2) });
   });
+  const plan = s.compile({ feeds: [ref("p"), ref("x")], fetches: [ref("m", 1)] }, "signature");
+  const index = (p: boolean) =>
+    (plan.run([Tensor.scalar(B, p), Tensor.float32([3])])[0].data as Int32Array)[0];
+  assert.equal(index(true), 1);
+  assert.equal(index(false), 0);
+});
+
+Deno.test("Switch wants a scalar bool predicate; Merge takes exactly one live input", () => {
+  const sw = compileOp(controlFlowKernels, "Switch", {}, 2);
+  const x = Tensor.float32([1, 2]);
+  const outs = sw([x, Tensor.scalar(B, false)]);
+  assert.equal(outs[0], x);
+  assert.equal(outs[1], undefined);
   assert.throws(
-    () => s.compile({ feeds: [ref("p"), ref("x")], fetches: [ref("m")] }, "signature"),
-    (e: unknown) => {
-      assert.ok(e instanceof MissingOpsError);
-      assert.equal(e.code, Code.UNIMPLEMENTED);
-      assert.deepEqual([...e.ops.keys()].sort(), ["Merge", "Switch"]);
-      return true;
-    },
+    () => sw([x, new Tensor(B, [2], new Uint8Array([1, 0]))]),
+    /The second input must be a scalar, but it has shape \[2\]/,
+  );
+  const merge = compileOp(controlFlowKernels, "Merge", {}, 3);
+  const [v, i] = merge([undefined, x, undefined] as unknown as Tensor[]);
+  assert.equal(v, x);
+  assert.equal((i.data as Int32Array)[0], 1);
+  assert.throws(
+    () => merge([x, x] as Tensor[]),
+    (e: unknown) =>
+      e instanceof ServingError && e.code === Code.INTERNAL &&
+      e.message === "Merge can not have more than one valid input.",
   );
 });

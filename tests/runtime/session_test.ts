@@ -110,7 +110,7 @@ Deno.test("a plan prunes what the fetches do not need and fuses dense→bias→s
   assert.ok(Math.abs(y3[0] - e3[0] / (e3[0] + e3[1])) < 1e-6);
 });
 
-Deno.test("a graph cycle (TF1 loop) is refused at compile time naming a node", () => {
+Deno.test("a graph cycle that is not a loop back edge is refused at compile time naming a node", () => {
   const g = new GraphBuilder();
   g.op("a", "Identity", ["b:0"], F);
   g.op("b", "Identity", ["a:0"], F);
@@ -211,4 +211,34 @@ Deno.test("a function body's `node:out:i` inputs resolve through the OpDef regis
   );
   const y = plan.run([new Tensor(DataType.DT_FLOAT, [2], new Float32Array([3, -2]))])[0];
   assert.deepEqual([...y.data as Float32Array], [9, 4]);
+});
+
+Deno.test("a SavedModel whose Consts hold control inputs on the fed Placeholder serves", async () => {
+  // The shape of an inlined TF2 function (a MobileNetV2 classifier's export): weights with
+  // `^input`. TensorFlow moves those control edges to the feed, so the Placeholder never runs.
+  const g = new GraphBuilder();
+  const x = g.placeholder("input", DataType.DT_FLOAT, [-1, 2]);
+  const w = g.op("w", "Const", ["^input"], {
+    dtype: attrValue.type(DataType.DT_FLOAT),
+    value: attrValue.tensor(Tensor.float32([1, 2, 3, 4], [2, 2])),
+  });
+  g.op("y", "MatMul", [x, w], F);
+  const sm = create(SavedModelSchema, {
+    metaGraphs: [{
+      metaInfoDef: { tags: ["serve"] },
+      graphDef: g.graph(),
+      signatureDef: {
+        serving_default: signatureDef(
+          { input: tensorInfo(x, DataType.DT_FLOAT, [-1, 2]) },
+          { y: tensorInfo("y:0", DataType.DT_FLOAT, [-1, 2]) },
+          "tensorflow/serving/predict",
+        ),
+      },
+    }],
+  });
+  const dir = await Deno.makeTempDir();
+  await Deno.writeFile(`${dir}/saved_model.pb`, toBinary(SavedModelSchema, sm));
+  const m = await loadModel(dir);
+  const y = m.signature("serving_default").run({ input: Tensor.float32([1, 1], [1, 2]) })["y"];
+  assert.deepEqual([...(y.data as Float32Array)], [4, 6]);
 });
