@@ -157,8 +157,21 @@ Deno.test(
   },
 );
 
+/** Polls GetModelStatus until `version` of "half" is END; returns its status. */
+async function endedStatus(models: ModelServiceClient, version: bigint) {
+  let status;
+  for (let i = 0; i < 100; i++) {
+    status = await models.getModelStatus({
+      modelSpec: { name: "half", versionChoice: { case: "version", value: { value: version } } },
+    }).catch(() => undefined);
+    if (status?.modelVersionStatus[0]?.state === ModelVersionStatus_State.END) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return status?.modelVersionStatus[0];
+}
+
 Deno.test(
-  "a version dir that is a symlink to /etc is reported as a failed load, the others serve",
+  "a version dir that is a symlink to /etc, or that never gets a SavedModel, is reported as a failed load; the others serve",
   opts,
   async () => {
     const dir = await tempBase();
@@ -175,27 +188,28 @@ Deno.test(
     using models = new ModelServiceClient(target);
     await assertPredicts(client, "half");
 
-    await Deno.symlink("/etc", join(dir, "300"));
-    await server.waitFor(/Waiting for version 300 of servable half to be written/);
-    await server.waitFor(/Version 300 of servable half has no complete saved_model\.pb/);
-    let status;
-    for (let i = 0; i < 100; i++) {
-      status = await models.getModelStatus({
-        modelSpec: { name: "half", versionChoice: { case: "version", value: { value: 300n } } },
-      }).catch(() => undefined);
-      if (status?.modelVersionStatus[0]?.state === ModelVersionStatus_State.END) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const v300 = status?.modelVersionStatus[0];
-    assert.equal(v300?.state, ModelVersionStatus_State.END, server.log());
-    assert.equal(v300?.status?.errorCode, Code.NOT_FOUND);
+    // Inside the model root but never written: upstream's NOT_FOUND once the wait runs out.
+    await Deno.mkdir(join(dir, "200"));
+    await server.waitFor(/Waiting for version 200 of servable half to be written/);
+    await server.waitFor(/Version 200 of servable half has no complete saved_model\.pb/);
+    const v200 = await endedStatus(models, 200n);
+    assert.equal(v200?.state, ModelVersionStatus_State.END, server.log());
+    assert.equal(v200?.status?.errorCode, Code.NOT_FOUND);
     assert.equal(
-      v300?.status?.errorMessage,
+      v200?.status?.errorMessage,
       `Could not find SavedModel .pb or .pbtxt at supplied export directory path: ${
-        join(dir, "300")
+        join(dir, "200")
       }. Check that the directory exists and that you have the right permissions for accessing it.`,
     );
-    // Version 1 keeps serving (the failed version never became available).
+
+    // A symlink leading outside the allowed roots: refused before anything is read.
+    await Deno.symlink("/etc", join(dir, "300"));
+    await server.waitFor(/Version 300 of servable half has no complete saved_model\.pb/);
+    const v300 = await endedStatus(models, 300n);
+    assert.equal(v300?.state, ModelVersionStatus_State.END, server.log());
+    assert.equal(v300?.status?.errorCode, Code.PERMISSION_DENIED, v300?.status?.errorMessage ?? "");
+    assert.match(v300?.status?.errorMessage ?? "", /outside the allowed model roots|\/etc/);
+    // Version 1 keeps serving (the failed versions never became available).
     await assertPredicts(client, "half");
     await Deno.remove(dir, { recursive: true });
   },
