@@ -1,5 +1,15 @@
 import assert from "node:assert/strict";
-import { arrayKernels, planStridedSlice } from "../../src/kernels/array.ts";
+import { basicKernels } from "../../src/kernels/basic.ts";
+import { concatSplitKernels } from "../../src/kernels/concat_split.ts";
+import { createKernels } from "../../src/kernels/create.ts";
+import { gatherKernels } from "../../src/kernels/gather.ts";
+import { padKernels } from "../../src/kernels/pad.ts";
+import { scatterKernels } from "../../src/kernels/scatter.ts";
+import { selectKernels } from "../../src/kernels/select.ts";
+import { shapeKernels } from "../../src/kernels/shape.ts";
+import { planStridedSlice, sliceKernels } from "../../src/kernels/slice.ts";
+import { topKKernels } from "../../src/kernels/top_k.ts";
+import { transposeKernels } from "../../src/kernels/transpose.ts";
 import { Code, ServingError } from "../../src/errors.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
@@ -12,6 +22,21 @@ import { create } from "@bufbuild/protobuf";
 import { Attrs } from "../../src/kernels/attrs.ts";
 import { halfBitsToNumber, numberToHalfBits } from "../../src/kernels/elementwise.ts";
 import { Resources } from "../../src/runtime/resources.ts";
+
+/** The array-op families (one file each under src/kernels/). */
+const arrayKernels = [
+  ...basicKernels,
+  ...shapeKernels,
+  ...concatSplitKernels,
+  ...sliceKernels,
+  ...transposeKernels,
+  ...padKernels,
+  ...createKernels,
+  ...selectKernels,
+  ...gatherKernels,
+  ...scatterKernels,
+  ...topKKernels,
+];
 
 const run = (op: string, inputs: Tensor[], attrs: Record<string, AttrValue> = {}) =>
   runOp(arrayKernels, op, inputs, attrs);
