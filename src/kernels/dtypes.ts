@@ -9,9 +9,9 @@ import { DataType, dtypeName } from "../tensor/dtype.ts";
 const T = DataType;
 
 /** Floating point types. */
-export const FLOATS = [T.DT_FLOAT, T.DT_DOUBLE, T.DT_HALF, T.DT_BFLOAT16] as const;
+export const FLOATS: readonly DataType[] = [T.DT_FLOAT, T.DT_DOUBLE, T.DT_HALF, T.DT_BFLOAT16];
 /** Integer types held as numbers. */
-export const SMALL_INTS = [
+export const SMALL_INTS: readonly DataType[] = [
   T.DT_INT8,
   T.DT_INT16,
   T.DT_INT32,
@@ -20,13 +20,19 @@ export const SMALL_INTS = [
   T.DT_UINT32,
 ];
 /** Integer types held as bigints. */
-export const BIG_INTS = [T.DT_INT64, T.DT_UINT64] as const;
+export const BIG_INTS: readonly DataType[] = [T.DT_INT64, T.DT_UINT64];
 /** Every integer type. */
-export const INTS = [...SMALL_INTS, ...BIG_INTS];
+export const INTS: readonly DataType[] = [...SMALL_INTS, ...BIG_INTS];
 /** Every real number type (TF_CALL_REAL_NUMBER_TYPES). */
-export const REALS = [...FLOATS, ...INTS];
+export const REALS: readonly DataType[] = [...FLOATS, ...INTS];
 /** Signed types (Neg, Abs, Sign). */
-export const SIGNED = [...FLOATS, T.DT_INT8, T.DT_INT16, T.DT_INT32, T.DT_INT64];
+export const SIGNED: readonly DataType[] = [
+  ...FLOATS,
+  T.DT_INT8,
+  T.DT_INT16,
+  T.DT_INT32,
+  T.DT_INT64,
+];
 
 /** TensorFlow's DataTypeString: `float`, `int32`, `string`, … (the enum name without `DT_`). */
 export function dataTypeString(dtype: DataType): string {
