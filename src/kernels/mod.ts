@@ -7,6 +7,7 @@ import { argMaxKernels } from "./arg_max.ts";
 import { arithmeticKernels } from "./arithmetic.ts";
 import { basicKernels } from "./basic.ts";
 import { castKernels } from "./cast.ts";
+import { checkKernels } from "./checks.ts";
 import { concatSplitKernels } from "./concat_split.ts";
 import { controlFlowKernels } from "./control_flow.ts";
 import { createKernels } from "./create.ts";
@@ -66,6 +67,7 @@ export function defaultRegistry(): KernelRegistry {
     scanKernels,
     einsumKernels,
     // The other families.
+    checkKernels,
     nnKernels,
     stateKernels,
     functionalKernels,

@@ -258,6 +258,19 @@ function formatFloat(x: number, conv: "f" | "e" | "g", spec: Spec): string {
   return pad(spec, negative, body, true);
 }
 
+/** printf's `%.{precision}g` of `x` (glibc's output: `nan`, `-inf`, `1e+21`, exact rounding). */
+export function formatG(x: number, precision: number): string {
+  return formatFloat(x, "g", {
+    left: false,
+    plus: false,
+    space: false,
+    zero: false,
+    alt: false,
+    width: 0,
+    precision,
+  });
+}
+
 /** Formats an integer as printf's %d / %u. */
 function formatInt(v: number | bigint, spec: Spec): string {
   const negative = v < 0;

@@ -1,0 +1,112 @@
+/**
+ * Runtime checks a graph makes on its own values: Assert (core/kernels/logging_ops.cc) and
+ * CheckNumerics / CheckNumericsV2 (core/kernels/check_numerics_op.cc). A failed check fails the
+ * run with INVALID_ARGUMENT and TensorFlow's message, so a request that trips an exported
+ * `tf.debugging.assert_*` gets the same answer it would from TensorFlow Serving.
+ *
+ * @module
+ */
+import { invalidArgument } from "../errors.ts";
+import { DataType } from "../tensor/dtype.ts";
+import { shapeString, type Tensor } from "../tensor/tensor.ts";
+import { passThrough } from "./array_common.ts";
+import { FLOATS } from "./dtypes.ts";
+import { bfloat16BitsToNumber, halfBitsToNumber, unsupportedDtype } from "./elementwise.ts";
+import type { Kernel, KernelContext } from "./kernel.ts";
+import { summarizeValue } from "./summarize.ts";
+
+/**
+ * Assert(condition, data...): nothing when the scalar `condition` is true, else
+ * INVALID_ARGUMENT `assertion failed: [d0] [d1] ...`, each data tensor summarised to at most
+ * `summarize` elements (attr, default 3; negative prints all).
+ */
+const assertKernel: Kernel = {
+  op: "Assert",
+  compile(ctx) {
+    const summarize = ctx.attr.int("summarize", 3);
+    return (inputs) => {
+      const cond = inputs[0];
+      // TensorShapeUtils::IsLegacyScalar: a scalar, or a vector of one element.
+      if (!(cond.rank === 0 || (cond.rank === 1 && cond.shape[0] === 1))) {
+        throw invalidArgument(`In[0] should be a scalar: ${shapeString(cond.shape)}`);
+      }
+      if (cond.dtype !== DataType.DT_BOOL) {
+        throw unsupportedDtype("Assert", ctx.name, cond.dtype);
+      }
+      if ((cond.data as Uint8Array)[0] !== 0) return [];
+      const parts = inputs.slice(1).map((t) => `[${summarizeValue(t, summarize)}]`);
+      throw invalidArgument(`assertion failed: ${parts.join(" ")}`);
+    };
+  },
+};
+
+const INF = 1;
+const NAN = 2;
+const NEG_INF = 4;
+
+/** The float values of a CheckNumerics input (half and bfloat16 widened). */
+function floatValues(t: Tensor): ArrayLike<number> {
+  if (t.dtype === DataType.DT_HALF) return Array.from(t.data as Uint16Array, halfBitsToNumber);
+  if (t.dtype === DataType.DT_BFLOAT16) {
+    return Array.from(t.data as Uint16Array, bfloat16BitsToNumber);
+  }
+  return t.data as Float32Array | Float64Array;
+}
+
+/** The anomalies of V1 as TF words them: `Inf and NaN`, `Inf`, `NaN`. */
+function anomaliesV1(props: number): string {
+  if (props & INF && props & NAN) return "Inf and NaN";
+  return props & NAN ? "NaN" : "Inf";
+}
+
+/** The anomalies of V2 as TF words them: `-Inf, +Inf, and NaN`, `-Inf and NaN`, `+Inf`, … */
+function anomaliesV2(props: number): string {
+  const found: string[] = [];
+  if (props & NEG_INF) found.push("-Inf");
+  if (props & INF) found.push("+Inf");
+  if (props & NAN) found.push("NaN");
+  if (found.length === 3) return `${found[0]}, ${found[1]}, and ${found[2]}`;
+  return found.join(" and ");
+}
+
+/**
+ * CheckNumerics(tensor) → tensor, failing with INVALID_ARGUMENT `<message> : Tensor had <...>
+ * values` if any element is Inf or NaN. V2 tells -Inf from +Inf.
+ */
+function checkNumericsKernel(op: "CheckNumerics" | "CheckNumericsV2"): Kernel {
+  const v2 = op === "CheckNumericsV2";
+  return {
+    op,
+    compile(ctx: KernelContext) {
+      const message = ctx.attr.string("message");
+      if (ctx.attr.has("T")) {
+        const t = ctx.attr.type("T");
+        if (!FLOATS.includes(t)) throw unsupportedDtype(op, ctx.name, t);
+      }
+      return (inputs) => {
+        const t = inputs[0];
+        if (!FLOATS.includes(t.dtype)) throw unsupportedDtype(op, ctx.name, t.dtype);
+        const v = floatValues(t);
+        let props = 0;
+        for (let i = 0; i < v.length; i++) {
+          const x = v[i];
+          if (x - x === 0) continue; // finite
+          if (Number.isNaN(x)) props |= NAN;
+          else props |= v2 && x < 0 ? NEG_INF : INF;
+        }
+        if (props !== 0) {
+          const what = v2 ? anomaliesV2(props) : anomaliesV1(props);
+          throw invalidArgument(`${message} : Tensor had ${what} values`);
+        }
+        return [passThrough(t)];
+      };
+    },
+  };
+}
+
+/** The check kernels: Assert, CheckNumerics, CheckNumericsV2. */
+export const checkKernels: Kernel[] = [
+  assertKernel,
+  checkNumericsKernel("CheckNumerics"),
+  checkNumericsKernel("CheckNumericsV2"),
+];

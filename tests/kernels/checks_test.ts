@@ -1,0 +1,113 @@
+import assert from "node:assert/strict";
+import { Code, ServingError } from "../../src/errors.ts";
+import { checkKernels } from "../../src/kernels/checks.ts";
+import { numberToHalfBits } from "../../src/kernels/elementwise.ts";
+import { doubleToBuffer, floatToBuffer, summarizeValue } from "../../src/kernels/summarize.ts";
+import { DataType } from "../../src/tensor/dtype.ts";
+import { Tensor } from "../../src/tensor/tensor.ts";
+import { attr, runOp } from "./harness.ts";
+
+const bool = (b: boolean, shape: number[] = []) =>
+  new Tensor(DataType.DT_BOOL, shape, Uint8Array.of(b ? 1 : 0));
+
+/** Runs `fn` and returns the ServingError it throws. */
+function failure(fn: () => unknown): ServingError {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof ServingError, String(e));
+    return e;
+  }
+  throw new Error("expected a failure");
+}
+
+Deno.test("summarizeValue() prints as Tensor::SummarizeValue", () => {
+  const m = Tensor.float32([1, 2.5, 3, 4, 5, 6], [2, 3]);
+  assert.equal(summarizeValue(m, 3), "[1 2.5 3]...");
+  assert.equal(summarizeValue(m, 4), "[1 2.5 3][4...]...");
+  assert.equal(summarizeValue(m, -1), "[1 2.5 3][4 5 6]");
+  assert.equal(summarizeValue(m, 0), "...");
+  assert.equal(summarizeValue(Tensor.int32([1, 2, 3, 4, 5]), 3), "1 2 3...");
+  assert.equal(summarizeValue(Tensor.int32([7], []), 3), "7");
+  assert.equal(summarizeValue(Tensor.int64([-(2n ** 63n)], []), 3), "-9223372036854775808");
+  assert.equal(summarizeValue(Tensor.float32([], [0, 3]), 3), "");
+  const cube = Tensor.int32([1, 2, 3, 4, 5, 6, 7, 8], [2, 2, 2]);
+  assert.equal(summarizeValue(cube, 3), "[[1 2][3...]]...");
+  assert.equal(summarizeValue(cube, 8), "[[1 2][3 4]][[5 6][7 8]]");
+  assert.equal(summarizeValue(Tensor.strings(["a\nb", 'q"\x01', "é"]), 3), 'a\\nb q\\"\\001 é');
+  assert.equal(summarizeValue(new Tensor(DataType.DT_BOOL, [2], Uint8Array.of(1, 0)), 3), "1 0");
+  assert.equal(summarizeValue(new Tensor(DataType.DT_BOOL, [2], Uint8Array.of(1, 0)), 0), "");
+  const c = new Tensor(DataType.DT_COMPLEX64, [3], new Float32Array(6));
+  assert.equal(summarizeValue(c, 2), "? ?...");
+});
+
+Deno.test("floatToBuffer()/doubleToBuffer() use %.6g/%.15g unless the value would not read back", () => {
+  assert.equal(floatToBuffer(Math.fround(0.1)), "0.1");
+  assert.equal(floatToBuffer(Math.fround(1 / 3)), "0.333333343");
+  assert.equal(floatToBuffer(1e20), "1e+20");
+  assert.equal(floatToBuffer(-Infinity), "-inf");
+  assert.equal(floatToBuffer(NaN), "nan");
+  assert.equal(floatToBuffer(0.0001), "0.0001");
+  assert.equal(floatToBuffer(Math.fround(0.00001)), "1e-05");
+  assert.equal(doubleToBuffer(0.1), "0.1");
+  assert.equal(doubleToBuffer(1 / 3), "0.33333333333333331");
+  assert.equal(doubleToBuffer(Number.MAX_VALUE), "1.7976931348623157e+308");
+  assert.equal(doubleToBuffer(123456789012), "123456789012");
+});
+
+Deno.test("Assert passes on true and fails with TF's message on false", () => {
+  const data = [Tensor.strings(["x must be positive"]), Tensor.float32([-1, 0.5, 2, 3], [4])];
+  assert.deepEqual(runOp(checkKernels, "Assert", [bool(true), ...data]), []);
+  assert.deepEqual(runOp(checkKernels, "Assert", [bool(true, [1]), ...data]), []);
+  const e = failure(() => runOp(checkKernels, "Assert", [bool(false), ...data]));
+  assert.equal(e.code, Code.INVALID_ARGUMENT);
+  assert.equal(e.message, "assertion failed: [x must be positive] [-1 0.5 2...]");
+  const all = failure(() =>
+    runOp(checkKernels, "Assert", [bool(false), ...data], { summarize: attr.int(-1) })
+  );
+  assert.equal(all.message, "assertion failed: [x must be positive] [-1 0.5 2 3]");
+  const none = failure(() => runOp(checkKernels, "Assert", [bool(false)]));
+  assert.equal(none.message, "assertion failed: ");
+});
+
+Deno.test("Assert refuses a condition that is not a scalar", () => {
+  const cond = new Tensor(DataType.DT_BOOL, [2], Uint8Array.of(1, 1));
+  const e = failure(() => runOp(checkKernels, "Assert", [cond]));
+  assert.equal(e.code, Code.INVALID_ARGUMENT);
+  assert.equal(e.message, "In[0] should be a scalar: [2]");
+});
+
+Deno.test("CheckNumerics passes finite tensors through and names Inf and NaN as TF does", () => {
+  const message = { message: attr.string("check x") };
+  const ok = Tensor.float32([1, -2, 3]);
+  assert.equal(runOp(checkKernels, "CheckNumerics", [ok], message)[0].data, ok.data);
+  const cases: [number[], string, string][] = [
+    [[1, NaN], "NaN", "NaN"],
+    [[Infinity, 1], "Inf", "+Inf"],
+    [[-Infinity, 1], "Inf", "-Inf"],
+    [[-Infinity, Infinity], "Inf", "-Inf and +Inf"],
+    [[NaN, Infinity], "Inf and NaN", "+Inf and NaN"],
+    [[-Infinity, Infinity, NaN], "Inf and NaN", "-Inf, +Inf, and NaN"],
+  ];
+  for (const [values, v1, v2] of cases) {
+    const t = Tensor.float32(values);
+    const e1 = failure(() => runOp(checkKernels, "CheckNumerics", [t], message));
+    assert.equal(e1.code, Code.INVALID_ARGUMENT);
+    assert.equal(e1.message, `check x : Tensor had ${v1} values`);
+    const e2 = failure(() => runOp(checkKernels, "CheckNumericsV2", [t], message));
+    assert.equal(e2.message, `check x : Tensor had ${v2} values`);
+  }
+  const half = new Tensor(DataType.DT_HALF, [2], Uint16Array.of(0, numberToHalfBits(Infinity)));
+  const e = failure(() => runOp(checkKernels, "CheckNumerics", [half], message));
+  assert.equal(e.message, "check x : Tensor had Inf values");
+});
+
+Deno.test("CheckNumerics refuses integer tensors (TF registers only float types)", () => {
+  const e = failure(() =>
+    runOp(checkKernels, "CheckNumerics", [Tensor.int32([1])], {
+      message: attr.string("m"),
+      T: attr.type(DataType.DT_INT32),
+    })
+  );
+  assert.equal(e.code, Code.UNIMPLEMENTED);
+});
