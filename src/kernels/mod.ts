@@ -29,6 +29,7 @@ import { nmsKernels } from "./nms.ts";
 import { KernelRegistry } from "./registry.ts";
 import { scanKernels } from "./scan.ts";
 import { scatterKernels } from "./scatter.ts";
+import { segmentKernels } from "./segment.ts";
 import { selectKernels } from "./select.ts";
 import { shapeKernels } from "./shape.ts";
 import { sliceKernels } from "./slice.ts";
@@ -65,6 +66,7 @@ export function defaultRegistry(): KernelRegistry {
     reductionKernels,
     argMaxKernels,
     scanKernels,
+    segmentKernels,
     einsumKernels,
     // The other families.
     checkKernels,
