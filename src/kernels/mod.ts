@@ -11,6 +11,7 @@ import { checkKernels } from "./checks.ts";
 import { concatSplitKernels } from "./concat_split.ts";
 import { controlFlowKernels } from "./control_flow.ts";
 import { createKernels } from "./create.ts";
+import { cropAndResizeKernels } from "./crop_and_resize.ts";
 import { einsumKernels } from "./einsum.ts";
 import { functionalKernels } from "./functional.ts";
 import { gatherKernels } from "./gather.ts";
@@ -70,6 +71,7 @@ export function defaultRegistry(): KernelRegistry {
     einsumKernels,
     // The other families.
     checkKernels,
+    cropAndResizeKernels,
     nnKernels,
     stateKernels,
     functionalKernels,
