@@ -6,6 +6,7 @@
 import { argMaxKernels } from "./arg_max.ts";
 import { arithmeticKernels } from "./arithmetic.ts";
 import { basicKernels } from "./basic.ts";
+import { bincountKernels } from "./bincount.ts";
 import { castKernels } from "./cast.ts";
 import { checkKernels } from "./checks.ts";
 import { concatSplitKernels } from "./concat_split.ts";
@@ -68,6 +69,7 @@ export function defaultRegistry(): KernelRegistry {
     argMaxKernels,
     scanKernels,
     segmentKernels,
+    bincountKernels,
     einsumKernels,
     // The other families.
     checkKernels,
