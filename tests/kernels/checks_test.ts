@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { Code, ServingError } from "../../src/errors.ts";
+import { attrValue, GraphBuilder } from "../../src/graph/builder.ts";
+import { parseTensorName } from "../../src/graph/graph.ts";
 import { checkKernels } from "../../src/kernels/checks.ts";
+import { defaultRegistry } from "../../src/kernels/mod.ts";
+import { Session } from "../../src/runtime/session.ts";
 import { numberToHalfBits } from "../../src/kernels/elementwise.ts";
 import { doubleToBuffer, floatToBuffer, summarizeValue } from "../../src/kernels/summarize.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
@@ -110,4 +114,35 @@ Deno.test("CheckNumerics refuses integer tensors (TF registers only float types)
     })
   );
   assert.equal(e.code, Code.UNIMPLEMENTED);
+});
+
+Deno.test("an Assert reached through a control edge gates its dependents in a plan", () => {
+  const g = new GraphBuilder();
+  const x = g.placeholder("x", DataType.DT_FLOAT, [-1]);
+  const zero = g.constant("zero", Tensor.scalar(DataType.DT_FLOAT, 0));
+  const positive = g.op("positive", "Greater", [x, zero], {
+    T: attrValue.type(DataType.DT_FLOAT),
+  });
+  const axis = g.constant("axis", Tensor.int32([0]));
+  const all = g.op("all", "All", [positive, axis], { keep_dims: attrValue.bool(false) });
+  const msg = g.constant("msg", Tensor.strings(["x must be positive:"]));
+  g.op("check", "Assert", [all, msg, x], {
+    T: attrValue.types([DataType.DT_STRING, DataType.DT_FLOAT]),
+    summarize: attrValue.int(2),
+  });
+  g.op("y", "Identity", [x, "^check"], { T: attrValue.type(DataType.DT_FLOAT) });
+  const s = new Session(g.graph(), [], defaultRegistry());
+  const plan = s.compile({ feeds: [parseTensorName(x)], fetches: [parseTensorName("y:0")] }, "y");
+  assert.deepEqual(Array.from(plan.run([Tensor.float32([1, 2, 3])])[0].data as Float32Array), [
+    1,
+    2,
+    3,
+  ]);
+  const e = failure(() => plan.run([Tensor.float32([1, -2, 3])]));
+  assert.equal(e.code, Code.INVALID_ARGUMENT);
+  // The session adds the node as TensorFlow's executor does.
+  assert.equal(
+    e.message,
+    "assertion failed: [x must be positive:] [1 -2...]\n\t [[{{node check}}]]",
+  );
 });
