@@ -7,9 +7,10 @@
  */
 import { Code, invalidArgument, ServingError } from "../errors.ts";
 import { DataType, dtypeName, isNumeric, lanes, type NumericArray } from "../tensor/dtype.ts";
-import { shapeString, sizeOf, Tensor, type TensorData } from "../tensor/tensor.ts";
+import { shapeString, Tensor, type TensorData } from "../tensor/tensor.ts";
 import { allocLike, fillWith, shapeInput, unitOf } from "./array_common.ts";
 import type { Kernel } from "./kernel.ts";
+import { checkedElements } from "./sizes.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Creation.
@@ -51,7 +52,7 @@ export const createKernels: Kernel[] = [
       }
       const shape = shapeInput(dimsT, "dims");
       const unit = unitOf(value.dtype);
-      const out = allocLike(value.data, sizeOf(shape) * unit);
+      const out = allocLike(value.data, checkedElements(shape, "Fill output") * unit);
       fillWith(out, value.data, 0, unit);
       return [new Tensor(value.dtype, shape, out)];
     },
@@ -101,7 +102,7 @@ function range(dtype: DataType, startT: Tensor, limitT: Tensor, deltaT: Tensor):
     const abs = (x: bigint) => (x < 0n ? -x : x);
     const span = abs(limit - start);
     const step = abs(delta);
-    const size = Number((span + step - 1n) / step);
+    const size = checkedElements([Number((span + step - 1n) / step)], "Range output");
     const out = new BigInt64Array(size);
     let v = start;
     for (let i = 0; i < size; i++, v += delta) out[i] = v;
@@ -125,6 +126,7 @@ function range(dtype: DataType, startT: Tensor, limitT: Tensor, deltaT: Tensor):
     // Eigen computes (limit - start) / delta in float32.
     size = Math.ceil(Math.abs(Math.fround(Math.fround(limit - start) / delta)));
   } else size = Math.ceil(Math.abs((limit - start) / delta));
+  checkedElements([size], "Range output");
   const out = Tensor.zeros(dtype, [size]).data as Float64Array;
   // The value is accumulated in T, as TF does (`val += delta`), so float32 rounding matches.
   let v = start;

@@ -20,6 +20,7 @@ import {
   unitOf,
 } from "./array_common.ts";
 import type { Kernel } from "./kernel.ts";
+import { checkedElements } from "./sizes.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Gather, one-hot, unique.
@@ -110,7 +111,7 @@ function gather(
     indices[i] = v;
   }
   const unit = unitOf(params.dtype);
-  const out = allocLike(params.data, sizeOf(outShape) * unit);
+  const out = allocLike(params.data, checkedElements(outShape, "Gather output") * unit);
   if (n === 0 || inner === 0) return new Tensor(params.dtype, outShape, out);
   const run = inner * unit;
   const perBatch = n / batch;
@@ -189,7 +190,7 @@ export const gatherKernels: Kernel[] = [
         for (let d = 0; d < axis; d++) prefix *= indicesT.shape[d];
         const suffix = indicesT.size / (prefix || 1);
         const unit = unitOf(on.dtype);
-        const out = allocLike(on.data, sizeOf(outShape) * unit);
+        const out = allocLike(on.data, checkedElements(outShape, "OneHot output") * unit);
         fillWith(out, off.data, 0, unit);
         const idx = toIntArray(indicesT, "indices");
         for (let p = 0; p < prefix; p++) {
@@ -297,6 +298,7 @@ function gatherNd(node: string, params: Tensor, indicesT: Tensor, ignoreBad: boo
   for (let d = nd; d < params.rank; d++) slice *= params.shape[d];
   const unit = unitOf(params.dtype);
   const run = slice * unit;
+  checkedElements(outShape, "GatherNd output");
   const out = allocLike(params.data, n * run);
   if (params.dtype === DataType.DT_STRING) (out as Uint8Array[]).fill(new Uint8Array(0));
   if (n === 0) return new Tensor(params.dtype, outShape, out);

@@ -6,7 +6,7 @@
  * @module
  */
 import { invalidArgument } from "../errors.ts";
-import { shapeString, sizeOf, Tensor, type TensorData, toIntArray } from "../tensor/tensor.ts";
+import { shapeString, Tensor, type TensorData, toIntArray } from "../tensor/tensor.ts";
 import {
   allocLike,
   copyRun,
@@ -18,6 +18,7 @@ import {
   unitOf,
 } from "./array_common.ts";
 import type { Kernel } from "./kernel.ts";
+import { checkedElements } from "./sizes.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Padding.
@@ -52,7 +53,7 @@ function padConstant(t: Tensor, pads: number[], fill: TensorData, fOff: number):
   if (pads.every((p) => p === 0)) return passThrough(t);
   const outShape = t.shape.map((n, d) => n + pads[2 * d] + pads[2 * d + 1]);
   const unit = unitOf(t.dtype);
-  const out = allocLike(t.data, sizeOf(outShape) * unit);
+  const out = allocLike(t.data, checkedElements(outShape, "Pad output") * unit);
   fillWith(out, fill, fOff, unit);
   if (t.size === 0) return new Tensor(t.dtype, outShape, out);
   const outStrides = stridesOf(outShape, unit);

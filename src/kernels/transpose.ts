@@ -20,6 +20,7 @@ import {
 } from "./array_common.ts";
 import { sameShape } from "./broadcast.ts";
 import type { Kernel } from "./kernel.ts";
+import { checkedElements } from "./sizes.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Transpose, reverse, tile, broadcast.
@@ -190,6 +191,7 @@ export const transposeKernels: Kernel[] = [
       }
       const outShape = t.shape.map((n, d) => n * mult[d]);
       if (mult.every((m) => m === 1)) return [passThrough(t)];
+      checkedElements(outShape, "Tile output");
       const maps = outShape.map((n, d) => {
         const m = new Int32Array(n);
         const k = t.shape[d];
@@ -225,6 +227,7 @@ export const transposeKernels: Kernel[] = [
           }`,
         );
       }
+      checkedElements(outShape, "BroadcastTo output");
       return [new Tensor(t.dtype, outShape, broadcastData(t, outShape))];
     },
   },

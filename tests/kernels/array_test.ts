@@ -1053,3 +1053,27 @@ Deno.test("Reverse (v1) takes a bool per dim", () => {
     Code.UNIMPLEMENTED,
   );
 });
+
+Deno.test("array ops refuse outputs over the tensor limit before allocating", () => {
+  const big = 2 ** 15;
+  const cases: [string, Tensor[], Record<string, AttrValue>?][] = [
+    ["Fill", [i32([big, big]), f32([0], [])]],
+    ["Range", [scalar(0), scalar(2 ** 30), scalar(1)]],
+    ["Tile", [f32([1], [1, 1]), i32([big, big])]],
+    ["BroadcastTo", [f32([1]), i32([big, big])]],
+    ["Pad", [f32([1], [1, 1]), i32([0, big, 0, big], [2, 2])]],
+    ["OneHot", [i32([0, 1], [2]), scalar(2 ** 28), f32([1], []), f32([0], [])]],
+    ["GatherV2", [
+      new Tensor(DataType.DT_FLOAT, [1, 2 ** 10], new Float32Array(2 ** 10)),
+      new Tensor(DataType.DT_INT32, [2 ** 19], new Int32Array(2 ** 19)),
+      scalar(0),
+    ]],
+  ];
+  for (const [op, inputs, attrs] of cases) {
+    assert.throws(
+      () => run(op, inputs, attrs),
+      (e: unknown) => e instanceof ServingError && e.code === Code.RESOURCE_EXHAUSTED,
+      op,
+    );
+  }
+});
