@@ -1,5 +1,5 @@
 /**
- * Creating tensors: Fill, ZerosLike, OnesLike and Range.
+ * Creating tensors: Fill, ZerosLike, OnesLike, Range and LinSpace.
  *
  * Messages follow TensorFlow's kernels (constant_op.cc, sequence_ops.cc).
  *
@@ -9,6 +9,12 @@ import { Code, invalidArgument, ServingError } from "../errors.ts";
 import { DataType, dtypeName, isNumeric, lanes, type NumericArray } from "../tensor/dtype.ts";
 import { shapeString, Tensor, type TensorData } from "../tensor/tensor.ts";
 import { allocLike, fillWith, shapeInput, unitOf } from "./array_common.ts";
+import {
+  bfloat16BitsToNumber,
+  halfBitsToNumber,
+  numberToBfloat16Bits,
+  numberToHalfBits,
+} from "./elementwise.ts";
 import type { Kernel } from "./kernel.ts";
 import { checkedElements } from "./sizes.ts";
 
@@ -34,8 +40,64 @@ function onesData(dtype: DataType, n: number): TensorData {
   return data;
 }
 
-/** The kernels that create tensors: Fill, ZerosLike, OnesLike, Range. */
+/**
+ * LinSpace(start, stop, num): `num` values from start to stop, as TF's LinSpaceOp computes them in
+ * T (`start + step * i` with `step = (stop - start) / (num - 1)`, the last value exactly stop).
+ */
+const linSpaceKernel: Kernel = {
+  op: "LinSpace",
+  compile: () => (inputs) => {
+    const [startT, stopT, numT] = inputs;
+    for (const [t, what] of [[startT, "start"], [stopT, "stop"], [numT, "num"]] as const) {
+      if (t.rank !== 0) {
+        throw invalidArgument(`${what} must be a scalar, not shape ${shapeString(t.shape)}`);
+      }
+    }
+    const dtype = startT.dtype;
+    const bits = oneBits(dtype) !== undefined;
+    if (!(bits || dtype === DataType.DT_FLOAT || dtype === DataType.DT_DOUBLE)) {
+      throw new ServingError(Code.UNIMPLEMENTED, `Cannot run LinSpace on ${dtypeName(dtype)}`);
+    }
+    const num = Number((numT.data as Int32Array | BigInt64Array)[0]);
+    if (!(num > 0)) throw invalidArgument(`Requires num > 0: ${num}`);
+    const n = checkedElements([num], "LinSpace output");
+    // Arithmetic in T: float32 rounds each step; half and bfloat16 go through their 16 bits.
+    const read = (t: Tensor) =>
+      dtype === DataType.DT_HALF
+        ? halfBitsToNumber((t.data as Uint16Array)[0])
+        : dtype === DataType.DT_BFLOAT16
+        ? bfloat16BitsToNumber((t.data as Uint16Array)[0])
+        : (t.data as Float32Array | Float64Array)[0];
+    const round = dtype === DataType.DT_DOUBLE
+      ? (v: number) => v
+      : dtype === DataType.DT_FLOAT
+      ? Math.fround
+      : dtype === DataType.DT_HALF
+      ? (v: number) => halfBitsToNumber(numberToHalfBits(Math.fround(v)))
+      : (v: number) => bfloat16BitsToNumber(numberToBfloat16Bits(Math.fround(v)));
+    const start = read(startT);
+    const stop = read(stopT);
+    const values = new Float64Array(n);
+    values[0] = start;
+    if (n > 1) {
+      const step = round(round(stop - start) / (n - 1));
+      for (let i = 1; i < n - 1; i++) values[i] = round(start + round(step * i));
+      values[n - 1] = stop;
+    }
+    const data = dtype === DataType.DT_HALF
+      ? Uint16Array.from(values, (v) => numberToHalfBits(v))
+      : dtype === DataType.DT_BFLOAT16
+      ? Uint16Array.from(values, (v) => numberToBfloat16Bits(v))
+      : dtype === DataType.DT_FLOAT
+      ? Float32Array.from(values)
+      : values;
+    return [new Tensor(dtype, [n], data)];
+  },
+};
+
+/** The kernels that create tensors: Fill, ZerosLike, OnesLike, Range, LinSpace. */
 export const createKernels: Kernel[] = [
+  linSpaceKernel,
   {
     op: "Fill",
     compile: () => (inputs) => {

@@ -1,8 +1,8 @@
 /**
- * Shape ops: Shape, ShapeN, Size, Rank, Reshape, ExpandDims, Squeeze and EnsureShape. All but the
- * queries return their input's storage under a new shape.
+ * Shape ops: Shape, ShapeN, Size, Rank, Reshape, ExpandDims, Squeeze, EnsureShape and
+ * BroadcastArgs. Reshape and friends return their input's storage under a new shape.
  *
- * Messages follow TensorFlow's kernels (shape_ops.h, reshape_op.h, EnsureShapeOp).
+ * Messages follow TensorFlow's kernels (shape_ops.h, reshape_op.h, EnsureShapeOp, bcast_ops.cc).
  *
  * @module
  */
@@ -186,5 +186,38 @@ function partialShapeString(shape: readonly number[] | undefined): string {
   return `[${shape.map((d) => (d < 0 ? "?" : String(d))).join(",")}]`;
 }
 
-/** The shape kernels: Shape, ShapeN, Size, Rank, Reshape, ExpandDims, Squeeze, EnsureShape. */
-export const shapeKernels: Kernel[] = [...shapeQueryKernels, ...reshapeKernels];
+/**
+ * BroadcastArgs(s0, s1): the broadcast shape of two shape vectors, as TF's BCastArgsOp (numpy
+ * rules: equal dims, or a 1 on either side).
+ */
+const broadcastArgsKernel: Kernel = {
+  op: "BroadcastArgs",
+  compile: () => (inputs) => {
+    const shapes = inputs.map((t, i) => {
+      if (t.rank !== 1) throw invalidArgument(`In[${i}] must be a vector.${shapeString(t.shape)}`);
+      return toIntArray(t, "shape");
+    });
+    const [a, b] = shapes;
+    const n = Math.max(a.length, b.length);
+    const out = new Array<number>(n);
+    for (let i = 0; i < n; i++) {
+      const x = a[a.length - n + i] ?? 1;
+      const y = b[b.length - n + i] ?? 1;
+      if (x !== y && x !== 1 && y !== 1) {
+        throw invalidArgument(`Incompatible shapes: [${a.join(",")}] vs. [${b.join(",")}]`);
+      }
+      out[i] = x === 1 ? y : x;
+    }
+    return [intTensor(inputs[0].dtype, out, [n])];
+  },
+};
+
+/**
+ * The shape kernels: Shape, ShapeN, Size, Rank, Reshape, ExpandDims, Squeeze, EnsureShape,
+ * BroadcastArgs.
+ */
+export const shapeKernels: Kernel[] = [
+  ...shapeQueryKernels,
+  ...reshapeKernels,
+  broadcastArgsKernel,
+];

@@ -1,5 +1,5 @@
 /**
- * Moving elements around: Transpose, ReverseV2, Reverse, Tile and BroadcastTo.
+ * Moving elements around: Transpose, ReverseV2, Reverse, Tile and BroadcastTo; InvertPermutation.
  *
  * Messages follow TensorFlow's kernels (transpose_op.cc, reverse_op.cc, tile_ops.cc,
  * broadcast_to_op.cc).
@@ -11,6 +11,7 @@ import { type Shape, shapeString, Tensor, type TensorData, toIntArray } from "..
 import {
   arithmetic,
   gatherOffsets,
+  intTensor,
   passThrough,
   productOffsets,
   reshaped,
@@ -120,8 +121,34 @@ function reverseDims(t: Tensor, rev: readonly boolean[]): Tensor {
   );
 }
 
-/** The kernels that move elements: Transpose, ReverseV2, Reverse, Tile, BroadcastTo. */
+/**
+ * InvertPermutation(x): y with y[x[i]] = i, failing as TF's InvertPermutationOp on a value out of
+ * range or repeated.
+ */
+const invertPermutationKernel: Kernel = {
+  op: "InvertPermutation",
+  compile: () => (inputs) => {
+    const x = inputs[0];
+    if (x.rank !== 1) throw invalidArgument("invert_permutation expects a 1D vector.");
+    const p = toIntArray(x, "x");
+    const n = p.length;
+    const inv = new Array<number>(n).fill(-1);
+    for (let i = 0; i < n; i++) {
+      const d = p[i];
+      if (!(d >= 0 && d < n)) throw invalidArgument(`${d} is not between 0 and ${n}`);
+      if (inv[d] !== -1) throw invalidArgument(`${d} is duplicated in the input.`);
+      inv[d] = i;
+    }
+    return [intTensor(x.dtype, inv, [n])];
+  },
+};
+
+/**
+ * The kernels that move elements: Transpose, ReverseV2, Reverse, Tile, BroadcastTo, and
+ * InvertPermutation.
+ */
 export const transposeKernels: Kernel[] = [
+  invertPermutationKernel,
   {
     op: "Transpose",
     compile: () => (inputs) => [transpose(inputs[0], permInput(inputs[0], inputs[1]))],

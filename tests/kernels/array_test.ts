@@ -1077,3 +1077,30 @@ Deno.test("array ops refuse outputs over the tensor limit before allocating", ()
     );
   }
 });
+
+Deno.test("BroadcastArgs, InvertPermutation and LinSpace as TF's kernels", () => {
+  check(run1("BroadcastArgs", [i32([2, 1, 3]), i32([4, 1])]), [3], [2, 4, 3]);
+  check(run1("BroadcastArgs", [i64([1, 0]), i64([5, 1])]), [2], [5, 0], DataType.DT_INT64);
+  throwsInvalid(
+    () => run("BroadcastArgs", [i32([2, 3]), i32([4])]),
+    "Incompatible shapes: [2,3] vs. [4]",
+  );
+  throwsInvalid(() => run("BroadcastArgs", [i32([2], []), i32([4])]), "In[0] must be a vector.[]");
+
+  check(run1("InvertPermutation", [i32([3, 4, 0, 2, 1])]), [5], [2, 4, 3, 0, 1]);
+  throwsInvalid(() => run("InvertPermutation", [i32([0, 2])]), "2 is not between 0 and 2");
+  throwsInvalid(() => run("InvertPermutation", [i32([1, 1])]), "1 is duplicated in the input.");
+
+  check(run1("LinSpace", [f32([10], []), f32([12], []), scalar(3)]), [3], [10, 11, 12]);
+  // float32 steps: start + step * i rounded in float32; the last value is exactly stop.
+  const step = Math.fround(1 / 10);
+  check(run1("LinSpace", [f32([0], []), f32([1], []), scalar(11)]), [11], [
+    ...Array.from({ length: 10 }, (_, i) => Math.fround(step * i)),
+    1,
+  ]);
+  check(run1("LinSpace", [f32([5], []), f32([7], []), scalar(1)]), [1], [5]);
+  throwsInvalid(
+    () => run("LinSpace", [f32([0], []), f32([1], []), scalar(0)]),
+    "Requires num > 0: 0",
+  );
+});
