@@ -36,6 +36,7 @@ import { selectKernels } from "./select.ts";
 import { shapeKernels } from "./shape.ts";
 import { sliceKernels } from "./slice.ts";
 import { stateKernels } from "./state.ts";
+import { stitchKernels } from "./stitch.ts";
 import { stringKernels } from "./strings.ts";
 import { tensorArrayKernels } from "./tensor_array.ts";
 import { tensorListKernels } from "./tensor_list.ts";
@@ -60,6 +61,7 @@ export function defaultRegistry(): KernelRegistry {
     selectKernels,
     gatherKernels,
     scatterKernels,
+    stitchKernels,
     topKKernels,
     // Math ops.
     arithmeticKernels,

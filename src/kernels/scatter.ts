@@ -1,7 +1,6 @@
 /**
  * Scattering: ScatterNd (updates summed into a zero tensor of a given shape) and the
- * TensorScatter ops (updates combined into a copy of a tensor: Update, Add, Sub, Max, Min);
- * DynamicStitch (rows placed by index).
+ * TensorScatter ops (updates combined into a copy of a tensor: Update, Add, Sub, Max, Min).
  *
  * Messages follow TensorFlow's kernel (scatter_nd_op.cc, scatter_nd_op_cpu_impl.h); ScatterNd's
  * output size, chosen by its `shape` input, is checked before it is allocated.
@@ -349,95 +348,7 @@ function tensorScatterKernel(op: string, update: UpdateOp): Kernel {
 }
 
 /**
- * DynamicStitch(indices[N], data[N]) (and ParallelDynamicStitch, the same on one thread): rows of
- * `data` placed at their `indices` in a zero tensor of max index + 1 rows; a later input
- * overwrites an earlier one at the same index. Checks and messages as TF's
- * DynamicStitchOpImplBase.
- */
-function dynamicStitchKernel(op: string): Kernel {
-  return {
-    op,
-    compile(ctx) {
-      return (inputs) => {
-        if (inputs.length === 0 || inputs.length % 2 !== 0) {
-          throw invalidArgument(
-            `${op}Op: Must have ${
-              inputs.length === 0 ? "some inputs" : "even number of arguments"
-            }`,
-          );
-        }
-        const n = inputs.length / 2;
-        const indices = inputs.slice(0, n);
-        const data = inputs.slice(n);
-        const dtype = data[0].dtype;
-        for (const t of indices) {
-          if (t.dtype !== DataType.DT_INT32) {
-            throw invalidArgument(`${op} needs int32 indices (node "${ctx.name}")`);
-          }
-        }
-        for (const t of data) {
-          if (t.dtype !== dtype) {
-            throw invalidArgument(`${op} needs data of one type (node "${ctx.name}")`);
-          }
-        }
-        let maxIndex = -1;
-        for (const t of indices) {
-          for (const v of t.data as Int32Array) if (v > maxIndex) maxIndex = v;
-        }
-        const rows = maxIndex + 1;
-        for (const t of indices) {
-          const v = t.data as Int32Array;
-          for (let i = 0; i < v.length; i++) {
-            if (!(v[i] >= 0 && v[i] < rows)) throw invalidArgument(`indices[${i}] is out of range`);
-          }
-        }
-        const [data0, indices0] = [data[0], indices[0]];
-        const extra0 = data0.shape.slice(indices0.rank);
-        for (let k = 0; k < n; k++) {
-          const [d, ix] = [data[k], indices[k]];
-          if (!(d.rank >= ix.rank && ix.shape.every((s, j) => d.shape[j] === s))) {
-            throw invalidArgument(
-              `data[${k}].shape = ${
-                shapeString(d.shape)
-              } does not start with indices[${k}].shape = ${shapeString(ix.shape)}`,
-            );
-          }
-          const extra = d.shape.slice(ix.rank);
-          if (
-            k > 0 && !(extra.length === extra0.length && extra.every((s, j) => s === extra0[j]))
-          ) {
-            throw invalidArgument(
-              `Need data[0].shape[${indices0.rank}:] = data[${k}].shape[${ix.rank}:], got ` +
-                `data[0].shape = ${shapeString(data0.shape)}, data[${k}].shape = ${
-                  shapeString(d.shape)
-                }, indices[0].shape = ${shapeString(indices0.shape)}, indices[${k}].shape = ${
-                  shapeString(ix.shape)
-                }`,
-            );
-          }
-        }
-        const shape = [rows, ...extra0];
-        const total = checkedElements(shape, `${op} output`);
-        const unit = unitOf(dtype);
-        const out = allocLike(data0.data, total * unit);
-        if (dtype === DataType.DT_STRING) (out as Uint8Array[]).fill(new Uint8Array(0));
-        let slice = unit;
-        for (const d of extra0) slice *= d;
-        for (let k = 0; k < n; k++) {
-          const v = indices[k].data as Int32Array;
-          for (let i = 0; i < v.length; i++) {
-            copyRun(out, v[i] * slice, data[k].data, i * slice, slice);
-          }
-        }
-        return [new Tensor(dtype, shape, out)];
-      };
-    },
-  };
-}
-
-/**
- * The scatter kernels: ScatterNd, TensorScatterUpdate/Add/Sub/Max/Min, DynamicStitch and
- * ParallelDynamicStitch.
+ * The scatter kernels: ScatterNd and TensorScatterUpdate/Add/Sub/Max/Min.
  */
 export const scatterKernels: Kernel[] = [
   {
@@ -449,6 +360,4 @@ export const scatterKernels: Kernel[] = [
   tensorScatterKernel("TensorScatterSub", "sub"),
   tensorScatterKernel("TensorScatterMax", "max"),
   tensorScatterKernel("TensorScatterMin", "min"),
-  dynamicStitchKernel("DynamicStitch"),
-  dynamicStitchKernel("ParallelDynamicStitch"),
 ];

@@ -114,37 +114,3 @@ Deno.test("ScatterNd refuses an output shape over the tensor limit before alloca
   );
   assert.equal(e.code, Code.RESOURCE_EXHAUSTED);
 });
-
-Deno.test("DynamicStitch places rows by index, later inputs winning (TF's documented example)", () => {
-  const out = run("DynamicStitch", [
-    i32([6], []),
-    i32([4, 1]),
-    i32([5, 2, 0, 3], [2, 2]),
-    i32([61, 62], [2]),
-    i32([41, 42, 11, 12], [2, 2]),
-    i32([51, 52, 21, 22, 1, 2, 31, 32], [2, 2, 2]),
-  ]);
-  assert.deepEqual(out.shape, [7, 2]);
-  assert.deepEqual(Array.from(out.data as Int32Array), [
-    1,
-    2,
-    11,
-    12,
-    21,
-    22,
-    31,
-    32,
-    41,
-    42,
-    51,
-    52,
-    61,
-    62,
-  ]);
-  const dup = run("ParallelDynamicStitch", [i32([0, 1]), i32([1]), f32([1, 2]), f32([9])]);
-  assert.deepEqual(Array.from(dup.data as Float32Array), [1, 9]);
-  const e = failure(() => run("DynamicStitch", [i32([0, -1]), f32([1, 2])]));
-  assert.equal(e.message, "indices[1] is out of range");
-  const shape = failure(() => run("DynamicStitch", [i32([0, 1]), f32([1, 2, 3], [3])]));
-  assert.equal(shape.message, "data[0].shape = [3] does not start with indices[0].shape = [2]");
-});
