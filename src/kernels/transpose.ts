@@ -1,15 +1,18 @@
 /**
- * Moving elements around: Transpose, ReverseV2, Reverse, Tile and BroadcastTo; InvertPermutation.
+ * Moving elements around: Transpose, ReverseV2, Reverse, ReverseSequence, Tile and BroadcastTo;
+ * InvertPermutation.
  *
- * Messages follow TensorFlow's kernels (transpose_op.cc, reverse_op.cc, tile_ops.cc,
- * broadcast_to_op.cc).
+ * Messages follow TensorFlow's kernels (transpose_op.cc, reverse_op.cc, reverse_sequence_op.cc,
+ * tile_ops.cc, broadcast_to_op.cc).
  *
  * @module
  */
 import { Code, invalidArgument, ServingError } from "../errors.ts";
 import { type Shape, shapeString, Tensor, type TensorData, toIntArray } from "../tensor/tensor.ts";
 import {
+  allocLike,
   arithmetic,
+  copyRun,
   gatherOffsets,
   intTensor,
   passThrough,
@@ -144,11 +147,73 @@ const invertPermutationKernel: Kernel = {
 };
 
 /**
- * The kernels that move elements: Transpose, ReverseV2, Reverse, Tile, BroadcastTo, and
- * InvertPermutation.
+ * ReverseSequence(input, seq_lengths): along `seq_dim`, the first `seq_lengths[b]` elements of
+ * each batch entry `b` (along `batch_dim`) reversed, the rest kept, as TF's ReverseSequenceOp
+ * (ranks 2 to 5, its checks and messages).
+ */
+const reverseSequenceKernel: Kernel = {
+  op: "ReverseSequence",
+  compile(ctx) {
+    const batchDim = ctx.attr.int("batch_dim", 0);
+    const seqDim = ctx.attr.int("seq_dim");
+    if (batchDim < 0) throw invalidArgument(`Invalid batch_dim ${batchDim}`);
+    if (seqDim < 0) throw invalidArgument(`Invalid seq_dim ${seqDim}`);
+    return (inputs) => {
+      const [t, lensT] = inputs;
+      if (lensT.rank !== 1) throw invalidArgument(`seq_lengths must be 1-dim, not ${lensT.rank}`);
+      const lens = toIntArray(lensT, "seq_lengths");
+      if (batchDim === seqDim) throw invalidArgument(`batch_dim == seq_dim == ${seqDim}`);
+      if (seqDim >= t.rank) {
+        throw invalidArgument(`seq_dim must be < input rank ( ${seqDim} vs. ${t.rank})`);
+      }
+      if (batchDim >= t.rank) {
+        throw invalidArgument(`batch_dim must be < input rank ( ${batchDim} vs. ${t.rank})`);
+      }
+      if (lens.length !== t.shape[batchDim]) {
+        throw invalidArgument(
+          `Length of seq_lengths != input.dims(${batchDim}), (${lens.length} vs. ${
+            t.shape[batchDim]
+          })`,
+        );
+      }
+      for (let d = 0; d < lens.length; d++) {
+        if (lens[d] < 0) throw invalidArgument(`seq_lens(${d}) < 0`);
+        if (lens[d] > t.shape[seqDim]) {
+          throw invalidArgument(`seq_lens(${d}) > input.dims(${seqDim})`);
+        }
+      }
+      if (t.rank < 2 || t.rank > 5) {
+        throw invalidArgument(`ReverseSequenceOp : Unhandled input dimensions: ${t.rank}`);
+      }
+      const unit = unitOf(t.dtype);
+      const strides = stridesOf(t.shape, unit);
+      const out = allocLike(t.data, t.size * unit);
+      const coords = new Array<number>(t.rank).fill(0);
+      for (let i = 0; i < t.size; i++) {
+        let src = 0;
+        for (let d = 0; d < t.rank; d++) {
+          let c = coords[d];
+          if (d === seqDim && c < lens[coords[batchDim]]) c = lens[coords[batchDim]] - c - 1;
+          src += c * strides[d];
+        }
+        copyRun(out, i * unit, t.data, src, unit);
+        for (let d = t.rank - 1; d >= 0; d--) {
+          if (++coords[d] < t.shape[d]) break;
+          coords[d] = 0;
+        }
+      }
+      return [new Tensor(t.dtype, t.shape, out)];
+    };
+  },
+};
+
+/**
+ * The kernels that move elements: Transpose, ReverseV2, Reverse, ReverseSequence, Tile,
+ * BroadcastTo, and InvertPermutation.
  */
 export const transposeKernels: Kernel[] = [
   invertPermutationKernel,
+  reverseSequenceKernel,
   {
     op: "Transpose",
     compile: () => (inputs) => [transpose(inputs[0], permInput(inputs[0], inputs[1]))],

@@ -1104,3 +1104,30 @@ Deno.test("BroadcastArgs, InvertPermutation and LinSpace as TF's kernels", () =>
     "Requires num > 0: 0",
   );
 });
+
+Deno.test("ReverseSequence reverses each batch entry's prefix, as TF's kernel", () => {
+  const seqDim1 = { seq_dim: attr.int(1), batch_dim: attr.int(0) };
+  check(
+    run1("ReverseSequence", [i32([1, 2, 3, 4, 5, 6, 7, 8], [2, 4]), i64([3, 1])], seqDim1),
+    [2, 4],
+    [3, 2, 1, 4, 5, 6, 7, 8],
+  );
+  const seqDim0 = { seq_dim: attr.int(0), batch_dim: attr.int(1) };
+  check(
+    run1("ReverseSequence", [i32([1, 2, 3, 4, 5, 6], [3, 2]), i32([2, 3])], seqDim0),
+    [3, 2],
+    [3, 6, 1, 4, 5, 2],
+  );
+  throwsInvalid(
+    () => run("ReverseSequence", [i32([1, 2], [1, 2]), i32([3])], seqDim1),
+    "seq_lens(0) > input.dims(1)",
+  );
+  throwsInvalid(
+    () => run("ReverseSequence", [i32([1, 2], [1, 2]), i32([1, 1])], seqDim1),
+    "Length of seq_lengths != input.dims(0), (2 vs. 1)",
+  );
+  throwsInvalid(
+    () => run("ReverseSequence", [i32([1, 2]), i32([1])], seqDim1),
+    "seq_dim must be < input rank ( 1 vs. 1)",
+  );
+});
