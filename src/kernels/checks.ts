@@ -1,8 +1,9 @@
 /**
  * Runtime checks a graph makes on its own values: Assert (core/kernels/logging_ops.cc) and
- * CheckNumerics / CheckNumericsV2 (core/kernels/check_numerics_op.cc). A failed check fails the
- * run with INVALID_ARGUMENT and TensorFlow's message, so a request that trips an exported
- * `tf.debugging.assert_*` gets the same answer it would from TensorFlow Serving.
+ * CheckNumerics / CheckNumericsV2 (core/kernels/check_numerics_op.cc); and TF1's Print, which
+ * logs to standard error. A failed check fails the run with INVALID_ARGUMENT and TensorFlow's
+ * message, so a request that trips an exported `tf.debugging.assert_*` gets the same answer it
+ * would from TensorFlow Serving.
  *
  * @module
  */
@@ -104,9 +105,34 @@ function checkNumericsKernel(op: "CheckNumerics" | "CheckNumericsV2"): Kernel {
   };
 }
 
-/** The check kernels: Assert, CheckNumerics, CheckNumericsV2. */
+/**
+ * Print(input, data...) → input, writing `message` and each data tensor summarised
+ * (`[...]` per tensor, `summarize` elements) to standard error as TF's PrintOp does, for the
+ * first `first_n` runs of the node (negative: every run).
+ */
+const printKernel: Kernel = {
+  op: "Print",
+  compile(ctx) {
+    const message = ctx.attr.string("message", "");
+    const firstN = ctx.attr.int("first_n", -1);
+    const summarize = ctx.attr.int("summarize", 3);
+    let calls = 0;
+    const encoder = new TextEncoder();
+    return (inputs) => {
+      if (firstN < 0 || calls < firstN) {
+        calls++;
+        const parts = inputs.slice(1).map((t) => `[${summarizeValue(t, summarize)}]`);
+        Deno.stderr.writeSync(encoder.encode(`${message}${parts.join("")}\n`));
+      }
+      return [passThrough(inputs[0])];
+    };
+  },
+};
+
+/** The check and logging kernels: Assert, CheckNumerics, CheckNumericsV2, Print. */
 export const checkKernels: Kernel[] = [
   assertKernel,
+  printKernel,
   checkNumericsKernel("CheckNumerics"),
   checkNumericsKernel("CheckNumericsV2"),
 ];

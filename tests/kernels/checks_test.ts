@@ -146,3 +146,13 @@ Deno.test("an Assert reached through a control edge gates its dependents in a pl
     "assertion failed: [x must be positive:] [1 -2...]\n\t [[{{node check}}]]",
   );
 });
+
+Deno.test("Print passes its input through (its log goes to standard error)", () => {
+  const x = Tensor.float32([1, 2]);
+  const out = runOp(checkKernels, "Print", [x, Tensor.int32([7])], {
+    message: attr.string("print test: "),
+    first_n: attr.int(1),
+  });
+  assert.equal(out.length, 1);
+  assert.equal(out[0].data, x.data);
+});
