@@ -1,24 +1,13 @@
 import assert from "node:assert/strict";
-import { Code, ServingError } from "../../src/errors.ts";
+import { Code } from "../../src/errors.ts";
 import { bincountKernels } from "../../src/kernels/bincount.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
-import { attr, runOp } from "./harness.ts";
+import { attr, failure, runOp } from "./harness.ts";
 
 const i32 = (v: number[], shape?: number[]) => Tensor.int32(v, shape);
 const f32 = (v: number[], shape?: number[]) => Tensor.float32(v, shape);
 const run = (op: string, inputs: Tensor[], attrs = {}) =>
   runOp(bincountKernels, op, inputs, attrs)[0];
-
-/** Runs `fn` and returns the ServingError it throws. */
-function failure(fn: () => unknown): ServingError {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof ServingError, String(e));
-    return e;
-  }
-  throw new Error("expected a failure");
-}
 
 Deno.test("Bincount counts values below size, or sums their weights", () => {
   const arr = i32([1, 1, 3, 5, 0]);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Code, ServingError } from "../../src/errors.ts";
+import { Code } from "../../src/errors.ts";
 import { attrValue, GraphBuilder } from "../../src/graph/builder.ts";
 import { parseTensorName } from "../../src/graph/graph.ts";
 import { checkKernels } from "../../src/kernels/checks.ts";
@@ -9,21 +9,10 @@ import { numberToHalfBits } from "../../src/kernels/elementwise.ts";
 import { doubleToBuffer, floatToBuffer, summarizeValue } from "../../src/kernels/summarize.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
-import { attr, runOp } from "./harness.ts";
+import { attr, failure, runOp } from "./harness.ts";
 
 const bool = (b: boolean, shape: number[] = []) =>
   new Tensor(DataType.DT_BOOL, shape, Uint8Array.of(b ? 1 : 0));
-
-/** Runs `fn` and returns the ServingError it throws. */
-function failure(fn: () => unknown): ServingError {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof ServingError, String(e));
-    return e;
-  }
-  throw new Error("expected a failure");
-}
 
 Deno.test("summarizeValue() prints as Tensor::SummarizeValue", () => {
   const m = Tensor.float32([1, 2.5, 3, 4, 5, 6], [2, 3]);

@@ -1,25 +1,14 @@
 import assert from "node:assert/strict";
-import { Code, ServingError } from "../../src/errors.ts";
+import { Code } from "../../src/errors.ts";
 import { cropAndResizeKernels } from "../../src/kernels/crop_and_resize.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
-import { assertClose, attr, runOp } from "./harness.ts";
+import { assertClose, attr, failure, runOp } from "./harness.ts";
 
 const f32 = (v: number[], shape?: number[]) => Tensor.float32(v, shape);
 const i32 = (v: number[], shape?: number[]) => Tensor.int32(v, shape);
 const crop = (inputs: Tensor[], attrs = {}) =>
   runOp(cropAndResizeKernels, "CropAndResize", inputs, attrs)[0];
-
-/** Runs `fn` and returns the ServingError it throws. */
-function failure(fn: () => unknown): ServingError {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof ServingError, String(e));
-    return e;
-  }
-  throw new Error("expected a failure");
-}
 
 const image2x2 = f32([1, 2, 3, 4], [1, 2, 2, 1]);
 const u8 = new Tensor(DataType.DT_UINT8, [1, 2, 2, 1], Uint8Array.of(1, 2, 3, 4));

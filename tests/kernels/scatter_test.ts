@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { Code, ServingError } from "../../src/errors.ts";
-import { attr, runOp } from "./harness.ts";
+import { Code } from "../../src/errors.ts";
+import { attr, failure, runOp } from "./harness.ts";
 import { scatterKernels } from "../../src/kernels/scatter.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
@@ -9,17 +9,6 @@ const run = (op: string, inputs: Tensor[], attrs = {}) =>
   runOp(scatterKernels, op, inputs, attrs)[0];
 const f32 = (v: number[], shape?: number[]) => Tensor.float32(v, shape);
 const i32 = (v: number[], shape?: number[]) => Tensor.int32(v, shape);
-
-/** Runs `fn` and returns the ServingError it throws. */
-function failure(fn: () => unknown): ServingError {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof ServingError, String(e));
-    return e;
-  }
-  throw new Error("expected a failure");
-}
 
 Deno.test("TensorScatter ops combine update rows into a copy of the tensor, in index order", () => {
   const tensor = f32([1, 2, 3, 4, 5, 6], [3, 2]);

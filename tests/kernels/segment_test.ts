@@ -1,25 +1,14 @@
 import assert from "node:assert/strict";
-import { Code, ServingError } from "../../src/errors.ts";
+import { Code } from "../../src/errors.ts";
 import { halfBitsToNumber, numberToHalfBits } from "../../src/kernels/elementwise.ts";
 import { segmentKernels } from "../../src/kernels/segment.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
-import { runOp } from "./harness.ts";
+import { failure, runOp } from "./harness.ts";
 
 const run = (op: string, inputs: Tensor[]) => runOp(segmentKernels, op, inputs)[0];
 const f32 = (v: number[], shape?: number[]) => Tensor.float32(v, shape);
 const i32 = (v: number[], shape?: number[]) => Tensor.int32(v, shape);
-
-/** Runs `fn` and returns the ServingError it throws. */
-function failure(fn: () => unknown): ServingError {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof ServingError, String(e));
-    return e;
-  }
-  throw new Error("expected a failure");
-}
 
 Deno.test("SegmentSum/Mean/Prod/Min/Max reduce sorted segments; gaps are 0 (Prod: 1)", () => {
   const data = f32([1, 2, 3, 4, 5, 6, 7, 8], [4, 2]);

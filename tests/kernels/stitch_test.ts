@@ -1,24 +1,13 @@
 import assert from "node:assert/strict";
-import { Code, ServingError } from "../../src/errors.ts";
+import { Code } from "../../src/errors.ts";
 import { stitchKernels } from "../../src/kernels/stitch.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
-import { attr, runOp } from "./harness.ts";
+import { attr, failure, runOp } from "./harness.ts";
 
 const run = (op: string, inputs: Tensor[], attrs = {}) =>
   runOp(stitchKernels, op, inputs, attrs)[0];
 const f32 = (v: number[], shape?: number[]) => Tensor.float32(v, shape);
 const i32 = (v: number[], shape?: number[]) => Tensor.int32(v, shape);
-
-/** Runs `fn` and returns the ServingError it throws. */
-function failure(fn: () => unknown): ServingError {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof ServingError, String(e));
-    return e;
-  }
-  throw new Error("expected a failure");
-}
 
 Deno.test("DynamicStitch places rows by index, later inputs winning (TF's documented example)", () => {
   const out = run("DynamicStitch", [
