@@ -1,7 +1,9 @@
 /**
- * Selection: Select, SelectV2 (with broadcasting) and Where (the coordinates of true elements).
+ * Selection: Select, SelectV2 (with broadcasting), Where (the coordinates of true elements) and
+ * MatrixBandPart (a band of each matrix kept, the rest zero).
  *
- * Messages follow TensorFlow's kernels (cwise_op_select.cc, where_op.cc).
+ * Messages follow TensorFlow's kernels (cwise_op_select.cc, where_op.cc,
+ * matrix_band_part_op.cc).
  *
  * @module
  */
@@ -41,8 +43,66 @@ function sameSizeError(t: Tensor, e: Tensor): ServingError {
   );
 }
 
-/** The selection kernels: Select, SelectV2, Where. */
+/**
+ * MatrixBandPart(input, num_lower, num_upper): each inner matrix with the elements outside the
+ * band (more than num_lower below or num_upper above the diagonal; negative = all) set to zero,
+ * as TF's MatrixBandPartOp with its checks and messages.
+ */
+const matrixBandPartKernel: Kernel = {
+  op: "MatrixBandPart",
+  compile: () => (inputs) => {
+    const [t, lowerT, upperT] = inputs;
+    if (t.rank < 2) {
+      throw invalidArgument(
+        `input must be at least 2-dim, received shape: ${shapeString(t.shape)}`,
+      );
+    }
+    const rows = t.shape[t.rank - 2];
+    const cols = t.shape[t.rank - 1];
+    const scalar = (x: Tensor, what: string) => {
+      if (x.rank !== 0) {
+        throw invalidArgument(`${what} must be scalar, got shape ${shapeString(x.shape)}`);
+      }
+      return Number((x.data as Int32Array | BigInt64Array)[0]);
+    };
+    const lower = scalar(lowerT, "num_lower");
+    if (lower > rows) {
+      throw invalidArgument(
+        `num_lower must be negative or less or equal to number of rows (${rows}) got: ${lower}`,
+      );
+    }
+    const upper = scalar(upperT, "num_upper");
+    if (upper > cols) {
+      throw invalidArgument(
+        `num_upper must be negative or less or equal to number of columns (${cols}) got: ${upper}`,
+      );
+    }
+    if (t.dtype === DataType.DT_STRING) {
+      throw new ServingError(Code.UNIMPLEMENTED, "MatrixBandPart is not implemented for DT_STRING");
+    }
+    if (t.size === 0 || ((lower < 0 || lower === rows) && (upper < 0 || upper === cols))) {
+      return [passThrough(t)];
+    }
+    const unit = unitOf(t.dtype);
+    // Fresh typed storage is zero: only the band is copied.
+    const out = allocLike(t.data, t.size * unit);
+    const matrices = t.size / (rows * cols);
+    for (let b = 0; b < matrices; b++) {
+      for (let m = 0; m < rows; m++) {
+        const from = lower < 0 ? 0 : Math.min(cols, Math.max(0, m - lower));
+        const to = upper < 0 ? cols : Math.min(cols, m + upper + 1);
+        if (to <= from) continue;
+        const off = ((b * rows + m) * cols + from) * unit;
+        copyRun(out, off, t.data, off, (to - from) * unit);
+      }
+    }
+    return [new Tensor(t.dtype, t.shape, out)];
+  },
+};
+
+/** The selection kernels: Select, SelectV2, Where, MatrixBandPart. */
 export const selectKernels: Kernel[] = [
+  matrixBandPartKernel,
   {
     op: "Select",
     compile: (ctx) => (inputs) => {

@@ -1131,3 +1131,54 @@ Deno.test("ReverseSequence reverses each batch entry's prefix, as TF's kernel", 
     "seq_dim must be < input rank ( 1 vs. 1)",
   );
 });
+
+Deno.test("MatrixBandPart keeps the band (TF's documented examples)", () => {
+  const m = i32([0, 1, 2, 3, -1, 0, 1, 2, -2, -1, 0, 1, -3, -2, -1, 0], [4, 4]);
+  check(run1("MatrixBandPart", [m, i64([1], []), i64([-1], [])]), [4, 4], [
+    0,
+    1,
+    2,
+    3,
+    -1,
+    0,
+    1,
+    2,
+    0,
+    -1,
+    0,
+    1,
+    0,
+    0,
+    -1,
+    0,
+  ]);
+  check(run1("MatrixBandPart", [m, i64([2], []), i64([1], [])]), [4, 4], [
+    0,
+    1,
+    0,
+    0,
+    -1,
+    0,
+    1,
+    0,
+    -2,
+    -1,
+    0,
+    1,
+    0,
+    -2,
+    -1,
+    0,
+  ]);
+  // Batched, float: the lower triangle.
+  const ones = f32(new Array(8).fill(1), [2, 2, 2]);
+  check(run1("MatrixBandPart", [ones, scalar(-1), scalar(0)]), [2, 2, 2], [1, 0, 1, 1, 1, 0, 1, 1]);
+  throwsInvalid(
+    () => run("MatrixBandPart", [m, scalar(5), scalar(0)]),
+    "num_lower must be negative or less or equal to number of rows (4) got: 5",
+  );
+  throwsInvalid(
+    () => run("MatrixBandPart", [i32([1, 2]), scalar(0), scalar(0)]),
+    "input must be at least 2-dim, received shape: [2]",
+  );
+});
