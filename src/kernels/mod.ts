@@ -14,6 +14,7 @@ import { controlFlowKernels } from "./control_flow.ts";
 import { createKernels } from "./create.ts";
 import { cropAndResizeKernels } from "./crop_and_resize.ts";
 import { einsumKernels } from "./einsum.ts";
+import { fakeQuantKernels } from "./fake_quant.ts";
 import { functionalKernels } from "./functional.ts";
 import { gatherKernels } from "./gather.ts";
 import { imageKernels } from "./image.ts";
@@ -72,6 +73,7 @@ export function defaultRegistry(): KernelRegistry {
     scanKernels,
     segmentKernels,
     bincountKernels,
+    fakeQuantKernels,
     einsumKernels,
     // The other families.
     checkKernels,
