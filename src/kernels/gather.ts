@@ -1,6 +1,6 @@
 /**
- * Gathering: GatherV2 (with batch_dims), Gather, GatherNd (with bad_indices_policy), OneHot and
- * Unique.
+ * Gathering: GatherV2 (with batch_dims), Gather, GatherNd (with bad_indices_policy), OneHot,
+ * Unique and UniqueWithCounts.
  *
  * Messages follow TensorFlow's kernels (gather_op.cc, gather_nd_op.h, one_hot_op.cc,
  * unique_op.cc).
@@ -143,7 +143,55 @@ function bytesKey(b: Uint8Array): string {
   return s;
 }
 
-/** The gather kernels: GatherV2, Gather, OneHot, Unique, GatherNd. */
+/**
+ * Unique(x) → (y, idx) and UniqueWithCounts(x) → (y, idx, count): the distinct values of a vector
+ * in order of first appearance, each element's position in them, and how often each occurs.
+ */
+function uniqueKernel(op: "Unique" | "UniqueWithCounts"): Kernel {
+  return {
+    op,
+    compile(ctx) {
+      const outIdx = indexType(ctx, "out_idx");
+      return (inputs) => {
+        const t = inputs[0];
+        if (t.rank !== 1) throw invalidArgument("unique expects a 1D vector.");
+        const n = t.size;
+        const unit = unitOf(t.dtype);
+        const idx = new Array<number>(n);
+        const firsts: number[] = [];
+        const counts: number[] = [];
+        const seen = new Map<unknown, number>();
+        const isString = Array.isArray(t.data);
+        const s = t.data as unknown as Slots;
+        for (let i = 0; i < n; i++) {
+          let key: unknown;
+          if (isString) key = bytesKey(s[i] as Uint8Array);
+          else if (unit === 2) key = `${s[2 * i]},${s[2 * i + 1]}`;
+          else key = s[i];
+          // NaN never equals itself in TF's hash map: each NaN is its own value.
+          let k = Number.isNaN(key) ? undefined : seen.get(key);
+          if (k === undefined) {
+            k = firsts.length;
+            firsts.push(i);
+            counts.push(0);
+            if (!Number.isNaN(key)) seen.set(key, k);
+          }
+          idx[i] = k;
+          counts[k]++;
+        }
+        const y = allocLike(t.data, firsts.length * unit);
+        for (let j = 0; j < firsts.length; j++) {
+          copyRun(y, j * unit, t.data, firsts[j] * unit, unit);
+        }
+        const out = [new Tensor(t.dtype, [firsts.length], y), intTensor(outIdx, idx, [n])];
+        if (op === "UniqueWithCounts") out.push(intTensor(outIdx, counts, [counts.length]));
+        return out;
+      };
+    },
+  };
+}
+
+/** The gather kernels: GatherV2, Gather, OneHot, Unique, UniqueWithCounts, GatherNd. */
 export const gatherKernels: Kernel[] = [
   {
     op: "GatherV2",
@@ -205,42 +253,8 @@ export const gatherKernels: Kernel[] = [
       };
     },
   },
-  {
-    op: "Unique",
-    compile(ctx) {
-      const outIdx = indexType(ctx, "out_idx");
-      return (inputs) => {
-        const t = inputs[0];
-        if (t.rank !== 1) throw invalidArgument("unique expects a 1D vector.");
-        const n = t.size;
-        const unit = unitOf(t.dtype);
-        const idx = new Array<number>(n);
-        const firsts: number[] = [];
-        const seen = new Map<unknown, number>();
-        const isString = Array.isArray(t.data);
-        const s = t.data as unknown as Slots;
-        for (let i = 0; i < n; i++) {
-          let key: unknown;
-          if (isString) key = bytesKey(s[i] as Uint8Array);
-          else if (unit === 2) key = `${s[2 * i]},${s[2 * i + 1]}`;
-          else key = s[i];
-          // NaN never equals itself in TF's hash map: each NaN is its own value.
-          let k = Number.isNaN(key) ? undefined : seen.get(key);
-          if (k === undefined) {
-            k = firsts.length;
-            firsts.push(i);
-            if (!Number.isNaN(key)) seen.set(key, k);
-          }
-          idx[i] = k;
-        }
-        const y = allocLike(t.data, firsts.length * unit);
-        for (let j = 0; j < firsts.length; j++) {
-          copyRun(y, j * unit, t.data, firsts[j] * unit, unit);
-        }
-        return [new Tensor(t.dtype, [firsts.length], y), intTensor(outIdx, idx, [n])];
-      };
-    },
-  },
+  uniqueKernel("Unique"),
+  uniqueKernel("UniqueWithCounts"),
   {
     op: "GatherNd",
     compile(ctx) {

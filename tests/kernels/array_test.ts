@@ -1182,3 +1182,14 @@ Deno.test("MatrixBandPart keeps the band (TF's documented examples)", () => {
     "input must be at least 2-dim, received shape: [2]",
   );
 });
+
+Deno.test("UniqueWithCounts adds how often each distinct value occurs", () => {
+  const [y, idx, count] = run("UniqueWithCounts", [i32([1, 1, 2, 4, 4, 4, 7, 8, 8])]);
+  check(y, [5], [1, 2, 4, 7, 8]);
+  check(idx, [9], [0, 0, 1, 2, 2, 2, 3, 4, 4]);
+  check(count, [5], [2, 1, 3, 1, 2], DataType.DT_INT32);
+  const [, , c64] = run("UniqueWithCounts", [str(["a", "b", "a"])], {
+    out_idx: attr.type(DataType.DT_INT64),
+  });
+  check(c64, [2], [2, 1], DataType.DT_INT64);
+});
