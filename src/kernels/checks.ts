@@ -1,15 +1,15 @@
 /**
  * Runtime checks a graph makes on its own values: Assert (core/kernels/logging_ops.cc) and
- * CheckNumerics / CheckNumericsV2 (core/kernels/check_numerics_op.cc); and TF1's Print, which
- * logs to standard error. A failed check fails the run with INVALID_ARGUMENT and TensorFlow's
+ * CheckNumerics / CheckNumericsV2 (core/kernels/check_numerics_op.cc); and the logging ops: TF1's
+ * Print, and TF2's tf.print as StringFormat + PrintV2 (string_format_op.cc, logging_ops.cc). A failed check fails the run with INVALID_ARGUMENT and TensorFlow's
  * message, so a request that trips an exported `tf.debugging.assert_*` gets the same answer it
  * would from TensorFlow Serving.
  *
  * @module
  */
-import { invalidArgument } from "../errors.ts";
+import { Code, invalidArgument, ServingError } from "../errors.ts";
 import { DataType } from "../tensor/dtype.ts";
-import { shapeString, type Tensor } from "../tensor/tensor.ts";
+import { shapeString, Tensor } from "../tensor/tensor.ts";
 import { passThrough } from "./array_common.ts";
 import { FLOATS } from "./dtypes.ts";
 import { bfloat16BitsToNumber, halfBitsToNumber, unsupportedDtype } from "./elementwise.ts";
@@ -129,10 +129,85 @@ const printKernel: Kernel = {
   },
 };
 
-/** The check and logging kernels: Assert, CheckNumerics, CheckNumericsV2, Print. */
+/**
+ * StringFormat(inputs...) → a scalar string: `template` split at `placeholder`, each input
+ * summarised in between in TF's print_v2 form (`summarize` elements at each end of every dim), as
+ * tf.strings.format and tf.print build their text.
+ */
+const stringFormatKernel: Kernel = {
+  op: "StringFormat",
+  compile(ctx) {
+    const template = ctx.attr.string("template", "%s");
+    const placeholder = ctx.attr.string("placeholder", "%s");
+    const summarize = ctx.attr.int("summarize", 3);
+    const pieces = template.split(placeholder);
+    if (pieces.length - 1 !== ctx.numInputs) {
+      throw invalidArgument(
+        `num placeholders in template and num inputs must match: ${
+          pieces.length - 1
+        } vs. ${ctx.numInputs}`,
+      );
+    }
+    return (inputs) => {
+      let text = pieces[0];
+      for (let i = 0; i < inputs.length; i++) {
+        text += summarizeValue(inputs[i], summarize, true) + pieces[i + 1];
+      }
+      return [Tensor.strings([text], [])];
+    };
+  },
+};
+
+/** The streams PrintV2 writes to, as TF lists them; log(...) goes to standard error here. */
+const PRINT_STREAMS = ["stdout", "stderr", "log(info)", "log(warning)", "log(error)"];
+
+/**
+ * PrintV2(input) writes the scalar string `input` and `end` to `output_stream` (tf.print). An
+ * unknown stream fails at load as TF words it; `file://…` (appending to a file on the server) is
+ * refused at load with UNIMPLEMENTED.
+ */
+const printV2Kernel: Kernel = {
+  op: "PrintV2",
+  compile(ctx) {
+    const stream = ctx.attr.string("output_stream", "stderr");
+    if (stream.startsWith("file://")) {
+      throw new ServingError(
+        Code.UNIMPLEMENTED,
+        `PrintV2 node "${ctx.name}": attr output_stream="${stream}" is not supported ` +
+          `(supported: ${PRINT_STREAMS.join(", ")})`,
+      );
+    }
+    if (!PRINT_STREAMS.includes(stream)) {
+      throw invalidArgument(
+        `Unknown output stream: ${stream}, Valid streams are: ${PRINT_STREAMS.join(" ")}`,
+      );
+    }
+    const end = ctx.attr.bytes("end", new TextEncoder().encode("\n"));
+    const out = stream === "stdout" ? Deno.stdout : Deno.stderr;
+    return (inputs) => {
+      const t = inputs[0];
+      if (t.dtype !== DataType.DT_STRING || t.rank !== 0) {
+        throw invalidArgument(`Input is expected to be scalar, but got ${shapeString(t.shape)}`);
+      }
+      const text = (t.data as Uint8Array[])[0];
+      const line = new Uint8Array(text.length + end.length);
+      line.set(text);
+      line.set(end, text.length);
+      out.writeSync(line);
+      return [];
+    };
+  },
+};
+
+/**
+ * The check and logging kernels: Assert, CheckNumerics, CheckNumericsV2, Print, PrintV2,
+ * StringFormat.
+ */
 export const checkKernels: Kernel[] = [
   assertKernel,
   printKernel,
+  printV2Kernel,
+  stringFormatKernel,
   checkNumericsKernel("CheckNumerics"),
   checkNumericsKernel("CheckNumericsV2"),
 ];

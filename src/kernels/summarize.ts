@@ -1,6 +1,7 @@
 /**
- * TensorFlow's `Tensor::SummarizeValue` (core/framework/tensor.cc, the legacy, non-`print_v2`
- * form): the text Assert puts in its message, so clients matching TF's wording keep working.
+ * TensorFlow's `Tensor::SummarizeValue` (core/framework/tensor.cc): the text Assert puts in its
+ * message (the legacy form) and StringFormat/tf.print write (the print_v2 form), so clients
+ * matching TF's wording keep working.
  *
  * Elements print as `strings::StrCat` prints them: integers in decimal, bools as `1`/`0`,
  * float32 (and half, bfloat16, widened to float) with `%.6g` unless that does not read back as
@@ -84,8 +85,11 @@ export function utf8SafeCEscape(bytes: Uint8Array): string {
   return new TextDecoder().decode(Uint8Array.from(out));
 }
 
-/** The printer of element `i` of `t`, or undefined for the types TF prints as `?`. */
-function elementPrinter(t: Tensor): ((i: number) => string) | undefined {
+/**
+ * The printer of element `i` of `t`, or undefined for the types TF prints as `?`. The print_v2
+ * form quotes strings.
+ */
+function elementPrinter(t: Tensor, printV2 = false): ((i: number) => string) | undefined {
   const d = t.data;
   switch (t.dtype) {
     case T.DT_FLOAT: {
@@ -121,7 +125,7 @@ function elementPrinter(t: Tensor): ((i: number) => string) | undefined {
     }
     case T.DT_STRING: {
       const s = d as Uint8Array[];
-      return (i) => utf8SafeCEscape(s[i]);
+      return printV2 ? (i) => `"${utf8SafeCEscape(s[i])}"` : (i) => utf8SafeCEscape(s[i]);
     }
     default:
       return undefined;
@@ -158,22 +162,61 @@ function printOneDim(
   }
 }
 
+/** TF's PrintDimSpacing: a space inside the last dim, else newlines and indentation. */
+function dimSpacing(dim: number, rank: number): string {
+  if (dim === rank - 1) return " ";
+  return "\n".repeat(rank - dim - 1) + " ".repeat(dim + 1);
+}
+
+/** TF's PrintOneDimV2: numpy-like nesting, `ends` elements from each end of every dim. */
+function printOneDimV2(
+  dim: number,
+  shape: readonly number[],
+  ends: number,
+  index: number,
+  print: (i: number) => string,
+  out: string[],
+): void {
+  const rank = shape.length;
+  if (dim === rank) {
+    out.push(print(index));
+    return;
+  }
+  out.push("[");
+  const count = shape[dim];
+  const startOfEnd = Math.max(ends, count - ends);
+  let per = 1;
+  for (let d = dim + 1; d < rank; d++) per *= shape[d];
+  for (let i = 0; i < ends && i < count; i++) {
+    if (i > 0) out.push(dimSpacing(dim, rank));
+    printOneDimV2(dim + 1, shape, ends, index + per * i, print, out);
+  }
+  if (count > 2 * ends) out.push(dimSpacing(dim, rank), "...");
+  for (let i = startOfEnd; i < count; i++) {
+    out.push(dimSpacing(dim, rank));
+    printOneDimV2(dim + 1, shape, ends, index + per * i, print, out);
+  }
+  out.push("]");
+}
+
 /**
- * `t.SummarizeValue(maxEntries)` as TensorFlow prints it (a negative `maxEntries` prints every
- * element).
+ * `t.SummarizeValue(maxEntries, printV2)` as TensorFlow prints it (a negative `maxEntries`
+ * prints every element). The print_v2 form (tf.print, StringFormat) nests like numpy and keeps
+ * `maxEntries` elements at each end of every dimension.
  *
  * @example
  * summarizeValue(Tensor.float32([1, 2.5, 3, 4], [2, 2]), 3); // "[1 2.5][3...]..."
  */
-export function summarizeValue(t: Tensor, maxEntries: number): string {
+export function summarizeValue(t: Tensor, maxEntries: number, printV2 = false): string {
   const n = t.size;
   const max = maxEntries < 0 ? n : maxEntries;
   const limit = Math.min(max, n);
-  const print = elementPrinter(t);
+  const print = elementPrinter(t, printV2);
   if (print === undefined) {
     const parts: string[] = [];
     for (let i = 0; i < limit; i++) parts.push("?");
-    return parts.join(" ") + (max < n ? "..." : "");
+    const body = parts.join(" ") + (max < n ? "..." : "");
+    return printV2 && t.rank > 0 ? `[${body}]` : body;
   }
   // TF's bool specialisation returns "" when nothing is printed (it has no data pointer).
   if (t.dtype === T.DT_BOOL && limit === 0) return "";
@@ -183,9 +226,13 @@ export function summarizeValue(t: Tensor, maxEntries: number): string {
       if (i > 0) out.push(" ");
       out.push(print(i));
     }
+    if (n > limit) out.push("...");
+  } else if (printV2) {
+    // The limit becomes the number of elements kept at each end of every dim.
+    printOneDimV2(0, t.shape, limit, 0, print, out);
   } else {
     printOneDim(0, t.shape, limit, { index: 0 }, print, out);
+    if (n > limit) out.push("...");
   }
-  if (n > limit) out.push("...");
   return out.join("");
 }

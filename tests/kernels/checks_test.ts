@@ -145,3 +145,54 @@ Deno.test("Print passes its input through (its log goes to standard error)", () 
   assert.equal(out.length, 1);
   assert.equal(out[0].data, x.data);
 });
+
+Deno.test("StringFormat summarises its inputs in the print_v2 form, as tf.strings.format", () => {
+  const format = (inputs: Tensor[], template: string, summarize = 3) =>
+    new TextDecoder().decode(
+      runOp(checkKernels, "StringFormat", inputs, {
+        template: attr.string(template),
+        placeholder: attr.string("{}"),
+        summarize: attr.int(summarize),
+      })[0].strings[0],
+    );
+  const v = Tensor.int32(Array.from({ length: 10 }, (_, i) => i));
+  assert.equal(format([v], "x = {}"), "x = [0 1 2 ... 7 8 9]");
+  assert.equal(format([Tensor.int32([1, 2])], "{}"), "[1 2]");
+  const m = Tensor.float32([1, 2.5, 3, 4], [2, 2]);
+  assert.equal(format([m, Tensor.strings(["a"], [])], "{} and {}"), '[[1 2.5]\n [3 4]] and "a"');
+  const cube = Tensor.int32(Array.from({ length: 8 }, (_, i) => i), [2, 2, 2]);
+  assert.equal(format([cube], "{}", -1), "[[[0 1]\n  [2 3]]\n\n [[4 5]\n  [6 7]]]");
+  const e = failure(() =>
+    runOp(checkKernels, "StringFormat", [v], {
+      template: attr.string("{} {}"),
+      placeholder: attr.string("{}"),
+    })
+  );
+  assert.equal(e.message, "num placeholders in template and num inputs must match: 2 vs. 1");
+});
+
+Deno.test("PrintV2 refuses unknown streams and files at load", () => {
+  const unknown = failure(() =>
+    runOp(checkKernels, "PrintV2", [Tensor.strings(["x"], [])], {
+      output_stream: attr.string("printer"),
+    })
+  );
+  assert.equal(unknown.code, Code.INVALID_ARGUMENT);
+  assert.equal(
+    unknown.message,
+    "Unknown output stream: printer, Valid streams are: stdout stderr log(info) log(warning) " +
+      "log(error)",
+  );
+  const file = failure(() =>
+    runOp(checkKernels, "PrintV2", [Tensor.strings(["x"], [])], {
+      output_stream: attr.string("file:///tmp/x"),
+    })
+  );
+  assert.equal(file.code, Code.UNIMPLEMENTED);
+  assert.deepEqual(
+    runOp(checkKernels, "PrintV2", [Tensor.strings(["PrintV2 test"], [])], {
+      output_stream: attr.string("stderr"),
+    }),
+    [],
+  );
+});
