@@ -20,7 +20,7 @@ import {
   unsupportedDtype,
 } from "./elementwise.ts";
 import { indexRow, indexValues, leadingStrides, sliceDebugString } from "./gather.ts";
-import type { Kernel } from "./kernel.ts";
+import type { Kernel, KernelContext } from "./kernel.ts";
 import { checkedElements } from "./sizes.ts";
 
 /** Whether ScatterNd's three inputs may describe an empty output (ValidEmptyOutputShape). */
@@ -76,7 +76,7 @@ function accumulate(
 }
 
 /** ScatterNd: the checks of TF's ScatterNdOp::Compute and DoScatterNd, then summed updates. */
-function scatterNd(indices: Tensor, updates: Tensor, shapeT: Tensor): Tensor {
+function scatterNd(indices: Tensor, updates: Tensor, shapeT: Tensor, ignoreBad: boolean): Tensor {
   const is = shapeString(indices.shape);
   const us = shapeString(updates.shape);
   if (indices.rank < 1) {
@@ -114,7 +114,7 @@ function scatterNd(indices: Tensor, updates: Tensor, shapeT: Tensor): Tensor {
   const out = allocLike(updates.data, total * unitOf(updates.dtype));
   if (updates.dtype === DataType.DT_STRING) (out as Uint8Array[]).fill(new Uint8Array(0));
   if (total === 0) return new Tensor(updates.dtype, shape, out);
-  applyScatterNd(plan, indices, updates, out, "add", false);
+  applyScatterNd(plan, indices, updates, out, "add", ignoreBad);
   return new Tensor(updates.dtype, shape, out);
 }
 
@@ -170,6 +170,22 @@ function planScatterNd(indices: Tensor, updates: Tensor, shape: readonly number[
 
 /** How an update slice combines with the output: TF's scatter_nd_op::UpdateOp. */
 type UpdateOp = "add" | "sub" | "update" | "max" | "min";
+
+/**
+ * Reads bad_indices_policy (TF 2.17+ writes it on the scatter ops): "", DEFAULT and ERROR fail on
+ * an index out of range, IGNORE skips it; any other value is refused at load.
+ */
+function ignoresBadIndices(ctx: KernelContext): boolean {
+  const policy = ctx.attr.string("bad_indices_policy", "");
+  if (!["", "DEFAULT", "ERROR", "IGNORE"].includes(policy)) {
+    throw new ServingError(
+      Code.UNIMPLEMENTED,
+      `${ctx.op} node "${ctx.name}": attr bad_indices_policy="${policy}" is not supported ` +
+        "(supported: DEFAULT, ERROR, IGNORE)",
+    );
+  }
+  return policy === "IGNORE";
+}
 
 /**
  * DoScatterNd's loop: each update slice combined into `out` (which holds the initial values and
@@ -315,18 +331,7 @@ function tensorScatterKernel(op: string, update: UpdateOp): Kernel {
         if (allowed !== "all" && !allowed.includes(t)) throw unsupportedDtype(op, ctx.name, t);
       };
       if (ctx.attr.has("T")) check(ctx.attr.type("T"));
-      // Newer TF writes bad_indices_policy; DEFAULT and ERROR fail on a bad index, IGNORE skips it.
-      const policy = ctx.attr.has("bad_indices_policy")
-        ? ctx.attr.string("bad_indices_policy")
-        : "";
-      if (!["", "DEFAULT", "ERROR", "IGNORE"].includes(policy)) {
-        throw new ServingError(
-          Code.UNIMPLEMENTED,
-          `${op} node "${ctx.name}": attr bad_indices_policy="${policy}" is not supported ` +
-            "(supported: DEFAULT, ERROR, IGNORE)",
-        );
-      }
-      const ignoreBad = policy === "IGNORE";
+      const ignoreBad = ignoresBadIndices(ctx);
       return (inputs) => {
         const [input, indices, updates] = inputs;
         check(input.dtype);
@@ -353,7 +358,10 @@ function tensorScatterKernel(op: string, update: UpdateOp): Kernel {
 export const scatterKernels: Kernel[] = [
   {
     op: "ScatterNd",
-    compile: () => (inputs) => [scatterNd(inputs[0], inputs[1], inputs[2])],
+    compile(ctx) {
+      const ignoreBad = ignoresBadIndices(ctx);
+      return (inputs) => [scatterNd(inputs[0], inputs[1], inputs[2], ignoreBad)];
+    },
   },
   tensorScatterKernel("TensorScatterUpdate", "update"),
   tensorScatterKernel("TensorScatterAdd", "add"),

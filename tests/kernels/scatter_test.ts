@@ -103,3 +103,17 @@ Deno.test("ScatterNd refuses an output shape over the tensor limit before alloca
   );
   assert.equal(e.code, Code.RESOURCE_EXHAUSTED);
 });
+
+Deno.test("ScatterNd honours bad_indices_policy IGNORE and refuses unknown policies", () => {
+  const out = run("ScatterNd", [i32([5, 1], [2, 1]), f32([8, 9]), i32([2])], {
+    bad_indices_policy: attr.string("IGNORE"),
+  });
+  assert.deepEqual(Array.from(out.data as Float32Array), [0, 9]);
+  const e = failure(() =>
+    run("ScatterNd", [i32([1], [1, 1]), f32([1]), i32([2])], {
+      bad_indices_policy: attr.string("CLAMP"),
+    })
+  );
+  assert.equal(e.code, Code.UNIMPLEMENTED);
+  assert.match(e.message, /^ScatterNd node "test_ScatterNd": attr bad_indices_policy="CLAMP"/);
+});
