@@ -1,14 +1,14 @@
 /**
  * Gathering: GatherV2 (with batch_dims), Gather, GatherNd (with bad_indices_policy), OneHot,
- * Unique and UniqueWithCounts.
+ * Unique, UniqueWithCounts and ListDiff.
  *
  * Messages follow TensorFlow's kernels (gather_op.cc, gather_nd_op.h, one_hot_op.cc,
- * unique_op.cc).
+ * unique_op.cc, listdiff_op.cc).
  *
  * @module
  */
 import { invalidArgument } from "../errors.ts";
-import { DataType } from "../tensor/dtype.ts";
+import { DataType, lanes } from "../tensor/dtype.ts";
 import { type Shape, shapeString, sizeOf, Tensor, toIntArray } from "../tensor/tensor.ts";
 import {
   allocLike,
@@ -144,6 +144,40 @@ function bytesKey(b: Uint8Array): string {
 }
 
 /**
+ * ListDiff(x, y) → (out, idx): the elements of x not in y, in order, and their positions in x
+ * (TF's listdiff_op.cc; NaN is never in y, as in its hash set).
+ */
+const listDiffKernel: Kernel = {
+  op: "ListDiff",
+  compile(ctx) {
+    const outIdx = indexType(ctx, "out_idx");
+    return (inputs) => {
+      const [x, y] = inputs;
+      if (x.rank !== 1) throw invalidArgument("x should be a 1D vector.");
+      if (y.rank !== 1) throw invalidArgument("y should be a 1D vector.");
+      if (x.dtype !== y.dtype || lanes(x.dtype) !== 1) {
+        throw invalidArgument(
+          `ListDiff needs x and y of one real or string type (node "${ctx.name}")`,
+        );
+      }
+      const key = Array.isArray(x.data)
+        ? (t: Tensor, i: number) => bytesKey((t.data as Uint8Array[])[i])
+        : (t: Tensor, i: number) => (t.data as ArrayLike<number | bigint>)[i];
+      const ys = new Set<unknown>();
+      for (let i = 0; i < y.size; i++) ys.add(key(y, i));
+      const keep: number[] = [];
+      for (let i = 0; i < x.size; i++) {
+        const k = key(x, i);
+        if (Number.isNaN(k) || !ys.has(k)) keep.push(i);
+      }
+      const out = allocLike(x.data, keep.length);
+      for (let j = 0; j < keep.length; j++) copyRun(out, j, x.data, keep[j], 1);
+      return [new Tensor(x.dtype, [keep.length], out), intTensor(outIdx, keep, [keep.length])];
+    };
+  },
+};
+
+/**
  * Unique(x) → (y, idx) and UniqueWithCounts(x) → (y, idx, count): the distinct values of a vector
  * in order of first appearance, each element's position in them, and how often each occurs.
  */
@@ -191,7 +225,7 @@ function uniqueKernel(op: "Unique" | "UniqueWithCounts"): Kernel {
   };
 }
 
-/** The gather kernels: GatherV2, Gather, OneHot, Unique, UniqueWithCounts, GatherNd. */
+/** The gather kernels: GatherV2, Gather, OneHot, Unique, UniqueWithCounts, ListDiff, GatherNd. */
 export const gatherKernels: Kernel[] = [
   {
     op: "GatherV2",
@@ -255,6 +289,7 @@ export const gatherKernels: Kernel[] = [
   },
   uniqueKernel("Unique"),
   uniqueKernel("UniqueWithCounts"),
+  listDiffKernel,
   {
     op: "GatherNd",
     compile(ctx) {

@@ -1193,3 +1193,15 @@ Deno.test("UniqueWithCounts adds how often each distinct value occurs", () => {
   });
   check(c64, [2], [2, 1], DataType.DT_INT64);
 });
+
+Deno.test("ListDiff keeps the elements of x not in y, with their positions", () => {
+  const [out, idx] = run("ListDiff", [i32([1, 2, 3, 4, 5, 6]), i32([1, 3, 5])]);
+  check(out, [3], [2, 4, 6]);
+  check(idx, [3], [1, 3, 5]);
+  const [nan] = run("ListDiff", [f32([NaN, 1, -0]), f32([NaN, 0])]);
+  assert.ok(Number.isNaN((nan.data as Float32Array)[0]));
+  assert.equal(nan.size, 2);
+  const [s] = run("ListDiff", [str(["a", "b"]), str(["b"])]);
+  check(s, [1], ["a"]);
+  throwsInvalid(() => run("ListDiff", [i32([1], []), i32([1])]), "x should be a 1D vector.");
+});
