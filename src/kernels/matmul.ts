@@ -6,7 +6,7 @@
  */
 import { Code, invalidArgument, ServingError } from "../errors.ts";
 import { allocate, DataType, dtypeName, type NumericArray } from "../tensor/dtype.ts";
-import { type Shape, shapeString, sizeOf, Tensor } from "../tensor/tensor.ts";
+import { type Shape, shapeString, Tensor } from "../tensor/tensor.ts";
 import { broadcastShapes, forEachBlock, stridedPlan } from "./broadcast.ts";
 import {
   checkAllowed,
@@ -17,6 +17,7 @@ import {
   unsupportedDtype,
 } from "./elementwise.ts";
 import type { Kernel } from "./kernel.ts";
+import { checkedElements } from "./sizes.ts";
 import { denseF32, isWeightSource } from "./wasm/dense.ts";
 
 const T = DataType;
@@ -224,6 +225,8 @@ const matMulKernel: Kernel = {
           }`,
         );
       }
+      // M × N comes from two inputs of size M × K and K × N: a request can make it huge.
+      checkedElements([M, N], "MatMul output");
       if (wasm && a.dtype === T.DT_FLOAT) {
         // WebAssembly SIMD, accumulating in float32 as TensorFlow's Eigen kernel does; null
         // (no SIMD, switched off, out of memory, empty product) falls through to the loops.
@@ -267,7 +270,7 @@ export function batchedGemm(
 ): NumericArray {
   const gemm = gemmFor(work);
   const mn = M * N;
-  const out = allocate(work, sizeOf(batch) * mn);
+  const out = allocate(work, checkedElements([...batch, M, N], "BatchMatMul output"));
   const plan = stridedPlan([aBatch, bBatch], batch);
   const r = plan.dims.length;
   const n0 = plan.dims[r - 2], n1 = plan.dims[r - 1];

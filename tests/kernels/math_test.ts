@@ -1264,3 +1264,15 @@ Deno.test("Einsum errors", () => {
     /Einsum needs inputs of one type/,
   );
 });
+
+Deno.test("MatMul and BatchMatMulV2 refuse products over the tensor limit before allocating", () => {
+  const col = new Tensor(T.DT_FLOAT, [2 ** 15, 1], new Float32Array(2 ** 15));
+  const row = new Tensor(T.DT_FLOAT, [1, 2 ** 15], new Float32Array(2 ** 15));
+  for (const op of ["MatMul", "BatchMatMulV2"]) {
+    assert.throws(
+      () => run(op, [col, row]),
+      (e: unknown) => e instanceof ServingError && e.code === Code.RESOURCE_EXHAUSTED,
+      op,
+    );
+  }
+});
