@@ -10,19 +10,13 @@
  * @module
  */
 import { Code, ServingError } from "../errors.ts";
-import { DataType, dtypeName } from "../tensor/dtype.ts";
 import { shapeString, type Tensor } from "../tensor/tensor.ts";
 import { compareBytes } from "../saved_model/table.ts";
 import { TensorBundle } from "../saved_model/tensor_bundle.ts";
+import { dataTypeString } from "./dtypes.ts";
 import type { Kernel } from "./kernel.ts";
 
 const utf8 = new TextDecoder();
-
-/** TensorFlow's `DataTypeString`: `float`, `int32`, `string` (the enum name without `DT_`). */
-function dataTypeString(dtype: DataType): string {
-  const name = dtypeName(dtype);
-  return name.startsWith("DT_") ? name.slice(3).toLowerCase() : name;
-}
 
 /** `RestoreV2(prefix, tensor_names, shape_and_slices) -> tensors`, attr `dtypes: list(type)`. */
 const restoreV2: Kernel = {

@@ -14,26 +14,9 @@
 import { Code, invalidArgument, ServingError } from "../errors.ts";
 import { DataType, dtypeName, lanes, type NumericArray } from "../tensor/dtype.ts";
 import { type Shape, shapeString, Tensor, type TensorData, toIntArray } from "../tensor/tensor.ts";
+import { REALS } from "./dtypes.ts";
 import type { Kernel, KernelContext } from "./kernel.ts";
 import { checkedElements } from "./sizes.ts";
-
-const T = DataType;
-
-/** TF_CALL_REAL_NUMBER_TYPES: the types SpaceToBatch(ND)/BatchToSpace(ND) are registered for. */
-const REAL_NUMBER_TYPES: readonly DataType[] = [
-  T.DT_FLOAT,
-  T.DT_DOUBLE,
-  T.DT_INT32,
-  T.DT_UINT8,
-  T.DT_INT16,
-  T.DT_INT8,
-  T.DT_INT64,
-  T.DT_BFLOAT16,
-  T.DT_UINT16,
-  T.DT_HALF,
-  T.DT_UINT32,
-  T.DT_UINT64,
-];
 
 function unimplemented(ctx: KernelContext, attr: string, value: string): ServingError {
   return new ServingError(
@@ -300,7 +283,7 @@ const batchKernels: Kernel[] = [
   {
     op: "SpaceToBatchND",
     compile(ctx) {
-      checkType(ctx, REAL_NUMBER_TYPES);
+      checkType(ctx, REALS);
       return ([t, blockT, padT]) => {
         const { block, pads } = blockArgs(t, blockT, padT, "paddings");
         return [spaceToBatch(t, block, pads, ctx.op)];
@@ -310,7 +293,7 @@ const batchKernels: Kernel[] = [
   {
     op: "BatchToSpaceND",
     compile(ctx) {
-      checkType(ctx, REAL_NUMBER_TYPES);
+      checkType(ctx, REALS);
       return ([t, blockT, cropT]) => {
         const { block, pads } = blockArgs(t, blockT, cropT, "crops");
         return [batchToSpace(t, block, pads, ctx.op)];
@@ -320,7 +303,7 @@ const batchKernels: Kernel[] = [
   {
     op: "SpaceToBatch",
     compile(ctx) {
-      checkType(ctx, REAL_NUMBER_TYPES);
+      checkType(ctx, REALS);
       const block = fixedBlock(ctx);
       return ([t, padT]) => {
         if (t.rank !== 4) throw invalidArgument(`Input rank should be: 4instead of: ${t.rank}`);
@@ -333,7 +316,7 @@ const batchKernels: Kernel[] = [
   {
     op: "BatchToSpace",
     compile(ctx) {
-      checkType(ctx, REAL_NUMBER_TYPES);
+      checkType(ctx, REALS);
       const block = fixedBlock(ctx);
       return ([t, cropT]) => {
         if (t.rank !== 4) throw invalidArgument(`Input rank should be: 4instead of: ${t.rank}`);

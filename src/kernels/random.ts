@@ -34,6 +34,7 @@ import {
   uniformInt64,
   uniformReal,
 } from "./philox.ts";
+import { FLOATS } from "./dtypes.ts";
 import { checkedElements } from "./sizes.ts";
 
 const T = DataType;
@@ -224,16 +225,14 @@ function seedPair(seedT: TensorT): [bigint, bigint] {
   return [BigInt(d[0]), BigInt(d[1])];
 }
 
-const STATELESS_REAL = [T.DT_HALF, T.DT_FLOAT, T.DT_DOUBLE, T.DT_BFLOAT16];
-
 function statelessReal(op: string, make: (k: RealKind) => Distribution): Kernel {
   return {
     op,
     compile(ctx) {
       const dtype = ctx.attr.type("dtype", T.DT_FLOAT);
       const kind = REAL_KINDS.get(dtype);
-      if (kind === undefined || !STATELESS_REAL.includes(dtype)) {
-        throw refuse(ctx, "dtype", dtypeName(dtype), STATELESS_REAL.map(dtypeName).join(", "));
+      if (kind === undefined || !FLOATS.includes(dtype)) {
+        throw refuse(ctx, "dtype", dtypeName(dtype), FLOATS.map(dtypeName).join(", "));
       }
       checkShapeType(ctx);
       if (ctx.attr.has("Tseed")) intType(ctx, "Tseed");
@@ -303,8 +302,8 @@ function statelessRealV2(op: string, make: (k: RealKind) => Distribution): Kerne
     compile(ctx) {
       const dtype = ctx.attr.type("dtype", T.DT_FLOAT);
       const kind = REAL_KINDS.get(dtype);
-      if (kind === undefined || !STATELESS_REAL.includes(dtype)) {
-        throw refuse(ctx, "dtype", dtypeName(dtype), STATELESS_REAL.map(dtypeName).join(", "));
+      if (kind === undefined || !FLOATS.includes(dtype)) {
+        throw refuse(ctx, "dtype", dtypeName(dtype), FLOATS.map(dtypeName).join(", "));
       }
       if (ctx.attr.has("Tshape")) intType(ctx, "Tshape");
       const dist = make(kind);

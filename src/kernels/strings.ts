@@ -9,8 +9,10 @@
  * @module
  */
 import { Code, ServingError } from "../errors.ts";
-import { DataType, dtypeName } from "../tensor/dtype.ts";
+import { DataType } from "../tensor/dtype.ts";
 import { shapeString, Tensor, toIntArray } from "../tensor/tensor.ts";
+import { sameShape } from "./broadcast.ts";
+import { dataTypeString, FLOATS, INTS } from "./dtypes.ts";
 import type { Kernel, KernelContext, KernelRun } from "./kernel.ts";
 
 const encoder = new TextEncoder();
@@ -21,14 +23,6 @@ function invalid(message: string): ServingError {
 }
 
 /** TensorFlow's DataTypeString: `float`, `int64`, `string`. */
-function typeString(t: DataType): string {
-  return dtypeName(t).replace(/^DT_/, "").toLowerCase();
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
 /** Concatenates byte strings with a separator between them. */
 function joinBytes(parts: readonly Uint8Array[], sep: Uint8Array): Uint8Array {
   let n = parts.length > 0 ? sep.length * (parts.length - 1) : 0;
@@ -258,6 +252,19 @@ function formatFloat(x: number, conv: "f" | "e" | "g", spec: Spec): string {
   return pad(spec, negative, body, true);
 }
 
+/** printf's `%.{precision}g` of `x` (glibc's output: `nan`, `-inf`, `1e+21`, exact rounding). */
+export function formatG(x: number, precision: number): string {
+  return formatFloat(x, "g", {
+    left: false,
+    plus: false,
+    space: false,
+    zero: false,
+    alt: false,
+    width: 0,
+    precision,
+  });
+}
+
 /** Formats an integer as printf's %d / %u. */
 function formatInt(v: number | bigint, spec: Spec): string {
   const negative = v < 0;
@@ -282,24 +289,8 @@ function bfloat16ToFloat(h: number): number {
   return bff[0];
 }
 
-const FLOATING = [
-  DataType.DT_FLOAT,
-  DataType.DT_DOUBLE,
-  DataType.DT_HALF,
-  DataType.DT_BFLOAT16,
-  DataType.DT_COMPLEX64,
-  DataType.DT_COMPLEX128,
-];
-const INTEGRAL = [
-  DataType.DT_INT8,
-  DataType.DT_INT16,
-  DataType.DT_INT32,
-  DataType.DT_INT64,
-  DataType.DT_UINT8,
-  DataType.DT_UINT16,
-  DataType.DT_UINT32,
-  DataType.DT_UINT64,
-];
+/** The types AsString formats as floating point (complex as a pair). */
+const FLOATING = [...FLOATS, DataType.DT_COMPLEX64, DataType.DT_COMPLEX128];
 
 /** `AsString`: numbers, bools and strings to strings, as as_string_op.cc formats them. */
 function compileAsString(ctx: KernelContext): KernelRun {
@@ -313,10 +304,12 @@ function compileAsString(ctx: KernelContext): KernelRun {
   if (dtype !== DataType.DT_STRING && !floating) {
     if (scientificFlag || shortest) {
       throw invalid(
-        `scientific and shortest format not supported for datatype ${typeString(dtype)}`,
+        `scientific and shortest format not supported for datatype ${dataTypeString(dtype)}`,
       );
     }
-    if (precision >= 0) throw invalid(`precision not supported for datatype ${typeString(dtype)}`);
+    if (precision >= 0) {
+      throw invalid(`precision not supported for datatype ${dataTypeString(dtype)}`);
+    }
   }
   if (fill.length > 1) throw invalid("Fill string must be one or fewer characters");
   if (scientificFlag && shortest) {
@@ -328,9 +321,9 @@ function compileAsString(ctx: KernelContext): KernelRun {
   if (width <= -1) width = 0;
   if (
     dtype !== DataType.DT_STRING && dtype !== DataType.DT_BOOL && !floating &&
-    !INTEGRAL.includes(dtype)
+    !INTS.includes(dtype)
   ) {
-    throw invalid(`Type not supported: ${typeString(dtype)}`);
+    throw invalid(`Type not supported: ${dataTypeString(dtype)}`);
   }
   const spec: Spec = {
     left: fill === "-",
@@ -345,7 +338,7 @@ function compileAsString(ctx: KernelContext): KernelRun {
   const plain = width === 0 && fill === "";
   return ([x]) => {
     if (x.dtype !== dtype) {
-      throw invalid(`Cannot encode input of type ${typeString(x.dtype)}`);
+      throw invalid(`Cannot encode input of type ${dataTypeString(x.dtype)}`);
     }
     const n = x.size;
     const out = new Array<Uint8Array>(n);
@@ -367,7 +360,7 @@ function compileAsString(ctx: KernelContext): KernelRun {
       const t = encoder.encode("true");
       const f = encoder.encode("false");
       for (let i = 0; i < n; i++) out[i] = d[i] ? t : f;
-    } else if (INTEGRAL.includes(dtype)) {
+    } else if (INTS.includes(dtype)) {
       const d = x.data as ArrayLike<number | bigint>;
       for (let i = 0; i < n; i++) {
         out[i] = encoder.encode(plain ? String(d[i]) : formatInt(d[i], spec));
@@ -459,7 +452,7 @@ function compileStringJoin(ctx: KernelContext): KernelRun {
     let shaped = false;
     for (const t of inputs) {
       if (t.dtype !== DataType.DT_STRING) {
-        throw invalid(`StringJoin expects string inputs, got ${typeString(t.dtype)}`);
+        throw invalid(`StringJoin expects string inputs, got ${dataTypeString(t.dtype)}`);
       }
       if (t.rank === 0) continue;
       if (!shaped) {

@@ -1,5 +1,15 @@
 import assert from "node:assert/strict";
-import { arrayKernels, planStridedSlice } from "../../src/kernels/array.ts";
+import { basicKernels } from "../../src/kernels/basic.ts";
+import { concatSplitKernels } from "../../src/kernels/concat_split.ts";
+import { createKernels } from "../../src/kernels/create.ts";
+import { gatherKernels } from "../../src/kernels/gather.ts";
+import { padKernels } from "../../src/kernels/pad.ts";
+import { scatterKernels } from "../../src/kernels/scatter.ts";
+import { selectKernels } from "../../src/kernels/select.ts";
+import { shapeKernels } from "../../src/kernels/shape.ts";
+import { planStridedSlice, sliceKernels } from "../../src/kernels/slice.ts";
+import { topKKernels } from "../../src/kernels/top_k.ts";
+import { transposeKernels } from "../../src/kernels/transpose.ts";
 import { Code, ServingError } from "../../src/errors.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
@@ -12,6 +22,21 @@ import { create } from "@bufbuild/protobuf";
 import { Attrs } from "../../src/kernels/attrs.ts";
 import { halfBitsToNumber, numberToHalfBits } from "../../src/kernels/elementwise.ts";
 import { Resources } from "../../src/runtime/resources.ts";
+
+/** The array-op families (one file each under src/kernels/). */
+const arrayKernels = [
+  ...basicKernels,
+  ...shapeKernels,
+  ...concatSplitKernels,
+  ...sliceKernels,
+  ...transposeKernels,
+  ...padKernels,
+  ...createKernels,
+  ...selectKernels,
+  ...gatherKernels,
+  ...scatterKernels,
+  ...topKKernels,
+];
 
 const run = (op: string, inputs: Tensor[], attrs: Record<string, AttrValue> = {}) =>
   runOp(arrayKernels, op, inputs, attrs);
@@ -1027,4 +1052,156 @@ Deno.test("Reverse (v1) takes a bool per dim", () => {
     "reverse is not implemented for tensors of rank > 8.",
     Code.UNIMPLEMENTED,
   );
+});
+
+Deno.test("array ops refuse outputs over the tensor limit before allocating", () => {
+  const big = 2 ** 15;
+  const cases: [string, Tensor[], Record<string, AttrValue>?][] = [
+    ["Fill", [i32([big, big]), f32([0], [])]],
+    ["Range", [scalar(0), scalar(2 ** 30), scalar(1)]],
+    ["Tile", [f32([1], [1, 1]), i32([big, big])]],
+    ["BroadcastTo", [f32([1]), i32([big, big])]],
+    ["Pad", [f32([1], [1, 1]), i32([0, big, 0, big], [2, 2])]],
+    ["OneHot", [i32([0, 1], [2]), scalar(2 ** 28), f32([1], []), f32([0], [])]],
+    ["GatherV2", [
+      new Tensor(DataType.DT_FLOAT, [1, 2 ** 10], new Float32Array(2 ** 10)),
+      new Tensor(DataType.DT_INT32, [2 ** 19], new Int32Array(2 ** 19)),
+      scalar(0),
+    ]],
+  ];
+  for (const [op, inputs, attrs] of cases) {
+    assert.throws(
+      () => run(op, inputs, attrs),
+      (e: unknown) => e instanceof ServingError && e.code === Code.RESOURCE_EXHAUSTED,
+      op,
+    );
+  }
+});
+
+Deno.test("BroadcastArgs, InvertPermutation and LinSpace as TF's kernels", () => {
+  check(run1("BroadcastArgs", [i32([2, 1, 3]), i32([4, 1])]), [3], [2, 4, 3]);
+  check(run1("BroadcastArgs", [i64([1, 0]), i64([5, 1])]), [2], [5, 0], DataType.DT_INT64);
+  throwsInvalid(
+    () => run("BroadcastArgs", [i32([2, 3]), i32([4])]),
+    "Incompatible shapes: [2,3] vs. [4]",
+  );
+  throwsInvalid(() => run("BroadcastArgs", [i32([2], []), i32([4])]), "In[0] must be a vector.[]");
+
+  check(run1("InvertPermutation", [i32([3, 4, 0, 2, 1])]), [5], [2, 4, 3, 0, 1]);
+  throwsInvalid(() => run("InvertPermutation", [i32([0, 2])]), "2 is not between 0 and 2");
+  throwsInvalid(() => run("InvertPermutation", [i32([1, 1])]), "1 is duplicated in the input.");
+
+  check(run1("LinSpace", [f32([10], []), f32([12], []), scalar(3)]), [3], [10, 11, 12]);
+  // float32 steps: start + step * i rounded in float32; the last value is exactly stop.
+  const step = Math.fround(1 / 10);
+  check(run1("LinSpace", [f32([0], []), f32([1], []), scalar(11)]), [11], [
+    ...Array.from({ length: 10 }, (_, i) => Math.fround(step * i)),
+    1,
+  ]);
+  check(run1("LinSpace", [f32([5], []), f32([7], []), scalar(1)]), [1], [5]);
+  throwsInvalid(
+    () => run("LinSpace", [f32([0], []), f32([1], []), scalar(0)]),
+    "Requires num > 0: 0",
+  );
+});
+
+Deno.test("ReverseSequence reverses each batch entry's prefix, as TF's kernel", () => {
+  const seqDim1 = { seq_dim: attr.int(1), batch_dim: attr.int(0) };
+  check(
+    run1("ReverseSequence", [i32([1, 2, 3, 4, 5, 6, 7, 8], [2, 4]), i64([3, 1])], seqDim1),
+    [2, 4],
+    [3, 2, 1, 4, 5, 6, 7, 8],
+  );
+  const seqDim0 = { seq_dim: attr.int(0), batch_dim: attr.int(1) };
+  check(
+    run1("ReverseSequence", [i32([1, 2, 3, 4, 5, 6], [3, 2]), i32([2, 3])], seqDim0),
+    [3, 2],
+    [3, 6, 1, 4, 5, 2],
+  );
+  throwsInvalid(
+    () => run("ReverseSequence", [i32([1, 2], [1, 2]), i32([3])], seqDim1),
+    "seq_lens(0) > input.dims(1)",
+  );
+  throwsInvalid(
+    () => run("ReverseSequence", [i32([1, 2], [1, 2]), i32([1, 1])], seqDim1),
+    "Length of seq_lengths != input.dims(0), (2 vs. 1)",
+  );
+  throwsInvalid(
+    () => run("ReverseSequence", [i32([1, 2]), i32([1])], seqDim1),
+    "seq_dim must be < input rank ( 1 vs. 1)",
+  );
+});
+
+Deno.test("MatrixBandPart keeps the band (TF's documented examples)", () => {
+  const m = i32([0, 1, 2, 3, -1, 0, 1, 2, -2, -1, 0, 1, -3, -2, -1, 0], [4, 4]);
+  check(run1("MatrixBandPart", [m, i64([1], []), i64([-1], [])]), [4, 4], [
+    0,
+    1,
+    2,
+    3,
+    -1,
+    0,
+    1,
+    2,
+    0,
+    -1,
+    0,
+    1,
+    0,
+    0,
+    -1,
+    0,
+  ]);
+  check(run1("MatrixBandPart", [m, i64([2], []), i64([1], [])]), [4, 4], [
+    0,
+    1,
+    0,
+    0,
+    -1,
+    0,
+    1,
+    0,
+    -2,
+    -1,
+    0,
+    1,
+    0,
+    -2,
+    -1,
+    0,
+  ]);
+  // Batched, float: the lower triangle.
+  const ones = f32(new Array(8).fill(1), [2, 2, 2]);
+  check(run1("MatrixBandPart", [ones, scalar(-1), scalar(0)]), [2, 2, 2], [1, 0, 1, 1, 1, 0, 1, 1]);
+  throwsInvalid(
+    () => run("MatrixBandPart", [m, scalar(5), scalar(0)]),
+    "num_lower must be negative or less or equal to number of rows (4) got: 5",
+  );
+  throwsInvalid(
+    () => run("MatrixBandPart", [i32([1, 2]), scalar(0), scalar(0)]),
+    "input must be at least 2-dim, received shape: [2]",
+  );
+});
+
+Deno.test("UniqueWithCounts adds how often each distinct value occurs", () => {
+  const [y, idx, count] = run("UniqueWithCounts", [i32([1, 1, 2, 4, 4, 4, 7, 8, 8])]);
+  check(y, [5], [1, 2, 4, 7, 8]);
+  check(idx, [9], [0, 0, 1, 2, 2, 2, 3, 4, 4]);
+  check(count, [5], [2, 1, 3, 1, 2], DataType.DT_INT32);
+  const [, , c64] = run("UniqueWithCounts", [str(["a", "b", "a"])], {
+    out_idx: attr.type(DataType.DT_INT64),
+  });
+  check(c64, [2], [2, 1], DataType.DT_INT64);
+});
+
+Deno.test("ListDiff keeps the elements of x not in y, with their positions", () => {
+  const [out, idx] = run("ListDiff", [i32([1, 2, 3, 4, 5, 6]), i32([1, 3, 5])]);
+  check(out, [3], [2, 4, 6]);
+  check(idx, [3], [1, 3, 5]);
+  const [nan] = run("ListDiff", [f32([NaN, 1, -0]), f32([NaN, 0])]);
+  assert.ok(Number.isNaN((nan.data as Float32Array)[0]));
+  assert.equal(nan.size, 2);
+  const [s] = run("ListDiff", [str(["a", "b"]), str(["b"])]);
+  check(s, [1], ["a"]);
+  throwsInvalid(() => run("ListDiff", [i32([1], []), i32([1])]), "x should be a 1D vector.");
 });

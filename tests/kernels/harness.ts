@@ -9,6 +9,7 @@ import { Attrs } from "../../src/kernels/attrs.ts";
 import type { Kernel, KernelRun } from "../../src/kernels/kernel.ts";
 import { Resources } from "../../src/runtime/resources.ts";
 import type { Tensor } from "../../src/tensor/tensor.ts";
+import { ServingError } from "../../src/errors.ts";
 
 /** AttrValue builders (the same ones the graph builder uses). */
 export const attr = attrValue;
@@ -67,4 +68,15 @@ export function assertClose(
       throw new Error(`at ${i}: ${a} != ${e} (tol ${tol}); actual ${Array.from(actual)}`);
     }
   }
+}
+
+/** Runs `fn` and returns the ServingError it throws; fails if it returns or throws another error. */
+export function failure(fn: () => unknown): ServingError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof ServingError) return e;
+    throw new Error(`expected a ServingError, got ${e}`);
+  }
+  throw new Error("expected a failure");
 }

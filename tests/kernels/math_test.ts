@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { Code, ServingError } from "../../src/errors.ts";
-import { mathKernels } from "../../src/kernels/math.ts";
+import { argMaxKernels } from "../../src/kernels/arg_max.ts";
+import { arithmeticKernels } from "../../src/kernels/arithmetic.ts";
+import { castKernels } from "../../src/kernels/cast.ts";
+import { einsumKernels } from "../../src/kernels/einsum.ts";
+import { matMulKernels } from "../../src/kernels/matmul.ts";
+import { reductionKernels } from "../../src/kernels/reduce.ts";
+import { scanKernels } from "../../src/kernels/scan.ts";
 import {
   bfloat16BitsToNumber,
   decodeFloat16,
@@ -14,6 +20,16 @@ import { Tensor } from "../../src/tensor/tensor.ts";
 import { assertClose, attr, runOp } from "./harness.ts";
 
 const T = DataType;
+/** The math-op families (one file each under src/kernels/). */
+const mathKernels = [
+  ...arithmeticKernels,
+  ...castKernels,
+  ...matMulKernels,
+  ...reductionKernels,
+  ...argMaxKernels,
+  ...scanKernels,
+  ...einsumKernels,
+];
 type Attrs = Parameters<typeof runOp>[3];
 
 function run(op: string, inputs: Tensor[], attrs: Attrs = {}): Tensor {
@@ -1247,4 +1263,16 @@ Deno.test("Einsum errors", () => {
     Code.INVALID_ARGUMENT,
     /Einsum needs inputs of one type/,
   );
+});
+
+Deno.test("MatMul and BatchMatMulV2 refuse products over the tensor limit before allocating", () => {
+  const col = new Tensor(T.DT_FLOAT, [2 ** 15, 1], new Float32Array(2 ** 15));
+  const row = new Tensor(T.DT_FLOAT, [1, 2 ** 15], new Float32Array(2 ** 15));
+  for (const op of ["MatMul", "BatchMatMulV2"]) {
+    assert.throws(
+      () => run(op, [col, row]),
+      (e: unknown) => e instanceof ServingError && e.code === Code.RESOURCE_EXHAUSTED,
+      op,
+    );
+  }
 });
