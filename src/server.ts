@@ -20,6 +20,7 @@ import { type GrpcServer, startGrpcServer } from "./api/grpc/server.ts";
 import { type RestServer, type RouteHook, startRestServer } from "./api/rest/server.ts";
 import { defaultMonitoringConfig, readMonitoringConfigFile } from "./config/monitoring_config.ts";
 import { createMonitoring } from "./monitoring/monitoring.ts";
+import { monitoringRoutes } from "./api/rest/monitoring_routes.ts";
 import { checkConfigWithinRoots, refuseForbidden, resolveRoots } from "./config/model_roots.ts";
 import { Executor, inferenceWorkers } from "./exec/executor.ts";
 import { defaultBatchingParameters, readBatchingParametersFile } from "./exec/batching.ts";
@@ -92,8 +93,10 @@ export async function startServer(
   let closing: Promise<void> | undefined;
   // The core is made after monitoring, which needs its state events; `core()` is only called
   // on requests, after both exist.
-  const monitoring = createMonitoring({
+  const monitoring = createMonitoring({ core: () => core });
+  const monitoringHook = monitoringRoutes({
     config: monitoringConfig,
+    metrics: monitoring.metrics,
     core: () => core,
     serving: () => closing === undefined,
   });
@@ -168,7 +171,7 @@ export async function startServer(
   if (options.grpcSocketPath) {
     log("info", `Running gRPC ModelServer at UNIX socket ${options.grpcSocketPath} ...`);
   }
-  const routes: RouteHook = (req, url) => start.routes?.(req, url) ?? monitoring.routes(req, url);
+  const routes: RouteHook = (req, url) => start.routes?.(req, url) ?? monitoringHook(req, url);
   const rest = await startRest(options, { ...start, routes }, service, log);
 
   const stopPolling = pollConfigFile(options, core, log, !config.empty);

@@ -15,7 +15,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { Buffer } from "node:buffer";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { methodPath } from "../../src/api/grpc/service_definition.ts";
+import { methodPath } from "../../src/proto/rpc.ts";
 import { PredictionService } from "../../src/proto/gen/tensorflow_serving/apis/prediction_service_pb.ts";
 import { PredictResponseSchema } from "../../src/proto/gen/tensorflow_serving/apis/predict_pb.ts";
 import { DataType } from "../../src/proto/gen/tensorflow/core/framework/types_pb.ts";

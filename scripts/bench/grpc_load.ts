@@ -16,7 +16,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { Buffer } from "node:buffer";
-import { methodPath } from "../../src/api/grpc/service_definition.ts";
+import { methodPath } from "../../src/proto/rpc.ts";
 import { PredictionService } from "../../src/proto/gen/tensorflow_serving/apis/prediction_service_pb.ts";
 import { ModelService } from "../../src/proto/gen/tensorflow_serving/apis/model_service_pb.ts";
 

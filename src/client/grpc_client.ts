@@ -28,7 +28,7 @@ import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2
 import * as grpc from "@grpc/grpc-js";
 import type { Buffer } from "node:buffer";
 import { Code, ServingError } from "../errors.ts";
-import { encodeMessage, methodPath } from "../api/grpc/service_definition.ts";
+import { encodeMessage, methodPath } from "../proto/rpc.ts";
 import {
   Health,
   type HealthCheckRequestSchema,

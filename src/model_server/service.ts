@@ -17,7 +17,7 @@ import {
 } from "../proto/gen/tensorflow_serving/apis/model_management_pb.ts";
 import { type ModelSpec, ModelSpecSchema } from "../proto/gen/tensorflow_serving/apis/model_pb.ts";
 import { Code, ServingError } from "../errors.ts";
-import type { HealthStatus, ServingApi, Transport } from "../api/serving_api.ts";
+import type { HealthStatus, ServingApi, Transport } from "./serving_api.ts";
 import type { ManagerState } from "../core/manager.ts";
 import { toModelServerConfig } from "../config/model_config.ts";
 import type { CallContext, Executor } from "../exec/executor.ts";

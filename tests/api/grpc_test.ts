@@ -8,7 +8,8 @@ import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ServingError } from "../../src/errors.ts";
 import { type GrpcServer, startGrpcServer } from "../../src/api/grpc/server.ts";
-import { grpcServiceDefinition, methodPath } from "../../src/api/grpc/service_definition.ts";
+import { grpcServiceDefinition } from "../../src/api/grpc/service_definition.ts";
+import { methodPath } from "../../src/proto/rpc.ts";
 import {
   HealthClient,
   isLoopback,

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { parseFlags } from "../../src/config/flags.ts";
 import { startServer } from "../../src/server.ts";
-import type { ServingApi } from "../../src/api/serving_api.ts";
+import type { ServingApi } from "../../src/model_server/serving_api.ts";
 import { startRestServer } from "../../src/api/rest/server.ts";
 import { encodeExample } from "../../src/tensor/example.ts";
 import { freePort, ServerProcess } from "../server_process.ts";

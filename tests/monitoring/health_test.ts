@@ -3,6 +3,7 @@ import { Code, ServingError } from "../../src/errors.ts";
 import { defaultMonitoringConfig } from "../../src/config/monitoring_config.ts";
 import { healthRoutes } from "../../src/api/rest/health.ts";
 import { createMonitoring } from "../../src/monitoring/monitoring.ts";
+import { monitoringRoutes } from "../../src/api/rest/monitoring_routes.ts";
 import type { ModelsView, VersionStatus } from "../../src/monitoring/models_view.ts";
 
 /** A core whose versions the test moves through their states. */
@@ -137,14 +138,19 @@ Deno.test("the probes answer 405 to other methods and ignore other paths", async
 });
 
 Deno.test({
-  name: "the probes over HTTP through createMonitoring().routes",
+  name: "the probes over HTTP through monitoringRoutes()",
   sanitizeResources: false,
   async fn() {
     const core = new FakeCore(["mnist"]);
-    const mon = createMonitoring({ config: defaultMonitoringConfig(), core: () => core });
+    const { metrics } = createMonitoring({ core: () => core });
+    const routes = monitoringRoutes({
+      config: defaultMonitoringConfig(),
+      metrics,
+      core: () => core,
+    });
     await using server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen() {} },
-      (req) => mon.routes(req, new URL(req.url)) ?? new Response("not found", { status: 404 }),
+      (req) => routes(req, new URL(req.url)) ?? new Response("not found", { status: 404 }),
     );
     const base = `http://127.0.0.1:${server.addr.port}`;
     let res = await fetch(`${base}/readyz`);

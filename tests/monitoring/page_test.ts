@@ -15,6 +15,7 @@ import type { Page } from "playwright-core";
 import { CHROMIUM, CHROMIUM_ARGS, haveChromium, importChromium, inCI } from "./chromium.ts";
 import { Code, ServingError } from "../../src/errors.ts";
 import { createMonitoring } from "../../src/monitoring/monitoring.ts";
+import { monitoringRoutes } from "../../src/api/rest/monitoring_routes.ts";
 import type { ModelsView, VersionStatus } from "../../src/monitoring/models_view.ts";
 
 /** Fixed scores: digit 7 wins. */
@@ -84,15 +85,17 @@ interface PredictBody {
 
 /** The monitoring routes plus a stand-in REST API; records the predict bodies. */
 function startFakeServer() {
-  const monitoring = createMonitoring({
+  const monitoring = createMonitoring({ core: () => core });
+  const routes = monitoringRoutes({
     config: { prometheus: { enable: true, path: "/monitoring/prometheus/metrics" } },
+    metrics: monitoring.metrics,
     core: () => core,
   });
   const predictions: PredictBody[] = [];
   const json = (body: unknown, status = 200) => Response.json(body, { status });
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
     const url = new URL(req.url);
-    const routed = monitoring.routes(req, url);
+    const routed = routes(req, url);
     if (routed) return routed;
     const t0 = performance.now();
     if (req.method === "GET" && url.pathname === "/v1/models/mnist/versions/1/metadata") {

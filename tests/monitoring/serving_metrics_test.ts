@@ -11,6 +11,10 @@ import type { ServableStateEvent } from "../../src/core/manager.ts";
 import { ServerCore } from "../../src/model_server/server_core.ts";
 import { ModelServerService } from "../../src/model_server/service.ts";
 import { createMonitoring } from "../../src/monitoring/monitoring.ts";
+import {
+  monitoringRoutes,
+  type MonitoringRoutesOptions,
+} from "../../src/api/rest/monitoring_routes.ts";
 import type { ModelsView, VersionStatus } from "../../src/monitoring/models_view.ts";
 import {
   ServingMetrics,
@@ -22,6 +26,12 @@ import { Tensor } from "../../src/tensor/tensor.ts";
 import { tensorToProto } from "../../src/tensor/tensor_proto.ts";
 import { testdata } from "../testdata.ts";
 import { type Family, parseExposition, sampleValue } from "./exposition.ts";
+
+/** Monitoring with its REST routes mounted, as src/server.ts wires them. */
+function withRoutes(options: Omit<MonitoringRoutesOptions, "metrics">) {
+  const mon = createMonitoring({ core: options.core });
+  return { ...mon, routes: monitoringRoutes({ ...options, metrics: mon.metrics }) };
+}
 
 const ENABLED: MonitoringConfig = {
   prometheus: { enable: true, path: "/monitoring/prometheus/metrics" },
@@ -238,11 +248,11 @@ Deno.test("client-chosen model names cannot grow the metrics without bound", () 
 
 Deno.test("the Prometheus route follows prometheus_config, as upstream's http_server.cc", async (t) => {
   await t.step("off by default: the path falls through to the REST API", () => {
-    const mon = createMonitoring({ config: defaultMonitoringConfig(), core: () => undefined });
+    const mon = withRoutes({ config: defaultMonitoringConfig(), core: () => undefined });
     assert.equal(mon.routes(...get("/monitoring/prometheus/metrics")), undefined);
   });
   await t.step("on: text exposition at the path, query ignored, any method", async () => {
-    const mon = createMonitoring({ config: ENABLED, core: () => fakeCore({}) });
+    const mon = withRoutes({ config: ENABLED, core: () => fakeCore({}) });
     mon.observer({ api: "predict", model: "m", version: 1, via: "grpc", code: Code.OK, ms: 1 });
     const res = mon.routes(...get("/monitoring/prometheus/metrics?x=1"))!;
     assert.equal(res.status, 200);
@@ -260,7 +270,7 @@ Deno.test("the Prometheus route follows prometheus_config, as upstream's http_se
     assert.equal(mon.routes(...get("/v1/models/m")), undefined);
   });
   await t.step("a custom path", async () => {
-    const mon = createMonitoring({
+    const mon = withRoutes({
       config: { prometheus: { enable: true, path: "/metrics" } },
       core: () => undefined,
     });
@@ -270,7 +280,7 @@ Deno.test("the Prometheus route follows prometheus_config, as upstream's http_se
     assert.equal(mon.routes(...get("/monitoring/prometheus/metrics")), undefined);
   });
   await t.step("ui: false leaves / to the REST API", () => {
-    const mon = createMonitoring({ config: ENABLED, core: () => undefined, ui: false });
+    const mon = withRoutes({ config: ENABLED, core: () => undefined, ui: false });
     assert.equal(mon.routes(...get("/")), undefined);
     assert.equal(mon.routes(...get("/healthz"))!.status, 200);
   });
@@ -283,7 +293,7 @@ Deno.test({
   async fn() {
     // The monitoring exists before the core (the core takes its state hook).
     const ref: { core?: ServerCore } = {};
-    const mon = createMonitoring({ config: ENABLED, core: () => ref.core });
+    const mon = withRoutes({ config: ENABLED, core: () => ref.core });
     const core = ref.core = new ServerCore({
       tags: ["serve"],
       enableModelWarmup: false,

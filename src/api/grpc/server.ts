@@ -31,7 +31,7 @@ import {
 import { ModelService } from "../../proto/gen/tensorflow_serving/apis/model_service_pb.ts";
 import { PredictionService } from "../../proto/gen/tensorflow_serving/apis/prediction_service_pb.ts";
 import { create } from "@bufbuild/protobuf";
-import type { CallContext, HealthStatus, ServingApi } from "../serving_api.ts";
+import type { CallContext, HealthStatus, ServingApi } from "../../model_server/serving_api.ts";
 import type { DecodeLimits } from "../../tensor/limits.ts";
 import { grpcStatus } from "../status.ts";
 import {

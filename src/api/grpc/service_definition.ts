@@ -22,9 +22,9 @@ import {
   type DescMethod,
   fromBinary,
   type MessageShape,
-  toBinary,
 } from "@bufbuild/protobuf";
 import { decodeBinary, WireDecodeError } from "../../proto/binary.ts";
+import { encodeMessage, methodPath } from "../../proto/rpc.ts";
 import {
   type DecodeLimits,
   DEFAULT_DECODE_LIMITS,
@@ -69,27 +69,6 @@ export type MethodOutput<M extends Pick<DescMethod, "output">> = MessageShape<M[
 export type GrpcServiceDefinition<S extends GenServiceMethods> = {
   readonly [K in keyof S]: MethodDefinition<Decoded<MethodInput<S[K]>>, MethodOutput<S[K]>>;
 };
-
-/**
- * The HTTP/2 path of a method, e.g. `/tensorflow.serving.PredictionService/Predict`.
- *
- * @param method a method descriptor (`PredictionService.method.predict`)
- */
-export function methodPath(method: DescMethod): string {
-  return `/${method.parent.typeName}/${method.name}`;
-}
-
-/**
- * Encodes a message into a Buffer without copying (grpc-js wants a Buffer).
- *
- * @param schema the message schema
- * @param message the message
- * @returns the wire bytes
- */
-export function encodeMessage<D extends DescMessage>(schema: D, message: MessageShape<D>): Buffer {
-  const bytes = toBinary(schema, message);
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
 
 /**
  * Decodes wire bytes as C++ protobuf would, or returns {@link UNDECODABLE} when they are not a

@@ -51,7 +51,7 @@ import { PredictRequestSchema } from "../../proto/gen/tensorflow_serving/apis/pr
 import { RegressionRequestSchema } from "../../proto/gen/tensorflow_serving/apis/regression_pb.ts";
 import { Code, ServingError } from "../../errors.ts";
 import type { DataType } from "../../tensor/dtype.ts";
-import type { CallContext, ServingApi } from "../serving_api.ts";
+import type { CallContext, ServingApi } from "../../model_server/serving_api.ts";
 import { DEADLINE_MESSAGE } from "../../exec/executor.ts";
 import { httpStatus } from "../status.ts";
 import { JsonParser } from "./json_parse.ts";

@@ -25,7 +25,7 @@
  * @module
  */
 import type { LogFn } from "../../log.ts";
-import type { ServingApi } from "../serving_api.ts";
+import type { ServingApi } from "../../model_server/serving_api.ts";
 import { REST_PATH, RestApiHandler, type RestReply } from "./handler.ts";
 import { makeJsonFromStatus } from "./json_tensor.ts";
 import { type Http1Request, serveHttp1 } from "./http1.ts";
