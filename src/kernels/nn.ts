@@ -21,6 +21,7 @@ import { DataType, dtypeName, type NumericArray } from "../tensor/dtype.ts";
 import { type Shape, shapeString, Tensor, toIntArray } from "../tensor/tensor.ts";
 import type { Kernel, KernelContext, KernelRun } from "./kernel.ts";
 import { denseF32, isWeightSource } from "./wasm/dense.ts";
+import { conv2dF32, depthwiseF32, WasmAct } from "./wasm/conv.ts";
 
 /** Storage of the float types these kernels compute on. */
 type FloatArray = Float32Array | Float64Array;
@@ -1134,6 +1135,8 @@ function depthwiseCore(
 /** What a convolution kernel node needs to run, read once at compile time. */
 interface ConvConfig {
   depthwise: boolean;
+  /** The filter is a weight (see isWeightSource): float32 runs go to WebAssembly. */
+  wasm: boolean;
   window: WindowAttrs;
   plan: FusionPlan | null;
   epsilon: number;
@@ -1186,14 +1189,53 @@ function runConv(
     if (w.nchw && ep.side !== null) ep.side = toNHWC(ep.side, g.batch, outC, g.outH, g.outW);
   }
   if (w.nchw) x = toNHWC(x, g.batch, g.inC, g.inH, g.inW);
-  let y = allocLike(x, g.batch * g.outH * g.outW * outC);
-  if (y.length > 0) {
+  const fast = cfg.wasm ? convWasm(cfg, x, f, g, fin, fout, ep) : null;
+  let y = fast ?? allocLike(x, g.batch * g.outH * g.outW * outC);
+  if (fast === null && y.length > 0) {
     const acc = scratch.get(outC);
     if (cfg.depthwise) depthwiseCore(x, f, y, g, fout, ep, acc);
     else conv2dCore(x, f, y, g, fin, ep, acc);
   }
   if (w.nchw) y = toNCHW(y, g.batch, g.outH, g.outW, outC);
   return [new Tensor(input.dtype, shape, y)];
+}
+
+/** The activations the WebAssembly kernels apply themselves. */
+const WASM_ACTS: Partial<Record<Act, WasmAct>> = {
+  [Act.None]: WasmAct.None,
+  [Act.Relu]: WasmAct.Relu,
+  [Act.Relu6]: WasmAct.Relu6,
+};
+
+/**
+ * The convolution in WebAssembly SIMD (float32 accumulation, as TensorFlow's CPU kernels), or
+ * null when it does not apply (float64, grouped, depthwise multiplier > 1, batch-norm epilogue,
+ * no SIMD): the float64 loops then run. Other activations run after it, in place.
+ */
+function convWasm(
+  cfg: ConvConfig,
+  x: FloatArray,
+  f: FloatArray,
+  g: Geometry,
+  fin: number,
+  fout: number,
+  ep: Epilogue,
+): Float32Array | null {
+  if (!(x instanceof Float32Array) || !(f instanceof Float32Array) || ep.bn !== null) return null;
+  const bias = ep.bias, side = ep.side;
+  if (bias !== null && !(bias instanceof Float32Array)) return null;
+  if (side !== null && !(side instanceof Float32Array)) return null;
+  const act = WASM_ACTS[ep.act];
+  let y: Float32Array | null;
+  if (cfg.depthwise) {
+    if (fout !== 1 || side !== null) return null;
+    y = depthwiseF32(x, f, bias, g, act ?? WasmAct.None);
+  } else {
+    if (fin !== g.inC) return null;
+    y = conv2dF32(x, f, bias, side, g, act ?? WasmAct.None);
+  }
+  if (y !== null && act === undefined) activate(y, 0, y, 0, y.length, ep.act, ep.alpha);
+  return y;
 }
 
 function convKernel(op: string, depthwise: boolean, fused: boolean): Kernel {
@@ -1203,6 +1245,7 @@ function convKernel(op: string, depthwise: boolean, fused: boolean): Kernel {
       checkTypeAttr(ctx);
       const cfg: ConvConfig = {
         depthwise,
+        wasm: isWeightSource(ctx.inputOps[1] ?? ""),
         window: convWindowAttrs(ctx),
         plan: fused ? fusionPlan(ctx, true) : null,
         epsilon: fused ? ctx.attr.float("epsilon", 0.0001) : 0,
