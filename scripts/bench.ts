@@ -5,6 +5,7 @@
  * @module
  */
 import { benchGrpc } from "./bench/grpc.ts";
+import { benchRealModels } from "./bench/realmodels.ts";
 import { benchRest } from "./bench/rest.ts";
 import { benchRuntime } from "./bench/runtime.ts";
 import { benchTutorial } from "./bench/tutorial.ts";
@@ -14,6 +15,7 @@ const SECTIONS: Record<string, () => Promise<string>> = {
   grpc: () => benchGrpc(),
   tutorial: () => benchTutorial(),
   rest: () => benchRest(),
+  realmodels: () => benchRealModels(),
 };
 
 if (import.meta.main) {

@@ -12,7 +12,7 @@ import { Attrs } from "../kernels/attrs.ts";
 import type { Kernel, KernelRun, ResourceManager } from "../kernels/kernel.ts";
 import type { KernelRegistry } from "../kernels/registry.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import { FUSED_DENSE_SOFTMAX, fuseDenseSoftmax, type FusedNode } from "./fuse.ts";
+import { FUSED_DENSE_SOFTMAX, type FusedNode, fuseGraph } from "./fuse.ts";
 import { type Graph, type GraphNode, refName, type TensorRef } from "./graph.ts";
 
 /** What a plan is compiled against. */
@@ -183,7 +183,7 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
   // 2. Fuse known chains.
   if (spec.fuse !== false) {
     const pinned = new Set([...fed.keys(), ...spec.fetches.map(refName)]);
-    fuseDenseSoftmax(nodes, pinned);
+    fuseGraph(nodes, pinned);
   }
 
   // 3. Order (Kahn): a node runs after the producers of its unfed inputs and its control inputs.
