@@ -128,7 +128,10 @@ export function runTfjs(
   m: TfjsModel,
   feeds: Record<string, { data: Float32Array | Int32Array; shape: number[] }>,
 ): Record<string, Float32Array | Int32Array> {
-  return tf.tidy(() => {
+  // Tensors out of tidy, data read after it: tidy walks its result looking for tensors, and
+  // walking a typed array of outputs element by element would be timed too.
+  const keys = Object.keys(m.outputs);
+  const list = tf.tidy(() => {
     const inputs: Record<string, tf.Tensor> = {};
     for (const [k, v] of Object.entries(feeds)) {
       inputs[m.inputs[k]] = tf.tensor(
@@ -137,11 +140,12 @@ export function runTfjs(
         v.data instanceof Int32Array ? "int32" : "float32",
       );
     }
-    const keys = Object.keys(m.outputs);
     const out = m.model.execute(inputs, keys.map((k) => m.outputs[k]));
-    const list = Array.isArray(out) ? out : [out];
-    return Object.fromEntries(
-      keys.map((k, i) => [k, list[i].dataSync() as Float32Array | Int32Array]),
-    );
+    return Array.isArray(out) ? out : [out];
   });
+  const result = Object.fromEntries(
+    keys.map((k, i) => [k, list[i].dataSync() as Float32Array | Int32Array]),
+  );
+  tf.dispose(list);
+  return result;
 }

@@ -420,22 +420,43 @@ class ConvWasm {
 }
 
 const relaxedExports = instantiate(CONV_RELAXED_WASM);
-const exports = relaxedExports ?? instantiate(CONV_WASM);
-const kernel = exports === null ? null : new ConvWasm(exports);
+const plainExports = relaxedExports === null ? instantiate(CONV_WASM) : null;
+let kernel: ConvWasm | null = relaxedExports !== null
+  ? new ConvWasm(relaxedExports)
+  : plainExports !== null
+  ? new ConvWasm(plainExports)
+  : null;
 let enabled = kernel !== null;
 let profiling: ConvStats | null = null;
 
 /** True when this engine runs the WebAssembly SIMD convolution kernels. */
 export const convWasmSupported: boolean = kernel !== null;
 
-/** True when the relaxed-SIMD build (fused multiply-add) is in use. */
+/** True when the engine has relaxed SIMD, so the fused multiply-add build runs by default. */
 export const convWasmRelaxed: boolean = relaxedExports !== null;
 
-/** Turns the kernels on or off (on when supported), for tests and benchmarks. Returns the old setting. */
+/**
+ * Turns the kernels on or off (on when supported), for tests and benchmarks. Returns the old
+ * setting.
+ */
 export function setConvWasmEnabled(on: boolean): boolean {
   const was = enabled;
   enabled = on && kernel !== null;
   return was;
+}
+
+/**
+ * Switches between the relaxed-SIMD build (true; only where the engine has it) and the
+ * plain-SIMD build (false), so tests can check that both give the same results within
+ * tolerance. Packed weights are not shared: each build packs again. Returns whether the
+ * relaxed build now runs.
+ */
+export function useRelaxedConvWasm(on: boolean): boolean {
+  if (kernel === null) return false;
+  const want = on && relaxedExports !== null;
+  if (want) kernel = new ConvWasm(relaxedExports!);
+  else kernel = new ConvWasm(instantiate(CONV_WASM)!);
+  return want;
 }
 
 /** Starts (true) or stops (false) counting work and time; returns the counts so far. */
@@ -473,9 +494,10 @@ export function conv2dF32(
   g: ConvGeometry,
   act: WasmAct,
 ): Float32Array | null {
-  if (!enabled || kernel === null || g.outC === 0 || g.inC === 0) return null;
+  const k = kernel;
+  if (!enabled || k === null || g.outC === 0 || g.inC === 0) return null;
   const flops = 2 * g.batch * g.outH * g.outW * g.outC * g.fh * g.fw * g.inC;
-  return timed(flops, () => kernel.conv2d(x, f, b, side, g, act));
+  return timed(flops, () => k.conv2d(x, f, b, side, g, act));
 }
 
 /**
@@ -489,9 +511,10 @@ export function depthwiseF32(
   g: ConvGeometry,
   act: WasmAct,
 ): Float32Array | null {
-  if (!enabled || kernel === null || g.inC === 0) return null;
+  const k = kernel;
+  if (!enabled || k === null || g.inC === 0) return null;
   const flops = 2 * g.batch * g.outH * g.outW * g.inC * g.fh * g.fw;
-  return timed(flops, () => kernel.depthwise(x, f, b, g, act));
+  return timed(flops, () => k.depthwise(x, f, b, g, act));
 }
 
 /**
@@ -508,8 +531,9 @@ export function matmulF32(
   transB: boolean,
   act: WasmAct,
 ): Float32Array | null {
-  if (!enabled || kernel === null || m === 0 || k === 0 || n === 0) return null;
-  return timed(2 * m * k * n, () => kernel.matmul(a, w, b, m, k, n, transB, act));
+  const kn = kernel;
+  if (!enabled || kn === null || m === 0 || k === 0 || n === 0) return null;
+  return timed(2 * m * k * n, () => kn.matmul(a, w, b, m, k, n, transB, act));
 }
 
 /** The measured SIMD multiply-add peak in GFLOP/s (0 without the kernels), timed for `ms`. */
