@@ -103,8 +103,9 @@ function stringAttr(n: GraphNode, name: string, fallback: string): string {
  * as the chain's last node so its consumers need no change.
  *
  * The bias is a BiasAdd's (same data_format as the convolution), or an Add/AddV2 operand that
- * is a float32 Const of shape [C] or [1, …, 1, C] (rank ≤ 4) on an NHWC convolution whose
- * constant filter has C output channels: broadcasting makes that Add the same sum as a BiasAdd.
+ * is a float32 Const of shape [C] on an NHWC convolution whose constant filter has C output
+ * channels: broadcasting makes that Add the same sum as a BiasAdd (and the fused node a valid
+ * TensorFlow node, whose bias must be 1-D).
  *
  * @param nodes the nodes that will run, by name (modified in place)
  * @param pinned tensors that are fed or fetched, which a fusion must not hide
@@ -144,11 +145,10 @@ export function fuseConvolutions(
       const filter = constShape(nodes.get(conv.inputs[1].node));
       const shape = constShape(nodes.get(other.node));
       if (
-        filter?.length === 4 && shape !== undefined && shape.length >= 1 && shape.length <= 4 &&
+        filter?.length === 4 && shape?.length === 1 &&
         add.inputs[1 - side].node === conv.name && other.node !== conv.name &&
         conv.inputs[1].index === 0 && other.index === 0 &&
-        shape[shape.length - 1] === (depthwise ? filter[2] * filter[3] : filter[3]) &&
-        shape.slice(0, -1).every((d) => d === 1)
+        shape[0] === (depthwise ? filter[2] * filter[3] : filter[3])
       ) {
         bias = other;
       }

@@ -1,0 +1,142 @@
+/**
+ * Plan-time fusion of convolution chains (`fuseConvolutions`): which chains fuse, which keep
+ * their nodes, and that a fused plan computes what the unfused one does.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { attrValue, GraphBuilder } from "../../src/graph/builder.ts";
+import { fuseConvolutions } from "../../src/graph/fuse.ts";
+import { graphFromNodeDefs, parseTensorName } from "../../src/graph/graph.ts";
+import { defaultRegistry } from "../../src/kernels/mod.ts";
+import { Session } from "../../src/runtime/session.ts";
+import { DataType } from "../../src/tensor/dtype.ts";
+import { Tensor } from "../../src/tensor/tensor.ts";
+
+const F = { T: attrValue.type(DataType.DT_FLOAT) };
+
+function conv(depthwise = false) {
+  return {
+    ...F,
+    strides: attrValue.ints([1, 1, 1, 1]),
+    padding: attrValue.string("SAME"),
+    data_format: attrValue.string("NHWC"),
+    dilations: attrValue.ints([1, 1, 1, 1]),
+    ...(depthwise ? {} : { explicit_paddings: attrValue.ints([]) }),
+  };
+}
+
+function floats(shape: number[], seed: number): Tensor {
+  let s = seed;
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = Float32Array.from({ length: n }, () => {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    return (s / 2147483648) * 2 - 1;
+  });
+  return new Tensor(DataType.DT_FLOAT, shape, data);
+}
+
+/** x [1,5,6,3] → chains to fuse and not to fuse; returns the builder and the fetch names. */
+function build(): GraphBuilder {
+  const g = new GraphBuilder();
+  const x = g.placeholder("x", DataType.DT_FLOAT, [1, 5, 6, 3]);
+  const f = g.constant("f", floats([3, 3, 3, 4], 1));
+  const b = g.constant("b", floats([4], 2));
+  // 1. Conv2D → BiasAdd → Relu6: fused, named "a/relu".
+  const c1 = g.op("a/conv", "Conv2D", [x, f], conv());
+  const b1 = g.op("a/bias", "BiasAdd", [c1, b], F);
+  g.op("a/relu", "Relu6", [b1], F);
+  // 2. Conv2D → AddV2(bias const [4]) → Relu: fused.
+  const b4 = g.constant("b4", floats([4], 3));
+  const c2 = g.op("b/conv", "Conv2D", [x, f], conv());
+  const a2 = g.op("b/add", "AddV2", [b4, c2], F);
+  g.op("b/relu", "Relu", [a2], F);
+  // 3. Depthwise → BiasAdd, then Sigmoid (not a fused activation): the bias fuses alone.
+  const fd = g.constant("fd", floats([3, 3, 3, 1], 4));
+  const bd = g.constant("bd", floats([3], 5));
+  const c3 = g.op("c/dw", "DepthwiseConv2dNative", [x, fd], conv(true));
+  const b3 = g.op("c/bias", "BiasAdd", [c3, bd], F);
+  g.op("c/sig", "Sigmoid", [b3], F);
+  // 4. Conv2D whose output has two consumers: not fused.
+  const c4 = g.op("d/conv", "Conv2D", [x, f], conv());
+  g.op("d/bias", "BiasAdd", [c4, b], F);
+  g.op("d/other", "Relu", [c4], F);
+  // 5. Conv2D + Add of an activation (not a constant vector): not fused.
+  const c5 = g.op("e/conv", "Conv2D", [x, f], conv());
+  g.op("e/add", "AddV2", [c5, "a/relu:0"], F);
+  // 6. Conv2D + Add of a constant that is not one per channel, or not 1-D: not fused.
+  const f6 = g.constant("f6", floats([1, 1, 3, 7], 7));
+  const c6 = g.op("f/conv", "Conv2D", [x, f6], conv());
+  g.op("f/add", "Add", [c6, g.constant("b7", floats([1], 6))], F);
+  const c8 = g.op("h/conv", "Conv2D", [x, f6], conv());
+  g.op("h/add", "Add", [c8, g.constant("b9", floats([1, 1, 1, 7], 8))], F);
+  // 7. Conv2D → BiasAdd → Relu where the BiasAdd output is fetched: conv + bias fuse, not Relu.
+  const c7 = g.op("g/conv", "Conv2D", [x, f], conv());
+  const b8 = g.op("g/bias", "BiasAdd", [c7, b], F);
+  g.op("g/relu", "Relu", [b8], F);
+  return g;
+}
+
+const FETCHES = [
+  "a/relu",
+  "b/relu",
+  "c/sig",
+  "d/bias",
+  "d/other",
+  "e/add",
+  "f/add",
+  "h/add",
+  "g/bias",
+  "g/relu",
+];
+
+Deno.test("fuseConvolutions fuses conv → bias → activation chains and leaves the others", () => {
+  const nodes = graphFromNodeDefs(build().graph().node);
+  const pinned = new Set(FETCHES.map((n) => `${n}:0`));
+  const count = fuseConvolutions(nodes, pinned);
+  assert.equal(count, 4);
+  const op = (n: string) => nodes.get(n)?.op;
+  const fusedOps = (n: string) => {
+    const v = nodes.get(n)?.attr["fused_ops"]?.value;
+    return v?.case === "list" ? v.value.s.map((s) => new TextDecoder().decode(s)) : undefined;
+  };
+  assert.equal(op("a/relu"), "_FusedConv2D");
+  assert.deepEqual(fusedOps("a/relu"), ["BiasAdd", "Relu6"]);
+  assert.equal(nodes.has("a/conv"), false);
+  assert.equal(nodes.has("a/bias"), false);
+  assert.equal(op("b/relu"), "_FusedConv2D");
+  assert.deepEqual(nodes.get("b/relu")!.inputs.map((r) => r.node), ["x", "f", "b4"]);
+  assert.equal(op("c/bias"), "_FusedDepthwiseConv2dNative");
+  assert.deepEqual(fusedOps("c/bias"), ["BiasAdd"]);
+  assert.equal(op("c/sig"), "Sigmoid");
+  assert.equal(op("d/conv"), "Conv2D");
+  assert.equal(op("e/conv"), "Conv2D");
+  assert.equal(op("f/conv"), "Conv2D");
+  assert.equal(op("h/conv"), "Conv2D");
+  assert.equal(op("g/bias"), "_FusedConv2D");
+  assert.deepEqual(fusedOps("g/bias"), ["BiasAdd"]);
+  assert.equal(op("g/relu"), "Relu");
+});
+
+Deno.test("a fused plan computes what the unfused plan does", () => {
+  const s = new Session(build().graph(), [], defaultRegistry());
+  const spec = {
+    feeds: [parseTensorName("x:0")],
+    fetches: FETCHES.map((n) => parseTensorName(`${n}:0`)),
+  };
+  const fused = s.compile(spec, "fused");
+  const plain = s.compile({ ...spec, fuse: false }, "plain");
+  assert.ok(fused.ops.includes("_FusedConv2D"));
+  assert.ok(fused.ops.includes("_FusedDepthwiseConv2dNative"));
+  assert.ok(!plain.ops.includes("_FusedConv2D"));
+  const x = floats([1, 5, 6, 3], 9);
+  const a = fused.run([x]), b = plain.run([x]);
+  assert.equal(a.length, b.length);
+  for (let i = 0; i < a.length; i++) {
+    assert.deepEqual(a[i].shape, b[i].shape);
+    const u = a[i].data as Float32Array, v = b[i].data as Float32Array;
+    for (let j = 0; j < u.length; j++) {
+      assert.ok(Math.abs(u[j] - v[j]) <= 1e-5 + 1e-5 * Math.abs(v[j]), `${FETCHES[i]} at ${j}`);
+    }
+  }
+});
