@@ -45,7 +45,8 @@ function isFloat(n: GraphNode): boolean {
  * @returns the number of chains fused
  */
 export function fuseGraph(nodes: Map<string, GraphNode>, pinned: ReadonlySet<string>): number {
-  return fuseDenseSoftmax(nodes, pinned) + fuseConvolutions(nodes, pinned);
+  return fuseDenseSoftmax(nodes, pinned) + fuseConvolutions(nodes, pinned) +
+    fuseHardSwish(nodes, pinned) + fuseResidualAdd(nodes, pinned);
 }
 
 /** Data consumers per tensor, and the nodes something waits on by a control edge. */
@@ -179,6 +180,153 @@ export function fuseConvolutions(
       },
     };
     nodes.delete(conv.name);
+    if (act !== undefined) nodes.delete(add.name);
+    nodes.set(node.name, node);
+    fused++;
+  }
+  return fused;
+}
+
+/** The value of a float32 scalar Const (shape [] or [1]), or undefined. */
+function constScalar(n: GraphNode | undefined): number | undefined {
+  const shape = constShape(n);
+  if (shape === undefined || shape.some((d) => d !== 1)) return undefined;
+  const t = n!.attr["value"]!.value;
+  if (t.case !== "tensor") return undefined;
+  if (t.value.floatVal.length > 0) return t.value.floatVal[0];
+  const bytes = t.value.tensorContent;
+  if (bytes.length !== 4) return undefined;
+  return new DataView(bytes.buffer, bytes.byteOffset, 4).getFloat32(0, true);
+}
+
+/**
+ * Folds the hard-swish of MobileNetV3-style graphs into the fused convolution before it:
+ * y → {Mul(s, y), AddV2(y, o) → Relu6} → Mul(Mul, Relu6), with s and o float32 scalar
+ * constants (1/6 and 3 in practice), where y is a `_FusedConv2D` / `_FusedDepthwiseConv2dNative`
+ * with fused_ops [BiasAdd]. The node keeps its TensorFlow op and fused_ops and gains the private
+ * attr `_hard_swish` = [s, o] (attrs starting with `_` are the runtime's own, as grappler's);
+ * its kernel computes (v·s)·Relu6(v + o) in the same order as the four ops, so the floats are
+ * the same. The fused node takes the name of the last Mul.
+ *
+ * @param nodes the nodes that will run, by name (modified in place)
+ * @param pinned tensors that are fed or fetched, which a fusion must not hide
+ * @returns the number of patterns folded
+ */
+export function fuseHardSwish(nodes: Map<string, GraphNode>, pinned: ReadonlySet<string>): number {
+  const { consumers, controlled } = uses(nodes);
+  const free = (n: GraphNode) => !pinned.has(`${n.name}:0`) && !controlled.has(n.name);
+  const only = (n: GraphNode): GraphNode | undefined => {
+    const list = consumers.get(`${n.name}:0`);
+    return list?.length === 1 && free(n) ? list[0] : undefined;
+  };
+  // The scalar operand of a binary op whose other operand is `y`, or undefined.
+  const scalarWith = (op: GraphNode, y: GraphNode): number | undefined => {
+    if (op.inputs.length !== 2) return undefined;
+    const side = op.inputs[0].node === y.name ? 1 : 0;
+    if (op.inputs[1 - side].node !== y.name || op.inputs[1 - side].index !== 0) return undefined;
+    if (op.inputs[side].index !== 0) return undefined;
+    return constScalar(nodes.get(op.inputs[side].node));
+  };
+  let fused = 0;
+  for (const y of [...nodes.values()]) {
+    if (y.op !== "_FusedConv2D" && y.op !== "_FusedDepthwiseConv2dNative") continue;
+    const ops = y.attr["fused_ops"]?.value;
+    if (ops?.case !== "list" || ops.value.s.length !== 1 || y.attr["_hard_swish"]) continue;
+    if (new TextDecoder().decode(ops.value.s[0]) !== "BiasAdd" || !free(y)) continue;
+    const list = consumers.get(`${y.name}:0`);
+    if (list?.length !== 2) continue;
+    const mul = list.find((n) => n.op === "Mul");
+    const add = list.find((n) => n.op === "AddV2" || n.op === "Add");
+    if (mul === undefined || add === undefined) continue;
+    const scale = scalarWith(mul, y), offset = scalarWith(add, y);
+    if (scale === undefined || offset === undefined) continue;
+    const relu6 = only(add);
+    if (relu6?.op !== "Relu6" || relu6.inputs.length !== 1) continue;
+    const last = only(relu6);
+    if (last === undefined || last.op !== "Mul" || only(mul) !== last) continue;
+    const ins = last.inputs.map((r) => r.index === 0 ? r.node : "");
+    if (!(ins.includes(mul.name) && ins.includes(relu6.name))) continue;
+    const node: GraphNode = {
+      name: last.name,
+      op: y.op,
+      inputs: y.inputs,
+      controlInputs: [
+        ...new Set(
+          [y, mul, add, relu6, last].flatMap((n) => n.controlInputs),
+        ),
+      ],
+      attr: { ...y.attr, _hard_swish: attrValue.floats([scale, offset]) },
+    };
+    for (const n of [y, mul, add, relu6]) nodes.delete(n.name);
+    nodes.set(node.name, node);
+    fused++;
+  }
+  return fused;
+}
+
+/**
+ * Folds a residual sum into the fused convolution before it: a `_FusedConv2D` with fused_ops
+ * [BiasAdd] (NHWC, float32) whose one consumer is
+ * Add/AddV2(y, r), optionally followed by Relu, Relu6, Elu or LeakyRelu, becomes fused_ops
+ * [BiasAdd, Add(, activation)] with r as its fourth input (as grappler's remapper does for
+ * Conv2D + BiasAdd + Add + Relu). The node gains the private attr `_broadcast_add`, so that when
+ * r does not have the output's shape its kernel broadcasts as the Add did (TensorFlow's fused
+ * kernel requires equal shapes, and keeps doing so for nodes without the attr).
+ *
+ * @param nodes the nodes that will run, by name (modified in place)
+ * @param pinned tensors that are fed or fetched, which a fusion must not hide
+ * @returns the number of sums folded
+ */
+export function fuseResidualAdd(
+  nodes: Map<string, GraphNode>,
+  pinned: ReadonlySet<string>,
+): number {
+  const { consumers, controlled } = uses(nodes);
+  const only = (n: GraphNode): GraphNode | undefined => {
+    const key = `${n.name}:0`;
+    const list = consumers.get(key);
+    return list?.length === 1 && !pinned.has(key) && !controlled.has(n.name) ? list[0] : undefined;
+  };
+  let fused = 0;
+  for (const y of [...nodes.values()]) {
+    // Depthwise convolutions are left alone: residual sums follow the projection convolutions.
+    if (y.op !== "_FusedConv2D") continue;
+    if (!nodes.has(y.name) || stringAttr(y, "data_format", "NHWC") !== "NHWC") continue;
+    const ops = y.attr["fused_ops"]?.value;
+    if (ops?.case !== "list" || ops.value.s.length !== 1 || y.attr["_hard_swish"]) continue;
+    if (new TextDecoder().decode(ops.value.s[0]) !== "BiasAdd") continue;
+    const t = y.attr["T"]?.value;
+    if (t?.case !== "type" || t.value !== DataType.DT_FLOAT) continue;
+    const add = only(y);
+    if (add === undefined || (add.op !== "Add" && add.op !== "AddV2") || add.inputs.length !== 2) {
+      continue;
+    }
+    const side = add.inputs[0].node === y.name && add.inputs[0].index === 0 ? 1 : 0;
+    const other = add.inputs[side];
+    if (other.node === y.name || add.inputs[1 - side].node !== y.name) continue;
+    let act: GraphNode | undefined = only(add);
+    if (act !== undefined && (!CONV_ACTIVATIONS.has(act.op) || act.inputs.length !== 1)) {
+      act = undefined;
+    }
+    const last = act ?? add;
+    const node: GraphNode = {
+      name: last.name,
+      op: y.op,
+      inputs: [...y.inputs, other],
+      controlInputs: [
+        ...new Set([y, add, ...(act ? [act] : [])].flatMap((n) => n.controlInputs)),
+      ],
+      attr: {
+        ...y.attr,
+        num_args: attrValue.int(2),
+        fused_ops: attrValue.strings(act ? ["BiasAdd", "Add", act.op] : ["BiasAdd", "Add"]),
+        ...(act?.op === "LeakyRelu" && act.attr["alpha"]
+          ? { leakyrelu_alpha: act.attr["alpha"] }
+          : {}),
+        _broadcast_add: attrValue.bool(true),
+      },
+    };
+    nodes.delete(y.name);
     if (act !== undefined) nodes.delete(add.name);
     nodes.set(node.name, node);
     fused++;

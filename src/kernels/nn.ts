@@ -20,8 +20,9 @@ import { Code, ServingError } from "../errors.ts";
 import { DataType, dtypeName, type NumericArray } from "../tensor/dtype.ts";
 import { type Shape, shapeString, Tensor, toIntArray } from "../tensor/tensor.ts";
 import type { Kernel, KernelContext, KernelRun } from "./kernel.ts";
+import { forEachBlock, sameShape, stridedPlan } from "./broadcast.ts";
 import { denseF32, isWeightSource } from "./wasm/dense.ts";
-import { conv2dF32, depthwiseF32, WasmAct } from "./wasm/conv.ts";
+import { conv2dF32, depthwiseF32, type HardSwish, WasmAct } from "./wasm/conv.ts";
 
 /** Storage of the float types these kernels compute on. */
 type FloatArray = Float32Array | Float64Array;
@@ -1141,6 +1142,59 @@ interface ConvConfig {
   plan: FusionPlan | null;
   epsilon: number;
   alpha: number;
+  /**
+   * A hard-swish after the bias, (v·scale)·Relu6(v + offset): the private attr
+   * `_hard_swish` [scale, offset] that plan-time fusion (src/graph/fuse.ts) sets when it folds
+   * the Mul / AddV2 / Relu6 / Mul pattern of MobileNetV3-style graphs into the convolution.
+   */
+  hardSwish: HardSwish | null;
+  /**
+   * The private attr `_broadcast_add` that plan-time fusion sets when it folds an Add/AddV2 into
+   * the convolution: a residual of another shape then broadcasts as the Add did, instead of
+   * failing as TensorFlow's fused kernel does.
+   */
+  broadcastAdd: boolean;
+}
+
+/**
+ * act(y + r) with broadcasting, for a folded Add whose operand `r` does not have the
+ * convolution's output shape (see ConvConfig.broadcastAdd).
+ */
+function addBroadcast(
+  ctx: KernelContext,
+  y: FloatArray,
+  yShape: Shape,
+  r: Tensor,
+  like: Tensor,
+  act: Act,
+  alpha: number,
+): Tensor {
+  const rd = sameFloat(ctx, r, like, "the fused Add operand");
+  const plan = stridedPlan([yShape, r.shape]);
+  const out = allocLike(y, plan.size);
+  const d = plan.dims.length;
+  const rows = plan.dims[d - 2], cols = plan.dims[d - 1];
+  const [ys0, ys1] = [plan.strides[0][d - 2], plan.strides[0][d - 1]];
+  const [rs0, rs1] = [plan.strides[1][d - 2], plan.strides[1][d - 1]];
+  forEachBlock(plan, (offs, o) => {
+    for (let i = 0; i < rows; i++) {
+      let yi = offs[0] + i * ys0, ri = offs[1] + i * rs0;
+      for (let j = 0; j < cols; j++, yi += ys1, ri += rs1) out[o++] = y[yi] + rd[ri];
+    }
+  });
+  activate(out, 0, out, 0, out.length, act, alpha);
+  return new Tensor(like.dtype, plan.shape, out);
+}
+
+/** In place: y = (y·scale)·Relu6(y + offset), each step rounded to float32 as the graph's ops. */
+function hardSwishLoop(y: FloatArray, hs: HardSwish): void {
+  const f = y instanceof Float32Array ? Math.fround : (v: number) => v;
+  const scale = f(hs.scale), offset = f(hs.offset);
+  for (let i = 0; i < y.length; i++) {
+    const v = y[i];
+    const r = f(v + offset);
+    y[i] = f(v * scale) * (r < 0 ? 0 : r > 6 ? 6 : r);
+  }
 }
 
 function runConv(
@@ -1184,17 +1238,31 @@ function runConv(
   const g = geometry(w, input.shape, fh, fw, outC);
   const shape = outShape(g, w.nchw);
   let ep = NO_EPILOGUE;
+  // A folded Add whose operand needs broadcasting: the convolution and bias first, the sum and
+  // the activation after.
+  let residual: Tensor | null = null;
   if (cfg.plan !== null) {
-    ep = buildEpilogue(ctx, cfg.plan, inputs.slice(2), input, outC, shape, cfg.epsilon, cfg.alpha);
+    let plan = cfg.plan, args = inputs.slice(2);
+    if (plan.add && cfg.broadcastAdd && !w.nchw && !sameShape(args[1].shape, shape)) {
+      residual = args[1];
+      plan = { ...plan, add: false, act: Act.None, numArgs: 1 };
+      args = args.slice(0, 1);
+    }
+    ep = buildEpilogue(ctx, plan, args, input, outC, shape, cfg.epsilon, cfg.alpha);
     if (w.nchw && ep.side !== null) ep.side = toNHWC(ep.side, g.batch, outC, g.outH, g.outW);
   }
   if (w.nchw) x = toNHWC(x, g.batch, g.inC, g.inH, g.inW);
   const fast = cfg.wasm ? convWasm(cfg, x, f, g, fin, fout, ep) : null;
+  const hs = fast === null ? cfg.hardSwish : null;
   let y = fast ?? allocLike(x, g.batch * g.outH * g.outW * outC);
   if (fast === null && y.length > 0) {
     const acc = scratch.get(outC);
     if (cfg.depthwise) depthwiseCore(x, f, y, g, fout, ep, acc);
     else conv2dCore(x, f, y, g, fin, ep, acc);
+  }
+  if (hs !== null) hardSwishLoop(y, hs);
+  if (residual !== null) {
+    return [addBroadcast(ctx, y, shape, residual, input, cfg.plan!.act, cfg.alpha)];
   }
   if (w.nchw) y = toNCHW(y, g.batch, g.outH, g.outW, outC);
   return [new Tensor(input.dtype, shape, y)];
@@ -1225,14 +1293,17 @@ function convWasm(
   const bias = ep.bias, side = ep.side;
   if (bias !== null && !(bias instanceof Float32Array)) return null;
   if (side !== null && !(side instanceof Float32Array)) return null;
-  const act = WASM_ACTS[ep.act];
+  const hs = cfg.hardSwish;
+  // A hard-swish comes alone (fusion puts it only after a bare bias).
+  const act = hs !== null && ep.act === Act.None ? WasmAct.HardSwish : WASM_ACTS[ep.act];
+  if (hs !== null && act !== WasmAct.HardSwish) return null;
   let y: Float32Array | null;
   if (cfg.depthwise) {
     if (fout !== 1 || side !== null) return null;
-    y = depthwiseF32(x, f, bias, g, act ?? WasmAct.None);
+    y = depthwiseF32(x, f, bias, g, act ?? WasmAct.None, hs);
   } else {
     if (fin !== g.inC) return null;
-    y = conv2dF32(x, f, bias, side, g, act ?? WasmAct.None);
+    y = conv2dF32(x, f, bias, side, g, act ?? WasmAct.None, hs);
   }
   if (y !== null && act === undefined) activate(y, 0, y, 0, y.length, ep.act, ep.alpha);
   return y;
@@ -1250,7 +1321,18 @@ function convKernel(op: string, depthwise: boolean, fused: boolean): Kernel {
         plan: fused ? fusionPlan(ctx, true) : null,
         epsilon: fused ? ctx.attr.float("epsilon", 0.0001) : 0,
         alpha: fused ? ctx.attr.float("leakyrelu_alpha", 0.2) : 0,
+        hardSwish: null,
+        broadcastAdd: fused && ctx.attr.bool("_broadcast_add", false),
       };
+      if (fused && ctx.attr.has("_hard_swish")) {
+        const c = ctx.attr.floats("_hard_swish");
+        if (c.length !== 2 || cfg.plan?.act !== Act.None || cfg.plan.batchNorm) {
+          throw invalid(
+            `${op} node "${ctx.name}": _hard_swish must be [scale, offset] after a bare bias`,
+          );
+        }
+        cfg.hardSwish = { scale: c[0], offset: c[1] };
+      }
       const scratch = new Scratch();
       return (inputs) => runConv(ctx, cfg, inputs, scratch);
     },

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { attrValue, GraphBuilder } from "../../src/graph/builder.ts";
-import { fuseConvolutions } from "../../src/graph/fuse.ts";
+import { fuseConvolutions, fuseGraph } from "../../src/graph/fuse.ts";
 import { graphFromNodeDefs, parseTensorName } from "../../src/graph/graph.ts";
 import { defaultRegistry } from "../../src/kernels/mod.ts";
 import { Session } from "../../src/runtime/session.ts";
@@ -137,6 +137,63 @@ Deno.test("a fused plan computes what the unfused plan does", () => {
     const u = a[i].data as Float32Array, v = b[i].data as Float32Array;
     for (let j = 0; j < u.length; j++) {
       assert.ok(Math.abs(u[j] - v[j]) <= 1e-5 + 1e-5 * Math.abs(v[j]), `${FETCHES[i]} at ${j}`);
+    }
+  }
+});
+
+/** Hard-swish and residual patterns: x [2,5,6,3], r [2,5,6,4], z [4] fed. */
+function buildTails(): GraphBuilder {
+  const g = new GraphBuilder();
+  const x = g.placeholder("x", DataType.DT_FLOAT, [2, 5, 6, 3]);
+  const r = g.placeholder("r", DataType.DT_FLOAT, [2, 5, 6, 4]);
+  const z = g.placeholder("z", DataType.DT_FLOAT, [4]);
+  const f = g.constant("f", floats([3, 3, 3, 4], 11));
+  const b = g.constant("b", floats([4], 12));
+  const sixth = g.constant("sixth", new Tensor(DataType.DT_FLOAT, [], Float32Array.of(1 / 6)));
+  const three = g.constant("three", new Tensor(DataType.DT_FLOAT, [], Float32Array.of(3)));
+  // Hard-swish of a conv + bias, as MobileNetV3 graphs have it: fused into "hs/out".
+  const y = g.op("hs/bias", "Add", [g.op("hs/conv", "Conv2D", [x, f], conv()), b], F);
+  const m = g.op("hs/mul", "Mul", [sixth, y], F);
+  const a = g.op("hs/add", "AddV2", [y, three], F);
+  g.op("hs/out", "Mul", [m, g.op("hs/relu6", "Relu6", [a], F)], F);
+  // Residual: conv + bias + AddV2(r) + Relu, fused into "res/relu".
+  const y2 = g.op("res/bias", "BiasAdd", [g.op("res/conv", "Conv2D", [x, f], conv()), b], F);
+  g.op("res/relu", "Relu", [g.op("res/add", "AddV2", [r, y2], F)], F);
+  // A residual that broadcasts (z is [4]): fused, computed as the Add would.
+  const y3 = g.op("bc/bias", "BiasAdd", [g.op("bc/conv", "Conv2D", [x, f], conv()), b], F);
+  g.op("bc/add", "AddV2", [y3, z], F);
+  return g;
+}
+
+Deno.test("hard-swish and residual sums fold into the convolution, with the same results", () => {
+  const fetches = ["hs/out", "res/relu", "bc/add"];
+  const nodes = graphFromNodeDefs(buildTails().graph().node);
+  assert.equal(fuseGraph(nodes, new Set(fetches.map((n) => `${n}:0`))), 3 + 1 + 2);
+  const hs = nodes.get("hs/out")!;
+  assert.equal(hs.op, "_FusedConv2D");
+  const c = hs.attr["_hard_swish"]?.value;
+  assert.ok(c?.case === "list");
+  assert.deepEqual(c.value.f, [Math.fround(1 / 6), 3]);
+  for (const n of ["hs/conv", "hs/bias", "hs/mul", "hs/add", "hs/relu6"]) {
+    assert.equal(nodes.has(n), false, n);
+  }
+  assert.equal(nodes.get("res/relu")!.op, "_FusedConv2D");
+  assert.deepEqual(nodes.get("res/relu")!.inputs.map((r) => r.node), ["x", "f", "b", "r"]);
+  assert.equal(nodes.get("bc/add")!.op, "_FusedConv2D");
+
+  const s = new Session(buildTails().graph(), [], defaultRegistry());
+  const spec = {
+    feeds: ["x:0", "r:0", "z:0"].map(parseTensorName),
+    fetches: fetches.map((n) => parseTensorName(`${n}:0`)),
+  };
+  const feeds = [floats([2, 5, 6, 3], 13), floats([2, 5, 6, 4], 14), floats([4], 15)];
+  const a = s.compile(spec, "fused").run(feeds);
+  const b = s.compile({ ...spec, fuse: false }, "plain").run(feeds);
+  for (let i = 0; i < a.length; i++) {
+    assert.deepEqual(a[i].shape, b[i].shape);
+    const u = a[i].data as Float32Array, v = b[i].data as Float32Array;
+    for (let j = 0; j < u.length; j++) {
+      assert.ok(Math.abs(u[j] - v[j]) <= 1e-5 + 1e-5 * Math.abs(v[j]), `${fetches[i]} at ${j}`);
     }
   }
 });

@@ -389,3 +389,30 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "the hard-swish epilogue equals the graph's Mul, AddV2, Relu6, Mul in float32",
+  ignore: !convWasmSupported,
+  fn() {
+    const r = rng(71);
+    const hs = { scale: Math.fround(1 / 6), offset: 3 };
+    const f32 = Math.fround;
+    const swish = (v: number) =>
+      f32(f32(v * hs.scale) * Math.min(Math.max(f32(v + hs.offset), 0), 6));
+    for (let t = 0; t < 20; t++) {
+      const depthwise = t % 2 === 1;
+      const g = randomGeometry(r, depthwise);
+      const x = randArray(r, g.batch * g.inH * g.inW * g.inC).map((v) => v * 4);
+      const f = randArray(r, g.fh * g.fw * g.inC * (depthwise ? 1 : g.outC));
+      const b = randArray(r, g.outC);
+      const plain = depthwise
+        ? depthwiseF32(x, f, b, g, WasmAct.None)
+        : conv2dF32(x, f, b, null, g, WasmAct.None);
+      const got = depthwise
+        ? depthwiseF32(x, f, b, g, WasmAct.HardSwish, hs)
+        : conv2dF32(x, f, b, null, g, WasmAct.HardSwish, hs);
+      assert.ok(plain !== null && got !== null);
+      for (let i = 0; i < got.length; i++) assert.equal(got[i], swish(plain[i]), `at ${i}`);
+    }
+  },
+});

@@ -83,6 +83,7 @@ interface ConvExports {
     act: number,
   ): void;
   peak(iters: number): number;
+  setHardSwish(scale: number, offset: number): void;
 }
 
 /** The activations the kernels apply themselves (the codes of `conv.wat`). */
@@ -90,6 +91,14 @@ export enum WasmAct {
   None = 0,
   Relu = 1,
   Relu6 = 2,
+  /** (v·scale)·Relu6(v + offset), the constants given with the call. */
+  HardSwish = 3,
+}
+
+/** The constants of a hard-swish epilogue: (v·scale)·Relu6(v + offset). */
+export interface HardSwish {
+  scale: number;
+  offset: number;
 }
 
 /** Geometry of one NHWC convolution (window sizes and leading paddings already resolved). */
@@ -242,6 +251,7 @@ class ConvWasm {
     side: Float32Array | null,
     g: ConvGeometry,
     act: WasmAct,
+    hs: HardSwish | null,
   ): Float32Array | null {
     const { batch, inH, inW, inC, fh, fw, outH, outW, outC } = g;
     const k = fh * fw * inC;
@@ -270,6 +280,7 @@ class ConvWasm {
     if (side !== null) f32.set(side.subarray(0, outFloats), sdo >>> 2);
     const ldy = outC * 4;
     const ex = this.#x;
+    if (hs !== null) ex.setHardSwish(hs.scale, hs.offset);
     if (direct) {
       ex.gemm(xo, inC * 4, wo, bo, yo, ldy, side === null ? 0 : sdo, batch * pixels, k, outC, act);
     } else {
@@ -322,6 +333,7 @@ class ConvWasm {
     b: Float32Array | null,
     g: ConvGeometry,
     act: WasmAct,
+    hs: HardSwish | null,
   ): Float32Array | null {
     const { batch, inH, inW, inC: c, fh, fw, outH, outW } = g;
     const c4 = ceil4(c);
@@ -347,6 +359,7 @@ class ConvWasm {
       }
     }
     const ex = this.#x;
+    if (hs !== null) ex.setHardSwish(hs.scale, hs.offset);
     for (let img = 0; img < batch; img++) {
       ex.depthwise(
         xo + img * inPix * c4 * 4,
@@ -478,7 +491,8 @@ function timed<T>(flops: number, run: () => T): T {
 }
 
 /**
- * NHWC Conv2D (one group) with an HWIO filter [fh, fw, inC, outC], then `+ b`, `+ side`, `act`.
+ * NHWC Conv2D (one group) with an HWIO filter [fh, fw, inC, outC], then `+ b`, `+ side`, `act`
+ * (with `hs`, its constants, exactly when `act` is HardSwish).
  *
  * @param x the input, g.batch × g.inH × g.inW × g.inC floats
  * @param f the filter, a weight (packed once per array and cached)
@@ -493,11 +507,13 @@ export function conv2dF32(
   side: Float32Array | null,
   g: ConvGeometry,
   act: WasmAct,
+  hs: HardSwish | null = null,
 ): Float32Array | null {
   const k = kernel;
   if (!enabled || k === null || g.outC === 0 || g.inC === 0) return null;
+  if ((act === WasmAct.HardSwish) !== (hs !== null)) throw new Error("hard-swish constants");
   const flops = 2 * g.batch * g.outH * g.outW * g.outC * g.fh * g.fw * g.inC;
-  return timed(flops, () => k.conv2d(x, f, b, side, g, act));
+  return timed(flops, () => k.conv2d(x, f, b, side, g, act, hs));
 }
 
 /**
@@ -510,11 +526,13 @@ export function depthwiseF32(
   b: Float32Array | null,
   g: ConvGeometry,
   act: WasmAct,
+  hs: HardSwish | null = null,
 ): Float32Array | null {
   const k = kernel;
   if (!enabled || k === null || g.inC === 0) return null;
+  if ((act === WasmAct.HardSwish) !== (hs !== null)) throw new Error("hard-swish constants");
   const flops = 2 * g.batch * g.outH * g.outW * g.inC * g.fh * g.fw;
-  return timed(flops, () => k.depthwise(x, f, b, g, act));
+  return timed(flops, () => k.depthwise(x, f, b, g, act, hs));
 }
 
 /**
@@ -533,6 +551,7 @@ export function matmulF32(
 ): Float32Array | null {
   const kn = kernel;
   if (!enabled || kn === null || m === 0 || k === 0 || n === 0) return null;
+  if (act === WasmAct.HardSwish) throw new Error("matmulF32 has no hard-swish epilogue");
   return timed(2 * m * k * n, () => kn.matmul(a, w, b, m, k, n, transB, act));
 }
 

@@ -13,7 +13,9 @@
 ;;   bias  n8 floats, zeros past n.
 ;;   y     m rows of n floats, row stride $ldy bytes. Only columns < n are written.
 ;;   side  0, or m rows of n floats with stride $ldy added before the activation (a residual).
-;;   act   0 none, 1 Relu (max(v, 0), NaN stays NaN), 2 Relu6 (min(max(v, 0), 6)).
+;;   act   0 none, 1 Relu (max(v, 0), NaN stays NaN), 2 Relu6 (min(max(v, 0), 6)), 3 hard-swish
+;;         (v·s)·Relu6(v + o), with s and o set by $setHardSwish, in the order of the graph's
+;;         Mul(s, v), AddV2(v, o), Relu6, Mul that it replaces (so results are the same floats).
 ;; Rows go in blocks of 4 (each weight load serves 4 rows, each a load 8 columns: 8
 ;; accumulators); the last m % 4 rows one at a time. Sums run over k in order in each lane, so
 ;; a row's result does not depend on the block it is computed in.
@@ -31,6 +33,13 @@
 ;;   machine's SIMD multiply-add throughput (the benchmark's roofline).
 (module
   (memory (export "memory") 1)
+
+  ;; The hard-swish constants (act 3): scale and offset.
+  (global $hsScale (mut f32) (f32.const 0))
+  (global $hsOffset (mut f32) (f32.const 0))
+  (func (export "setHardSwish") (param $scale f32) (param $offset f32)
+    (global.set $hsScale (local.get $scale))
+    (global.set $hsOffset (local.get $offset)))
 
   ;; Stores lanes [0, count) of $v at $addr, count in [0, 4]; nothing past them is written.
   (func $store (param $addr i32) (param $v v128) (param $count i32)
@@ -52,9 +61,19 @@
         (if (result v128) (i32.eq (local.get $act) (i32.const 1))
           (then (f32x4.max (local.get $v) (v128.const f32x4 0 0 0 0)))
           (else
-            (f32x4.min
-              (f32x4.max (local.get $v) (v128.const f32x4 0 0 0 0))
-              (v128.const f32x4 6 6 6 6)))))))
+            (if (result v128) (i32.eq (local.get $act) (i32.const 2))
+              (then
+                (f32x4.min
+                  (f32x4.max (local.get $v) (v128.const f32x4 0 0 0 0))
+                  (v128.const f32x4 6 6 6 6)))
+              (else
+                (f32x4.mul
+                  (f32x4.mul (local.get $v) (f32x4.splat (global.get $hsScale)))
+                  (f32x4.min
+                    (f32x4.max
+                      (f32x4.add (local.get $v) (f32x4.splat (global.get $hsOffset)))
+                      (v128.const f32x4 0 0 0 0))
+                    (v128.const f32x4 6 6 6 6))))))))))
 
   ;; The epilogue of one row of 8 columns: bias, side, activation, store of columns < $cols.
   (func $finish8 (param $y i32) (param $side i32) (param $off i32) (param $bias i32)
