@@ -22,7 +22,7 @@ import { type Shape, shapeString, Tensor, toIntArray } from "../tensor/tensor.ts
 import type { Kernel, KernelContext, KernelRun } from "./kernel.ts";
 import { forEachBlock, sameShape, stridedPlan } from "./broadcast.ts";
 import { denseF32, isWeightSource } from "./wasm/dense.ts";
-import { conv2dF32, depthwiseF32, type HardSwish, WasmAct } from "./wasm/conv.ts";
+import { conv2dF32, depthwiseF32, type HardSwish, matmulF32, WasmAct } from "./wasm/conv.ts";
 
 /** Storage of the float types these kernels compute on. */
 type FloatArray = Float32Array | Float64Array;
@@ -1416,6 +1416,37 @@ function conv2dBackpropInputCore(
 }
 
 /**
+ * The same sums with the per-tap products from WebAssembly: `cols` holds, for each out_backprop
+ * pixel, its product with the filter seen as [fh·fw·inC, outC] (a GEMM over the outC channels,
+ * float32), and each of its fh·fw·inC values is added into the input pixel its tap lands on.
+ */
+function col2imAdd(cols: Float32Array, acc: Float64Array, g: Geometry): void {
+  const { inH, inW, inC, fh, fw, outH, outW, sh, sw, dh, dw } = g;
+  const row = fh * fw * inC;
+  let co = 0;
+  for (let b = 0; b < g.batch; b++) {
+    const xb = b * inH * inW * inC;
+    for (let oy = 0; oy < outH; oy++) {
+      const iy0 = oy * sh - g.padTop;
+      for (let ox = 0; ox < outW; ox++, co += row) {
+        const ix0 = ox * sw - g.padLeft;
+        for (let fy = 0; fy < fh; fy++) {
+          const iy = iy0 + fy * dh;
+          if (iy < 0 || iy >= inH) continue;
+          for (let fx = 0; fx < fw; fx++) {
+            const ix = ix0 + fx * dw;
+            if (ix < 0 || ix >= inW) continue;
+            const xo = xb + (iy * inW + ix) * inC;
+            const c = co + (fy * fw + fx) * inC;
+            for (let ci = 0; ci < inC; ci++) acc[xo + ci] += cols[c + ci];
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
  * Conv2DBackpropInput — what Keras' Conv2DTranspose exports: inputs input_sizes (4 sizes, or H
  * and W), filter [fh, fw, in, out] and out_backprop; attrs strides, padding (SAME, VALID,
  * EXPLICIT with explicit_paddings), dilations, data_format. Shapes are checked as TensorFlow's
@@ -1427,6 +1458,8 @@ const conv2dBackpropInput: Kernel = {
   compile(ctx: KernelContext): KernelRun {
     checkTypeAttr(ctx);
     const w = convWindowAttrs(ctx);
+    // A weight filter (see isWeightSource) is packed once for the WebAssembly product.
+    const wasm = isWeightSource(ctx.inputOps[1] ?? "");
     return (inputs) => {
       checkArity(ctx, inputs, 3);
       const [sizesT, filter, dyT] = inputs;
@@ -1481,7 +1514,11 @@ const conv2dBackpropInput: Kernel = {
       const acc = new Float64Array(n);
       if (n > 0 && dyT.size > 0) {
         if (w.nchw) dy = toNHWC(dy, g.batch, fout, g.outH, g.outW);
-        conv2dBackpropInputCore(dy, f, acc, g);
+        const cols = wasm && dy instanceof Float32Array && f instanceof Float32Array
+          ? matmulF32(dy, f, null, g.batch * g.outH * g.outW, fout, fh * fw * fin, true, 0)
+          : null;
+        if (cols !== null) col2imAdd(cols, acc, g);
+        else conv2dBackpropInputCore(dy, f, acc, g);
       }
       let y = allocLike(f, n);
       y.set(acc);
