@@ -22,7 +22,14 @@ import { type Shape, shapeString, Tensor, toIntArray } from "../tensor/tensor.ts
 import type { Kernel, KernelContext, KernelRun } from "./kernel.ts";
 import { forEachBlock, sameShape, stridedPlan } from "./broadcast.ts";
 import { denseF32, isWeightSource } from "./wasm/dense.ts";
-import { conv2dF32, depthwiseF32, type HardSwish, matmulF32, WasmAct } from "./wasm/conv.ts";
+import {
+  conv2dF32,
+  depthwiseF32,
+  type HardSwish,
+  matmulF32,
+  poolF32,
+  WasmAct,
+} from "./wasm/conv.ts";
 
 /** Storage of the float types these kernels compute on. */
 type FloatArray = Float32Array | Float64Array;
@@ -1644,8 +1651,10 @@ function runPool(
   const c = w.nchw ? input.shape[1] : input.shape[3];
   const g = geometry(w, input.shape, kh, kw, c);
   if (w.nchw) x = toNHWC(x, g.batch, c, g.inH, g.inW);
-  let y = allocLike(x, g.batch * g.outH * g.outW * c);
-  if (y.length > 0) {
+  // WebAssembly for float32 (float32 sums for the average, as TensorFlow's kernel).
+  const fast = x instanceof Float32Array && g.outH * g.outW > 0 ? poolF32(x, g, max) : null;
+  let y = fast ?? allocLike(x, g.batch * g.outH * g.outW * c);
+  if (fast === null && y.length > 0) {
     if (max) maxPoolCore(x, y, g);
     else avgPoolCore(x, y, g, scratch.get(c));
   }

@@ -470,3 +470,46 @@ Deno.test({
     assert.ok(ran > 20);
   },
 });
+
+Deno.test({
+  name: "MaxPool / AvgPool agree with and without WebAssembly on random shapes",
+  ignore: !convWasmSupported,
+  fn() {
+    const r = rng(91);
+    let ran = 0;
+    for (let t = 0; t < 80; t++) {
+      const n = int(r, 1, 2), h = int(r, 1, 9), w = int(r, 1, 9), c = int(r, 1, 11);
+      const kh = int(r, 1, 4), kw = int(r, 1, 4);
+      const padding = ["SAME", "VALID"][int(r, 0, 1)];
+      const x = tensor([n, h, w, c], randArray(r, n * h * w * c));
+      const xd = x.data as Float32Array;
+      if (t % 5 === 0) xd[int(r, 0, xd.length - 1)] = NaN;
+      const attrs = {
+        T: attr.type(DataType.DT_FLOAT),
+        ksize: attr.ints([1, kh, kw, 1]),
+        strides: attr.ints([1, int(r, 1, 3), int(r, 1, 3), 1]),
+        padding: attr.string(padding),
+      };
+      for (const op of ["MaxPool", "AvgPool"]) {
+        let want: Tensor;
+        const was = setConvWasmEnabled(false);
+        try {
+          want = runOp(nnKernels, op, [x], attrs)[0];
+        } catch {
+          setConvWasmEnabled(was);
+          continue; // a window larger than a VALID input
+        }
+        setConvWasmEnabled(was);
+        const got = runOp(nnKernels, op, [x], attrs)[0];
+        assert.deepEqual(got.shape, want.shape);
+        const gd = got.data as Float32Array, wd = want.data as Float32Array;
+        for (let i = 0; i < gd.length; i++) {
+          if (Number.isNaN(wd[i])) assert.ok(Number.isNaN(gd[i]), `${op} NaN at ${i}`);
+          else assert.ok(Math.abs(gd[i] - wd[i]) <= 1e-6 + 1e-6 * Math.abs(wd[i]), `${op} at ${i}`);
+        }
+        ran++;
+      }
+    }
+    assert.ok(ran > 60);
+  },
+});

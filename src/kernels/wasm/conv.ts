@@ -82,6 +82,22 @@ interface ConvExports {
     outW: number,
     act: number,
   ): void;
+  pool(
+    x: number,
+    inH: number,
+    inW: number,
+    c4: number,
+    y: number,
+    fh: number,
+    fw: number,
+    sh: number,
+    sw: number,
+    padT: number,
+    padL: number,
+    outH: number,
+    outW: number,
+    max: number,
+  ): void;
   peak(iters: number): number;
   setHardSwish(scale: number, offset: number): void;
 }
@@ -347,17 +363,7 @@ class ConvWasm {
     if (so < 0) return null;
     const bo = so, xo = bo + bBytes, yo = xo + xBytes;
     this.#bias(bo >>> 2, b, c, c4);
-    const f32 = this.#heap.f32;
-    const x4 = xo >>> 2, y4 = yo >>> 2;
-    if (c4 === c) f32.set(x.subarray(0, batch * inPix * c), x4);
-    else {
-      // Pixels padded to c4 channels with zeros (the padding weights are zero too).
-      const pixels = batch * inPix;
-      for (let p = 0, src = 0, dst = x4; p < pixels; p++, src += c, dst += c4) {
-        for (let ch = 0; ch < c; ch++) f32[dst + ch] = x[src + ch];
-        for (let ch = c; ch < c4; ch++) f32[dst + ch] = 0;
-      }
-    }
+    this.#padIn(x, batch * inPix, c, xo);
     const ex = this.#x;
     if (hs !== null) ex.setHardSwish(hs.scale, hs.offset);
     for (let img = 0; img < batch; img++) {
@@ -382,13 +388,62 @@ class ConvWasm {
         act,
       );
     }
-    const total = batch * outPix;
-    if (c4 === c) return f32.slice(y4, y4 + total * c);
-    const y = new Float32Array(total * c);
-    for (let p = 0, src = y4, dst = 0; p < total; p++, src += c4, dst += c) {
+    return this.#unpadOut(yo, batch * outPix, c);
+  }
+
+  /** Copies `pixels` pixels of `c` channels to byte offset `at`, padded to ceil4(c) with zeros. */
+  #padIn(x: Float32Array, pixels: number, c: number, at: number): void {
+    const f32 = this.#heap.f32;
+    const c4 = ceil4(c), x4 = at >>> 2;
+    if (c4 === c) f32.set(x.subarray(0, pixels * c), x4);
+    else {
+      for (let p = 0, src = 0, dst = x4; p < pixels; p++, src += c, dst += c4) {
+        for (let ch = 0; ch < c; ch++) f32[dst + ch] = x[src + ch];
+        for (let ch = c; ch < c4; ch++) f32[dst + ch] = 0;
+      }
+    }
+  }
+
+  /** A new array of `pixels` pixels of `c` channels from byte offset `at` (stride ceil4(c)). */
+  #unpadOut(at: number, pixels: number, c: number): Float32Array {
+    const f32 = this.#heap.f32;
+    const c4 = ceil4(c), y4 = at >>> 2;
+    if (c4 === c) return f32.slice(y4, y4 + pixels * c);
+    const y = new Float32Array(pixels * c);
+    for (let p = 0, src = y4, dst = 0; p < pixels; p++, src += c4, dst += c) {
       for (let ch = 0; ch < c; ch++) y[dst + ch] = f32[src + ch];
     }
     return y;
+  }
+
+  pool(x: Float32Array, g: ConvGeometry, max: boolean): Float32Array | null {
+    const { batch, inH, inW, inC: c, fh, fw, outH, outW } = g;
+    const c4 = ceil4(c);
+    const inPix = inH * inW, outPix = outH * outW;
+    const xBytes = align16(batch * inPix * c4 * 4);
+    const so = this.#scratchArea(xBytes + batch * outPix * c4 * 4);
+    if (so < 0) return null;
+    const xo = so, yo = so + xBytes;
+    this.#padIn(x, batch * inPix, c, xo);
+    for (let img = 0; img < batch; img++) {
+      this.#x.pool(
+        xo + img * inPix * c4 * 4,
+        inH,
+        inW,
+        c4,
+        yo + img * outPix * c4 * 4,
+        fh,
+        fw,
+        g.sh,
+        g.sw,
+        g.padTop,
+        g.padLeft,
+        outH,
+        outW,
+        max ? 1 : 0,
+      );
+    }
+    return this.#unpadOut(yo, batch * outPix, c);
   }
 
   matmul(
@@ -553,6 +608,16 @@ export function matmulF32(
   if (!enabled || kn === null || m === 0 || k === 0 || n === 0) return null;
   if (act === WasmAct.HardSwish) throw new Error("matmulF32 has no hard-swish epilogue");
   return timed(2 * m * k * n, () => kn.matmul(a, w, b, m, k, n, transB, act));
+}
+
+/**
+ * NHWC max (`max`) or average pooling, windows clipped to the input (padding is never the max
+ * and not counted in the average), float32 sums. Same contract as `conv2dF32`.
+ */
+export function poolF32(x: Float32Array, g: ConvGeometry, max: boolean): Float32Array | null {
+  const k = kernel;
+  if (!enabled || k === null || g.inC === 0) return null;
+  return k.pool(x, g, max);
 }
 
 /** The measured SIMD multiply-add peak in GFLOP/s (0 without the kernels), timed for `ms`. */

@@ -29,6 +29,8 @@
 ;;   padded to c4 = ceil4(c) in x and y (the JavaScript side pads and unpads), weights packed
 ;;   [fh·fw][c4] followed by the bias [c4] at $bias (zeros in the padding).
 ;;
+;; $pool: max or average pooling of one NHWC image, channels padded to c4 as for $depthwise.
+;;
 ;; $peak: a loop of 12 independent multiply-adds on 4 lanes, to measure the
 ;;   machine's SIMD multiply-add throughput (the benchmark's roofline).
 (module
@@ -537,6 +539,82 @@
                   (call $act (local.get $a0) (local.get $act)))
                 (local.set $cb (i32.add (local.get $cb) (i32.const 16)))
                 (br $c4l)))
+            (local.set $py (i32.add (local.get $py) (local.get $tapBytes)))
+            (local.set $ox (i32.add (local.get $ox) (i32.const 1)))
+            (br $xs)))
+        (local.set $oy (i32.add (local.get $oy) (i32.const 1)))
+        (br $ys))))
+
+  ;; Max (max = 1) or average pooling of one NHWC image, channels padded to c4 as for
+  ;; $depthwise. Windows are clipped to the input: padding never wins a max and is not counted
+  ;; in an average. The max keeps the running value when the new one is NaN (pmax, as the
+  ;; JavaScript loop's `>`); an empty window gives the lowest float (max) or NaN (average).
+  (func $pool (export "pool")
+    (param $x i32) (param $inH i32) (param $inW i32) (param $c4 i32) (param $y i32)
+    (param $fh i32) (param $fw i32) (param $sh i32) (param $sw i32)
+    (param $padT i32) (param $padL i32) (param $outH i32) (param $outW i32) (param $max i32)
+    (local $oy i32) (local $ox i32) (local $y0 i32) (local $y1 i32) (local $x0 i32) (local $x1 i32)
+    (local $iy i32) (local $ix i32) (local $cb i32) (local $tapBytes i32) (local $rowBytes i32)
+    (local $px i32) (local $py i32) (local $acc v128) (local $count v128)
+    (local.set $tapBytes (i32.shl (local.get $c4) (i32.const 2)))
+    (local.set $rowBytes (i32.mul (local.get $inW) (local.get $tapBytes)))
+    (local.set $py (local.get $y))
+    (local.set $oy (i32.const 0))
+    (block $ysDone
+      (loop $ys
+        (br_if $ysDone (i32.ge_s (local.get $oy) (local.get $outH)))
+        (local.set $y0 (i32.sub (i32.mul (local.get $oy) (local.get $sh)) (local.get $padT)))
+        (local.set $y1 (i32.add (local.get $y0) (local.get $fh)))
+        (if (i32.lt_s (local.get $y0) (i32.const 0)) (then (local.set $y0 (i32.const 0))))
+        (if (i32.gt_s (local.get $y1) (local.get $inH)) (then (local.set $y1 (local.get $inH))))
+        (local.set $ox (i32.const 0))
+        (block $xsDone
+          (loop $xs
+            (br_if $xsDone (i32.ge_s (local.get $ox) (local.get $outW)))
+            (local.set $x0 (i32.sub (i32.mul (local.get $ox) (local.get $sw)) (local.get $padL)))
+            (local.set $x1 (i32.add (local.get $x0) (local.get $fw)))
+            (if (i32.lt_s (local.get $x0) (i32.const 0)) (then (local.set $x0 (i32.const 0))))
+            (if (i32.gt_s (local.get $x1) (local.get $inW)) (then (local.set $x1 (local.get $inW))))
+            (local.set $count (f32x4.splat (f32.convert_i32_s (i32.mul
+              (select (i32.sub (local.get $y1) (local.get $y0)) (i32.const 0)
+                (i32.gt_s (local.get $y1) (local.get $y0)))
+              (select (i32.sub (local.get $x1) (local.get $x0)) (i32.const 0)
+                (i32.gt_s (local.get $x1) (local.get $x0)))))))
+            (local.set $cb (i32.const 0))
+            (block $csDone
+              (loop $cs
+                (br_if $csDone (i32.ge_u (local.get $cb) (local.get $tapBytes)))
+                (local.set $acc (select (result v128)
+                  (v128.const f32x4 -3.4028234663852886e38 -3.4028234663852886e38
+                                    -3.4028234663852886e38 -3.4028234663852886e38)
+                  (v128.const i32x4 0 0 0 0)
+                  (local.get $max)))
+                (local.set $iy (local.get $y0))
+                (block $rDone
+                  (loop $r
+                    (br_if $rDone (i32.ge_s (local.get $iy) (local.get $y1)))
+                    (local.set $px (i32.add (i32.add (local.get $x) (local.get $cb))
+                      (i32.add (i32.mul (local.get $iy) (local.get $rowBytes))
+                        (i32.mul (local.get $x0) (local.get $tapBytes)))))
+                    (local.set $ix (local.get $x0))
+                    (block $cDone
+                      (loop $c
+                        (br_if $cDone (i32.ge_s (local.get $ix) (local.get $x1)))
+                        (if (local.get $max)
+                          (then (local.set $acc (f32x4.pmax (local.get $acc)
+                            (v128.load (local.get $px)))))
+                          (else (local.set $acc (f32x4.add (local.get $acc)
+                            (v128.load (local.get $px))))))
+                        (local.set $px (i32.add (local.get $px) (local.get $tapBytes)))
+                        (local.set $ix (i32.add (local.get $ix) (i32.const 1)))
+                        (br $c)))
+                    (local.set $iy (i32.add (local.get $iy) (i32.const 1)))
+                    (br $r)))
+                (if (i32.eqz (local.get $max))
+                  (then (local.set $acc (f32x4.div (local.get $acc) (local.get $count)))))
+                (v128.store (i32.add (local.get $py) (local.get $cb)) (local.get $acc))
+                (local.set $cb (i32.add (local.get $cb) (i32.const 16)))
+                (br $cs)))
             (local.set $py (i32.add (local.get $py) (local.get $tapBytes)))
             (local.set $ox (i32.add (local.get $ox) (i32.const 1)))
             (br $xs)))
