@@ -1651,8 +1651,12 @@ function runPool(
   const c = w.nchw ? input.shape[1] : input.shape[3];
   const g = geometry(w, input.shape, kh, kw, c);
   if (w.nchw) x = toNHWC(x, g.batch, c, g.inH, g.inW);
-  // WebAssembly for float32 (float32 sums for the average, as TensorFlow's kernel).
-  const fast = x instanceof Float32Array && g.outH * g.outW > 0 ? poolF32(x, g, max) : null;
+  // WebAssembly for float32: max, and averages of small windows (float32 sums, as TensorFlow's
+  // kernel). A large window (a global average, say) keeps the float64 loop: a float32 running
+  // sum of thousands of values drifts by more than the tolerances that matter here, and one
+  // output pixel costs little.
+  const wasm = x instanceof Float32Array && g.outH * g.outW > 0 && (max || kh * kw <= 64);
+  const fast = wasm ? poolF32(x as Float32Array, g, max) : null;
   let y = fast ?? allocLike(x, g.batch * g.outH * g.outW * c);
   if (fast === null && y.length > 0) {
     if (max) maxPoolCore(x, y, g);
