@@ -3,10 +3,10 @@
  * - the dense → bias → softmax chain of a softmax regression (MatMul → Add/AddV2/BiasAdd →
  *   Softmax) becomes one `_FusedDenseSoftmax` node, so a batch-1 call is one pass over the
  *   weights with no intermediate tensors;
- * - a convolution followed by its bias and an activation (Conv2D / DepthwiseConv2dNative →
- *   BiasAdd, or Add/AddV2 of a constant vector of the output channels → optionally Relu, Relu6,
- *   Elu or LeakyRelu) becomes TensorFlow's own `_FusedConv2D` / `_FusedDepthwiseConv2dNative`
- *   node, as grappler's remapper does, so the kernel adds the bias and applies the activation
+ * - a convolution or product followed by its bias and an activation (Conv2D /
+ *   DepthwiseConv2dNative / MatMul → BiasAdd, or Add/AddV2 of a constant vector of the output
+ *   channels → optionally Relu, Relu6, Elu or LeakyRelu) becomes TensorFlow's own
+ *   `_FusedConv2D` / `_FusedDepthwiseConv2dNative` / `_FusedMatMul` node, as grappler's remapper does, so the kernel adds the bias and applies the activation
  *   while the output is still in registers, with no intermediate tensors. Converted tfjs graphs
  *   (and TF1 graphs) carry the chains unfused.
  *
@@ -71,7 +71,7 @@ function uses(nodes: Map<string, GraphNode>): {
 /** The ops whose output a fused convolution can apply, by TensorFlow's fused_ops names. */
 const CONV_ACTIVATIONS = new Set(["Relu", "Relu6", "Elu", "LeakyRelu"]);
 
-/** The attrs a fused convolution takes over from the convolution. */
+/** The attrs a fused convolution (or product) takes over from the convolution (or MatMul). */
 const CONV_ATTRS = [
   "T",
   "strides",
@@ -80,6 +80,8 @@ const CONV_ATTRS = [
   "data_format",
   "dilations",
   "use_cudnn_on_gpu",
+  "transpose_a",
+  "transpose_b",
 ];
 
 /** The static shape of a float32 Const's value, or undefined. */
@@ -99,8 +101,8 @@ function stringAttr(n: GraphNode, name: string, fallback: string): string {
 }
 
 /**
- * Rewrites convolution → bias (→ activation) chains among `nodes` into `_FusedConv2D` /
- * `_FusedDepthwiseConv2dNative` nodes (fused_ops [BiasAdd] or [BiasAdd, <activation>]), named
+ * Rewrites convolution or MatMul → bias (→ activation) chains among `nodes` into `_FusedConv2D` /
+ * `_FusedDepthwiseConv2dNative` / `_FusedMatMul` nodes (fused_ops [BiasAdd] or [BiasAdd, <activation>]), named
  * as the chain's last node so its consumers need no change.
  *
  * The bias is a BiasAdd's (same data_format as the convolution), or an Add/AddV2 operand that
@@ -129,7 +131,8 @@ export function fuseConvolutions(
   let fused = 0;
   for (const conv of [...nodes.values()]) {
     const depthwise = conv.op === "DepthwiseConv2dNative";
-    if ((conv.op !== "Conv2D" && !depthwise) || conv.inputs.length !== 2) continue;
+    const matmul = conv.op === "MatMul";
+    if ((conv.op !== "Conv2D" && !depthwise && !matmul) || conv.inputs.length !== 2) continue;
     const t = conv.attr["T"]?.value;
     if (t?.case !== "type" || t.value !== DataType.DT_FLOAT) continue;
     const format = stringAttr(conv, "data_format", "NHWC");
@@ -145,11 +148,20 @@ export function fuseConvolutions(
       const other = add.inputs[side];
       const filter = constShape(nodes.get(conv.inputs[1].node));
       const shape = constShape(nodes.get(other.node));
+      const transB = conv.attr["transpose_b"]?.value;
+      const channels = filter === undefined
+        ? undefined
+        : matmul
+        ? (filter.length === 2 ? filter[transB?.case === "b" && transB.value ? 0 : 1] : undefined)
+        : filter.length !== 4
+        ? undefined
+        : depthwise
+        ? filter[2] * filter[3]
+        : filter[3];
       if (
-        filter?.length === 4 && shape?.length === 1 &&
+        channels !== undefined && shape?.length === 1 &&
         add.inputs[1 - side].node === conv.name && other.node !== conv.name &&
-        conv.inputs[1].index === 0 && other.index === 0 &&
-        shape[0] === (depthwise ? filter[2] * filter[3] : filter[3])
+        conv.inputs[1].index === 0 && other.index === 0 && shape[0] === channels
       ) {
         bias = other;
       }
@@ -165,7 +177,7 @@ export function fuseConvolutions(
     for (const k of CONV_ATTRS) if (conv.attr[k] !== undefined) attr[k] = conv.attr[k];
     const node: GraphNode = {
       name: last.name,
-      op: depthwise ? "_FusedDepthwiseConv2dNative" : "_FusedConv2D",
+      op: matmul ? "_FusedMatMul" : depthwise ? "_FusedDepthwiseConv2dNative" : "_FusedConv2D",
       inputs: [conv.inputs[0], conv.inputs[1], bias],
       controlInputs: [
         ...new Set([...conv.controlInputs, ...add.controlInputs, ...(act?.controlInputs ?? [])]),

@@ -162,13 +162,25 @@ function buildTails(): GraphBuilder {
   // A residual that broadcasts (z is [4]): fused, computed as the Add would.
   const y3 = g.op("bc/bias", "BiasAdd", [g.op("bc/conv", "Conv2D", [x, f], conv()), b], F);
   g.op("bc/add", "AddV2", [y3, z], F);
+  // A dense layer: MatMul (W transposed) → Add of a [5] constant → Relu6, fused into "mm/relu".
+  const shape = g.constant("shape", new Tensor(DataType.DT_INT32, [2], Int32Array.of(15, 12)));
+  const rows = g.op("mm/rows", "Reshape", [x, shape], {
+    ...F,
+    Tshape: attrValue.type(DataType.DT_INT32),
+  });
+  const mm = g.op("mm/mm", "MatMul", [rows, g.constant("w", floats([5, 12], 17))], {
+    ...F,
+    transpose_b: attrValue.bool(true),
+  });
+  g.op("mm/relu", "Relu6", [g.op("mm/add", "Add", [mm, g.constant("b5", floats([5], 18))], F)], F);
   return g;
 }
 
 Deno.test("hard-swish and residual sums fold into the convolution, with the same results", () => {
-  const fetches = ["hs/out", "res/relu", "bc/add"];
+  const fetches = ["hs/out", "res/relu", "bc/add", "mm/relu"];
   const nodes = graphFromNodeDefs(buildTails().graph().node);
-  assert.equal(fuseGraph(nodes, new Set(fetches.map((n) => `${n}:0`))), 3 + 1 + 2);
+  assert.equal(fuseGraph(nodes, new Set(fetches.map((n) => `${n}:0`))), 4 + 1 + 2);
+  assert.equal(nodes.get("mm/relu")!.op, "_FusedMatMul");
   const hs = nodes.get("hs/out")!;
   assert.equal(hs.op, "_FusedConv2D");
   const c = hs.attr["_hard_swish"]?.value;
