@@ -102,7 +102,7 @@ async function tfjsOn(backend: string, dir: string): Promise<TfjsModel | string>
 /** Runs the section and returns its markdown report. */
 export async function benchRealModels(
   models: readonly string[] = CORPUS_MODELS,
-  rounds = 15,
+  rounds = 25,
 ): Promise<string> {
   // The peak is measured before every model and the best kept: on a shared machine a single
   // measurement may land in a busy moment.
