@@ -2,7 +2,8 @@
  * The JavaScript side of the WebAssembly SIMD convolution kernels (`conv.wat`): Conv2D as a
  * GEMM over im2col patches (a 1×1, stride-1, unpadded convolution straight over the input),
  * DepthwiseConv2dNative with channel multiplier 1 directly, and a GEMM with packed weights for
- * MatMul, each with a fused epilogue (bias, residual, Relu / Relu6).
+ * MatMul (and Conv2DBackpropInput's per-tap products), each with a fused epilogue (bias,
+ * residual, Relu / Relu6 / hard-swish); and max / average pooling.
  *
  * One module instance per isolate, instantiated when this module loads: the relaxed-SIMD build
  * (`f32x4.relaxed_madd`, one rounding per multiply-add where the CPU has FMA) when the engine
