@@ -46,7 +46,8 @@ function isFloat(n: GraphNode): boolean {
  */
 export function fuseGraph(nodes: Map<string, GraphNode>, pinned: ReadonlySet<string>): number {
   return fuseDenseSoftmax(nodes, pinned) + fuseConvolutions(nodes, pinned) +
-    fuseHardSwish(nodes, pinned) + fuseResidualAdd(nodes, pinned);
+    fuseHardSwish(nodes, pinned) + fuseResidualAdd(nodes, pinned) +
+    fuseAddAfterActivation(nodes, pinned);
 }
 
 /** Data consumers per tensor, and the nodes something waits on by a control edge. */
@@ -340,6 +341,58 @@ export function fuseResidualAdd(
     };
     nodes.delete(y.name);
     if (act !== undefined) nodes.delete(add.name);
+    nodes.set(node.name, node);
+    fused++;
+  }
+  return fused;
+}
+
+/**
+ * Folds an Add/AddV2 of a fused depthwise convolution's activated output into it: a
+ * `_FusedDepthwiseConv2dNative` (NHWC, float32, fused_ops [BiasAdd] or [BiasAdd, activation])
+ * whose one consumer is Add/AddV2(y, r) takes r as one more input and the private attr
+ * `_add_after_activation`; its kernel adds r (broadcasting as the Add did) after the
+ * activation, in the same pass as the convolution when r has the output's shape. This is the
+ * MediaPipe segmentation decoders' `x + Relu(depthwise(x))`. The node takes the Add's name.
+ *
+ * @param nodes the nodes that will run, by name (modified in place)
+ * @param pinned tensors that are fed or fetched, which a fusion must not hide
+ * @returns the number of sums folded
+ */
+export function fuseAddAfterActivation(
+  nodes: Map<string, GraphNode>,
+  pinned: ReadonlySet<string>,
+): number {
+  const { consumers, controlled } = uses(nodes);
+  let fused = 0;
+  for (const y of [...nodes.values()]) {
+    if (y.op !== "_FusedDepthwiseConv2dNative" || !nodes.has(y.name)) continue;
+    if (stringAttr(y, "data_format", "NHWC") !== "NHWC") continue;
+    if (y.attr["_hard_swish"] || y.attr["_add_after_activation"] || y.inputs.length !== 3) continue;
+    const ops = y.attr["fused_ops"]?.value;
+    if (ops?.case !== "list" || ops.value.s.length < 1 || ops.value.s.length > 2) continue;
+    const names = ops.value.s.map((b) => new TextDecoder().decode(b));
+    if (names[0] !== "BiasAdd" || (names.length === 2 && !CONV_ACTIVATIONS.has(names[1]))) {
+      continue;
+    }
+    const t = y.attr["T"]?.value;
+    if (t?.case !== "type" || t.value !== DataType.DT_FLOAT) continue;
+    const key = `${y.name}:0`;
+    const list = consumers.get(key);
+    if (list?.length !== 1 || pinned.has(key) || controlled.has(y.name)) continue;
+    const add = list[0];
+    if ((add.op !== "Add" && add.op !== "AddV2") || add.inputs.length !== 2) continue;
+    const side = add.inputs[0].node === y.name && add.inputs[0].index === 0 ? 1 : 0;
+    const other = add.inputs[side];
+    if (other.node === y.name || add.inputs[1 - side].node !== y.name) continue;
+    const node: GraphNode = {
+      name: add.name,
+      op: y.op,
+      inputs: [...y.inputs, other],
+      controlInputs: [...new Set([...y.controlInputs, ...add.controlInputs])],
+      attr: { ...y.attr, _add_after_activation: attrValue.bool(true) },
+    };
+    nodes.delete(y.name);
     nodes.set(node.name, node);
     fused++;
   }

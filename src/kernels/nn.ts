@@ -1161,6 +1161,12 @@ interface ConvConfig {
    * failing as TensorFlow's fused kernel does.
    */
   broadcastAdd: boolean;
+  /**
+   * The private attr `_add_after_activation` that plan-time fusion sets when it folds an
+   * Add/AddV2 of the activated output into the convolution: one more input, added (with
+   * broadcasting) after the activation.
+   */
+  addAfter: boolean;
 }
 
 /**
@@ -1210,7 +1216,9 @@ function runConv(
   inputs: Tensor[],
   scratch: Scratch,
 ): Tensor[] {
-  checkArity(ctx, inputs, 2 + (cfg.plan?.numArgs ?? 0));
+  const numArgs = cfg.plan?.numArgs ?? 0;
+  checkArity(ctx, inputs, 2 + numArgs + (cfg.addAfter ? 1 : 0));
+  const after = cfg.addAfter ? inputs[2 + numArgs] : null;
   const [input, filter] = inputs;
   let x = floatData(ctx, input);
   const f = sameFloat(ctx, filter, input, "the filter");
@@ -1249,7 +1257,7 @@ function runConv(
   // the activation after.
   let residual: Tensor | null = null;
   if (cfg.plan !== null) {
-    let plan = cfg.plan, args = inputs.slice(2);
+    let plan = cfg.plan, args = inputs.slice(2, 2 + numArgs);
     if (plan.add && cfg.broadcastAdd && !w.nchw && !sameShape(args[1].shape, shape)) {
       residual = args[1];
       plan = { ...plan, add: false, act: Act.None, numArgs: 1 };
@@ -1259,7 +1267,12 @@ function runConv(
     if (w.nchw && ep.side !== null) ep.side = toNHWC(ep.side, g.batch, outC, g.outH, g.outW);
   }
   if (w.nchw) x = toNHWC(x, g.batch, g.inC, g.inH, g.inW);
-  const fast = cfg.wasm ? convWasm(cfg, x, f, g, fin, fout, ep) : null;
+  // The add after the activation goes into the depthwise kernel when it has the output's shape.
+  const afterData = after !== null && cfg.depthwise && !w.nchw && sameShape(after.shape, shape) &&
+      after.data instanceof Float32Array
+    ? after.data
+    : null;
+  const fast = cfg.wasm ? convWasm(cfg, x, f, g, fin, fout, ep, afterData) : null;
   const hs = fast === null ? cfg.hardSwish : null;
   let y = fast ?? allocLike(x, g.batch * g.outH * g.outW * outC);
   if (fast === null && y.length > 0) {
@@ -1270,6 +1283,9 @@ function runConv(
   if (hs !== null) hardSwishLoop(y, hs);
   if (residual !== null) {
     return [addBroadcast(ctx, y, shape, residual, input, cfg.plan!.act, cfg.alpha)];
+  }
+  if (after !== null && (fast === null || afterData === null)) {
+    return [addBroadcast(ctx, y, shape, after, input, Act.None, 0)];
   }
   if (w.nchw) y = toNCHW(y, g.batch, g.outH, g.outW, outC);
   return [new Tensor(input.dtype, shape, y)];
@@ -1295,6 +1311,7 @@ function convWasm(
   fin: number,
   fout: number,
   ep: Epilogue,
+  after: Float32Array | null,
 ): Float32Array | null {
   if (!(x instanceof Float32Array) || !(f instanceof Float32Array) || ep.bn !== null) return null;
   const bias = ep.bias, side = ep.side;
@@ -1306,8 +1323,8 @@ function convWasm(
   if (hs !== null && act !== WasmAct.HardSwish) return null;
   let y: Float32Array | null;
   if (cfg.depthwise) {
-    if (fout !== 1 || side !== null) return null;
-    y = depthwiseF32(x, f, bias, g, act ?? WasmAct.None, hs);
+    if (fout !== 1 || side !== null || (after !== null && act === undefined)) return null;
+    y = depthwiseF32(x, f, bias, g, act ?? WasmAct.None, hs, after);
   } else {
     if (fin !== g.inC) return null;
     y = conv2dF32(x, f, bias, side, g, act ?? WasmAct.None, hs);
@@ -1330,7 +1347,13 @@ function convKernel(op: string, depthwise: boolean, fused: boolean): Kernel {
         alpha: fused ? ctx.attr.float("leakyrelu_alpha", 0.2) : 0,
         hardSwish: null,
         broadcastAdd: fused && ctx.attr.bool("_broadcast_add", false),
+        addAfter: fused && ctx.attr.bool("_add_after_activation", false),
       };
+      if (cfg.addAfter && (cfg.plan?.add || cfg.plan?.batchNorm || ctx.attr.has("_hard_swish"))) {
+        throw invalid(
+          `${op} node "${ctx.name}": _add_after_activation goes with [BiasAdd(, activation)] only`,
+        );
+      }
       if (fused && ctx.attr.has("_hard_swish")) {
         const c = ctx.attr.floats("_hard_swish");
         if (c.length !== 2 || cfg.plan?.act !== Act.None || cfg.plan.batchNorm) {

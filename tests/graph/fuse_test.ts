@@ -173,13 +173,26 @@ function buildTails(): GraphBuilder {
     transpose_b: attrValue.bool(true),
   });
   g.op("mm/relu", "Relu6", [g.op("mm/add", "Add", [mm, g.constant("b5", floats([5], 18))], F)], F);
+  // x' + Relu(depthwise(x') + b), x' = res/relu: the Add folds in after the activation.
+  const fd = g.constant("fd", floats([3, 3, 4, 1], 19));
+  const dw = g.op("dw/dw", "DepthwiseConv2dNative", ["res/relu:0", fd], conv(true));
+  const dr = g.op("dw/relu", "Relu", [g.op("dw/bias", "BiasAdd", [dw, b], F)], F);
+  g.op("dw/add", "AddV2", ["res/relu:0", dr], F);
+  // The same with a broadcast operand (z is [4]) and no activation.
+  const dw2 = g.op("dz/dw", "DepthwiseConv2dNative", ["res/relu:0", fd], conv(true));
+  g.op("dz/add", "Add", [g.op("dz/bias", "BiasAdd", [dw2, b], F), z], F);
   return g;
 }
 
 Deno.test("hard-swish and residual sums fold into the convolution, with the same results", () => {
-  const fetches = ["hs/out", "res/relu", "bc/add", "mm/relu"];
+  const fetches = ["hs/out", "res/relu", "bc/add", "mm/relu", "dw/add", "dz/add"];
   const nodes = graphFromNodeDefs(buildTails().graph().node);
-  assert.equal(fuseGraph(nodes, new Set(fetches.map((n) => `${n}:0`))), 4 + 1 + 2);
+  assert.equal(fuseGraph(nodes, new Set(fetches.map((n) => `${n}:0`))), 6 + 1 + 4);
+  const da = nodes.get("dw/add")!;
+  assert.equal(da.op, "_FusedDepthwiseConv2dNative");
+  assert.equal(da.attr["_add_after_activation"]?.value.value, true);
+  assert.deepEqual(da.inputs.map((r) => r.node), ["res/relu", "fd", "b", "res/relu"]);
+  assert.equal(nodes.get("dz/add")!.op, "_FusedDepthwiseConv2dNative");
   assert.equal(nodes.get("mm/relu")!.op, "_FusedMatMul");
   const hs = nodes.get("hs/out")!;
   assert.equal(hs.op, "_FusedConv2D");

@@ -513,3 +513,25 @@ Deno.test({
     assert.ok(ran > 60);
   },
 });
+
+Deno.test({
+  name: "depthwiseF32 adds a side tensor after the activation",
+  ignore: !convWasmSupported,
+  fn() {
+    const r = rng(101);
+    for (let t = 0; t < 30; t++) {
+      const g = randomGeometry(r, true);
+      const x = randArray(r, g.batch * g.inH * g.inW * g.inC);
+      const f = randArray(r, g.fh * g.fw * g.inC);
+      const b = randArray(r, g.inC);
+      const side = randArray(r, g.batch * g.outH * g.outW * g.inC);
+      const a = int(r, 0, 2) as WasmAct;
+      const plain = depthwiseF32(x, f, b, g, a);
+      const got = depthwiseF32(x, f, b, g, a, null, side);
+      assert.ok(plain !== null && got !== null);
+      for (let i = 0; i < got.length; i++) {
+        assert.equal(got[i], Math.fround(plain[i] + side[i]), `at ${i}`);
+      }
+    }
+  },
+});

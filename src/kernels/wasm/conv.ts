@@ -82,6 +82,7 @@ interface ConvExports {
     outH: number,
     outW: number,
     act: number,
+    side: number,
   ): void;
   pool(
     x: number,
@@ -351,6 +352,7 @@ class ConvWasm {
     g: ConvGeometry,
     act: WasmAct,
     hs: HardSwish | null,
+    side: Float32Array | null,
   ): Float32Array | null {
     const { batch, inH, inW, inC: c, fh, fw, outH, outW } = g;
     const c4 = ceil4(c);
@@ -360,11 +362,12 @@ class ConvWasm {
     const bBytes = c4 * 4;
     const xBytes = align16(batch * inPix * c4 * 4);
     const yBytes = align16(batch * outPix * c4 * 4);
-    const so = this.#scratchArea(bBytes + xBytes + yBytes);
+    const so = this.#scratchArea(bBytes + xBytes + yBytes * (side === null ? 1 : 2));
     if (so < 0) return null;
-    const bo = so, xo = bo + bBytes, yo = xo + xBytes;
+    const bo = so, xo = bo + bBytes, yo = xo + xBytes, sdo = yo + yBytes;
     this.#bias(bo >>> 2, b, c, c4);
     this.#padIn(x, batch * inPix, c, xo);
+    if (side !== null) this.#padIn(side, batch * outPix, c, sdo);
     const ex = this.#x;
     if (hs !== null) ex.setHardSwish(hs.scale, hs.offset);
     for (let img = 0; img < batch; img++) {
@@ -387,6 +390,7 @@ class ConvWasm {
         outH,
         outW,
         act,
+        side === null ? 0 : sdo + img * outPix * c4 * 4,
       );
     }
     return this.#unpadOut(yo, batch * outPix, c);
@@ -573,8 +577,9 @@ export function conv2dF32(
 }
 
 /**
- * NHWC DepthwiseConv2dNative with channel multiplier 1 (filter [fh, fw, inC, 1]), then `+ b`
- * and `act`. Same contract as `conv2dF32`.
+ * NHWC DepthwiseConv2dNative with channel multiplier 1 (filter [fh, fw, inC, 1]), then `+ b`,
+ * `act` and, after the activation, `+ side` (a tensor of the output's layout, or null). Same
+ * contract as `conv2dF32`.
  */
 export function depthwiseF32(
   x: Float32Array,
@@ -583,12 +588,13 @@ export function depthwiseF32(
   g: ConvGeometry,
   act: WasmAct,
   hs: HardSwish | null = null,
+  side: Float32Array | null = null,
 ): Float32Array | null {
   const k = kernel;
   if (!enabled || k === null || g.inC === 0) return null;
   if ((act === WasmAct.HardSwish) !== (hs !== null)) throw new Error("hard-swish constants");
   const flops = 2 * g.batch * g.outH * g.outW * g.inC * g.fh * g.fw;
-  return timed(flops, () => k.depthwise(x, f, b, g, act, hs));
+  return timed(flops, () => k.depthwise(x, f, b, g, act, hs, side));
 }
 
 /**

@@ -27,7 +27,8 @@
 ;;
 ;; $depthwise: NHWC depthwise convolution with channel multiplier 1 of one image, channels
 ;;   padded to c4 = ceil4(c) in x and y (the JavaScript side pads and unpads), weights packed
-;;   [fh·fw][c4] followed by the bias [c4] at $bias (zeros in the padding).
+;;   [fh·fw][c4], the bias [c4] at $bias (zeros in the padding); with $side not 0, a tensor of
+;;   y's layout added after the activation.
 ;;
 ;; $pool: max or average pooling of one NHWC image, channels padded to c4 as for $depthwise.
 ;;
@@ -76,6 +77,15 @@
                       (f32x4.add (local.get $v) (f32x4.splat (global.get $hsOffset)))
                       (v128.const f32x4 0 0 0 0))
                     (v128.const f32x4 6 6 6 6))))))))))
+
+  ;; The activation, then + the 4 floats at $addr when $side is not 0 (a residual added after
+  ;; the activation, as a graph's Add of the activated output does).
+  (func $actSide (param $v v128) (param $act i32) (param $side i32) (param $addr i32)
+    (result v128)
+    (local.set $v (call $act (local.get $v) (local.get $act)))
+    (if (result v128) (local.get $side)
+      (then (f32x4.add (local.get $v) (v128.load (local.get $addr))))
+      (else (local.get $v))))
 
   ;; The epilogue of one row of 8 columns: bias, side, activation, store of columns < $cols.
   (func $finish8 (param $y i32) (param $side i32) (param $off i32) (param $bias i32)
@@ -393,12 +403,13 @@
     (param $w i32) (param $bias i32) (param $y i32)
     (param $fh i32) (param $fw i32) (param $sh i32) (param $sw i32) (param $dh i32) (param $dw i32)
     (param $padT i32) (param $padL i32) (param $outH i32) (param $outW i32) (param $act i32)
+    (param $side i32)
     (local $oy i32) (local $ox i32) (local $iy0 i32) (local $ix0 i32)
     (local $fyS i32) (local $fyE i32) (local $fxS i32) (local $fxE i32) (local $fy i32) (local $fx i32)
     (local $cb i32) (local $cEnd16 i32) (local $rowBytes i32) (local $tapBytes i32)
     (local $dyBytes i32) (local $dxBytes i32) (local $wRowBytes i32)
     (local $x0 i32) (local $w0 i32) (local $px i32) (local $pw i32) (local $rx i32) (local $rw i32)
-    (local $py i32)
+    (local $py i32) (local $ps i32)
     (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
     ;; bytes: a pixel's channels (= a tap's weights), an input row, the steps between taps
     (local.set $tapBytes (i32.shl (local.get $c4) (i32.const 2)))
@@ -408,6 +419,7 @@
     (local.set $wRowBytes (i32.mul (local.get $fw) (local.get $tapBytes)))
     (local.set $cEnd16 (i32.and (local.get $tapBytes) (i32.const -64)))
     (local.set $py (local.get $y))
+    (local.set $ps (local.get $side))
     (local.set $oy (i32.const 0))
     (block $ysDone
       (loop $ys
@@ -499,13 +511,17 @@
                     (local.set $fy (i32.add (local.get $fy) (i32.const 1)))
                     (br $tfy)))
                 (v128.store offset=0 (i32.add (local.get $py) (local.get $cb))
-                  (call $act (local.get $a0) (local.get $act)))
+                  (call $actSide (local.get $a0) (local.get $act) (local.get $side)
+                    (i32.add (i32.add (local.get $ps) (local.get $cb)) (i32.const 0))))
                 (v128.store offset=16 (i32.add (local.get $py) (local.get $cb))
-                  (call $act (local.get $a1) (local.get $act)))
+                  (call $actSide (local.get $a1) (local.get $act) (local.get $side)
+                    (i32.add (i32.add (local.get $ps) (local.get $cb)) (i32.const 16))))
                 (v128.store offset=32 (i32.add (local.get $py) (local.get $cb))
-                  (call $act (local.get $a2) (local.get $act)))
+                  (call $actSide (local.get $a2) (local.get $act) (local.get $side)
+                    (i32.add (i32.add (local.get $ps) (local.get $cb)) (i32.const 32))))
                 (v128.store offset=48 (i32.add (local.get $py) (local.get $cb))
-                  (call $act (local.get $a3) (local.get $act)))
+                  (call $actSide (local.get $a3) (local.get $act) (local.get $side)
+                    (i32.add (i32.add (local.get $ps) (local.get $cb)) (i32.const 48))))
                 (local.set $cb (i32.add (local.get $cb) (i32.const 64)))
                 (br $c16)))
             ;; the rest, 4 channels at a time
@@ -536,10 +552,12 @@
                     (local.set $fy (i32.add (local.get $fy) (i32.const 1)))
                     (br $sfy)))
                 (v128.store (i32.add (local.get $py) (local.get $cb))
-                  (call $act (local.get $a0) (local.get $act)))
+                  (call $actSide (local.get $a0) (local.get $act) (local.get $side)
+                    (i32.add (local.get $ps) (local.get $cb))))
                 (local.set $cb (i32.add (local.get $cb) (i32.const 16)))
                 (br $c4l)))
             (local.set $py (i32.add (local.get $py) (local.get $tapBytes)))
+            (local.set $ps (i32.add (local.get $ps) (local.get $tapBytes)))
             (local.set $ox (i32.add (local.get $ox) (i32.const 1)))
             (br $xs)))
         (local.set $oy (i32.add (local.get $oy) (i32.const 1)))
