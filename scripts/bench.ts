@@ -6,6 +6,7 @@
  */
 import { benchGrpc } from "./bench/grpc.ts";
 import { benchPool } from "./bench/pool.ts";
+import { benchRealModels } from "./bench/realmodels.ts";
 import { benchRest } from "./bench/rest.ts";
 import { benchRuntime } from "./bench/runtime.ts";
 import { benchTutorial } from "./bench/tutorial.ts";
@@ -16,6 +17,7 @@ const SECTIONS: Record<string, () => Promise<string>> = {
   tutorial: () => benchTutorial(),
   rest: () => benchRest(),
   pool: () => benchPool(),
+  realmodels: () => benchRealModels(),
 };
 
 if (import.meta.main) {

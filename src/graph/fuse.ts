@@ -1,11 +1,24 @@
 /**
- * Graph rewrites done at plan time. One so far: the dense → bias → softmax chain of a softmax
- * regression (MatMul → Add/AddV2/BiasAdd → Softmax) becomes one `_FusedDenseSoftmax` node, so a
- * batch-1 call is one pass over the weights with no intermediate tensors.
+ * Graph rewrites done at plan time (`fuseGraph`):
+ * - the dense → bias → softmax chain of a softmax regression (MatMul → Add/AddV2/BiasAdd →
+ *   Softmax) becomes one `_FusedDenseSoftmax` node, so a batch-1 call is one pass over the
+ *   weights with no intermediate tensors;
+ * - a convolution or product followed by its bias and an activation (Conv2D /
+ *   DepthwiseConv2dNative / MatMul → BiasAdd, or Add/AddV2 of a constant vector of the output
+ *   channels → optionally Relu, Relu6, Elu or LeakyRelu) becomes TensorFlow's own
+ *   `_FusedConv2D` / `_FusedDepthwiseConv2dNative` / `_FusedMatMul` node, as grappler's remapper does, so the kernel adds the bias and applies the activation
+ *   while the output is still in registers, with no intermediate tensors. Converted tfjs graphs
+ *   (and TF1 graphs) carry the chains unfused.
+ *
+ * A chain is fused only when every intermediate tensor has that one consumer, is neither fed nor
+ * fetched, and no node waits on an intermediate node by a control edge; anything else keeps its
+ * original nodes.
  *
  * @module
  */
+import type { AttrValue } from "../proto/gen/tensorflow/core/framework/attr_value_pb.ts";
 import { DataType } from "../tensor/dtype.ts";
+import { attrValue } from "./builder.ts";
 import { type GraphNode, refName, type TensorRef } from "./graph.ts";
 
 /** The op name of the fused dense → bias → softmax kernel. */
@@ -22,6 +35,368 @@ export interface FusedNode extends GraphNode {
 function isFloat(n: GraphNode): boolean {
   const t = n.attr["T"]?.value;
   return t === undefined || (t.case === "type" && t.value === DataType.DT_FLOAT);
+}
+
+/**
+ * Runs every rewrite on `nodes` (see the module).
+ *
+ * @param nodes the nodes that will run, by name (modified in place)
+ * @param pinned tensors that are fed or fetched, which a fusion must not hide
+ * @returns the number of chains fused
+ */
+export function fuseGraph(nodes: Map<string, GraphNode>, pinned: ReadonlySet<string>): number {
+  return fuseDenseSoftmax(nodes, pinned) + fuseConvolutions(nodes, pinned) +
+    fuseHardSwish(nodes, pinned) + fuseResidualAdd(nodes, pinned) +
+    fuseAddAfterActivation(nodes, pinned);
+}
+
+/** Data consumers per tensor, and the nodes something waits on by a control edge. */
+function uses(nodes: Map<string, GraphNode>): {
+  consumers: Map<string, GraphNode[]>;
+  controlled: Set<string>;
+} {
+  const consumers = new Map<string, GraphNode[]>();
+  const controlled = new Set<string>();
+  for (const n of nodes.values()) {
+    for (const r of n.inputs) {
+      const key = refName(r);
+      const list = consumers.get(key);
+      if (list) list.push(n);
+      else consumers.set(key, [n]);
+    }
+    for (const c of n.controlInputs) controlled.add(c);
+  }
+  return { consumers, controlled };
+}
+
+/** The ops whose output a fused convolution can apply, by TensorFlow's fused_ops names. */
+const CONV_ACTIVATIONS = new Set(["Relu", "Relu6", "Elu", "LeakyRelu"]);
+
+/** The attrs a fused convolution (or product) takes over from the convolution (or MatMul). */
+const CONV_ATTRS = [
+  "T",
+  "strides",
+  "padding",
+  "explicit_paddings",
+  "data_format",
+  "dilations",
+  "use_cudnn_on_gpu",
+  "transpose_a",
+  "transpose_b",
+];
+
+/** The static shape of a float32 Const's value, or undefined. */
+function constShape(n: GraphNode | undefined): number[] | undefined {
+  if (n === undefined || n.op !== "Const") return undefined;
+  const v = n.attr["value"]?.value;
+  if (v?.case !== "tensor" || v.value.dtype !== DataType.DT_FLOAT) return undefined;
+  const shape = v.value.tensorShape;
+  if (shape === undefined || shape.unknownRank) return undefined;
+  return shape.dim.map((d) => Number(d.size));
+}
+
+/** The string value of attr `name`, or `fallback` when absent. */
+function stringAttr(n: GraphNode, name: string, fallback: string): string {
+  const v = n.attr[name]?.value;
+  return v?.case === "s" ? new TextDecoder().decode(v.value) : fallback;
+}
+
+/**
+ * Rewrites convolution or MatMul → bias (→ activation) chains among `nodes` into `_FusedConv2D` /
+ * `_FusedDepthwiseConv2dNative` / `_FusedMatMul` nodes (fused_ops [BiasAdd] or [BiasAdd, <activation>]), named
+ * as the chain's last node so its consumers need no change.
+ *
+ * The bias is a BiasAdd's (same data_format as the convolution), or an Add/AddV2 operand that
+ * is a float32 Const of shape [C] on an NHWC convolution whose constant filter has C output
+ * channels: broadcasting makes that Add the same sum as a BiasAdd (and the fused node a valid
+ * TensorFlow node, whose bias must be 1-D).
+ *
+ * @param nodes the nodes that will run, by name (modified in place)
+ * @param pinned tensors that are fed or fetched, which a fusion must not hide
+ * @returns the number of chains fused
+ */
+export function fuseConvolutions(
+  nodes: Map<string, GraphNode>,
+  pinned: ReadonlySet<string>,
+): number {
+  const { consumers, controlled } = uses(nodes);
+  // The one consumer of `n`'s output (these ops have one output), when a chain may go through it.
+  const sole = (n: GraphNode): GraphNode | undefined => {
+    const key = `${n.name}:0`;
+    const list = consumers.get(key);
+    if (list === undefined || list.length !== 1 || pinned.has(key) || controlled.has(n.name)) {
+      return undefined;
+    }
+    return list[0];
+  };
+  let fused = 0;
+  for (const conv of [...nodes.values()]) {
+    const depthwise = conv.op === "DepthwiseConv2dNative";
+    const matmul = conv.op === "MatMul";
+    if ((conv.op !== "Conv2D" && !depthwise && !matmul) || conv.inputs.length !== 2) continue;
+    const t = conv.attr["T"]?.value;
+    if (t?.case !== "type" || t.value !== DataType.DT_FLOAT) continue;
+    const format = stringAttr(conv, "data_format", "NHWC");
+    const add = sole(conv);
+    if (add === undefined || !nodes.has(add.name) || add.inputs.length !== 2) continue;
+    let bias: TensorRef | undefined;
+    if (add.op === "BiasAdd") {
+      if (add.inputs[0].node === conv.name && stringAttr(add, "data_format", "NHWC") === format) {
+        bias = add.inputs[1];
+      }
+    } else if ((add.op === "Add" || add.op === "AddV2") && format === "NHWC") {
+      const side = add.inputs[0].node === conv.name ? 1 : 0;
+      const other = add.inputs[side];
+      const filter = constShape(nodes.get(conv.inputs[1].node));
+      const shape = constShape(nodes.get(other.node));
+      const transB = conv.attr["transpose_b"]?.value;
+      const channels = filter === undefined
+        ? undefined
+        : matmul
+        ? (filter.length === 2 ? filter[transB?.case === "b" && transB.value ? 0 : 1] : undefined)
+        : filter.length !== 4
+        ? undefined
+        : depthwise
+        ? filter[2] * filter[3]
+        : filter[3];
+      if (
+        channels !== undefined && shape?.length === 1 &&
+        add.inputs[1 - side].node === conv.name && other.node !== conv.name &&
+        conv.inputs[1].index === 0 && other.index === 0 && shape[0] === channels
+      ) {
+        bias = other;
+      }
+    }
+    if (bias === undefined) continue;
+    let last = add;
+    let act: GraphNode | undefined = sole(add);
+    if (act !== undefined && (!CONV_ACTIVATIONS.has(act.op) || act.inputs.length !== 1)) {
+      act = undefined;
+    }
+    if (act !== undefined) last = act;
+    const attr: Record<string, AttrValue> = {};
+    for (const k of CONV_ATTRS) if (conv.attr[k] !== undefined) attr[k] = conv.attr[k];
+    const node: GraphNode = {
+      name: last.name,
+      op: matmul ? "_FusedMatMul" : depthwise ? "_FusedDepthwiseConv2dNative" : "_FusedConv2D",
+      inputs: [conv.inputs[0], conv.inputs[1], bias],
+      controlInputs: [
+        ...new Set([...conv.controlInputs, ...add.controlInputs, ...(act?.controlInputs ?? [])]),
+      ],
+      attr: {
+        ...attr,
+        num_args: attrValue.int(1),
+        fused_ops: attrValue.strings(act ? ["BiasAdd", act.op] : ["BiasAdd"]),
+        ...(act?.op === "LeakyRelu" && act.attr["alpha"]
+          ? { leakyrelu_alpha: act.attr["alpha"] }
+          : {}),
+      },
+    };
+    nodes.delete(conv.name);
+    if (act !== undefined) nodes.delete(add.name);
+    nodes.set(node.name, node);
+    fused++;
+  }
+  return fused;
+}
+
+/** The value of a float32 scalar Const (shape [] or [1]), or undefined. */
+function constScalar(n: GraphNode | undefined): number | undefined {
+  const shape = constShape(n);
+  if (shape === undefined || shape.some((d) => d !== 1)) return undefined;
+  const t = n!.attr["value"]!.value;
+  if (t.case !== "tensor") return undefined;
+  if (t.value.floatVal.length > 0) return t.value.floatVal[0];
+  const bytes = t.value.tensorContent;
+  if (bytes.length !== 4) return undefined;
+  return new DataView(bytes.buffer, bytes.byteOffset, 4).getFloat32(0, true);
+}
+
+/**
+ * Folds the hard-swish of MobileNetV3-style graphs into the fused convolution before it:
+ * y → {Mul(s, y), AddV2(y, o) → Relu6} → Mul(Mul, Relu6), with s and o float32 scalar
+ * constants (1/6 and 3 in practice), where y is a `_FusedConv2D` / `_FusedDepthwiseConv2dNative`
+ * with fused_ops [BiasAdd]. The node keeps its TensorFlow op and fused_ops and gains the private
+ * attr `_hard_swish` = [s, o] (attrs starting with `_` are the runtime's own, as grappler's);
+ * its kernel computes (v·s)·Relu6(v + o) in the same order as the four ops, so the floats are
+ * the same. The fused node takes the name of the last Mul.
+ *
+ * @param nodes the nodes that will run, by name (modified in place)
+ * @param pinned tensors that are fed or fetched, which a fusion must not hide
+ * @returns the number of patterns folded
+ */
+export function fuseHardSwish(nodes: Map<string, GraphNode>, pinned: ReadonlySet<string>): number {
+  const { consumers, controlled } = uses(nodes);
+  const free = (n: GraphNode) => !pinned.has(`${n.name}:0`) && !controlled.has(n.name);
+  const only = (n: GraphNode): GraphNode | undefined => {
+    const list = consumers.get(`${n.name}:0`);
+    return list?.length === 1 && free(n) ? list[0] : undefined;
+  };
+  // The scalar operand of a binary op whose other operand is `y`, or undefined.
+  const scalarWith = (op: GraphNode, y: GraphNode): number | undefined => {
+    if (op.inputs.length !== 2) return undefined;
+    const side = op.inputs[0].node === y.name ? 1 : 0;
+    if (op.inputs[1 - side].node !== y.name || op.inputs[1 - side].index !== 0) return undefined;
+    if (op.inputs[side].index !== 0) return undefined;
+    return constScalar(nodes.get(op.inputs[side].node));
+  };
+  let fused = 0;
+  for (const y of [...nodes.values()]) {
+    if (y.op !== "_FusedConv2D" && y.op !== "_FusedDepthwiseConv2dNative") continue;
+    const ops = y.attr["fused_ops"]?.value;
+    if (ops?.case !== "list" || ops.value.s.length !== 1 || y.attr["_hard_swish"]) continue;
+    if (new TextDecoder().decode(ops.value.s[0]) !== "BiasAdd" || !free(y)) continue;
+    const list = consumers.get(`${y.name}:0`);
+    if (list?.length !== 2) continue;
+    const mul = list.find((n) => n.op === "Mul");
+    const add = list.find((n) => n.op === "AddV2" || n.op === "Add");
+    if (mul === undefined || add === undefined) continue;
+    const scale = scalarWith(mul, y), offset = scalarWith(add, y);
+    if (scale === undefined || offset === undefined) continue;
+    const relu6 = only(add);
+    if (relu6?.op !== "Relu6" || relu6.inputs.length !== 1) continue;
+    const last = only(relu6);
+    if (last === undefined || last.op !== "Mul" || only(mul) !== last) continue;
+    const ins = last.inputs.map((r) => r.index === 0 ? r.node : "");
+    if (!(ins.includes(mul.name) && ins.includes(relu6.name))) continue;
+    const node: GraphNode = {
+      name: last.name,
+      op: y.op,
+      inputs: y.inputs,
+      controlInputs: [
+        ...new Set(
+          [y, mul, add, relu6, last].flatMap((n) => n.controlInputs),
+        ),
+      ],
+      attr: { ...y.attr, _hard_swish: attrValue.floats([scale, offset]) },
+    };
+    for (const n of [y, mul, add, relu6]) nodes.delete(n.name);
+    nodes.set(node.name, node);
+    fused++;
+  }
+  return fused;
+}
+
+/**
+ * Folds a residual sum into the fused convolution before it: a `_FusedConv2D` with fused_ops
+ * [BiasAdd] (NHWC, float32) whose one consumer is
+ * Add/AddV2(y, r), optionally followed by Relu, Relu6, Elu or LeakyRelu, becomes fused_ops
+ * [BiasAdd, Add(, activation)] with r as its fourth input (as grappler's remapper does for
+ * Conv2D + BiasAdd + Add + Relu). The node gains the private attr `_broadcast_add`, so that when
+ * r does not have the output's shape its kernel broadcasts as the Add did (TensorFlow's fused
+ * kernel requires equal shapes, and keeps doing so for nodes without the attr).
+ *
+ * @param nodes the nodes that will run, by name (modified in place)
+ * @param pinned tensors that are fed or fetched, which a fusion must not hide
+ * @returns the number of sums folded
+ */
+export function fuseResidualAdd(
+  nodes: Map<string, GraphNode>,
+  pinned: ReadonlySet<string>,
+): number {
+  const { consumers, controlled } = uses(nodes);
+  const only = (n: GraphNode): GraphNode | undefined => {
+    const key = `${n.name}:0`;
+    const list = consumers.get(key);
+    return list?.length === 1 && !pinned.has(key) && !controlled.has(n.name) ? list[0] : undefined;
+  };
+  let fused = 0;
+  for (const y of [...nodes.values()]) {
+    // Depthwise convolutions are left alone: residual sums follow the projection convolutions.
+    if (y.op !== "_FusedConv2D") continue;
+    if (!nodes.has(y.name) || stringAttr(y, "data_format", "NHWC") !== "NHWC") continue;
+    const ops = y.attr["fused_ops"]?.value;
+    if (ops?.case !== "list" || ops.value.s.length !== 1 || y.attr["_hard_swish"]) continue;
+    if (new TextDecoder().decode(ops.value.s[0]) !== "BiasAdd") continue;
+    const t = y.attr["T"]?.value;
+    if (t?.case !== "type" || t.value !== DataType.DT_FLOAT) continue;
+    const add = only(y);
+    if (add === undefined || (add.op !== "Add" && add.op !== "AddV2") || add.inputs.length !== 2) {
+      continue;
+    }
+    const side = add.inputs[0].node === y.name && add.inputs[0].index === 0 ? 1 : 0;
+    const other = add.inputs[side];
+    if (other.node === y.name || add.inputs[1 - side].node !== y.name) continue;
+    let act: GraphNode | undefined = only(add);
+    if (act !== undefined && (!CONV_ACTIVATIONS.has(act.op) || act.inputs.length !== 1)) {
+      act = undefined;
+    }
+    const last = act ?? add;
+    const node: GraphNode = {
+      name: last.name,
+      op: y.op,
+      inputs: [...y.inputs, other],
+      controlInputs: [
+        ...new Set([y, add, ...(act ? [act] : [])].flatMap((n) => n.controlInputs)),
+      ],
+      attr: {
+        ...y.attr,
+        num_args: attrValue.int(2),
+        fused_ops: attrValue.strings(act ? ["BiasAdd", "Add", act.op] : ["BiasAdd", "Add"]),
+        ...(act?.op === "LeakyRelu" && act.attr["alpha"]
+          ? { leakyrelu_alpha: act.attr["alpha"] }
+          : {}),
+        _broadcast_add: attrValue.bool(true),
+      },
+    };
+    nodes.delete(y.name);
+    if (act !== undefined) nodes.delete(add.name);
+    nodes.set(node.name, node);
+    fused++;
+  }
+  return fused;
+}
+
+/**
+ * Folds an Add/AddV2 of a fused depthwise convolution's activated output into it: a
+ * `_FusedDepthwiseConv2dNative` (NHWC, float32, fused_ops [BiasAdd] or [BiasAdd, activation])
+ * whose one consumer is Add/AddV2(y, r) takes r as one more input and the private attr
+ * `_add_after_activation`; its kernel adds r (broadcasting as the Add did) after the
+ * activation, in the same pass as the convolution when r has the output's shape. This is the
+ * MediaPipe segmentation decoders' `x + Relu(depthwise(x))`. The node takes the Add's name.
+ *
+ * @param nodes the nodes that will run, by name (modified in place)
+ * @param pinned tensors that are fed or fetched, which a fusion must not hide
+ * @returns the number of sums folded
+ */
+export function fuseAddAfterActivation(
+  nodes: Map<string, GraphNode>,
+  pinned: ReadonlySet<string>,
+): number {
+  const { consumers, controlled } = uses(nodes);
+  let fused = 0;
+  for (const y of [...nodes.values()]) {
+    if (y.op !== "_FusedDepthwiseConv2dNative" || !nodes.has(y.name)) continue;
+    if (stringAttr(y, "data_format", "NHWC") !== "NHWC") continue;
+    if (y.attr["_hard_swish"] || y.attr["_add_after_activation"] || y.inputs.length !== 3) continue;
+    const ops = y.attr["fused_ops"]?.value;
+    if (ops?.case !== "list" || ops.value.s.length < 1 || ops.value.s.length > 2) continue;
+    const names = ops.value.s.map((b) => new TextDecoder().decode(b));
+    if (names[0] !== "BiasAdd" || (names.length === 2 && !CONV_ACTIVATIONS.has(names[1]))) {
+      continue;
+    }
+    const t = y.attr["T"]?.value;
+    if (t?.case !== "type" || t.value !== DataType.DT_FLOAT) continue;
+    const key = `${y.name}:0`;
+    const list = consumers.get(key);
+    if (list?.length !== 1 || pinned.has(key) || controlled.has(y.name)) continue;
+    const add = list[0];
+    if ((add.op !== "Add" && add.op !== "AddV2") || add.inputs.length !== 2) continue;
+    const side = add.inputs[0].node === y.name && add.inputs[0].index === 0 ? 1 : 0;
+    const other = add.inputs[side];
+    if (other.node === y.name || add.inputs[1 - side].node !== y.name) continue;
+    const node: GraphNode = {
+      name: add.name,
+      op: y.op,
+      inputs: [...y.inputs, other],
+      controlInputs: [...new Set([...y.controlInputs, ...add.controlInputs])],
+      attr: { ...y.attr, _add_after_activation: attrValue.bool(true) },
+    };
+    nodes.delete(y.name);
+    nodes.set(node.name, node);
+    fused++;
+  }
+  return fused;
 }
 
 /**

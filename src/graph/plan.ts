@@ -15,7 +15,7 @@ import type { Kernel, KernelRun, ResourceManager } from "../kernels/kernel.ts";
 import type { KernelRegistry } from "../kernels/registry.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { compileExecutor, CONTROL_FLOW_OPS, isBackEdge, nodeError } from "./executor.ts";
-import { FUSED_DENSE_SOFTMAX, fuseDenseSoftmax, type FusedNode } from "./fuse.ts";
+import { FUSED_DENSE_SOFTMAX, type FusedNode, fuseGraph } from "./fuse.ts";
 import { type Graph, type GraphNode, refName, type TensorRef } from "./graph.ts";
 
 /** What a plan is compiled against. */
@@ -217,7 +217,7 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
   // 2. Fuse known chains.
   if (spec.fuse !== false && !controlFlow) {
     const pinned = new Set([...fed.keys(), ...spec.fetches.map(refName)]);
-    fuseDenseSoftmax(nodes, pinned);
+    fuseGraph(nodes, pinned);
   }
 
   // 3. Order (Kahn): a node runs after the producers of its unfed inputs and its control inputs.

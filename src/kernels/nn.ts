@@ -20,7 +20,16 @@ import { Code, ServingError } from "../errors.ts";
 import { DataType, dtypeName, type NumericArray } from "../tensor/dtype.ts";
 import { type Shape, shapeString, Tensor, toIntArray } from "../tensor/tensor.ts";
 import type { Kernel, KernelContext, KernelRun } from "./kernel.ts";
+import { forEachBlock, sameShape, stridedPlan } from "./broadcast.ts";
 import { denseF32, isWeightSource } from "./wasm/dense.ts";
+import {
+  conv2dF32,
+  depthwiseF32,
+  type HardSwish,
+  matmulF32,
+  poolF32,
+  WasmAct,
+} from "./wasm/conv.ts";
 
 /** Storage of the float types these kernels compute on. */
 type FloatArray = Float32Array | Float64Array;
@@ -1134,10 +1143,71 @@ function depthwiseCore(
 /** What a convolution kernel node needs to run, read once at compile time. */
 interface ConvConfig {
   depthwise: boolean;
+  /** The filter is a weight (see isWeightSource): float32 runs go to WebAssembly. */
+  wasm: boolean;
   window: WindowAttrs;
   plan: FusionPlan | null;
   epsilon: number;
   alpha: number;
+  /**
+   * A hard-swish after the bias, (v·scale)·Relu6(v + offset): the private attr
+   * `_hard_swish` [scale, offset] that plan-time fusion (src/graph/fuse.ts) sets when it folds
+   * the Mul / AddV2 / Relu6 / Mul pattern of MobileNetV3-style graphs into the convolution.
+   */
+  hardSwish: HardSwish | null;
+  /**
+   * The private attr `_broadcast_add` that plan-time fusion sets when it folds an Add/AddV2 into
+   * the convolution: a residual of another shape then broadcasts as the Add did, instead of
+   * failing as TensorFlow's fused kernel does.
+   */
+  broadcastAdd: boolean;
+  /**
+   * The private attr `_add_after_activation` that plan-time fusion sets when it folds an
+   * Add/AddV2 of the activated output into the convolution: one more input, added (with
+   * broadcasting) after the activation.
+   */
+  addAfter: boolean;
+}
+
+/**
+ * act(y + r) with broadcasting, for a folded Add whose operand `r` does not have the
+ * convolution's output shape (see ConvConfig.broadcastAdd).
+ */
+function addBroadcast(
+  ctx: KernelContext,
+  y: FloatArray,
+  yShape: Shape,
+  r: Tensor,
+  like: Tensor,
+  act: Act,
+  alpha: number,
+): Tensor {
+  const rd = sameFloat(ctx, r, like, "the fused Add operand");
+  const plan = stridedPlan([yShape, r.shape]);
+  const out = allocLike(y, plan.size);
+  const d = plan.dims.length;
+  const rows = plan.dims[d - 2], cols = plan.dims[d - 1];
+  const [ys0, ys1] = [plan.strides[0][d - 2], plan.strides[0][d - 1]];
+  const [rs0, rs1] = [plan.strides[1][d - 2], plan.strides[1][d - 1]];
+  forEachBlock(plan, (offs, o) => {
+    for (let i = 0; i < rows; i++) {
+      let yi = offs[0] + i * ys0, ri = offs[1] + i * rs0;
+      for (let j = 0; j < cols; j++, yi += ys1, ri += rs1) out[o++] = y[yi] + rd[ri];
+    }
+  });
+  activate(out, 0, out, 0, out.length, act, alpha);
+  return new Tensor(like.dtype, plan.shape, out);
+}
+
+/** In place: y = (y·scale)·Relu6(y + offset), each step rounded to float32 as the graph's ops. */
+function hardSwishLoop(y: FloatArray, hs: HardSwish): void {
+  const f = y instanceof Float32Array ? Math.fround : (v: number) => v;
+  const scale = f(hs.scale), offset = f(hs.offset);
+  for (let i = 0; i < y.length; i++) {
+    const v = y[i];
+    const r = f(v + offset);
+    y[i] = f(v * scale) * (r < 0 ? 0 : r > 6 ? 6 : r);
+  }
 }
 
 function runConv(
@@ -1146,7 +1216,9 @@ function runConv(
   inputs: Tensor[],
   scratch: Scratch,
 ): Tensor[] {
-  checkArity(ctx, inputs, 2 + (cfg.plan?.numArgs ?? 0));
+  const numArgs = cfg.plan?.numArgs ?? 0;
+  checkArity(ctx, inputs, 2 + numArgs + (cfg.addAfter ? 1 : 0));
+  const after = cfg.addAfter ? inputs[2 + numArgs] : null;
   const [input, filter] = inputs;
   let x = floatData(ctx, input);
   const f = sameFloat(ctx, filter, input, "the filter");
@@ -1181,19 +1253,84 @@ function runConv(
   const g = geometry(w, input.shape, fh, fw, outC);
   const shape = outShape(g, w.nchw);
   let ep = NO_EPILOGUE;
+  // A folded Add whose operand needs broadcasting: the convolution and bias first, the sum and
+  // the activation after.
+  let residual: Tensor | null = null;
   if (cfg.plan !== null) {
-    ep = buildEpilogue(ctx, cfg.plan, inputs.slice(2), input, outC, shape, cfg.epsilon, cfg.alpha);
+    let plan = cfg.plan, args = inputs.slice(2, 2 + numArgs);
+    if (plan.add && cfg.broadcastAdd && !w.nchw && !sameShape(args[1].shape, shape)) {
+      residual = args[1];
+      plan = { ...plan, add: false, act: Act.None, numArgs: 1 };
+      args = args.slice(0, 1);
+    }
+    ep = buildEpilogue(ctx, plan, args, input, outC, shape, cfg.epsilon, cfg.alpha);
     if (w.nchw && ep.side !== null) ep.side = toNHWC(ep.side, g.batch, outC, g.outH, g.outW);
   }
   if (w.nchw) x = toNHWC(x, g.batch, g.inC, g.inH, g.inW);
-  let y = allocLike(x, g.batch * g.outH * g.outW * outC);
-  if (y.length > 0) {
+  // The add after the activation goes into the depthwise kernel when it has the output's shape.
+  const afterData = after !== null && cfg.depthwise && !w.nchw && sameShape(after.shape, shape) &&
+      after.data instanceof Float32Array
+    ? after.data
+    : null;
+  const fast = cfg.wasm ? convWasm(cfg, x, f, g, fin, fout, ep, afterData) : null;
+  const hs = fast === null ? cfg.hardSwish : null;
+  let y = fast ?? allocLike(x, g.batch * g.outH * g.outW * outC);
+  if (fast === null && y.length > 0) {
     const acc = scratch.get(outC);
     if (cfg.depthwise) depthwiseCore(x, f, y, g, fout, ep, acc);
     else conv2dCore(x, f, y, g, fin, ep, acc);
   }
+  if (hs !== null) hardSwishLoop(y, hs);
+  if (residual !== null) {
+    return [addBroadcast(ctx, y, shape, residual, input, cfg.plan!.act, cfg.alpha)];
+  }
+  if (after !== null && (fast === null || afterData === null)) {
+    return [addBroadcast(ctx, y, shape, after, input, Act.None, 0)];
+  }
   if (w.nchw) y = toNCHW(y, g.batch, g.outH, g.outW, outC);
   return [new Tensor(input.dtype, shape, y)];
+}
+
+/** The activations the WebAssembly kernels apply themselves. */
+const WASM_ACTS: Partial<Record<Act, WasmAct>> = {
+  [Act.None]: WasmAct.None,
+  [Act.Relu]: WasmAct.Relu,
+  [Act.Relu6]: WasmAct.Relu6,
+};
+
+/**
+ * The convolution in WebAssembly SIMD (float32 accumulation, as TensorFlow's CPU kernels), or
+ * null when it does not apply (float64, grouped, depthwise multiplier > 1, batch-norm epilogue,
+ * no SIMD): the float64 loops then run. Other activations run after it, in place.
+ */
+function convWasm(
+  cfg: ConvConfig,
+  x: FloatArray,
+  f: FloatArray,
+  g: Geometry,
+  fin: number,
+  fout: number,
+  ep: Epilogue,
+  after: Float32Array | null,
+): Float32Array | null {
+  if (!(x instanceof Float32Array) || !(f instanceof Float32Array) || ep.bn !== null) return null;
+  const bias = ep.bias, side = ep.side;
+  if (bias !== null && !(bias instanceof Float32Array)) return null;
+  if (side !== null && !(side instanceof Float32Array)) return null;
+  const hs = cfg.hardSwish;
+  // A hard-swish comes alone (fusion puts it only after a bare bias).
+  const act = hs !== null && ep.act === Act.None ? WasmAct.HardSwish : WASM_ACTS[ep.act];
+  if (hs !== null && act !== WasmAct.HardSwish) return null;
+  let y: Float32Array | null;
+  if (cfg.depthwise) {
+    if (fout !== 1 || side !== null || (after !== null && act === undefined)) return null;
+    y = depthwiseF32(x, f, bias, g, act ?? WasmAct.None, hs, after);
+  } else {
+    if (fin !== g.inC) return null;
+    y = conv2dF32(x, f, bias, side, g, act ?? WasmAct.None, hs);
+  }
+  if (y !== null && act === undefined) activate(y, 0, y, 0, y.length, ep.act, ep.alpha);
+  return y;
 }
 
 function convKernel(op: string, depthwise: boolean, fused: boolean): Kernel {
@@ -1203,11 +1340,29 @@ function convKernel(op: string, depthwise: boolean, fused: boolean): Kernel {
       checkTypeAttr(ctx);
       const cfg: ConvConfig = {
         depthwise,
+        wasm: isWeightSource(ctx.inputOps[1] ?? ""),
         window: convWindowAttrs(ctx),
         plan: fused ? fusionPlan(ctx, true) : null,
         epsilon: fused ? ctx.attr.float("epsilon", 0.0001) : 0,
         alpha: fused ? ctx.attr.float("leakyrelu_alpha", 0.2) : 0,
+        hardSwish: null,
+        broadcastAdd: fused && ctx.attr.bool("_broadcast_add", false),
+        addAfter: fused && ctx.attr.bool("_add_after_activation", false),
       };
+      if (cfg.addAfter && (cfg.plan?.add || cfg.plan?.batchNorm || ctx.attr.has("_hard_swish"))) {
+        throw invalid(
+          `${op} node "${ctx.name}": _add_after_activation goes with [BiasAdd(, activation)] only`,
+        );
+      }
+      if (fused && ctx.attr.has("_hard_swish")) {
+        const c = ctx.attr.floats("_hard_swish");
+        if (c.length !== 2 || cfg.plan?.act !== Act.None || cfg.plan.batchNorm) {
+          throw invalid(
+            `${op} node "${ctx.name}": _hard_swish must be [scale, offset] after a bare bias`,
+          );
+        }
+        cfg.hardSwish = { scale: c[0], offset: c[1] };
+      }
       const scratch = new Scratch();
       return (inputs) => runConv(ctx, cfg, inputs, scratch);
     },
@@ -1291,6 +1446,37 @@ function conv2dBackpropInputCore(
 }
 
 /**
+ * The same sums with the per-tap products from WebAssembly: `cols` holds, for each out_backprop
+ * pixel, its product with the filter seen as [fh·fw·inC, outC] (a GEMM over the outC channels,
+ * float32), and each of its fh·fw·inC values is added into the input pixel its tap lands on.
+ */
+function col2imAdd(cols: Float32Array, acc: Float64Array, g: Geometry): void {
+  const { inH, inW, inC, fh, fw, outH, outW, sh, sw, dh, dw } = g;
+  const row = fh * fw * inC;
+  let co = 0;
+  for (let b = 0; b < g.batch; b++) {
+    const xb = b * inH * inW * inC;
+    for (let oy = 0; oy < outH; oy++) {
+      const iy0 = oy * sh - g.padTop;
+      for (let ox = 0; ox < outW; ox++, co += row) {
+        const ix0 = ox * sw - g.padLeft;
+        for (let fy = 0; fy < fh; fy++) {
+          const iy = iy0 + fy * dh;
+          if (iy < 0 || iy >= inH) continue;
+          for (let fx = 0; fx < fw; fx++) {
+            const ix = ix0 + fx * dw;
+            if (ix < 0 || ix >= inW) continue;
+            const xo = xb + (iy * inW + ix) * inC;
+            const c = co + (fy * fw + fx) * inC;
+            for (let ci = 0; ci < inC; ci++) acc[xo + ci] += cols[c + ci];
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
  * Conv2DBackpropInput — what Keras' Conv2DTranspose exports: inputs input_sizes (4 sizes, or H
  * and W), filter [fh, fw, in, out] and out_backprop; attrs strides, padding (SAME, VALID,
  * EXPLICIT with explicit_paddings), dilations, data_format. Shapes are checked as TensorFlow's
@@ -1302,6 +1488,8 @@ const conv2dBackpropInput: Kernel = {
   compile(ctx: KernelContext): KernelRun {
     checkTypeAttr(ctx);
     const w = convWindowAttrs(ctx);
+    // A weight filter (see isWeightSource) is packed once for the WebAssembly product.
+    const wasm = isWeightSource(ctx.inputOps[1] ?? "");
     return (inputs) => {
       checkArity(ctx, inputs, 3);
       const [sizesT, filter, dyT] = inputs;
@@ -1356,7 +1544,14 @@ const conv2dBackpropInput: Kernel = {
       const acc = new Float64Array(n);
       if (n > 0 && dyT.size > 0) {
         if (w.nchw) dy = toNHWC(dy, g.batch, fout, g.outH, g.outW);
-        conv2dBackpropInputCore(dy, f, acc, g);
+        // (Measured, best of 40: 2×2 taps of 1 or 2 channels from 16, the segmentation heads'
+        // last upsampling, take 0.2–0.35 ms in the WebAssembly product against 1.9 ms for the
+        // whole loop below.)
+        const cols = wasm && dy instanceof Float32Array && f instanceof Float32Array
+          ? matmulF32(dy, f, null, g.batch * g.outH * g.outW, fout, fh * fw * fin, true, 0)
+          : null;
+        if (cols !== null) col2imAdd(cols, acc, g);
+        else conv2dBackpropInputCore(dy, f, acc, g);
       }
       let y = allocLike(f, n);
       y.set(acc);
@@ -1482,8 +1677,14 @@ function runPool(
   const c = w.nchw ? input.shape[1] : input.shape[3];
   const g = geometry(w, input.shape, kh, kw, c);
   if (w.nchw) x = toNHWC(x, g.batch, c, g.inH, g.inW);
-  let y = allocLike(x, g.batch * g.outH * g.outW * c);
-  if (y.length > 0) {
+  // WebAssembly for float32: max, and averages of small windows (float32 sums, as TensorFlow's
+  // kernel). A large window (a global average, say) keeps the float64 loop: a float32 running
+  // sum of thousands of values drifts by more than the tolerances that matter here, and one
+  // output pixel costs little.
+  const wasm = x instanceof Float32Array && g.outH * g.outW > 0 && (max || kh * kw <= 64);
+  const fast = wasm ? poolF32(x as Float32Array, g, max) : null;
+  let y = fast ?? allocLike(x, g.batch * g.outH * g.outW * c);
+  if (fast === null && y.length > 0) {
     if (max) maxPoolCore(x, y, g);
     else avgPoolCore(x, y, g, scratch.get(c));
   }

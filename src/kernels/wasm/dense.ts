@@ -26,6 +26,7 @@
  * @module
  */
 import { DENSE_WASM } from "./dense_wasm.ts";
+import { align16, type Block, Heap } from "./heap.ts";
 
 /** The module's exports. */
 interface DenseExports {
@@ -54,15 +55,8 @@ const SIMD_PROBE = new Uint8Array([
   0x0a, 0x08, 0x01, 0x06, 0x00, 0x41, 0x00, 0xfd, 0x0f, 0x0b, // code: i32.const 0; i8x16.splat
 ]);
 
-/** Bytes of WebAssembly memory we are willing to use; past it callers fall back to JavaScript. */
-const MAX_BYTES = 1 << 30;
-
 /** Floats of x per chunk of rows, so the scratch area stays small and the chunk stays cached. */
 const CHUNK_FLOATS = 1 << 16;
-
-const PAGE = 65536;
-
-const align16 = (bytes: number) => (bytes + 15) & ~15;
 
 /** Instantiates the kernel, or returns null when the engine lacks WebAssembly SIMD. */
 function instantiate(): DenseExports | null {
@@ -72,90 +66,6 @@ function instantiate(): DenseExports | null {
     return instance.exports as unknown as DenseExports;
   } catch {
     return null;
-  }
-}
-
-/** A free block of linear memory. */
-interface Block {
-  offset: number;
-  bytes: number;
-}
-
-/**
- * The linear memory: a first-fit free list over a bump pointer, growing the memory when needed.
- * Blocks are few (one per cached weight matrix plus the scratch area), so lists are fine.
- */
-class Heap {
-  /** A view of the whole memory, renewed whenever the memory grows (growing detaches it). */
-  f32: Float32Array;
-  #top = 64;
-  #free: Block[] = [];
-
-  constructor(readonly memory: WebAssembly.Memory) {
-    this.f32 = new Float32Array(memory.buffer);
-  }
-
-  /** Allocates `bytes` (16-byte aligned), or returns -1 when the memory may not grow that far. */
-  alloc(bytes: number): number {
-    bytes = align16(bytes);
-    for (let i = 0; i < this.#free.length; i++) {
-      const b = this.#free[i];
-      if (b.bytes < bytes) continue;
-      const offset = b.offset;
-      if (b.bytes === bytes) this.#free.splice(i, 1);
-      else {
-        b.offset += bytes;
-        b.bytes -= bytes;
-      }
-      return offset;
-    }
-    const offset = this.#top;
-    const end = offset + bytes;
-    if (end > MAX_BYTES) return -1;
-    const have = this.memory.buffer.byteLength;
-    if (end > have) {
-      // Grow geometrically so a run of growing requests does not grow page by page; if the
-      // engine refuses that much, ask for just what is needed.
-      const want = Math.min(MAX_BYTES, Math.max(end, have * 2));
-      if (!this.#grow(want - have) && !this.#grow(end - have)) return -1;
-      this.f32 = new Float32Array(this.memory.buffer);
-    }
-    this.#top = end;
-    return offset;
-  }
-
-  #grow(bytes: number): boolean {
-    try {
-      this.memory.grow(Math.ceil(bytes / PAGE));
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  /** Returns a block from `alloc`, merging it with free neighbours. */
-  free(offset: number, bytes: number): void {
-    bytes = align16(bytes);
-    const list = this.#free;
-    let i = 0;
-    while (i < list.length && list[i].offset < offset) i++;
-    list.splice(i, 0, { offset, bytes });
-    // Merge with the next block, then the previous one.
-    if (i + 1 < list.length && offset + bytes === list[i + 1].offset) {
-      list[i].bytes += list[i + 1].bytes;
-      list.splice(i + 1, 1);
-    }
-    if (i > 0 && list[i - 1].offset + list[i - 1].bytes === offset) {
-      list[i - 1].bytes += list[i].bytes;
-      list.splice(i, 1);
-      i--;
-    }
-    // A free block at the top goes back to the bump pointer.
-    const last = list[list.length - 1];
-    if (last.offset + last.bytes === this.#top) {
-      this.#top = last.offset;
-      list.pop();
-    }
   }
 }
 

@@ -1,0 +1,260 @@
+/**
+ * Real-model benchmark (issue: real models at the speed of the best JavaScript engine): each
+ * model of the development corpus (`../shared/testdata/real-models/`) that the server loads,
+ * batch 1, through the executor (`Signature.run`, what a Predict runs after decoding), next to
+ * the same graph on TensorFlow.js 4.22.0's WebAssembly backend (XNNPACK, SIMD, one thread) and
+ * its plain-JavaScript CPU backend, all in one process and one run. Server and tfjs-wasm runs
+ * alternate, so both see the same load on a shared machine; tfjs-cpu, 10-40× slower, gets a
+ * few runs of its own.
+ *
+ * Also reported: the convolution / matmul kernels' achieved GFLOP/s (work of the WebAssembly
+ * kernels over the time spent in them, copies in and out included) next to the machine's
+ * measured SIMD multiply-add peak, and batch-8 throughput where the signature allows it.
+ *
+ * Every output is checked against the corpus reference (rtol 1e-3, atol 1e-4) before timing.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { loadModel, type Model } from "../../src/runtime/model.ts";
+import { convWasmPeak, convWasmRelaxed, setConvProfiling } from "../../src/kernels/wasm/conv.ts";
+import { DataType } from "../../src/tensor/dtype.ts";
+import { Tensor } from "../../src/tensor/tensor.ts";
+import { table } from "./timing.ts";
+import { loadTfjs, runTfjs, type TfjsModel } from "./tfjs_graph.ts";
+
+const ROOT = new URL("../../../shared/testdata/real-models/", import.meta.url).pathname;
+
+/** The corpus models the server runs (faceboxes and facemesh_detection_full do not load yet). */
+export const CORPUS_MODELS = [
+  "emotion",
+  "ssrnet_age",
+  "meet",
+  "selfie",
+  "movenet_multipose",
+  "facemesh_attention",
+];
+
+interface IoSpec {
+  dtype: string;
+  shape: number[];
+  file: string;
+}
+
+interface Case {
+  name: string;
+  batch: number;
+  inputs: Record<string, IoSpec>;
+  outputs: Record<string, IoSpec>;
+}
+
+/** A corpus model's manifest (the parts used here). */
+interface Manifest {
+  cases: Case[];
+  signature: { inputs: Record<string, { tensorShape: { dim?: { size: string }[] } }> };
+  latency_ms: Record<string, { median_ms: number } | undefined>;
+}
+
+type Data = Float32Array | Int32Array;
+
+async function readData(model: string, spec: IoSpec): Promise<Data> {
+  const bytes = await Deno.readFile(`${ROOT}${model}/data/${spec.file}`);
+  if (spec.dtype === "DT_FLOAT") return new Float32Array(bytes.buffer);
+  if (spec.dtype === "DT_INT32") return new Int32Array(bytes.buffer);
+  throw new Error(`${model}: dtype ${spec.dtype} is not benchmarked`);
+}
+
+/** The number of elements that differ from `ref` by more than 1e-4 + 1e-3·|ref|. */
+function mismatches(got: ArrayLike<number>, ref: ArrayLike<number>): number {
+  if (got.length !== ref.length) return Math.max(got.length, ref.length);
+  let bad = 0;
+  for (let i = 0; i < ref.length; i++) {
+    if (!(Math.abs(got[i] - ref[i]) <= 1e-4 + 1e-3 * Math.abs(ref[i]))) bad++;
+  }
+  return bad;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function tensorOf(spec: IoSpec, data: Data, batch = 1): Tensor {
+  const dtype = spec.dtype === "DT_FLOAT" ? DataType.DT_FLOAT : DataType.DT_INT32;
+  if (batch === 1) return new Tensor(dtype, spec.shape, data);
+  const tiled = new (data.constructor as new (n: number) => Data)(data.length * batch);
+  for (let b = 0; b < batch; b++) tiled.set(data, b * data.length);
+  return new Tensor(dtype, [batch, ...spec.shape.slice(1)], tiled);
+}
+
+const fmt = (ms: number) => ms < 10 ? ms.toFixed(2) : ms.toFixed(1);
+
+/** Loads a tfjs model on `backend`, or returns the reason it cannot run there. */
+async function tfjsOn(backend: string, dir: string): Promise<TfjsModel | string> {
+  await tf.setBackend(backend);
+  try {
+    return await loadTfjs(dir);
+  } catch (e) {
+    return e instanceof Error ? e.message.split("\n")[0] : String(e);
+  }
+}
+
+/** Runs the section and returns its markdown report. */
+export async function benchRealModels(
+  models: readonly string[] = CORPUS_MODELS,
+  rounds = 25,
+): Promise<string> {
+  // The peak is measured before every model and the best kept: on a shared machine a single
+  // measurement may land in a busy moment.
+  let peak = 0;
+  const rows: (string | number)[][] = [];
+  const notes: string[] = [];
+  for (const name of models) {
+    peak = Math.max(peak, convWasmPeak(200));
+    const manifest: Manifest = JSON.parse(await Deno.readTextFile(`${ROOT}${name}/manifest.json`));
+    const c = manifest.cases.find((k) => k.batch === 1) ?? manifest.cases[0];
+    const dir = `${ROOT}${name}/model/1`;
+    const model: Model = await loadModel(dir);
+    const sig = model.signature("serving_default");
+    const raw: Record<string, Data> = {};
+    const feeds: Record<string, Tensor> = {};
+    for (const [k, spec] of Object.entries(c.inputs)) {
+      raw[k] = await readData(name, spec);
+      feeds[k] = tensorOf(spec, raw[k]);
+    }
+    const refs: Record<string, Data> = {};
+    for (const [k, spec] of Object.entries(c.outputs)) refs[k] = await readData(name, spec);
+    const check = (who: string, out: Record<string, ArrayLike<number>>) => {
+      for (const [k, ref] of Object.entries(refs)) {
+        const bad = mismatches(out[k], ref);
+        if (bad > 0) throw new Error(`${name}: ${who} output ${k} misses the reference at ${bad}`);
+      }
+    };
+    const server = () => sig.run(feeds);
+    check(
+      "server",
+      Object.fromEntries(Object.entries(server()).map(([k, t]) => [k, t.data as Data])),
+    );
+    const tfFeeds = Object.fromEntries(
+      Object.entries(c.inputs).map(([k, spec]) => [k, { data: raw[k], shape: spec.shape }]),
+    );
+    const wasm = await tfjsOn("wasm", dir);
+    const cpu = await tfjsOn("cpu", dir);
+    const runOn = (backend: string, m: TfjsModel) => {
+      tf.setBackend(backend);
+      return runTfjs(m, tfFeeds);
+    };
+    let wasmNote = "";
+    let wasmOk = typeof wasm !== "string";
+    if (typeof wasm === "string") wasmNote = wasm;
+    else {
+      try {
+        check("tfjs-wasm", runOn("wasm", wasm));
+      } catch (e) {
+        wasmOk = false;
+        wasmNote = e instanceof Error ? e.message.split("\n")[0] : String(e);
+      }
+    }
+    if (wasmNote) notes.push(`${name}: tfjs-wasm does not run it (${wasmNote})`);
+    // Warm up, then alternate server and tfjs-wasm runs.
+    for (let i = 0; i < 3; i++) {
+      server();
+      if (wasmOk) runOn("wasm", wasm as TfjsModel);
+    }
+    const ts: number[] = [], tw: number[] = [];
+    let flops = 0, kernelMs = 0;
+    for (let r = 0; r < rounds; r++) {
+      setConvProfiling(true);
+      let t0 = performance.now();
+      server();
+      ts.push(performance.now() - t0);
+      const st = setConvProfiling(false)!;
+      flops += st.flops;
+      kernelMs += st.ms;
+      if (wasmOk) {
+        t0 = performance.now();
+        runOn("wasm", wasm as TfjsModel);
+        tw.push(performance.now() - t0);
+      }
+    }
+    let cpuMs = NaN;
+    if (typeof cpu !== "string") {
+      try {
+        runOn("cpu", cpu);
+        const tc: number[] = [];
+        for (let r = 0; r < 3; r++) {
+          const t0 = performance.now();
+          runOn("cpu", cpu);
+          tc.push(performance.now() - t0);
+        }
+        cpuMs = median(tc);
+      } catch (e) {
+        notes.push(`${name}: tfjs-cpu failed (${e instanceof Error ? e.message : e})`);
+      }
+    }
+    // Batch 8, where the signature's batch dimension is open.
+    const dims = Object.values(manifest.signature.inputs)[0]?.tensorShape.dim;
+    let b8 = "—";
+    if (dims !== undefined && dims.length > 0 && dims[0].size === "-1") {
+      const feeds8 = Object.fromEntries(
+        Object.entries(c.inputs).map(([k, spec]) => [k, tensorOf(spec, raw[k], 8)]),
+      );
+      sig.run(feeds8);
+      const t8: number[] = [];
+      for (let r = 0; r < 3; r++) {
+        const t0 = performance.now();
+        sig.run(feeds8);
+        t8.push(performance.now() - t0);
+      }
+      const perImage = median(t8) / 8;
+      b8 = `${fmt(perImage)} ms (${(1000 / perImage).toFixed(0)}/s)`;
+    }
+    const s = median(ts);
+    const w = wasmOk ? median(tw) : NaN;
+    const serverTotal = ts.reduce((a, b) => a + b, 0);
+    const recorded = manifest.latency_ms["tfjs-wasm"]?.median_ms;
+    rows.push([
+      name,
+      fmt(s),
+      wasmOk ? fmt(w) : "n/a",
+      Number.isNaN(cpuMs) ? "n/a" : fmt(cpuMs),
+      wasmOk ? `${(s / w).toFixed(2)}×` : "—",
+      wasmOk ? `${(Math.min(...ts) / Math.min(...tw)).toFixed(2)}×` : "—",
+      recorded === undefined ? "—" : fmt(recorded),
+      kernelMs > 0 ? `${(flops / kernelMs / 1e6).toFixed(1)}` : "—",
+      `${((kernelMs / serverTotal) * 100).toFixed(0)}%`,
+      b8,
+    ]);
+  }
+  return [
+    "### Real models (batch 1, one thread)",
+    "",
+    table(
+      [
+        "model",
+        "server ms",
+        "tfjs-wasm ms",
+        "tfjs-cpu ms",
+        "server / tfjs-wasm (medians)",
+        "(minima)",
+        "tfjs-wasm ms recorded in the corpus",
+        "conv/matmul GFLOP/s",
+        "time in conv/matmul",
+        "batch 8, per image",
+      ],
+      rows,
+    ),
+    "",
+    `WASM SIMD multiply-add loop (12 independent f32x4 chains${
+      convWasmRelaxed ? ", relaxed_madd" : ""
+    }), best of ${models.length}: ${peak.toFixed(1)} GFLOP/s.` +
+    " Medians; server and tfjs-wasm runs alternate. The recorded column is the corpus build's" +
+    " figure for the original tfjs graph, on a quieter machine.",
+    ...notes.map((n) => `- ${n}`),
+  ].join("\n");
+}
+
+if (import.meta.main) {
+  const names = Deno.args.filter((a) => a !== "--");
+  console.log(await benchRealModels(names.length > 0 ? names : CORPUS_MODELS));
+}

@@ -1,0 +1,633 @@
+/**
+ * The JavaScript side of the WebAssembly SIMD convolution kernels (`conv.wat`): Conv2D as a
+ * GEMM over im2col patches (a 1×1, stride-1, unpadded convolution straight over the input),
+ * DepthwiseConv2dNative with channel multiplier 1 directly, and a GEMM with packed weights for
+ * MatMul (and Conv2DBackpropInput's per-tap products), each with a fused epilogue (bias,
+ * residual, Relu / Relu6 / hard-swish); and max / average pooling.
+ *
+ * One module instance per isolate, instantiated when this module loads: the relaxed-SIMD build
+ * (`f32x4.relaxed_madd`, one rounding per multiply-add where the CPU has FMA) when the engine
+ * validates it, the plain-SIMD build otherwise. Its linear memory holds
+ * - filters and weight matrices packed for the kernels, cached by the identity of their
+ *   Float32Array (as `dense.ts` does: a tensor's storage is never written after the tensor is
+ *   made, so the same array means the same values), released by a FinalizationRegistry when
+ *   the array is collected. Callers send only weights here (constants, variable reads), which
+ *   keep their array from run to run, so packing happens once, on the first run;
+ * - one scratch area for the input, the output, the im2col buffer and the bias of the current
+ *   call, reused across calls (kernels are synchronous, so one call at a time).
+ *
+ * Accumulation is in float32 (as TensorFlow's CPU kernels and XNNPACK); each output sums its
+ * products in order of (fy, fx, input channel), so results differ from a float64 sum by about
+ * a float32 ulp of Σ|x·w|.
+ *
+ * Every function returns null when WebAssembly SIMD is missing, the kernels are switched off,
+ * or memory runs out; callers then run their JavaScript loops.
+ *
+ * @module
+ */
+import { CONV_WASM } from "./conv_wasm.ts";
+import { CONV_RELAXED_WASM } from "./conv_relaxed_wasm.ts";
+import { align16, type Block, Heap } from "./heap.ts";
+
+/** The module's exports (pointers are byte offsets; see `conv.wat`). */
+interface ConvExports {
+  readonly memory: WebAssembly.Memory;
+  gemm(
+    a: number,
+    lda: number,
+    w: number,
+    bias: number,
+    y: number,
+    ldy: number,
+    side: number,
+    m: number,
+    k: number,
+    n: number,
+    act: number,
+  ): void;
+  im2col(
+    x: number,
+    inH: number,
+    inW: number,
+    c: number,
+    fh: number,
+    fw: number,
+    sh: number,
+    sw: number,
+    dh: number,
+    dw: number,
+    padT: number,
+    padL: number,
+    outW: number,
+    p0: number,
+    np: number,
+    dst: number,
+  ): void;
+  depthwise(
+    x: number,
+    inH: number,
+    inW: number,
+    c4: number,
+    w: number,
+    bias: number,
+    y: number,
+    fh: number,
+    fw: number,
+    sh: number,
+    sw: number,
+    dh: number,
+    dw: number,
+    padT: number,
+    padL: number,
+    outH: number,
+    outW: number,
+    act: number,
+    side: number,
+  ): void;
+  pool(
+    x: number,
+    inH: number,
+    inW: number,
+    c4: number,
+    y: number,
+    fh: number,
+    fw: number,
+    sh: number,
+    sw: number,
+    padT: number,
+    padL: number,
+    outH: number,
+    outW: number,
+    max: number,
+  ): void;
+  peak(iters: number): number;
+  setHardSwish(scale: number, offset: number): void;
+}
+
+/** The activations the kernels apply themselves (the codes of `conv.wat`). */
+export enum WasmAct {
+  None = 0,
+  Relu = 1,
+  Relu6 = 2,
+  /** (v·scale)·Relu6(v + offset), the constants given with the call. */
+  HardSwish = 3,
+}
+
+/** The constants of a hard-swish epilogue: (v·scale)·Relu6(v + offset). */
+export interface HardSwish {
+  scale: number;
+  offset: number;
+}
+
+/** Geometry of one NHWC convolution (window sizes and leading paddings already resolved). */
+export interface ConvGeometry {
+  batch: number;
+  inH: number;
+  inW: number;
+  inC: number;
+  fh: number;
+  fw: number;
+  outH: number;
+  outW: number;
+  outC: number;
+  sh: number;
+  sw: number;
+  dh: number;
+  dw: number;
+  padTop: number;
+  padLeft: number;
+}
+
+/** Floats of im2col rows per chunk: the chunk and a weight panel stay in the caches. */
+const CHUNK_FLOATS = 1 << 15;
+
+const ceil4 = (n: number) => (n + 3) & ~3;
+const ceil8 = (n: number) => (n + 7) & ~7;
+
+function instantiate(bytes: Uint8Array<ArrayBuffer>): ConvExports | null {
+  try {
+    if (typeof WebAssembly !== "object" || !WebAssembly.validate(bytes)) return null;
+    return new WebAssembly.Instance(new WebAssembly.Module(bytes), {})
+      .exports as unknown as ConvExports;
+  } catch {
+    return null;
+  }
+}
+
+/** A packed filter or weight matrix in linear memory. */
+interface Packed {
+  /** What the packing is for, with its sizes: the same array under another shape repacks. */
+  readonly key: string;
+  readonly offset: number;
+  readonly bytes: number;
+}
+
+/** Time and work spent in the kernels, while `setConvProfiling(true)`. */
+export interface ConvStats {
+  /** Multiply-adds × 2 of the convolutions and products run. */
+  flops: number;
+  /** Milliseconds inside them (copies in and out included). */
+  ms: number;
+  calls: number;
+}
+
+class ConvWasm {
+  readonly #x: ConvExports;
+  readonly #heap: Heap;
+  readonly #packed = new WeakMap<Float32Array, Packed>();
+  readonly #reclaim: FinalizationRegistry<Block>;
+  #scratch = -1;
+  #scratchBytes = 0;
+
+  constructor(exports: ConvExports) {
+    this.#x = exports;
+    this.#heap = new Heap(exports.memory);
+    this.#reclaim = new FinalizationRegistry((b) => this.#heap.free(b.offset, b.bytes));
+  }
+
+  /** The offset of `w` packed by `fill` under `key`, packing it on first use; -1 if no memory. */
+  #pack(
+    w: Float32Array,
+    key: string,
+    floats: number,
+    fill: (f32: Float32Array, base: number) => void,
+  ): number {
+    const old = this.#packed.get(w);
+    if (old !== undefined) {
+      if (old.key === key) return old.offset;
+      this.#reclaim.unregister(old);
+      this.#packed.delete(w);
+      this.#heap.free(old.offset, old.bytes);
+    }
+    const bytes = floats * 4;
+    const offset = this.#heap.alloc(bytes);
+    if (offset < 0) return -1;
+    const f32 = this.#heap.f32;
+    const base = offset >>> 2;
+    // Zeros first: padding must be zero (a freed block holds old data).
+    f32.fill(0, base, base + floats);
+    fill(f32, base);
+    const packed: Packed = { key, offset, bytes };
+    this.#packed.set(w, packed);
+    this.#reclaim.register(w, { offset, bytes }, packed);
+    return offset;
+  }
+
+  /**
+   * W as a [k, n] matrix (or [n, k] when `transB`) in panels of 8 columns: float
+   * (p·k + kk)·8 + j is W[kk, 8p + j].
+   */
+  #gemmWeights(w: Float32Array, k: number, n: number, transB: boolean): number {
+    const n8 = ceil8(n);
+    return this.#pack(w, `gemm ${k} ${n} ${transB}`, n8 * k, (f32, base) => {
+      if (transB) {
+        for (let j = 0, wi = 0; j < n; j++) {
+          const po = base + (j >> 3) * 8 * k + (j & 7);
+          for (let kk = 0; kk < k; kk++, wi++) f32[po + kk * 8] = w[wi];
+        }
+      } else {
+        for (let kk = 0, wi = 0; kk < k; kk++) {
+          const ko = base + kk * 8;
+          for (let j = 0; j < n; j++, wi++) f32[ko + (j >> 3) * 8 * k + (j & 7)] = w[wi];
+        }
+      }
+    });
+  }
+
+  /** A depthwise filter [fh, fw, c, 1] as [fh·fw][c4]. */
+  #depthwiseWeights(w: Float32Array, taps: number, c: number): number {
+    const c4 = ceil4(c);
+    return this.#pack(w, `depthwise ${taps} ${c}`, taps * c4, (f32, base) => {
+      for (let t = 0; t < taps; t++) f32.set(w.subarray(t * c, (t + 1) * c), base + t * c4);
+    });
+  }
+
+  /** A scratch area of at least `bytes`, or -1 if out of memory. */
+  #scratchArea(bytes: number): number {
+    if (this.#scratchBytes >= bytes) return this.#scratch;
+    if (this.#scratch >= 0) this.#heap.free(this.#scratch, this.#scratchBytes);
+    this.#scratchBytes = 0;
+    this.#scratch = this.#heap.alloc(bytes);
+    if (this.#scratch >= 0) this.#scratchBytes = align16(bytes);
+    return this.#scratch;
+  }
+
+  /** Writes `n` biases (or zeros) padded with zeros to `padded` floats at float index `at`. */
+  #bias(at: number, b: Float32Array | null, n: number, padded: number): void {
+    const f32 = this.#heap.f32;
+    if (b === null) f32.fill(0, at, at + padded);
+    else {
+      f32.set(b.length === n ? b : b.subarray(0, n), at);
+      f32.fill(0, at + n, at + padded);
+    }
+  }
+
+  conv2d(
+    x: Float32Array,
+    f: Float32Array,
+    b: Float32Array | null,
+    side: Float32Array | null,
+    g: ConvGeometry,
+    act: WasmAct,
+    hs: HardSwish | null,
+  ): Float32Array | null {
+    const { batch, inH, inW, inC, fh, fw, outH, outW, outC } = g;
+    const k = fh * fw * inC;
+    const n8 = ceil8(outC);
+    const wo = this.#gemmWeights(f, k, outC, false);
+    if (wo < 0) return null;
+    const inFloats = batch * inH * inW * inC;
+    const pixels = outH * outW;
+    const outFloats = batch * pixels * outC;
+    // A 1×1 window that visits every input pixel in order is already the GEMM's left operand.
+    const direct = fh === 1 && fw === 1 && g.sh === 1 && g.sw === 1 && g.padTop === 0 &&
+      g.padLeft === 0 && outH === inH && outW === inW;
+    const chunk = direct ? 0 : Math.max(4, Math.floor(CHUNK_FLOATS / k) & ~3);
+    const colFloats = direct ? 0 : Math.min(chunk, pixels) * k;
+    // Scratch: bias | x | y | side | im2col chunk.
+    const bBytes = n8 * 4;
+    const xBytes = align16(inFloats * 4);
+    const yBytes = align16(outFloats * 4);
+    const sBytes = side === null ? 0 : yBytes;
+    const so = this.#scratchArea(bBytes + xBytes + yBytes + sBytes + colFloats * 4);
+    if (so < 0) return null;
+    const bo = so, xo = bo + bBytes, yo = xo + xBytes, sdo = yo + yBytes, co = sdo + sBytes;
+    this.#bias(bo >>> 2, b, outC, n8);
+    const f32 = this.#heap.f32;
+    f32.set(x.length === inFloats ? x : x.subarray(0, inFloats), xo >>> 2);
+    if (side !== null) f32.set(side.subarray(0, outFloats), sdo >>> 2);
+    const ldy = outC * 4;
+    const ex = this.#x;
+    if (hs !== null) ex.setHardSwish(hs.scale, hs.offset);
+    if (direct) {
+      ex.gemm(xo, inC * 4, wo, bo, yo, ldy, side === null ? 0 : sdo, batch * pixels, k, outC, act);
+    } else {
+      for (let img = 0; img < batch; img++) {
+        const xi = xo + img * inH * inW * inC * 4;
+        for (let p0 = 0; p0 < pixels; p0 += chunk) {
+          const np = Math.min(chunk, pixels - p0);
+          ex.im2col(
+            xi,
+            inH,
+            inW,
+            inC,
+            fh,
+            fw,
+            g.sh,
+            g.sw,
+            g.dh,
+            g.dw,
+            g.padTop,
+            g.padLeft,
+            outW,
+            p0,
+            np,
+            co,
+          );
+          const yAt = (img * pixels + p0) * ldy;
+          ex.gemm(
+            co,
+            k * 4,
+            wo,
+            bo,
+            yo + yAt,
+            ldy,
+            side === null ? 0 : sdo + yAt,
+            np,
+            k,
+            outC,
+            act,
+          );
+        }
+      }
+    }
+    const y4 = yo >>> 2;
+    return this.#heap.f32.slice(y4, y4 + outFloats);
+  }
+
+  depthwise(
+    x: Float32Array,
+    f: Float32Array,
+    b: Float32Array | null,
+    g: ConvGeometry,
+    act: WasmAct,
+    hs: HardSwish | null,
+    side: Float32Array | null,
+  ): Float32Array | null {
+    const { batch, inH, inW, inC: c, fh, fw, outH, outW } = g;
+    const c4 = ceil4(c);
+    const wo = this.#depthwiseWeights(f, fh * fw, c);
+    if (wo < 0) return null;
+    const inPix = inH * inW, outPix = outH * outW;
+    const bBytes = c4 * 4;
+    const xBytes = align16(batch * inPix * c4 * 4);
+    const yBytes = align16(batch * outPix * c4 * 4);
+    const so = this.#scratchArea(bBytes + xBytes + yBytes * (side === null ? 1 : 2));
+    if (so < 0) return null;
+    const bo = so, xo = bo + bBytes, yo = xo + xBytes, sdo = yo + yBytes;
+    this.#bias(bo >>> 2, b, c, c4);
+    this.#padIn(x, batch * inPix, c, xo);
+    if (side !== null) this.#padIn(side, batch * outPix, c, sdo);
+    const ex = this.#x;
+    if (hs !== null) ex.setHardSwish(hs.scale, hs.offset);
+    for (let img = 0; img < batch; img++) {
+      ex.depthwise(
+        xo + img * inPix * c4 * 4,
+        inH,
+        inW,
+        c4,
+        wo,
+        bo,
+        yo + img * outPix * c4 * 4,
+        fh,
+        fw,
+        g.sh,
+        g.sw,
+        g.dh,
+        g.dw,
+        g.padTop,
+        g.padLeft,
+        outH,
+        outW,
+        act,
+        side === null ? 0 : sdo + img * outPix * c4 * 4,
+      );
+    }
+    return this.#unpadOut(yo, batch * outPix, c);
+  }
+
+  /** Copies `pixels` pixels of `c` channels to byte offset `at`, padded to ceil4(c) with zeros. */
+  #padIn(x: Float32Array, pixels: number, c: number, at: number): void {
+    const f32 = this.#heap.f32;
+    const c4 = ceil4(c), x4 = at >>> 2;
+    if (c4 === c) f32.set(x.subarray(0, pixels * c), x4);
+    else {
+      for (let p = 0, src = 0, dst = x4; p < pixels; p++, src += c, dst += c4) {
+        for (let ch = 0; ch < c; ch++) f32[dst + ch] = x[src + ch];
+        for (let ch = c; ch < c4; ch++) f32[dst + ch] = 0;
+      }
+    }
+  }
+
+  /** A new array of `pixels` pixels of `c` channels from byte offset `at` (stride ceil4(c)). */
+  #unpadOut(at: number, pixels: number, c: number): Float32Array {
+    const f32 = this.#heap.f32;
+    const c4 = ceil4(c), y4 = at >>> 2;
+    if (c4 === c) return f32.slice(y4, y4 + pixels * c);
+    const y = new Float32Array(pixels * c);
+    for (let p = 0, src = y4, dst = 0; p < pixels; p++, src += c4, dst += c) {
+      for (let ch = 0; ch < c; ch++) y[dst + ch] = f32[src + ch];
+    }
+    return y;
+  }
+
+  pool(x: Float32Array, g: ConvGeometry, max: boolean): Float32Array | null {
+    const { batch, inH, inW, inC: c, fh, fw, outH, outW } = g;
+    const c4 = ceil4(c);
+    const inPix = inH * inW, outPix = outH * outW;
+    const xBytes = align16(batch * inPix * c4 * 4);
+    const so = this.#scratchArea(xBytes + batch * outPix * c4 * 4);
+    if (so < 0) return null;
+    const xo = so, yo = so + xBytes;
+    this.#padIn(x, batch * inPix, c, xo);
+    for (let img = 0; img < batch; img++) {
+      this.#x.pool(
+        xo + img * inPix * c4 * 4,
+        inH,
+        inW,
+        c4,
+        yo + img * outPix * c4 * 4,
+        fh,
+        fw,
+        g.sh,
+        g.sw,
+        g.padTop,
+        g.padLeft,
+        outH,
+        outW,
+        max ? 1 : 0,
+      );
+    }
+    return this.#unpadOut(yo, batch * outPix, c);
+  }
+
+  matmul(
+    a: Float32Array,
+    w: Float32Array,
+    b: Float32Array | null,
+    m: number,
+    k: number,
+    n: number,
+    transB: boolean,
+    act: WasmAct,
+  ): Float32Array | null {
+    const n8 = ceil8(n);
+    const wo = this.#gemmWeights(w, k, n, transB);
+    if (wo < 0) return null;
+    const bBytes = n8 * 4;
+    const aBytes = align16(m * k * 4);
+    const so = this.#scratchArea(bBytes + aBytes + m * n * 4);
+    if (so < 0) return null;
+    const bo = so, ao = bo + bBytes, yo = ao + aBytes;
+    this.#bias(bo >>> 2, b, n, n8);
+    this.#heap.f32.set(a.subarray(0, m * k), ao >>> 2);
+    this.#x.gemm(ao, k * 4, wo, bo, yo, n * 4, 0, m, k, n, act);
+    const y4 = yo >>> 2;
+    return this.#heap.f32.slice(y4, y4 + m * n);
+  }
+
+  /** GFLOP/s of a tight SIMD multiply-add loop (12 independent chains × 4 lanes). */
+  peak(ms: number): number {
+    const iters = 1 << 20;
+    this.#x.peak(1000); // compiled and warm
+    let runs = 0;
+    const t0 = performance.now();
+    let t = t0;
+    while (t - t0 < ms) {
+      this.#x.peak(iters);
+      runs++;
+      t = performance.now();
+    }
+    return (runs * iters * 12 * 4 * 2) / ((t - t0) * 1e6);
+  }
+}
+
+const relaxedExports = instantiate(CONV_RELAXED_WASM);
+const plainExports = relaxedExports === null ? instantiate(CONV_WASM) : null;
+let kernel: ConvWasm | null = relaxedExports !== null
+  ? new ConvWasm(relaxedExports)
+  : plainExports !== null
+  ? new ConvWasm(plainExports)
+  : null;
+let enabled = kernel !== null;
+let profiling: ConvStats | null = null;
+
+/** True when this engine runs the WebAssembly SIMD convolution kernels. */
+export const convWasmSupported: boolean = kernel !== null;
+
+/** True when the engine has relaxed SIMD, so the fused multiply-add build runs by default. */
+export const convWasmRelaxed: boolean = relaxedExports !== null;
+
+/**
+ * Turns the kernels on or off (on when supported), for tests and benchmarks. Returns the old
+ * setting.
+ */
+export function setConvWasmEnabled(on: boolean): boolean {
+  const was = enabled;
+  enabled = on && kernel !== null;
+  return was;
+}
+
+/**
+ * Switches between the relaxed-SIMD build (true; only where the engine has it) and the
+ * plain-SIMD build (false), so tests can check that both give the same results within
+ * tolerance. Packed weights are not shared: each build packs again. Returns whether the
+ * relaxed build now runs.
+ */
+export function useRelaxedConvWasm(on: boolean): boolean {
+  if (kernel === null) return false;
+  const want = on && relaxedExports !== null;
+  if (want) kernel = new ConvWasm(relaxedExports!);
+  else kernel = new ConvWasm(instantiate(CONV_WASM)!);
+  return want;
+}
+
+/** Starts (true) or stops (false) counting work and time; returns the counts so far. */
+export function setConvProfiling(on: boolean): ConvStats | null {
+  const was = profiling;
+  profiling = on ? { flops: 0, ms: 0, calls: 0 } : null;
+  return was;
+}
+
+function timed<T>(flops: number, run: () => T): T {
+  const p = profiling;
+  if (p === null) return run();
+  const t0 = performance.now();
+  const out = run();
+  p.ms += performance.now() - t0;
+  p.flops += flops;
+  p.calls++;
+  return out;
+}
+
+/**
+ * NHWC Conv2D (one group) with an HWIO filter [fh, fw, inC, outC], then `+ b`, `+ side`, `act`
+ * (with `hs`, its constants, exactly when `act` is HardSwish).
+ *
+ * @param x the input, g.batch × g.inH × g.inW × g.inC floats
+ * @param f the filter, a weight (packed once per array and cached)
+ * @param b outC biases or null
+ * @param side a tensor of the output's layout added before the activation, or null
+ * @returns a new array of g.batch × g.outH × g.outW × g.outC floats, or null (see the module)
+ */
+export function conv2dF32(
+  x: Float32Array,
+  f: Float32Array,
+  b: Float32Array | null,
+  side: Float32Array | null,
+  g: ConvGeometry,
+  act: WasmAct,
+  hs: HardSwish | null = null,
+): Float32Array | null {
+  const k = kernel;
+  if (!enabled || k === null || g.outC === 0 || g.inC === 0) return null;
+  if ((act === WasmAct.HardSwish) !== (hs !== null)) throw new Error("hard-swish constants");
+  const flops = 2 * g.batch * g.outH * g.outW * g.outC * g.fh * g.fw * g.inC;
+  return timed(flops, () => k.conv2d(x, f, b, side, g, act, hs));
+}
+
+/**
+ * NHWC DepthwiseConv2dNative with channel multiplier 1 (filter [fh, fw, inC, 1]), then `+ b`,
+ * `act` and, after the activation, `+ side` (a tensor of the output's layout, or null). Same
+ * contract as `conv2dF32`.
+ */
+export function depthwiseF32(
+  x: Float32Array,
+  f: Float32Array,
+  b: Float32Array | null,
+  g: ConvGeometry,
+  act: WasmAct,
+  hs: HardSwish | null = null,
+  side: Float32Array | null = null,
+): Float32Array | null {
+  const k = kernel;
+  if (!enabled || k === null || g.inC === 0) return null;
+  if ((act === WasmAct.HardSwish) !== (hs !== null)) throw new Error("hard-swish constants");
+  const flops = 2 * g.batch * g.outH * g.outW * g.inC * g.fh * g.fw;
+  return timed(flops, () => k.depthwise(x, f, b, g, act, hs, side));
+}
+
+/**
+ * act(a·op(W) + b) for a [m, k] (row-major) and a weight W, [k, n] or [n, k] when `transB`.
+ * Same contract as `conv2dF32`.
+ */
+export function matmulF32(
+  a: Float32Array,
+  w: Float32Array,
+  b: Float32Array | null,
+  m: number,
+  k: number,
+  n: number,
+  transB: boolean,
+  act: WasmAct,
+): Float32Array | null {
+  const kn = kernel;
+  if (!enabled || kn === null || m === 0 || k === 0 || n === 0) return null;
+  if (act === WasmAct.HardSwish) throw new Error("matmulF32 has no hard-swish epilogue");
+  return timed(2 * m * k * n, () => kn.matmul(a, w, b, m, k, n, transB, act));
+}
+
+/**
+ * NHWC max (`max`) or average pooling, windows clipped to the input (padding is never the max
+ * and not counted in the average), float32 sums. Same contract as `conv2dF32`.
+ */
+export function poolF32(x: Float32Array, g: ConvGeometry, max: boolean): Float32Array | null {
+  const k = kernel;
+  if (!enabled || k === null || g.inC === 0) return null;
+  return k.pool(x, g, max);
+}
+
+/** The measured SIMD multiply-add peak in GFLOP/s (0 without the kernels), timed for `ms`. */
+export function convWasmPeak(ms = 200): number {
+  return kernel === null ? 0 : kernel.peak(ms);
+}
