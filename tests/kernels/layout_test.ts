@@ -1,9 +1,7 @@
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { Code, ServingError } from "../../src/errors.ts";
 import { layoutKernels } from "../../src/kernels/layout.ts";
 import { nnKernels } from "../../src/kernels/nn.ts";
-import { loadModel } from "../../src/runtime/model.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import type { AttrValue } from "../../src/proto/gen/tensorflow/core/framework/attr_value_pb.ts";
@@ -165,38 +163,4 @@ Deno.test("SpaceToBatchND + Conv2D + BatchToSpaceND equals a dilated Conv2D (TF1
   const out = run1("BatchToSpaceND", [y, i32([2, 2]), i32([0, 1, 0, 0], [2, 2])]);
   assert.deepEqual([...out.shape], [...direct.shape]);
   assertClose(out.data as Float32Array, direct.data as Float32Array, 1e-5);
-});
-
-const CORPUS = fileURLToPath(
-  new URL("../../../shared/testdata/real-models/facemesh_detection_full/", import.meta.url),
-);
-
-Deno.test("corpus facemesh_detection_full (DepthToSpace) loads and matches its reference", async () => {
-  const manifest = JSON.parse(await Deno.readTextFile(`${CORPUS}manifest.json`));
-  const { rtol, atol } = manifest.compare;
-  const model = await loadModel(`${CORPUS}model/1`);
-  const readF32 = async (file: string) => new Float32Array((await Deno.readFile(file)).buffer);
-  for (const c of manifest.cases) {
-    const inputs: Record<string, Tensor> = {};
-    for (const [key, spec] of Object.entries<{ shape: number[]; file: string }>(c.inputs)) {
-      inputs[key] = f32(
-        await readF32(`${CORPUS}data/${spec.file}`),
-        spec.shape,
-      );
-    }
-    const outs = model.signature("serving_default").run(inputs);
-    assert.deepEqual(Object.keys(outs).sort(), Object.keys(c.outputs).sort());
-    for (const [key, spec] of Object.entries<{ shape: number[]; file: string }>(c.outputs)) {
-      const got = outs[key];
-      assert.equal(got.dtype, DataType.DT_FLOAT);
-      assert.deepEqual([...got.shape], spec.shape);
-      const ref = await readF32(`${CORPUS}data/${spec.file}`);
-      const g = got.data as Float32Array;
-      let bad = 0;
-      for (let i = 0; i < ref.length; i++) {
-        if (!(Math.abs(g[i] - ref[i]) <= atol + rtol * Math.abs(ref[i]))) bad++;
-      }
-      assert.equal(bad, 0, `${c.name} ${key}: ${bad} of ${ref.length} elements off`);
-    }
-  }
 });
