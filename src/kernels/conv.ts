@@ -31,6 +31,7 @@ import {
 } from "./epilogue.ts";
 import {
   convWindowAttrs,
+  forEachWindow,
   type Geometry,
   geometry,
   outShape,
@@ -54,59 +55,49 @@ function conv2dCore(
   ep: Epilogue,
   acc: Float64Array,
 ): void {
-  const { inH, inW, inC, fh, fw, outH, outW, outC, sh, sw, dh, dw } = g;
+  const { inW, inC, fw, outC, dh, dw } = g;
   const groups = patchDepth === 0 ? 1 : inC / patchDepth;
   const outPerGroup = outC / groups;
   const tap = patchDepth * outC;
-  let yo = 0;
-  for (let b = 0; b < g.batch; b++) {
-    const xb = b * inH * inW * inC;
-    for (let oy = 0; oy < outH; oy++) {
-      const iy0 = oy * sh - g.padTop;
-      for (let ox = 0; ox < outW; ox++, yo += outC) {
-        const ix0 = ox * sw - g.padLeft;
-        for (let j = 0; j < outC; j++) acc[j] = 0;
-        for (let fy = 0; fy < fh; fy++) {
-          const iy = iy0 + fy * dh;
-          if (iy < 0 || iy >= inH) continue;
-          for (let fx = 0; fx < fw; fx++) {
-            const ix = ix0 + fx * dw;
-            if (ix < 0 || ix >= inW) continue;
-            const xo = xb + (iy * inW + ix) * inC;
-            const fo = (fy * fw + fx) * tap;
-            if (groups === 1) {
-              // Four input channels per sweep over the accumulator (as in denseRow).
-              let ci = 0;
-              for (; ci + 4 <= inC; ci += 4) {
-                const v0 = x[xo + ci], v1 = x[xo + ci + 1], v2 = x[xo + ci + 2];
-                const v3 = x[xo + ci + 3];
-                const f0 = fo + ci * outC, f1 = f0 + outC, f2 = f1 + outC, f3 = f2 + outC;
-                for (let co = 0; co < outC; co++) {
-                  acc[co] += v0 * f[f0 + co] + v1 * f[f1 + co] + v2 * f[f2 + co] +
-                    v3 * f[f3 + co];
-                }
-              }
-              for (; ci < inC; ci++) {
-                const v = x[xo + ci];
-                const fr = fo + ci * outC;
-                for (let co = 0; co < outC; co++) acc[co] += v * f[fr + co];
-              }
-            } else {
-              for (let gi = 0; gi < groups; gi++) {
-                const c0 = gi * outPerGroup, c1 = c0 + outPerGroup;
-                for (let ci = 0; ci < patchDepth; ci++) {
-                  const v = x[xo + gi * patchDepth + ci];
-                  const fr = fo + ci * outC;
-                  for (let co = c0; co < c1; co++) acc[co] += v * f[fr + co];
-                }
-              }
+  forEachWindow(g, (win) => {
+    const yo = win.pixel * outC;
+    for (let j = 0; j < outC; j++) acc[j] = 0;
+    for (let fy = win.fy0; fy < win.fy1; fy++) {
+      const row = (win.iy0 + fy * dh) * inW;
+      for (let fx = win.fx0; fx < win.fx1; fx++) {
+        const xo = win.xb + (row + win.ix0 + fx * dw) * inC;
+        const fo = (fy * fw + fx) * tap;
+        if (groups === 1) {
+          // Four input channels per sweep over the accumulator (as in denseRow).
+          let ci = 0;
+          for (; ci + 4 <= inC; ci += 4) {
+            const v0 = x[xo + ci], v1 = x[xo + ci + 1], v2 = x[xo + ci + 2];
+            const v3 = x[xo + ci + 3];
+            const f0 = fo + ci * outC, f1 = f0 + outC, f2 = f1 + outC, f3 = f2 + outC;
+            for (let co = 0; co < outC; co++) {
+              acc[co] += v0 * f[f0 + co] + v1 * f[f1 + co] + v2 * f[f2 + co] +
+                v3 * f[f3 + co];
+            }
+          }
+          for (; ci < inC; ci++) {
+            const v = x[xo + ci];
+            const fr = fo + ci * outC;
+            for (let co = 0; co < outC; co++) acc[co] += v * f[fr + co];
+          }
+        } else {
+          for (let gi = 0; gi < groups; gi++) {
+            const c0 = gi * outPerGroup, c1 = c0 + outPerGroup;
+            for (let ci = 0; ci < patchDepth; ci++) {
+              const v = x[xo + gi * patchDepth + ci];
+              const fr = fo + ci * outC;
+              for (let co = c0; co < c1; co++) acc[co] += v * f[fr + co];
             }
           }
         }
-        finish(acc, y, yo, outC, ep);
       }
     }
-  }
+    finish(acc, y, yo, outC, ep);
+  });
 }
 
 /**
@@ -122,37 +113,27 @@ function depthwiseCore(
   ep: Epilogue,
   acc: Float64Array,
 ): void {
-  const { inH, inW, inC, fh, fw, outH, outW, outC, sh, sw, dh, dw } = g;
-  let yo = 0;
-  for (let b = 0; b < g.batch; b++) {
-    const xb = b * inH * inW * inC;
-    for (let oy = 0; oy < outH; oy++) {
-      const iy0 = oy * sh - g.padTop;
-      for (let ox = 0; ox < outW; ox++, yo += outC) {
-        const ix0 = ox * sw - g.padLeft;
-        for (let j = 0; j < outC; j++) acc[j] = 0;
-        for (let fy = 0; fy < fh; fy++) {
-          const iy = iy0 + fy * dh;
-          if (iy < 0 || iy >= inH) continue;
-          for (let fx = 0; fx < fw; fx++) {
-            const ix = ix0 + fx * dw;
-            if (ix < 0 || ix >= inW) continue;
-            const xo = xb + (iy * inW + ix) * inC;
-            const fo = (fy * fw + fx) * outC;
-            if (mult === 1) {
-              for (let c = 0; c < inC; c++) acc[c] += x[xo + c] * f[fo + c];
-            } else {
-              for (let c = 0, ao = 0; c < inC; c++, ao += mult) {
-                const v = x[xo + c];
-                for (let q = 0; q < mult; q++) acc[ao + q] += v * f[fo + ao + q];
-              }
-            }
+  const { inW, inC, fw, outC, dh, dw } = g;
+  forEachWindow(g, (win) => {
+    const yo = win.pixel * outC;
+    for (let j = 0; j < outC; j++) acc[j] = 0;
+    for (let fy = win.fy0; fy < win.fy1; fy++) {
+      const row = (win.iy0 + fy * dh) * inW;
+      for (let fx = win.fx0; fx < win.fx1; fx++) {
+        const xo = win.xb + (row + win.ix0 + fx * dw) * inC;
+        const fo = (fy * fw + fx) * outC;
+        if (mult === 1) {
+          for (let c = 0; c < inC; c++) acc[c] += x[xo + c] * f[fo + c];
+        } else {
+          for (let c = 0, ao = 0; c < inC; c++, ao += mult) {
+            const v = x[xo + c];
+            for (let q = 0; q < mult; q++) acc[ao + q] += v * f[fo + ao + q];
           }
         }
-        finish(acc, y, yo, outC, ep);
       }
     }
-  }
+    finish(acc, y, yo, outC, ep);
+  });
 }
 
 /** What a convolution kernel node needs to run, read once at compile time. */

@@ -17,7 +17,14 @@ import {
   invalid,
   sameFloat,
 } from "./nn_common.ts";
-import { convWindowAttrs, type Geometry, geometry, toNCHW, toNHWC } from "./window.ts";
+import {
+  convWindowAttrs,
+  forEachWindow,
+  type Geometry,
+  geometry,
+  toNCHW,
+  toNHWC,
+} from "./window.ts";
 
 /** The label TensorFlow's CPU kernel (Conv2DCustomBackpropInputOp) puts on its shape errors. */
 const BACKPROP_LABEL = "Conv2DCustomBackpropInput";
@@ -62,33 +69,23 @@ function conv2dBackpropInputCore(
   acc: Float64Array,
   g: Geometry,
 ): void {
-  const { inH, inW, inC, fh, fw, outH, outW, outC, sh, sw, dh, dw } = g;
+  const { inW, inC, fw, outC, dh, dw } = g;
   const tap = inC * outC;
-  let dyo = 0;
-  for (let b = 0; b < g.batch; b++) {
-    const xb = b * inH * inW * inC;
-    for (let oy = 0; oy < outH; oy++) {
-      const iy0 = oy * sh - g.padTop;
-      for (let ox = 0; ox < outW; ox++, dyo += outC) {
-        const ix0 = ox * sw - g.padLeft;
-        for (let fy = 0; fy < fh; fy++) {
-          const iy = iy0 + fy * dh;
-          if (iy < 0 || iy >= inH) continue;
-          for (let fx = 0; fx < fw; fx++) {
-            const ix = ix0 + fx * dw;
-            if (ix < 0 || ix >= inW) continue;
-            const xo = xb + (iy * inW + ix) * inC;
-            let fo = (fy * fw + fx) * tap;
-            for (let ci = 0; ci < inC; ci++, fo += outC) {
-              let s = 0;
-              for (let co = 0; co < outC; co++) s += f[fo + co] * dy[dyo + co];
-              acc[xo + ci] += s;
-            }
-          }
+  forEachWindow(g, (win) => {
+    const dyo = win.pixel * outC;
+    for (let fy = win.fy0; fy < win.fy1; fy++) {
+      const row = (win.iy0 + fy * dh) * inW;
+      for (let fx = win.fx0; fx < win.fx1; fx++) {
+        const xo = win.xb + (row + win.ix0 + fx * dw) * inC;
+        let fo = (fy * fw + fx) * tap;
+        for (let ci = 0; ci < inC; ci++, fo += outC) {
+          let s = 0;
+          for (let co = 0; co < outC; co++) s += f[fo + co] * dy[dyo + co];
+          acc[xo + ci] += s;
         }
       }
     }
-  }
+  });
 }
 
 /**
@@ -97,29 +94,19 @@ function conv2dBackpropInputCore(
  * float32), and each of its fh·fw·inC values is added into the input pixel its tap lands on.
  */
 function col2imAdd(cols: Float32Array, acc: Float64Array, g: Geometry): void {
-  const { inH, inW, inC, fh, fw, outH, outW, sh, sw, dh, dw } = g;
-  const row = fh * fw * inC;
-  let co = 0;
-  for (let b = 0; b < g.batch; b++) {
-    const xb = b * inH * inW * inC;
-    for (let oy = 0; oy < outH; oy++) {
-      const iy0 = oy * sh - g.padTop;
-      for (let ox = 0; ox < outW; ox++, co += row) {
-        const ix0 = ox * sw - g.padLeft;
-        for (let fy = 0; fy < fh; fy++) {
-          const iy = iy0 + fy * dh;
-          if (iy < 0 || iy >= inH) continue;
-          for (let fx = 0; fx < fw; fx++) {
-            const ix = ix0 + fx * dw;
-            if (ix < 0 || ix >= inW) continue;
-            const xo = xb + (iy * inW + ix) * inC;
-            const c = co + (fy * fw + fx) * inC;
-            for (let ci = 0; ci < inC; ci++) acc[xo + ci] += cols[c + ci];
-          }
-        }
+  const { inW, inC, fh, fw, dh, dw } = g;
+  const taps = fh * fw * inC;
+  forEachWindow(g, (win) => {
+    const co = win.pixel * taps;
+    for (let fy = win.fy0; fy < win.fy1; fy++) {
+      const row = (win.iy0 + fy * dh) * inW;
+      for (let fx = win.fx0; fx < win.fx1; fx++) {
+        const xo = win.xb + (row + win.ix0 + fx * dw) * inC;
+        const c = co + (fy * fw + fx) * inC;
+        for (let ci = 0; ci < inC; ci++) acc[xo + ci] += cols[c + ci];
       }
     }
-  }
+  });
 }
 
 /**

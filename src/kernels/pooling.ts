@@ -16,13 +16,13 @@ import {
   floatData,
   invalid,
   Scratch,
-  unimplemented,
 } from "./nn_common.ts";
 import {
+  forEachWindow,
   type Geometry,
   geometry,
   outShape,
-  type Padding,
+  poolWindow,
   readExplicit,
   readFormat,
   readPadding,
@@ -36,97 +36,40 @@ const LOWEST_F32 = -3.4028234663852886e38;
 
 /** NHWC max pooling; windows are clipped to the input (padding never wins). */
 function maxPoolCore(x: FloatArray, y: FloatArray, g: Geometry): void {
-  const { inH, inW, inC: c, fh, fw, outH, outW, sh, sw } = g;
+  const { inW, inC: c } = g;
   const lowest = y instanceof Float32Array ? LOWEST_F32 : -Number.MAX_VALUE;
-  let yo = 0;
-  for (let b = 0; b < g.batch; b++) {
-    const xb = b * inH * inW * c;
-    for (let oy = 0; oy < outH; oy++) {
-      const y0 = oy * sh - g.padTop;
-      const ya = Math.max(y0, 0), yb = Math.min(y0 + fh, inH);
-      for (let ox = 0; ox < outW; ox++, yo += c) {
-        const x0 = ox * sw - g.padLeft;
-        const xa = Math.max(x0, 0), xz = Math.min(x0 + fw, inW);
-        for (let j = 0; j < c; j++) y[yo + j] = lowest;
-        for (let iy = ya; iy < yb; iy++) {
-          for (let ix = xa; ix < xz; ix++) {
-            const xo = xb + (iy * inW + ix) * c;
-            // `>` keeps the running max on NaN, as std::max(accum, v) does upstream.
-            for (let j = 0; j < c; j++) {
-              const v = x[xo + j];
-              if (v > y[yo + j]) y[yo + j] = v;
-            }
-          }
+  forEachWindow(g, (win) => {
+    const yo = win.pixel * c;
+    for (let j = 0; j < c; j++) y[yo + j] = lowest;
+    for (let iy = win.iy0 + win.fy0; iy < win.iy0 + win.fy1; iy++) {
+      for (let ix = win.ix0 + win.fx0; ix < win.ix0 + win.fx1; ix++) {
+        const xo = win.xb + (iy * inW + ix) * c;
+        // `>` keeps the running max on NaN, as std::max(accum, v) does upstream.
+        for (let j = 0; j < c; j++) {
+          const v = x[xo + j];
+          if (v > y[yo + j]) y[yo + j] = v;
         }
       }
     }
-  }
+  });
 }
 
 /** NHWC average pooling dividing by the number of valid (non-padded) elements, as upstream. */
 function avgPoolCore(x: FloatArray, y: FloatArray, g: Geometry, acc: Float64Array): void {
-  const { inH, inW, inC: c, fh, fw, outH, outW, sh, sw } = g;
-  let yo = 0;
-  for (let b = 0; b < g.batch; b++) {
-    const xb = b * inH * inW * c;
-    for (let oy = 0; oy < outH; oy++) {
-      const y0 = oy * sh - g.padTop;
-      const ya = Math.max(y0, 0), yb = Math.min(y0 + fh, inH);
-      for (let ox = 0; ox < outW; ox++, yo += c) {
-        const x0 = ox * sw - g.padLeft;
-        const xa = Math.max(x0, 0), xz = Math.min(x0 + fw, inW);
-        for (let j = 0; j < c; j++) acc[j] = 0;
-        for (let iy = ya; iy < yb; iy++) {
-          for (let ix = xa; ix < xz; ix++) {
-            const xo = xb + (iy * inW + ix) * c;
-            for (let j = 0; j < c; j++) acc[j] += x[xo + j];
-          }
-        }
-        const count = Math.max(yb - ya, 0) * Math.max(xz - xa, 0);
-        const inv = 1 / count;
-        for (let j = 0; j < c; j++) y[yo + j] = acc[j] * inv;
+  const { inW, inC: c } = g;
+  forEachWindow(g, (win) => {
+    const yo = win.pixel * c;
+    for (let j = 0; j < c; j++) acc[j] = 0;
+    for (let iy = win.iy0 + win.fy0; iy < win.iy0 + win.fy1; iy++) {
+      for (let ix = win.ix0 + win.fx0; ix < win.ix0 + win.fx1; ix++) {
+        const xo = win.xb + (iy * inW + ix) * c;
+        for (let j = 0; j < c; j++) acc[j] += x[xo + j];
       }
     }
-  }
-}
-
-/** Pooling window attrs: ksize and strides (4 values each, in data_format order). */
-function poolWindow(
-  ctx: KernelContext,
-  ksize: number[],
-  strides: number[],
-  nchw: boolean,
-  padding: Padding,
-  pads: [number, number, number, number],
-): { w: WindowAttrs; kh: number; kw: number } {
-  if (ksize.length !== 4) throw invalid("Sliding window ksize field must specify 4 dimensions");
-  if (strides.length !== 4) throw invalid("Sliding window stride field must specify 4 dimensions");
-  for (let i = 0; i < 4; i++) {
-    if (ksize[i] <= 0) throw invalid(`Sliding window ksize for dimension ${i} was zero.`);
-    if (strides[i] <= 0) throw invalid(`Sliding window stride for dimension ${i} was zero.`);
-  }
-  if (ksize[0] !== 1 || strides[0] !== 1) {
-    throw invalid("Pooling is not yet supported on the batch dimension.");
-  }
-  const [h, w, c] = nchw ? [2, 3, 1] : [1, 2, 3];
-  if (ksize[c] !== 1 || strides[c] !== 1) {
-    throw unimplemented(
-      `${ctx.op} node "${ctx.name}": pooling across the depth dimension is not supported`,
-    );
-  }
-  return {
-    w: {
-      nchw,
-      padding,
-      strideH: strides[h],
-      strideW: strides[w],
-      dilationH: 1,
-      dilationW: 1,
-      pads,
-    },
-    kh: ksize[h],
-    kw: ksize[w],
-  };
+    const count = (win.fy1 - win.fy0) * (win.fx1 - win.fx0);
+    const inv = 1 / count;
+    for (let j = 0; j < c; j++) y[yo + j] = acc[j] * inv;
+  });
 }
 
 function runPool(

@@ -10,6 +10,7 @@ import type { Shape } from "../tensor/tensor.ts";
 import type { KernelContext } from "./kernel.ts";
 import { allocLike, type FloatArray, invalid, unimplemented } from "./nn_common.ts";
 
+/** The padding attr of a windowed op. */
 export type Padding = "SAME" | "VALID" | "EXPLICIT";
 
 /** Window attrs of a 2-D op, resolved to the H and W dimensions. */
@@ -24,6 +25,7 @@ export interface WindowAttrs {
   pads: [number, number, number, number];
 }
 
+/** data_format: true for NCHW, false for NHWC (the default); UNIMPLEMENTED otherwise. */
 export function readFormat(ctx: KernelContext): boolean {
   const format = ctx.attr.string("data_format", "NHWC");
   if (format === "NHWC") return false;
@@ -33,6 +35,7 @@ export function readFormat(ctx: KernelContext): boolean {
   );
 }
 
+/** The padding attr; EXPLICIT only where the op has it (`allowExplicit`). */
 export function readPadding(ctx: KernelContext, allowExplicit: boolean): Padding {
   const p = ctx.attr.string("padding");
   if (p === "SAME" || p === "VALID" || (p === "EXPLICIT" && allowExplicit)) return p;
@@ -103,13 +106,52 @@ export function convWindowAttrs(ctx: KernelContext): WindowAttrs {
   };
 }
 
+/** Pooling window attrs: ksize and strides (4 values each, in data_format order). */
+export function poolWindow(
+  ctx: KernelContext,
+  ksize: number[],
+  strides: number[],
+  nchw: boolean,
+  padding: Padding,
+  pads: [number, number, number, number],
+): { w: WindowAttrs; kh: number; kw: number } {
+  if (ksize.length !== 4) throw invalid("Sliding window ksize field must specify 4 dimensions");
+  if (strides.length !== 4) throw invalid("Sliding window stride field must specify 4 dimensions");
+  for (let i = 0; i < 4; i++) {
+    if (ksize[i] <= 0) throw invalid(`Sliding window ksize for dimension ${i} was zero.`);
+    if (strides[i] <= 0) throw invalid(`Sliding window stride for dimension ${i} was zero.`);
+  }
+  if (ksize[0] !== 1 || strides[0] !== 1) {
+    throw invalid("Pooling is not yet supported on the batch dimension.");
+  }
+  const [h, w, c] = nchw ? [2, 3, 1] : [1, 2, 3];
+  if (ksize[c] !== 1 || strides[c] !== 1) {
+    throw unimplemented(
+      `${ctx.op} node "${ctx.name}": pooling across the depth dimension is not supported`,
+    );
+  }
+  return {
+    w: {
+      nchw,
+      padding,
+      strideH: strides[h],
+      strideW: strides[w],
+      dilationH: 1,
+      dilationW: 1,
+      pads,
+    },
+    kh: ksize[h],
+    kw: ksize[w],
+  };
+}
+
 /**
  * Output size and leading padding of one windowed dimension, exactly as
  * GetWindowedOutputSizeVerbose: VALID (in - eff + stride) / stride; SAME ceil(in / stride) with
  * pad_before = floor(pad_needed / 2); EXPLICIT with the given paddings. Division truncates as
- * in C++.
+ * in C++. Exported for tests and for shape inference elsewhere.
  */
-export function windowed(
+export function windowedOutputSize(
   inSize: number,
   filter: number,
   dilation: number,
@@ -141,7 +183,11 @@ export function windowed(
   return [out, padBefore];
 }
 
-/** Geometry of one NHWC windowed op, resolved for a given input. */
+/**
+ * Geometry of one NHWC windowed op, resolved for a given input: output sizes and leading
+ * paddings computed, what the JavaScript loops and the WebAssembly kernels (`wasm/conv.ts`)
+ * both take.
+ */
 export interface Geometry {
   batch: number;
   inH: number;
@@ -160,6 +206,7 @@ export interface Geometry {
   padLeft: number;
 }
 
+/** Resolves `w` for an input of `inShape` (in w's data_format) and an fh × fw window. */
 export function geometry(
   w: WindowAttrs,
   inShape: Shape,
@@ -170,7 +217,7 @@ export function geometry(
   const [batch, inH, inW, inC] = w.nchw
     ? [inShape[0], inShape[2], inShape[3], inShape[1]]
     : [inShape[0], inShape[1], inShape[2], inShape[3]];
-  const [outH, padTop] = windowed(
+  const [outH, padTop] = windowedOutputSize(
     inH,
     fh,
     w.dilationH,
@@ -179,7 +226,7 @@ export function geometry(
     w.pads[0],
     w.pads[1],
   );
-  const [outW, padLeft] = windowed(
+  const [outW, padLeft] = windowedOutputSize(
     inW,
     fw,
     w.dilationW,
@@ -235,19 +282,68 @@ export function toNCHW(x: FloatArray, n: number, h: number, w: number, c: number
   return y;
 }
 
+/** The output shape of `g` in the op's data_format. */
 export function outShape(g: Geometry, nchw: boolean): number[] {
   return nchw ? [g.batch, g.outC, g.outH, g.outW] : [g.batch, g.outH, g.outW, g.outC];
 }
+
 /**
- * Output size and leading padding of one windowed dimension (GetWindowedOutputSizeVerbose);
- * exported for tests and for shape inference elsewhere.
+ * One output pixel's window, as `forEachWindow` hands it over: tap (fy, fx) reads input row
+ * iy0 + fy·dh and column ix0 + fx·dw, and only the taps that land inside the input are listed
+ * (padding contributes nothing, to a sum, a max or an average's count).
  */
-export const windowedOutputSize: (
-  inSize: number,
-  filter: number,
-  dilation: number,
-  stride: number,
-  padding: "SAME" | "VALID" | "EXPLICIT",
-  before: number,
-  after: number,
-) => [number, number] = windowed;
+export interface Window {
+  /** The output pixel's index over batch × outH × outW (its NHWC offset is pixel · outC). */
+  pixel: number;
+  /** The offset of the pixel's image in the NHWC input (b · inH · inW · inC). */
+  xb: number;
+  /** Input row and column of tap (0, 0), padding included (negative inside the top/left pad). */
+  iy0: number;
+  ix0: number;
+  /** The taps inside the input: fy in [fy0, fy1), fx in [fx0, fx1) (empty ranges possible). */
+  fy0: number;
+  fy1: number;
+  fx0: number;
+  fx1: number;
+}
+
+/**
+ * The taps [lo, hi) of a `filter`-tap window starting at input index `start` with `dilation`
+ * whose index start + t · dilation lies in [0, size). Indices grow with t, so these taps are
+ * one run.
+ */
+function tapRange(start: number, dilation: number, filter: number, size: number): [number, number] {
+  const lo = start >= 0 ? 0 : Math.min(filter, Math.ceil(-start / dilation));
+  const hi = start >= size ? 0 : Math.min(filter, Math.floor((size - 1 - start) / dilation) + 1);
+  return [lo, Math.max(lo, hi)];
+}
+
+/**
+ * Calls `visit` for every output pixel of `g`, in NHWC order (batch, row, column), with its
+ * window. The one window iteration of the convolution, its input gradient and pooling: the
+ * callers loop over the taps and channels themselves. `visit` gets the same object each time,
+ * updated in place.
+ */
+export function forEachWindow(g: Geometry, visit: (w: Window) => void): void {
+  const { inH, inW, inC, fh, fw, outH, outW, sh, sw, dh, dw } = g;
+  const cols = new Int32Array(outW * 2);
+  for (let ox = 0; ox < outW; ox++) {
+    const [lo, hi] = tapRange(ox * sw - g.padLeft, dw, fw, inW);
+    cols[2 * ox] = lo;
+    cols[2 * ox + 1] = hi;
+  }
+  const w: Window = { pixel: 0, xb: 0, iy0: 0, ix0: 0, fy0: 0, fy1: 0, fx0: 0, fx1: 0 };
+  for (let b = 0; b < g.batch; b++) {
+    w.xb = b * inH * inW * inC;
+    for (let oy = 0; oy < outH; oy++) {
+      w.iy0 = oy * sh - g.padTop;
+      [w.fy0, w.fy1] = tapRange(w.iy0, dh, fh, inH);
+      for (let ox = 0; ox < outW; ox++, w.pixel++) {
+        w.ix0 = ox * sw - g.padLeft;
+        w.fx0 = cols[2 * ox];
+        w.fx1 = cols[2 * ox + 1];
+        visit(w);
+      }
+    }
+  }
+}
