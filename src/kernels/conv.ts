@@ -31,13 +31,13 @@ import {
 } from "./epilogue.ts";
 import {
   convWindowAttrs,
-  forEachWindow,
   type Geometry,
   geometry,
   outShape,
   toNCHW,
   toNHWC,
   type WindowAttrs,
+  WindowCursor,
 } from "./window.ts";
 import { Act, activate } from "./activation.ts";
 
@@ -59,7 +59,7 @@ function conv2dCore(
   const groups = patchDepth === 0 ? 1 : inC / patchDepth;
   const outPerGroup = outC / groups;
   const tap = patchDepth * outC;
-  forEachWindow(g, (win) => {
+  for (const win = new WindowCursor(g); win.next();) {
     const yo = win.pixel * outC;
     for (let j = 0; j < outC; j++) acc[j] = 0;
     for (let fy = win.fy0; fy < win.fy1; fy++) {
@@ -97,7 +97,7 @@ function conv2dCore(
       }
     }
     finish(acc, y, yo, outC, ep);
-  });
+  }
 }
 
 /**
@@ -114,7 +114,7 @@ function depthwiseCore(
   acc: Float64Array,
 ): void {
   const { inW, inC, fw, outC, dh, dw } = g;
-  forEachWindow(g, (win) => {
+  for (const win = new WindowCursor(g); win.next();) {
     const yo = win.pixel * outC;
     for (let j = 0; j < outC; j++) acc[j] = 0;
     for (let fy = win.fy0; fy < win.fy1; fy++) {
@@ -133,7 +133,7 @@ function depthwiseCore(
       }
     }
     finish(acc, y, yo, outC, ep);
-  });
+  }
 }
 
 /** What a convolution kernel node needs to run, read once at compile time. */

@@ -19,11 +19,11 @@ import {
 } from "./nn_common.ts";
 import {
   convWindowAttrs,
-  forEachWindow,
   type Geometry,
   geometry,
   toNCHW,
   toNHWC,
+  WindowCursor,
 } from "./window.ts";
 
 /** The label TensorFlow's CPU kernel (Conv2DCustomBackpropInputOp) puts on its shape errors. */
@@ -71,7 +71,7 @@ function conv2dBackpropInputCore(
 ): void {
   const { inW, inC, fw, outC, dh, dw } = g;
   const tap = inC * outC;
-  forEachWindow(g, (win) => {
+  for (const win = new WindowCursor(g); win.next();) {
     const dyo = win.pixel * outC;
     for (let fy = win.fy0; fy < win.fy1; fy++) {
       const row = (win.iy0 + fy * dh) * inW;
@@ -85,7 +85,7 @@ function conv2dBackpropInputCore(
         }
       }
     }
-  });
+  }
 }
 
 /**
@@ -96,7 +96,7 @@ function conv2dBackpropInputCore(
 function col2imAdd(cols: Float32Array, acc: Float64Array, g: Geometry): void {
   const { inW, inC, fh, fw, dh, dw } = g;
   const taps = fh * fw * inC;
-  forEachWindow(g, (win) => {
+  for (const win = new WindowCursor(g); win.next();) {
     const co = win.pixel * taps;
     for (let fy = win.fy0; fy < win.fy1; fy++) {
       const row = (win.iy0 + fy * dh) * inW;
@@ -106,7 +106,7 @@ function col2imAdd(cols: Float32Array, acc: Float64Array, g: Geometry): void {
         for (let ci = 0; ci < inC; ci++) acc[xo + ci] += cols[c + ci];
       }
     }
-  });
+  }
 }
 
 /**

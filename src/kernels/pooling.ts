@@ -18,7 +18,6 @@ import {
   Scratch,
 } from "./nn_common.ts";
 import {
-  forEachWindow,
   type Geometry,
   geometry,
   outShape,
@@ -29,6 +28,7 @@ import {
   toNCHW,
   toNHWC,
   type WindowAttrs,
+  WindowCursor,
 } from "./window.ts";
 
 /** The lowest finite value, MaxPool's initial value upstream (NumTraits<T>::lowest()). */
@@ -38,7 +38,7 @@ const LOWEST_F32 = -3.4028234663852886e38;
 function maxPoolCore(x: FloatArray, y: FloatArray, g: Geometry): void {
   const { inW, inC: c } = g;
   const lowest = y instanceof Float32Array ? LOWEST_F32 : -Number.MAX_VALUE;
-  forEachWindow(g, (win) => {
+  for (const win = new WindowCursor(g); win.next();) {
     const yo = win.pixel * c;
     for (let j = 0; j < c; j++) y[yo + j] = lowest;
     for (let iy = win.iy0 + win.fy0; iy < win.iy0 + win.fy1; iy++) {
@@ -51,13 +51,13 @@ function maxPoolCore(x: FloatArray, y: FloatArray, g: Geometry): void {
         }
       }
     }
-  });
+  }
 }
 
 /** NHWC average pooling dividing by the number of valid (non-padded) elements, as upstream. */
 function avgPoolCore(x: FloatArray, y: FloatArray, g: Geometry, acc: Float64Array): void {
   const { inW, inC: c } = g;
-  forEachWindow(g, (win) => {
+  for (const win = new WindowCursor(g); win.next();) {
     const yo = win.pixel * c;
     for (let j = 0; j < c; j++) acc[j] = 0;
     for (let iy = win.iy0 + win.fy0; iy < win.iy0 + win.fy1; iy++) {
@@ -69,7 +69,7 @@ function avgPoolCore(x: FloatArray, y: FloatArray, g: Geometry, acc: Float64Arra
     const count = (win.fy1 - win.fy0) * (win.fx1 - win.fx0);
     const inv = 1 / count;
     for (let j = 0; j < c; j++) y[yo + j] = acc[j] * inv;
-  });
+  }
 }
 
 function runPool(
