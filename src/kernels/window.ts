@@ -2,7 +2,9 @@
  * The sliding window of 2-D convolution and pooling, in one place: the data_format, padding
  * (SAME, VALID, EXPLICIT) and stride/dilation attrs with upstream's checks, output sizes and
  * leading paddings as `framework/kernel_shape_util.cc` computes them, the resolved NHWC geometry
- * the JavaScript loops and the WebAssembly kernels take, and the NCHW ↔ NHWC copies.
+ * the JavaScript loops and the WebAssembly kernels (`wasm/conv.ts`) take, the walk over output
+ * pixels and the taps of their windows inside the input (`WindowCursor`, used by the
+ * convolutions, Conv2DBackpropInput and pooling), and the NCHW ↔ NHWC copies.
  *
  * @module
  */
