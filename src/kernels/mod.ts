@@ -4,6 +4,13 @@
  * @module
  */
 import { argMaxKernels } from "./arg_max.ts";
+import { activationKernels } from "./activation.ts";
+import { biasAddKernels } from "./bias_add.ts";
+import { fusedMatMulKernels } from "./fused_matmul.ts";
+import { convKernels } from "./conv.ts";
+import { convBackpropKernels } from "./conv_backprop.ts";
+import { poolingKernels } from "./pooling.ts";
+import { batchNormKernels } from "./batch_norm.ts";
 import { arithmeticKernels } from "./arithmetic.ts";
 import { basicKernels } from "./basic.ts";
 import { bincountKernels } from "./bincount.ts";
@@ -21,7 +28,6 @@ import { imageKernels } from "./image.ts";
 import { ioKernels } from "./io.ts";
 import { lookupKernels } from "./lookup.ts";
 import { matMulKernels } from "./matmul.ts";
-import { nnKernels } from "./nn.ts";
 import { padKernels } from "./pad.ts";
 import { parsingKernels } from "./parsing.ts";
 import { randomKernels } from "./random.ts";
@@ -75,10 +81,17 @@ export function defaultRegistry(): KernelRegistry {
     bincountKernels,
     fakeQuantKernels,
     einsumKernels,
+    // Neural-network ops.
+    activationKernels,
+    biasAddKernels,
+    fusedMatMulKernels,
+    convKernels,
+    convBackpropKernels,
+    poolingKernels,
+    batchNormKernels,
     // The other families.
     checkKernels,
     cropAndResizeKernels,
-    nnKernels,
     stateKernels,
     functionalKernels,
     controlFlowKernels,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Code, ServingError } from "../../src/errors.ts";
 import { layoutKernels } from "../../src/kernels/layout.ts";
-import { nnKernels } from "../../src/kernels/nn.ts";
+import { convKernels } from "../../src/kernels/conv.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import type { AttrValue } from "../../src/proto/gen/tensorflow/core/framework/attr_value_pb.ts";
@@ -150,7 +150,7 @@ Deno.test("SpaceToBatchND + Conv2D + BatchToSpaceND equals a dilated Conv2D (TF1
   const x = f32(iota(1 * 7 * 6 * 2).map((v) => Math.sin(v)), [1, 7, 6, 2]);
   const w = f32(iota(3 * 3 * 2 * 3).map((v) => Math.cos(v)), [3, 3, 2, 3]);
   const conv = (dil: number) =>
-    compileOp(nnKernels, "Conv2D", {
+    compileOp(convKernels, "Conv2D", {
       T: attr.type(DataType.DT_FLOAT),
       strides: attr.ints([1, 1, 1, 1]),
       padding: attr.string("VALID"),

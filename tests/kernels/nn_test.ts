@@ -5,12 +5,30 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { nnKernels, windowedOutputSize } from "../../src/kernels/nn.ts";
+import { activationKernels } from "../../src/kernels/activation.ts";
+import { batchNormKernels } from "../../src/kernels/batch_norm.ts";
+import { biasAddKernels } from "../../src/kernels/bias_add.ts";
+import { convKernels } from "../../src/kernels/conv.ts";
+import { convBackpropKernels } from "../../src/kernels/conv_backprop.ts";
+import { fusedMatMulKernels } from "../../src/kernels/fused_matmul.ts";
+import { poolingKernels } from "../../src/kernels/pooling.ts";
+import { windowedOutputSize } from "../../src/kernels/window.ts";
 import { Code, ServingError } from "../../src/errors.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { assertClose, attr, runOp } from "./harness.ts";
 import type { AttrValue } from "../../src/proto/gen/tensorflow/core/framework/attr_value_pb.ts";
+
+/** Every neural-network family, as one list. */
+const nnKernels = [
+  ...activationKernels,
+  ...biasAddKernels,
+  ...fusedMatMulKernels,
+  ...convKernels,
+  ...convBackpropKernels,
+  ...poolingKernels,
+  ...batchNormKernels,
+];
 
 type Attrs = Record<string, AttrValue>;
 

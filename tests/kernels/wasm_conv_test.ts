@@ -8,10 +8,15 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { nnKernels } from "../../src/kernels/nn.ts";
+import { activationKernels } from "../../src/kernels/activation.ts";
+import { batchNormKernels } from "../../src/kernels/batch_norm.ts";
+import { biasAddKernels } from "../../src/kernels/bias_add.ts";
+import { convKernels } from "../../src/kernels/conv.ts";
+import { convBackpropKernels } from "../../src/kernels/conv_backprop.ts";
+import { fusedMatMulKernels } from "../../src/kernels/fused_matmul.ts";
+import { poolingKernels } from "../../src/kernels/pooling.ts";
 import {
   conv2dF32,
-  type ConvGeometry,
   convWasmRelaxed,
   convWasmSupported,
   depthwiseF32,
@@ -20,11 +25,22 @@ import {
   useRelaxedConvWasm,
   WasmAct,
 } from "../../src/kernels/wasm/conv.ts";
-import { windowedOutputSize } from "../../src/kernels/nn.ts";
+import { type Geometry, windowedOutputSize } from "../../src/kernels/window.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { attr, runOp } from "./harness.ts";
 import type { AttrValue } from "../../src/proto/gen/tensorflow/core/framework/attr_value_pb.ts";
+
+/** Every neural-network family, as one list. */
+const nnKernels = [
+  ...activationKernels,
+  ...biasAddKernels,
+  ...fusedMatMulKernels,
+  ...convKernels,
+  ...convBackpropKernels,
+  ...poolingKernels,
+  ...batchNormKernels,
+];
 
 /** mulberry32: a small seeded generator, so failures reproduce. */
 function rng(seed: number): () => number {
@@ -64,7 +80,7 @@ function refConv(
   f: Float32Array,
   b: Float32Array | null,
   side: Float32Array | null,
-  g: ConvGeometry,
+  g: Geometry,
   depthwise: boolean,
   a: WasmAct,
 ): Ref {
@@ -121,7 +137,7 @@ function assertNear(got: Float32Array | null, want: Ref, what: string): void {
 }
 
 /** A random geometry; padding as SAME, VALID or explicit amounts, resolved as TensorFlow does. */
-function randomGeometry(r: () => number, depthwise: boolean): ConvGeometry {
+function randomGeometry(r: () => number, depthwise: boolean): Geometry {
   const batch = int(r, 1, 3);
   const inH = int(r, 1, 11), inW = int(r, 1, 11), inC = int(r, 1, 21);
   const fh = int(r, 1, 4), fw = int(r, 1, 4);
@@ -173,7 +189,7 @@ Deno.test({
   fn() {
     const r = rng(5);
     for (const [h, w, c, o, batch] of [[7, 5, 24, 144, 2], [3, 3, 130, 9, 1], [9, 9, 8, 8, 3]]) {
-      const g: ConvGeometry = {
+      const g: Geometry = {
         batch,
         inH: h,
         inW: w,
@@ -258,7 +274,7 @@ Deno.test({
     const r = rng(41);
     const f = randArray(r, 24);
     const x = randArray(r, 2 * 3 * 4);
-    const g1: ConvGeometry = {
+    const g1: Geometry = {
       batch: 1,
       inH: 2,
       inW: 3,
@@ -275,7 +291,7 @@ Deno.test({
       padTop: 0,
       padLeft: 0,
     };
-    const g2: ConvGeometry = { ...g1, inC: 2, inW: 6, outW: 6, outC: 12 };
+    const g2: Geometry = { ...g1, inC: 2, inW: 6, outW: 6, outC: 12 };
     assertNear(conv2dF32(x, f, null, null, g1, 0), refConv(x, f, null, null, g1, false, 0), "g1");
     assertNear(conv2dF32(x, f, null, null, g2, 0), refConv(x, f, null, null, g2, false, 0), "g2");
     assertNear(conv2dF32(x, f, null, null, g1, 0), refConv(x, f, null, null, g1, false, 0), "g1");

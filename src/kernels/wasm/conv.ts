@@ -28,6 +28,7 @@
 import { CONV_WASM } from "./conv_wasm.ts";
 import { CONV_RELAXED_WASM } from "./conv_relaxed_wasm.ts";
 import { align16, type Block, Heap } from "./heap.ts";
+import type { Geometry } from "../window.ts";
 
 /** The module's exports (pointers are byte offsets; see `conv.wat`). */
 interface ConvExports {
@@ -117,25 +118,6 @@ export enum WasmAct {
 export interface HardSwish {
   scale: number;
   offset: number;
-}
-
-/** Geometry of one NHWC convolution (window sizes and leading paddings already resolved). */
-export interface ConvGeometry {
-  batch: number;
-  inH: number;
-  inW: number;
-  inC: number;
-  fh: number;
-  fw: number;
-  outH: number;
-  outW: number;
-  outC: number;
-  sh: number;
-  sw: number;
-  dh: number;
-  dw: number;
-  padTop: number;
-  padLeft: number;
 }
 
 /** Floats of im2col rows per chunk: the chunk and a weight panel stay in the caches. */
@@ -267,7 +249,7 @@ class ConvWasm {
     f: Float32Array,
     b: Float32Array | null,
     side: Float32Array | null,
-    g: ConvGeometry,
+    g: Geometry,
     act: WasmAct,
     hs: HardSwish | null,
   ): Float32Array | null {
@@ -349,7 +331,7 @@ class ConvWasm {
     x: Float32Array,
     f: Float32Array,
     b: Float32Array | null,
-    g: ConvGeometry,
+    g: Geometry,
     act: WasmAct,
     hs: HardSwish | null,
     side: Float32Array | null,
@@ -421,7 +403,7 @@ class ConvWasm {
     return y;
   }
 
-  pool(x: Float32Array, g: ConvGeometry, max: boolean): Float32Array | null {
+  pool(x: Float32Array, g: Geometry, max: boolean): Float32Array | null {
     const { batch, inH, inW, inC: c, fh, fw, outH, outW } = g;
     const c4 = ceil4(c);
     const inPix = inH * inW, outPix = outH * outW;
@@ -565,7 +547,7 @@ export function conv2dF32(
   f: Float32Array,
   b: Float32Array | null,
   side: Float32Array | null,
-  g: ConvGeometry,
+  g: Geometry,
   act: WasmAct,
   hs: HardSwish | null = null,
 ): Float32Array | null {
@@ -585,7 +567,7 @@ export function depthwiseF32(
   x: Float32Array,
   f: Float32Array,
   b: Float32Array | null,
-  g: ConvGeometry,
+  g: Geometry,
   act: WasmAct,
   hs: HardSwish | null = null,
   side: Float32Array | null = null,
@@ -621,7 +603,7 @@ export function matmulF32(
  * NHWC max (`max`) or average pooling, windows clipped to the input (padding is never the max
  * and not counted in the average), float32 sums. Same contract as `conv2dF32`.
  */
-export function poolF32(x: Float32Array, g: ConvGeometry, max: boolean): Float32Array | null {
+export function poolF32(x: Float32Array, g: Geometry, max: boolean): Float32Array | null {
   const k = kernel;
   if (!enabled || k === null || g.inC === 0) return null;
   return k.pool(x, g, max);

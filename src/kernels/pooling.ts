@@ -1,0 +1,164 @@
+/**
+ * MaxPool, MaxPoolV2 and AvgPool (`pooling_ops_common.cc`, `avgpooling_op.cc`): windows clipped
+ * to the input, averages over the valid elements only. Float32 runs in WebAssembly where it can.
+ *
+ * @module
+ */
+import { DataType, dtypeName } from "../tensor/dtype.ts";
+import { shapeString, Tensor } from "../tensor/tensor.ts";
+import type { Kernel, KernelContext, KernelRun } from "./kernel.ts";
+import { poolF32 } from "./wasm/conv.ts";
+import {
+  allocLike,
+  checkArity,
+  checkTypeAttr,
+  type FloatArray,
+  floatData,
+  invalid,
+  Scratch,
+} from "./nn_common.ts";
+import {
+  type Geometry,
+  geometry,
+  outShape,
+  poolWindow,
+  readExplicit,
+  readFormat,
+  readPadding,
+  toNCHW,
+  toNHWC,
+  type WindowAttrs,
+  WindowCursor,
+} from "./window.ts";
+
+/** The lowest finite value, MaxPool's initial value upstream (NumTraits<T>::lowest()). */
+const LOWEST_F32 = -3.4028234663852886e38;
+
+/** NHWC max pooling; windows are clipped to the input (padding never wins). */
+function maxPoolCore(x: FloatArray, y: FloatArray, g: Geometry): void {
+  const { inW, inC: c } = g;
+  const lowest = y instanceof Float32Array ? LOWEST_F32 : -Number.MAX_VALUE;
+  for (const win = new WindowCursor(g); win.next();) {
+    const yo = win.pixel * c;
+    for (let j = 0; j < c; j++) y[yo + j] = lowest;
+    for (let iy = win.iy0 + win.fy0; iy < win.iy0 + win.fy1; iy++) {
+      for (let ix = win.ix0 + win.fx0; ix < win.ix0 + win.fx1; ix++) {
+        const xo = win.xb + (iy * inW + ix) * c;
+        // `>` keeps the running max on NaN, as std::max(accum, v) does upstream.
+        for (let j = 0; j < c; j++) {
+          const v = x[xo + j];
+          if (v > y[yo + j]) y[yo + j] = v;
+        }
+      }
+    }
+  }
+}
+
+/** NHWC average pooling dividing by the number of valid (non-padded) elements, as upstream. */
+function avgPoolCore(x: FloatArray, y: FloatArray, g: Geometry, acc: Float64Array): void {
+  const { inW, inC: c } = g;
+  for (const win = new WindowCursor(g); win.next();) {
+    const yo = win.pixel * c;
+    for (let j = 0; j < c; j++) acc[j] = 0;
+    for (let iy = win.iy0 + win.fy0; iy < win.iy0 + win.fy1; iy++) {
+      for (let ix = win.ix0 + win.fx0; ix < win.ix0 + win.fx1; ix++) {
+        const xo = win.xb + (iy * inW + ix) * c;
+        for (let j = 0; j < c; j++) acc[j] += x[xo + j];
+      }
+    }
+    const count = (win.fy1 - win.fy0) * (win.fx1 - win.fx0);
+    const inv = 1 / count;
+    for (let j = 0; j < c; j++) y[yo + j] = acc[j] * inv;
+  }
+}
+
+function runPool(
+  ctx: KernelContext,
+  input: Tensor,
+  w: WindowAttrs,
+  kh: number,
+  kw: number,
+  max: boolean,
+  scratch: Scratch,
+): Tensor[] {
+  let x = floatData(ctx, input);
+  if (input.rank !== 4) throw invalid(`input must be 4-dimensional: ${shapeString(input.shape)}`);
+  const c = w.nchw ? input.shape[1] : input.shape[3];
+  const g = geometry(w, input.shape, kh, kw, c);
+  if (w.nchw) x = toNHWC(x, g.batch, c, g.inH, g.inW);
+  // WebAssembly for float32: max, and averages of small windows (float32 sums, as TensorFlow's
+  // kernel). A large window (a global average, say) keeps the float64 loop: a float32 running
+  // sum of thousands of values drifts by more than the tolerances that matter here, and one
+  // output pixel costs little.
+  const wasm = x instanceof Float32Array && g.outH * g.outW > 0 && (max || kh * kw <= 64);
+  const fast = wasm ? poolF32(x as Float32Array, g, max) : null;
+  let y = fast ?? allocLike(x, g.batch * g.outH * g.outW * c);
+  if (fast === null && y.length > 0) {
+    if (max) maxPoolCore(x, y, g);
+    else avgPoolCore(x, y, g, scratch.get(c));
+  }
+  if (w.nchw) y = toNCHW(y, g.batch, g.outH, g.outW, c);
+  return [new Tensor(input.dtype, outShape(g, w.nchw), y)];
+}
+
+function poolKernel(op: string, max: boolean): Kernel {
+  return {
+    op,
+    compile(ctx: KernelContext): KernelRun {
+      checkTypeAttr(ctx);
+      const nchw = readFormat(ctx);
+      // Only MaxPool has EXPLICIT padding upstream.
+      const padding = readPadding(ctx, max);
+      const pads = readExplicit(ctx, padding, nchw);
+      const { w, kh, kw } = poolWindow(
+        ctx,
+        ctx.attr.ints("ksize"),
+        ctx.attr.ints("strides"),
+        nchw,
+        padding,
+        pads,
+      );
+      const scratch = new Scratch();
+      return (inputs) => {
+        checkArity(ctx, inputs, 1);
+        return runPool(ctx, inputs[0], w, kh, kw, max, scratch);
+      };
+    },
+  };
+}
+
+/** MaxPoolV2: ksize and strides come as int32 inputs. */
+const maxPoolV2: Kernel = {
+  op: "MaxPoolV2",
+  compile(ctx: KernelContext): KernelRun {
+    checkTypeAttr(ctx);
+    const nchw = readFormat(ctx);
+    const padding = readPadding(ctx, false);
+    const scratch = new Scratch();
+    return (inputs) => {
+      checkArity(ctx, inputs, 3);
+      const ints = (t: Tensor, what: string): number[] => {
+        if (t.dtype !== DataType.DT_INT32 && t.dtype !== DataType.DT_INT64) {
+          throw invalid(`${what} must be an int32 vector, got ${dtypeName(t.dtype)}`);
+        }
+        return Array.from(t.data as Int32Array, Number);
+      };
+      const { w, kh, kw } = poolWindow(
+        ctx,
+        ints(inputs[1], "ksize"),
+        ints(inputs[2], "strides"),
+        nchw,
+        padding,
+        [0, 0, 0, 0],
+      );
+      return runPool(ctx, inputs[0], w, kh, kw, true, scratch);
+    };
+  },
+};
+
+/** The pooling kernels. */
+export const poolingKernels: Kernel[] = [
+  poolKernel("MaxPool", true),
+  maxPoolV2,
+  poolKernel("AvgPool", false),
+];
