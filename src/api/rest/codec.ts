@@ -13,7 +13,7 @@
  */
 import type { TensorProto } from "../../proto/gen/tensorflow/core/framework/tensor_pb.ts";
 import { Code, ServingError } from "../../errors.ts";
-import type { DataType } from "../../tensor/dtype.ts";
+import { allocate, DataType, toBytes } from "../../tensor/dtype.ts";
 import type { CodecError, FromCodec, ToCodec } from "./codec_protocol.ts";
 import type { JsonPredictRequestFormat } from "./json_tensor.ts";
 
@@ -42,6 +42,35 @@ interface Pending {
 
 /** The default number of codec workers (the machine's cores, at most 2). */
 const DEFAULT_WORKERS = Math.max(1, Math.min(2, navigator.hardwareConcurrency || 1));
+
+/** The typed field a dtype's values are in when not in tensor_content (those packed here). */
+const VALUE_FIELD: ReadonlyMap<DataType, keyof TensorProto> = new Map<DataType, keyof TensorProto>([
+  [DataType.DT_FLOAT, "floatVal"],
+  [DataType.DT_DOUBLE, "doubleVal"],
+  [DataType.DT_INT32, "intVal"],
+  [DataType.DT_INT64, "int64Val"],
+  [DataType.DT_UINT32, "uint32Val"],
+  [DataType.DT_UINT64, "uint64Val"],
+  [DataType.DT_BOOL, "boolVal"],
+]);
+
+/**
+ * The same tensor with its typed field's values in `tensor_content` (a copy; `t` is left as it
+ * is), its buffer added to `transfer`; `t` itself when it has no such field or when the field
+ * does not hold one value per element (a fill from fewer values stays as it is).
+ */
+function packed(t: TensorProto, transfer: ArrayBuffer[]): TensorProto {
+  const field = VALUE_FIELD.get(t.dtype);
+  if (field === undefined || t.tensorContent.byteLength > 0) return t;
+  const values = t[field] as ArrayLike<number | bigint | boolean>;
+  let n = 1;
+  for (const d of t.tensorShape?.dim ?? []) n *= Number(d.size);
+  if (values.length === 0 || values.length !== n) return t;
+  const data = allocate(t.dtype, n);
+  (data as unknown as { set(v: ArrayLike<unknown>): void }).set(values);
+  transfer.push(data.buffer as ArrayBuffer);
+  return { ...t, [field]: [], tensorContent: toBytes(data) };
+}
 
 function toError(e: CodecError): ServingError {
   return new ServingError(e.code, e.message);
@@ -108,7 +137,12 @@ export class JsonCodec {
     outputs: Readonly<Record<string, TensorProto>>,
     format: JsonPredictRequestFormat,
   ): Promise<Uint8Array> | undefined {
-    return this.#post({ type: "encode", job: 0, outputs, format }, [], (m) => {
+    // The typed fields (a JS array per tensor, as Predict fills them) would be cloned element
+    // by element on this thread; packed into tensor_content they are transferred at once.
+    const transfer: ArrayBuffer[] = [];
+    const sent: Record<string, TensorProto> = {};
+    for (const [name, t] of Object.entries(outputs)) sent[name] = packed(t, transfer);
+    return this.#post({ type: "encode", job: 0, outputs: sent, format }, transfer, (m) => {
       if (!("encoded" in m)) throw new ServingError(Code.INTERNAL, "Bad codec answer");
       return m.encoded;
     });

@@ -10,6 +10,15 @@ import { startServer } from "../../../src/server.ts";
 import type { ServingApi } from "../../../src/model_server/serving_api.ts";
 import { RestApiHandler, type RestReply } from "../../../src/api/rest/handler.ts";
 import { startRestServer } from "../../../src/api/rest/server.ts";
+import { JsonCodec } from "../../../src/api/rest/codec.ts";
+import { makeJsonFromTensors } from "../../../src/api/rest/json_tensor.ts";
+import { create } from "@bufbuild/protobuf";
+import {
+  type TensorProto,
+  TensorProtoSchema,
+} from "../../../src/proto/gen/tensorflow/core/framework/tensor_pb.ts";
+import { DataType } from "../../../src/tensor/dtype.ts";
+import type { ServingError } from "../../../src/errors.ts";
 import { freePort } from "../../server_process.ts";
 import { testdata } from "../../testdata.ts";
 
@@ -178,3 +187,62 @@ Deno.test(
     assert.equal(order[2], "big", order.join(","));
   },
 );
+
+Deno.test("JsonCodec.encodePredict writes every value field as makeJsonFromTensors", async () => {
+  const codec = new JsonCodec();
+  try {
+    const shape = (...d: number[]) => ({ dim: d.map((size) => ({ size: BigInt(size) })) });
+    const p = (init: Record<string, unknown>) => create(TensorProtoSchema, init as never);
+    const outputs: Record<string, TensorProto>[] = [
+      {
+        f: p({
+          dtype: DataType.DT_FLOAT,
+          tensorShape: shape(2, 2),
+          floatVal: [0.1, -2, NaN, 1e30],
+        }),
+        d: p({ dtype: DataType.DT_DOUBLE, tensorShape: shape(2), doubleVal: [0.1, -Infinity] }),
+        i: p({ dtype: DataType.DT_INT32, tensorShape: shape(2, 1), intVal: [-7, 2147483647] }),
+        l: p({ dtype: DataType.DT_INT64, tensorShape: shape(2), int64Val: [-(2n ** 63n), 5n] }),
+        u: p({ dtype: DataType.DT_UINT64, tensorShape: shape(2), uint64Val: [2n ** 64n - 1n, 0n] }),
+        w: p({ dtype: DataType.DT_UINT32, tensorShape: shape(2), uint32Val: [4294967295, 1] }),
+        b: p({ dtype: DataType.DT_BOOL, tensorShape: shape(2), boolVal: [true, false] }),
+        s_bytes: p({
+          dtype: DataType.DT_STRING,
+          tensorShape: shape(2),
+          stringVal: [enc.encode("a"), new Uint8Array([0xff])],
+        }),
+      },
+      // One value filling three elements, and a batch-size mismatch (an error in row format).
+      { f: p({ dtype: DataType.DT_FLOAT, tensorShape: shape(3), floatVal: [1.5] }) },
+      {
+        a: p({ dtype: DataType.DT_FLOAT, tensorShape: shape(2), floatVal: [1, 2] }),
+        b: p({ dtype: DataType.DT_FLOAT, tensorShape: shape(3), floatVal: [1, 2, 3] }),
+      },
+      { h: p({ dtype: DataType.DT_HALF, tensorShape: shape(1), halfVal: [15360] }) },
+    ];
+    for (const out of outputs) {
+      for (const format of ["row", "columnar"] as const) {
+        const what = `${Object.keys(out).join(",")} ${format}`;
+        let expected: Uint8Array | string;
+        try {
+          const t = makeJsonFromTensors(out, format);
+          expected = typeof t === "string" ? enc.encode(t) : t;
+        } catch (e) {
+          expected = `${(e as ServingError).code}: ${(e as Error).message}`;
+        }
+        let got: Uint8Array | string;
+        try {
+          got = await codec.encodePredict(out, format)!;
+        } catch (e) {
+          got = `${(e as ServingError).code}: ${(e as Error).message}`;
+        }
+        assert.deepEqual(got, expected, what);
+      }
+    }
+    // The response given was not changed.
+    assert.deepEqual(outputs[0].f.floatVal.length, 4);
+    assert.equal(outputs[0].f.tensorContent.length, 0);
+  } finally {
+    codec.close();
+  }
+});
