@@ -66,6 +66,10 @@ const CASES: [string, string][] = [
   [PREDICT, '{"instances": [{"b64": "AAAA"}]}'],
   [PREDICT, '{"something": 1}'],
   ["/v1/models/nope:predict", '{"instances": [1]}'],
+  // A failed model lookup comes after the body's own syntax and signature_name errors.
+  ["/v1/models/nope:predict", '{"instances": [1, 2'],
+  ["/v1/models/nope:predict", '{"signature_name": 5, "instances": [1]}'],
+  ["/v1/models/nope:predict", '{"signature_name": "x", "instances": "y"}'],
   ["/v1/models/half_plus_two/versions/7:predict", '{"instances": [1]}'],
   ["/v1/models/half_plus_two/labels/l:predict", '{"instances": [1]}'],
 ];
