@@ -27,6 +27,9 @@
  * on its first request. As upstream, a servable that is missing is reported by that lookup, and
  * an unknown signature is `400 Serving signature name: "x" not found in signature def`.
  *
+ * A big Predict body is decoded, and a big Predict response encoded, on a JSON codec worker
+ * (codec.ts) with the same functions, so the event loop keeps answering others meanwhile.
+ *
  * @module
  */
 import { create, fromBinary, toJson } from "@bufbuild/protobuf";
@@ -287,11 +290,13 @@ export class RestApiHandler {
    *
    * @param method the HTTP method
    * @param path the path with its query string, as received (not decoded)
-   * @param body the request body
+   * @param body the request body; one over `workerBodyBytes` is handed to a codec worker,
+   *   its buffer transferred when the body is the whole of it (the caller's view is emptied)
    * @param origin the `Origin` header (for a preflight)
    * @param signal gives a signal aborted when the client goes away (a queued call is then
    *   dropped); asked for only when a call is queued
-   * @returns the reply; a promise when the inference runs on a worker
+   * @returns the reply; a promise when the inference runs on a worker or the JSON is decoded
+   *   or encoded on a codec worker
    */
   handle(
     method: string,
