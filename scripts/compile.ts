@@ -44,7 +44,7 @@ export function compileArgs(workerModules: readonly string[]): string[] {
 /** Worker entry points present in this checkout (the inference pool's, once it exists). */
 function workerModules(): string[] {
   const out: string[] = [];
-  for (const rel of ["src/exec/worker.ts"]) {
+  for (const rel of ["src/exec/worker.ts", "src/api/rest/codec_worker.ts"]) {
     try {
       Deno.statSync(`${ROOT}${rel}`);
       out.push(`${ROOT}${rel}`);

@@ -27,6 +27,9 @@
  * on its first request. As upstream, a servable that is missing is reported by that lookup, and
  * an unknown signature is `400 Serving signature name: "x" not found in signature def`.
  *
+ * A big Predict body is decoded, and a big Predict response encoded, on a JSON codec worker
+ * (codec.ts) with the same functions, so the event loop keeps answering others meanwhile.
+ *
  * @module
  */
 import { create, fromBinary, toJson } from "@bufbuild/protobuf";
@@ -47,18 +50,24 @@ import {
   type ModelSpec,
   ModelSpecSchema,
 } from "../../proto/gen/tensorflow_serving/apis/model_pb.ts";
-import { PredictRequestSchema } from "../../proto/gen/tensorflow_serving/apis/predict_pb.ts";
+import {
+  type PredictRequest,
+  PredictRequestSchema,
+} from "../../proto/gen/tensorflow_serving/apis/predict_pb.ts";
+import type { TensorProto } from "../../proto/gen/tensorflow/core/framework/tensor_pb.ts";
 import { RegressionRequestSchema } from "../../proto/gen/tensorflow_serving/apis/regression_pb.ts";
 import { Code, ServingError } from "../../errors.ts";
 import type { DataType } from "../../tensor/dtype.ts";
 import type { CallContext, ServingApi } from "../../model_server/serving_api.ts";
 import { DEADLINE_MESSAGE } from "../../exec/executor.ts";
 import { httpStatus } from "../status.ts";
+import { JsonCodec } from "./codec.ts";
 import { JsonParser } from "./json_parse.ts";
 import {
   fillClassificationRequestFromJson,
   fillPredictRequestFromJson,
   fillRegressionRequestFromJson,
+  type JsonPredictRequestFormat,
   type JsonText,
   makeJsonFromClassificationResult,
   makeJsonFromRegressionResult,
@@ -88,6 +97,32 @@ export interface RestApiHandlerOptions {
   readonly timeoutMs?: number;
   /** `--rest_api_enable_cors_support`: add the CORS headers to every answer. */
   readonly enableCors?: boolean;
+  /**
+   * A Predict body longer than this many bytes is decoded on a JSON codec worker (codec.ts),
+   * not on the event loop. Default 1 MiB.
+   */
+  readonly workerBodyBytes?: number;
+  /**
+   * A Predict response with more output elements than this is encoded on a JSON codec worker.
+   * Default 65536.
+   */
+  readonly workerOutputElements?: number;
+}
+
+/** Default {@link RestApiHandlerOptions.workerBodyBytes}: ~0.03 s of parsing inline. */
+const DEFAULT_WORKER_BODY_BYTES = 1 << 20;
+/** Default {@link RestApiHandlerOptions.workerOutputElements}: ~0.01 s of writing inline. */
+const DEFAULT_WORKER_OUTPUT_ELEMENTS = 1 << 16;
+
+/** The number of elements of a Predict response's outputs (from their shapes). */
+function elementCount(outputs: Readonly<Record<string, TensorProto>>): number {
+  let total = 0;
+  for (const t of Object.values(outputs)) {
+    let n = 1;
+    for (const d of t.tensorShape?.dim ?? []) n *= Math.max(0, Number(d.size));
+    total += n;
+  }
+  return total;
 }
 
 /** `kPredictionApiGegex` (sic) in http_rest_api_util.cc, for POST. */
@@ -229,6 +264,9 @@ export class RestApiHandler {
   readonly #api: ServingApi;
   readonly #timeoutMs: number;
   readonly #cors: boolean;
+  readonly #workerBodyBytes: number;
+  readonly #workerOutputElements: number;
+  readonly #codec = new JsonCodec();
   #parser = new JsonParser();
   /** Input types per signature, per packed SignatureDefMap (one per loaded version). */
   readonly #inputs = new WeakMap<Uint8Array, Map<string, TensorInfoMap>>();
@@ -243,6 +281,8 @@ export class RestApiHandler {
     this.#api = api;
     this.#timeoutMs = options.timeoutMs ?? 0;
     this.#cors = options.enableCors ?? false;
+    this.#workerBodyBytes = options.workerBodyBytes ?? DEFAULT_WORKER_BODY_BYTES;
+    this.#workerOutputElements = options.workerOutputElements ?? DEFAULT_WORKER_OUTPUT_ELEMENTS;
   }
 
   /**
@@ -250,11 +290,13 @@ export class RestApiHandler {
    *
    * @param method the HTTP method
    * @param path the path with its query string, as received (not decoded)
-   * @param body the request body
+   * @param body the request body; one over `workerBodyBytes` is handed to a codec worker,
+   *   its buffer transferred when the body is the whole of it (the caller's view is emptied)
    * @param origin the `Origin` header (for a preflight)
    * @param signal gives a signal aborted when the client goes away (a queued call is then
    *   dropped); asked for only when a call is queued
-   * @returns the reply; a promise when the inference runs on a worker
+   * @returns the reply; a promise when the inference runs on a worker or the JSON is decoded
+   *   or encoded on a codec worker
    */
   handle(
     method: string,
@@ -373,21 +415,75 @@ export class RestApiHandler {
   #predict(info: ModelInfo, body: Uint8Array, signal?: () => AbortSignal) {
     const spec = modelSpec(info);
     const req = create(PredictRequestSchema, { modelSpec: spec });
+    if (body.length > this.#workerBodyBytes) {
+      // Decoded on a worker. The signatures are looked up first (upstream looks them up once
+      // the body's signature_name is read); a failed lookup is thrown at that same point.
+      let signatures: Map<string, TensorInfoMap> | undefined;
+      let lookupError: ServingError | undefined;
+      try {
+        signatures = this.#signatureInputs(spec);
+      } catch (e) {
+        lookupError = ServingError.from(e);
+      }
+      const decoded = this.#codec.decodePredict(
+        body,
+        spec.signatureName,
+        signatures,
+        lookupError,
+      );
+      if (decoded) {
+        return decoded.then((d) => {
+          req.modelSpec!.signatureName = d.signatureName;
+          req.inputs = d.inputs;
+          return this.#infer(req, d.format, signal);
+        });
+      }
+    }
     const format = fillPredictRequestFromJson(
       body,
       (signature) => this.#inputTypes(spec, signature),
       req,
       this.#parser,
     );
-    return this.#timed(
+    return this.#infer(req, format, signal);
+  }
+
+  /** Runs a decoded Predict and encodes its outputs (on a worker when they are many). */
+  #infer(
+    req: PredictRequest,
+    format: JsonPredictRequestFormat,
+    signal?: () => AbortSignal,
+  ): JsonText | Promise<JsonText> {
+    const out = this.#timed(
       (ctx) => this.#api.predict(req, "rest", ctx),
       signal,
-      (res) => makeJsonFromTensors(res.outputs, format),
+      (res): JsonText | Promise<JsonText> => {
+        if (elementCount(res.outputs) > this.#workerOutputElements) {
+          const encoded = this.#codec.encodePredict(res.outputs, format);
+          if (encoded) return encoded;
+        }
+        return makeJsonFromTensors(res.outputs, format);
+      },
     );
+    return out as JsonText | Promise<JsonText>;
+  }
+
+  /** Stops the JSON codec workers (calls still decoding fail with UNAVAILABLE). */
+  close(): void {
+    this.#codec.close();
   }
 
   /** `GetInfoMap`: the input types of a signature of the version the spec resolves to. */
   #inputTypes(spec: ModelSpec, signatureName: string): TensorInfoMap {
+    const sigs = this.#signatureInputs(spec);
+    const name = signatureName === "" ? DEFAULT_SIGNATURE : signatureName;
+    const inputs = sigs.get(name);
+    if (!inputs) throw invalid(`Serving signature name: "${name}" not found in signature def`);
+    return inputs;
+  }
+
+  /** The input types of every signature of the version the spec resolves to. */
+  #signatureInputs(spec: ModelSpec): Map<string, TensorInfoMap> {
     const res = this.#api.getModelMetadata(
       create(GetModelMetadataRequestSchema, {
         modelSpec: { name: spec.name, versionChoice: spec.versionChoice },
@@ -408,10 +504,7 @@ export class RestApiHandler {
       }
       this.#inputs.set(packed, sigs);
     }
-    const name = signatureName === "" ? DEFAULT_SIGNATURE : signatureName;
-    const inputs = sigs.get(name);
-    if (!inputs) throw invalid(`Serving signature name: "${name}" not found in signature def`);
-    return inputs;
+    return sigs;
   }
 
   /** `ProcessModelStatusRequest`. */

@@ -17,7 +17,9 @@
  *   has no limit besides 100 MB for inflated bodies; the default here is 64 MiB.
  * - Slow or stuck clients are cut off: see {@link RestServerLimits} (header, body and idle
  *   timeouts, the number of connections, the body bytes held at once).
- * - Requests are decoded and encoded on the event loop; inference runs inline when cheap, else
+ * - Small requests are decoded and encoded on the event loop; a big Predict body (over 1 MiB)
+ *   is decoded, and a big Predict response (over 65536 elements) encoded, on a JSON codec
+ *   worker (codec.ts), so others are not held meanwhile. Inference runs inline when cheap, else
  *   on a worker (src/exec/). `timeoutMs` (`--rest_api_timeout_in_ms`) is the inference call's
  *   deadline: 504 at the deadline even while a worker runs it (see
  *   {@link RestApiHandlerOptions.timeoutMs}); a queued call whose connection closes is dropped.
@@ -267,6 +269,7 @@ export function startRestServer(api: ServingApi, options: RestServerOptions): Pr
   const port = server.addr.port;
 
   let closing: Promise<void> | undefined;
-  const shutdown = (graceMs = 10_000) => closing ??= server.shutdown(graceMs);
+  const shutdown = (graceMs = 10_000) =>
+    closing ??= server.shutdown(graceMs).finally(() => handler.close());
   return Promise.resolve({ port, shutdown, [Symbol.asyncDispose]: () => shutdown() });
 }
