@@ -70,6 +70,15 @@ export const DEFAULT_MAX_QUEUED = 128;
 /** Default cost below which a call runs on the main isolate, in milliseconds. */
 export const DEFAULT_INLINE_BELOW_MS = 1;
 
+/**
+ * Input elements from which a call of a version with no measured cost goes to the pool: about
+ * 4 MB of floats, far above what the small models it serves inline take per call.
+ */
+const LARGE_CALL_UNITS = 1 << 20;
+
+/** A call predicted to take longer than this waits for the pool to start rather than run inline. */
+const WAIT_FOR_POOL_MS = 50;
+
 /** Default weight count from which a version is placed as costly before it is measured. */
 export const DEFAULT_HEAVY_WEIGHT_ELEMENTS = 100_000;
 
@@ -423,12 +432,19 @@ export class Executor implements AsyncDisposable {
     const units = feedUnits(feeds);
     if (!em.stateful) {
       const perUnit = em.cost.get(key);
-      let inline = perUnit === undefined ? !em.heavy : perUnit * units < this.#inlineBelowMs;
+      // A call with no measured cost yet runs inline unless its input alone is large: a hostile
+      // or unusual request to a cheap model must not stall the event loop for seconds.
+      let inline = perUnit === undefined
+        ? !em.heavy && units < LARGE_CALL_UNITS
+        : perUnit * units < this.#inlineBelowMs;
       if (!inline && !em.heavy && !em.slots.some((s) => s.alive && s.ready.has(em.id))) {
         // No worker holds this small version yet: start the pool (in the background) and run
-        // here rather than wait for it. (A large one was loaded into the workers at attach.)
+        // here rather than wait for it, unless the call is predicted to take longer than the
+        // wait. (A large version was loaded into the workers at attach.)
         this.#startPool();
-        inline = true;
+        inline = perUnit === undefined
+          ? units < LARGE_CALL_UNITS
+          : perUnit * units < WAIT_FOR_POOL_MS;
       }
       if (inline) {
         const t0 = performance.now();
