@@ -322,7 +322,9 @@ Deno.test(
       const res = await fetch(url, { method: "POST", body: bytes });
       await res.body?.cancel();
       // 200, or 504 when a loaded machine takes longer than --rest_api_timeout_in_ms: the point
-      // here is the memory bound (not stalling others needs inference off the event loop).
+      // here is the memory bound. (That others are answered meanwhile — the body decoded and the
+      // response encoded on JSON workers, the run on the pool — is tests/api/rest/codec_test.ts'
+      // and tests/exec/'s.)
       assert.ok(res.status === 200 || res.status === 504, String(res.status));
     } finally {
       clearInterval(sampler);
