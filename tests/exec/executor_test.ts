@@ -76,6 +76,22 @@ Deno.test("Executor runs a cheap signature inline once measured", async () => {
   assert.deepEqual(values(second, "y"), [6]);
 });
 
+Deno.test("a cheap version runs small calls inline and a call with a huge input on the pool", async () => {
+  await using exec = new Executor({ workers: 1 });
+  const model = await loadModel(HALF_PLUS_TWO, { prepare: shareConstants });
+  await exec.attach(model, "half");
+  const small = exec.run(model, call(model, "", { x: Tensor.float32([1, 2]) }));
+  assert.ok(!(small instanceof Promise), "a small version's first small call runs inline");
+  assert.deepEqual(values(small, "y"), [2.5, 3]);
+  // 2M elements: no measured cost for that size, so it must not run on the event loop.
+  const n = 2_000_000;
+  const big = exec.run(model, call(model, "", { x: Tensor.float32(new Float32Array(n).fill(4)) }));
+  assert.ok(big instanceof Promise, "a huge input goes to the pool even for a cheap version");
+  const y = values(await big, "y");
+  assert.equal(y.length, n);
+  assert.equal(y[n - 1], 4);
+});
+
 Deno.test("a small stateful version is pinned to the main isolate", async () => {
   await using exec = new Executor({ workers: 2 });
   const model = await load("counter");
