@@ -33,12 +33,21 @@ interface Slot {
   readonly jobs: Set<number>;
   /** Whether it has answered a job (it started). */
   answered: boolean;
+  /** Ends the worker once it has been idle for {@link IDLE_MS}. */
+  idle?: ReturnType<typeof setTimeout>;
 }
 
 interface Pending {
   resolve(m: FromCodec): void;
   reject(e: ServingError): void;
 }
+
+/**
+ * An idle codec worker is ended after this long. Its heap held bodies of megabytes that V8 would
+ * keep for a long while in an isolate that runs no more code; a new worker (about 0.1 s) is cheap
+ * next to the jobs it serves (bodies over 1 MiB).
+ */
+const IDLE_MS = 2000;
 
 /** The default number of codec workers (the machine's cores, at most 2). */
 const DEFAULT_WORKERS = Math.max(1, Math.min(2, navigator.hardwareConcurrency || 1));
@@ -85,6 +94,11 @@ export class JsonCodec {
   #closed = false;
   /** Set once a worker could not start: everything is done inline from then on. */
   #unavailable = false;
+
+  /** How many workers are running now (idle ones end after a while). */
+  get workers(): number {
+    return this.#slots.length;
+  }
 
   /** @param workers how many workers at most (default: the cores, at most 2) */
   constructor(workers: number = DEFAULT_WORKERS) {
@@ -163,6 +177,7 @@ export class JsonCodec {
       this.#pending.set(job, { resolve, reject })
     );
     slot.jobs.add(job);
+    clearTimeout(slot.idle);
     slot.worker.postMessage({ ...message, job }, transfer);
     return done.then((m) => {
       if ("error" in m) throw toError(m.error);
@@ -189,6 +204,7 @@ export class JsonCodec {
     worker.onmessage = (e: MessageEvent<FromCodec>) => {
       slot.answered = true;
       slot.jobs.delete(e.data.job);
+      if (slot.jobs.size === 0) slot.idle = setTimeout(() => this.#retire(slot), IDLE_MS);
       const p = this.#pending.get(e.data.job);
       this.#pending.delete(e.data.job);
       p?.resolve(e.data);
@@ -202,10 +218,19 @@ export class JsonCodec {
     return slot;
   }
 
+  /** Ends an idle worker (its memory goes with it); the next job starts a new one. */
+  #retire(slot: Slot): void {
+    if (slot.jobs.size > 0) return;
+    const i = this.#slots.indexOf(slot);
+    if (i >= 0) this.#slots.splice(i, 1);
+    slot.worker.terminate();
+  }
+
   /** A worker stopped: its jobs fail, the next job starts a new one. */
   #fail(slot: Slot, why: string): void {
     const i = this.#slots.indexOf(slot);
     if (i >= 0) this.#slots.splice(i, 1);
+    clearTimeout(slot.idle);
     // One that never started (its module cannot load here) would fail again: inline from now.
     if (!slot.answered) this.#unavailable = true;
     slot.worker.terminate();
@@ -227,7 +252,10 @@ export class JsonCodec {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const slot of this.#slots.splice(0)) slot.worker.terminate();
+    for (const slot of this.#slots.splice(0)) {
+      clearTimeout(slot.idle);
+      slot.worker.terminate();
+    }
     this.#settleAll(
       [...this.#pending.keys()],
       new ServingError(Code.UNAVAILABLE, "Server is shutting down"),

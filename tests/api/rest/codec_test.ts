@@ -250,3 +250,30 @@ Deno.test("JsonCodec.encodePredict writes every value field as makeJsonFromTenso
     codec.close();
   }
 });
+
+Deno.test("an idle JsonCodec worker ends (its heap with it); the next job starts one", async () => {
+  const codec = new JsonCodec(1);
+  try {
+    const out = {
+      f: create(TensorProtoSchema, {
+        dtype: DataType.DT_FLOAT,
+        tensorShape: { dim: [{ size: 1n }] },
+        floatVal: [1],
+      }),
+    };
+    const decoded = (b: Uint8Array) => new TextDecoder().decode(b);
+    assert.equal(
+      decoded(await codec.encodePredict(out, "row")!),
+      '{\n    "predictions": [1.0\n    ]\n}',
+    );
+    assert.equal(codec.workers, 1);
+    for (let i = 0; i < 60 && codec.workers > 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(codec.workers, 0, "still running after 6 s idle");
+    assert.ok((await codec.encodePredict(out, "row")!).byteLength > 0);
+    assert.equal(codec.workers, 1);
+  } finally {
+    codec.close();
+  }
+});
