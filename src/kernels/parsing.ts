@@ -23,6 +23,7 @@ import {
 } from "../tensor/example.ts";
 import { shapeString, sizeOf, Tensor } from "../tensor/tensor.ts";
 import type { Attrs } from "./attrs.ts";
+import { checkedElements } from "./sizes.ts";
 import type { Kernel, KernelContext, KernelRun } from "./kernel.ts";
 
 const decoder = new TextDecoder();
@@ -334,7 +335,9 @@ function parse(job: Job): ParseResult {
       varlen.push(new ValueBuffer(kindOf(d.dtype), batch));
       continue;
     }
-    const n = batch * d.stride;
+    // The batch comes from the request, the row size from the model: their product is checked
+    // before the outputs are allocated (an empty serialized Example costs the client 2 bytes).
+    const n = checkedElements([batch, d.stride], "ParseExample dense output");
     varlen.push(null);
     if (d.dtype === DataType.DT_FLOAT) {
       const a = new Float32Array(n);
@@ -553,8 +556,9 @@ function parse(job: Job): ParseResult {
 function padVarLen(vbuf: ValueBuffer, cfg: DenseAttr, def: Tensor, batch: number): Tensor {
   const maxRows = vbuf.maxCount() / cfg.stride;
   const shape = [batch, maxRows, ...cfg.inner];
+  // One long Example pads every other Example of the batch to its length: checked first.
+  const total = checkedElements(shape, "ParseExample variable-length dense output");
   const perExample = maxRows * cfg.stride;
-  const total = batch * perExample;
   let prev = 0;
   if (vbuf.kind === FeatureKind.Bytes) {
     const pad = (def.data as Uint8Array[])[0];

@@ -374,3 +374,22 @@ Deno.test("ParseExample: concatenated examples and duplicate keys keep the last 
   const [x] = parseV1([joined], [["x", DT_FLOAT, [], noDefault(DT_FLOAT)]]);
   assert.deepEqual(Array.from(x.data as Float32Array), [2]);
 });
+
+Deno.test("ParseExampleV2: a hostile batch is refused before its padded outputs are allocated", () => {
+  // One Example with 20,000 values and 20,000 empty Examples would pad to 4·10^8 floats.
+  const empty = ex({});
+  const long = ex({ v: { floatList: new Array(20_000).fill(1) } });
+  const batch = Tensor.strings([long, ...new Array(20_000).fill(empty)]);
+  throwsWith(
+    () => parseV2(batch, [["v", DT_FLOAT, [-1], Tensor.float32([0], [])]]),
+    Code.RESOURCE_EXHAUSTED,
+    /ParseExample variable-length dense output/,
+  );
+  // A fixed-size dense feature: 300,000 empty Examples × 1,000 floats of defaults.
+  const many = Tensor.strings(new Array(300_000).fill(empty));
+  throwsWith(
+    () => parseV2(many, [["d", DT_FLOAT, [1000], Tensor.float32(new Array(1000).fill(0), [1000])]]),
+    Code.RESOURCE_EXHAUSTED,
+    /ParseExample dense output/,
+  );
+});
