@@ -7,53 +7,12 @@
  *
  * @module
  */
-import { create, toBinary } from "@bufbuild/protobuf";
 import { CONFIG, freePort, here, MAIN, spawn, stop } from "./process.ts";
-import { PredictRequestSchema } from "../../src/proto/gen/tensorflow_serving/apis/predict_pb.ts";
-import { Tensor } from "../../src/tensor/tensor.ts";
-import { tensorToProto } from "../../src/tensor/tensor_proto.ts";
-import type { LoadReport } from "./grpc_load.ts";
-import { random, writeDenseSoftmax } from "./models.ts";
+import { grpcLoad, rssMiB, TESTDATA, writeStandardRequests } from "./grpc_fixtures.ts";
+import { writeDenseSoftmax } from "./models.ts";
 import { table } from "./timing.ts";
 
-const LOAD = here("./grpc_load.ts");
 const ECHO = here("./grpc_echo_server.ts");
-const TESTDATA = here("../../../shared/testdata/tf-serving/");
-
-/** Resident memory of a process, from `ps` (reading /proc needs Deno's --allow-all). */
-async function rssMiB(pid: number): Promise<number> {
-  const out = await new Deno.Command("ps", { args: ["-o", "rss=", "-p", String(pid)] }).output();
-  return Number(new TextDecoder().decode(out.stdout).trim()) / 1024;
-}
-
-async function load(
-  target: string,
-  request: string,
-  concurrency: number,
-  seconds: number,
-): Promise<LoadReport> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--config",
-      CONFIG,
-      "-A",
-      LOAD,
-      `--target=${target}`,
-      "--method=Predict",
-      `--request=${request}`,
-      `--concurrency=${concurrency}`,
-      `--duration=${seconds}`,
-      `--channels=${Math.min(concurrency, 4)}`,
-      "--warmup=1",
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout).trim().split("\n").pop()!;
-  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
-  return JSON.parse(text) as LoadReport;
-}
 
 /** Runs the section and returns its markdown report. */
 export async function benchGrpc(seconds = 4): Promise<string> {
@@ -68,28 +27,7 @@ export async function benchGrpc(seconds = 4): Promise<string> {
 }
 `,
   );
-  const denseReq = `${dir}/dense.bin`;
-  await Deno.writeFile(
-    denseReq,
-    toBinary(
-      PredictRequestSchema,
-      create(PredictRequestSchema, {
-        modelSpec: { name: "dense", signatureName: "serving_default" },
-        inputs: { images: tensorToProto(Tensor.float32(random(784, 7), [1, 784]), true) },
-      }),
-    ),
-  );
-  const hp2Req = `${dir}/hp2.bin`;
-  await Deno.writeFile(
-    hp2Req,
-    toBinary(
-      PredictRequestSchema,
-      create(PredictRequestSchema, {
-        modelSpec: { name: "half_plus_two" },
-        inputs: { x: tensorToProto(Tensor.float32([2], [1, 1])) },
-      }),
-    ),
-  );
+  const { dense: denseReq, hp2: hp2Req } = await writeStandardRequests(dir);
 
   // Start-up and memory: one model, timed from spawn to its AVAILABLE log line.
   const solo = spawn([
@@ -125,9 +63,9 @@ export async function benchGrpc(seconds = 4): Promise<string> {
 
   const rows: (string | number)[][] = [];
   for (const c of [1, 8, 64]) {
-    const e = await load(`127.0.0.1:${echoPort}`, denseReq, c, seconds);
-    const d = await load(`127.0.0.1:${port}`, denseReq, c, seconds);
-    const h = await load(`127.0.0.1:${port}`, hp2Req, c, seconds);
+    const e = await grpcLoad(`127.0.0.1:${echoPort}`, denseReq, c, seconds);
+    const d = await grpcLoad(`127.0.0.1:${port}`, denseReq, c, seconds);
+    const h = await grpcLoad(`127.0.0.1:${port}`, hp2Req, c, seconds);
     for (
       const [name, r] of [["echo (baseline)", e], ["Predict dense 784×10", d], [
         "Predict half_plus_two",

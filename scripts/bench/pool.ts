@@ -12,26 +12,18 @@
  *
  * @module
  */
-import { create, toBinary } from "@bufbuild/protobuf";
-import { PredictRequestSchema } from "../../src/proto/gen/tensorflow_serving/apis/predict_pb.ts";
 import { PredictionServiceClient } from "../../src/client/grpc_client.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { tensorToProto } from "../../src/tensor/tensor_proto.ts";
 import { writeSlowModel } from "../../tests/exec/models.ts";
+import { grpcLoad, rssMiB, TESTDATA, writeStandardRequests } from "./grpc_fixtures.ts";
 import type { LoadReport } from "./grpc_load.ts";
-import { random, writeDenseSoftmax } from "./models.ts";
+import { writeDenseSoftmax } from "./models.ts";
 import { CONFIG, freePort, here, spawn, stop } from "./process.ts";
 import { table } from "./timing.ts";
 
-const LOAD = here("./grpc_load.ts");
 const SERVE = here("./serve_with_workers.ts");
-const TESTDATA = here("../../../shared/testdata/tf-serving/");
 const CPUS = Math.max(1, navigator.hardwareConcurrency);
-
-async function rssMiB(pid: number): Promise<number> {
-  const out = await new Deno.Command("ps", { args: ["-o", "rss=", "-p", String(pid)] }).output();
-  return Number(new TextDecoder().decode(out.stdout).trim()) / 1024;
-}
 
 /** Starts a server with `workers` inference workers; resolves once it serves. */
 async function serve(workers: number, flags: string[]) {
@@ -51,30 +43,6 @@ async function serve(workers: number, flags: string[]) {
   ]);
   await p.waitFor(/Running gRPC ModelServer/, 120_000);
   return { p, port, restPort };
-}
-
-async function load(target: string, request: string, concurrency: number, seconds: number) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--config",
-      CONFIG,
-      "-A",
-      LOAD,
-      `--target=${target}`,
-      "--method=Predict",
-      `--request=${request}`,
-      `--concurrency=${concurrency}`,
-      `--duration=${seconds}`,
-      `--channels=${Math.min(concurrency, 4)}`,
-      "--warmup=1",
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
-  const text = new TextDecoder().decode(out.stdout).trim().split("\n").pop()!;
-  return JSON.parse(text) as LoadReport;
 }
 
 const slowRequest = {
@@ -147,28 +115,7 @@ export async function benchPool(seconds = 4): Promise<string> {
 }
 `,
   );
-  const denseReq = `${dir}/dense.bin`;
-  await Deno.writeFile(
-    denseReq,
-    toBinary(
-      PredictRequestSchema,
-      create(PredictRequestSchema, {
-        modelSpec: { name: "dense", signatureName: "serving_default" },
-        inputs: { images: tensorToProto(Tensor.float32(random(784, 7), [1, 784]), true) },
-      }),
-    ),
-  );
-  const hp2Req = `${dir}/hp2.bin`;
-  await Deno.writeFile(
-    hp2Req,
-    toBinary(
-      PredictRequestSchema,
-      create(PredictRequestSchema, {
-        modelSpec: { name: "half_plus_two" },
-        inputs: { x: tensorToProto(Tensor.float32([2], [1, 1])) },
-      }),
-    ),
-  );
+  const { dense: denseReq, hp2: hp2Req } = await writeStandardRequests(dir);
 
   const small: (string | number)[][] = [];
   const heavy: (string | number)[][] = [];
@@ -176,8 +123,8 @@ export async function benchPool(seconds = 4): Promise<string> {
   for (const workers of [0, CPUS]) {
     const s = await serve(workers, [`--model_config_file=${config}`]);
     try {
-      const dense = await load(`127.0.0.1:${s.port}`, denseReq, 64, seconds);
-      const hp2 = await load(`127.0.0.1:${s.port}`, hp2Req, 64, seconds);
+      const dense = await grpcLoad(`127.0.0.1:${s.port}`, denseReq, 64, seconds);
+      const hp2 = await grpcLoad(`127.0.0.1:${s.port}`, hp2Req, 64, seconds);
       results.set(workers, { dense, hp2 });
       const one = await heavyRate(s.port, 1, seconds);
       const two = await heavyRate(s.port, 2, seconds);
@@ -222,7 +169,7 @@ export async function benchPool(seconds = 4): Promise<string> {
       ...(on ? ["--enable_batching", `--batching_parameters_file=${dir}/batching.txt`] : []),
     ]);
     try {
-      const r = await load(`127.0.0.1:${s.port}`, denseReq, 64, seconds);
+      const r = await grpcLoad(`127.0.0.1:${s.port}`, denseReq, 64, seconds);
       if (r.errors > 0) throw new Error(`batching ${on}: ${r.errors} errors`);
       batchingQps.set(String(on), r.qps);
       batchingRows.push([
