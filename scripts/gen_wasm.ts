@@ -143,11 +143,15 @@ if (import.meta.main) {
     const outUrl = new URL(`${outStem}_wasm.ts`, WASM_DIR);
     const source = await Deno.readTextFile(watUrl);
     const text = relaxed ? toRelaxed(source) : source;
-    const mod = w.parseWat(`${stem}.wat`, text, { simd: true, relaxed_simd: relaxed });
+    // threads: the kernels import the process's shared memory (shared_memory.ts).
+    const features = { simd: true, relaxed_simd: relaxed, threads: true };
+    const mod = w.parseWat(`${stem}.wat`, text, features);
     let bytes: Uint8Array<ArrayBuffer>;
     try {
       mod.resolveNames();
-      mod.validate();
+      // The typings omit validate's features argument, which the runtime takes (the
+      // validator rejects shared memory without `threads`).
+      (mod.validate as (f: typeof features) => void)(features);
       // Copied out of wabt's heap before the module is destroyed.
       bytes = new Uint8Array(
         mod.toBinary({ canonicalize_lebs: true, write_debug_names: false }).buffer,

@@ -99,6 +99,41 @@ async function probeUnderLoad(
 const q = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 
+/**
+ * Resident memory of a server holding the 64 MiB model (`wide`, written into `dir` if absent),
+ * after every worker ran it: one row per pool size, `rounds` interleaved rounds (the machine is
+ * shared, so each size is measured next to the others); each row [workers, RSS MiB per round].
+ */
+export async function poolMemory(
+  dir: string,
+  sizes: readonly number[] = [0, 1, 2],
+  rounds = 1,
+): Promise<(string | number)[][]> {
+  try {
+    await Deno.stat(`${dir}/wide/1`);
+  } catch {
+    await writeSlowModel(`${dir}/wide/1`, 4, 4096, 1);
+  }
+  const rss = new Map<number, number[]>(sizes.map((w) => [w, []]));
+  for (let round = 0; round < rounds; round++) {
+    for (const workers of sizes) {
+      const s = await serve(workers, ["--model_name=wide", `--model_base_path=${dir}/wide`]);
+      try {
+        const client = new PredictionServiceClient(`127.0.0.1:${s.port}`);
+        const req = { modelSpec: { name: "wide" }, inputs: slowRequest.inputs };
+        // Enough concurrent calls that every worker has run the model.
+        for (let i = 0; i < 4; i++) await Promise.all([1, 2, 3].map(() => client.predict(req)));
+        client.close();
+        await new Promise((r) => setTimeout(r, 500));
+        rss.get(workers)!.push(await rssMiB(s.p.child.pid));
+      } finally {
+        await stop(s.p);
+      }
+    }
+  }
+  return sizes.map((w) => [w, rss.get(w)!.map((m) => m.toFixed(0)).join(" / ")]);
+}
+
 /** Runs the section and returns its markdown report. */
 export async function benchPool(seconds = 4): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "bench_pool_" });
@@ -185,21 +220,7 @@ export async function benchPool(seconds = 4): Promise<string> {
   batchingRows[1].push((batchingQps.get("true")! / batchingQps.get("false")!).toFixed(2));
   batchingRows[0].push("1.00");
 
-  const memory: (string | number)[][] = [];
-  for (const workers of [0, 1, 2]) {
-    const s = await serve(workers, ["--model_name=wide", `--model_base_path=${dir}/wide`]);
-    try {
-      const client = new PredictionServiceClient(`127.0.0.1:${s.port}`);
-      const req = { modelSpec: { name: "wide" }, inputs: slowRequest.inputs };
-      // Enough concurrent calls that every worker has run the model.
-      for (let i = 0; i < 4; i++) await Promise.all([1, 2, 3].map(() => client.predict(req)));
-      client.close();
-      await new Promise((r) => setTimeout(r, 500));
-      memory.push([workers, (await rssMiB(s.p.child.pid)).toFixed(0)]);
-    } finally {
-      await stop(s.p);
-    }
-  }
+  const memory = await poolMemory(dir);
   await Deno.remove(dir, { recursive: true });
   return [
     `### Worker pool (${CPUS} CPUs; each row: ${seconds} s)`,

@@ -41,6 +41,7 @@ import { type Model, type RunTarget, runTargetKey } from "../runtime/model.ts";
 import type { PreparedCall } from "../servables/prepared.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
+import { kernelMemory } from "../kernels/wasm/shared_memory.ts";
 import {
   type BatchingParameters,
   type MergedBatch,
@@ -227,6 +228,15 @@ function feedUnits(feeds: readonly Tensor[]): number {
   let n = 1;
   for (const t of feeds) n += t.size;
   return n;
+}
+
+/** The process's kernel memory, or undefined when the engine has no shared memory. */
+function processKernelMemory(): WebAssembly.Memory | undefined {
+  try {
+    return kernelMemory();
+  } catch {
+    return undefined;
+  }
 }
 
 /** Weight of the newest measurement in a cost estimate. */
@@ -856,6 +866,9 @@ export class Executor implements AsyncDisposable {
       };
       worker.onmessageerror = () => this.#fail(slot, "a message could not be read");
       slots.push(slot);
+      // The kernels' memory first, so the worker packs no weight the process already packed.
+      const memory = processKernelMemory();
+      if (memory) this.#post(slot, { type: "init", kernelMemory: memory });
     }
     this.#slots = slots;
     if (slots.length > 0) {

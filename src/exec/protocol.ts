@@ -15,6 +15,8 @@ export interface ErrorImage {
 
 /** Main → worker. */
 export type ToWorker =
+  /** First message: the process's kernel memory (kernels/wasm/shared_memory.ts). */
+  | { readonly type: "init"; readonly kernelMemory: WebAssembly.Memory }
   | { readonly type: "load"; readonly model: number; readonly image: ModelImage }
   | { readonly type: "unload"; readonly model: number }
   | {

@@ -10,6 +10,10 @@
  *   them; a worker pre-creates the variables under the same resource keys before compiling, so
  *   its VariableV2 / VarHandleOp kernels find them. Values are replaced, never written in place
  *   (see `Variable`), so sharing the storage is safe.
+ * - Packed weights: every shared buffer above gets a process-wide id (`shareBufferId`), listed
+ *   in the image; a worker records the same ids before compiling, so the WebAssembly kernels of
+ *   every isolate find one packed copy of each weight in the process's shared kernel memory
+ *   (kernels/wasm/shared_memory.ts) instead of packing their own.
  * - Everything else a worker needs is the MetaGraphDef (structured-cloned: the shared
  *   `tensor_content` views stay shared) and the signatures.
  *
@@ -25,6 +29,7 @@ import type { SavedModelBundle } from "../saved_model/reader.ts";
 import { compileModel, type Model } from "../runtime/model.ts";
 import { DataType, isNumeric, type NumericArray } from "../tensor/dtype.ts";
 import { type Shape, Tensor, type TensorData, Variable } from "../tensor/tensor.ts";
+import { shareBufferId, sharedBufferIdOf } from "../kernels/wasm/shared_memory.ts";
 
 /** Constants smaller than this stay where they are (sharing them saves nothing). */
 export const MIN_SHARED_CONST_BYTES = 1024;
@@ -48,11 +53,58 @@ function sharableContent(node: NodeDef): Uint8Array | undefined {
 }
 
 /**
- * Moves the large constants of a bundle's graph into one SharedArrayBuffer (a `loadModel`
- * `prepare` hook). Returns the number of bytes moved.
+ * Replaces every byte field under `value` (a decoded message: plain objects and arrays) that
+ * views a larger, unshared buffer with a copy of just its bytes. Decoding leaves `bytes` fields
+ * (small constants' `tensor_content`, string attrs, `string_val`) as views of the whole
+ * `saved_model.pb`; each view keeps the file's buffer alive, and posting the graph to a worker
+ * would copy that whole buffer into every worker (64 MiB per worker for a model with 64 MiB of
+ * constants). Returns the bytes copied.
+ */
+export function compactBytes(value: unknown): number {
+  let copied = 0;
+  const seen = new Set<object>();
+  const tight = (b: Uint8Array): Uint8Array => {
+    if (b.buffer instanceof SharedArrayBuffer || b.byteLength === b.buffer.byteLength) return b;
+    copied += b.byteLength;
+    return b.slice();
+  };
+  const walk = (v: unknown): void => {
+    if (typeof v !== "object" || v === null || ArrayBuffer.isView(v) || seen.has(v)) return;
+    seen.add(v);
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        const e = v[i];
+        if (e instanceof Uint8Array) v[i] = tight(e);
+        else walk(e);
+      }
+      return;
+    }
+    const o = v as Record<string, unknown>;
+    for (const key of Object.keys(o)) {
+      const e = o[key];
+      if (e instanceof Uint8Array) o[key] = tight(e);
+      else walk(e);
+    }
+  };
+  walk(value);
+  return copied;
+}
+
+/**
+ * Moves the large constants of a bundle's graph into one SharedArrayBuffer and copies the other
+ * byte fields out of the file's buffer (`compactBytes`), a `loadModel` `prepare` hook. Returns
+ * the number of bytes moved to shared memory.
  */
 export function shareConstants(bundle: SavedModelBundle): number {
   const graph = bundle.metaGraph.graphDef;
+  try {
+    return shareLargeConstants(graph);
+  } finally {
+    compactBytes(bundle.metaGraph);
+  }
+}
+
+function shareLargeConstants(graph: GraphDef | undefined): number {
   let total = 0;
   for (const n of allNodes(graph)) {
     const b = sharableContent(n);
@@ -69,6 +121,7 @@ export function shareConstants(bundle: SavedModelBundle): number {
     (n.attr["value"] as AttrValue & { value: { case: "tensor" } }).value.value.tensorContent = view;
     offset += align16(b.byteLength);
   }
+  shareBufferId(shared);
   return total;
 }
 
@@ -87,12 +140,20 @@ export interface VariableImage {
   readonly value?: TensorImage;
 }
 
+/** A shared buffer of a model's weights and the id its packed copies are shared under. */
+export interface SharedBufferImage {
+  readonly buffer: SharedArrayBuffer;
+  readonly id: number;
+}
+
 /** What a worker needs to rebuild a loaded model. */
 export interface ModelImage {
   /** The bundle, without what only loading needs (assets, restore, init). */
   readonly bundle: SavedModelBundle;
   /** Variables with their current values (numeric ones in shared memory). */
   readonly variables: readonly VariableImage[];
+  /** The shared buffers of constants and variables, with their ids (see the module). */
+  readonly sharedBuffers: readonly SharedBufferImage[];
 }
 
 /** The image of a tensor (its storage is structured-cloned when posted, or shared if it is). */
@@ -111,8 +172,10 @@ export function tensorFromImage(t: TensorImage): Tensor {
 function toShared(data: NumericArray): NumericArray {
   if (data.buffer instanceof SharedArrayBuffer) return data;
   const ctor = data.constructor as new (b: SharedArrayBuffer, o: number, n: number) => NumericArray;
-  const out = new ctor(new SharedArrayBuffer(align16(data.byteLength) || 16), 0, data.length);
+  const buffer = new SharedArrayBuffer(align16(data.byteLength) || 16);
+  const out = new ctor(buffer, 0, data.length);
   (out as Float32Array).set(data as Float32Array);
+  shareBufferId(buffer);
   return out;
 }
 
@@ -138,6 +201,18 @@ export function modelImage(model: Model): ModelImage | undefined {
   }
   const b = model.bundle;
   const mg = b.metaGraph;
+  const sharedBuffers = new Map<SharedArrayBuffer, number>();
+  const note = (buffer: ArrayBufferLike) => {
+    const id = sharedBufferIdOf(buffer);
+    if (id !== undefined) sharedBuffers.set(buffer as SharedArrayBuffer, id);
+  };
+  for (const n of allNodes(mg.graphDef)) {
+    const v = n.attr["value"]?.value;
+    if (n.op === "Const" && v?.case === "tensor") note(v.value.tensorContent.buffer);
+  }
+  for (const v of variables) {
+    if (v.value && !Array.isArray(v.value.data)) note((v.value.data as NumericArray).buffer);
+  }
   return {
     bundle: {
       exportDir: b.exportDir,
@@ -148,11 +223,13 @@ export function modelImage(model: Model): ModelImage | undefined {
       assetsExtra: [],
     },
     variables,
+    sharedBuffers: [...sharedBuffers].map(([buffer, id]) => ({ buffer, id })),
   };
 }
 
 /** Rebuilds a model from its image (in a worker): its compiled plans and its variables. */
 export function modelFromImage(image: ModelImage): Model {
+  for (const { buffer, id } of image.sharedBuffers) shareBufferId(buffer, id);
   const model = compileModel(image.bundle);
   // Variable kernels look their variable up by key when compiled, and read its value when run:
   // whichever comes first creates it, and the value is set before any run.

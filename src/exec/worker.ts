@@ -9,6 +9,7 @@ import { ServingError } from "../errors.ts";
 import type { Model } from "../runtime/model.ts";
 import { modelFromImage, tensorFromImage, tensorImage } from "./shared_model.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
+import { adoptKernelMemory } from "../kernels/wasm/shared_memory.ts";
 
 /** The worker's side of its message port. */
 const port = globalThis as unknown as {
@@ -26,6 +27,12 @@ function errorOf(e: unknown) {
 port.onmessage = (e: MessageEvent<ToWorker>) => {
   const m = e.data;
   switch (m.type) {
+    case "init":
+      // Before any kernel runs here: packed weights then live once, in the main isolate's
+      // memory. (If it could not be adopted, kernels make a memory of their own: correct,
+      // only not shared.)
+      adoptKernelMemory(m.kernelMemory);
+      break;
     case "load": {
       try {
         models.set(m.model, modelFromImage(m.image));

@@ -19,6 +19,7 @@ import { Tensor } from "../../src/tensor/tensor.ts";
 import { tensorToProto } from "../../src/tensor/tensor_proto.ts";
 import { assertServingError } from "../assert.ts";
 import { writeCounterModel, writeSlowModel } from "./models.ts";
+import { kernelMemoryStats } from "../../src/kernels/wasm/shared_memory.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "exec_test_" });
 await writeSlowModel(`${dir}/slow`, 12);
@@ -50,6 +51,25 @@ Deno.test("shareConstants() puts large constants in shared memory, viewed by the
   assert.ok((value.data as Float32Array).buffer instanceof SharedArrayBuffer);
   assert.equal(hasStatefulSignature(model.bundle), false);
   assert.equal(hasStatefulSignature((await load("counter")).bundle), true);
+});
+
+Deno.test("shareConstants() leaves no byte field viewing the file's buffer (a worker would copy it)", async () => {
+  const model = await load("slow");
+  let views = 0;
+  const walk = (v: unknown): void => {
+    if (v instanceof Uint8Array) {
+      views++;
+      assert.ok(
+        v.buffer instanceof SharedArrayBuffer || v.byteLength === v.buffer.byteLength,
+        `a ${v.byteLength}-byte field views a ${v.buffer.byteLength}-byte buffer`,
+      );
+    } else if (typeof v === "object" && v !== null && !ArrayBuffer.isView(v)) {
+      for (const e of Object.values(v)) walk(e);
+    }
+  };
+  walk(model.bundle.metaGraph);
+  // At least the constants a, w and the small `axes` (which viewed the whole file before).
+  assert.ok(views >= 3, `the walk saw ${views} byte fields`);
 });
 
 Deno.test("Executor runs a signature on a worker with the inline result", async () => {
@@ -205,4 +225,28 @@ Deno.test("MultiInference (a plan over tensor names) runs on a worker", async ()
   const r = res.results[0].result;
   assert.equal(r.case, "regressionResult");
   assert.equal(r.value.regressions[0].value, 3);
+});
+
+Deno.test("a weight is packed once for the main isolate and every worker (shared kernel memory)", async () => {
+  // 256×256 weights: small enough to run quickly, large enough to be a shared constant.
+  await writeSlowModel(`${dir}/pack_once`, 3, 256, 4);
+  const model = await load("pack_once");
+  const before = kernelMemoryStats();
+  // The main isolate runs it first (as a cheap version runs inline), packing W.
+  const inline = values(runPrepared(model, call(model, "", { x: Tensor.float32([1]) })), "y");
+  const afterMain = kernelMemoryStats();
+  assert.equal(afterMain.packs - before.packs, 1);
+  assert.equal(afterMain.references - before.references, 1);
+  await using exec = new Executor({ workers: 2, inlineBelowMs: 0 });
+  await exec.attach(model, "pack_once");
+  // Enough concurrent calls that both workers run it (each takes one of the first two).
+  const outs = await Promise.all(
+    Array.from({ length: 6 }, () => exec.run(model, call(model, "", { x: Tensor.float32([1]) }))),
+  );
+  for (const o of outs) assert.deepEqual(values(o, "y"), inline);
+  const after = kernelMemoryStats();
+  // No isolate packed it again; each worker holds a reference to the main isolate's copy.
+  assert.equal(after.packs - before.packs, 1);
+  assert.equal(after.references - before.references, 3);
+  assert.equal(after.packedBytes - before.packedBytes, 256 * 256 * 4);
 });

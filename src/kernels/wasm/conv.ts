@@ -5,16 +5,19 @@
  * MatMul (and Conv2DBackpropInput's per-tap products), each with a fused epilogue (bias,
  * residual, Relu / Relu6 / hard-swish); and max / average pooling.
  *
- * One module instance per isolate, instantiated when this module loads: the relaxed-SIMD build
- * (`f32x4.relaxed_madd`, one rounding per multiply-add where the CPU has FMA) when the engine
- * validates it, the plain-SIMD build otherwise. Its linear memory holds
+ * One module instance per isolate, made on first use over the process's shared kernel memory
+ * (`shared_memory.ts`): the relaxed-SIMD build (`f32x4.relaxed_madd`, one rounding per
+ * multiply-add where the CPU has FMA) when the engine validates it, the plain-SIMD build
+ * otherwise. The memory holds
  * - filters and weight matrices packed for the kernels, cached by the identity of their
  *   Float32Array (as `dense.ts` does: a tensor's storage is never written after the tensor is
- *   made, so the same array means the same values), released by a FinalizationRegistry when
- *   the array is collected. Callers send only weights here (constants, variable reads), which
- *   keep their array from run to run, so packing happens once, on the first run;
- * - one scratch area for the input, the output, the im2col buffer and the bias of the current
- *   call, reused across calls (kernels are synchronous, so one call at a time).
+ *   made, so the same array means the same values), released when the array is collected.
+ *   Callers send only weights here (constants, variable reads), which keep their array from
+ *   run to run, so packing happens once, on the first run; a weight stored in a shared buffer
+ *   (a model's constants and variables) is packed once for all the isolates of the process;
+ * - this isolate's scratch area for the input, the output, the im2col buffer and the bias of
+ *   the current call, reused across calls (kernels are synchronous, so one call at a time per
+ *   isolate).
  *
  * Accumulation is in float32 (as TensorFlow's CPU kernels and XNNPACK); each output sums its
  * products in order of (fy, fx, input channel), so results differ from a float64 sum by about
@@ -27,12 +30,18 @@
  */
 import { CONV_WASM } from "./conv_wasm.ts";
 import { CONV_RELAXED_WASM } from "./conv_relaxed_wasm.ts";
-import { align16, type Block, Heap } from "./heap.ts";
+import { align16 } from "./heap.ts";
+import {
+  kernelMemory,
+  PackKind,
+  type SharedHeap,
+  sharedHeap,
+  WeightCache,
+} from "./shared_memory.ts";
 import type { Geometry } from "../window.ts";
 
 /** The module's exports (pointers are byte offsets; see `conv.wat`). */
 interface ConvExports {
-  readonly memory: WebAssembly.Memory;
   gemm(
     a: number,
     lda: number,
@@ -126,22 +135,26 @@ const CHUNK_FLOATS = 1 << 15;
 const ceil4 = (n: number) => (n + 3) & ~3;
 const ceil8 = (n: number) => (n + 7) & ~7;
 
-function instantiate(bytes: Uint8Array<ArrayBuffer>): ConvExports | null {
+/** The compiled module, or null when the engine lacks its features or shared memory. */
+function compile(bytes: Uint8Array<ArrayBuffer>): WebAssembly.Module | null {
   try {
     if (typeof WebAssembly !== "object" || !WebAssembly.validate(bytes)) return null;
-    return new WebAssembly.Instance(new WebAssembly.Module(bytes), {})
-      .exports as unknown as ConvExports;
+    if (typeof SharedArrayBuffer !== "function") return null;
+    return new WebAssembly.Module(bytes);
   } catch {
     return null;
   }
 }
 
-/** A packed filter or weight matrix in linear memory. */
-interface Packed {
-  /** What the packing is for, with its sizes: the same array under another shape repacks. */
-  readonly key: string;
-  readonly offset: number;
-  readonly bytes: number;
+/** An instance over this isolate's kernel memory, or null if it cannot be made. */
+function instantiate(module: WebAssembly.Module | null): ConvExports | null {
+  if (module === null) return null;
+  try {
+    return new WebAssembly.Instance(module, { env: { memory: kernelMemory() } })
+      .exports as unknown as ConvExports;
+  } catch {
+    return null;
+  }
 }
 
 /** Time and work spent in the kernels, while `setConvProfiling(true)`. */
@@ -153,46 +166,23 @@ export interface ConvStats {
   calls: number;
 }
 
+/**
+ * Packed filters and weight matrices, one cache for both builds (they read the same layouts).
+ * Made with the first instance.
+ */
+let weightCache: WeightCache | undefined;
+
 class ConvWasm {
   readonly #x: ConvExports;
-  readonly #heap: Heap;
-  readonly #packed = new WeakMap<Float32Array, Packed>();
-  readonly #reclaim: FinalizationRegistry<Block>;
+  readonly #heap: SharedHeap;
+  readonly #weightCache: WeightCache;
   #scratch = -1;
   #scratchBytes = 0;
 
   constructor(exports: ConvExports) {
     this.#x = exports;
-    this.#heap = new Heap(exports.memory);
-    this.#reclaim = new FinalizationRegistry((b) => this.#heap.free(b.offset, b.bytes));
-  }
-
-  /** The offset of `w` packed by `fill` under `key`, packing it on first use; -1 if no memory. */
-  #pack(
-    w: Float32Array,
-    key: string,
-    floats: number,
-    fill: (f32: Float32Array, base: number) => void,
-  ): number {
-    const old = this.#packed.get(w);
-    if (old !== undefined) {
-      if (old.key === key) return old.offset;
-      this.#reclaim.unregister(old);
-      this.#packed.delete(w);
-      this.#heap.free(old.offset, old.bytes);
-    }
-    const bytes = floats * 4;
-    const offset = this.#heap.alloc(bytes);
-    if (offset < 0) return -1;
-    const f32 = this.#heap.f32;
-    const base = offset >>> 2;
-    // Zeros first: padding must be zero (a freed block holds old data).
-    f32.fill(0, base, base + floats);
-    fill(f32, base);
-    const packed: Packed = { key, offset, bytes };
-    this.#packed.set(w, packed);
-    this.#reclaim.register(w, { offset, bytes }, packed);
-    return offset;
+    this.#heap = sharedHeap();
+    this.#weightCache = weightCache ??= new WeightCache(this.#heap);
   }
 
   /**
@@ -201,27 +191,42 @@ class ConvWasm {
    */
   #gemmWeights(w: Float32Array, k: number, n: number, transB: boolean): number {
     const n8 = ceil8(n);
-    return this.#pack(w, `gemm ${k} ${n} ${transB}`, n8 * k, (f32, base) => {
-      if (transB) {
-        for (let j = 0, wi = 0; j < n; j++) {
-          const po = base + (j >> 3) * 8 * k + (j & 7);
-          for (let kk = 0; kk < k; kk++, wi++) f32[po + kk * 8] = w[wi];
+    return this.#weightCache.offset(
+      w,
+      PackKind.Gemm8,
+      k,
+      n,
+      transB ? 1 : 0,
+      n8 * k,
+      (f32, base) => {
+        if (transB) {
+          for (let j = 0, wi = 0; j < n; j++) {
+            const po = base + (j >> 3) * 8 * k + (j & 7);
+            for (let kk = 0; kk < k; kk++, wi++) f32[po + kk * 8] = w[wi];
+          }
+        } else {
+          for (let kk = 0, wi = 0; kk < k; kk++) {
+            const ko = base + kk * 8;
+            for (let j = 0; j < n; j++, wi++) f32[ko + (j >> 3) * 8 * k + (j & 7)] = w[wi];
+          }
         }
-      } else {
-        for (let kk = 0, wi = 0; kk < k; kk++) {
-          const ko = base + kk * 8;
-          for (let j = 0; j < n; j++, wi++) f32[ko + (j >> 3) * 8 * k + (j & 7)] = w[wi];
-        }
-      }
-    });
+      },
+    );
   }
 
   /** A depthwise filter [fh, fw, c, 1] as [fh·fw][c4]. */
   #depthwiseWeights(w: Float32Array, taps: number, c: number): number {
     const c4 = ceil4(c);
-    return this.#pack(w, `depthwise ${taps} ${c}`, taps * c4, (f32, base) => {
+    return this.#weightCache.offset(w, PackKind.Depthwise, taps, c, 0, taps * c4, (f32, base) => {
       for (let t = 0; t < taps; t++) f32.set(w.subarray(t * c, (t + 1) * c), base + t * c4);
     });
+  }
+
+  /** Returns the scratch area (the instance is being replaced). */
+  dispose(): void {
+    if (this.#scratch >= 0) this.#heap.free(this.#scratch, this.#scratchBytes);
+    this.#scratch = -1;
+    this.#scratchBytes = 0;
   }
 
   /** A scratch area of at least `bytes`, or -1 if out of memory. */
@@ -474,21 +479,28 @@ class ConvWasm {
   }
 }
 
-const relaxedExports = instantiate(CONV_RELAXED_WASM);
-const plainExports = relaxedExports === null ? instantiate(CONV_WASM) : null;
-let kernel: ConvWasm | null = relaxedExports !== null
-  ? new ConvWasm(relaxedExports)
-  : plainExports !== null
-  ? new ConvWasm(plainExports)
-  : null;
+const relaxedModule = compile(CONV_RELAXED_WASM);
+const plainModule = compile(CONV_WASM);
+/** Made on first use, so that a worker isolate adopts the process's memory first. */
+let kernel: ConvWasm | null | undefined = relaxedModule === null && plainModule === null
+  ? null
+  : undefined;
 let enabled = kernel !== null;
 let profiling: ConvStats | null = null;
+
+function getKernel(): ConvWasm | null {
+  if (kernel === undefined) {
+    const exports = instantiate(relaxedModule) ?? instantiate(plainModule);
+    kernel = exports === null ? null : new ConvWasm(exports);
+  }
+  return kernel;
+}
 
 /** True when this engine runs the WebAssembly SIMD convolution kernels. */
 export const convWasmSupported: boolean = kernel !== null;
 
 /** True when the engine has relaxed SIMD, so the fused multiply-add build runs by default. */
-export const convWasmRelaxed: boolean = relaxedExports !== null;
+export const convWasmRelaxed: boolean = relaxedModule !== null;
 
 /**
  * Turns the kernels on or off (on when supported), for tests and benchmarks. Returns the old
@@ -503,15 +515,15 @@ export function setConvWasmEnabled(on: boolean): boolean {
 /**
  * Switches between the relaxed-SIMD build (true; only where the engine has it) and the
  * plain-SIMD build (false), so tests can check that both give the same results within
- * tolerance. Packed weights are not shared: each build packs again. Returns whether the
- * relaxed build now runs.
+ * tolerance. Both read the same packed weights. Returns whether the relaxed build now runs.
  */
 export function useRelaxedConvWasm(on: boolean): boolean {
-  if (kernel === null) return false;
-  const want = on && relaxedExports !== null;
-  if (want) kernel = new ConvWasm(relaxedExports!);
-  else kernel = new ConvWasm(instantiate(CONV_WASM)!);
-  return want;
+  const old = getKernel();
+  if (old === null) return false;
+  old.dispose();
+  const exports = on ? instantiate(relaxedModule) : null;
+  kernel = new ConvWasm(exports ?? instantiate(plainModule)!);
+  return exports !== null;
 }
 
 /** Starts (true) or stops (false) counting work and time; returns the counts so far. */
@@ -551,8 +563,8 @@ export function conv2dF32(
   act: WasmAct,
   hs: HardSwish | null = null,
 ): Float32Array | null {
-  const k = kernel;
-  if (!enabled || k === null || g.outC === 0 || g.inC === 0) return null;
+  const k = enabled ? getKernel() : null;
+  if (k === null || g.outC === 0 || g.inC === 0) return null;
   if ((act === WasmAct.HardSwish) !== (hs !== null)) throw new Error("hard-swish constants");
   const flops = 2 * g.batch * g.outH * g.outW * g.outC * g.fh * g.fw * g.inC;
   return timed(flops, () => k.conv2d(x, f, b, side, g, act, hs));
@@ -572,8 +584,8 @@ export function depthwiseF32(
   hs: HardSwish | null = null,
   side: Float32Array | null = null,
 ): Float32Array | null {
-  const k = kernel;
-  if (!enabled || k === null || g.inC === 0) return null;
+  const k = enabled ? getKernel() : null;
+  if (k === null || g.inC === 0) return null;
   if ((act === WasmAct.HardSwish) !== (hs !== null)) throw new Error("hard-swish constants");
   const flops = 2 * g.batch * g.outH * g.outW * g.inC * g.fh * g.fw;
   return timed(flops, () => k.depthwise(x, f, b, g, act, hs, side));
@@ -593,8 +605,8 @@ export function matmulF32(
   transB: boolean,
   act: WasmAct,
 ): Float32Array | null {
-  const kn = kernel;
-  if (!enabled || kn === null || m === 0 || k === 0 || n === 0) return null;
+  const kn = enabled ? getKernel() : null;
+  if (kn === null || m === 0 || k === 0 || n === 0) return null;
   if (act === WasmAct.HardSwish) throw new Error("matmulF32 has no hard-swish epilogue");
   return timed(2 * m * k * n, () => kn.matmul(a, w, b, m, k, n, transB, act));
 }
@@ -604,12 +616,13 @@ export function matmulF32(
  * and not counted in the average), float32 sums. Same contract as `conv2dF32`.
  */
 export function poolF32(x: Float32Array, g: Geometry, max: boolean): Float32Array | null {
-  const k = kernel;
-  if (!enabled || k === null || g.inC === 0) return null;
+  const k = enabled ? getKernel() : null;
+  if (k === null || g.inC === 0) return null;
   return k.pool(x, g, max);
 }
 
 /** The measured SIMD multiply-add peak in GFLOP/s (0 without the kernels), timed for `ms`. */
 export function convWasmPeak(ms = 200): number {
-  return kernel === null ? 0 : kernel.peak(ms);
+  const k = getKernel();
+  return k === null ? 0 : k.peak(ms);
 }

@@ -35,7 +35,10 @@
 ;; $peak: a loop of 12 independent multiply-adds on 4 lanes, to measure the
 ;;   machine's SIMD multiply-add throughput (the benchmark's roofline).
 (module
-  (memory (export "memory") 1)
+  ;; The process's one kernel memory (shared_memory.ts), shared by every isolate's instances:
+  ;; packed weights are stored once; each isolate's scratch blocks are its own. 32768 pages
+  ;; (2 GiB) at most, so every byte offset is a non-negative i32.
+  (import "env" "memory" (memory 1 32768 shared))
 
   ;; The hard-swish constants (act 3): scale and offset.
   (global $hsScale (mut f32) (f32.const 0))

@@ -2,16 +2,18 @@
  * The JavaScript side of the WebAssembly SIMD dense kernel (`dense.wat`): y = x·W + b for float32
  * rows, optionally followed by a softmax per row.
  *
- * One module instance per isolate, instantiated synchronously when this module loads; its one
- * linear memory holds
+ * One module instance per isolate, made on first use over the process's shared kernel memory
+ * (`shared_memory.ts`), which holds
  * - the weights, packed in panels of 4 outputs (zero padded, see `dense.wat`) and cached by
  *   the identity of W's Float32Array: a tensor's storage is never written after the tensor is
  *   made (kernels never mutate inputs; a variable assignment makes a new tensor), so
- *   the same array means the same values. The entry also records k, m and the layout, since
+ *   the same array means the same values. The key also holds k, m and the layout, since
  *   one array can be seen under several shapes (a Reshape shares its input's storage). A
- *   FinalizationRegistry returns a packed copy's bytes once its array is garbage collected;
- * - one scratch area for a chunk of x rows, the bias and the output rows, reused across calls
- *   (kernels are synchronous, so one call at a time).
+ *   weight stored in a shared buffer (a model's constants and variables) is packed once for
+ *   all the isolates of the process (`WeightCache`); its bytes are returned once every isolate's
+ *   array is garbage collected;
+ * - this isolate's scratch area for a chunk of x rows, the bias and the output rows, reused
+ *   across calls (kernels are synchronous, so one call at a time per isolate).
  *
  * Accumulation is in float32 (as TensorFlow's CPU MatMul); the JavaScript kernels accumulate in
  * float64. Measured on random data, a logit differs from the float64 sum by at most about
@@ -26,11 +28,17 @@
  * @module
  */
 import { DENSE_WASM } from "./dense_wasm.ts";
-import { align16, type Block, Heap } from "./heap.ts";
+import { align16 } from "./heap.ts";
+import {
+  kernelMemory,
+  PackKind,
+  type SharedHeap,
+  sharedHeap,
+  WeightCache,
+} from "./shared_memory.ts";
 
 /** The module's exports. */
 interface DenseExports {
-  readonly memory: WebAssembly.Memory;
   dense(
     x: number,
     w: number,
@@ -58,80 +66,71 @@ const SIMD_PROBE = new Uint8Array([
 /** Floats of x per chunk of rows, so the scratch area stays small and the chunk stays cached. */
 const CHUNK_FLOATS = 1 << 16;
 
-/** Instantiates the kernel, or returns null when the engine lacks WebAssembly SIMD. */
-function instantiate(): DenseExports | null {
+/** The compiled kernel, or null when the engine lacks WebAssembly SIMD or shared memory. */
+function compile(): WebAssembly.Module | null {
   try {
     if (typeof WebAssembly !== "object" || !WebAssembly.validate(SIMD_PROBE)) return null;
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(DENSE_WASM), {});
+    if (typeof SharedArrayBuffer !== "function") return null;
+    return new WebAssembly.Module(DENSE_WASM);
+  } catch {
+    return null;
+  }
+}
+
+/** An instance over this isolate's kernel memory, or null if it cannot be made. */
+function instantiate(module: WebAssembly.Module): DenseExports | null {
+  try {
+    const instance = new WebAssembly.Instance(module, { env: { memory: kernelMemory() } });
     return instance.exports as unknown as DenseExports;
   } catch {
     return null;
   }
 }
 
-/** A packed copy of one weight matrix in linear memory. */
-interface Packed {
-  readonly k: number;
-  readonly m: number;
-  readonly transB: boolean;
-  readonly offset: number;
-  readonly bytes: number;
-}
-
-/** The instance, its memory, the weight cache and the scratch area. */
+/** The instance, the weight cache and the scratch area. */
 class DenseWasm {
   readonly #dense: DenseExports["dense"];
-  readonly #heap: Heap;
-  readonly #packed = new WeakMap<Float32Array, Packed>();
-  readonly #reclaim: FinalizationRegistry<Block>;
+  readonly #heap: SharedHeap;
+  readonly #weightCache: WeightCache;
   #scratch = -1;
   #scratchBytes = 0;
 
   constructor(exports: DenseExports) {
     this.#dense = exports.dense;
-    this.#heap = new Heap(exports.memory);
-    this.#reclaim = new FinalizationRegistry((b) => this.#heap.free(b.offset, b.bytes));
+    this.#heap = sharedHeap();
+    this.#weightCache = new WeightCache(this.#heap);
   }
 
   /** The byte offset of W packed for the kernel, packing it on first use; -1 if out of memory. */
   #weights(w: Float32Array, k: number, m: number, transB: boolean): number {
-    const old = this.#packed.get(w);
-    if (old !== undefined) {
-      if (old.k === k && old.m === m && old.transB === transB) return old.offset;
-      // The same storage under another shape: the old packing is of no use any more.
-      this.#reclaim.unregister(old);
-      this.#packed.delete(w);
-      this.#heap.free(old.offset, old.bytes);
-    }
     const kp = (k + 3) & ~3;
     const m4 = (m + 3) & ~3;
-    const bytes = m4 * kp * 4;
-    const offset = this.#heap.alloc(bytes);
-    if (offset < 0) return -1;
-    const f32 = this.#heap.f32;
-    const base = offset >>> 2;
-    // Zero first: the padding inputs and outputs must be zeros (a freed block holds old data).
-    f32.fill(0, base, base + m4 * kp);
-    // Panels of 4 outputs, chunks of 4 inputs (see dense.wat): W[input kk, output j] goes to
-    // (j >> 2)·4kp + (kk >> 2)·16 + (j & 3)·4 + (kk & 3).
-    const panel = 4 * kp;
-    if (transB) {
-      // W is [m, k]: row j holds the weights of output j.
-      for (let j = 0, wi = 0; j < m; j++) {
-        const po = base + (j >> 2) * panel + (j & 3) * 4;
-        for (let kk = 0; kk < k; kk++, wi++) f32[po + (kk >> 2) * 16 + (kk & 3)] = w[wi];
-      }
-    } else {
-      // W is [k, m]: row kk holds input kk's weight for every output.
-      for (let kk = 0, wi = 0; kk < k; kk++) {
-        const ko = base + (kk >> 2) * 16 + (kk & 3);
-        for (let j = 0; j < m; j++, wi++) f32[ko + (j >> 2) * panel + (j & 3) * 4] = w[wi];
-      }
-    }
-    const packed: Packed = { k, m, transB, offset, bytes };
-    this.#packed.set(w, packed);
-    this.#reclaim.register(w, { offset, bytes }, packed);
-    return offset;
+    return this.#weightCache.offset(
+      w,
+      PackKind.Dense4,
+      k,
+      m,
+      transB ? 1 : 0,
+      m4 * kp,
+      (f32, base) => {
+        // Panels of 4 outputs, chunks of 4 inputs (see dense.wat): W[input kk, output j] goes to
+        // (j >> 2)·4kp + (kk >> 2)·16 + (j & 3)·4 + (kk & 3).
+        const panel = 4 * kp;
+        if (transB) {
+          // W is [m, k]: row j holds the weights of output j.
+          for (let j = 0, wi = 0; j < m; j++) {
+            const po = base + (j >> 2) * panel + (j & 3) * 4;
+            for (let kk = 0; kk < k; kk++, wi++) f32[po + (kk >> 2) * 16 + (kk & 3)] = w[wi];
+          }
+        } else {
+          // W is [k, m]: row kk holds input kk's weight for every output.
+          for (let kk = 0, wi = 0; kk < k; kk++) {
+            const ko = base + (kk >> 2) * 16 + (kk & 3);
+            for (let j = 0; j < m; j++, wi++) f32[ko + (j >> 2) * panel + (j & 3) * 4] = w[wi];
+          }
+        }
+      },
+    );
   }
 
   /** A scratch area of at least `bytes`, or -1 if out of memory. */
@@ -190,12 +189,21 @@ class DenseWasm {
   }
 }
 
-const exports = instantiate();
-const kernel = exports === null ? null : new DenseWasm(exports);
-let enabled = kernel !== null;
+const module = compile();
+/** Made on first use, so that a worker isolate adopts the process's memory first. */
+let kernel: DenseWasm | null | undefined = module === null ? null : undefined;
+let enabled = module !== null;
+
+function getKernel(): DenseWasm | null {
+  if (kernel === undefined) {
+    const exports = instantiate(module!);
+    kernel = exports === null ? null : new DenseWasm(exports);
+  }
+  return kernel;
+}
 
 /** True when this engine runs the WebAssembly SIMD kernel (feature-detected at load). */
-export const denseWasmSupported: boolean = kernel !== null;
+export const denseWasmSupported: boolean = module !== null;
 
 /**
  * Turns the WebAssembly kernel on or off (it is on when supported), so tests and benchmarks can
@@ -203,7 +211,7 @@ export const denseWasmSupported: boolean = kernel !== null;
  */
 export function setDenseWasmEnabled(on: boolean): boolean {
   const was = enabled;
-  enabled = on && kernel !== null;
+  enabled = on && module !== null;
   return was;
 }
 
@@ -227,7 +235,9 @@ export function denseF32(
   softmax: boolean,
 ): Float32Array | null {
   // Empty products are left to the caller's loops (and would make zero-byte blocks here).
-  if (!enabled || kernel === null || n === 0 || k === 0 || m === 0) return null;
+  if (!enabled || n === 0 || k === 0 || m === 0) return null;
+  const kernel = getKernel();
+  if (kernel === null) return null;
   return kernel.run(x, w, b, n, k, m, transB, softmax);
 }
 

@@ -24,7 +24,10 @@
 ;; (Measured with V8 in Deno: 8 accumulators for a single row, over two panels or two
 ;; interleaved chunk sets, ran slower than 4, so $row1 keeps 4.)
 (module
-  (memory (export "memory") 1)
+  ;; The process's one kernel memory (shared_memory.ts), shared by every isolate's instances:
+  ;; packed weights are stored once; each isolate's scratch blocks are its own. 32768 pages
+  ;; (2 GiB) at most, so every byte offset is a non-negative i32.
+  (import "env" "memory" (memory 1 32768 shared))
 
   ;; exp of four lanes: Cephes expf (range reduction by ln 2 in two parts, degree-5 polynomial),
   ;; relative error about 1e-7 over the range. The input is clamped to [-104, 88.72]; the power
