@@ -11,6 +11,10 @@
  * kernels over the time spent in them, copies in and out included) next to the machine's
  * measured SIMD multiply-add peak, and batch-8 throughput where the signature allows it.
  *
+ * The pool column runs the same call through an Executor with 2 inference workers, which split
+ * large convolutions between them (intra-op parallelism, kernels/wasm/team.ts); its runs
+ * alternate with the others, and its outputs must equal the one-thread server's exactly.
+ *
  * Every output is checked against the corpus reference (rtol 1e-3, atol 1e-4) before timing.
  *
  * @module
@@ -21,6 +25,8 @@ import { convWasmPeak, convWasmRelaxed, setConvProfiling } from "../../src/kerne
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { table } from "./timing.ts";
+import { Executor } from "../../src/exec/executor.ts";
+import { shareConstants } from "../../src/exec/shared_model.ts";
 import { loadTfjs, runTfjs, type TfjsModel } from "./tfjs_graph.ts";
 import {
   CORPUS_ROOT,
@@ -87,6 +93,7 @@ export async function benchRealModels(
   let peak = 0;
   const rows: (string | number)[][] = [];
   const notes: string[] = [];
+  await using pool = new Executor({ workers: 2, inlineBelowMs: 0 });
   for (const name of models) {
     peak = Math.max(peak, convWasmPeak(200));
     const manifest = await readManifest(name);
@@ -109,10 +116,28 @@ export async function benchRealModels(
       }
     };
     const server = () => sig.run(feeds);
+    const single = server();
     check(
       "server",
-      Object.fromEntries(Object.entries(server()).map(([k, t]) => [k, t.data as Data])),
+      Object.fromEntries(Object.entries(single).map(([k, t]) => [k, t.data as Data])),
     );
+    // The same model on the pool (its own copy, constants shared with the workers).
+    const pooled = await loadModel(dir, { prepare: shareConstants });
+    await pool.attach(pooled, name);
+    const psig = pooled.signature("serving_default");
+    const aliases = psig.outputs.map((o) => o.alias);
+    const call = {
+      target: { signature: "serving_default", outputs: aliases },
+      feeds: psig.inputs.map((i) => feeds[i.alias]),
+      finish: (outs: readonly Tensor[]) => outs,
+    };
+    const onPool = async () => await pool.run(pooled, call);
+    (await onPool()).forEach((t, i) => {
+      const want = single[aliases[i]].data as Data;
+      if (!(t.data as Data).every((v, j) => Object.is(v, want[j]))) {
+        throw new Error(`${name}: pool output ${aliases[i]} differs from the one-thread run`);
+      }
+    });
     const tfFeeds = Object.fromEntries(
       Object.entries(c.inputs).map(([k, spec]) => [k, { data: raw[k], shape: spec.shape }]),
     );
@@ -137,9 +162,10 @@ export async function benchRealModels(
     // Warm up, then alternate server and tfjs-wasm runs.
     for (let i = 0; i < 3; i++) {
       server();
+      await onPool();
       if (wasmOk) runOn("wasm", wasm as TfjsModel);
     }
-    const ts: number[] = [], tw: number[] = [];
+    const ts: number[] = [], tw: number[] = [], tp: number[] = [];
     let flops = 0, kernelMs = 0;
     for (let r = 0; r < rounds; r++) {
       setConvProfiling(true);
@@ -154,7 +180,11 @@ export async function benchRealModels(
         runOn("wasm", wasm as TfjsModel);
         tw.push(performance.now() - t0);
       }
+      t0 = performance.now();
+      await onPool();
+      tp.push(performance.now() - t0);
     }
+    pool.detach(pooled);
     let cpuMs = NaN;
     if (typeof cpu !== "string") {
       try {
@@ -189,6 +219,7 @@ export async function benchRealModels(
     }
     const s = median(ts);
     const w = wasmOk ? median(tw) : NaN;
+    const pm = median(tp);
     const serverTotal = ts.reduce((a, b) => a + b, 0);
     const recorded = manifest.latency_ms["tfjs-wasm"]?.median_ms;
     rows.push([
@@ -198,6 +229,8 @@ export async function benchRealModels(
       Number.isNaN(cpuMs) ? "n/a" : fmt(cpuMs),
       wasmOk ? `${(s / w).toFixed(2)}×` : "—",
       wasmOk ? `${(Math.min(...ts) / Math.min(...tw)).toFixed(2)}×` : "—",
+      fmt(pm),
+      wasmOk ? `${(pm / w).toFixed(2)}×` : "—",
       recorded === undefined ? "—" : fmt(recorded),
       kernelMs > 0 ? `${(flops / kernelMs / 1e6).toFixed(1)}` : "—",
       `${((kernelMs / serverTotal) * 100).toFixed(0)}%`,
@@ -215,6 +248,8 @@ export async function benchRealModels(
         "tfjs-cpu ms",
         "server / tfjs-wasm (medians)",
         "(minima)",
+        "pool ms (2 workers)",
+        "pool / tfjs-wasm",
         "tfjs-wasm ms recorded in the corpus",
         "conv/matmul GFLOP/s",
         "time in conv/matmul",

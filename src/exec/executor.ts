@@ -116,6 +116,11 @@ export interface ExecutorOptions {
   readonly inlineBelowMs?: number;
   /** Versions with at least this many weight elements are placed as costly until measured. */
   readonly heavyWeightElements?: number;
+  /**
+   * Split large convolutions across idle workers (intra-op parallelism, kernels/wasm/team.ts;
+   * default: on when there are 2 workers or more).
+   */
+  readonly intraOp?: boolean;
   /** `--enable_batching`: batch concurrent calls of each signature (see batching.ts). */
   readonly batching?: BatchingParameters;
   /** Told about every batch (upstream's batching metrics). */
@@ -248,6 +253,7 @@ export class Executor implements AsyncDisposable {
   readonly #maxQueued: number;
   readonly #inlineBelowMs: number;
   readonly #heavyWeights: number;
+  readonly #intraOp: boolean;
   readonly #batching: BatchingParameters | undefined;
   readonly #batchObserver: BatchObserver | undefined;
   readonly #batchQueues: BatchQueue[] = [];
@@ -268,6 +274,7 @@ export class Executor implements AsyncDisposable {
     this.#maxQueued = options.maxQueued ?? DEFAULT_MAX_QUEUED;
     this.#inlineBelowMs = options.inlineBelowMs ?? DEFAULT_INLINE_BELOW_MS;
     this.#heavyWeights = options.heavyWeightElements ?? DEFAULT_HEAVY_WEIGHT_ELEMENTS;
+    this.#intraOp = (options.intraOp ?? true) && this.#workers >= 2;
     this.#batching = options.batching;
     this.#batchObserver = options.batchObserver;
     this.#log = options.log ?? (() => {});
@@ -868,7 +875,7 @@ export class Executor implements AsyncDisposable {
       slots.push(slot);
       // The kernels' memory first, so the worker packs no weight the process already packed.
       const memory = processKernelMemory();
-      if (memory) this.#post(slot, { type: "init", kernelMemory: memory });
+      if (memory) this.#post(slot, { type: "init", kernelMemory: memory, team: this.#intraOp });
     }
     this.#slots = slots;
     if (slots.length > 0) {

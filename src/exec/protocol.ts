@@ -16,7 +16,12 @@ export interface ErrorImage {
 /** Main → worker. */
 export type ToWorker =
   /** First message: the process's kernel memory (kernels/wasm/shared_memory.ts). */
-  | { readonly type: "init"; readonly kernelMemory: WebAssembly.Memory }
+  | {
+    readonly type: "init";
+    readonly kernelMemory: WebAssembly.Memory;
+    /** Join the team that splits large kernels across idle workers (kernels/wasm/team.ts). */
+    readonly team: boolean;
+  }
   | { readonly type: "load"; readonly model: number; readonly image: ModelImage }
   | { readonly type: "unload"; readonly model: number }
   | {

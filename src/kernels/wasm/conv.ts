@@ -39,6 +39,7 @@ import {
   WeightCache,
 } from "./shared_memory.ts";
 import type { Geometry } from "../window.ts";
+import { bitsFloat, canSplit, floatBits, MAX_PARTS, registerPartRunner, runSplit } from "./team.ts";
 
 /** The module's exports (pointers are byte offsets; see `conv.wat`). */
 interface ConvExports {
@@ -179,7 +180,8 @@ class ConvWasm {
   #scratch = -1;
   #scratchBytes = 0;
 
-  constructor(exports: ConvExports) {
+  /** @param relaxed whether `exports` are the relaxed-SIMD build's */
+  constructor(exports: ConvExports, readonly relaxed: boolean) {
     this.#x = exports;
     this.#heap = sharedHeap();
     this.#weightCache = weightCache ??= new WeightCache(this.#heap);
@@ -227,6 +229,16 @@ class ConvWasm {
     if (this.#scratch >= 0) this.#heap.free(this.#scratch, this.#scratchBytes);
     this.#scratch = -1;
     this.#scratchBytes = 0;
+  }
+
+  /** The exports (a helper runs parts of another isolate's call with them). */
+  get exports(): ConvExports {
+    return this.#x;
+  }
+
+  /** A scratch area of at least `bytes` (a helper's im2col buffer), or -1 if out of memory. */
+  scratchArea(bytes: number): number {
+    return this.#scratchArea(bytes);
   }
 
   /** A scratch area of at least `bytes`, or -1 if out of memory. */
@@ -283,51 +295,52 @@ class ConvWasm {
     const f32 = this.#heap.f32;
     f32.set(x.length === inFloats ? x : x.subarray(0, inFloats), xo >>> 2);
     if (side !== null) f32.set(side.subarray(0, outFloats), sdo >>> 2);
-    const ldy = outC * 4;
     const ex = this.#x;
     if (hs !== null) ex.setHardSwish(hs.scale, hs.offset);
-    if (direct) {
-      ex.gemm(xo, inC * 4, wo, bo, yo, ldy, side === null ? 0 : sdo, batch * pixels, k, outC, act);
-    } else {
-      for (let img = 0; img < batch; img++) {
-        const xi = xo + img * inH * inW * inC * 4;
-        for (let p0 = 0; p0 < pixels; p0 += chunk) {
-          const np = Math.min(chunk, pixels - p0);
-          ex.im2col(
-            xi,
-            inH,
-            inW,
-            inC,
-            fh,
-            fw,
-            g.sh,
-            g.sw,
-            g.dh,
-            g.dw,
-            g.padTop,
-            g.padLeft,
-            outW,
-            p0,
-            np,
-            co,
-          );
-          const yAt = (img * pixels + p0) * ldy;
-          ex.gemm(
-            co,
-            k * 4,
-            wo,
-            bo,
-            yo + yAt,
-            ldy,
-            side === null ? 0 : sdo + yAt,
-            np,
-            k,
-            outC,
-            act,
-          );
-        }
-      }
+    const args: ConvArgs = [
+      this.relaxed ? 1 : 0,
+      direct ? 1 : 0,
+      xo,
+      inH,
+      inW,
+      inC,
+      fh,
+      fw,
+      g.sh,
+      g.sw,
+      g.dh,
+      g.dw,
+      g.padTop,
+      g.padLeft,
+      outW,
+      pixels,
+      k,
+      outC,
+      wo,
+      bo,
+      yo,
+      side === null ? 0 : sdo,
+      act,
+      hs === null ? 0 : floatBits(hs.scale),
+      hs === null ? 0 : floatBits(hs.offset),
+      chunk,
+      0,
+      batch * pixels,
+    ];
+    const flops = 2 * batch * pixels * outC * k;
+    const parts = splitParts(flops, batch * pixels);
+    if (parts > 1) {
+      args[A_ROWS_PER_PART] = Math.ceil(batch * pixels / parts / 4) * 4;
+      const split = runSplit(
+        OP_CONV2D,
+        args,
+        Math.ceil(batch * pixels / args[A_ROWS_PER_PART]),
+        (part) => convRows(ex, args, part, co),
+      );
+      if (split) return this.#heap.f32.slice(yo >>> 2, (yo >>> 2) + outFloats);
     }
+    args[A_ROWS_PER_PART] = batch * pixels;
+    convRows(ex, args, 0, co);
     const y4 = yo >>> 2;
     return this.#heap.f32.slice(y4, y4 + outFloats);
   }
@@ -357,28 +370,46 @@ class ConvWasm {
     if (side !== null) this.#padIn(side, batch * outPix, c, sdo);
     const ex = this.#x;
     if (hs !== null) ex.setHardSwish(hs.scale, hs.offset);
-    for (let img = 0; img < batch; img++) {
-      ex.depthwise(
-        xo + img * inPix * c4 * 4,
-        inH,
-        inW,
-        c4,
-        wo,
-        bo,
-        yo + img * outPix * c4 * 4,
-        fh,
-        fw,
-        g.sh,
-        g.sw,
-        g.dh,
-        g.dw,
-        g.padTop,
-        g.padLeft,
-        outH,
-        outW,
-        act,
-        side === null ? 0 : sdo + img * outPix * c4 * 4,
+    const args: DepthwiseArgs = [
+      this.relaxed ? 1 : 0,
+      xo,
+      inH,
+      inW,
+      c4,
+      wo,
+      bo,
+      yo,
+      fh,
+      fw,
+      g.sh,
+      g.sw,
+      g.dh,
+      g.dw,
+      g.padTop,
+      g.padLeft,
+      outH,
+      outW,
+      act,
+      side === null ? 0 : sdo,
+      hs === null ? 0 : floatBits(hs.scale),
+      hs === null ? 0 : floatBits(hs.offset),
+      0,
+      batch * outH,
+    ];
+    const parts = splitParts(2 * batch * outPix * c4 * fh * fw, batch * outH);
+    let split = false;
+    if (parts > 1) {
+      args[D_ROWS_PER_PART] = Math.ceil(batch * outH / parts);
+      split = runSplit(
+        OP_DEPTHWISE,
+        args,
+        Math.ceil(batch * outH / args[D_ROWS_PER_PART]),
+        (part) => depthwiseRows(ex, args, part),
       );
+    }
+    if (!split) {
+      args[D_ROWS_PER_PART] = batch * outH;
+      depthwiseRows(ex, args, 0);
     }
     return this.#unpadOut(yo, batch * outPix, c);
   }
@@ -479,6 +510,177 @@ class ConvWasm {
   }
 }
 
+/** Op codes of the parts other isolates may compute (`team.ts`). */
+const OP_CONV2D = 1;
+const OP_DEPTHWISE = 2;
+
+/**
+ * A Conv2D call's arguments as a part runner reads them (byte offsets into the shared memory):
+ * relaxed, direct, x, inH, inW, inC, fh, fw, sh, sw, dh, dw, padT, padL, outW, pixels (per
+ * image), k, outC, w, bias, y, side (0: none), act, hard-swish scale and offset (float bits),
+ * im2col chunk (rows), rows per part, rows (batch × pixels).
+ */
+type ConvArgs = number[];
+const A_ROWS_PER_PART = 26;
+
+/**
+ * A depthwise call's arguments: relaxed, x, inH, inW, c4, w, bias, y, fh, fw, sh, sw, dh, dw,
+ * padT, padL, outH, outW, act, side (0: none), hard-swish scale and offset (float bits), output
+ * rows per part, output rows (batch × outH).
+ */
+type DepthwiseArgs = number[];
+const D_ROWS_PER_PART = 22;
+
+/** Work (flops) from which a call is split across the team, and work per part. */
+const SPLIT_MIN_FLOPS = 2e6;
+const PART_FLOPS = 1e6;
+
+/** Parts to cut a call of `flops` over `rows` output rows into; 1: do not split. */
+function splitParts(flops: number, rows: number): number {
+  if (flops < SPLIT_MIN_FLOPS || rows < 8 || !canSplit()) return 1;
+  return Math.min(MAX_PARTS, 8, Math.floor(flops / PART_FLOPS), rows >> 2);
+}
+
+/**
+ * Output rows (pixels, across images) of part `part` of a Conv2D call: im2col into `col` (a
+ * buffer of chunk × k floats) chunk by chunk, then the GEMM; or the GEMM straight over the
+ * input for a direct 1×1 convolution. Rows are computed the same whatever the part (`conv.wat`:
+ * a row's sums do not depend on its block), so any cut gives the unsplit result.
+ */
+function convRows(ex: ConvExports, a: Int32Array | ConvArgs, part: number, col: number): void {
+  const [, direct, x, inH, inW, inC, fh, fw, sh, sw, dh, dw, padT, padL, outW, pixels, k, outC] = a;
+  const [w, bias, y, side, act, , , chunk, perPart, rows] = [
+    a[18],
+    a[19],
+    a[20],
+    a[21],
+    a[22],
+    a[23],
+    a[24],
+    a[25],
+    a[26],
+    a[27],
+  ];
+  const r0 = part * perPart, r1 = Math.min(rows, r0 + perPart);
+  if (r0 >= r1) return;
+  const ldy = outC * 4;
+  if (direct) {
+    ex.gemm(
+      x + r0 * inC * 4,
+      inC * 4,
+      w,
+      bias,
+      y + r0 * ldy,
+      ldy,
+      side === 0 ? 0 : side + r0 * ldy,
+      r1 - r0,
+      k,
+      outC,
+      act,
+    );
+    return;
+  }
+  for (let r = r0; r < r1;) {
+    const img = Math.floor(r / pixels);
+    const p0 = r - img * pixels;
+    const np = Math.min(chunk, r1 - r, pixels - p0);
+    ex.im2col(
+      x + img * inH * inW * inC * 4,
+      inH,
+      inW,
+      inC,
+      fh,
+      fw,
+      sh,
+      sw,
+      dh,
+      dw,
+      padT,
+      padL,
+      outW,
+      p0,
+      np,
+      col,
+    );
+    const yAt = r * ldy;
+    ex.gemm(col, k * 4, w, bias, y + yAt, ldy, side === 0 ? 0 : side + yAt, np, k, outC, act);
+    r += np;
+  }
+}
+
+/** Output rows (across images) of part `part` of a depthwise call (see `convRows`). */
+function depthwiseRows(ex: ConvExports, a: Int32Array | DepthwiseArgs, part: number): void {
+  const [, x, inH, inW, c4, w, bias, y, fh, fw, sh, sw, dh, dw, padT, padL, outH, outW, act, side] =
+    a;
+  const perPart = a[22], rows = a[23];
+  const r0 = part * perPart, r1 = Math.min(rows, r0 + perPart);
+  const inImage = inH * inW * c4 * 4, outImage = outH * outW * c4 * 4, outRow = outW * c4 * 4;
+  for (let r = r0; r < r1;) {
+    const img = Math.floor(r / outH);
+    const oy0 = r - img * outH;
+    const count = Math.min(r1 - r, outH - oy0);
+    const at = img * outImage + oy0 * outRow;
+    // Rows from oy0: the window's top moves down by oy0 strides (padT may become negative).
+    ex.depthwise(
+      x + img * inImage,
+      inH,
+      inW,
+      c4,
+      w,
+      bias,
+      y + at,
+      fh,
+      fw,
+      sh,
+      sw,
+      dh,
+      dw,
+      padT - oy0 * sh,
+      padL,
+      count,
+      outW,
+      act,
+      side === 0 ? 0 : side + at,
+    );
+    r += count;
+  }
+}
+
+/** The instance of this isolate that runs a helper's parts: the build the caller used. */
+function helperKernel(relaxed: boolean): ConvWasm | null {
+  const k = getKernel();
+  if (k === null || k.relaxed === relaxed) return k;
+  if (otherBuild?.relaxed !== relaxed) {
+    const other = relaxed ? relaxedExports() : plainExports();
+    if (other === null) return null;
+    otherBuild?.dispose();
+    otherBuild = new ConvWasm(other, relaxed);
+  }
+  return otherBuild;
+}
+let otherBuild: ConvWasm | undefined;
+
+registerPartRunner(OP_CONV2D, (args, part) => {
+  const k = helperKernel(args[0] === 1);
+  if (k === null) throw new Error("No convolution kernel here");
+  const ex = k.exports;
+  if (args[22] === WasmAct.HardSwish) ex.setHardSwish(bitsFloat(args[23]), bitsFloat(args[24]));
+  let col = 0;
+  if (args[1] === 0) {
+    col = k.scratchArea(args[25] * args[16] * 4);
+    if (col < 0) throw new Error("Out of kernel memory");
+  }
+  convRows(ex, args, part, col);
+});
+
+registerPartRunner(OP_DEPTHWISE, (args, part) => {
+  const k = helperKernel(args[0] === 1);
+  if (k === null) throw new Error("No convolution kernel here");
+  const ex = k.exports;
+  if (args[18] === WasmAct.HardSwish) ex.setHardSwish(bitsFloat(args[20]), bitsFloat(args[21]));
+  depthwiseRows(ex, args, part);
+});
+
 const relaxedModule = compile(CONV_RELAXED_WASM);
 const plainModule = compile(CONV_WASM);
 /** Made on first use, so that a worker isolate adopts the process's memory first. */
@@ -488,10 +690,22 @@ let kernel: ConvWasm | null | undefined = relaxedModule === null && plainModule 
 let enabled = kernel !== null;
 let profiling: ConvStats | null = null;
 
+let relaxedInstance: ConvExports | null | undefined;
+let plainInstance: ConvExports | null | undefined;
+/** This isolate's instance of the relaxed-SIMD build, made on first use; null without it. */
+const relaxedExports = () => relaxedInstance ??= instantiate(relaxedModule);
+/** This isolate's instance of the plain-SIMD build, made on first use. */
+const plainExports = () => plainInstance ??= instantiate(plainModule);
+
 function getKernel(): ConvWasm | null {
   if (kernel === undefined) {
-    const exports = instantiate(relaxedModule) ?? instantiate(plainModule);
-    kernel = exports === null ? null : new ConvWasm(exports);
+    const relaxed = relaxedExports();
+    const plain = relaxed === null ? plainExports() : null;
+    kernel = relaxed !== null
+      ? new ConvWasm(relaxed, true)
+      : plain !== null
+      ? new ConvWasm(plain, false)
+      : null;
   }
   return kernel;
 }
@@ -521,9 +735,9 @@ export function useRelaxedConvWasm(on: boolean): boolean {
   const old = getKernel();
   if (old === null) return false;
   old.dispose();
-  const exports = on ? instantiate(relaxedModule) : null;
-  kernel = new ConvWasm(exports ?? instantiate(plainModule)!);
-  return exports !== null;
+  const relaxed = on ? relaxedExports() : null;
+  kernel = relaxed !== null ? new ConvWasm(relaxed, true) : new ConvWasm(plainExports()!, false);
+  return relaxed !== null;
 }
 
 /** Starts (true) or stops (false) counting work and time; returns the counts so far. */

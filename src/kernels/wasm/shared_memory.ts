@@ -62,7 +62,10 @@ const ENTRY = 12;
 const E_STATE = 0, E_BUF = 1, E_BYTE = 2, E_LEN = 3, E_KIND = 4, E_D0 = 5, E_D1 = 6, E_D2 = 7;
 const E_OFFSET = 8, E_BYTES = 9, E_REFS = 10;
 const EMPTY = 0, PACKING = 1, READY = 2;
-const HEADER_BYTES = (TABLE_AT + TABLE_CAP * ENTRY) * 4;
+/** Words of the split-kernel team's control block (`team.ts`), after the table. */
+export const TEAM_WORDS = 2048;
+const TEAM_AT = TABLE_AT + TABLE_CAP * ENTRY;
+const HEADER_BYTES = (TEAM_AT + TEAM_WORDS) * 4;
 const INITIAL_PAGES = Math.ceil(HEADER_BYTES / PAGE) + 1;
 
 /** How long an isolate waits for another to finish packing a weight before packing its own. */
@@ -96,6 +99,14 @@ export function adoptKernelMemory(m: WebAssembly.Memory): boolean {
   if (!(m.buffer instanceof SharedArrayBuffer)) return false;
   memory = m;
   return true;
+}
+
+/**
+ * The control block of the team of isolates that split large kernels (`team.ts`): TEAM_WORDS
+ * words of the header, zero when the memory is made.
+ */
+export function teamControl(): Int32Array<SharedArrayBuffer> {
+  return new Int32Array(kernelMemory().buffer as SharedArrayBuffer, TEAM_AT * 4, TEAM_WORDS);
 }
 
 /** This isolate's allocator over {@link kernelMemory}. */

@@ -1,0 +1,276 @@
+/**
+ * Intra-op parallelism for the WebAssembly kernels: an isolate running a large convolution
+ * splits it into parts (ranges of output rows) and lets idle isolates of the team compute some
+ * of them, over the process's shared kernel memory (`shared_memory.ts`), where the input, the
+ * packed weights and the output already are.
+ *
+ * - Members are the inference workers ({@link joinKernelTeam}); the main isolate never joins
+ *   (it is the event loop: it must neither wait for parts nor be taken for helping).
+ * - A member posts a task in its own slot of the team's control block (an op code and its
+ *   arguments, a part count), bumps a sequence word and notifies it. Idle members wait on that
+ *   word with `Atomics.waitAsync`, so an idle worker still takes new requests by postMessage as
+ *   before; a busy one notices the task only when it is done with its own call, and finds it
+ *   finished. Parts are claimed one at a time with a compare-and-swap on the slot's claim word
+ *   (a generation and the next part), so each part runs exactly once, by whoever claims it.
+ * - The caller claims parts too, from the first, and never waits for a part nobody started:
+ *   when every other member is busy it simply runs all the parts itself. It then waits
+ *   (`Atomics.wait`, allowed in a worker) only for parts other members are computing.
+ * - A part a helper failed (it threw) is run again by the caller.
+ * - A part's results must not depend on who computes it or on how the work is cut: the ops
+ *   split output rows, and each output element is summed in the same order whatever rows it
+ *   is computed with (see `conv.wat`), so split and unsplit results are the same floats.
+ *
+ * Not handled: a member that dies in the middle of a part leaves its caller waiting (members
+ * are the server's workers, which stop only when the server does).
+ *
+ * @module
+ */
+import { TEAM_WORDS, teamControl } from "./shared_memory.ts";
+
+// The control block, in words.
+/** Bumped and notified whenever a task is posted. */
+const SEQ = 0;
+/** Isolates that joined. */
+const MEMBERS = 1;
+/** Tasks split, and parts helpers ran, by all members (statistics). */
+const SPLITS = 2;
+const HELPED = 3;
+const SLOTS_AT = 16;
+const SLOT_WORDS = 48;
+const SLOTS = Math.floor((TEAM_WORDS - SLOTS_AT) / SLOT_WORDS);
+// A slot, in words from its start.
+/** 1 once an isolate took the slot (for good). */
+const OWNER = 0;
+/** (generation << 12) | next part to claim. */
+const CLAIM = 1;
+/** Bits of the parts finished (by anyone). */
+const DONE = 2;
+const NPARTS = 3;
+/** Bits of the parts a helper failed. */
+const FAILED = 4;
+const OP = 5;
+const ARGS = 8;
+
+/** Arguments a task may carry (32-bit integers; floats as their bits, see `floatBits`). */
+export const MAX_ARGS = SLOT_WORDS - ARGS;
+
+/** Parts a task may have (a bit each in DONE and FAILED). */
+export const MAX_PARTS = 32;
+
+const PART_MASK = 0xfff;
+
+/** Computes part `part` of `parts` of a task from its arguments (in the helping isolate). */
+export type PartRunner = (args: Int32Array, part: number, parts: number) => void;
+
+const runners = new Map<number, PartRunner>();
+
+/** Registers what op code `op` computes (each kernel module, when it loads). */
+export function registerPartRunner(op: number, run: PartRunner): void {
+  if (runners.has(op)) throw new Error(`Part runner ${op} is registered twice`);
+  runners.set(op, run);
+}
+
+const f32 = new Float32Array(1);
+const i32 = new Int32Array(f32.buffer);
+
+/** The bits of a float32, to pass it as an argument. */
+export function floatBits(v: number): number {
+  f32[0] = v;
+  return i32[0];
+}
+
+/** The float32 whose bits `floatBits` gave. */
+export function bitsFloat(bits: number): number {
+  i32[0] = bits;
+  return f32[0];
+}
+
+let control: Int32Array<SharedArrayBuffer> | undefined;
+let member = false;
+let splitting = false;
+/** This isolate's slot as a caller: -1 none taken yet, -2 none was free. */
+let mySlot = -1;
+let generation = 0;
+
+/** Counts of this isolate's team work, for tests and benchmarks. */
+export interface TeamStats {
+  /** Tasks this isolate split. */
+  split: number;
+  /** Parts of those it ran itself. */
+  ranOwn: number;
+  /** Parts of other isolates' tasks it ran. */
+  helped: number;
+}
+
+const stats: TeamStats = { split: 0, ranOwn: 0, helped: 0 };
+
+/** This isolate's team counts so far. */
+export function teamStats(): TeamStats {
+  return { ...stats };
+}
+
+/** The whole team's counts (any isolate may read them): members, tasks split, parts helped. */
+export function teamTotals(): { members: number; split: number; helped: number } {
+  const ctl = control ??= teamControl();
+  return {
+    members: Atomics.load(ctl, MEMBERS),
+    split: Atomics.load(ctl, SPLITS),
+    helped: Atomics.load(ctl, HELPED),
+  };
+}
+
+/**
+ * Makes this isolate a member of the team (an inference worker, after it adopted the process's
+ * kernel memory): from now on it splits its large kernels and helps the other members' when
+ * idle.
+ */
+export function joinKernelTeam(): void {
+  if (member) return;
+  const ctl = control ??= teamControl();
+  member = true;
+  splitting = true;
+  Atomics.add(ctl, MEMBERS, 1);
+  let seen = Atomics.load(ctl, SEQ);
+  const wake = () => {
+    seen = Atomics.load(ctl, SEQ);
+    helpAll(ctl);
+    arm();
+  };
+  const arm = () => {
+    const r = Atomics.waitAsync(ctl, SEQ, seen);
+    // Posted again while helping: look again on the next turn (other tasks go first).
+    if (r.async) r.value.then(wake);
+    else setTimeout(wake, 0);
+  };
+  arm();
+}
+
+/**
+ * Turns this member's splitting off or on (it is on once joined), so benchmarks and tests can
+ * compare; it still helps others. Returns the old setting.
+ */
+export function setKernelSplitting(on: boolean): boolean {
+  const was = splitting;
+  splitting = on && member;
+  return was;
+}
+
+/** Runs the parts of other members' tasks that nobody claimed yet. */
+function helpAll(ctl: Int32Array<SharedArrayBuffer>): void {
+  for (let s = 0; s < SLOTS; s++) {
+    if (s === mySlot) continue;
+    const base = SLOTS_AT + s * SLOT_WORDS;
+    if (Atomics.load(ctl, base + OWNER) === 0) continue;
+    for (;;) {
+      const w = Atomics.load(ctl, base + CLAIM);
+      const part = w & PART_MASK;
+      const parts = Atomics.load(ctl, base + NPARTS);
+      if (part >= parts) break;
+      // The arguments of this generation: the owner writes them before it publishes the
+      // generation, and cannot change them before this part is claimed and done.
+      const op = ctl[base + OP];
+      const args = ctl.slice(base + ARGS, base + ARGS + MAX_ARGS);
+      if (Atomics.compareExchange(ctl, base + CLAIM, w, (w + 1) | 0) !== w) continue;
+      try {
+        const run = runners.get(op);
+        if (run === undefined) throw new Error(`No part runner ${op}`);
+        run(args, part, parts);
+        stats.helped++;
+        Atomics.add(ctl, HELPED, 1);
+      } catch {
+        Atomics.or(ctl, base + FAILED, 1 << part);
+      }
+      Atomics.or(ctl, base + DONE, 1 << part);
+      Atomics.notify(ctl, base + DONE);
+    }
+  }
+}
+
+/** This isolate's slot's first word, or -1 when it has none. */
+function slotBase(ctl: Int32Array<SharedArrayBuffer>): number {
+  if (mySlot === -1) {
+    mySlot = -2;
+    for (let s = 0; s < SLOTS; s++) {
+      if (Atomics.compareExchange(ctl, SLOTS_AT + s * SLOT_WORDS + OWNER, 0, 1) === 0) {
+        mySlot = s;
+        break;
+      }
+    }
+  }
+  return mySlot < 0 ? -1 : SLOTS_AT + mySlot * SLOT_WORDS;
+}
+
+/**
+ * True when this isolate may split a kernel now: it is a member with splitting on and another
+ * member exists. (Whether the others are idle is found out by posting: see the module.)
+ */
+export function canSplit(): boolean {
+  return splitting && control !== undefined && Atomics.load(control, MEMBERS) >= 2;
+}
+
+/**
+ * Runs parts 0..parts-1 of a task: `local(part)` here for the parts this isolate claims, op
+ * `op`'s runner with `args` in the members that claim the others. Returns when every part is
+ * done; false (having run nothing) when the task cannot be posted, and the caller computes the
+ * work unsplit itself.
+ */
+export function runSplit(
+  op: number,
+  args: ArrayLike<number>,
+  parts: number,
+  local: (part: number) => void,
+): boolean {
+  if (!canSplit() || parts < 2 || parts > MAX_PARTS || args.length > MAX_ARGS) return false;
+  const ctl = control!;
+  const base = slotBase(ctl);
+  if (base < 0) return false;
+  stats.split++;
+  Atomics.add(ctl, SPLITS, 1);
+  for (let i = 0; i < args.length; i++) ctl[base + ARGS + i] = args[i];
+  ctl[base + OP] = op;
+  Atomics.store(ctl, base + NPARTS, parts);
+  Atomics.store(ctl, base + DONE, 0);
+  Atomics.store(ctl, base + FAILED, 0);
+  generation = (generation + 1) & 0xfffff;
+  Atomics.store(ctl, base + CLAIM, (generation << 12) | 0);
+  Atomics.add(ctl, SEQ, 1);
+  Atomics.notify(ctl, SEQ);
+  let error: unknown = undefined;
+  try {
+    for (;;) {
+      const w = Atomics.load(ctl, base + CLAIM);
+      const part = w & PART_MASK;
+      if (part >= parts) break;
+      if (Atomics.compareExchange(ctl, base + CLAIM, w, (w + 1) | 0) !== w) continue;
+      local(part);
+      stats.ranOwn++;
+      Atomics.or(ctl, base + DONE, 1 << part);
+    }
+  } catch (e) {
+    error = e;
+    // Nobody may start a part after this returns (the buffers are the caller's): claim the
+    // rest, as done.
+    for (;;) {
+      const w = Atomics.load(ctl, base + CLAIM);
+      const part = w & PART_MASK;
+      if (part >= parts) break;
+      if (Atomics.compareExchange(ctl, base + CLAIM, w, ((w & ~PART_MASK) | parts) | 0) === w) {
+        let rest = 0;
+        for (let p = part; p < parts; p++) rest |= 1 << p;
+        Atomics.or(ctl, base + DONE, rest);
+        break;
+      }
+    }
+  }
+  // Wait for the parts other members are computing.
+  const all = parts === 32 ? -1 : (1 << parts) - 1;
+  for (;;) {
+    const d = Atomics.load(ctl, base + DONE);
+    if ((d & all) === all) break;
+    Atomics.wait(ctl, base + DONE, d, 50);
+  }
+  if (error !== undefined) throw error;
+  const failed = Atomics.load(ctl, base + FAILED);
+  for (let p = 0; p < parts; p++) if (failed & (1 << p)) local(p);
+  return true;
+}

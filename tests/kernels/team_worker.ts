@@ -1,0 +1,57 @@
+/**
+ * A worker for `wasm_team_test.ts`: adopts the test's kernel memory, joins the team and
+ * registers a test op (part p writes this worker's id at word p of a block); on "go" it splits
+ * a task of that op, its own part 0 waiting until another member has run a part.
+ *
+ * @module
+ */
+import { adoptKernelMemory } from "../../src/kernels/wasm/shared_memory.ts";
+import { joinKernelTeam, registerPartRunner, runSplit } from "../../src/kernels/wasm/team.ts";
+
+/** The op code of the test task. */
+export const TEST_OP = 1000;
+
+const port = globalThis as unknown as {
+  postMessage(m: unknown): void;
+  onmessage: ((e: MessageEvent) => void) | null;
+};
+
+let id = 0;
+let memory: WebAssembly.Memory | undefined;
+
+registerPartRunner(TEST_OP, (args, part) => {
+  const words = new Int32Array(memory!.buffer, args[0], args[1]);
+  Atomics.store(words, part, id);
+  Atomics.notify(words, part);
+});
+
+port.onmessage = (e: MessageEvent) => {
+  const m = e.data;
+  if (m.type === "init") {
+    id = m.id;
+    memory = m.memory;
+    const adopted = adoptKernelMemory(m.memory);
+    if (adopted) joinKernelTeam();
+    port.postMessage({ adopted });
+  } else if (m.type === "go") {
+    const parts: number = m.parts;
+    const words = new Int32Array(memory!.buffer, m.offset, parts);
+    const split = runSplit(TEST_OP, [m.offset, parts], parts, (part) => {
+      if (part === 0) {
+        // Wait (at most 20 s) until another member ran a part: the test's proof of help.
+        const end = performance.now() + 20_000;
+        while (performance.now() < end) {
+          let helped = false;
+          for (let p = 1; p < parts; p++) {
+            const v = Atomics.load(words, p);
+            if (v !== 0 && v !== id) helped = true;
+          }
+          if (helped) break;
+          Atomics.wait(words, 0, 0, 5);
+        }
+      }
+      Atomics.store(words, part, id);
+    });
+    port.postMessage({ split, words: Array.from(words) });
+  }
+};

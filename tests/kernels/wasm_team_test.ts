@@ -1,0 +1,90 @@
+/**
+ * Tests of the split-kernel team (`src/kernels/wasm/team.ts`) with real worker isolates: a task
+ * is split between members, each part runs once, an idle member helps; and a convolution model
+ * run on a pool whose workers split it gives exactly the one-thread result.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { kernelMemory, sharedHeap } from "../../src/kernels/wasm/shared_memory.ts";
+import { teamTotals } from "../../src/kernels/wasm/team.ts";
+import { Executor } from "../../src/exec/executor.ts";
+import { shareConstants } from "../../src/exec/shared_model.ts";
+import { loadModel } from "../../src/runtime/model.ts";
+import { Tensor } from "../../src/tensor/tensor.ts";
+import { DataType } from "../../src/tensor/dtype.ts";
+import { CORPUS_ROOT, corpusModelDir, readManifest } from "../real_models.ts";
+
+function startWorker(id: number): Promise<Worker> {
+  const w = new Worker(new URL("./team_worker.ts", import.meta.url).href, { type: "module" });
+  return new Promise((resolve, reject) => {
+    w.onmessage = (e) => (e.data.adopted ? resolve(w) : reject(new Error("not adopted")));
+    w.onerror = (e) => reject(e);
+    w.postMessage({ type: "init", id, memory: kernelMemory() });
+  });
+}
+
+Deno.test("runSplit: every part runs once, and an idle member helps", async () => {
+  const a = await startWorker(1);
+  const b = await startWorker(2);
+  try {
+    const parts = 8;
+    const offset = sharedHeap().alloc(parts * 4);
+    new Int32Array(kernelMemory().buffer, offset, parts).fill(0);
+    const before = teamTotals();
+    const done = new Promise<{ split: boolean; words: number[] }>((r) => {
+      a.onmessage = (e) => r(e.data);
+    });
+    a.postMessage({ type: "go", offset, parts });
+    const { split, words } = await done;
+    assert.ok(split, "two members: the task was split");
+    // Each word holds the id of the member that ran that part: all ran, some by the helper.
+    assert.ok(words.every((w) => w === 1 || w === 2), `parts: ${words}`);
+    assert.equal(words[0], 1, "the caller runs the first part");
+    assert.ok(words.includes(2), "the idle member ran a part");
+    const after = teamTotals();
+    assert.equal(after.split - before.split, 1);
+    assert.equal(after.helped - before.helped, words.filter((w) => w === 2).length);
+    sharedHeap().free(offset, parts * 4);
+  } finally {
+    a.terminate();
+    b.terminate();
+  }
+});
+
+Deno.test("a convolution model split across pool workers gives the one-thread result exactly", async () => {
+  const name = "selfie";
+  const manifest = await readManifest(name);
+  const c = manifest.cases.find((k) => k.batch === 1) ?? manifest.cases[0];
+  const feeds: Record<string, Tensor> = {};
+  for (const [k, spec] of Object.entries(c.inputs)) {
+    const bytes = await Deno.readFile(`${CORPUS_ROOT}${name}/data/${spec.file}`);
+    assert.equal(spec.dtype, "DT_FLOAT");
+    feeds[k] = new Tensor(DataType.DT_FLOAT, spec.shape, new Float32Array(bytes.buffer));
+  }
+  const single = (await loadModel(corpusModelDir(name))).signature("serving_default").run(feeds);
+  const model = await loadModel(corpusModelDir(name), { prepare: shareConstants });
+  await using exec = new Executor({ workers: 2, inlineBelowMs: 0 });
+  await exec.attach(model, name);
+  const sig = model.signature("serving_default");
+  const aliases = sig.outputs.map((o) => o.alias);
+  const before = teamTotals();
+  for (let i = 0; i < 3; i++) {
+    const outs = await exec.run(model, {
+      target: { signature: "serving_default", outputs: aliases },
+      feeds: sig.inputs.map((t) => feeds[t.alias]),
+      finish: (o) => o,
+    });
+    outs.forEach((t, j) => {
+      const want = single[aliases[j]].data as Float32Array;
+      const got = t.data as Float32Array;
+      assert.equal(got.length, want.length);
+      for (let e = 0; e < got.length; e++) {
+        if (!Object.is(got[e], want[e])) {
+          assert.fail(`${aliases[j]}[${e}]: ${got[e]} split, ${want[e]} in one thread`);
+        }
+      }
+    });
+  }
+  assert.ok(teamTotals().split > before.split, "the workers split its convolutions");
+});
