@@ -42,6 +42,7 @@ import type { PreparedCall } from "../servables/prepared.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { kernelMemory } from "../kernels/wasm/shared_memory.ts";
+import { setCallPending } from "../kernels/wasm/team.ts";
 import {
   type BatchingParameters,
   type MergedBatch,
@@ -755,8 +756,11 @@ export class Executor implements AsyncDisposable {
       const job = this.#next(slot);
       if (!job) continue;
       slot.job = job;
+      // A worker helping another's split stops at once for its own call (kernels/wasm/team.ts).
+      if (this.#intraOp) setCallPending(slot.index, true);
       this.#post(slot, {
         type: "run",
+        worker: slot.index,
         job: job.id,
         model: job.em.id,
         target: job.target,
@@ -875,7 +879,9 @@ export class Executor implements AsyncDisposable {
       slots.push(slot);
       // The kernels' memory first, so the worker packs no weight the process already packed.
       const memory = processKernelMemory();
-      if (memory) this.#post(slot, { type: "init", kernelMemory: memory, team: this.#intraOp });
+      if (memory) {
+        this.#post(slot, { type: "init", kernelMemory: memory, team: this.#intraOp, index: i });
+      }
     }
     this.#slots = slots;
     if (slots.length > 0) {

@@ -21,12 +21,16 @@ export type ToWorker =
     readonly kernelMemory: WebAssembly.Memory;
     /** Join the team that splits large kernels across idle workers (kernels/wasm/team.ts). */
     readonly team: boolean;
+    /** The worker's index in the pool. */
+    readonly index: number;
   }
   | { readonly type: "load"; readonly model: number; readonly image: ModelImage }
   | { readonly type: "unload"; readonly model: number }
   | {
     readonly type: "run";
     readonly job: number;
+    /** The index of the worker it is posted to (to clear its pending-call flag). */
+    readonly worker: number;
     readonly model: number;
     readonly target: RunTarget;
     readonly feeds: readonly TensorImage[];

@@ -10,7 +10,7 @@ import type { Model } from "../runtime/model.ts";
 import { modelFromImage, tensorFromImage, tensorImage } from "./shared_model.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { adoptKernelMemory } from "../kernels/wasm/shared_memory.ts";
-import { joinKernelTeam } from "../kernels/wasm/team.ts";
+import { joinKernelTeam, setCallPending } from "../kernels/wasm/team.ts";
 
 /** The worker's side of its message port. */
 const port = globalThis as unknown as {
@@ -32,7 +32,7 @@ port.onmessage = (e: MessageEvent<ToWorker>) => {
       // Before any kernel runs here: packed weights then live once, in the main isolate's
       // memory. (If it could not be adopted, kernels make a memory of their own: correct,
       // only not shared.)
-      if (adoptKernelMemory(m.kernelMemory) && m.team) joinKernelTeam();
+      if (adoptKernelMemory(m.kernelMemory) && m.team) joinKernelTeam(m.index);
       break;
     case "load": {
       try {
@@ -47,6 +47,7 @@ port.onmessage = (e: MessageEvent<ToWorker>) => {
       models.delete(m.model);
       break;
     case "run": {
+      setCallPending(m.worker, false);
       const t0 = performance.now();
       try {
         const model = models.get(m.model);

@@ -1,7 +1,8 @@
 /**
  * A worker for `wasm_team_test.ts`: adopts the test's kernel memory, joins the team and
  * registers a test op (part p writes this worker's id at word p of a block); on "go" it splits
- * a task of that op, its own part 0 waiting until another member has run a part.
+ * a task of that op, its own part 0 waiting (if asked) until another member has run a part.
+ * Its id is also its worker index (its pending-call flag).
  *
  * @module
  */
@@ -31,13 +32,13 @@ port.onmessage = (e: MessageEvent) => {
     id = m.id;
     memory = m.memory;
     const adopted = adoptKernelMemory(m.memory);
-    if (adopted) joinKernelTeam();
+    if (adopted) joinKernelTeam(m.id);
     port.postMessage({ adopted });
   } else if (m.type === "go") {
     const parts: number = m.parts;
     const words = new Int32Array(memory!.buffer, m.offset, parts);
     const split = runSplit(TEST_OP, [m.offset, parts], parts, (part) => {
-      if (part === 0) {
+      if (part === 0 && m.waitForHelp) {
         // Wait (at most 20 s) until another member ran a part: the test's proof of help.
         const end = performance.now() + 20_000;
         while (performance.now() < end) {
@@ -50,6 +51,8 @@ port.onmessage = (e: MessageEvent) => {
           Atomics.wait(words, 0, 0, 5);
         }
       }
+      // Holding part 0 leaves the other parts to any member willing to help meanwhile.
+      if (part === 0 && m.holdMs) Atomics.wait(words, 0, 0, m.holdMs);
       Atomics.store(words, part, id);
     });
     port.postMessage({ split, words: Array.from(words) });

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { kernelMemory, sharedHeap } from "../../src/kernels/wasm/shared_memory.ts";
-import { teamTotals } from "../../src/kernels/wasm/team.ts";
+import { setCallPending, teamTotals } from "../../src/kernels/wasm/team.ts";
 import { Executor } from "../../src/exec/executor.ts";
 import { shareConstants } from "../../src/exec/shared_model.ts";
 import { loadModel } from "../../src/runtime/model.ts";
@@ -35,7 +35,7 @@ Deno.test("runSplit: every part runs once, and an idle member helps", async () =
     const done = new Promise<{ split: boolean; words: number[] }>((r) => {
       a.onmessage = (e) => r(e.data);
     });
-    a.postMessage({ type: "go", offset, parts });
+    a.postMessage({ type: "go", offset, parts, waitForHelp: true });
     const { split, words } = await done;
     assert.ok(split, "two members: the task was split");
     // Each word holds the id of the member that ran that part: all ran, some by the helper.
@@ -47,6 +47,32 @@ Deno.test("runSplit: every part runs once, and an idle member helps", async () =
     assert.equal(after.helped - before.helped, words.filter((w) => w === 2).length);
     sharedHeap().free(offset, parts * 4);
   } finally {
+    a.terminate();
+    b.terminate();
+  }
+});
+
+Deno.test("a member with a call pending does not help", async () => {
+  const a = await startWorker(1);
+  const b = await startWorker(2);
+  try {
+    const parts = 8;
+    const offset = sharedHeap().alloc(parts * 4);
+    new Int32Array(kernelMemory().buffer, offset, parts).fill(0);
+    setCallPending(2, true);
+    const before = teamTotals();
+    const done = new Promise<{ split: boolean; words: number[] }>((r) => {
+      a.onmessage = (e) => r(e.data);
+    });
+    // The caller holds its first part 300 ms: time enough for an idle member to take the rest.
+    a.postMessage({ type: "go", offset, parts, waitForHelp: false, holdMs: 300 });
+    const { split, words } = await done;
+    assert.ok(split);
+    assert.deepEqual(words, new Array(parts).fill(1), "the caller ran every part");
+    assert.equal(teamTotals().helped, before.helped);
+    sharedHeap().free(offset, parts * 4);
+  } finally {
+    setCallPending(2, false);
     a.terminate();
     b.terminate();
   }

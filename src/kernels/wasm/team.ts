@@ -16,6 +16,11 @@
  *   when every other member is busy it simply runs all the parts itself. It then waits
  *   (`Atomics.wait`, allowed in a worker) only for parts other members are computing.
  * - A part a helper failed (it threw) is run again by the caller.
+ * - Splitting must pay: the caller estimates each split's speed-up (its own parts' time scaled to
+ *   all parts, over the time the split took). When a window of splits gained less than 5% (the
+ *   other cores are busy elsewhere, or helpers are descheduled in the middle of a part), the
+ *   isolate stops splitting for a while (64 eligible calls, doubling up to 4096 while it keeps
+ *   not paying), then tries again.
  * - A part's results must not depend on who computes it or on how the work is cut: the ops
  *   split output rows, and each output element is summed in the same order whatever rows it
  *   is computed with (see `conv.wat`), so split and unsplit results are the same floats.
@@ -35,9 +40,15 @@ const MEMBERS = 1;
 /** Tasks split, and parts helpers ran, by all members (statistics). */
 const SPLITS = 2;
 const HELPED = 3;
+/** Microseconds callers spent waiting for helpers' parts (statistics). */
+const WAITED_US = 4;
 const SLOTS_AT = 16;
 const SLOT_WORDS = 48;
-const SLOTS = Math.floor((TEAM_WORDS - SLOTS_AT) / SLOT_WORDS);
+/** Members that may split (one slot each, taken for good); more members only help. */
+const SLOTS = 32;
+/** One word per worker index: 1 while the main isolate has posted it a call it has not begun. */
+const PENDING_AT = SLOTS_AT + SLOTS * SLOT_WORDS;
+const MAX_PENDING = TEAM_WORDS - PENDING_AT;
 // A slot, in words from its start.
 /** 1 once an isolate took the slot (for good). */
 const OWNER = 0;
@@ -87,6 +98,8 @@ export function bitsFloat(bits: number): number {
 
 let control: Int32Array<SharedArrayBuffer> | undefined;
 let member = false;
+/** This member's worker index (its pending-call word), or -1. */
+let myIndex = -1;
 let splitting = false;
 /** This isolate's slot as a caller: -1 none taken yet, -2 none was free. */
 let mySlot = -1;
@@ -110,30 +123,59 @@ export function teamStats(): TeamStats {
 }
 
 /** The whole team's counts (any isolate may read them): members, tasks split, parts helped. */
-export function teamTotals(): { members: number; split: number; helped: number } {
+export function teamTotals(): { members: number; split: number; helped: number; waitedMs: number } {
   const ctl = control ??= teamControl();
   return {
     members: Atomics.load(ctl, MEMBERS),
     split: Atomics.load(ctl, SPLITS),
     helped: Atomics.load(ctl, HELPED),
+    waitedMs: Atomics.load(ctl, WAITED_US) / 1000,
   };
+}
+
+/** True when the main isolate has posted this member a call it has not begun. */
+function callPending(ctl: Int32Array<SharedArrayBuffer>): boolean {
+  return myIndex >= 0 && Atomics.load(ctl, PENDING_AT + myIndex) !== 0;
+}
+
+/**
+ * Marks (main isolate, as it posts a call to worker `index`) or clears (the worker, as it
+ * begins it) that worker's pending call: a member with a call waiting stops helping at once,
+ * so helping never holds up a worker's own calls by more than the part it is running.
+ */
+export function setCallPending(index: number, pending: boolean): void {
+  if (index < 0 || index >= MAX_PENDING) return;
+  const ctl = control ??= teamControl();
+  Atomics.store(ctl, PENDING_AT + index, pending ? 1 : 0);
+  // Wakes a member waiting for the next part (see LINGER_MS) to look at its flag.
+  if (pending) Atomics.notify(ctl, SEQ);
 }
 
 /**
  * Makes this isolate a member of the team (an inference worker, after it adopted the process's
  * kernel memory): from now on it splits its large kernels and helps the other members' when
- * idle.
+ * idle. `index` is its worker index (see {@link setCallPending}).
  */
-export function joinKernelTeam(): void {
+export function joinKernelTeam(index = -1): void {
   if (member) return;
   const ctl = control ??= teamControl();
   member = true;
+  myIndex = index < MAX_PENDING ? index : -1;
   splitting = true;
   Atomics.add(ctl, MEMBERS, 1);
   let seen = Atomics.load(ctl, SEQ);
   const wake = () => {
-    seen = Atomics.load(ctl, SEQ);
-    helpAll(ctl);
+    // Having helped, wait a little for the caller's next split (its next layer) blocking,
+    // which wakes far sooner than a waitAsync's turn of the event loop; a request posted
+    // meanwhile waits at most LINGER_MS.
+    let until = performance.now();
+    for (;;) {
+      seen = Atomics.load(ctl, SEQ);
+      if (helpAll(ctl)) until = performance.now() + LINGER_MS;
+      const left = until - performance.now();
+      if (left <= 0 || callPending(ctl)) break;
+      if (Atomics.wait(ctl, SEQ, seen, left) === "timed-out") break;
+    }
     arm();
   };
   const arm = () => {
@@ -155,13 +197,18 @@ export function setKernelSplitting(on: boolean): boolean {
   return was;
 }
 
-/** Runs the parts of other members' tasks that nobody claimed yet. */
-function helpAll(ctl: Int32Array<SharedArrayBuffer>): void {
+/** How long a member that helped waits, blocked, for the next task before it goes idle. */
+const LINGER_MS = 1;
+
+/** Runs the parts of other members' tasks that nobody claimed yet; true if it ran any. */
+function helpAll(ctl: Int32Array<SharedArrayBuffer>): boolean {
+  let ran = false;
   for (let s = 0; s < SLOTS; s++) {
     if (s === mySlot) continue;
     const base = SLOTS_AT + s * SLOT_WORDS;
     if (Atomics.load(ctl, base + OWNER) === 0) continue;
     for (;;) {
+      if (callPending(ctl)) return ran;
       const w = Atomics.load(ctl, base + CLAIM);
       const part = w & PART_MASK;
       const parts = Atomics.load(ctl, base + NPARTS);
@@ -171,6 +218,7 @@ function helpAll(ctl: Int32Array<SharedArrayBuffer>): void {
       const op = ctl[base + OP];
       const args = ctl.slice(base + ARGS, base + ARGS + MAX_ARGS);
       if (Atomics.compareExchange(ctl, base + CLAIM, w, (w + 1) | 0) !== w) continue;
+      ran = true;
       try {
         const run = runners.get(op);
         if (run === undefined) throw new Error(`No part runner ${op}`);
@@ -184,6 +232,7 @@ function helpAll(ctl: Int32Array<SharedArrayBuffer>): void {
       Atomics.notify(ctl, base + DONE);
     }
   }
+  return ran;
 }
 
 /** This isolate's slot's first word, or -1 when it has none. */
@@ -200,12 +249,45 @@ function slotBase(ctl: Int32Array<SharedArrayBuffer>): number {
   return mySlot < 0 ? -1 : SLOTS_AT + mySlot * SLOT_WORDS;
 }
 
+/** Splits per judgement of whether splitting pays. */
+const WINDOW = 16;
+const MIN_BACKOFF = 64;
+const MAX_BACKOFF = 4096;
+/** The current window: splits, their estimated one-thread time and their elapsed time (ms). */
+let windowSplits = 0;
+let windowAlone = 0;
+let windowTook = 0;
+/** Eligible calls left to run unsplit, and the next pause's length. */
+let pause = 0;
+let nextPause = MIN_BACKOFF;
+
+/** Adds one split's times to the window; at its end, pauses splitting if it did not pay. */
+function judge(alone: number, took: number): void {
+  windowSplits++;
+  windowAlone += alone;
+  windowTook += took;
+  if (windowSplits < WINDOW) return;
+  if (windowAlone < windowTook * 1.05) {
+    pause = nextPause;
+    nextPause = Math.min(MAX_BACKOFF, nextPause * 2);
+  } else nextPause = MIN_BACKOFF;
+  windowSplits = 0;
+  windowAlone = 0;
+  windowTook = 0;
+}
+
 /**
- * True when this isolate may split a kernel now: it is a member with splitting on and another
- * member exists. (Whether the others are idle is found out by posting: see the module.)
+ * True when this isolate may split a kernel now: it is a member with splitting on, another
+ * member exists, and splitting has been paying (see the module). Whether the others are idle
+ * is found out by posting.
  */
 export function canSplit(): boolean {
-  return splitting && control !== undefined && Atomics.load(control, MEMBERS) >= 2;
+  if (!splitting || control === undefined || Atomics.load(control, MEMBERS) < 2) return false;
+  if (pause > 0) {
+    pause--;
+    return false;
+  }
+  return true;
 }
 
 /**
@@ -233,16 +315,21 @@ export function runSplit(
   Atomics.store(ctl, base + FAILED, 0);
   generation = (generation + 1) & 0xfffff;
   Atomics.store(ctl, base + CLAIM, (generation << 12) | 0);
+  const start = performance.now();
   Atomics.add(ctl, SEQ, 1);
   Atomics.notify(ctl, SEQ);
   let error: unknown = undefined;
+  let own = 0, ownMs = 0;
   try {
     for (;;) {
       const w = Atomics.load(ctl, base + CLAIM);
       const part = w & PART_MASK;
       if (part >= parts) break;
       if (Atomics.compareExchange(ctl, base + CLAIM, w, (w + 1) | 0) !== w) continue;
+      const t = performance.now();
       local(part);
+      ownMs += performance.now() - t;
+      own++;
       stats.ranOwn++;
       Atomics.or(ctl, base + DONE, 1 << part);
     }
@@ -264,13 +351,18 @@ export function runSplit(
   }
   // Wait for the parts other members are computing.
   const all = parts === 32 ? -1 : (1 << parts) - 1;
+  const t0 = performance.now();
   for (;;) {
     const d = Atomics.load(ctl, base + DONE);
     if ((d & all) === all) break;
     Atomics.wait(ctl, base + DONE, d, 50);
   }
+  const waited = performance.now() - t0;
+  if (waited > 0.01) Atomics.add(ctl, WAITED_US, Math.round(waited * 1000));
   if (error !== undefined) throw error;
   const failed = Atomics.load(ctl, base + FAILED);
   for (let p = 0; p < parts; p++) if (failed & (1 << p)) local(p);
+  // Parts are of equal work (but the last): own parts' time scaled to all is the time alone.
+  if (own > 0) judge((ownMs / own) * parts, performance.now() - start);
   return true;
 }
