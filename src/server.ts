@@ -109,6 +109,8 @@ export async function startServer(
   const executor = new Executor({
     workers: start.inferenceWorkers ?? inferenceWorkers(options),
     maxQueued: start.maxQueuedPerModel,
+    // One thread per op, as TensorFlow's intra-op pool of 1: workers never split a kernel.
+    intraOp: options.tensorflowIntraOpParallelism !== 1,
     batching,
     batchObserver: batching ? batchingMetrics(monitoring.metrics.registry) : undefined,
     log,
