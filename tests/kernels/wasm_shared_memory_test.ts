@@ -111,3 +111,23 @@ Deno.test("WeightCache packs an unregistered array privately, once per cache", (
   assert.equal(kernelMemoryStats().packs, s0.packs, "not in the shared table");
   assert.deepEqual(Array.from(heap.f32.subarray(at >>> 2, (at >>> 2) + 4)), [1, 2, 3, 0]);
 });
+
+Deno.test("SharedHeap: isolates allocating and freeing at once never get overlapping blocks", async () => {
+  const workers = [1, 2, 3].map(() =>
+    new Worker(new URL("./heap_stress_worker.ts", import.meta.url).href, { type: "module" })
+  );
+  try {
+    const results = await Promise.all(
+      workers.map((w, i) =>
+        new Promise<{ bad: number }>((resolve, reject) => {
+          w.onmessage = (e) => resolve(e.data);
+          w.onerror = (e) => reject(e);
+          w.postMessage({ memory: kernelMemory(), id: i + 1, rounds: 3000 });
+        })
+      ),
+    );
+    assert.deepEqual(results, [{ bad: 0 }, { bad: 0 }, { bad: 0 }]);
+  } finally {
+    for (const w of workers) w.terminate();
+  }
+});
