@@ -11,7 +11,7 @@
  * @module
  */
 import { Code, invalidArgument, ServingError } from "../errors.ts";
-import { allocate, DataType, dtypeName } from "../tensor/dtype.ts";
+import { allocateUninitialized, DataType, dtypeName } from "../tensor/dtype.ts";
 import { Tensor, type TensorData } from "../tensor/tensor.ts";
 import { broadcastShapes, forEachBlock, sameShape, stridedPlan } from "./broadcast.ts";
 import type { Kernel } from "./kernel.ts";
@@ -92,9 +92,12 @@ export function unsupportedDtype(op: string, node: string, dtype: DataType): Ser
   );
 }
 
-/** Allocates output storage: typed for numeric dtypes, a plain array for strings. */
+/**
+ * Allocates output storage: typed for numeric dtypes, a plain array for strings. The loops write
+ * every element, so the contents start unspecified (recycled storage, see tensor/arena.ts).
+ */
 function allocateOut(dtype: DataType, n: number): TensorData {
-  return dtype === DataType.DT_STRING ? new Array<Uint8Array>(n) : allocate(dtype, n);
+  return dtype === DataType.DT_STRING ? new Array<Uint8Array>(n) : allocateUninitialized(dtype, n);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import { Code, ServingError } from "../errors.ts";
 import { DataType, dtypeName, type NumericArray } from "../tensor/dtype.ts";
 import { shapeString, Tensor, toIntArray } from "../tensor/tensor.ts";
 import { decodeFloat16, isFloat16 } from "./elementwise.ts";
+import { uninitialized } from "../tensor/arena.ts";
 import type { Kernel, KernelContext } from "./kernel.ts";
 
 const T = DataType;
@@ -159,7 +160,7 @@ function interpolationWeights(
 /** The bilinear loop over NHWC float32 data, with TensorFlow's float32 lerp order. */
 function resizeBilinear(x: Float32Array, st: ResizeState, halfPixel: boolean): Float32Array {
   const { batch, inH, inW, channels: c, outH, outW } = st;
-  const y = new Float32Array(batch * outH * outW * c);
+  const y = uninitialized(Float32Array, batch * outH * outW * c);
   const ys = interpolationWeights(outH, inH, st.scaleH, halfPixel, inW * c);
   const xs = interpolationWeights(outW, inW, st.scaleW, halfPixel, c);
   const inImage = inH * inW * c;
