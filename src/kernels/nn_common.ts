@@ -7,7 +7,7 @@
 import { Code, ServingError } from "../errors.ts";
 import { DataType, dtypeName } from "../tensor/dtype.ts";
 import { Tensor } from "../tensor/tensor.ts";
-import { zeroed } from "../tensor/arena.ts";
+import { uninitialized, zeroed } from "../tensor/arena.ts";
 import type { KernelContext } from "./kernel.ts";
 
 /** Storage of the float types these kernels compute on. */
@@ -64,6 +64,14 @@ export function sameFloat(ctx: KernelContext, t: Tensor, like: Tensor, what: str
   return t.data as FloatArray;
 }
 
+/** Storage for `n` values of `like`'s float type whose contents start unspecified. */
+export function uninitializedLike(like: FloatArray, n: number): FloatArray {
+  return like instanceof Float32Array
+    ? uninitialized(Float32Array, n)
+    : uninitialized(Float64Array, n);
+}
+
+/** Zeroed storage for `n` values of `like`'s float type. */
 export function allocLike(like: FloatArray, n: number): FloatArray {
   return like instanceof Float32Array ? zeroed(Float32Array, n) : zeroed(Float64Array, n);
 }
