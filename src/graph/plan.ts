@@ -16,7 +16,8 @@ import type { KernelRegistry } from "../kernels/registry.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { activateArena, Arena } from "../tensor/arena.ts";
 import { compileExecutor, CONTROL_FLOW_OPS, isBackEdge, nodeError } from "./executor.ts";
-import { FUSED_DENSE_SOFTMAX, type FusedNode, fuseGraph } from "./fuse.ts";
+import { FUSED_DENSE_SOFTMAX, FUSED_MUL_ADD, type FusedNode, fuseGraph } from "./fuse.ts";
+import { mulAddF32 } from "../kernels/mul_add.ts";
 import { type Graph, type GraphNode, refName, type TensorRef } from "./graph.ts";
 
 /** What a plan is compiled against. */
@@ -284,6 +285,7 @@ const ARENA_OPS = new Set([
   "_FusedDepthwiseConv2dNative",
   "_FusedMatMul",
   FUSED_DENSE_SOFTMAX,
+  FUSED_MUL_ADD,
 ]);
 
 /** Ops whose outputs are variable references (TensorFlow's ref types). */
@@ -450,6 +452,9 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
     if (n.op === FUSED_DENSE_SOFTMAX) {
       const run = compileFusedDenseSoftmax(n as FusedNode, compileNode);
       if (run) runs.set(n.name, run);
+    } else if (n.op === FUSED_MUL_ADD) {
+      const run = compileFusedMulAdd(n as FusedNode, compileNode);
+      if (run) runs.set(n.name, run);
     } else {
       const run = compileNode(n);
       if (run) runs.set(n.name, run);
@@ -600,5 +605,26 @@ function compileFusedDenseSoftmax(
     const prod = mm([x, w])[0];
     const sum = add(biasFirst ? [b, prod] : [prod, b])[0];
     return sm([sum]);
+  };
+}
+
+/**
+ * The fused x·s + r node: one pass (kernels/mul_add.ts) when all three are float32 and the
+ * shapes are the common ones; the original Mul and Add kernels otherwise, so every shape and
+ * type TensorFlow accepts still gives TensorFlow's answer (and its errors).
+ */
+function compileFusedMulAdd(
+  node: FusedNode,
+  compileNode: (n: GraphNode) => KernelRun | undefined,
+): KernelRun | undefined {
+  const [mul, add] = node.replaces.map(compileNode);
+  if (!mul || !add) return undefined;
+  const productSecond = node.biasFirst;
+  return (inputs) => {
+    const [x, s, r] = inputs;
+    const fast = mulAddF32(x, s, r);
+    if (fast !== null) return [fast];
+    const prod = mul([x, s])[0];
+    return add(productSecond ? [r, prod] : [prod, r]);
   };
 }

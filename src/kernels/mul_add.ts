@@ -1,0 +1,57 @@
+/**
+ * x·s + r in one pass over float32 data: the fast path of the plan's fused Add(Mul(x, s), r)
+ * (graph/fuse.ts `fuseMulAdd`). Each element is the float32 product rounded, then the float32
+ * sum rounded (a float64 product of two float32 values is exact, and a float64 sum of two
+ * float32 values rounds to the correctly rounded float32 sum), so the results are the floats
+ * the Mul and Add kernels give one after the other.
+ *
+ * @module
+ */
+import { DataType } from "../tensor/dtype.ts";
+import { Tensor } from "../tensor/tensor.ts";
+import { uninitialized } from "../tensor/arena.ts";
+import { sameShape } from "./broadcast.ts";
+
+const fround = Math.fround;
+
+/**
+ * x·s + r where the three are float32, one factor has r's shape and the other has that shape
+ * too, or one element, or the last axis's length with ones before it (no more dims than the
+ * first): a per-channel scale.
+ *
+ * @returns the sum (r's shape), or null when the operands are not of that kind (the caller then
+ *   runs the Mul and the Add)
+ */
+export function mulAddF32(x: Tensor, s: Tensor, r: Tensor): Tensor | null {
+  if (
+    x.dtype !== DataType.DT_FLOAT || s.dtype !== DataType.DT_FLOAT ||
+    r.dtype !== DataType.DT_FLOAT
+  ) return null;
+  let big = x, small = s;
+  if (!sameShape(x.shape, r.shape)) {
+    if (!sameShape(s.shape, r.shape)) return null;
+    big = s;
+    small = x;
+  }
+  const n = big.size;
+  const X = big.data as Float32Array, S = small.data as Float32Array, R = r.data as Float32Array;
+  if (sameShape(small.shape, big.shape)) {
+    const o = uninitialized(Float32Array, n);
+    for (let i = 0; i < n; i++) o[i] = fround(X[i] * S[i]) + R[i];
+    return new Tensor(DataType.DT_FLOAT, big.shape, o);
+  }
+  if (small.rank > big.rank) return null;
+  if (small.size === 1) {
+    const v = S[0];
+    const o = uninitialized(Float32Array, n);
+    for (let i = 0; i < n; i++) o[i] = fround(X[i] * v) + R[i];
+    return new Tensor(DataType.DT_FLOAT, big.shape, o);
+  }
+  const c = big.rank > 0 ? big.shape[big.rank - 1] : 0;
+  if (small.size !== c || small.shape[small.rank - 1] !== c) return null;
+  const o = uninitialized(Float32Array, n);
+  for (let i = 0; i < n; i += c) {
+    for (let j = 0; j < c; j++) o[i + j] = fround(X[i + j] * S[j]) + R[i + j];
+  }
+  return new Tensor(DataType.DT_FLOAT, big.shape, o);
+}
