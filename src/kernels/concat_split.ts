@@ -99,15 +99,18 @@ function joinRows(values: Tensor[], outer: number, outElems: number): TensorData
  */
 function joinRowsF32(data: Float32Array[], outer: number, outSlots: number): Float32Array {
   const out = uninitialized(Float32Array, outSlots);
-  const runs = data.map((d) => d.length / outer);
-  let o = 0;
-  for (let r = 0; r < outer; r++) {
-    for (let i = 0; i < data.length; i++) {
-      const len = runs[i], src = data[i];
-      if (len >= 64) out.set(src.subarray(r * len, (r + 1) * len), o);
-      else for (let k = 0, s = r * len; k < len; k++) out[o + k] = src[s + k];
-      o += len;
+  const stride = outSlots / outer;
+  // Input by input: each one's rows are read in order and land `stride` apart.
+  for (let i = 0, o = 0; i < data.length; i++) {
+    const src = data[i], len = src.length / outer;
+    if (len >= 64) {
+      for (let r = 0; r < outer; r++) out.set(src.subarray(r * len, (r + 1) * len), o + r * stride);
+    } else {
+      for (let r = 0, s = 0, d = o; r < outer; r++, d += stride) {
+        for (let k = 0; k < len; k++) out[d + k] = src[s++];
+      }
     }
+    o += len;
   }
   return out;
 }
