@@ -127,7 +127,7 @@ export class SequentialPlan implements Plan {
    */
   run(feeds: readonly Tensor[]): Tensor[] {
     const arena = this.#arena;
-    if (arena === undefined) return this.#run(feeds, undefined);
+    if (arena === undefined || !arena.wanted()) return this.#run(feeds, undefined);
     const prev = activateArena(undefined);
     try {
       return this.#run(feeds, arena);

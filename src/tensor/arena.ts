@@ -27,7 +27,10 @@
 import type { NumericArray } from "./dtype.ts";
 
 /** A typed-array constructor. */
-export type ArrayCtor = new (length: number) => NumericArray;
+export type ArrayCtor = {
+  new (length: number): NumericArray;
+  readonly BYTES_PER_ELEMENT: number;
+};
 
 /** Arrays smaller than this many bytes are left to the engine (cheap to allocate). */
 const MIN_BYTES = 16384;
@@ -49,12 +52,29 @@ export class Arena {
   /** Storage freed during the previous run and not reused yet. */
   #spare = new Map<ArrayCtor, Map<number, NumericArray[]>>();
   #freeBytes = 0;
+  /** Arrays of MIN_BYTES or more taken during this run, and whether the last run took any. */
+  #bigThisRun = 0;
+  #lastRunBig = true;
+  #skipped = 0;
+
+  /**
+   * Whether the next run should use the arena: yes after a run that allocated large arrays;
+   * after one that did not (a small model), only every 16th run, to notice when inputs grow,
+   * so the small-model path pays nothing for the bookkeeping.
+   */
+  wanted(): boolean {
+    if (this.#lastRunBig) return true;
+    return (++this.#skipped & 15) === 0;
+  }
 
   /**
    * Storage for `length` elements: a recycled array (zero-filled if `zero`, else with
    * unspecified contents) or a new one.
    */
   take(ctor: ArrayCtor, length: number, zero: boolean): NumericArray {
+    // Small arrays are cheap to make and never recycled: no bookkeeping for them.
+    if (length * ctor.BYTES_PER_ELEMENT < MIN_BYTES) return new ctor(length);
+    this.#bigThisRun++;
     let a = pop(this.#free, ctor, length);
     if (a !== undefined) this.#freeBytes -= a.byteLength;
     else a = pop(this.#spare, ctor, length);
@@ -67,7 +87,7 @@ export class Arena {
       return a;
     }
     const fresh = new ctor(length);
-    if (fresh.byteLength >= MIN_BYTES) this.#live.set(fresh.buffer, { array: fresh, refs: 0 });
+    this.#live.set(fresh.buffer, { array: fresh, refs: 0 });
     return fresh;
   }
 
@@ -98,9 +118,14 @@ export class Arena {
    * storage freed during this run is kept for the next, older spare storage is let go.
    */
   endRun(): void {
-    this.#live.clear();
+    this.#lastRunBig = this.#bigThisRun > 0;
+    this.#bigThisRun = 0;
+    if (this.#live.size > 0) this.#live.clear();
+    // Swap rather than allocate: a plan of small tensors pays nothing here.
+    const old = this.#spare;
     this.#spare = this.#free;
-    this.#free = new Map();
+    if (old.size > 0) old.clear();
+    this.#free = old;
     this.#freeBytes = 0;
   }
 }

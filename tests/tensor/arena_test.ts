@@ -90,3 +90,15 @@ Deno.test("allocate() zero-fills recycled storage; uninitialized() may not", () 
   const n = uninitialized(Float32Array, BIG);
   assert.ok(n.every((v) => v === 0));
 });
+
+Deno.test("Arena is wanted after runs with large arrays, and only now and then after others", () => {
+  const a = new Arena();
+  assert.ok(a.wanted());
+  a.take(Float32Array, 10, false); // small: not counted
+  a.endRun();
+  const asked = Array.from({ length: 32 }, () => a.wanted());
+  assert.equal(asked.filter((w) => w).length, 2);
+  a.take(Float32Array, BIG, false);
+  a.endRun();
+  assert.ok(a.wanted() && a.wanted());
+});
