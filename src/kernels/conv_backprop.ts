@@ -7,6 +7,7 @@
 import { Tensor, toIntArray } from "../tensor/tensor.ts";
 import type { Kernel, KernelContext, KernelRun } from "./kernel.ts";
 import { isWeightSource } from "./wasm/dense.ts";
+import { checkedElements } from "./sizes.ts";
 import { matmulF32 } from "./wasm/conv.ts";
 import {
   allocLike,
@@ -212,7 +213,7 @@ const conv2dBackpropInput: Kernel = {
             `filter input depth ${fin}`,
         );
       }
-      const n = inShape[0] * inShape[1] * inShape[2] * inShape[3];
+      const n = checkedElements(inShape, "Conv2DBackpropInput output");
       let y = allocLike(f, n);
       if (n > 0 && dyT.size > 0) {
         if (w.nchw) dy = toNHWC(dy, g.batch, fout, g.outH, g.outW);
