@@ -58,8 +58,12 @@ Deno.test("a fused x·s + r gives the unfused floats, fast shapes and others ali
     [[4, 3], [4, 1], [4, 3], false], // broadcast along another axis: Mul then Add
     [[4, 3], [1, 3], [3], false], // r broadcasts: Mul then Add
     [[3], [2, 1, 3], [2, 1, 3], true], // x per channel of s
-    [[3], [2, 1, 1], [2, 1, 3], false], // neither factor has r's shape: Mul then Add
-    [[1, 1, 3], [3], [3], false], // the product has more dims than r's factor
+    [[3], [2, 1, 1], [2, 1, 3], false], // the product is neither factor: Mul then Add
+    [[1, 1, 3], [3], [3], false], // r a vector that broadcasts: Mul then Add
+    [[], [5], [], true], // half_plus_two: a·x + b with scalars a and b
+    [[2, 3], [], [1], true],
+    [[2, 3], [3], [1, 1, 1], false], // r has more dims than the product: Mul then Add
+    [[3, 1], [1, 3], [3, 3], false], // the product is neither factor: Mul then Add
   ];
   for (const [xs, ss, rs, fast] of cases) {
     const direct = mulAddF32(floats(xs, 1), floats(ss, 2), floats(rs, 3));
