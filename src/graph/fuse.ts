@@ -10,6 +10,8 @@
  *   while the output is still in registers, with no intermediate tensors. Converted tfjs graphs
  *   (and TF1 graphs) carry the chains unfused.
  *
+ * - Add(Mul(x, s), r) becomes one `_FusedMulAdd` node: x·s + r in one pass (`fuseMulAdd`).
+ *
  * A chain is fused only when every intermediate tensor has that one consumer, is neither fed nor
  * fetched, and no node waits on an intermediate node by a control edge; anything else keeps its
  * original nodes.
@@ -47,7 +49,7 @@ function isFloat(n: GraphNode): boolean {
 export function fuseGraph(nodes: Map<string, GraphNode>, pinned: ReadonlySet<string>): number {
   return fuseDenseSoftmax(nodes, pinned) + fuseConvolutions(nodes, pinned) +
     fuseHardSwish(nodes, pinned) + fuseResidualAdd(nodes, pinned) +
-    fuseAddAfterActivation(nodes, pinned);
+    fuseAddAfterActivation(nodes, pinned) + fuseMulAdd(nodes, pinned);
 }
 
 /** Data consumers per tensor, and the nodes something waits on by a control edge. */
@@ -452,6 +454,53 @@ export function fuseDenseSoftmax(
     nodes.delete(mm.name);
     nodes.delete(add.name);
     nodes.set(sm.name, node);
+    fused++;
+  }
+  return fused;
+}
+
+/** The op name of the fused x·s + r node (see {@link fuseMulAdd}). */
+export const FUSED_MUL_ADD = "_FusedMulAdd";
+
+/**
+ * Rewrites Add/AddV2(Mul(x, s), r), where the product has that one use, into one
+ * `_FusedMulAdd` node (inputs x, s, r) named as the Add: a squeeze-and-excitation gate times a
+ * feature map plus a skip connection, in one pass over the data instead of two, without the
+ * product as a tensor. The node keeps the two original nodes (`replaces`) for the shapes and
+ * types its fast path does not take (see `compileFusedMulAdd` in plan.ts); `biasFirst` says
+ * that the product is the Add's second operand.
+ *
+ * @param nodes the nodes that will run, by name (modified in place)
+ * @param pinned tensors that are fed or fetched, which a fusion must not hide
+ * @returns the number of pairs fused
+ */
+export function fuseMulAdd(nodes: Map<string, GraphNode>, pinned: ReadonlySet<string>): number {
+  const { consumers, controlled } = uses(nodes);
+  let fused = 0;
+  for (const add of [...nodes.values()]) {
+    if ((add.op !== "Add" && add.op !== "AddV2") || add.inputs.length !== 2 || !isFloat(add)) {
+      continue;
+    }
+    const side = [0, 1].find((i) => {
+      const r = add.inputs[i];
+      const m = nodes.get(r.node);
+      const key = refName(r);
+      return m?.op === "Mul" && r.index === 0 && m.inputs.length === 2 && isFloat(m) &&
+        consumers.get(key)?.length === 1 && !pinned.has(key) && !controlled.has(m.name);
+    });
+    if (side === undefined) continue;
+    const mul = nodes.get(add.inputs[side].node)!;
+    const node: FusedNode = {
+      name: add.name,
+      op: FUSED_MUL_ADD,
+      inputs: [mul.inputs[0], mul.inputs[1], add.inputs[1 - side]],
+      controlInputs: [...new Set([...mul.controlInputs, ...add.controlInputs])],
+      attr: { T: attrValue.type(DataType.DT_FLOAT) },
+      replaces: [mul, add],
+      biasFirst: side === 1,
+    };
+    nodes.delete(mul.name);
+    nodes.set(add.name, node);
     fused++;
   }
   return fused;

@@ -14,8 +14,10 @@ import { Attrs } from "../kernels/attrs.ts";
 import type { Kernel, KernelRun, ResourceManager } from "../kernels/kernel.ts";
 import type { KernelRegistry } from "../kernels/registry.ts";
 import type { Tensor } from "../tensor/tensor.ts";
+import { activateArena, Arena } from "../tensor/arena.ts";
 import { compileExecutor, CONTROL_FLOW_OPS, isBackEdge, nodeError } from "./executor.ts";
-import { FUSED_DENSE_SOFTMAX, type FusedNode, fuseGraph } from "./fuse.ts";
+import { FUSED_DENSE_SOFTMAX, FUSED_MUL_ADD, type FusedNode, fuseGraph } from "./fuse.ts";
+import { mulAddF32 } from "../kernels/mul_add.ts";
 import { type Graph, type GraphNode, refName, type TensorRef } from "./graph.ts";
 
 /** What a plan is compiled against. */
@@ -38,6 +40,8 @@ export interface PlanSpec {
   readonly targets?: readonly string[];
   /** Fuse known chains into faster kernels (on unless turned off for tests). */
   readonly fuse?: boolean;
+  /** Recycle intermediate tensors' storage across runs (on unless turned off for tests). */
+  readonly arena?: boolean;
 }
 
 /** Thrown when nodes use ops that have no kernel; lists every such op. */
@@ -66,6 +70,8 @@ interface Step {
   readonly outputSlots: Int32Array;
   /** Slots whose last reader is this step. */
   readonly free: Int32Array;
+  /** The kernel may allocate from the plan's arena (a pure op, see ARENA_OPS). */
+  readonly arena: boolean;
 }
 
 const NODE_SUFFIX = (node: string) => `\n\t [[{{node ${node}}}]]`;
@@ -96,7 +102,16 @@ export class SequentialPlan implements Plan {
     private readonly fetchSlots: Int32Array,
     /** The op of every node that runs, for inspection and tests. */
     readonly ops: readonly string[],
-  ) {}
+    /**
+     * Per slot: 1 where its tensor's storage must never be recycled (it reaches a kernel that
+     * may keep it, or the caller); null when the plan recycles nothing.
+     */
+    private readonly keep: Uint8Array | null,
+  ) {
+    this.#arena = keep === null ? undefined : new Arena();
+  }
+
+  readonly #arena: Arena | undefined;
 
   /** How many nodes run. */
   get size(): number {
@@ -111,6 +126,19 @@ export class SequentialPlan implements Plan {
    * @throws ServingError from a kernel, with the failing node named as TensorFlow does
    */
   run(feeds: readonly Tensor[]): Tensor[] {
+    const arena = this.#arena;
+    if (arena === undefined || !arena.wanted()) return this.#run(feeds, undefined);
+    const prev = activateArena(undefined);
+    try {
+      return this.#run(feeds, arena);
+    } finally {
+      activateArena(prev);
+      arena.endRun();
+    }
+  }
+
+  #run(feeds: readonly Tensor[], arena: Arena | undefined): Tensor[] {
+    const keep = this.keep!;
     const slots: (Tensor | undefined)[] = new Array(this.numSlots);
     for (let i = 0; i < this.feedSlots.length; i++) slots[this.feedSlots[i]] = feeds[i];
     for (const step of this.steps) {
@@ -124,7 +152,14 @@ export class SequentialPlan implements Plan {
           const t = args[deref[d]];
           if (t.ref) args[deref[d]] = t.ref.read();
         }
-        outs = step.run(args);
+        if (arena !== undefined && step.arena) {
+          activateArena(arena);
+          try {
+            outs = step.run(args);
+          } finally {
+            activateArena(undefined);
+          }
+        } else outs = step.run(args);
       } catch (e) {
         // Name the failing node once, at the innermost level, as TensorFlow's messages do.
         throw nodeError(e, step.node);
@@ -137,9 +172,18 @@ export class SequentialPlan implements Plan {
             NODE_SUFFIX(step.node),
         );
       }
-      for (let i = 0; i < os.length; i++) if (os[i] >= 0) slots[os[i]] = outs[i];
+      for (let i = 0; i < os.length; i++) {
+        const s = os[i];
+        if (s < 0) continue;
+        slots[s] = outs[i];
+        if (arena !== undefined) arena.hold(outs[i].data, keep[s] === 1);
+      }
       const free = step.free;
-      for (let i = 0; i < free.length; i++) slots[free[i]] = undefined;
+      for (let i = 0; i < free.length; i++) {
+        const t = slots[free[i]];
+        if (arena !== undefined && t !== undefined) arena.release(t.data);
+        slots[free[i]] = undefined;
+      }
     }
     const out: Tensor[] = new Array(this.fetchSlots.length);
     for (let i = 0; i < out.length; i++) {
@@ -150,6 +194,99 @@ export class SequentialPlan implements Plan {
     return out;
   }
 }
+
+/**
+ * Ops whose kernels are pure functions of their inputs: they keep no input or output after they
+ * return and cache no tensor they allocate while running, so their outputs may be allocated from
+ * the plan's arena and their inputs' storage recycled after its last use (tensor/arena.ts).
+ * Anything else (stateful ops, function calls, ops not reviewed) runs without the arena and
+ * pins the storage of what it reads.
+ */
+const ARENA_OPS = new Set([
+  "Abs",
+  "Add",
+  "AddN",
+  "AddV2",
+  "ArgMax",
+  "ArgMin",
+  "Atan2",
+  "AvgPool",
+  "BatchMatMul",
+  "BatchMatMulV2",
+  "BiasAdd",
+  "BroadcastTo",
+  "Cast",
+  "Ceil",
+  "ConcatV2",
+  "Const",
+  "Conv2D",
+  "Conv2DBackpropInput",
+  "Cos",
+  "DepthToSpace",
+  "DepthwiseConv2dNative",
+  "Elu",
+  "Equal",
+  "Exp",
+  "ExpandDims",
+  "Fill",
+  "Floor",
+  "FloorDiv",
+  "GatherNd",
+  "GatherV2",
+  "Greater",
+  "GreaterEqual",
+  "LeakyRelu",
+  "Less",
+  "LessEqual",
+  "Log",
+  "LogicalAnd",
+  "MatMul",
+  "Max",
+  "MaxPool",
+  "Maximum",
+  "Mean",
+  "Min",
+  "Minimum",
+  "Mul",
+  "Neg",
+  "Pack",
+  "Pad",
+  "Range",
+  "RealDiv",
+  "Reciprocal",
+  "Relu",
+  "Relu6",
+  "Reshape",
+  "ResizeBilinear",
+  "ResizeNearestNeighbor",
+  "Rsqrt",
+  "Select",
+  "Shape",
+  "Sigmoid",
+  "Sin",
+  "Size",
+  "Softmax",
+  "Split",
+  "Sqrt",
+  "Square",
+  "SquaredDifference",
+  "Squeeze",
+  "StridedSlice",
+  "Sub",
+  "Sum",
+  "Tanh",
+  "Tile",
+  "TopKV2",
+  "Transpose",
+  "Unpack",
+  "Where",
+  "ZerosLike",
+  "_FusedConv2D",
+  "_FusedDepthwiseConv2dNative",
+  "_FusedMatMul",
+  FUSED_DENSE_SOFTMAX,
+  FUSED_MUL_ADD,
+]);
 
 /** Ops whose outputs are variable references (TensorFlow's ref types). */
 const REF_OUTPUT_OPS = new Set(["VariableV2", "Variable", "Assign", "AssignAdd", "AssignSub"]);
@@ -276,10 +413,14 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
   // 4. Resolve every kernel; collect all missing ops before failing.
   const missing = new Map<string, string[]>();
   const runs = new Map<string, KernelRun>();
+  const functionCalls = new Set<string>();
   const compileNode = (n: GraphNode): KernelRun | undefined => {
     if (n.op === "_Arg") throw fail(`argument "${n.name}" is used but not fed`);
     const fn = env.callable(n.op);
-    if (fn) return fn;
+    if (fn) {
+      functionCalls.add(n.name);
+      return fn;
+    }
     const k: Kernel | undefined = env.registry.get(n.op);
     if (!k) {
       const list = missing.get(n.op) ?? [];
@@ -310,6 +451,9 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
   for (const n of order) {
     if (n.op === FUSED_DENSE_SOFTMAX) {
       const run = compileFusedDenseSoftmax(n as FusedNode, compileNode);
+      if (run) runs.set(n.name, run);
+    } else if (n.op === FUSED_MUL_ADD) {
+      const run = compileFusedMulAdd(n as FusedNode, compileNode);
       if (run) runs.set(n.name, run);
     } else {
       const run = compileNode(n);
@@ -395,6 +539,15 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
   for (const n of order) n.inputs.forEach(noteOutput);
   spec.fetches.forEach(noteOutput);
 
+  // Storage recycling (tensor/arena.ts): pure ops allocate from the plan's arena; a slot read by
+  // any other kernel (which might keep the tensor) or fetched never has its storage recycled.
+  const pure = (n: GraphNode) => ARENA_OPS.has(n.op) && !functionCalls.has(n.name);
+  const keep = new Uint8Array(numSlots);
+  order.forEach((n, i) => {
+    if (!pure(n)) { for (const s of inputSlots[i]) keep[s] = 1; }
+  });
+  for (const s of fetchSlots) keep[s] = 1;
+
   const steps: Step[] = order.map((n, i) => {
     const outs = outsOf.get(n.name) ?? [];
     const outputSlots = new Int32Array(Math.max(-1, ...outs.map(([idx]) => idx)) + 1).fill(-1);
@@ -411,9 +564,17 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
       deref,
       outputSlots,
       free: Int32Array.from(frees[i]),
+      arena: pure(n),
     };
   });
-  return new SequentialPlan(steps, numSlots, feedSlots, fetchSlots, order.map((n) => n.op));
+  return new SequentialPlan(
+    steps,
+    numSlots,
+    feedSlots,
+    fetchSlots,
+    order.map((n) => n.op),
+    spec.arena === false ? null : keep,
+  );
 }
 
 /**
@@ -444,5 +605,26 @@ function compileFusedDenseSoftmax(
     const prod = mm([x, w])[0];
     const sum = add(biasFirst ? [b, prod] : [prod, b])[0];
     return sm([sum]);
+  };
+}
+
+/**
+ * The fused x·s + r node: one pass (kernels/mul_add.ts) when all three are float32 and the
+ * shapes are the common ones; the original Mul and Add kernels otherwise, so every shape and
+ * type TensorFlow accepts still gives TensorFlow's answer (and its errors).
+ */
+function compileFusedMulAdd(
+  node: FusedNode,
+  compileNode: (n: GraphNode) => KernelRun | undefined,
+): KernelRun | undefined {
+  const [mul, add] = node.replaces.map(compileNode);
+  if (!mul || !add) return undefined;
+  const productSecond = node.biasFirst;
+  return (inputs) => {
+    const [x, s, r] = inputs;
+    const fast = mulAddF32(x, s, r);
+    if (fast !== null) return [fast];
+    const prod = mul([x, s])[0];
+    return add(productSecond ? [r, prod] : [prod, r]);
   };
 }

@@ -8,6 +8,7 @@
  */
 import { shapeString, Tensor } from "../tensor/tensor.ts";
 import type { Kernel, KernelContext, KernelRun } from "./kernel.ts";
+import { sigmoidF32 } from "./wasm/activation.ts";
 import {
   allocLike,
   checkArity,
@@ -15,6 +16,7 @@ import {
   type FloatArray,
   floatData,
   invalid,
+  uninitializedLike,
 } from "./nn_common.ts";
 
 /** The element-wise activations, shared by the standalone ops and the fused epilogues. */
@@ -114,6 +116,11 @@ export function activate(
       }
       return;
     case Act.Sigmoid:
+      // Float32 runs in WebAssembly where it can (a float32 exp, within a few ulps).
+      if (
+        src instanceof Float32Array && dst instanceof Float32Array &&
+        sigmoidF32(src, srcOff, dst, dstOff, n)
+      ) return;
       // Two branches so exp never overflows: 1/(1+e^-x) for x >= 0, e^x/(1+e^x) below.
       for (let i = 0; i < n; i++) {
         const v = src[srcOff + i];
@@ -170,7 +177,7 @@ function activationKernel(op: string, act: Act): Kernel {
         const x = inputs[0];
         const src = floatData(ctx, x);
         const n = src.length;
-        const dst = allocLike(src, n);
+        const dst = uninitializedLike(src, n);
         activate(src, 0, dst, 0, n, act, alpha);
         return [new Tensor(x.dtype, x.shape, dst)];
       };

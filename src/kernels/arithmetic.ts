@@ -24,6 +24,8 @@ import {
   unsupportedDtype,
 } from "./elementwise.ts";
 import type { Kernel } from "./kernel.ts";
+import { expF32 } from "./wasm/activation.ts";
+import { uninitialized } from "../tensor/arena.ts";
 import {
   bytesEqual,
   concatBytes,
@@ -73,7 +75,7 @@ const unaryKernels: Kernel[] = [
     { float: signNumber, int: signNumber, int64: (x) => (x > 0n ? 1n : x < 0n ? -1n : 0n) },
     SIGNED,
   ),
-  unaryKernel("Exp", floatOnly(Math.exp), FLOATS),
+  withFloat32Fast(unaryKernel("Exp", floatOnly(Math.exp), FLOATS), expF32),
   unaryKernel("Expm1", floatOnly(Math.expm1), FLOATS),
   unaryKernel("Log", floatOnly(Math.log), FLOATS),
   unaryKernel("Log1p", floatOnly(Math.log1p), FLOATS),
@@ -390,3 +392,27 @@ export const arithmeticKernels: Kernel[] = [
   addNKernel,
   clipKernel,
 ];
+
+/**
+ * `kernel` with float32 inputs sent to a WebAssembly loop first (`fast` returns false when it
+ * cannot run: no SIMD, too small, too large), the kernel's own loops otherwise.
+ */
+function withFloat32Fast(
+  kernel: Kernel,
+  fast: (src: Float32Array, so: number, dst: Float32Array, dOff: number, n: number) => boolean,
+): Kernel {
+  return {
+    ...kernel,
+    compile(ctx) {
+      const slow = kernel.compile(ctx);
+      return (inputs) => {
+        const x = inputs[0];
+        if (x !== undefined && x.dtype === DataType.DT_FLOAT && x.data instanceof Float32Array) {
+          const y = uninitialized(Float32Array, x.size);
+          if (fast(x.data, 0, y, 0, x.size)) return [new Tensor(DataType.DT_FLOAT, x.shape, y)];
+        }
+        return slow(inputs);
+      };
+    },
+  };
+}

@@ -11,6 +11,7 @@ import { Code, invalidArgument, ServingError } from "../errors.ts";
 import { DataType, dtypeName, lanes, type NumericArray } from "../tensor/dtype.ts";
 import { type Shape, shapeString, Tensor, type TensorData, toIntArray } from "../tensor/tensor.ts";
 import type { KernelContext } from "./kernel.ts";
+import { type ArrayCtor, zeroed } from "../tensor/arena.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Storage helpers. "Units" are array slots: one per element, two per complex element.
@@ -26,8 +27,7 @@ export function unitOf(dtype: DataType): number {
 /** Fresh storage of the same kind as `like` with `len` slots. */
 export function allocLike(like: TensorData, len: number): TensorData {
   if (Array.isArray(like)) return new Array(len) as Uint8Array[];
-  const ctor = (like as NumericArray).constructor as new (n: number) => NumericArray;
-  return new ctor(len);
+  return zeroed((like as NumericArray).constructor as ArrayCtor, len);
 }
 
 /** Below this many slots a plain loop beats `set(subarray())`, which allocates a view. */

@@ -11,7 +11,7 @@
  * @module
  */
 import { Code, invalidArgument, ServingError } from "../errors.ts";
-import { allocate, DataType, dtypeName } from "../tensor/dtype.ts";
+import { allocateUninitialized, DataType, dtypeName } from "../tensor/dtype.ts";
 import { Tensor, type TensorData } from "../tensor/tensor.ts";
 import { broadcastShapes, forEachBlock, sameShape, stridedPlan } from "./broadcast.ts";
 import type { Kernel } from "./kernel.ts";
@@ -92,9 +92,12 @@ export function unsupportedDtype(op: string, node: string, dtype: DataType): Ser
   );
 }
 
-/** Allocates output storage: typed for numeric dtypes, a plain array for strings. */
+/**
+ * Allocates output storage: typed for numeric dtypes, a plain array for strings. The loops write
+ * every element, so the contents start unspecified (recycled storage, see tensor/arena.ts).
+ */
 function allocateOut(dtype: DataType, n: number): TensorData {
-  return dtype === DataType.DT_STRING ? new Array<Uint8Array>(n) : allocate(dtype, n);
+  return dtype === DataType.DT_STRING ? new Array<Uint8Array>(n) : allocateUninitialized(dtype, n);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -358,6 +361,8 @@ interface BinaryLoops {
   vv(x: TensorData, y: TensorData, o: TensorData, n: number): void;
   vs(x: TensorData, s: unknown, o: TensorData, n: number): void;
   sv(s: unknown, y: TensorData, o: TensorData, n: number): void;
+  vr(x: TensorData, y: TensorData, o: TensorData, n: number, m: number): void;
+  rv(x: TensorData, y: TensorData, o: TensorData, n: number, m: number): void;
   block(
     x: TensorData,
     xo: number,
@@ -374,13 +379,20 @@ interface BinaryLoops {
   ): void;
 }
 
-// vv: same shapes; vs/sv: one side a single element; block: one 2-D block of a general
+// vv: same shapes; vs/sv: one side a single element; vr/rv: one side a vector of m along the
+// last axis (a bias, a per-channel scale), repeated; block: one 2-D block of a general
 // broadcast, with the inner loop split on the common stride patterns (both contiguous, one side
 // fixed along the row).
 const BINARY_SOURCE = `return {
   vv(x, y, o, n) { for (let i = 0; i < n; i++) o[i] = f(x[i], y[i]); },
   vs(x, s, o, n) { for (let i = 0; i < n; i++) o[i] = f(x[i], s); },
   sv(s, y, o, n) { for (let i = 0; i < n; i++) o[i] = f(s, y[i]); },
+  vr(x, y, o, n, m) {
+    for (let i = 0, j = 0; i < n; i++) { o[i] = f(x[i], y[j]); if (++j === m) j = 0; }
+  },
+  rv(x, y, o, n, m) {
+    for (let i = 0, j = 0; i < n; i++) { o[i] = f(x[j], y[i]); if (++j === m) j = 0; }
+  },
   block(x, xo, xs0, xs1, y, yo, ys0, ys1, o, oo, n0, n1) {
     for (let i = 0; i < n0; i++, xo += xs0, yo += ys0, oo += n1) {
       if (xs1 === 1 && ys1 === 1) {
@@ -399,6 +411,18 @@ const BINARY_SOURCE = `return {
     }
   },
 };`;
+
+/**
+ * True when `v` broadcasts against `t` as a vector along t's last axis: no more dims than t,
+ * its last dim t's last dim (> 1), every other dim 1. The output then has t's shape.
+ */
+function isLastAxisVector(v: Tensor, t: Tensor): boolean {
+  const r = v.rank;
+  if (r === 0 || r > t.rank) return false;
+  const m = v.shape[r - 1];
+  if (m <= 1 || m !== t.shape[t.rank - 1] || v.size !== m) return false;
+  return true;
+}
 
 /** Applies binary loops to two tensors of one dtype with broadcasting. */
 function applyBinary(loops: BinaryLoops, outType: DataType, a: Tensor, b: Tensor): Tensor {
@@ -421,6 +445,17 @@ function applyBinary(loops: BinaryLoops, outType: DataType, a: Tensor, b: Tensor
   if (na === 1 && a.rank <= b.rank) {
     const o = allocateOut(outType, nb);
     loops.sv(x[0], y, o, nb);
+    return new Tensor(outType, b.shape, o);
+  }
+  // One side a vector along the other's last axis, with ones (if anything) before it.
+  if (isLastAxisVector(b, a)) {
+    const o = allocateOut(outType, na);
+    loops.vr(x, y, o, na, nb);
+    return new Tensor(outType, a.shape, o);
+  }
+  if (isLastAxisVector(a, b)) {
+    const o = allocateOut(outType, nb);
+    loops.rv(x, y, o, nb, na);
     return new Tensor(outType, b.shape, o);
   }
   const plan = stridedPlan([a.shape, b.shape], broadcastShapes(a.shape, b.shape));

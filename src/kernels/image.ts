@@ -21,6 +21,9 @@ import { Code, ServingError } from "../errors.ts";
 import { DataType, dtypeName, type NumericArray } from "../tensor/dtype.ts";
 import { shapeString, Tensor, toIntArray } from "../tensor/tensor.ts";
 import { decodeFloat16, isFloat16 } from "./elementwise.ts";
+import { uninitialized } from "../tensor/arena.ts";
+import { checkedElements } from "./sizes.ts";
+import { resizeBilinearF32 } from "./wasm/image.ts";
 import type { Kernel, KernelContext } from "./kernel.ts";
 
 const T = DataType;
@@ -156,12 +159,17 @@ function interpolationWeights(
   return { lower, upper, lerp };
 }
 
-/** The bilinear loop over NHWC float32 data, with TensorFlow's float32 lerp order. */
+/**
+ * The bilinear loop over NHWC float32 data, with TensorFlow's float32 lerp order: in
+ * WebAssembly SIMD where it runs (same floats), else in JavaScript.
+ */
 function resizeBilinear(x: Float32Array, st: ResizeState, halfPixel: boolean): Float32Array {
   const { batch, inH, inW, channels: c, outH, outW } = st;
-  const y = new Float32Array(batch * outH * outW * c);
   const ys = interpolationWeights(outH, inH, st.scaleH, halfPixel, inW * c);
   const xs = interpolationWeights(outW, inW, st.scaleW, halfPixel, c);
+  const fast = resizeBilinearF32(x, batch, inH, inW, c, ys, xs);
+  if (fast !== null) return fast;
+  const y = uninitialized(Float32Array, batch * outH * outW * c);
   const inImage = inH * inW * c;
   let o = 0;
   for (let b = 0; b < batch; b++) {
@@ -198,6 +206,7 @@ const resizeBilinearKernel: Kernel = {
       if (!RESIZE_TYPES.includes(input.dtype)) throw unsupported(ctx, input.dtype);
       const st = resizeState(a, input, size);
       const shape = [st.batch, st.outH, st.outW, st.channels];
+      checkedElements(shape, "ResizeBilinear output");
       const x = asFloat32(input);
       if (st.batch === 0) return [new Tensor(T.DT_FLOAT, shape, new Float32Array(0))];
       // No-op resizes are a cast to float, as upstream.
@@ -243,6 +252,7 @@ const resizeNearestKernel: Kernel = {
       }
       const { batch, inH, inW, channels: c, outH, outW } = st;
       const shape = [batch, outH, outW, c];
+      checkedElements(shape, "ResizeNearestNeighbor output");
       const x = input.data as NumericArray;
       const ctor = x.constructor as new (n: number) => NumericArray;
       const y = new ctor(batch * outH * outW * c);

@@ -7,6 +7,7 @@
 import { Code, ServingError } from "../errors.ts";
 import { DataType, dtypeName } from "../tensor/dtype.ts";
 import { Tensor } from "../tensor/tensor.ts";
+import { uninitialized, zeroed } from "../tensor/arena.ts";
 import type { KernelContext } from "./kernel.ts";
 
 /** Storage of the float types these kernels compute on. */
@@ -63,8 +64,16 @@ export function sameFloat(ctx: KernelContext, t: Tensor, like: Tensor, what: str
   return t.data as FloatArray;
 }
 
+/** Storage for `n` values of `like`'s float type whose contents start unspecified. */
+export function uninitializedLike(like: FloatArray, n: number): FloatArray {
+  return like instanceof Float32Array
+    ? uninitialized(Float32Array, n)
+    : uninitialized(Float64Array, n);
+}
+
+/** Zeroed storage for `n` values of `like`'s float type. */
 export function allocLike(like: FloatArray, n: number): FloatArray {
-  return like instanceof Float32Array ? new Float32Array(n) : new Float64Array(n);
+  return like instanceof Float32Array ? zeroed(Float32Array, n) : zeroed(Float64Array, n);
 }
 
 export function checkArity(ctx: KernelContext, inputs: Tensor[], n: number): void {

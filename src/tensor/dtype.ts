@@ -8,6 +8,7 @@
  */
 import { DataType } from "../proto/gen/tensorflow/core/framework/types_pb.ts";
 import { Code, ServingError } from "../errors.ts";
+import { uninitialized, zeroed } from "./arena.ts";
 
 export { DataType };
 
@@ -96,9 +97,20 @@ export function elementBytes(dtype: DataType): number {
   return ctorOf(dtype).BYTES_PER_ELEMENT * lanes(dtype);
 }
 
-/** Allocates zeroed storage for `size` elements of a numeric type. */
+/**
+ * Allocates zeroed storage for `size` elements of a numeric type (recycled from the running
+ * plan's arena where it can be, see `arena.ts`).
+ */
 export function allocate(dtype: DataType, size: number): NumericArray {
-  return new (ctorOf(dtype))(size * lanes(dtype));
+  return zeroed(ctorOf(dtype), size * lanes(dtype));
+}
+
+/**
+ * Allocates storage for `size` elements of a numeric type with unspecified contents, for kernels
+ * that write every element (recycled from the running plan's arena where it can be).
+ */
+export function allocateUninitialized(dtype: DataType, size: number): NumericArray {
+  return uninitialized(ctorOf(dtype), size * lanes(dtype));
 }
 
 /**

@@ -1205,3 +1205,40 @@ Deno.test("ListDiff keeps the elements of x not in y, with their positions", () 
   check(s, [1], ["a"]);
   throwsInvalid(() => run("ListDiff", [i32([1], []), i32([1])]), "x should be a 1D vector.");
 });
+
+Deno.test("ConcatV2 of float32 along every axis matches a reference, short and long runs", () => {
+  let seed = 9;
+  const rand = (k: number) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % k;
+  };
+  for (let t = 0; t < 40; t++) {
+    const rank = 1 + rand(4);
+    const axis = rand(rank);
+    // Long runs (≥ 64 floats) only at rank ≤ 2, to keep the tensors small.
+    const long = t % 2 === 0 && rank <= 2;
+    const base = Array.from({ length: rank }, () => 1 + rand(long ? 70 : 5));
+    const parts = Array.from({ length: 2 + rand(2) }, () => {
+      const s = base.slice();
+      s[axis] = 1 + rand(long ? 90 : 5);
+      const n = s.reduce((a, b) => a * b, 1);
+      return f32(Array.from({ length: n }, () => rand(10000)), s);
+    });
+    const out = run1("ConcatV2", [...parts, scalar(axis)]);
+    const outShape = base.slice();
+    outShape[axis] = parts.reduce((a, p) => a + p.shape[axis], 0);
+    assert.deepEqual(out.shape, outShape);
+    // Reference: per output element, find its part along the axis.
+    const outer = base.slice(0, axis).reduce((a, b) => a * b, 1);
+    const inner = base.slice(axis + 1).reduce((a, b) => a * b, 1);
+    const want: number[] = [];
+    for (let o = 0; o < outer; o++) {
+      for (const p of parts) {
+        const len = p.shape[axis] * inner;
+        const d = p.data as Float32Array;
+        for (let k = 0; k < len; k++) want.push(d[o * len + k]);
+      }
+    }
+    assert.deepEqual(Array.from(out.data as Float32Array), want);
+  }
+});

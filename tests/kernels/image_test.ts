@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { Code, ServingError } from "../../src/errors.ts";
 import { encodeFloat16 } from "../../src/kernels/elementwise.ts";
 import { imageKernels } from "../../src/kernels/image.ts";
+import { imageWasmSupported, setImageWasmEnabled } from "../../src/kernels/wasm/image.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { assertClose, attr, compileOp, runOp } from "./harness.ts";
@@ -219,5 +220,88 @@ Deno.test("resize errors as TensorFlow words them", () => {
       () => compileOp(imageKernels, op, { T: attr.type(T.DT_STRING) }),
       (e: unknown) => e instanceof ServingError && e.code === Code.UNIMPLEMENTED,
     );
+  }
+});
+
+Deno.test("resize refuses an output over the tensor size limit before allocating", () => {
+  for (const op of ["ResizeBilinear", "ResizeNearestNeighbor"]) {
+    assert.throws(
+      () => resize(op, SQUARE, [1 << 30, 1 << 30]),
+      (e: unknown) =>
+        e instanceof ServingError && e.code === Code.RESOURCE_EXHAUSTED &&
+        e.message.includes(`${op} output`),
+    );
+  }
+});
+
+/**
+ * ResizeBilinear written out per output element from TensorFlow's formulas
+ * (resize_bilinear_op.cc: compute_interpolation_weights, compute_lerp), float32 throughout.
+ */
+function referenceBilinear(x: Tensor, outH: number, outW: number, ac: boolean, hp: boolean) {
+  const [n, h, w, c] = x.shape;
+  const f = Math.fround;
+  const scale = (i: number, o: number) => ac && o > 1 ? f((i - 1) / (o - 1)) : f(i / o);
+  const sh = scale(h, outH), sw = scale(w, outW);
+  const src = (i: number, s: number) => hp ? f(f((i + 0.5) * s) - 0.5) : f(i * s);
+  const d = x.data as Float32Array;
+  const at = (b: number, yy: number, xx: number, ch: number) => d[((b * h + yy) * w + xx) * c + ch];
+  const out = new Float32Array(n * outH * outW * c);
+  let o = 0;
+  for (let b = 0; b < n; b++) {
+    for (let oy = 0; oy < outH; oy++) {
+      const sy = src(oy, sh);
+      const y0 = Math.max(Math.floor(sy), 0), y1 = Math.min(Math.ceil(sy), h - 1);
+      const yl = f(sy - Math.floor(sy));
+      for (let ox = 0; ox < outW; ox++) {
+        const sx = src(ox, sw);
+        const x0 = Math.max(Math.floor(sx), 0), x1 = Math.min(Math.ceil(sx), w - 1);
+        const xl = f(sx - Math.floor(sx));
+        for (let ch = 0; ch < c; ch++) {
+          const tl = at(b, y0, x0, ch), tr = at(b, y0, x1, ch);
+          const bl = at(b, y1, x0, ch), br = at(b, y1, x1, ch);
+          const top = f(tl + f(f(tr - tl) * xl));
+          const bottom = f(bl + f(f(br - bl) * xl));
+          out[o++] = f(top + f(f(bottom - top) * yl));
+        }
+      }
+    }
+  }
+  return out;
+}
+
+Deno.test("ResizeBilinear (WebAssembly and JavaScript) equals the reference on random shapes", () => {
+  let seed = 7;
+  const rand = (k: number) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % k;
+  };
+  assert.ok(imageWasmSupported, "Deno runs WebAssembly SIMD");
+  const was = setImageWasmEnabled(true);
+  try {
+    for (let trial = 0; trial < 40; trial++) {
+      const n = 1 + rand(3), h = 1 + rand(9), w = 1 + rand(9);
+      const c = [1, 3, 4, 5, 8, 13, 16][rand(7)];
+      const outH = 1 + rand(17), outW = 1 + rand(17);
+      const mode = rand(3); // legacy, align_corners, half_pixel_centers
+      const ac = mode === 1, hp = mode === 2;
+      const len = n * h * w * c;
+      const x = Tensor.float32(
+        Array.from({ length: len }, () => (rand(20001) - 10000) / 997),
+        [n, h, w, c],
+      );
+      const want = referenceBilinear(x, outH, outW, ac, hp);
+      const what = `[${n},${h},${w},${c}] → ${outH}×${outW} mode ${mode}`;
+      setImageWasmEnabled(true);
+      const fast = bilinear(x, [outH, outW], ac, hp);
+      setImageWasmEnabled(false);
+      const js = bilinear(x, [outH, outW], ac, hp);
+      assert.deepEqual([...fast.shape], [n, outH, outW, c], what);
+      if (outH === h && outW === w) continue; // a copy: no interpolation
+      assert.deepEqual(fast.data, want, `WebAssembly ${what}`);
+      assert.deepEqual(js.data, want, `JavaScript ${what}`);
+    }
+  } finally {
+    setImageWasmEnabled(was);
   }
 });

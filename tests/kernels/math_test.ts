@@ -128,6 +128,35 @@ Deno.test("Add: rank-4 general broadcast matches a reference", () => {
   assert.deepEqual(values(out), expected);
 });
 
+Deno.test("Sub: a vector along the last axis on either side matches a reference", () => {
+  let seed = 3;
+  const rand = (k: number) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % k;
+  };
+  for (let t = 0; t < 30; t++) {
+    const rank = 1 + rand(4);
+    const shape = Array.from({ length: rank }, () => 1 + rand(5));
+    const m = shape[rank - 1];
+    const vRank = 1 + rand(rank);
+    const vShape = [...Array(vRank - 1).fill(1), m];
+    const n = shape.reduce((a, b) => a * b, 1);
+    const big = f32(Array.from({ length: n }, () => rand(1000) / 7), shape);
+    const vec = f32(Array.from({ length: m }, () => rand(1000) / 3), vShape);
+    const want = (bigFirst: boolean) =>
+      Array.from({ length: n }, (_, i) => {
+        const u = (big.data as Float32Array)[i], v = (vec.data as Float32Array)[i % m];
+        return Math.fround(bigFirst ? u - v : v - u);
+      });
+    const a = bin("Sub", big, vec), b = bin("Sub", vec, big);
+    const what = `${JSON.stringify(shape)} vs ${JSON.stringify(vShape)}`;
+    assert.deepEqual(a.shape, shape, what);
+    assert.deepEqual(b.shape, shape, what);
+    assert.deepEqual(values(a), want(true), what);
+    assert.deepEqual(values(b), want(false), what);
+  }
+});
+
 Deno.test("Binary ops: shape errors and empty tensors", () => {
   assertServingError(
     () => bin("Add", f32([1, 2, 3, 4, 5, 6], [2, 3]), f32([1, 2, 3, 4])),

@@ -1201,3 +1201,45 @@ Deno.test("Conv2DBackpropInput (transposed convolution)", async (t) => {
     );
   });
 });
+
+Deno.test("AvgPool's JavaScript loop (float64, and float32 windows over 64 taps) equals a reference", () => {
+  let seed = 17;
+  const rand = (k: number) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % k;
+  };
+  for (let t = 0; t < 40; t++) {
+    const n = 1 + rand(2), h = 1 + rand(12), w = 1 + rand(12), c = 1 + rand(11);
+    const big = t % 2 === 0; // float32 with a window of more than 64 taps: the JavaScript loop
+    const k = big ? 9 + rand(4) : 1 + rand(4), s = 1 + rand(3);
+    const padding = ["SAME", "VALID"][rand(2)];
+    if (padding === "VALID" && (k > h || k > w)) continue;
+    const values = Array.from({ length: n * h * w * c }, () => (rand(20001) - 10000) / 313);
+    const x = big ? Tensor.float32(values, [n, h, w, c]) : f64(values, [n, h, w, c]);
+    const xd = x.data as Float32Array | Float64Array;
+    const got = run1("AvgPool", [x], poolAttrs(k, s, padding));
+    const [, oh, ow] = got.shape;
+    // Reference: the window's valid taps, summed in float64 in (row, column) order.
+    const padT = padding === "SAME" ? Math.max(0, ((oh - 1) * s + k - h) >> 1) : 0;
+    const padL = padding === "SAME" ? Math.max(0, ((ow - 1) * s + k - w) >> 1) : 0;
+    const want: number[] = [];
+    for (let b = 0; b < n; b++) {
+      for (let oy = 0; oy < oh; oy++) {
+        for (let ox = 0; ox < ow; ox++) {
+          for (let ch = 0; ch < c; ch++) {
+            let sum = 0, count = 0;
+            for (let iy = oy * s - padT; iy < oy * s - padT + k; iy++) {
+              for (let ix = ox * s - padL; ix < ox * s - padL + k; ix++) {
+                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                sum += xd[((b * h + iy) * w + ix) * c + ch];
+                count++;
+              }
+            }
+            want.push(big ? Math.fround(sum * (1 / count)) : sum * (1 / count));
+          }
+        }
+      }
+    }
+    assert.deepEqual(Array.from(got.data as Float32Array), want, `${[n, h, w, c]} k ${k} s ${s}`);
+  }
+});

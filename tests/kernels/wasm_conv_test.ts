@@ -488,6 +488,62 @@ Deno.test({
 });
 
 Deno.test({
+  name: "Conv2DBackpropInput with non-overlapping windows (kernel ≤ stride) equals the loops",
+  ignore: !convWasmSupported,
+  fn() {
+    const r = rng(83);
+    let ran = 0;
+    for (let t = 0; t < 60; t++) {
+      const n = int(r, 1, 2), c = int(r, 1, 5), o = int(r, 1, 17);
+      const fh = int(r, 1, 3), fw = int(r, 1, 3), dh = int(r, 1, 2), dw = int(r, 1, 2);
+      // Strides at least the dilated window extent: every image pixel takes at most one tap.
+      const strides = [(fh - 1) * dh + 1 + int(r, 0, 1), (fw - 1) * dw + 1 + int(r, 0, 1)];
+      const padding = ["SAME", "VALID", "EXPLICIT"][int(r, 0, 2)];
+      const explicit = [int(r, 0, 2), int(r, 0, 2), int(r, 0, 2), int(r, 0, 2)];
+      const h = int(r, 1, 13), w = int(r, 1, 13);
+      let oh: number, ow: number;
+      try {
+        [oh] = windowedOutputSize(
+          h,
+          fh,
+          dh,
+          strides[0],
+          padding as "SAME",
+          explicit[0],
+          explicit[1],
+        );
+        [ow] = windowedOutputSize(
+          w,
+          fw,
+          dw,
+          strides[1],
+          padding as "SAME",
+          explicit[2],
+          explicit[3],
+        );
+      } catch {
+        continue;
+      }
+      const sizes = new Tensor(DataType.DT_INT32, [4], Int32Array.of(n, h, w, c));
+      const f = tensor([fh, fw, c, o], randArray(r, fh * fw * c * o));
+      const dy = tensor([n, oh, ow, o], randArray(r, n * oh * ow * o));
+      const attrs = convAttrs(strides, [dh, dw], padding, explicit);
+      const was = setConvWasmEnabled(false);
+      const want = runOp(nnKernels, "Conv2DBackpropInput", [sizes, f, dy], attrs)[0];
+      setConvWasmEnabled(was);
+      const got = runOp(nnKernels, "Conv2DBackpropInput", [sizes, f, dy], attrs)[0];
+      assert.deepEqual(got.shape, want.shape);
+      const gd = got.data as Float32Array, wd = want.data as Float32Array;
+      for (let i = 0; i < gd.length; i++) {
+        assert.ok(Math.abs(gd[i] - wd[i]) <= 1e-5 + 1e-5 * Math.abs(wd[i]), `at ${i}`);
+      }
+      ran++;
+    }
+    assert.ok(ran > 20);
+  },
+});
+
+Deno.test({
   name: "MaxPool / AvgPool agree with and without WebAssembly on random shapes",
   ignore: !convWasmSupported,
   fn() {

@@ -40,6 +40,7 @@ import {
 } from "./shared_memory.ts";
 import type { Geometry } from "../window.ts";
 import { bitsFloat, canSplit, floatBits, MAX_PARTS, registerPartRunner, runSplit } from "./team.ts";
+import { copyOf, uninitialized } from "../../tensor/arena.ts";
 
 /** The module's exports (pointers are byte offsets; see `conv.wat`). */
 interface ConvExports {
@@ -337,12 +338,12 @@ class ConvWasm {
         Math.ceil(batch * pixels / args[A_ROWS_PER_PART]),
         (part) => convRows(ex, args, part, co),
       );
-      if (split) return this.#heap.f32.slice(yo >>> 2, (yo >>> 2) + outFloats);
+      if (split) return copyOf(this.#heap.f32, yo >>> 2, (yo >>> 2) + outFloats);
     }
     args[A_ROWS_PER_PART] = batch * pixels;
     convRows(ex, args, 0, co);
     const y4 = yo >>> 2;
-    return this.#heap.f32.slice(y4, y4 + outFloats);
+    return copyOf(this.#heap.f32, y4, y4 + outFloats);
   }
 
   depthwise(
@@ -431,8 +432,8 @@ class ConvWasm {
   #unpadOut(at: number, pixels: number, c: number): Float32Array {
     const f32 = this.#heap.f32;
     const c4 = ceil4(c), y4 = at >>> 2;
-    if (c4 === c) return f32.slice(y4, y4 + pixels * c);
-    const y = new Float32Array(pixels * c);
+    if (c4 === c) return copyOf(f32, y4, y4 + pixels * c);
+    const y = uninitialized(Float32Array, pixels * c);
     for (let p = 0, src = y4, dst = 0; p < pixels; p++, src += c4, dst += c) {
       for (let ch = 0; ch < c; ch++) y[dst + ch] = f32[src + ch];
     }
@@ -491,7 +492,7 @@ class ConvWasm {
     this.#heap.f32.set(a.subarray(0, m * k), ao >>> 2);
     this.#x.gemm(ao, k * 4, wo, bo, yo, n * 4, 0, m, k, n, act);
     const y4 = yo >>> 2;
-    return this.#heap.f32.slice(y4, y4 + m * n);
+    return copyOf(this.#heap.f32, y4, y4 + m * n);
   }
 
   /** GFLOP/s of a tight SIMD multiply-add loop (12 independent chains × 4 lanes). */

@@ -1,0 +1,111 @@
+/**
+ * The JavaScript side of the WebAssembly SIMD activation kernels (`activation.wat`): the
+ * float32 sigmoid and exp, four lanes at a time with a float32 exp (within a few float32 ulps
+ * of the exact value, as TensorFlow's own float32 kernels are; the float64 JavaScript loops are
+ * exact to float32 rounding). Math.exp costs 6–25 ns an element here; the SIMD loop about 1 ns.
+ *
+ * One module instance per isolate with its own linear memory: 16 bytes of tail scratch, then
+ * the values, computed in place and copied out. The memory grows to the largest call seen (never
+ * past `MAX_BYTES`); larger calls return null and the caller runs its JavaScript loop.
+ *
+ * @module
+ */
+import { ACTIVATION_WASM } from "./activation_wasm.ts";
+import { MAX_BYTES } from "./heap.ts";
+
+interface ActivationExports {
+  readonly memory: WebAssembly.Memory;
+  sigmoid(x: number, y: number, n: number, tmp: number): void;
+  exp(x: number, y: number, n: number, tmp: number): void;
+}
+
+const PAGE = 65536;
+/** Below this many elements the copies cost more than Math.exp saves. */
+const MIN_ELEMENTS = 64;
+
+function instantiate(): ActivationExports | null {
+  try {
+    if (typeof WebAssembly !== "object" || !WebAssembly.validate(ACTIVATION_WASM)) return null;
+    return new WebAssembly.Instance(new WebAssembly.Module(ACTIVATION_WASM), {})
+      .exports as unknown as ActivationExports;
+  } catch {
+    return null;
+  }
+}
+
+const kernel = instantiate();
+let enabled = true;
+
+/** True when the engine runs the activation kernels. */
+export const activationWasmSupported: boolean = kernel !== null;
+
+/**
+ * Switches the activation kernels on or off (tests compare them with the JavaScript loops).
+ *
+ * @returns the previous setting
+ */
+export function setActivationWasmEnabled(on: boolean): boolean {
+  const was = enabled;
+  enabled = on;
+  return was;
+}
+
+/** Runs `fn` of the module over src[srcOff, srcOff + n) into dst[dstOff…]; false if it cannot. */
+function apply(
+  fn: "sigmoid" | "exp",
+  src: Float32Array,
+  srcOff: number,
+  dst: Float32Array,
+  dstOff: number,
+  n: number,
+): boolean {
+  const ex = kernel;
+  if (ex === null || !enabled || n < MIN_ELEMENTS) return false;
+  const at = 16, bytes = at + n * 4;
+  if (bytes > MAX_BYTES) return false;
+  const have = ex.memory.buffer.byteLength;
+  if (bytes > have) {
+    try {
+      ex.memory.grow(Math.ceil((bytes - have) / PAGE));
+    } catch {
+      return false;
+    }
+  }
+  const f32 = new Float32Array(ex.memory.buffer);
+  f32.set(src.subarray(srcOff, srcOff + n), at >>> 2);
+  ex[fn](at, at, n, 0);
+  dst.set(f32.subarray(at >>> 2, (at >>> 2) + n), dstOff);
+  return true;
+}
+
+/**
+ * dst[dstOff + i] = sigmoid(src[srcOff + i]) for i < n, in WebAssembly.
+ *
+ * @returns false (nothing written) when the kernel is unavailable, switched off, `n` is too
+ *   small to gain, or the memory would be too large
+ */
+export function sigmoidF32(
+  src: Float32Array,
+  srcOff: number,
+  dst: Float32Array,
+  dstOff: number,
+  n: number,
+): boolean {
+  return apply("sigmoid", src, srcOff, dst, dstOff, n);
+}
+
+/**
+ * dst[dstOff + i] = e^src[srcOff + i] for i < n, in WebAssembly (+Inf past ln(FLT_MAX), 0 for
+ * results below 2.5e-38).
+ *
+ * @returns false (nothing written) as {@link sigmoidF32} does
+ */
+export function expF32(
+  src: Float32Array,
+  srcOff: number,
+  dst: Float32Array,
+  dstOff: number,
+  n: number,
+): boolean {
+  return apply("exp", src, srcOff, dst, dstOff, n);
+}

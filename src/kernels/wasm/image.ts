@@ -1,0 +1,135 @@
+/**
+ * The JavaScript side of the WebAssembly SIMD image kernels (`image.wat`): ResizeBilinear on
+ * float32 NHWC images, four channels at a time, with the same float32 operations in the same
+ * order as TensorFlow (and as the JavaScript loop in `kernels/image.ts`), so results are equal
+ * bit for bit.
+ *
+ * One module instance per isolate with its own linear memory, laid out per call as
+ * `ytab | xtab | one input image | one output image`; images go one at a time, so the memory
+ * holds one image pair at most, and grows (never beyond `MAX_BYTES`) to the largest seen.
+ *
+ * Every function returns null when WebAssembly SIMD is missing or the memory would exceed its
+ * bound; callers then run their JavaScript loops.
+ *
+ * @module
+ */
+import { IMAGE_WASM } from "./image_wasm.ts";
+import { MAX_BYTES } from "./heap.ts";
+import { uninitialized } from "../../tensor/arena.ts";
+
+interface ImageExports {
+  readonly memory: WebAssembly.Memory;
+  resizeBilinear(
+    x: number,
+    y: number,
+    c: number,
+    outH: number,
+    outW: number,
+    ytab: number,
+    xtab: number,
+  ): void;
+}
+
+const PAGE = 65536;
+
+function instantiate(): ImageExports | null {
+  try {
+    if (typeof WebAssembly !== "object" || !WebAssembly.validate(IMAGE_WASM)) return null;
+    return new WebAssembly.Instance(new WebAssembly.Module(IMAGE_WASM), {})
+      .exports as unknown as ImageExports;
+  } catch {
+    return null;
+  }
+}
+
+const kernel = instantiate();
+let enabled = true;
+
+/** True when the engine runs the image kernels. */
+export const imageWasmSupported: boolean = kernel !== null;
+
+/**
+ * Switches the image kernels on or off (tests compare them with the JavaScript loops).
+ *
+ * @returns the previous setting
+ */
+export function setImageWasmEnabled(on: boolean): boolean {
+  const was = enabled;
+  enabled = on;
+  return was;
+}
+
+/** Grows `memory` to at least `bytes`; false when that would pass MAX_BYTES or the engine refuses. */
+function ensure(memory: WebAssembly.Memory, bytes: number): boolean {
+  if (bytes > MAX_BYTES) return false;
+  const have = memory.buffer.byteLength;
+  if (bytes <= have) return true;
+  try {
+    memory.grow(Math.ceil((bytes - have) / PAGE));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Source positions and weights along one axis (see `interpolationWeights` in kernels/image.ts). */
+export interface AxisWeights {
+  /** Per output index: the lower source index times the axis stride (in floats). */
+  readonly lower: Int32Array;
+  /** Per output index: the upper source index times the axis stride (in floats). */
+  readonly upper: Int32Array;
+  /** Per output index: the float32 weight of the upper source. */
+  readonly lerp: Float32Array;
+}
+
+const align16 = (n: number) => (n + 15) & ~15;
+
+/** Writes one axis' table (12 bytes per entry: lower and upper byte offsets, weight) at `at`. */
+function writeTable(memory: WebAssembly.Memory, at: number, w: AxisWeights): void {
+  const i32 = new Int32Array(memory.buffer, at, w.lower.length * 3);
+  const f32 = new Float32Array(memory.buffer, at, w.lower.length * 3);
+  for (let i = 0, o = 0; i < w.lower.length; i++, o += 3) {
+    i32[o] = w.lower[i] * 4;
+    i32[o + 1] = w.upper[i] * 4;
+    f32[o + 2] = w.lerp[i];
+  }
+}
+
+/**
+ * Bilinear resize of a float32 NHWC batch in WebAssembly.
+ *
+ * @param x the input, batch × inH × inW × c floats
+ * @param ys the row weights (strides in floats of one input row, inW·c)
+ * @param xs the column weights (strides in floats of one pixel, c)
+ * @returns batch × outH × outW × c floats (storage from the running plan's arena where it can
+ *   be), or null when the kernel is unavailable or the memory would be too large
+ */
+export function resizeBilinearF32(
+  x: Float32Array,
+  batch: number,
+  inH: number,
+  inW: number,
+  c: number,
+  ys: AxisWeights,
+  xs: AxisWeights,
+): Float32Array | null {
+  const ex = kernel;
+  if (ex === null || !enabled) return null;
+  const outH = ys.lower.length, outW = xs.lower.length;
+  const inFloats = inH * inW * c, outFloats = outH * outW * c;
+  const ytab = 16;
+  const xtab = ytab + align16(outH * 12);
+  const xo = xtab + align16(outW * 12);
+  const yo = xo + align16(inFloats * 4);
+  if (!ensure(ex.memory, yo + outFloats * 4)) return null;
+  writeTable(ex.memory, ytab, ys);
+  writeTable(ex.memory, xtab, xs);
+  const f32 = new Float32Array(ex.memory.buffer);
+  const y = uninitialized(Float32Array, batch * outFloats);
+  for (let b = 0; b < batch; b++) {
+    f32.set(x.subarray(b * inFloats, (b + 1) * inFloats), xo >>> 2);
+    ex.resizeBilinear(xo, yo, c, outH, outW, ytab, xtab);
+    y.set(f32.subarray(yo >>> 2, (yo >>> 2) + outFloats), b * outFloats);
+  }
+  return y;
+}

@@ -1,0 +1,84 @@
+;; Image kernels with 128-bit SIMD, float32 throughout. Compiled to `image_wasm.ts` by
+;; `scripts/gen_wasm.ts`; the JavaScript side is `image.ts`, which owns the memory layout
+;; described here. All pointers are byte offsets into the one memory, data little-endian.
+;;
+;; $resizeBilinear: one NHWC image of c channels to outH × outW pixels, with TensorFlow's
+;;   float32 interpolation (resize_bilinear_op.cc): for each output pixel and channel
+;;     t = tl + (tr - tl)·xl,  u = bl + (br - bl)·xl,  y = t + (u - t)·yl,
+;;   each operation rounded to float32, in that order (so the results are the same floats as
+;;   TensorFlow's and as the JavaScript loop's; no fused multiply-add here).
+;;   ytab  outH entries of 12 bytes: the byte offsets (from $x) of the top and bottom source
+;;         rows, then yl as a float32.
+;;   xtab  outW entries of 12 bytes: the byte offsets (within a row) of the left and right
+;;         source pixels, then xl as a float32.
+;;   y     outH·outW·c floats, written in order.
+;;   Four channels at a time; the last c % 4 one at a time.
+(module
+  (memory (export "memory") 1)
+
+  (func $resizeBilinear (export "resizeBilinear")
+    (param $x i32) (param $y i32) (param $c i32) (param $outH i32) (param $outW i32)
+    (param $ytab i32) (param $xtab i32)
+    (local $ey i32) (local $eyEnd i32) (local $ex i32) (local $exEnd i32)
+    (local $top i32) (local $bot i32) (local $yl v128) (local $xl v128)
+    (local $tl i32) (local $tr i32) (local $bl i32) (local $br i32)
+    (local $cb i32) (local $c4b i32) (local $cBytes i32) (local $py i32)
+    (local $t v128) (local $u v128) (local $ts f32) (local $us f32)
+    (local.set $cBytes (i32.shl (local.get $c) (i32.const 2)))
+    (local.set $c4b (i32.and (local.get $cBytes) (i32.const -16)))
+    (local.set $py (local.get $y))
+    (local.set $ey (local.get $ytab))
+    (local.set $eyEnd (i32.add (local.get $ytab) (i32.mul (local.get $outH) (i32.const 12))))
+    (local.set $exEnd (i32.add (local.get $xtab) (i32.mul (local.get $outW) (i32.const 12))))
+    (block $rowsDone
+      (loop $rows
+        (br_if $rowsDone (i32.ge_u (local.get $ey) (local.get $eyEnd)))
+        (local.set $top (i32.add (local.get $x) (i32.load (local.get $ey))))
+        (local.set $bot (i32.add (local.get $x) (i32.load offset=4 (local.get $ey))))
+        (local.set $yl (f32x4.splat (f32.load offset=8 (local.get $ey))))
+        (local.set $ex (local.get $xtab))
+        (block $colsDone
+          (loop $cols
+            (br_if $colsDone (i32.ge_u (local.get $ex) (local.get $exEnd)))
+            (local.set $tl (i32.add (local.get $top) (i32.load (local.get $ex))))
+            (local.set $tr (i32.add (local.get $top) (i32.load offset=4 (local.get $ex))))
+            (local.set $bl (i32.add (local.get $bot) (i32.load (local.get $ex))))
+            (local.set $br (i32.add (local.get $bot) (i32.load offset=4 (local.get $ex))))
+            (local.set $xl (f32x4.splat (f32.load offset=8 (local.get $ex))))
+            (local.set $cb (i32.const 0))
+            (block $vDone
+              (loop $v
+                (br_if $vDone (i32.ge_u (local.get $cb) (local.get $c4b)))
+                (local.set $t (v128.load (i32.add (local.get $tl) (local.get $cb))))
+                (local.set $t (f32x4.add (local.get $t) (f32x4.mul
+                  (f32x4.sub (v128.load (i32.add (local.get $tr) (local.get $cb))) (local.get $t))
+                  (local.get $xl))))
+                (local.set $u (v128.load (i32.add (local.get $bl) (local.get $cb))))
+                (local.set $u (f32x4.add (local.get $u) (f32x4.mul
+                  (f32x4.sub (v128.load (i32.add (local.get $br) (local.get $cb))) (local.get $u))
+                  (local.get $xl))))
+                (v128.store (local.get $py) (f32x4.add (local.get $t) (f32x4.mul
+                  (f32x4.sub (local.get $u) (local.get $t)) (local.get $yl))))
+                (local.set $py (i32.add (local.get $py) (i32.const 16)))
+                (local.set $cb (i32.add (local.get $cb) (i32.const 16)))
+                (br $v)))
+            (block $sDone
+              (loop $s
+                (br_if $sDone (i32.ge_u (local.get $cb) (local.get $cBytes)))
+                (local.set $ts (f32.load (i32.add (local.get $tl) (local.get $cb))))
+                (local.set $ts (f32.add (local.get $ts) (f32.mul
+                  (f32.sub (f32.load (i32.add (local.get $tr) (local.get $cb))) (local.get $ts))
+                  (f32x4.extract_lane 0 (local.get $xl)))))
+                (local.set $us (f32.load (i32.add (local.get $bl) (local.get $cb))))
+                (local.set $us (f32.add (local.get $us) (f32.mul
+                  (f32.sub (f32.load (i32.add (local.get $br) (local.get $cb))) (local.get $us))
+                  (f32x4.extract_lane 0 (local.get $xl)))))
+                (f32.store (local.get $py) (f32.add (local.get $ts) (f32.mul
+                  (f32.sub (local.get $us) (local.get $ts)) (f32x4.extract_lane 0 (local.get $yl)))))
+                (local.set $py (i32.add (local.get $py) (i32.const 4)))
+                (local.set $cb (i32.add (local.get $cb) (i32.const 4)))
+                (br $s)))
+            (local.set $ex (i32.add (local.get $ex) (i32.const 12)))
+            (br $cols)))
+        (local.set $ey (i32.add (local.get $ey) (i32.const 12)))
+        (br $rows)))))

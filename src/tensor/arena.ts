@@ -1,0 +1,191 @@
+/**
+ * Reuse of intermediate tensors' storage from one run of a plan to the next.
+ *
+ * A fresh large typed array is expensive: the allocator maps new pages for it and the kernel
+ * then takes a page fault per 4 KiB on first touch, which for a 1 MiB feature map costs about as
+ * much as the elementwise op that fills it. A plan (`graph/plan.ts`) knows when each intermediate
+ * tensor is read for the last time, so it hands that tensor's storage back here, and the next
+ * kernel asking for the same type and length gets it instead of a new array: in the steady state
+ * a plan allocates nothing for the intermediates it recycles.
+ *
+ * How it stays safe:
+ * - Only storage allocated while an arena is active (by kernels the plan lets use it) is ever
+ *   recycled: constants, variables, feeds and anything made elsewhere are never in it.
+ * - The plan counts, per buffer, the live slots that hold a tensor on it (a view such as a
+ *   Reshape's output shares its input's buffer), and gives the buffer back only when none does.
+ * - A buffer that reaches a kernel which might keep it (a stateful op, a function call, anything
+ *   the plan does not list as a pure op), or that is returned to the caller, is forgotten: it is
+ *   never handed out again.
+ * - Recycled storage is zero-filled by `allocate` (its contract); kernels that overwrite every
+ *   element ask for {@link uninitialized} storage and skip that.
+ *
+ * One arena per plan; runs are synchronous, so one run at a time uses it. What is kept between
+ * runs is at most the storage freed during the last run, and at most {@link MAX_KEPT_BYTES}.
+ *
+ * @module
+ */
+import type { NumericArray } from "./dtype.ts";
+
+/** A typed-array constructor. */
+export type ArrayCtor = {
+  new (length: number): NumericArray;
+  readonly BYTES_PER_ELEMENT: number;
+};
+
+/** Arrays smaller than this many bytes are left to the engine (cheap to allocate). */
+const MIN_BYTES = 16384;
+
+/** Most bytes an arena keeps between runs; beyond it the rest is left to the collector. */
+export const MAX_KEPT_BYTES = 256 * 1024 * 1024;
+
+interface Held {
+  readonly array: NumericArray;
+  refs: number;
+}
+
+/** Recycled storage of one plan (see the module doc). */
+export class Arena {
+  /** Storage handed out during this run and not forgotten, by its buffer. */
+  readonly #live = new Map<ArrayBufferLike, Held>();
+  /** Storage free for reuse, by constructor and length. */
+  #free = new Map<ArrayCtor, Map<number, NumericArray[]>>();
+  /** Storage freed during the previous run and not reused yet. */
+  #spare = new Map<ArrayCtor, Map<number, NumericArray[]>>();
+  #freeBytes = 0;
+  /** Arrays of MIN_BYTES or more taken during this run, and whether the last run took any. */
+  #bigThisRun = 0;
+  #lastRunBig = true;
+  #skipped = 0;
+
+  /**
+   * Whether the next run should use the arena: yes after a run that allocated large arrays;
+   * after one that did not (a small model), only every 16th run, to notice when inputs grow,
+   * so the small-model path pays nothing for the bookkeeping.
+   */
+  wanted(): boolean {
+    if (this.#lastRunBig) return true;
+    return (++this.#skipped & 15) === 0;
+  }
+
+  /**
+   * Storage for `length` elements: a recycled array (zero-filled if `zero`, else with
+   * unspecified contents) or a new one.
+   */
+  take(ctor: ArrayCtor, length: number, zero: boolean): NumericArray {
+    // Small arrays are cheap to make and never recycled: no bookkeeping for them.
+    if (length * ctor.BYTES_PER_ELEMENT < MIN_BYTES) return new ctor(length);
+    this.#bigThisRun++;
+    let a = pop(this.#free, ctor, length);
+    if (a !== undefined) this.#freeBytes -= a.byteLength;
+    else a = pop(this.#spare, ctor, length);
+    if (a !== undefined) {
+      if (zero) {
+        if (a instanceof BigInt64Array || a instanceof BigUint64Array) a.fill(0n);
+        else a.fill(0);
+      }
+      this.#live.set(a.buffer, { array: a, refs: 0 });
+      return a;
+    }
+    const fresh = new ctor(length);
+    this.#live.set(fresh.buffer, { array: fresh, refs: 0 });
+    return fresh;
+  }
+
+  /** A slot now holds a tensor on `data`; `keep` forgets its buffer for good. */
+  hold(data: unknown, keep: boolean): void {
+    const buf = (data as { buffer?: ArrayBufferLike }).buffer;
+    if (buf === undefined) return;
+    const h = this.#live.get(buf);
+    if (h === undefined) return;
+    if (keep) this.#live.delete(buf);
+    else h.refs++;
+  }
+
+  /** A slot holding a tensor on `data` was cleared; the last one frees the buffer. */
+  release(data: unknown): void {
+    const buf = (data as { buffer?: ArrayBufferLike }).buffer;
+    if (buf === undefined) return;
+    const h = this.#live.get(buf);
+    if (h === undefined || --h.refs > 0) return;
+    this.#live.delete(buf);
+    if (this.#freeBytes + h.array.byteLength > MAX_KEPT_BYTES) return;
+    this.#freeBytes += h.array.byteLength;
+    push(this.#free, h.array);
+  }
+
+  /**
+   * Ends a run: whatever is still live belongs to the caller now (outputs) or is dropped;
+   * storage freed during this run is kept for the next, older spare storage is let go.
+   */
+  endRun(): void {
+    this.#lastRunBig = this.#bigThisRun > 0;
+    this.#bigThisRun = 0;
+    if (this.#live.size > 0) this.#live.clear();
+    // Swap rather than allocate: a plan of small tensors pays nothing here.
+    const old = this.#spare;
+    this.#spare = this.#free;
+    if (old.size > 0) old.clear();
+    this.#free = old;
+    this.#freeBytes = 0;
+  }
+}
+
+function pop(
+  pool: Map<ArrayCtor, Map<number, NumericArray[]>>,
+  ctor: ArrayCtor,
+  length: number,
+): NumericArray | undefined {
+  return pool.get(ctor)?.get(length)?.pop();
+}
+
+function push(pool: Map<ArrayCtor, Map<number, NumericArray[]>>, a: NumericArray): void {
+  const ctor = a.constructor as ArrayCtor;
+  let byLength = pool.get(ctor);
+  if (byLength === undefined) pool.set(ctor, byLength = new Map());
+  let list = byLength.get(a.length);
+  if (list === undefined) byLength.set(a.length, list = []);
+  list.push(a);
+}
+
+let active: Arena | undefined;
+
+/**
+ * Makes `arena` (or none) the one kernels allocate from, returning the previous one to restore.
+ * Called by plans around their runs and kernels.
+ */
+export function activateArena(arena: Arena | undefined): Arena | undefined {
+  const prev = active;
+  active = arena;
+  return prev;
+}
+
+/**
+ * Storage for `length` elements whose contents are unspecified: for kernels that write every
+ * element. Recycled from the active arena where it can be.
+ */
+export function uninitialized<C extends ArrayCtor>(ctor: C, length: number): InstanceType<C> {
+  return (active === undefined
+    ? new ctor(length)
+    : active.take(ctor, length, false)) as InstanceType<
+      C
+    >;
+}
+
+/**
+ * A copy of `src[from, to)` in storage recycled from the active arena where it can be: what
+ * `src.slice(from, to)` gives, for kernels that compute in WebAssembly memory.
+ */
+export function copyOf(src: Float32Array, from: number, to: number): Float32Array {
+  const y = uninitialized(Float32Array, to - from);
+  y.set(src.subarray(from, to));
+  return y;
+}
+
+/** Zero-filled storage for `length` elements, recycled from the active arena where it can be. */
+export function zeroed<C extends ArrayCtor>(ctor: C, length: number): InstanceType<C> {
+  return (active === undefined
+    ? new ctor(length)
+    : active.take(ctor, length, true)) as InstanceType<
+      C
+    >;
+}

@@ -1,0 +1,83 @@
+/**
+ * Plans recycling intermediate storage across runs (`tensor/arena.ts` through `graph/plan.ts`):
+ * the answers are those of a plan that recycles nothing, and tensors returned to the caller are
+ * never overwritten by a later run.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { attrValue, GraphBuilder } from "../../src/graph/builder.ts";
+import { parseTensorName } from "../../src/graph/graph.ts";
+import { defaultRegistry } from "../../src/kernels/mod.ts";
+import { Session } from "../../src/runtime/session.ts";
+import { DataType } from "../../src/tensor/dtype.ts";
+import { Tensor } from "../../src/tensor/tensor.ts";
+
+const F = { T: attrValue.type(DataType.DT_FLOAT) };
+const SHAPE = [2, 40, 40, 3]; // 9600 floats: big enough to be recycled
+
+function floats(shape: number[], seed: number): Tensor {
+  let s = seed;
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = Float32Array.from({ length: n }, () => {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    return (s / 2147483648) * 2 - 1;
+  });
+  return new Tensor(DataType.DT_FLOAT, shape, data);
+}
+
+/** Chains of pure ops, views (Reshape), a fetched intermediate and a non-listed op (Round). */
+function session(): Session {
+  const g = new GraphBuilder();
+  const x = g.placeholder("x", DataType.DT_FLOAT, SHAPE);
+  const sq = g.op("sq", "Mul", [x, x], F);
+  const shape = g.constant("shape", new Tensor(DataType.DT_INT32, [2], Int32Array.from([80, 120])));
+  const flat = g.op("flat", "Reshape", [sq, shape], {
+    ...F,
+    Tshape: attrValue.type(DataType.DT_INT32),
+  });
+  const back = g.constant("back", new Tensor(DataType.DT_INT32, [4], Int32Array.from(SHAPE)));
+  const unflat = g.op("unflat", "Reshape", [flat, back], {
+    ...F,
+    Tshape: attrValue.type(DataType.DT_INT32),
+  });
+  // A new tensor of sq's size made while the view `unflat` of sq is still to be read: it must not
+  // get sq's storage.
+  const other = g.op("other", "Neg", [x, "^unflat"], F);
+  const sum0 = g.op("sum0", "AddV2", [unflat, other], F);
+  const sum = g.op("sum", "AddV2", [sum0, x], F);
+  const sig = g.op("sig", "Sigmoid", [sum], F);
+  const rounded = g.op("round", "Round", [sig], F);
+  const neg = g.op("neg", "Neg", [sig], F);
+  g.op("out", "Mul", [neg, rounded], F);
+  g.op("sigflat", "Reshape", [sig, shape], { ...F, Tshape: attrValue.type(DataType.DT_INT32) });
+  return new Session(g.graph(), [], defaultRegistry());
+}
+
+const FETCHES = ["sum", "out", "round", "sigflat"];
+
+Deno.test("a recycling plan answers as a plain one, run after run, and never reuses an output", () => {
+  const s = session();
+  const spec = {
+    feeds: [parseTensorName("x:0")],
+    fetches: FETCHES.map((n) => parseTensorName(`${n}:0`)),
+  };
+  const recycling = s.compile(spec, "recycling");
+  const plain = s.compile({ ...spec, arena: false }, "plain");
+  const returned: { tensor: Tensor; copy: Float32Array }[] = [];
+  for (let run = 0; run < 6; run++) {
+    const x = floats(SHAPE, run + 1);
+    const a = recycling.run([x]), b = plain.run([x]);
+    for (let i = 0; i < a.length; i++) {
+      assert.deepEqual(a[i].shape, b[i].shape);
+      assert.deepEqual(a[i].data, b[i].data, `${FETCHES[i]} in run ${run}`);
+      returned.push({ tensor: a[i], copy: (a[i].data as Float32Array).slice() });
+    }
+    // Earlier runs' outputs still hold their values, and no two share storage.
+    for (const r of returned) assert.deepEqual(r.tensor.data, r.copy);
+    const buffers = new Set(returned.map((r) => (r.tensor.data as Float32Array).buffer));
+    assert.equal(buffers.size, returned.length);
+    // The feed is the caller's: untouched.
+    assert.deepEqual(x.data, floats(SHAPE, run + 1).data);
+  }
+});

@@ -1,0 +1,104 @@
+/**
+ * The storage arena (`tensor/arena.ts`): what is recycled, what is never handed out again, and
+ * the zero-fill contract of `allocate`.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { activateArena, Arena, uninitialized, zeroed } from "../../src/tensor/arena.ts";
+import { allocate, DataType } from "../../src/tensor/dtype.ts";
+
+const BIG = 8192; // floats: above the arena's minimum size
+
+Deno.test("Arena hands a released buffer out again, for the same type and length only", () => {
+  const a = new Arena();
+  const x = a.take(Float32Array, BIG, false);
+  a.hold(x, false);
+  a.release(x);
+  assert.notEqual(a.take(Float32Array, BIG + 4, false), x);
+  assert.notEqual(a.take(Int32Array, BIG, false), x);
+  assert.equal(a.take(Float32Array, BIG, false), x);
+});
+
+Deno.test("Arena frees a buffer only when no slot holds a tensor on it (views count)", () => {
+  const a = new Arena();
+  const x = a.take(Float32Array, BIG, false);
+  const view = x.subarray(16, 32);
+  a.hold(x, false);
+  a.hold(view, false);
+  a.release(x);
+  assert.notEqual(a.take(Float32Array, BIG, false), x);
+  a.release(view);
+  assert.equal(a.take(Float32Array, BIG, false), x);
+});
+
+Deno.test("Arena never hands out again a buffer held by a kept slot, or one not its own", () => {
+  const a = new Arena();
+  const x = a.take(Float32Array, BIG, false);
+  a.hold(x, false);
+  a.hold(x.subarray(1), true); // e.g. a Reshape of it is fetched
+  a.release(x);
+  assert.notEqual(a.take(Float32Array, BIG, false), x);
+  const foreign = new Float32Array(BIG);
+  a.hold(foreign, false);
+  a.release(foreign);
+  assert.notEqual(a.take(Float32Array, BIG, false), foreign);
+});
+
+Deno.test("Arena keeps what the last run freed and lets older spare storage go", () => {
+  const a = new Arena();
+  const x = a.take(Float32Array, BIG, false);
+  a.hold(x, false);
+  a.release(x);
+  a.endRun();
+  // Run 2 frees nothing: x is still there for run 2 but not after it.
+  a.endRun();
+  assert.notEqual(a.take(Float32Array, BIG, false), x);
+  // Storage live at the end of a run (an output) is never recycled.
+  const y = a.take(Float32Array, BIG, false);
+  a.hold(y, false);
+  a.endRun();
+  a.release(y);
+  assert.notEqual(a.take(Float32Array, BIG, false), y);
+});
+
+Deno.test("allocate() zero-fills recycled storage; uninitialized() may not", () => {
+  const a = new Arena();
+  const prev = activateArena(a);
+  try {
+    const x = zeroed(Float32Array, BIG);
+    x.fill(7);
+    a.hold(x, false);
+    a.release(x);
+    const y = allocate(DataType.DT_FLOAT, BIG);
+    assert.equal(y, x);
+    assert.ok(y.every((v) => v === 0));
+    y.fill(5);
+    a.hold(y, false);
+    a.release(y);
+    const z = uninitialized(Float32Array, BIG);
+    assert.equal(z, x);
+    const big = zeroed(BigInt64Array, BIG);
+    big.fill(3n);
+    a.hold(big, false);
+    a.release(big);
+    assert.ok(zeroed(BigInt64Array, BIG).every((v) => v === 0n));
+  } finally {
+    activateArena(prev);
+  }
+  // Without an arena, storage is always new.
+  const n = uninitialized(Float32Array, BIG);
+  assert.ok(n.every((v) => v === 0));
+});
+
+Deno.test("Arena is wanted after runs with large arrays, and only now and then after others", () => {
+  const a = new Arena();
+  assert.ok(a.wanted());
+  a.take(Float32Array, 10, false); // small: not counted
+  a.endRun();
+  const asked = Array.from({ length: 32 }, () => a.wanted());
+  assert.equal(asked.filter((w) => w).length, 2);
+  a.take(Float32Array, BIG, false);
+  a.endRun();
+  assert.ok(a.wanted() && a.wanted());
+});
