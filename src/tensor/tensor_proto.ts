@@ -35,6 +35,29 @@ import { checkedElementCount, DecodeBudget, STRING_ELEMENT_BYTES } from "./limit
 const REF_OFFSET = 100;
 import { Tensor } from "./tensor.ts";
 
+/**
+ * What {@link tensorFromProto} reads of a TensorProto: a decoded message, or a view of its wire
+ * bytes built without one (src/tensor/tensor_wire.ts, the request hot path), whose repeated
+ * fields may be typed arrays over the wire bytes.
+ */
+export interface TensorProtoValues {
+  readonly dtype: DataType;
+  readonly tensorShape?: { readonly dim: ArrayLike<{ readonly size: bigint }> };
+  readonly tensorContent: Uint8Array;
+  readonly halfVal: ArrayLike<number>;
+  readonly floatVal: ArrayLike<number>;
+  readonly doubleVal: ArrayLike<number>;
+  readonly intVal: ArrayLike<number>;
+  readonly stringVal: ArrayLike<Uint8Array>;
+  readonly scomplexVal: ArrayLike<number>;
+  readonly int64Val: ArrayLike<bigint>;
+  /** Booleans, or 0/1 numbers in a view. */
+  readonly boolVal: ArrayLike<boolean | number>;
+  readonly dcomplexVal: ArrayLike<number>;
+  readonly uint32Val: ArrayLike<number>;
+  readonly uint64Val: ArrayLike<bigint>;
+}
+
 /** Reads a fully defined shape; `-1` dims or unknown rank are rejected. */
 export function shapeFromProto(p: TensorShapeProto | undefined, what = "tensor"): number[] {
   if (!p) return [];
@@ -95,7 +118,7 @@ function decodedElementBytes(dtype: DataType): number {
  * limit's expansion ratio is applied to. Exact for `tensor_content` and fixed-width fields; a
  * varint counts one byte, a string its bytes plus two.
  */
-export function encodedSizeLowerBound(p: TensorProto): number {
+export function encodedSizeLowerBound(p: TensorProtoValues): number {
   let n = p.tensorContent.byteLength + 4 * (p.floatVal.length + p.scomplexVal.length) +
     8 * (p.doubleVal.length + p.dcomplexVal.length) + p.intVal.length + p.int64Val.length +
     p.uint32Val.length + p.uint64Val.length + p.boolVal.length + p.halfVal.length;
@@ -118,7 +141,7 @@ export function encodedSizeLowerBound(p: TensorProto): number {
  *   cannot be held here, RESOURCE_EXHAUSTED over a decode limit
  */
 export function tensorFromProto(
-  p: TensorProto,
+  p: TensorProtoValues,
   what = "tensor",
   budget?: DecodeBudget,
 ): Tensor {
@@ -180,8 +203,12 @@ export function tensorFromProto(
   if (hasContent && n > 0) {
     return new Tensor(dtype, shape, fromBytes(dtype, p.tensorContent, n));
   }
+  if (n === 0) return new Tensor(dtype, shape, allocate(dtype, 0));
+  // Exactly n values already in the storage's array type (a view of the wire bytes made by the
+  // hot path's reader) are the storage: nothing to repeat, nothing to copy.
+  const exact = exactValues(p, dtype, n);
+  if (exact !== undefined) return new Tensor(dtype, shape, exact);
   const data = allocate(dtype, n);
-  if (n === 0) return new Tensor(dtype, shape, data);
   switch (dtype) {
     case DataType.DT_FLOAT:
       fill(data as Float32Array, p.floatVal, 0);
@@ -233,7 +260,31 @@ export function tensorFromProto(
   return new Tensor(dtype, shape, data);
 }
 
-function fillBool(out: Uint8Array, vals: readonly boolean[]): void {
+/** The values field itself when it is a typed array of the dtype's storage holding n values. */
+function exactValues(
+  p: TensorProtoValues,
+  dtype: DataType,
+  n: number,
+): NumericArray | undefined {
+  switch (dtype) {
+    case DataType.DT_FLOAT:
+      return p.floatVal instanceof Float32Array && p.floatVal.length === n ? p.floatVal : undefined;
+    case DataType.DT_DOUBLE:
+      return p.doubleVal instanceof Float64Array && p.doubleVal.length === n
+        ? p.doubleVal
+        : undefined;
+    case DataType.DT_INT32:
+      return p.intVal instanceof Int32Array && p.intVal.length === n ? p.intVal : undefined;
+    case DataType.DT_INT64:
+      return p.int64Val instanceof BigInt64Array && p.int64Val.length === n
+        ? p.int64Val
+        : undefined;
+    default:
+      return undefined;
+  }
+}
+
+function fillBool(out: Uint8Array, vals: ArrayLike<boolean | number>): void {
   const m = vals.length;
   if (m === 0) return;
   const k = Math.min(out.length, m);
@@ -241,7 +292,7 @@ function fillBool(out: Uint8Array, vals: readonly boolean[]): void {
   if (k < out.length) out.fill(vals[m - 1] ? 1 : 0, k);
 }
 
-function fillComplex(out: Float32Array | Float64Array, vals: number[]): void {
+function fillComplex(out: Float32Array | Float64Array, vals: ArrayLike<number>): void {
   const m = vals.length >> 1;
   if (m === 0) return;
   for (let i = 0; i < out.length; i += 2) {
