@@ -14,7 +14,9 @@
  *
  * Writing: {@link tensorProtoSize} and {@link writeTensorProto} produce the bytes `toBinary` gives
  * for `tensorToProto(t, useContent)` — same fields, same order, packed — straight from the typed
- * storage, for the types {@link directlyEncodable} accepts.
+ * storage, for the types {@link directlyEncodable} accepts. (One difference no client can rely
+ * on: a NaN with a payload in first position keeps its payload here, where the message path's
+ * JS array of doubles makes it the canonical NaN.)
  *
  * @module
  */
@@ -545,17 +547,17 @@ export function writeTensorProto(
 }
 
 /**
- * Copies float storage as little-endian bytes. A NaN is written as the canonical quiet NaN, as
- * the message path does (its values pass through a JS array of doubles).
+ * Copies float storage as little-endian bytes. A signalling NaN gets its quiet bit set, payload
+ * kept, as on the message path (whose values pass through JS doubles, which quiet it).
  */
 function writeFloats(d: Float32Array | Float64Array, out: Uint8Array, pos: number): void {
   out.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), pos);
   const width = d.BYTES_PER_ELEMENT;
   for (let i = 0; i < d.length; i++) {
     if (d[i] !== d[i]) {
-      const at = pos + i * width;
-      if (width === 4) new DataView(out.buffer, out.byteOffset + at, 4).setFloat32(0, NaN, true);
-      else new DataView(out.buffer, out.byteOffset + at, 8).setFloat64(0, NaN, true);
+      // The quiet bit: bit 22 of a float (byte 2), bit 51 of a double (byte 6).
+      if (width === 4) out[pos + i * 4 + 2] |= 0x40;
+      else out[pos + i * 8 + 6] |= 0x08;
     }
   }
 }
