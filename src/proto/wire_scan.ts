@@ -134,21 +134,46 @@ export class WireScanner {
   }
 }
 
-/** Decodes UTF-8 strictly; short ASCII without a decoder call. */
-export function utf8(buf: Uint8Array, start: number, end: number): string {
-  if (end - start <= 32) {
-    let s = "";
-    let ascii = true;
-    for (let i = start; i < end; i++) {
-      const c = buf[i];
-      if (c >= 0x80) {
-        ascii = false;
-        break;
-      }
-      s += String.fromCharCode(c);
-    }
-    if (ascii) return s;
+/**
+ * Short strings requests repeat (model names, aliases, signature names), with their bytes: a
+ * string read again is found by comparing bytes, so it costs no allocation. Bounded; replaced
+ * round-robin.
+ */
+const SHORT_STRINGS: { bytes: Uint8Array; text: string }[] = [];
+const SHORT_STRINGS_MAX = 64;
+const SHORT_STRING_BYTES = 64;
+let shortNext = 0;
+
+/** The cached string whose bytes are `buf[start, end)`, if any. */
+function cachedString(buf: Uint8Array, start: number, end: number): string | undefined {
+  const len = end - start;
+  search: for (let k = 0; k < SHORT_STRINGS.length; k++) {
+    const e = SHORT_STRINGS[k];
+    if (e.bytes.length !== len) continue;
+    for (let i = 0; i < len; i++) if (e.bytes[i] !== buf[start + i]) continue search;
+    return e.text;
   }
+  return undefined;
+}
+
+/** Decodes UTF-8 strictly (invalid UTF-8 gives up); short strings come from a small cache. */
+export function utf8(buf: Uint8Array, start: number, end: number): string {
+  const len = end - start;
+  if (len === 0) return "";
+  if (len > SHORT_STRING_BYTES) return decodeStrict(buf, start, end);
+  const hit = cachedString(buf, start, end);
+  if (hit !== undefined) return hit;
+  const text = decodeStrict(buf, start, end);
+  const entry = { bytes: buf.slice(start, end), text };
+  if (SHORT_STRINGS.length < SHORT_STRINGS_MAX) SHORT_STRINGS.push(entry);
+  else {
+    SHORT_STRINGS[shortNext] = entry;
+    shortNext = (shortNext + 1) % SHORT_STRINGS_MAX;
+  }
+  return text;
+}
+
+function decodeStrict(buf: Uint8Array, start: number, end: number): string {
   try {
     return FATAL_UTF8.decode(buf.subarray(start, end));
   } catch {

@@ -263,8 +263,10 @@ function predictResponse(
 export interface PredictRequestView {
   /** The request's model spec (undefined when absent). */
   readonly modelSpec: ModelSpec | undefined;
-  /** The inputs by alias. */
-  readonly inputs: ReadonlyMap<string, TensorProtoValues>;
+  /** The inputs' aliases (distinct), in request order. */
+  readonly inputAliases: readonly string[];
+  /** The inputs' tensors, one per alias. */
+  readonly inputValues: readonly TensorProtoValues[];
   /** The output filter. */
   readonly outputFilter: readonly string[];
   /**
@@ -342,13 +344,16 @@ function prepareDirect(
   const info = signatureInfo(sig);
   const aliases = info.inputAliases;
   // Exactly the signature's inputs: defaults, extras and missing ones take the message path.
-  if (req.inputs.size !== aliases.length) return undefined;
+  const given = req.inputAliases;
+  if (given.length !== aliases.length) return undefined;
   const budget = new DecodeBudget(options.decodeLimits);
   const feeds: Tensor[] = new Array(aliases.length);
   for (let i = 0; i < aliases.length; i++) {
-    const values = req.inputs.get(aliases[i]);
-    if (values === undefined) return undefined;
-    const t = tensorFromProto(values, info.inputWhat[i], budget);
+    const at = aliases.length === 1
+      ? (given[0] === aliases[0] ? 0 : -1)
+      : given.indexOf(aliases[i]);
+    if (at < 0) return undefined;
+    const t = tensorFromProto(req.inputValues[at], info.inputWhat[i], budget);
     if (t.dtype !== info.inputDtypes[i]) return undefined;
     feeds[i] = t;
   }

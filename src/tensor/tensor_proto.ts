@@ -147,13 +147,25 @@ export function tensorFromProto(
 ): Tensor {
   const dtype = p.dtype;
   const dimsProto = p.tensorShape?.dim ?? [];
-  const dims: bigint[] = new Array(dimsProto.length);
-  for (let i = 0; i < dims.length; i++) dims[i] = dimsProto[i].size;
-  let n: number;
-  try {
-    n = checkedElementCount(dims);
-  } catch (e) {
-    throw ServingError.from(e).withPrefix(`Cannot read ${what}: `);
+  const rank = dimsProto.length;
+  // The common shape (a few dims below 2^31, a product below 2^53) is counted in doubles,
+  // exactly; anything else goes through the int64 checks and their messages.
+  let shape: number[] | undefined = rank <= 8 ? new Array(rank) : undefined;
+  let n = 1;
+  for (let i = 0; shape !== undefined && i < rank; i++) {
+    const d = dimsProto[i].size;
+    if (d < 0n || d > 0x7fffffffn) shape = undefined;
+    else n *= shape[i] = Number(d);
+  }
+  if (shape === undefined || n > Number.MAX_SAFE_INTEGER) {
+    const dims: bigint[] = new Array(rank);
+    for (let i = 0; i < rank; i++) dims[i] = dimsProto[i].size;
+    try {
+      n = checkedElementCount(dims);
+    } catch (e) {
+      throw ServingError.from(e).withPrefix(`Cannot read ${what}: `);
+    }
+    shape = dims.map(Number);
   }
   if (dtype === DataType.DT_INVALID || dtype > REF_OFFSET || DataType[dtype] === undefined) {
     // Tensor::FromProto refuses DT_INVALID, reference types (*_REF) and unknown numbers.
@@ -180,7 +192,6 @@ export function tensorFromProto(
       `Cannot convert ${what} of type ${dtypeName(dtype)}`,
     );
   }
-  const shape = dims.map(Number);
   const hasContent = p.tensorContent.byteLength > 0 && dtype !== DataType.DT_STRING;
   if (hasContent && n > 0) {
     const need = n * elementBytes(dtype);

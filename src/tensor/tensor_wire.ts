@@ -72,7 +72,7 @@ const EMPTY_STRINGS: readonly Uint8Array[] = Object.freeze([]);
 /** A TensorProto read from the wire (mutable while it is read). */
 interface WireTensor {
   dtype: DataType;
-  tensorShape: { dim: { size: bigint }[]; unknownRank: boolean } | undefined;
+  tensorShape: { dim: { readonly size: bigint }[]; unknownRank: boolean } | undefined;
   tensorContent: Uint8Array;
   halfVal: ArrayLike<number>;
   floatVal: ArrayLike<number>;
@@ -212,14 +212,20 @@ export function readTensorProto(s: WireScanner, end: number, meter: CostMeter): 
   return t;
 }
 
+/** Dims of the sizes most requests use, shared (a shape is only read). */
+const SMALL_DIM: readonly { readonly size: bigint }[] = Array.from(
+  { length: 1025 },
+  (_, i) => Object.freeze({ size: BigInt(i) }),
+);
+
 /** A TensorShapeProto in `[s.pos, end)`. */
 function readShape(
   s: WireScanner,
   end: number,
   meter: CostMeter,
-): { dim: { size: bigint }[]; unknownRank: boolean } {
+): { dim: { readonly size: bigint }[]; unknownRank: boolean } {
   meter.charge(SHAPE_COST);
-  const dim: { size: bigint }[] = [];
+  const dim: { readonly size: bigint }[] = [];
   let unknownRank = false;
   while (s.pos < end) {
     const tag = s.tag(end);
@@ -227,11 +233,18 @@ function readShape(
       const dimLen = s.length(end);
       const dimEnd = s.pos + dimLen;
       meter.charge(DIM_COST);
-      let size = 0n;
+      let size = SMALL_DIM[0];
       while (s.pos < dimEnd) {
         const t = s.tag(dimEnd);
-        if (t === ((1 << 3) | 0)) size = s.int64(dimEnd);
-        else if (t === ((2 << 3) | 2)) {
+        if (t === ((1 << 3) | 0)) {
+          const start = s.pos;
+          const small = s.varint32(dimEnd);
+          if (s.pos - start <= 2 && small < SMALL_DIM.length) size = SMALL_DIM[small];
+          else {
+            s.pos = start;
+            size = { size: s.int64(dimEnd) };
+          }
+        } else if (t === ((2 << 3) | 2)) {
           // The name is not used, but C++ fails the parse on invalid UTF-8 in it.
           const len = s.length(dimEnd);
           meter.charge(COST_STRING);
@@ -240,7 +253,7 @@ function readShape(
         } else throw NOT_SIMPLE;
       }
       if (s.pos !== dimEnd) throw NOT_SIMPLE;
-      dim.push({ size });
+      dim.push(size);
     } else if (tag === ((3 << 3) | 0)) {
       // bool: any non-zero varint is true.
       const start = s.pos;

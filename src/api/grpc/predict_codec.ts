@@ -76,13 +76,33 @@ export function readPredictRequest(
   }
 }
 
+/** A request read directly; its message is decoded only when asked for. */
+class RequestView implements PredictRequestView {
+  constructor(
+    readonly modelSpec: ModelSpec | undefined,
+    readonly inputAliases: readonly string[],
+    readonly inputValues: readonly TensorProtoValues[],
+    readonly outputFilter: readonly string[],
+    private readonly bytes: Uint8Array,
+    private readonly maxCost: number,
+  ) {}
+
+  message(): PredictRequest {
+    return decodeBinary(PredictRequestSchema, this.bytes, { maxCost: this.maxCost });
+  }
+}
+
+/** `version_choice` unset (shared: nothing writes to a request's spec). */
+const NO_VERSION: ModelSpec["versionChoice"] = Object.freeze({ case: undefined });
+
 function readPlain(bytes: Uint8Array, maxCost: number): PredictRequestView {
   const meter = new CostMeter(maxCost);
   meter.charge(REQUEST_COST);
   const s = new WireScanner(bytes);
   const end = bytes.length;
   let modelSpec: ModelSpec | undefined;
-  const inputs = new Map<string, TensorProtoValues>();
+  const aliases: string[] = [];
+  const values: TensorProtoValues[] = [];
   let outputFilter = NO_FILTER;
   while (s.pos < end) {
     const tag = s.tag(end);
@@ -101,8 +121,10 @@ function readPlain(bytes: Uint8Array, maxCost: number): PredictRequestView {
           value = readTensorProto(s, s.pos + len, meter);
         } else throw NOT_SIMPLE;
       }
-      if (s.pos !== entryEnd || value === undefined || inputs.has(key)) throw NOT_SIMPLE;
-      inputs.set(key, value);
+      // A repeated key (the later entry wins) is rare: the general decoder.
+      if (s.pos !== entryEnd || value === undefined || aliases.includes(key)) throw NOT_SIMPLE;
+      aliases.push(key);
+      values.push(value);
     } else if (tag === ((1 << 3) | 2)) {
       if (modelSpec !== undefined) throw NOT_SIMPLE; // A second one merges: rare.
       const len = s.length(end);
@@ -113,12 +135,7 @@ function readPlain(bytes: Uint8Array, maxCost: number): PredictRequestView {
       (outputFilter as string[]).push(s.string(end));
     } else throw NOT_SIMPLE;
   }
-  return {
-    modelSpec,
-    inputs,
-    outputFilter,
-    message: () => decodeBinary(PredictRequestSchema, bytes, { maxCost }) as PredictRequest,
-  };
+  return new RequestView(modelSpec, aliases, values, outputFilter, bytes, maxCost);
 }
 
 /** A ModelSpec in `[s.pos, end)`, as a plain object of the message's shape. */
@@ -126,7 +143,7 @@ function readModelSpec(s: WireScanner, end: number, meter: CostMeter): ModelSpec
   meter.charge(SPEC_COST);
   let name = "";
   let signatureName = "";
-  let versionChoice: ModelSpec["versionChoice"] = { case: undefined };
+  let versionChoice = NO_VERSION;
   while (s.pos < end) {
     const tag = s.tag(end);
     if (tag === ((1 << 3) | 2)) {
