@@ -124,13 +124,17 @@ export class WireScanner {
     return len;
   }
 
-  /** A length-delimited UTF-8 string (invalid UTF-8 gives up, as C++ fails the parse). */
-  string(end: number): string {
+  /**
+   * A length-delimited UTF-8 string (invalid UTF-8 gives up, as C++ fails the parse).
+   *
+   * @param cached look it up in the short-string cache (a name a request repeats)
+   */
+  string(end: number, cached = false): string {
     const len = this.length(end);
     const start = this.pos;
     const stop = start + len;
     this.pos = stop;
-    return utf8(this.buf, start, stop);
+    return cached ? cachedUtf8(this.buf, start, stop) : utf8(this.buf, start, stop);
   }
 }
 
@@ -140,7 +144,7 @@ export class WireScanner {
  * round-robin.
  */
 const SHORT_STRINGS: { bytes: Uint8Array; text: string }[] = [];
-const SHORT_STRINGS_MAX = 64;
+const SHORT_STRINGS_MAX = 16;
 const SHORT_STRING_BYTES = 64;
 let shortNext = 0;
 
@@ -156,8 +160,12 @@ function cachedString(buf: Uint8Array, start: number, end: number): string | und
   return undefined;
 }
 
-/** Decodes UTF-8 strictly (invalid UTF-8 gives up); short strings come from a small cache. */
-export function utf8(buf: Uint8Array, start: number, end: number): string {
+/**
+ * Decodes UTF-8 strictly (invalid UTF-8 gives up), short strings from a small cache: for the few
+ * names a request repeats (model, signature, input aliases), not for strings a request may hold
+ * many of.
+ */
+export function cachedUtf8(buf: Uint8Array, start: number, end: number): string {
   const len = end - start;
   if (len === 0) return "";
   if (len > SHORT_STRING_BYTES) return decodeStrict(buf, start, end);
@@ -171,6 +179,11 @@ export function utf8(buf: Uint8Array, start: number, end: number): string {
     shortNext = (shortNext + 1) % SHORT_STRINGS_MAX;
   }
   return text;
+}
+
+/** Decodes UTF-8 strictly (invalid UTF-8 gives up). */
+export function utf8(buf: Uint8Array, start: number, end: number): string {
+  return end === start ? "" : decodeStrict(buf, start, end);
 }
 
 function decodeStrict(buf: Uint8Array, start: number, end: number): string {

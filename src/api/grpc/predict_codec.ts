@@ -57,6 +57,12 @@ const INT64_VALUE_COST = messageCost(Int64ValueSchema);
 const NO_FILTER: readonly string[] = Object.freeze([]);
 
 /**
+ * At most this many inputs or output filter entries are read directly (the checks per entry
+ * grow with their count); a request with more goes to the general decoder.
+ */
+const MAX_PLAIN_LIST = 64;
+
+/**
  * Reads the plain form of a PredictRequest.
  *
  * @param bytes the request's wire bytes (input tensors may view them)
@@ -115,14 +121,17 @@ function readPlain(bytes: Uint8Array, maxCost: number): PredictRequestView {
       let value: TensorProtoValues | undefined;
       while (s.pos < entryEnd) {
         const t = s.tag(entryEnd);
-        if (t === ((1 << 3) | 2)) key = s.string(entryEnd);
+        if (t === ((1 << 3) | 2)) key = s.string(entryEnd, true);
         else if (t === ((2 << 3) | 2) && value === undefined) {
           const len = s.length(entryEnd);
           value = readTensorProto(s, s.pos + len, meter);
         } else throw NOT_SIMPLE;
       }
       // A repeated key (the later entry wins) is rare: the general decoder.
-      if (s.pos !== entryEnd || value === undefined || aliases.includes(key)) throw NOT_SIMPLE;
+      if (
+        s.pos !== entryEnd || value === undefined || aliases.length >= MAX_PLAIN_LIST ||
+        aliases.includes(key)
+      ) throw NOT_SIMPLE;
       aliases.push(key);
       values.push(value);
     } else if (tag === ((1 << 3) | 2)) {
@@ -131,6 +140,7 @@ function readPlain(bytes: Uint8Array, maxCost: number): PredictRequestView {
       modelSpec = readModelSpec(s, s.pos + len, meter);
     } else if (tag === ((3 << 3) | 2)) {
       meter.charge(COST_SLOT + COST_STRING);
+      if (outputFilter.length >= MAX_PLAIN_LIST) throw NOT_SIMPLE;
       if (outputFilter === NO_FILTER) outputFilter = [];
       (outputFilter as string[]).push(s.string(end));
     } else throw NOT_SIMPLE;
@@ -147,10 +157,10 @@ function readModelSpec(s: WireScanner, end: number, meter: CostMeter): ModelSpec
   while (s.pos < end) {
     const tag = s.tag(end);
     if (tag === ((1 << 3) | 2)) {
-      name = s.string(end);
+      name = s.string(end, true);
       meter.charge(COST_STRING);
     } else if (tag === ((3 << 3) | 2)) {
-      signatureName = s.string(end);
+      signatureName = s.string(end, true);
       meter.charge(COST_STRING);
     } else if (tag === ((2 << 3) | 2) && versionChoice.case === undefined) {
       const valueLen = s.length(end);
@@ -167,7 +177,7 @@ function readModelSpec(s: WireScanner, end: number, meter: CostMeter): ModelSpec
         value: { $typeName: "google.protobuf.Int64Value", value },
       };
     } else if (tag === ((4 << 3) | 2) && versionChoice.case === undefined) {
-      versionChoice = { case: "versionLabel", value: s.string(end) };
+      versionChoice = { case: "versionLabel", value: s.string(end, true) };
       meter.charge(COST_STRING);
     } else throw NOT_SIMPLE;
   }
