@@ -74,8 +74,12 @@ export function readPredictRequest(
   limits: DecodeLimits,
 ): PredictRequestView | undefined {
   const maxCost = messageDecodeAllowance(bytes.length, limits);
+  // A plain Uint8Array over the same memory: views of a Node Buffer are Buffers, costlier to make.
+  const plain = bytes.constructor === Uint8Array
+    ? bytes
+    : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   try {
-    return readPlain(bytes, maxCost);
+    return readPlain(plain, maxCost);
   } catch {
     // NOT_SIMPLE (or anything unexpected): the general decoder has the last word on these bytes.
     return undefined;
