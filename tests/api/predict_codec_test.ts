@@ -233,6 +233,9 @@ Deno.test("the direct Predict path ends as the message path on random and mutate
   let direct = 0;
   let outputs = 0;
   const seen = new Set<string>();
+  let refused = 0;
+  let exhaustedDirect = 0;
+  let undecodable = 0;
   for (let i = 0; i < 6000; i++) {
     const req = randomRequest(rng);
     let bytes: Uint8Array = toBinary(PredictRequestSchema, req);
@@ -250,7 +253,15 @@ Deno.test("the direct Predict path ends as the message path on random and mutate
     if (got.direct) direct++;
     if (got.outputs) outputs++;
     seen.add(want.outcome.slice(0, 40));
+    if (got.direct && want.outcome.startsWith("error 8:")) exhaustedDirect++;
+    if (want.outcome.startsWith("refused")) refused++;
+    if (want.outcome === "undecodable") undecodable++;
   }
+  // Hostile sizes were met: refused by the message cost estimate, over a tensor limit after a
+  // direct read, and bytes that do not parse.
+  assert.ok(refused > 0, "some requests refused before decoding");
+  assert.ok(exhaustedDirect > 0, "some tensors over a decode limit after a direct read");
+  assert.ok(undecodable > 0, "some requests undecodable");
   // Most requests are read directly and many answered straight from the tensors; the cases
   // cover many distinct answers (responses and errors).
   assert.ok(direct > 3000, `${direct} read directly`);
