@@ -18,6 +18,7 @@ import {
 import { type ModelSpec, ModelSpecSchema } from "../proto/gen/tensorflow_serving/apis/model_pb.ts";
 import { Code, ServingError } from "../errors.ts";
 import type { HealthStatus, ServingApi, Transport } from "./serving_api.ts";
+import type { PredictResponse } from "../proto/gen/tensorflow_serving/apis/predict_pb.ts";
 import type { ManagerState } from "../core/manager.ts";
 import { toModelServerConfig } from "../config/model_config.ts";
 import type { CallContext, Executor } from "../exec/executor.ts";
@@ -25,7 +26,12 @@ import { prepareClassify } from "../servables/classify.ts";
 import { getModelMetadata } from "../servables/metadata.ts";
 import { requireModelSpec, type ServableOptions } from "../servables/model_spec.ts";
 import { prepareMultiInference } from "../servables/multi_inference.ts";
-import { preparePredict } from "../servables/predict.ts";
+import {
+  type PredictOutputs,
+  type PredictRequestView,
+  preparePredict,
+  preparePredictView,
+} from "../servables/predict.ts";
 import { type PreparedCall, runPrepared } from "../servables/prepared.ts";
 import { prepareRegress } from "../servables/regress.ts";
 import type { ServableModel, ServerCore } from "./server_core.ts";
@@ -143,6 +149,24 @@ export class ModelServerService implements ServingApi {
       req.modelSpec,
       via,
       (m) => this.#exec(m, preparePredict(m.model, m.version, m.name, req, this.options), ctx),
+    );
+  }
+
+  /**
+   * PredictionService/Predict from a request read straight from its wire bytes: the common
+   * request runs without message objects and answers {@link PredictOutputs}; any other runs as
+   * {@link predict} (same checks, messages, metrics and executor either way).
+   */
+  predictView(
+    req: PredictRequestView,
+    via: Transport,
+    ctx?: CallContext,
+  ): PredictResponse | PredictOutputs | Promise<PredictResponse | PredictOutputs> {
+    return this.#run(
+      "predict",
+      req.modelSpec,
+      via,
+      (m) => this.#exec(m, preparePredictView(m.model, m.version, m.name, req, this.options), ctx),
     );
   }
 

@@ -35,6 +35,7 @@ import type {
 } from "../proto/gen/tensorflow_serving/apis/regression_pb.ts";
 
 import type { CallContext } from "../exec/executor.ts";
+import type { PredictOutputs, PredictRequestView } from "../servables/predict.ts";
 
 export type { CallContext };
 
@@ -60,6 +61,17 @@ export interface ServingApi {
     via: Transport,
     ctx?: CallContext,
   ): PredictResponse | Promise<PredictResponse>;
+  /**
+   * PredictionService/Predict from a request read straight from its wire bytes (the gRPC hot
+   * path): answers the outputs as tensors ({@link PredictOutputs}) for the transport to encode,
+   * or a response message when the request took the message path. Optional: a transport without
+   * it decodes the message and calls {@link predict}.
+   */
+  predictView?(
+    req: PredictRequestView,
+    via: Transport,
+    ctx?: CallContext,
+  ): PredictResponse | PredictOutputs | Promise<PredictResponse | PredictOutputs>;
   /** PredictionService/Classify. */
   classify(
     req: ClassificationRequest,

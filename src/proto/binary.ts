@@ -59,12 +59,29 @@ export interface DecodeBinaryOptions {
 
 // Estimated memory of what the decoder allocates (V8, 64-bit, pointer compression off): an
 // object header and its slots, an array slot, a heap number or bigint, a typed-array view.
-const COST_MESSAGE = 64;
-const COST_FIELD = 16;
-const COST_SLOT = 8;
-const COST_BIGINT = 24;
-const COST_STRING = 32;
-const COST_BYTES = 96;
+// Exported so that the hot path's plain-form reader (src/tensor/tensor_wire.ts) charges exactly
+// what this decoder would for the same bytes.
+/** Estimated cost of a message object's header and slots (plus {@link COST_FIELD} per field). */
+export const COST_MESSAGE = 64;
+/** Estimated cost of one field slot of a message object. */
+export const COST_FIELD = 16;
+/** Estimated cost of one array slot. */
+export const COST_SLOT = 8;
+/** Estimated cost of one BigInt. */
+export const COST_BIGINT = 24;
+/** Estimated cost of one string. */
+export const COST_STRING = 32;
+/** Estimated cost of one bytes view. */
+export const COST_BYTES = 96;
+
+/**
+ * What this decoder charges for creating one message of a type: its header and a slot per field.
+ *
+ * @param desc the message type
+ */
+export function messageCost(desc: DescMessage): number {
+  return COST_MESSAGE + COST_FIELD * desc.fields.length;
+}
 
 /** Wire type of each scalar type's single value. */
 function scalarWireType(t: ScalarType): WireType {

@@ -12,6 +12,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import type { TensorProto } from "../proto/gen/tensorflow/core/framework/tensor_pb.ts";
+import type { ModelSpec } from "../proto/gen/tensorflow_serving/apis/model_pb.ts";
 import {
   type PredictRequest,
   type PredictResponse,
@@ -20,7 +21,9 @@ import {
 import { Code, ServingError } from "../errors.ts";
 import type { Model, Signature } from "../runtime/model.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import { tensorFromProto, tensorToProto } from "../tensor/tensor_proto.ts";
+import { tensorFromProto, type TensorProtoValues, tensorToProto } from "../tensor/tensor_proto.ts";
+import { directlyEncodable } from "../tensor/tensor_wire.ts";
+import { signatureInfo } from "./signature_info.ts";
 import { DecodeBudget } from "../tensor/limits.ts";
 import { checkFeedTypes } from "./input.ts";
 import { type PreparedCall, runPrepared } from "./prepared.ts";
@@ -229,13 +232,158 @@ export function preparePredict(
       if (outs.length !== fetch.length) {
         throw new ServingError(Code.UNKNOWN, "Predict internal error");
       }
-      const response = create(PredictResponseSchema, {
-        modelSpec: makeModelSpec(modelName, signatureName, version),
-      });
-      for (let i = 0; i < fetch.length; i++) {
-        response.outputs[fetch[i]] = tensorToProto(outs[i], useContent);
+      return predictResponse(modelName, signatureName, version, fetch, outs, useContent);
+    },
+  };
+}
+
+/** The response message of a run: the outputs by alias and the model spec. */
+function predictResponse(
+  modelName: string,
+  signatureName: string,
+  version: number,
+  fetch: readonly string[],
+  outs: readonly Tensor[],
+  useContent: boolean,
+): PredictResponse {
+  const response = create(PredictResponseSchema, {
+    modelSpec: makeModelSpec(modelName, signatureName, version),
+  });
+  for (let i = 0; i < fetch.length; i++) {
+    response.outputs[fetch[i]] = tensorToProto(outs[i], useContent);
+  }
+  return response;
+}
+
+/**
+ * A PredictRequest read straight from its wire bytes (src/api/grpc/predict_codec.ts): the model
+ * spec, each input as a view of its TensorProto, the output filter, and the same request decoded
+ * as a message on demand, for whatever the direct path does not take.
+ */
+export interface PredictRequestView {
+  /** The request's model spec (undefined when absent). */
+  readonly modelSpec: ModelSpec | undefined;
+  /** The inputs' aliases (distinct), in request order. */
+  readonly inputAliases: readonly string[];
+  /** The inputs' tensors, one per alias. */
+  readonly inputValues: readonly TensorProtoValues[];
+  /** The output filter. */
+  readonly outputFilter: readonly string[];
+  /**
+   * The same request decoded by the general decoder.
+   *
+   * @throws Error when the bytes do not decode (never, for a view the codec built)
+   */
+  message(): PredictRequest;
+}
+
+/**
+ * The outcome of a Predict taken on the direct path: the output tensors by alias, for the
+ * transport to encode as the PredictResponse {@link predict} would build (same fields, same
+ * order, same bytes).
+ */
+export class PredictOutputs {
+  /**
+   * @param modelName the servable's name
+   * @param signatureName the signature run (resolved)
+   * @param version the version run
+   * @param aliases the output aliases, in the order the response map lists them
+   * @param tensors one tensor per alias
+   * @param useContent write numbers into `tensor_content` (`--enable_serialization_as_tensor_content`)
+   */
+  constructor(
+    readonly modelName: string,
+    readonly signatureName: string,
+    readonly version: number,
+    readonly aliases: readonly string[],
+    readonly tensors: readonly Tensor[],
+    readonly useContent: boolean,
+  ) {}
+}
+
+/**
+ * Predict from a {@link PredictRequestView}: the common request (every signature input given
+ * once, the filter naming known outputs once, types that match, values TensorFlow accepts) goes
+ * straight from the views to tensors with the signature's metadata resolved once per version, and
+ * its outputs come back as {@link PredictOutputs}; any other request — including every one that
+ * fails a check — runs {@link preparePredict} on the decoded message, so its answer, error
+ * messages included, is exactly the message path's.
+ *
+ * @throws ServingError as {@link preparePredict}
+ */
+export function preparePredictView(
+  model: Model,
+  version: number,
+  modelName: string,
+  req: PredictRequestView,
+  options: ServableOptions = {},
+): PreparedCall<PredictResponse | PredictOutputs> {
+  let direct: PreparedCall<PredictResponse | PredictOutputs> | undefined;
+  try {
+    direct = prepareDirect(model, version, modelName, req, options);
+  } catch {
+    // A check failed or a tensor was refused: the message path words the answer.
+  }
+  return direct ?? preparePredict(model, version, modelName, req.message(), options);
+}
+
+/** The direct path of {@link preparePredictView}; undefined (or a throw) leaves the request to it. */
+function prepareDirect(
+  model: Model,
+  version: number,
+  modelName: string,
+  req: PredictRequestView,
+  options: ServableOptions,
+): PreparedCall<PredictResponse | PredictOutputs> | undefined {
+  const spec = req.modelSpec;
+  if (spec === undefined) return undefined;
+  const signatureName = resolveSignatureName(spec.signatureName);
+  const sig = model.signatures.get(signatureName);
+  if (sig === undefined) return undefined;
+  if (options.enableSignatureMethodNameCheck) verifySignature(sig, options);
+  const info = signatureInfo(sig);
+  const aliases = info.inputAliases;
+  // Exactly the signature's inputs: defaults, extras and missing ones take the message path.
+  const given = req.inputAliases;
+  if (given.length !== aliases.length) return undefined;
+  const budget = new DecodeBudget(options.decodeLimits);
+  const feeds: Tensor[] = new Array(aliases.length);
+  for (let i = 0; i < aliases.length; i++) {
+    const at = aliases.length === 1
+      ? (given[0] === aliases[0] ? 0 : -1)
+      : given.indexOf(aliases[i]);
+    if (at < 0) return undefined;
+    const t = tensorFromProto(req.inputValues[at], info.inputWhat[i], budget);
+    if (t.dtype !== info.inputDtypes[i]) return undefined;
+    feeds[i] = t;
+  }
+  let target = info.allOutputsTarget;
+  const filter = req.outputFilter;
+  if (filter.length > 0) {
+    const seen = new Set<string>();
+    for (let i = 0; i < filter.length; i++) {
+      const alias = filter[i];
+      if (!info.outputSet.has(alias) || seen.has(alias)) return undefined;
+      seen.add(alias);
+    }
+    const wanted = [...seen];
+    target = { signature: signatureName, outputs: wanted.length > 1 ? wanted.sort() : wanted };
+  }
+  const fetch = target.outputs;
+  const useContent = options.enableSerializationAsTensorContent === true;
+  return {
+    target,
+    feeds,
+    finish(outs) {
+      if (outs.length !== fetch.length) {
+        throw new ServingError(Code.UNKNOWN, "Predict internal error");
       }
-      return response;
+      for (let i = 0; i < outs.length; i++) {
+        if (!directlyEncodable(outs[i])) {
+          return predictResponse(modelName, signatureName, version, fetch, outs, useContent);
+        }
+      }
+      return new PredictOutputs(modelName, signatureName, version, fetch, outs, useContent);
     },
   };
 }

@@ -35,6 +35,29 @@ import { checkedElementCount, DecodeBudget, STRING_ELEMENT_BYTES } from "./limit
 const REF_OFFSET = 100;
 import { Tensor } from "./tensor.ts";
 
+/**
+ * What {@link tensorFromProto} reads of a TensorProto: a decoded message, or a view of its wire
+ * bytes built without one (src/tensor/tensor_wire.ts, the request hot path), whose repeated
+ * fields may be typed arrays over the wire bytes.
+ */
+export interface TensorProtoValues {
+  readonly dtype: DataType;
+  readonly tensorShape?: { readonly dim: ArrayLike<{ readonly size: bigint }> };
+  readonly tensorContent: Uint8Array;
+  readonly halfVal: ArrayLike<number>;
+  readonly floatVal: ArrayLike<number>;
+  readonly doubleVal: ArrayLike<number>;
+  readonly intVal: ArrayLike<number>;
+  readonly stringVal: ArrayLike<Uint8Array>;
+  readonly scomplexVal: ArrayLike<number>;
+  readonly int64Val: ArrayLike<bigint>;
+  /** Booleans, or 0/1 numbers in a view. */
+  readonly boolVal: ArrayLike<boolean | number>;
+  readonly dcomplexVal: ArrayLike<number>;
+  readonly uint32Val: ArrayLike<number>;
+  readonly uint64Val: ArrayLike<bigint>;
+}
+
 /** Reads a fully defined shape; `-1` dims or unknown rank are rejected. */
 export function shapeFromProto(p: TensorShapeProto | undefined, what = "tensor"): number[] {
   if (!p) return [];
@@ -95,7 +118,7 @@ function decodedElementBytes(dtype: DataType): number {
  * limit's expansion ratio is applied to. Exact for `tensor_content` and fixed-width fields; a
  * varint counts one byte, a string its bytes plus two.
  */
-export function encodedSizeLowerBound(p: TensorProto): number {
+export function encodedSizeLowerBound(p: TensorProtoValues): number {
   let n = p.tensorContent.byteLength + 4 * (p.floatVal.length + p.scomplexVal.length) +
     8 * (p.doubleVal.length + p.dcomplexVal.length) + p.intVal.length + p.int64Val.length +
     p.uint32Val.length + p.uint64Val.length + p.boolVal.length + p.halfVal.length;
@@ -118,19 +141,31 @@ export function encodedSizeLowerBound(p: TensorProto): number {
  *   cannot be held here, RESOURCE_EXHAUSTED over a decode limit
  */
 export function tensorFromProto(
-  p: TensorProto,
+  p: TensorProtoValues,
   what = "tensor",
   budget?: DecodeBudget,
 ): Tensor {
   const dtype = p.dtype;
   const dimsProto = p.tensorShape?.dim ?? [];
-  const dims: bigint[] = new Array(dimsProto.length);
-  for (let i = 0; i < dims.length; i++) dims[i] = dimsProto[i].size;
-  let n: number;
-  try {
-    n = checkedElementCount(dims);
-  } catch (e) {
-    throw ServingError.from(e).withPrefix(`Cannot read ${what}: `);
+  const rank = dimsProto.length;
+  // The common shape (a few dims below 2^31, a product below 2^53) is counted in doubles,
+  // exactly; anything else goes through the int64 checks and their messages.
+  let shape: number[] | undefined = rank <= 8 ? new Array(rank) : undefined;
+  let n = 1;
+  for (let i = 0; shape !== undefined && i < rank; i++) {
+    const d = dimsProto[i].size;
+    if (d < 0n || d > 0x7fffffffn) shape = undefined;
+    else n *= shape[i] = Number(d);
+  }
+  if (shape === undefined || n > Number.MAX_SAFE_INTEGER) {
+    const dims: bigint[] = new Array(rank);
+    for (let i = 0; i < rank; i++) dims[i] = dimsProto[i].size;
+    try {
+      n = checkedElementCount(dims);
+    } catch (e) {
+      throw ServingError.from(e).withPrefix(`Cannot read ${what}: `);
+    }
+    shape = dims.map(Number);
   }
   if (dtype === DataType.DT_INVALID || dtype > REF_OFFSET || DataType[dtype] === undefined) {
     // Tensor::FromProto refuses DT_INVALID, reference types (*_REF) and unknown numbers.
@@ -157,7 +192,6 @@ export function tensorFromProto(
       `Cannot convert ${what} of type ${dtypeName(dtype)}`,
     );
   }
-  const shape = dims.map(Number);
   const hasContent = p.tensorContent.byteLength > 0 && dtype !== DataType.DT_STRING;
   if (hasContent && n > 0) {
     const need = n * elementBytes(dtype);
@@ -180,8 +214,12 @@ export function tensorFromProto(
   if (hasContent && n > 0) {
     return new Tensor(dtype, shape, fromBytes(dtype, p.tensorContent, n));
   }
+  if (n === 0) return new Tensor(dtype, shape, allocate(dtype, 0));
+  // Exactly n values already in the storage's array type (a view of the wire bytes made by the
+  // hot path's reader) are the storage: nothing to repeat, nothing to copy.
+  const exact = exactValues(p, dtype, n);
+  if (exact !== undefined) return new Tensor(dtype, shape, exact);
   const data = allocate(dtype, n);
-  if (n === 0) return new Tensor(dtype, shape, data);
   switch (dtype) {
     case DataType.DT_FLOAT:
       fill(data as Float32Array, p.floatVal, 0);
@@ -233,7 +271,31 @@ export function tensorFromProto(
   return new Tensor(dtype, shape, data);
 }
 
-function fillBool(out: Uint8Array, vals: readonly boolean[]): void {
+/** The values field itself when it is a typed array of the dtype's storage holding n values. */
+function exactValues(
+  p: TensorProtoValues,
+  dtype: DataType,
+  n: number,
+): NumericArray | undefined {
+  switch (dtype) {
+    case DataType.DT_FLOAT:
+      return p.floatVal instanceof Float32Array && p.floatVal.length === n ? p.floatVal : undefined;
+    case DataType.DT_DOUBLE:
+      return p.doubleVal instanceof Float64Array && p.doubleVal.length === n
+        ? p.doubleVal
+        : undefined;
+    case DataType.DT_INT32:
+      return p.intVal instanceof Int32Array && p.intVal.length === n ? p.intVal : undefined;
+    case DataType.DT_INT64:
+      return p.int64Val instanceof BigInt64Array && p.int64Val.length === n
+        ? p.int64Val
+        : undefined;
+    default:
+      return undefined;
+  }
+}
+
+function fillBool(out: Uint8Array, vals: ArrayLike<boolean | number>): void {
   const m = vals.length;
   if (m === 0) return;
   const k = Math.min(out.length, m);
@@ -241,7 +303,7 @@ function fillBool(out: Uint8Array, vals: readonly boolean[]): void {
   if (k < out.length) out.fill(vals[m - 1] ? 1 : 0, k);
 }
 
-function fillComplex(out: Float32Array | Float64Array, vals: number[]): void {
+function fillComplex(out: Float32Array | Float64Array, vals: ArrayLike<number>): void {
   const m = vals.length >> 1;
   if (m === 0) return;
   for (let i = 0; i < out.length; i += 2) {

@@ -33,14 +33,26 @@ import { PredictionService } from "../../proto/gen/tensorflow_serving/apis/predi
 import { create } from "@bufbuild/protobuf";
 import type { CallContext, HealthStatus, ServingApi } from "../../model_server/serving_api.ts";
 import type { DecodeLimits } from "../../tensor/limits.ts";
+import type { PredictRequest } from "../../proto/gen/tensorflow_serving/apis/predict_pb.ts";
 import { grpcStatus } from "../status.ts";
 import {
   type Decoded,
+  decodeRequest,
   grpcServiceDefinition,
   RefusedRequest,
   UNDECODABLE,
   UNDECODABLE_STATUS,
 } from "./service_definition.ts";
+import {
+  type PredictResponse,
+  PredictResponseSchema,
+} from "../../proto/gen/tensorflow_serving/apis/predict_pb.ts";
+import { PredictRequestSchema } from "../../proto/gen/tensorflow_serving/apis/predict_pb.ts";
+import { encodeMessage } from "../../proto/rpc.ts";
+import { PredictOutputs } from "../../servables/predict.ts";
+import { DEFAULT_DECODE_LIMITS } from "../../tensor/limits.ts";
+import { encodePredictOutputs, readPredictRequest } from "./predict_codec.ts";
+import type { Buffer } from "node:buffer";
 
 /** Options of {@link startGrpcServer}. */
 export interface GrpcServerOptions {
@@ -130,30 +142,89 @@ function unary<I, O>(
   fn: (req: I, ctx: CallContext) => O | Promise<O>,
   undecodable: GrpcStatus = UNDECODABLE_STATUS,
 ): Unary<I, O> {
+  return (call, callback) => serve(call.request, call, callback, fn, undecodable);
+}
+
+/** Answers one unary call whose request has been decoded (or refused). */
+function serve<I, O>(
+  req: Decoded<I>,
+  call: grpc.ServerUnaryCall<unknown, unknown>,
+  callback: grpc.sendUnaryData<O>,
+  fn: (req: I, ctx: CallContext) => O | Promise<O>,
+  undecodable: GrpcStatus = UNDECODABLE_STATUS,
+): void {
+  if (req === UNDECODABLE) {
+    callback(undecodable);
+    return;
+  }
+  if (req instanceof RefusedRequest) {
+    callback(req.status);
+    return;
+  }
+  let out: O | Promise<O>;
+  try {
+    // A call answered inline (cheap, or not an inference) costs no promise; one run on a
+    // worker resolves later.
+    out = fn(req, callContext(call));
+  } catch (e) {
+    callback(toStatus(e));
+    return;
+  }
+  if (out instanceof Promise) {
+    out.then((v) => callback(null, v), (e) => callback(toStatus(e)));
+  } else {
+    callback(null, out);
+  }
+}
+
+/** What the Predict handler answers: a response message, or outputs to encode directly. */
+type PredictAnswer = PredictResponse | PredictOutputs;
+
+/**
+ * Predict's method definition with bytes in (grpc-js does not parse the request) and either a
+ * message or {@link PredictOutputs} out (encoded straight from the tensors). Serialization stays
+ * grpc-js's step, so a response that cannot be encoded fails as any other method's.
+ */
+function predictDefinition(
+  def: { readonly path: string; readonly originalName?: string },
+): grpc.MethodDefinition<Buffer, PredictAnswer> {
+  return {
+    path: def.path,
+    originalName: def.originalName,
+    requestStream: false,
+    responseStream: false,
+    requestDeserialize: (b: Buffer) => b,
+    requestSerialize: (b: Buffer) => b,
+    responseSerialize: (out: PredictAnswer) =>
+      // grpc-js copies the bytes into its frame at once, so they may live in a shared buffer.
+      out instanceof PredictOutputs
+        ? encodePredictOutputs(out, true)
+        : encodeMessage(PredictResponseSchema, out),
+    responseDeserialize: () => {
+      throw new Error("Cannot decode a response on the server");
+    },
+  };
+}
+
+/**
+ * The Predict handler: the plain form of a request is read straight into tensor views
+ * (predict_codec.ts) and served by `api.predictView`; any other request is decoded by the
+ * general decoder and served by `api.predict`, exactly as before (same statuses and messages).
+ */
+function predictHandler(
+  api: ServingApi,
+  limits: DecodeLimits,
+): grpc.handleUnaryCall<Buffer, PredictAnswer> {
+  const viaMessage = (req: PredictRequest, ctx: CallContext) => api.predict(req, "grpc", ctx);
   return (call, callback) => {
-    const req = call.request;
-    if (req === UNDECODABLE) {
-      callback(undecodable);
+    const bytes = call.request;
+    const predictView = api.predictView;
+    const view = predictView === undefined ? undefined : readPredictRequest(bytes, limits);
+    if (view === undefined) {
+      serve(decodeRequest(PredictRequestSchema, bytes, limits), call, callback, viaMessage);
       return;
     }
-    if (req instanceof RefusedRequest) {
-      callback(req.status);
-      return;
-    }
-    let out: O | Promise<O>;
-    try {
-      // A call answered inline (cheap, or not an inference) costs no promise; one run on a
-      // worker resolves later.
-      out = fn(req, callContext(call));
-    } catch (e) {
-      callback(toStatus(e));
-      return;
-    }
-    if (out instanceof Promise) {
-      out.then((v) => callback(null, v), (e) => callback(toStatus(e)));
-    } else {
-      callback(null, out);
-    }
+    serve(view, call, callback, (v, ctx) => predictView!.call(api, v, "grpc", ctx));
   };
 }
 
@@ -162,20 +233,28 @@ function unary<I, O>(
  * away, so a queued call is dropped before it runs.
  */
 function callContext(call: grpc.ServerUnaryCall<unknown, unknown>): CallContext {
-  const d = call.getDeadline();
-  const deadline = d instanceof Date ? d.getTime() : Number.isFinite(d) ? d : undefined;
-  let controller: AbortController | undefined;
-  return {
-    deadline,
-    get signal() {
-      if (controller === undefined) {
-        controller = new AbortController();
-        if (call.cancelled) controller.abort();
-        else call.once("cancelled", () => controller!.abort());
-      }
-      return controller.signal;
-    },
-  };
+  return new GrpcCallContext(call);
+}
+
+/** A {@link CallContext} whose signal is made only when asked for (a queued call). */
+class GrpcCallContext implements CallContext {
+  readonly deadline: number | undefined;
+  #controller: AbortController | undefined;
+
+  constructor(private readonly call: grpc.ServerUnaryCall<unknown, unknown>) {
+    const d = call.getDeadline();
+    this.deadline = d instanceof Date ? d.getTime() : Number.isFinite(d) ? d : undefined;
+  }
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      const controller = new AbortController();
+      this.#controller = controller;
+      if (this.call.cancelled) controller.abort();
+      else this.call.once("cancelled", () => controller.abort());
+    }
+    return this.#controller.signal;
+  }
 }
 
 /** Whether a service name is longer (in UTF-8 bytes) than grpc++'s health service takes. */
@@ -352,10 +431,11 @@ export async function startGrpcServer(
   const server = new grpc.Server(SERVER_OPTIONS);
 
   const limits = options.decodeLimits;
-  server.addService(grpcServiceDefinition(PredictionService, limits), {
+  const prediction = grpcServiceDefinition(PredictionService, limits);
+  server.addService({ ...prediction, predict: predictDefinition(prediction.predict) }, {
     classify: unary((req, ctx) => api.classify(req, "grpc", ctx)),
     regress: unary((req, ctx) => api.regress(req, "grpc", ctx)),
-    predict: unary((req, ctx) => api.predict(req, "grpc", ctx)),
+    predict: predictHandler(api, limits ?? DEFAULT_DECODE_LIMITS),
     multiInference: unary((req, ctx) => api.multiInference(req, "grpc", ctx)),
     getModelMetadata: unary((req) => api.getModelMetadata(req, "grpc")),
   });
