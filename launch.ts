@@ -28,6 +28,7 @@ import {
   serverEnv,
   serverScope,
   STOP_ON_STDIN_EOF_ENV,
+  v8FlagsArg,
 } from "./src/config/permissions.ts";
 import { ServingError } from "./src/errors.ts";
 import { serverLog } from "./src/log.ts";
@@ -79,7 +80,8 @@ async function serverCommand(mode: "serve" | "start", args: string[]): Promise<s
   // `serve` runs the server alone (no trainer in its module graph); `start` may train first.
   const serverMain = filePath(SERVER_MAIN)!;
   const main = mode === "start" ? filePath(MAIN)! : serverMain;
-  const runArgs = ["run"];
+  // The heap settings for a flat footprint (SERVER_V8_FLAGS says why).
+  const runArgs = ["run", v8FlagsArg()];
   if (filePath(CONFIG)) runArgs.push("--config", filePath(CONFIG)!);
   const serveArgs = mode === "start"
     ? [

@@ -5,6 +5,7 @@
  * @module
  */
 import { benchGrpc } from "./bench/grpc.ts";
+import { benchMemory } from "./bench/memory.ts";
 import { benchPool } from "./bench/pool.ts";
 import { benchRealModels } from "./bench/realmodels.ts";
 import { benchRest } from "./bench/rest.ts";
@@ -16,6 +17,7 @@ const SECTIONS: Record<string, () => Promise<string>> = {
   grpc: () => benchGrpc(),
   tutorial: () => benchTutorial(),
   rest: () => benchRest(),
+  memory: () => benchMemory(),
   pool: () => benchPool(),
   realmodels: () => benchRealModels(),
 };

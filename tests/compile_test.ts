@@ -7,7 +7,12 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { compileArgs } from "../scripts/compile.ts";
-import { compiledScope, CONTAINER_MODEL_ROOT, permissionFlags } from "../src/config/permissions.ts";
+import {
+  compiledScope,
+  CONTAINER_MODEL_ROOT,
+  permissionFlags,
+  v8FlagsArg,
+} from "../src/config/permissions.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
@@ -99,6 +104,8 @@ Deno.test("deno task compile bakes in the container's scoped permissions", () =>
   // Deno's flags before the entry, the server's after it.
   const denoFlags = args.slice(0, entry);
   for (const f of permissionFlags(compiledScope())) assert.ok(denoFlags.includes(f), f);
+  // The heap settings launch.ts gives the server, built in.
+  assert.ok(denoFlags.includes(v8FlagsArg()), args.join(" "));
   assert.ok(!denoFlags.some((a) => a === "-A" || a === "--allow-all" || a === "--allow-run"));
   assert.ok(!denoFlags.some((a) => /^--allow-(read|net|env)$/.test(a)), "an unscoped grant");
   assert.deepEqual(args.slice(entry + 1), [`--allowed_model_roots=${CONTAINER_MODEL_ROOT}`]);

@@ -126,7 +126,7 @@ export function runProblem(r: H2loadReport, answerBytes: number): string | undef
  * timed HTTP/1.1 runs crash against a server that closes connections.
  *
  * @param warmupRequests requests of the warm-up run (default: 64 per connection and stream,
- *   at least 2000)
+ *   at least 2000; 0: none)
  * @throws Error when the measured run is not all correct answers
  */
 export async function measured(
@@ -136,13 +136,15 @@ export async function measured(
   warmupRequests?: number,
 ): Promise<H2loadReport> {
   const inFlight = o.clients * (o.streams ?? 1);
-  const warm = await h2load(url, {
-    ...o,
-    seconds: undefined,
-    requests: warmupRequests ?? Math.max(2000, inFlight * 64),
-  });
+  const warmup = warmupRequests ?? Math.max(2000, inFlight * 64);
+  const warm = warmup > 0
+    ? await h2load(url, { ...o, seconds: undefined, requests: warmup })
+    : undefined;
   const requests = o.requests ??
-    Math.max(inFlight * 4, Math.round((warm.qps * (o.seconds ?? 1)) / inFlight) * inFlight);
+    Math.max(
+      inFlight * 4,
+      Math.round(((warm?.qps ?? 1000) * (o.seconds ?? 1)) / inFlight) * inFlight,
+    );
   const r = await h2load(url, { ...o, seconds: undefined, requests });
   const problem = runProblem(r, answerBytes);
   if (problem) throw new Error(`${url}: ${problem}`);
