@@ -21,7 +21,6 @@
  * @module
  */
 import { parseFlags, type ServerOptions, UsageError } from "./src/config/flags.ts";
-import { readModelConfigFile } from "./src/config/model_config.ts";
 import { absolutePath, refuseForbidden } from "./src/config/model_roots.ts";
 import {
   permissionFlags,
@@ -54,6 +53,9 @@ async function modelRoots(opts: ServerOptions, cwd: string): Promise<string[]> {
   else if (opts.modelConfigFile === "") roots = [opts.modelBasePath];
   else {
     refuseForbidden(opts.modelConfigFile, "model config file", cwd);
+    // Loaded only here: the text-proto reader brings protobuf-es and the config messages, which
+    // a command line naming its model does not need (the launcher's start-up is the server's).
+    const { readModelConfigFile } = await import("./src/config/model_config.ts");
     const config = await readModelConfigFile(opts.modelConfigFile);
     roots = config.models.map((m) => m.basePath);
   }

@@ -9,6 +9,7 @@ import { benchMemory } from "./bench/memory.ts";
 import { benchPool } from "./bench/pool.ts";
 import { benchRealModels } from "./bench/realmodels.ts";
 import { benchRest } from "./bench/rest.ts";
+import { benchStartup } from "./bench/startup.ts";
 import { benchRuntime } from "./bench/runtime.ts";
 import { benchTutorial } from "./bench/tutorial.ts";
 
@@ -18,6 +19,7 @@ const SECTIONS: Record<string, () => Promise<string>> = {
   tutorial: () => benchTutorial(),
   rest: () => benchRest(),
   memory: () => benchMemory(),
+  startup: () => benchStartup(),
   pool: () => benchPool(),
   realmodels: () => benchRealModels(),
 };

@@ -16,11 +16,10 @@ import { ModelServerConfigSchema } from "./proto/gen/tensorflow_serving/config/m
 import { type LogFn, serverLog } from "./log.ts";
 import { ServerCore } from "./model_server/server_core.ts";
 import { ModelServerService } from "./model_server/service.ts";
-import { type GrpcServer, startGrpcServer } from "./api/grpc/server.ts";
-import { type RestServer, type RouteHook, startRestServer } from "./api/rest/server.ts";
+import type { GrpcServer } from "./api/grpc/server.ts";
+import type { RestServer, RouteHook } from "./api/rest/server.ts";
 import { defaultMonitoringConfig, readMonitoringConfigFile } from "./config/monitoring_config.ts";
 import { createMonitoring } from "./monitoring/monitoring.ts";
-import { monitoringRoutes } from "./api/rest/monitoring_routes.ts";
 import { checkConfigWithinRoots, refuseForbidden, resolveRoots } from "./config/model_roots.ts";
 import { Executor, inferenceWorkers } from "./exec/executor.ts";
 import { defaultBatchingParameters, readBatchingParametersFile } from "./exec/batching.ts";
@@ -69,6 +68,12 @@ export async function startServer(
   start: StartOptions = {},
 ): Promise<Server> {
   const log = start.log ?? serverLog;
+  // Start-up (issue 10): the transports are loaded on demand. The gRPC one (grpc-js and the
+  // service descriptors, the largest part of the module graph) starts loading now, so that its
+  // files are read while the models load; the REST one (HTTP server, JSON codec, page, metrics
+  // routes) only when --rest_api_port is set.
+  const grpcModule = import("./api/grpc/server.ts");
+  grpcModule.catch(() => {}); // Awaited below; a failure is reported there.
   for (const w of options.warnings) log("warning", w);
   for (const i of options.ignored) log("info", `Flag --${i.flag} has no effect here: ${i.reason}`);
 
@@ -94,12 +99,6 @@ export async function startServer(
   // The core is made after monitoring, which needs its state events; `core()` is only called
   // on requests, after both exist.
   const monitoring = createMonitoring({ core: () => core });
-  const monitoringHook = monitoringRoutes({
-    config: monitoringConfig,
-    metrics: monitoring.metrics,
-    core: () => core,
-    serving: () => closing === undefined,
-  });
   // As model_servers/server.cc: batching parameters from the file, else upstream's defaults.
   const batching = options.enableBatching
     ? (options.batchingParametersFile
@@ -143,6 +142,7 @@ export async function startServer(
 
   let grpc: GrpcServer;
   try {
+    const { startGrpcServer } = await grpcModule;
     grpc = await startGrpcServer(service, {
       host: start.host ?? "0.0.0.0",
       // As upstream, port 0 serves no TCP port (then --grpc_socket_path must be set).
@@ -171,8 +171,16 @@ export async function startServer(
   if (options.grpcSocketPath) {
     log("info", `Running gRPC ModelServer at UNIX socket ${options.grpcSocketPath} ...`);
   }
-  const routes: RouteHook = (req, url) => start.routes?.(req, url) ?? monitoringHook(req, url);
-  const rest = await startRest(options, { ...start, routes }, service, log);
+  const rest = await startRest(options, start, service, log, async () => {
+    const { monitoringRoutes } = await import("./api/rest/monitoring_routes.ts");
+    const monitoringHook = monitoringRoutes({
+      config: monitoringConfig,
+      metrics: monitoring.metrics,
+      core: () => core,
+      serving: () => closing === undefined,
+    });
+    return (req, url) => start.routes?.(req, url) ?? monitoringHook(req, url);
+  });
 
   const stopPolling = pollConfigFile(options, core, log, !config.empty);
   const close = (graceMs = 10_000) =>
@@ -205,6 +213,7 @@ async function startRest(
   start: StartOptions,
   service: ModelServerService,
   log: LogFn,
+  makeRoutes: () => Promise<RouteHook>,
 ): Promise<RestServer | undefined> {
   const port = options.restApiPort;
   if (port === 0) return undefined;
@@ -217,6 +226,8 @@ async function startRest(
     return undefined;
   }
   try {
+    const { startRestServer } = await import("./api/rest/server.ts");
+    const routes = await makeRoutes();
     const rest = await startRestServer(service, {
       host: start.host ?? "0.0.0.0",
       port,
@@ -229,7 +240,7 @@ async function startRest(
       idleTimeoutMs: options.restApiIdleTimeoutMs,
       maxBufferedBodyBytes: options.restApiMaxBufferedBodyBytes,
       log,
-      routes: start.routes,
+      routes,
     });
     log("info", `Exporting HTTP/REST API at:localhost:${port} ...`);
     return rest;
