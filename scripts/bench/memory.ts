@@ -101,6 +101,8 @@ export async function benchMemory(settleMs = 1000): Promise<string> {
       LOADED_TARGET_MIB,
     );
     const launcher = await memoryMiB(served.launcher.child.pid);
+    const workers = served.launcher.lines.map((l) => /Started (\d+) inference worker/.exec(l))
+      .find((m) => m !== null)?.[1];
     return [
       "### Memory: the server process with half_plus_two (`deno task serve`)",
       "",
@@ -113,7 +115,12 @@ export async function benchMemory(settleMs = 1000): Promise<string> {
       `The launcher (launch.ts, which only forwards signals once the server runs): ` +
       `${launcherIdle.rss.toFixed(0)} MiB at start, ${launcher.rss.toFixed(0)} MiB at the end. ` +
       `Of the 12,800 calls sent 6,400 at a time, ${Math.floor(flood.dataBytes / grpcBytes)} got ` +
-      "the correct answer; the others were refused (a per-model queue holds 128 calls).",
+      "the correct answer; the others were refused (a per-model queue holds 128 calls). " +
+      (workers
+        ? `During the loads the server started ${workers} inference worker isolate(s) ` +
+          "(src/exec/executor.ts moves a model to the pool once its calls are measured as costly), " +
+          "each with its own heap."
+        : "The server started no inference worker during the loads."),
     ].join("\n");
   } finally {
     await stop(served.launcher);
