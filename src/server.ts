@@ -17,7 +17,11 @@ import { type LogFn, serverLog } from "./log.ts";
 import { ServerCore } from "./model_server/server_core.ts";
 import { ModelServerService } from "./model_server/service.ts";
 import type { GrpcServer } from "./api/grpc/server.ts";
-import type { RestServer, RouteHook } from "./api/rest/server.ts";
+import type {
+  RestServer,
+  RouteHook,
+  startRestServer as StartRestServer,
+} from "./api/rest/server.ts";
 import { defaultMonitoringConfig, readMonitoringConfigFile } from "./config/monitoring_config.ts";
 import { createMonitoring } from "./monitoring/monitoring.ts";
 import { checkConfigWithinRoots, refuseForbidden, resolveRoots } from "./config/model_roots.ts";
@@ -68,12 +72,16 @@ export async function startServer(
   start: StartOptions = {},
 ): Promise<Server> {
   const log = start.log ?? serverLog;
-  // Start-up (issue 10): the transports are loaded on demand. The gRPC one (grpc-js and the
-  // service descriptors, the largest part of the module graph) starts loading now, so that its
-  // files are read while the models load; the REST one (HTTP server, JSON codec, page, metrics
+  // Start-up (issue 10): the transports are loaded on demand, starting now so that their files
+  // are read while the models load: the gRPC one (grpc-js and the service descriptors, the
+  // largest part of the module graph), and the REST one (HTTP server, JSON codec, page, metrics
   // routes) only when --rest_api_port is set.
   const grpcModule = import("./api/grpc/server.ts");
   grpcModule.catch(() => {}); // Awaited below; a failure is reported there.
+  const restModules = options.restApiPort > 0
+    ? Promise.all([import("./api/rest/server.ts"), import("./api/rest/monitoring_routes.ts")])
+    : undefined;
+  restModules?.catch(() => {}); // Awaited in startRest.
   for (const w of options.warnings) log("warning", w);
   for (const i of options.ignored) log("info", `Flag --${i.flag} has no effect here: ${i.reason}`);
 
@@ -172,14 +180,15 @@ export async function startServer(
     log("info", `Running gRPC ModelServer at UNIX socket ${options.grpcSocketPath} ...`);
   }
   const rest = await startRest(options, start, service, log, async () => {
-    const { monitoringRoutes } = await import("./api/rest/monitoring_routes.ts");
+    const [{ startRestServer }, { monitoringRoutes }] = await restModules!;
     const monitoringHook = monitoringRoutes({
       config: monitoringConfig,
       metrics: monitoring.metrics,
       core: () => core,
       serving: () => closing === undefined,
     });
-    return (req, url) => start.routes?.(req, url) ?? monitoringHook(req, url);
+    const routes: RouteHook = (req, url) => start.routes?.(req, url) ?? monitoringHook(req, url);
+    return { startRestServer, routes };
   });
 
   const stopPolling = pollConfigFile(options, core, log, !config.empty);
@@ -213,7 +222,7 @@ async function startRest(
   start: StartOptions,
   service: ModelServerService,
   log: LogFn,
-  makeRoutes: () => Promise<RouteHook>,
+  load: () => Promise<{ startRestServer: typeof StartRestServer; routes: RouteHook }>,
 ): Promise<RestServer | undefined> {
   const port = options.restApiPort;
   if (port === 0) return undefined;
@@ -226,8 +235,7 @@ async function startRest(
     return undefined;
   }
   try {
-    const { startRestServer } = await import("./api/rest/server.ts");
-    const routes = await makeRoutes();
+    const { startRestServer, routes } = await load();
     const rest = await startRestServer(service, {
       host: start.host ?? "0.0.0.0",
       port,
