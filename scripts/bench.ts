@@ -1,6 +1,8 @@
 /**
  * `deno task bench [section…]`: runs the benchmarks and prints markdown for the README's
  * performance section. Every figure is a ratio against a baseline measured in the same run.
+ * Sections: runtime, grpc, tutorial, rest, memory, startup, pool, realmodels; `grpc`, `rest` and
+ * `memory` load the server with `h2load` (Debian package `nghttp2-client`).
  *
  * @module
  */
