@@ -21,13 +21,13 @@
  * @module
  */
 import { parseFlags, type ServerOptions, UsageError } from "./src/config/flags.ts";
-import { readModelConfigFile } from "./src/config/model_config.ts";
 import { absolutePath, refuseForbidden } from "./src/config/model_roots.ts";
 import {
   permissionFlags,
   serverEnv,
   serverScope,
   STOP_ON_STDIN_EOF_ENV,
+  v8FlagsArg,
 } from "./src/config/permissions.ts";
 import { ServingError } from "./src/errors.ts";
 import { serverLog } from "./src/log.ts";
@@ -53,6 +53,9 @@ async function modelRoots(opts: ServerOptions, cwd: string): Promise<string[]> {
   else if (opts.modelConfigFile === "") roots = [opts.modelBasePath];
   else {
     refuseForbidden(opts.modelConfigFile, "model config file", cwd);
+    // Loaded only here: the text-proto reader brings protobuf-es and the config messages, which
+    // a command line naming its model does not need (the launcher's start-up is the server's).
+    const { readModelConfigFile } = await import("./src/config/model_config.ts");
     const config = await readModelConfigFile(opts.modelConfigFile);
     roots = config.models.map((m) => m.basePath);
   }
@@ -79,7 +82,8 @@ async function serverCommand(mode: "serve" | "start", args: string[]): Promise<s
   // `serve` runs the server alone (no trainer in its module graph); `start` may train first.
   const serverMain = filePath(SERVER_MAIN)!;
   const main = mode === "start" ? filePath(MAIN)! : serverMain;
-  const runArgs = ["run"];
+  // The heap settings for a flat footprint (SERVER_V8_FLAGS says why).
+  const runArgs = ["run", v8FlagsArg()];
   if (filePath(CONFIG)) runArgs.push("--config", filePath(CONFIG)!);
   const serveArgs = mode === "start"
     ? [

@@ -10,7 +10,12 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { compiledScope, CONTAINER_MODEL_ROOT, permissionFlags } from "../src/config/permissions.ts";
+import {
+  compiledScope,
+  CONTAINER_MODEL_ROOT,
+  permissionFlags,
+  v8FlagsArg,
+} from "../src/config/permissions.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const OUTPUT = "dist/tensorflow_model_server";
@@ -33,6 +38,8 @@ export function compileArgs(workerModules: readonly string[]): string[] {
     // The binary may write nothing (and runs on a read-only root file system in deploy/k8s):
     // no V8 code cache to persist.
     "--no-code-cache",
+    // The heap settings launch.ts gives the server (SERVER_V8_FLAGS says why).
+    v8FlagsArg(),
     // Worker entry points are loaded by URL at run time; embed them explicitly.
     ...workerModules.flatMap((m) => ["--include", m]),
     ...permissionFlags(compiledScope()),

@@ -16,11 +16,14 @@ import { ModelServerConfigSchema } from "./proto/gen/tensorflow_serving/config/m
 import { type LogFn, serverLog } from "./log.ts";
 import { ServerCore } from "./model_server/server_core.ts";
 import { ModelServerService } from "./model_server/service.ts";
-import { type GrpcServer, startGrpcServer } from "./api/grpc/server.ts";
-import { type RestServer, type RouteHook, startRestServer } from "./api/rest/server.ts";
+import type { GrpcServer } from "./api/grpc/server.ts";
+import type {
+  RestServer,
+  RouteHook,
+  startRestServer as StartRestServer,
+} from "./api/rest/server.ts";
 import { defaultMonitoringConfig, readMonitoringConfigFile } from "./config/monitoring_config.ts";
 import { createMonitoring } from "./monitoring/monitoring.ts";
-import { monitoringRoutes } from "./api/rest/monitoring_routes.ts";
 import { checkConfigWithinRoots, refuseForbidden, resolveRoots } from "./config/model_roots.ts";
 import { Executor, inferenceWorkers } from "./exec/executor.ts";
 import { defaultBatchingParameters, readBatchingParametersFile } from "./exec/batching.ts";
@@ -69,6 +72,16 @@ export async function startServer(
   start: StartOptions = {},
 ): Promise<Server> {
   const log = start.log ?? serverLog;
+  // Start-up (issue 10): the transports are loaded on demand, starting now so that their files
+  // are read while the models load: the gRPC one (grpc-js and the service descriptors, the
+  // largest part of the module graph), and the REST one (HTTP server, JSON codec, page, metrics
+  // routes) only when --rest_api_port is set.
+  const grpcModule = import("./api/grpc/server.ts");
+  grpcModule.catch(() => {}); // Awaited below; a failure is reported there.
+  const restModules = options.restApiPort > 0
+    ? Promise.all([import("./api/rest/server.ts"), import("./api/rest/monitoring_routes.ts")])
+    : undefined;
+  restModules?.catch(() => {}); // Awaited in startRest.
   for (const w of options.warnings) log("warning", w);
   for (const i of options.ignored) log("info", `Flag --${i.flag} has no effect here: ${i.reason}`);
 
@@ -94,12 +107,6 @@ export async function startServer(
   // The core is made after monitoring, which needs its state events; `core()` is only called
   // on requests, after both exist.
   const monitoring = createMonitoring({ core: () => core });
-  const monitoringHook = monitoringRoutes({
-    config: monitoringConfig,
-    metrics: monitoring.metrics,
-    core: () => core,
-    serving: () => closing === undefined,
-  });
   // As model_servers/server.cc: batching parameters from the file, else upstream's defaults.
   const batching = options.enableBatching
     ? (options.batchingParametersFile
@@ -145,6 +152,7 @@ export async function startServer(
 
   let grpc: GrpcServer;
   try {
+    const { startGrpcServer } = await grpcModule;
     grpc = await startGrpcServer(service, {
       host: start.host ?? "0.0.0.0",
       // As upstream, port 0 serves no TCP port (then --grpc_socket_path must be set).
@@ -173,8 +181,17 @@ export async function startServer(
   if (options.grpcSocketPath) {
     log("info", `Running gRPC ModelServer at UNIX socket ${options.grpcSocketPath} ...`);
   }
-  const routes: RouteHook = (req, url) => start.routes?.(req, url) ?? monitoringHook(req, url);
-  const rest = await startRest(options, { ...start, routes }, service, log);
+  const rest = await startRest(options, start, service, log, async () => {
+    const [{ startRestServer }, { monitoringRoutes }] = await restModules!;
+    const monitoringHook = monitoringRoutes({
+      config: monitoringConfig,
+      metrics: monitoring.metrics,
+      core: () => core,
+      serving: () => closing === undefined,
+    });
+    const routes: RouteHook = (req, url) => start.routes?.(req, url) ?? monitoringHook(req, url);
+    return { startRestServer, routes };
+  });
 
   const stopPolling = pollConfigFile(options, core, log, !config.empty);
   const close = (graceMs = 10_000) =>
@@ -207,6 +224,7 @@ async function startRest(
   start: StartOptions,
   service: ModelServerService,
   log: LogFn,
+  load: () => Promise<{ startRestServer: typeof StartRestServer; routes: RouteHook }>,
 ): Promise<RestServer | undefined> {
   const port = options.restApiPort;
   if (port === 0) return undefined;
@@ -219,6 +237,7 @@ async function startRest(
     return undefined;
   }
   try {
+    const { startRestServer, routes } = await load();
     const rest = await startRestServer(service, {
       host: start.host ?? "0.0.0.0",
       port,
@@ -231,7 +250,7 @@ async function startRest(
       idleTimeoutMs: options.restApiIdleTimeoutMs,
       maxBufferedBodyBytes: options.restApiMaxBufferedBodyBytes,
       log,
-      routes: start.routes,
+      routes,
     });
     log("info", `Exporting HTTP/REST API at:localhost:${port} ...`);
     return rest;

@@ -16,6 +16,7 @@ import {
   PERMISSION_REPORT_ENV,
   PERMISSION_REPORT_PREFIX,
   type PermissionProbe,
+  v8FlagsArg,
 } from "../src/config/permissions.ts";
 import { ServerProcess, taskCommand } from "./server_process.ts";
 import { copyDir, testdata } from "./testdata.ts";
@@ -113,6 +114,8 @@ Deno.test(
           args.join(" "),
         );
         assert.ok(args.includes("--no-prompt"));
+        // The heap settings for a flat footprint, given to Deno (before the script).
+        assert.ok(denoFlags.includes(v8FlagsArg()), args.join(" "));
         assert.deepEqual(value("--allow-net"), [`0.0.0.0:${server.port}`]);
         const read = value("--allow-read")!;
         for (const p of [`${dir}/good`, `${dir}/evil`, modelConfig]) assert.ok(read.includes(p), p);

@@ -1,98 +1,100 @@
 /**
- * gRPC benchmark (issue: model server): a closed-loop load generator in a separate process sends
- * batch-1 Predict calls (half_plus_two, and a 784×10 softmax model) at concurrency 1, 8 and 64 to
- * the real server, and the same request bytes to a bare grpc-js echo service, in the same run.
- * Also: time from process start to the first model AVAILABLE, and resident memory with one
- * model loaded.
+ * gRPC benchmark (issue 10): Predict on half_plus_two served as users serve it (`deno task
+ * serve`: launch.ts → server_main.ts), against a bare grpc-js service on the same Deno that
+ * decodes nothing and answers a fixed PredictResponse (grpc_echo_server.ts), both loaded by
+ * `h2load` with one thread, 4 connections × 16 streams, with the same request bytes, batch 1 and
+ * a 64-row batch. Rounds interleave the targets; the table gives the best and the median round.
  *
  * @module
  */
-import { CONFIG, freePort, here, MAIN, spawn, stop } from "./process.ts";
-import { grpcLoad, rssMiB, TESTDATA, writeStandardRequests } from "./grpc_fixtures.ts";
-import { writeDenseSoftmax } from "./models.ts";
+import { CONFIG, freePort, here, spawn, stop } from "./process.ts";
+import { GRPC_HEADERS, type H2loadOptions, measured, spread } from "./h2load.ts";
+import { checkHp2Answer, grpcUnary, hp2PredictFrame, PREDICT_PATH, serveHp2 } from "./serving.ts";
 import { table } from "./timing.ts";
 
 const ECHO = here("./grpc_echo_server.ts");
 
-/** Runs the section and returns its markdown report. */
-export async function benchGrpc(seconds = 4): Promise<string> {
+/** The batches measured. */
+export const BATCHES = [1, 64] as const;
+
+/**
+ * Runs the section and returns its markdown report.
+ *
+ * @param seconds measured seconds per run (after a warm-up run)
+ * @param rounds interleaved rounds
+ */
+export async function benchGrpc(seconds = 3, rounds = 3): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "bench_grpc_" });
-  await writeDenseSoftmax(`${dir}/dense/1`);
-  const config = `${dir}/models.config`;
-  await Deno.writeTextFile(
-    config,
-    `model_config_list {
-  config { name: "dense" base_path: "${dir}/dense" model_platform: "tensorflow" }
-  config { name: "half_plus_two" base_path: "${TESTDATA}saved_model_half_plus_two_cpu" model_platform: "tensorflow" }
-}
-`,
-  );
-  const { dense: denseReq, hp2: hp2Req } = await writeStandardRequests(dir);
-
-  // Start-up and memory: one model, timed from spawn to its AVAILABLE log line.
-  const solo = spawn([
-    "run",
-    "--config",
-    CONFIG,
-    "-A",
-    MAIN,
-    `--port=${freePort()}`,
-    "--model_name=dense",
-    `--model_base_path=${dir}/dense`,
-  ]);
-  const availableMs = await solo.waitFor(/Successfully loaded servable version/);
-  const readyMs = await solo.waitFor(/Running gRPC ModelServer/);
-  await new Promise((r) => setTimeout(r, 500));
-  const rss = await rssMiB(solo.child.pid);
-  await stop(solo);
-
-  const port = freePort();
-  const server = spawn([
-    "run",
-    "--config",
-    CONFIG,
-    "-A",
-    MAIN,
-    `--port=${port}`,
-    `--model_config_file=${config}`,
-  ]);
-  await server.waitFor(/Running gRPC ModelServer/);
-  const echo = spawn(["run", "--config", CONFIG, "-A", ECHO, "--exit-on-stdin-close"]);
-  await echo.waitFor(/^\d+$/);
-  const echoPort = Number(echo.lines.find((l) => /^\d+$/.test(l)));
-
-  const rows: (string | number)[][] = [];
-  for (const c of [1, 8, 64]) {
-    const e = await grpcLoad(`127.0.0.1:${echoPort}`, denseReq, c, seconds);
-    const d = await grpcLoad(`127.0.0.1:${port}`, denseReq, c, seconds);
-    const h = await grpcLoad(`127.0.0.1:${port}`, hp2Req, c, seconds);
-    for (
-      const [name, r] of [["echo (baseline)", e], ["Predict dense 784×10", d], [
-        "Predict half_plus_two",
-        h,
-      ]] as const
-    ) {
-      if (r.errors > 0) throw new Error(`${name}: ${r.errors} errors`);
-      rows.push([
-        c,
-        name,
-        Math.round(r.qps),
-        r.p50Ms.toFixed(2),
-        r.p99Ms.toFixed(2),
-        name.startsWith("echo") ? "1.00" : (r.qps / e.qps).toFixed(2),
-      ]);
-    }
+  const files: Record<number, string> = {};
+  for (const b of BATCHES) {
+    files[b] = `${dir}/hp2_${b}.grpc`;
+    await Deno.writeFile(files[b], hp2PredictFrame(b));
   }
-  await stop(server);
-  await stop(echo);
-  await Deno.remove(dir, { recursive: true });
-  return [
-    `### gRPC Predict, batch 1 (closed loop from a separate process, ${seconds} s per row)`,
-    "",
-    table(["concurrency", "target", "QPS", "p50 ms", "p99 ms", "÷ echo QPS"], rows),
-    "",
-    `Start-up: first model AVAILABLE ${Math.round(availableMs)} ms after spawn, serving after ${
-      Math.round(readyMs)
-    } ms; resident memory with the dense model loaded: ${rss.toFixed(0)} MiB.`,
-  ].join("\n");
+  const port = freePort();
+  const served = await serveHp2(port);
+  const echo = spawn(["run", "--config", CONFIG, "-A", ECHO, "--exit-on-stdin-close"]);
+  try {
+    await echo.waitFor(/^\d+$/);
+    const echoPort = Number(echo.lines.find((l) => /^\d+$/.test(l)));
+    // A real client first: the server must answer these bytes correctly (grpc-status 0 and
+    // y = x/2 + 2); the echo must answer OK. Their sizes check every h2load answer.
+    const answerBytes: Record<string, number> = {};
+    for (const b of BATCHES) {
+      const frame = await Deno.readFile(files[b]);
+      answerBytes[`server${b}`] = checkHp2Answer(await grpcUnary(port, PREDICT_PATH, frame), b);
+      const e = await grpcUnary(echoPort, PREDICT_PATH, frame);
+      if (e.status !== "0") throw new Error(`echo: grpc-status ${e.status}`);
+      answerBytes[`echo${b}`] = e.body.length;
+    }
+    const load = (b: number): H2loadOptions => ({
+      clients: 4,
+      streams: 16,
+      seconds,
+      data: files[b],
+      headers: GRPC_HEADERS,
+    });
+    const qps: Record<string, number[]> = {};
+    for (let r = 0; r < rounds; r++) {
+      for (const b of BATCHES) {
+        for (const [name, p] of [["server", port], ["echo", echoPort]] as const) {
+          const url = `http://127.0.0.1:${p}${PREDICT_PATH}`;
+          const rep = await measured(url, load(b), answerBytes[`${name}${b}`]);
+          (qps[`${name}${b}`] ??= []).push(rep.qps);
+        }
+      }
+    }
+    const rows = BATCHES.map((b) => {
+      const s = spread(qps[`server${b}`]);
+      const e = spread(qps[`echo${b}`]);
+      return [
+        `batch ${b}`,
+        `${s.best.toFixed(0)} / ${s.median.toFixed(0)} (${s.worst.toFixed(0)})`,
+        `${e.best.toFixed(0)} / ${e.median.toFixed(0)} (${e.worst.toFixed(0)})`,
+        (s.best / e.best).toFixed(2),
+        (s.median / e.median).toFixed(2),
+      ];
+    });
+    return [
+      "### gRPC Predict, half_plus_two (h2load, 1 thread, 4 connections × 16 streams)",
+      "",
+      `The server as \`deno task serve\` starts it; the baseline: a bare grpc-js service on the same ` +
+      `Deno answering a fixed PredictResponse; the same request bytes. ${rounds} interleaved ` +
+      `rounds of ${seconds} s (after a warm-up run); QPS best / median (worst). Every answer ` +
+      "was checked: 2xx with exactly the bytes of the correct answer (y = x/2 + 2, grpc-status 0, " +
+      "checked once with a real client).",
+      "",
+      table(
+        ["request", "server QPS", "echo QPS", "÷ echo (best)", "÷ echo (median)"],
+        rows,
+      ),
+    ].join("\n");
+  } finally {
+    await stop(echo);
+    await stop(served.launcher);
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+if (import.meta.main) {
+  console.log(await benchGrpc());
 }

@@ -1,180 +1,200 @@
 /**
- * REST benchmark: `:predict` on the real server (`main.ts --rest_api_port`) for MNIST-shaped
- * requests (a 784×10 softmax model, input `images` [-1,784], output `scores`), batch 1 and
- * batch 64, at concurrency 1 and 64, next to bare `Deno.serve` baselines that receive the same
- * bodies: a JSON echo (parse and re-serialize the body) and a parse-only server. Load comes from
- * a separate process (scripts/bench/rest_load.ts); each figure is the best of `rounds` runs,
- * the targets measured in turn.
+ * REST benchmark (issue 10): `:predict` on half_plus_two served as users serve it (`deno task
+ * serve --rest_api_port=…`: launch.ts → server_main.ts), against a bare `Deno.serve` on the same
+ * Deno that reads the body and answers a small fixed JSON (rest_echo_server.ts `--mode=read`),
+ * both loaded by `h2load --h1` with one thread and 16 connections, with the same bodies
+ * (`{"instances":[[1.0]]}` and a 64-row batch). The server's own `/healthz` is measured too (the
+ * HTTP server and routing alone). Rounds interleave the targets; the table gives the best and the
+ * median round.
  *
  * @module
  */
-import { CONFIG, freePort, here, MAIN, spawn, stop } from "./process.ts";
-import type { RestLoadReport } from "./rest_load.ts";
-import { writeDenseSoftmax } from "./models.ts";
+import { freePort, here, spawn, stop } from "./process.ts";
+import { type H2loadOptions, measured, spread } from "./h2load.ts";
+import { hp2Inputs, hp2RestBody, serveHp2 } from "./serving.ts";
+import { BATCHES } from "./grpc.ts";
 import { table } from "./timing.ts";
 
-const LOAD = here("./rest_load.ts");
 const ECHO = here("./rest_echo_server.ts");
 
-function image(seed: number): number[] {
-  const px = new Float32Array(784);
-  let s = seed;
-  for (let y = 4; y < 24; y++) {
-    for (let x = 6; x < 22; x++) {
-      s = (s * 1103515245 + 12345) >>> 0;
-      if (s % 100 < 55) px[y * 28 + x] = ((s >>> 8) % 256) / 255;
+/** Connections h2load opens. */
+const CONNECTIONS = 16;
+
+/** POSTs `body` and returns the answer's status and text. */
+async function post(url: string, body: string): Promise<{ status: number; text: string }> {
+  const r = await fetch(url, { method: "POST", body, signal: AbortSignal.timeout(10_000) });
+  return { status: r.status, text: await r.text() };
+}
+
+/**
+ * Whether the server at `port` answers a keep-alive POST of `body` with `Connection: close`
+ * (Deno.serve does after a body larger than its first read, denoland/deno#36657: then every
+ * request of a load run pays a TCP connect).
+ */
+async function closesAfter(port: number, path: string, body: string): Promise<boolean> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    // Head and body in one write, as h2load sends a small request.
+    const length = new TextEncoder().encode(body).length;
+    const request = new TextEncoder().encode(
+      `POST ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n` +
+        `content-length: ${length}\r\n\r\n${body}`,
+    );
+    for (let at = 0; at < request.length;) at += await conn.write(request.subarray(at));
+    let head = "";
+    const buf = new Uint8Array(4096);
+    while (!head.includes("\r\n\r\n")) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      head += new TextDecoder().decode(buf.subarray(0, n));
     }
+    return /^connection:\s*close/im.test(head.split("\r\n\r\n")[0]);
+  } finally {
+    conn.close();
   }
-  return Array.from(px);
-}
-
-async function load(
-  url: string,
-  body: string,
-  concurrency: number,
-  seconds: number,
-): Promise<RestLoadReport> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--config",
-      CONFIG,
-      "-A",
-      LOAD,
-      `--url=${url}`,
-      `--body=${body}`,
-      `--concurrency=${concurrency}`,
-      `--duration=${seconds}`,
-      "--warmup=1",
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
-  const text = new TextDecoder().decode(out.stdout).trim().split("\n").pop()!;
-  return JSON.parse(text) as RestLoadReport;
-}
-
-function ms(v: number): string {
-  return v < 10 ? v.toFixed(2) : v.toFixed(1);
 }
 
 /**
  * Runs the section and returns its markdown report.
  *
- * @param seconds measured seconds per run (after 1 s of warm-up)
- * @param rounds runs per target and configuration (the best is reported)
+ * @param seconds measured seconds per run (after a warm-up run)
+ * @param rounds interleaved rounds
  */
-export async function benchRest(seconds = 3, rounds = 2): Promise<string> {
+export async function benchRest(seconds = 3, rounds = 3): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "bench_rest_" });
-  await writeDenseSoftmax(`${dir}/dense/1`);
-  const bodies: Record<number, string> = {};
-  for (const batch of [1, 64]) {
-    const path = `${dir}/b${batch}.json`;
-    const rows = Array.from({ length: batch }, (_, b) => image(100 + b));
-    await Deno.writeTextFile(path, JSON.stringify({ instances: rows }));
-    bodies[batch] = path;
+  const files: Record<number, string> = {};
+  for (const b of BATCHES) {
+    files[b] = `${dir}/hp2_${b}.json`;
+    await Deno.writeTextFile(files[b], hp2RestBody(b));
   }
-
   const restPort = freePort();
-  const server = spawn([
+  const served = await serveHp2(freePort(), restPort);
+  const barePort = freePort();
+  const bare = spawn(["run", "--allow-net", ECHO, `--port=${barePort}`, "--mode=read"]);
+  const ownPort = freePort();
+  const own = spawn([
     "run",
-    "--config",
-    CONFIG,
-    "-A",
-    MAIN,
-    `--port=${freePort()}`,
-    `--rest_api_port=${restPort}`,
-    "--model_name=dense",
-    `--model_base_path=${dir}/dense`,
+    "--allow-net",
+    ECHO,
+    `--port=${ownPort}`,
+    "--mode=read",
+    "--server=http1",
   ]);
-  const echoPort = freePort();
-  const echo = spawn(["run", "--allow-net", ECHO, `--port=${echoPort}`, "--mode=echo"]);
-  const parsePort = freePort();
-  const parse = spawn(["run", "--allow-net", ECHO, `--port=${parsePort}`, "--mode=parse"]);
   try {
-    await server.waitFor(/Exporting HTTP\/REST API at:/);
-    await echo.waitFor(/^ready/);
-    await parse.waitFor(/^ready/);
-    const targets = {
-      rest: `http://127.0.0.1:${restPort}/v1/models/dense:predict`,
-      echo: `http://127.0.0.1:${echoPort}/`,
-      parse: `http://127.0.0.1:${parsePort}/`,
+    await bare.waitFor(/^ready/);
+    await own.waitFor(/^ready/);
+    const urls = {
+      server: `http://127.0.0.1:${restPort}/v1/models/half_plus_two:predict`,
+      bare: `http://127.0.0.1:${barePort}/`,
+      own: `http://127.0.0.1:${ownPort}/`,
+      healthz: `http://127.0.0.1:${restPort}/healthz`,
     };
-    // Check the answer once.
-    for (const batch of [1, 64]) {
-      const r = await fetch(targets.rest, {
-        method: "POST",
-        body: await Deno.readFile(bodies[batch]),
-      });
-      const json = await r.json();
-      if (r.status !== 200 || json.predictions?.length !== batch) {
-        throw new Error(`unexpected answer: ${r.status} ${JSON.stringify(json).slice(0, 200)}`);
+    // A real client first: the answers must be correct; their sizes check every h2load answer.
+    const encoder = new TextEncoder();
+    const answerBytes: Record<string, number> = {};
+    const closes: string[] = [];
+    for (const b of BATCHES) {
+      const body = await Deno.readTextFile(files[b]);
+      const s = await post(urls.server, body);
+      const want = hp2Inputs(b).map((x) => [x / 2 + 2]);
+      const got = s.status === 200 ? JSON.parse(s.text).predictions : undefined;
+      if (JSON.stringify(got) !== JSON.stringify(want)) {
+        throw new Error(`server: ${s.status} ${s.text.slice(0, 200)}`);
+      }
+      answerBytes[`server${b}`] = encoder.encode(s.text).length;
+      const e = await post(urls.bare, body);
+      if (e.status !== 200) throw new Error(`bare: ${e.status}`);
+      answerBytes[`bare${b}`] = encoder.encode(e.text).length;
+      const o = await post(urls.own, body);
+      if (o.status !== 200) throw new Error(`own: ${o.status}`);
+      answerBytes[`own${b}`] = encoder.encode(o.text).length;
+      for (
+        const [name, port, path] of [["server", restPort, new URL(urls.server).pathname], [
+          "bare",
+          barePort,
+          "/",
+        ]] as const
+      ) {
+        if (await closesAfter(port, path, body)) closes.push(`${name}, batch ${b}`);
       }
     }
-    const rows: (string | number)[][] = [];
-    const closes: Record<string, number> = { rest: 0, echo: 0, parse: 0 };
-    for (const batch of [1, 64]) {
-      for (const concurrency of [1, 64]) {
-        const best: Record<string, RestLoadReport | undefined> = {};
-        for (let r = 0; r < rounds; r++) {
-          for (const [name, url] of Object.entries(targets)) {
-            const rep = await load(url, bodies[batch], concurrency, seconds);
-            if (rep.non200 > 0) throw new Error(`${name}: ${rep.non200} non-200 answers`);
-            closes[name] += rep.closes;
-            if (!best[name] || rep.qps > best[name]!.qps) best[name] = rep;
-          }
+    const health = await fetch(urls.healthz, { signal: AbortSignal.timeout(10_000) });
+    if (health.status !== 200) throw new Error(`/healthz: ${health.status}`);
+    answerBytes.healthz = encoder.encode(await health.text()).length;
+
+    const load = (b?: number): H2loadOptions => ({
+      clients: CONNECTIONS,
+      seconds,
+      h1: true,
+      data: b === undefined ? undefined : files[b],
+      headers: b === undefined ? [] : ["content-type: application/json"],
+    });
+    const qps: Record<string, number[]> = {};
+    for (let r = 0; r < rounds; r++) {
+      for (const b of BATCHES) {
+        for (const name of ["server", "bare", "own"] as const) {
+          const rep = await measured(urls[name], load(b), answerBytes[`${name}${b}`]);
+          (qps[`${name}${b}`] ??= []).push(rep.qps);
         }
-        const [rest, e, p] = [best.rest!, best.echo!, best.parse!];
-        rows.push([
-          `batch ${batch}`,
-          concurrency,
-          rest.qps.toFixed(0),
-          `${ms(rest.p50Ms)} / ${ms(rest.p99Ms)}`,
-          e.qps.toFixed(0),
-          `${ms(e.p50Ms)} / ${ms(e.p99Ms)}`,
-          (rest.qps / e.qps).toFixed(2),
-          p.qps.toFixed(0),
-          (rest.qps / p.qps).toFixed(2),
-        ]);
       }
+      const h = await measured(urls.healthz, load(), answerBytes.healthz);
+      (qps.healthz ??= []).push(h.qps);
     }
-    const sizes = await Promise.all([1, 64].map(async (b) => (await Deno.stat(bodies[b])).size));
+    const fmt = (v: number[]) => {
+      const s = spread(v);
+      return `${s.best.toFixed(0)} / ${s.median.toFixed(0)} (${s.worst.toFixed(0)})`;
+    };
+    const rows = BATCHES.map((b) => {
+      const s = spread(qps[`server${b}`]);
+      const e = spread(qps[`bare${b}`]);
+      const o = spread(qps[`own${b}`]);
+      return [
+        `batch ${b} (${encoder.encode(hp2RestBody(b)).length} B)`,
+        fmt(qps[`server${b}`]),
+        fmt(qps[`bare${b}`]),
+        (s.best / e.best).toFixed(2),
+        (s.median / e.median).toFixed(2),
+        fmt(qps[`own${b}`]),
+        `${(s.best / o.best).toFixed(2)} / ${(s.median / o.median).toFixed(2)}`,
+      ];
+    });
     return [
-      "### REST `:predict` (784×10 softmax, MNIST-shaped JSON `instances`)",
+      `### REST \`:predict\`, half_plus_two (h2load --h1, 1 thread, ${CONNECTIONS} connections)`,
       "",
-      `Bodies: batch 1 = ${sizes[0]} B, batch 64 = ${
-        sizes[1]
-      } B. Closed-loop load from a separate ` +
-      `process, ${seconds} s per run after 1 s of warm-up, best of ${rounds}. Latency p50 / p99 in ms. ` +
-      "Baselines: a bare `Deno.serve` that parses the body and echoes it back (echo), and one " +
-      "that only parses it (parse).",
+      "The server as `deno task serve --rest_api_port=…` starts it; the baseline: a bare " +
+      "`Deno.serve` on the same Deno that reads the body and answers a small fixed JSON; the same " +
+      `bodies \`{"instances":[[1.0],…]}\`. ${rounds} interleaved rounds of ${seconds} s (after a ` +
+      "warm-up run); QPS best / median (worst). Every answer was checked: 2xx with exactly the " +
+      "bytes of the correct answer (checked once with a real client).",
       "",
-      table(
-        [
-          "request",
-          "concurrency",
-          "REST QPS",
-          "REST p50 / p99",
-          "echo QPS",
-          "echo p50 / p99",
-          "REST ÷ echo",
-          "parse QPS",
-          "REST ÷ parse",
-        ],
-        rows,
-      ),
+      table([
+        "request",
+        "server QPS",
+        "bare QPS",
+        "÷ bare (best)",
+        "÷ bare (median)",
+        "bare own-HTTP/1.1 QPS",
+        "÷ it (best / median)",
+      ], rows),
       "",
-      Object.values(closes).some((n) => n > 0)
-        ? `Note: \`Connection: close\` answers: ${
-          Object.entries(closes).map(([t, n]) => `${t} ${n}`).join(", ")
-        }. \`Deno.serve\` (the baselines) in Deno ${Deno.version.deno} drops HTTP/1.1 keep-alive ` +
-          "after a request body larger than its first read (denoland/deno#36657), so its figures " +
-          "include a TCP connect per request; the REST server (its own HTTP/1.1) keeps connections."
-        : "",
+      "The second baseline is the same bare endpoint on the server's own HTTP/1.1 server " +
+      "(src/api/rest/http1.ts), which keeps connections alive whatever the body size: what the " +
+      "REST API costs above its HTTP server.",
+      "",
+      `The server's own \`GET /healthz\` (its HTTP/1.1 server and routing, no model): ${
+        fmt(qps.healthz)
+      } QPS.`,
+      closes.length === 0
+        ? ""
+        : `\nAnswered with \`Connection: close\` (so each request of these runs ` +
+          `paid a TCP connect): ${
+            closes.join("; ")
+          }. \`Deno.serve\` in Deno ${Deno.version.deno} ` +
+          "drops HTTP/1.1 keep-alive after a request body larger than its first read " +
+          "(denoland/deno#36657); those ratios are not comparable.",
     ].join("\n");
   } finally {
-    await Promise.all([stop(server), stop(echo), stop(parse)]);
+    await Promise.all([stop(served.launcher), stop(bare), stop(own)]);
     await Deno.remove(dir, { recursive: true });
   }
 }

@@ -57,6 +57,25 @@ export const FILE_FLAGS: readonly (keyof ServerOptions)[] = [
   "threadPoolFactoryConfigFile",
 ];
 
+/**
+ * The V8 heap settings `launch.ts` starts the server with (and `deno task compile` builds into
+ * the binary), chosen for a flat footprint under load (issue 10; README "Performance", memory):
+ * V8's defaults let the young generation grow to 3 × 16 MiB semi-spaces and the old generation
+ * fill with promoted per-request garbage to several times its live size before a full GC, which
+ * took the server with half_plus_two from ~100 MiB idle to ~300 MiB after 10k calls. A 4 MiB
+ * semi-space and a fixed 20 % old-generation growth step (V8 picks between 10 % and 300 %) keep it
+ * near its live size at a throughput cost within the noise of the bench.
+ */
+export const SERVER_V8_FLAGS: readonly string[] = [
+  "--max-semi-space-size=4",
+  "--heap-growing-percent=20",
+];
+
+/** {@linkcode SERVER_V8_FLAGS} as one `deno run`/`deno compile` argument. */
+export function v8FlagsArg(): string {
+  return `--v8-flags=${SERVER_V8_FLAGS.join(",")}`;
+}
+
 /** The host the server listens on (as `startServer`'s default). */
 export const LISTEN_HOST = "0.0.0.0";
 

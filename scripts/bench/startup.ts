@@ -1,0 +1,139 @@
+/**
+ * Start-up benchmark (issue 10): process spawn → first correct Predict (half_plus_two, y = x/2 +
+ * 2, grpc-status 0) for the server as `deno task serve` starts it (launch.ts, which starts
+ * server_main.ts in a child with least privilege) and for server_main.ts run directly, next to
+ * an empty `deno run` (spawn → exit). This process polls the port with TCP connects, then calls
+ * Predict with a real gRPC client. Rounds interleave the three.
+ *
+ * @module
+ */
+import { CONFIG, freePort } from "./process.ts";
+import {
+  checkHp2Answer,
+  grpcUnary,
+  HALF_PLUS_TWO,
+  hp2PredictFrame,
+  LAUNCH,
+  PREDICT_PATH,
+  SERVER_MAIN,
+} from "./serving.ts";
+import { spread } from "./h2load.ts";
+import { table } from "./timing.ts";
+
+/** The target of issue 10, in ms. */
+export const STARTUP_TARGET_MS = 300;
+
+/** Spawns `deno args` and resolves with the ms until a Predict on `port` is answered correctly. */
+async function firstPredictMs(args: string[], port: number): Promise<number> {
+  const frame = hp2PredictFrame(1);
+  const t0 = performance.now();
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    stdin: "piped",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    for (;;) {
+      if (performance.now() - t0 > 30_000) throw new Error(`no answer: deno ${args.join(" ")}`);
+      // A cheap TCP connect until the port listens (an HTTP/2 session per try would take CPU
+      // from the server starting beside it), then the call.
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      } catch {
+        await new Promise((r) => setTimeout(r, 2));
+        continue;
+      }
+      try {
+        checkHp2Answer(await grpcUnary(port, PREDICT_PATH, frame, 5_000), 1);
+        return performance.now() - t0;
+      } catch {
+        // Listening, not serving yet.
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    }
+  } finally {
+    await child.stdin.close().catch(() => {});
+    try {
+      child.kill("SIGTERM");
+    } catch { /* gone */ }
+    await child.status;
+  }
+}
+
+/**
+ * Runs the section and returns its markdown report.
+ *
+ * @param rounds interleaved rounds
+ */
+export async function benchStartup(rounds = 7): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "bench_startup_" });
+  const empty = `${dir}/empty.ts`;
+  await Deno.writeTextFile(empty, "");
+  const model = [`--model_name=half_plus_two`, `--model_base_path=${HALF_PLUS_TWO}`];
+  const ms: Record<string, number[]> = { empty: [], direct: [], launcher: [] };
+  try {
+    for (let r = 0; r < rounds; r++) {
+      const t0 = performance.now();
+      const out = await new Deno.Command(Deno.execPath(), { args: ["run", empty] }).output();
+      if (!out.success) throw new Error("empty deno run failed");
+      ms.empty.push(performance.now() - t0);
+      const p1 = freePort();
+      ms.direct.push(
+        await firstPredictMs(
+          ["run", "--config", CONFIG, "-A", SERVER_MAIN, `--port=${p1}`, ...model],
+          p1,
+        ),
+      );
+      const p2 = freePort();
+      ms.launcher.push(
+        await firstPredictMs([
+          "run",
+          "--config",
+          CONFIG,
+          "--allow-read",
+          "--allow-run",
+          "--no-prompt",
+          LAUNCH,
+          "serve",
+          `--port=${p2}`,
+          ...model,
+        ], p2),
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  // Fastest first here: spread() sorts rates high to low, so negate.
+  const fmt = (v: number[]) => {
+    const s = spread(v.map((x) => -x));
+    return [-s.best, -s.median, -s.worst].map((x) => x.toFixed(0));
+  };
+  const verdict = (v: number[]) => {
+    const med = -spread(v.map((x) => -x)).median;
+    return med <= STARTUP_TARGET_MS ? "met" : "**not met**";
+  };
+  return [
+    "### Start-up: spawn → first correct Predict (half_plus_two)",
+    "",
+    `${rounds} interleaved rounds; the port is polled every 2 ms with a TCP connect, then a real gRPC client calls Predict. ms fastest / ` +
+    "median / slowest.",
+    "",
+    table(
+      ["process", "fastest", "median", "slowest", `target ≤ ${STARTUP_TARGET_MS} ms (median)`],
+      [
+        [
+          "`deno task serve` (launch.ts → server_main.ts)",
+          ...fmt(ms.launcher),
+          verdict(ms.launcher),
+        ],
+        ["server_main.ts run directly (`deno run -A`)", ...fmt(ms.direct), verdict(ms.direct)],
+        ["an empty `deno run` (spawn → exit)", ...fmt(ms.empty), ""],
+      ],
+    ),
+  ].join("\n");
+}
+
+if (import.meta.main) {
+  console.log(await benchStartup());
+}
