@@ -248,6 +248,12 @@ function processKernelMemory(): WebAssembly.Memory | undefined {
 /** Weight of the newest measurement in a cost estimate. */
 const EWMA = 0.25;
 
+/** A call shorter than this (ms) counts as at most `SPIKE_FACTOR` × the estimate. */
+const SPIKE_MS = 5;
+
+/** How far one short call may pull a cost estimate up before averaging. */
+const SPIKE_FACTOR = 4;
+
 /** Runs prepared calls inline or on worker isolates. */
 export class Executor implements AsyncDisposable {
   readonly #workers: number;
@@ -467,7 +473,7 @@ export class Executor implements AsyncDisposable {
       if (inline) {
         const t0 = performance.now();
         const outs = em.model.plan(target).run(feeds);
-        this.#measure(em, key, (performance.now() - t0) / units);
+        this.#measure(em, key, performance.now() - t0, units);
         return outs;
       }
     }
@@ -674,8 +680,14 @@ export class Executor implements AsyncDisposable {
     }
   }
 
-  #measure(em: ExecModel, key: string, perUnit: number): void {
+  #measure(em: ExecModel, key: string, ms: number, units: number): void {
     const old = em.cost.get(key);
+    let perUnit = ms / units;
+    // A short call far above the estimate is most likely a GC pause or a preempted thread, not
+    // the model: let it move the estimate only a little, so one pause doesn't send a cheap
+    // model to the pool (starting its workers and their heaps). A call that really took long
+    // counts in full at once.
+    if (old !== undefined && ms < SPIKE_MS) perUnit = Math.min(perUnit, old * SPIKE_FACTOR);
     em.cost.set(key, old === undefined ? perUnit : old + EWMA * (perUnit - old));
   }
 
@@ -803,7 +815,7 @@ export class Executor implements AsyncDisposable {
     const job = slot.job;
     slot.job = undefined;
     if (job && job.id === m.job) {
-      if (m.error === undefined) this.#measure(job.em, job.key, m.ms / job.units);
+      if (m.error === undefined) this.#measure(job.em, job.key, m.ms, job.units);
       this.#settle(
         job,
         m.error

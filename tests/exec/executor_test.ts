@@ -112,6 +112,35 @@ Deno.test("a cheap version runs small calls inline and a call with a huge input 
   assert.equal(y[n - 1], 4);
 });
 
+/** Runs `f` with the clock jumping `ms` after its first reading (a pause inside the call). */
+function withPause<T>(ms: number, f: () => T): T {
+  const real = performance.now.bind(performance);
+  let reads = 0;
+  performance.now = () => real() + (reads++ === 0 ? 0 : ms);
+  try {
+    return f();
+  } finally {
+    performance.now = real;
+  }
+}
+
+Deno.test("one short pause doesn't send a cheap version to the pool; a long call does", async () => {
+  await using exec = new Executor({ workers: 1 });
+  const model = await loadModel(HALF_PLUS_TWO, { prepare: shareConstants });
+  await exec.attach(model, "half");
+  const x = () => call(model, "", { x: Tensor.float32([1]) });
+  for (let i = 0; i < 20; i++) assert.ok(!(exec.run(model, x()) instanceof Promise));
+  // A 4.9 ms pause (a GC, a preempted thread) in one µs-cheap call: 2.45 ms per unit measured.
+  withPause(4.9, () => exec.run(model, x()));
+  assert.ok(!(exec.run(model, x()) instanceof Promise), "still inline after one pause");
+  assert.equal(exec.workers, 0, "no worker isolate started for it");
+  // A call that really took 400 ms counts in full: the next call goes to the pool.
+  withPause(400, () => exec.run(model, x()));
+  const next = exec.run(model, x());
+  assert.ok(next instanceof Promise, "a version measured costly runs on the pool");
+  assert.deepEqual(values(await next, "y"), [2.5]);
+});
+
 Deno.test("a small stateful version is pinned to the main isolate", async () => {
   await using exec = new Executor({ workers: 2 });
   const model = await load("counter");
