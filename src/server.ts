@@ -171,7 +171,11 @@ export async function startServer(
   if (options.grpcSocketPath) {
     log("info", `Running gRPC ModelServer at UNIX socket ${options.grpcSocketPath} ...`);
   }
-  const routes: RouteHook = (req, url) => start.routes?.(req, url) ?? monitoringHook(req, url);
+  const extra = start.routes;
+  // Without extra routes the monitoring hook is passed as it is, with the paths it claims.
+  const routes: RouteHook = extra
+    ? (req, url) => extra(req, url) ?? monitoringHook(req, url)
+    : monitoringHook;
   const rest = await startRest(options, { ...start, routes }, service, log);
 
   const stopPolling = pollConfigFile(options, core, log, !config.empty);

@@ -73,8 +73,11 @@ import {
   makeJsonFromRegressionResult,
   makeJsonFromStatus,
   makeJsonFromTensors,
+  predictTensorsFromJson,
   type TensorInfoMap,
 } from "./json_tensor.ts";
+import { PredictTensors } from "../../servables/predict_tensors.ts";
+import { tensorToProto } from "../../tensor/tensor_proto.ts";
 
 /** What the handler answers. */
 export interface RestReply {
@@ -414,6 +417,13 @@ export class RestApiHandler {
 
   #predict(info: ModelInfo, body: Uint8Array, signal?: () => AbortSignal) {
     const spec = modelSpec(info);
+    const api = this.#api;
+    if (
+      body.length <= this.#workerBodyBytes && api.predictTensors !== undefined &&
+      api.signatureInputTypes !== undefined
+    ) {
+      return this.#predictTensors(spec, body, signal);
+    }
     const req = create(PredictRequestSchema, { modelSpec: spec });
     if (body.length > this.#workerBodyBytes) {
       // Decoded on a worker. The signatures are looked up first (upstream looks them up once
@@ -448,6 +458,60 @@ export class RestApiHandler {
     return this.#infer(req, format, signal);
   }
 
+  /**
+   * Predict without message objects: the JSON body straight into tensors (the signature's input
+   * types looked up per loaded version), the output tensors straight into JSON.
+   */
+  #predictTensors(spec: ModelSpec, body: Uint8Array, signal?: () => AbortSignal) {
+    const api = this.#api;
+    const decoded = predictTensorsFromJson(
+      body,
+      (signature) => {
+        const name = signature === "" ? DEFAULT_SIGNATURE : signature;
+        const inputs = api.signatureInputTypes!(spec).get(name);
+        if (!inputs) throw invalid(`Serving signature name: "${name}" not found in signature def`);
+        return inputs;
+      },
+      spec.signatureName,
+      this.#parser,
+    );
+    if (decoded.signatureName !== undefined) spec.signatureName = decoded.signatureName;
+    const format = decoded.format;
+    const out = this.#timed(
+      (ctx) => api.predictTensors!({ modelSpec: spec, inputs: decoded.inputs }, "rest", ctx),
+      signal,
+      (res): JsonText | Promise<JsonText> => {
+        if (!(res instanceof PredictTensors)) return this.#encode(res.outputs, format);
+        let elements = 0;
+        for (const t of res.tensors) elements += t.size;
+        if (elements > this.#workerOutputElements) {
+          const protos: Record<string, TensorProto> = {};
+          res.aliases.forEach((alias, i) =>
+            Object.defineProperty(protos, alias, {
+              value: tensorToProto(res.tensors[i], true),
+              enumerable: true,
+            })
+          );
+          return this.#encode(protos, format);
+        }
+        return makeJsonFromTensors(res.record(), format);
+      },
+    );
+    return out as JsonText | Promise<JsonText>;
+  }
+
+  /** Encodes Predict outputs (on a worker when they are many). */
+  #encode(
+    outputs: Readonly<Record<string, TensorProto>>,
+    format: JsonPredictRequestFormat,
+  ): JsonText | Promise<JsonText> {
+    if (elementCount(outputs) > this.#workerOutputElements) {
+      const encoded = this.#codec.encodePredict(outputs, format);
+      if (encoded) return encoded;
+    }
+    return makeJsonFromTensors(outputs, format);
+  }
+
   /** Runs a decoded Predict and encodes its outputs (on a worker when they are many). */
   #infer(
     req: PredictRequest,
@@ -457,13 +521,7 @@ export class RestApiHandler {
     const out = this.#timed(
       (ctx) => this.#api.predict(req, "rest", ctx),
       signal,
-      (res): JsonText | Promise<JsonText> => {
-        if (elementCount(res.outputs) > this.#workerOutputElements) {
-          const encoded = this.#codec.encodePredict(res.outputs, format);
-          if (encoded) return encoded;
-        }
-        return makeJsonFromTensors(res.outputs, format);
-      },
+      (res): JsonText | Promise<JsonText> => this.#encode(res.outputs, format),
     );
     return out as JsonText | Promise<JsonText>;
   }

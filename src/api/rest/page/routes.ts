@@ -134,8 +134,8 @@ export function uiModels(options: PageOptions): UiModels {
  * @param options the models, metrics and metrics path
  * @returns a handler answering `/` and `/ui/…`, undefined for other paths
  */
-export function pageRoutes(options: PageOptions): (req: Request, url: URL) => Response | undefined {
-  return (req, url) => {
+export function pageRoutes(options: PageOptions): RouteFn {
+  const routes = (req: Request, url: URL) => {
     const path = url.pathname;
     const asset = ASSETS.get(path);
     const isJson = path === UI_MODELS_PATH;
@@ -157,4 +157,16 @@ export function pageRoutes(options: PageOptions): (req: Request, url: URL) => Re
       },
     });
   };
+  return Object.assign(routes, { claims: claimsPage });
+}
+
+/** A route function with the paths it answers. */
+export type RouteFn = ((req: Request, url: URL) => Response | undefined) & {
+  /** Whether it may answer `pathname`. */
+  readonly claims: (pathname: string) => boolean;
+};
+
+/** The paths {@link pageRoutes} answers. */
+function claimsPage(pathname: string): boolean {
+  return ASSETS.has(pathname) || pathname === UI_MODELS_PATH || pathname.startsWith(UI_PREFIX);
 }
