@@ -145,6 +145,9 @@ const CORS_HEADERS = [
   ["Access-Control-Allow-Headers", "Content-Type"],
 ] as const;
 
+const JSON_HEADERS = Object.freeze([JSON_HEADER]);
+const JSON_CORS_HEADERS = Object.freeze([JSON_HEADER, ...CORS_HEADERS]);
+
 const SIGNATURE_DEF = "signature_def";
 const DEFAULT_SIGNATURE = "serving_default";
 const MAX_INT64 = 9223372036854775807n;
@@ -334,8 +337,9 @@ export class RestApiHandler {
     }
   }
 
-  #headers(): (readonly [string, string])[] {
-    return this.#cors ? [JSON_HEADER, ...CORS_HEADERS] : [JSON_HEADER];
+  #headers(): readonly (readonly [string, string])[] {
+    // One array for every answer (the HTTP server caches the head it encodes per array).
+    return this.#cors ? JSON_CORS_HEADERS : JSON_HEADERS;
   }
 
   #error(e: ServingError): RestReply {
@@ -379,7 +383,7 @@ export class RestApiHandler {
     signal: (() => AbortSignal) | undefined,
     then: (r: R) => O,
   ): O | Promise<O> {
-    const t0 = performance.now();
+    const t0 = this.#timeoutMs > 0 ? performance.now() : 0;
     const ctx: CallContext = {
       deadline: this.#timeoutMs > 0 ? Date.now() + this.#timeoutMs : undefined,
       get signal() {

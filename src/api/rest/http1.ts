@@ -49,7 +49,11 @@ export interface Http1Request {
    * @returns the value, or null when the field is absent
    */
   header(name: string): string | null;
-  /** The body (empty when there is none), as received (not inflated). */
+  /**
+   * The body (empty when there is none), as received (not inflated). A small body may be a view
+   * of the connection's read buffer: valid until the request is answered (copy it to keep it
+   * longer).
+   */
   readonly body: Uint8Array;
   /**
    * Takes `bytes` more from the budget of body bytes held at once (`maxBufferedBodyBytes`), for
@@ -154,6 +158,8 @@ const INITIAL_OUTPUT = 4 * 1024;
 const FLUSH_BYTES = 64 * 1024;
 /** A body this large is written from its own array rather than copied into the output buffer. */
 const DIRECT_BODY_BYTES = 32 * 1024;
+/** A buffered body up to this size is handed over as a view of the read buffer. */
+const VIEW_BODY_BYTES = 16 * 1024;
 /** The scratch buffer discarding input after a refusal. */
 const READ_CHUNK = 64 * 1024;
 /** A chunk-size line (hex size and extensions) longer than this is refused. */
@@ -234,6 +240,41 @@ function isAscii(s: string): boolean {
   return true;
 }
 
+/** A status line and header fields, encoded once per frozen header array. */
+interface HeadBlock {
+  readonly text: string;
+  readonly hasType: boolean;
+}
+
+const HEAD_BLOCKS = new WeakMap<object, Map<number, HeadBlock>>();
+
+/** The status line and the reply's own header fields (names in lower case). */
+function headBlock(status: number, headers: Http1Reply["headers"]): HeadBlock {
+  const frozen = Object.isFrozen(headers);
+  if (frozen) {
+    const cached = HEAD_BLOCKS.get(headers)?.get(status);
+    if (cached !== undefined) return cached;
+  }
+  let text = `HTTP/1.1 ${status} ${REASONS[status] ?? "Unknown"}\r\n`;
+  let hasType = false;
+  for (let i = 0; i < headers.length; i++) {
+    const [name, value] = headers[i];
+    const lower = name.toLowerCase();
+    if (lower === "content-length" || lower === "connection" || lower === "transfer-encoding") {
+      continue;
+    }
+    if (lower === "content-type") hasType = true;
+    text += `${lower}: ${value}\r\n`;
+  }
+  const block = { text, hasType };
+  if (frozen) {
+    let byStatus = HEAD_BLOCKS.get(headers);
+    if (byStatus === undefined) HEAD_BLOCKS.set(headers, byStatus = new Map());
+    byStatus.set(status, block);
+  }
+  return block;
+}
+
 /**
  * Answers encoded one after the other into one reused buffer (made on first use, dropped after
  * a large answer so an idle connection holds little).
@@ -286,18 +327,7 @@ class Output {
     const body = reply.body;
     const status = reply.status;
     const bodiless = status === 204 || status === 304 || status < 200;
-    let text = `HTTP/1.1 ${status} ${REASONS[status] ?? "Unknown"}\r\n`;
-    let hasType = false;
-    const headers = reply.headers;
-    for (let i = 0; i < headers.length; i++) {
-      const [name, value] = headers[i];
-      const lower = name.toLowerCase();
-      if (lower === "content-length" || lower === "connection" || lower === "transfer-encoding") {
-        continue;
-      }
-      if (lower === "content-type") hasType = true;
-      text += `${lower}: ${value}\r\n`;
-    }
+    let { text, hasType } = headBlock(status, reply.headers);
     let bytes: Uint8Array | undefined;
     let length: number;
     if (body === null) {
@@ -899,7 +929,13 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
           if (length > 0 && !budget.take(length)) {
             throw new Refusal(503, "Too many request bytes are being received; try again later");
           }
-          body = length === 0 ? EMPTY : c.buf.slice(c.start, c.start + length);
+          // A small body is a view of the read buffer, which is not read into again before
+          // this request is answered; a larger one gets its own array.
+          body = length === 0
+            ? EMPTY
+            : length <= VIEW_BODY_BYTES
+            ? c.buf.subarray(c.start, c.start + length)
+            : c.buf.slice(c.start, c.start + length);
           c.start += length;
           taken = length;
         } else {

@@ -328,7 +328,9 @@ class ValueSink {
     const need = this.n + k;
     const cap = this.data?.length ?? 0;
     if (need <= cap) return;
-    const grown = allocate(this.dtype, Math.max(need, cap * 2, 16));
+    // Exact at first (the count is usually known: no copy when the tensor is made), doubling
+    // after.
+    const grown = allocate(this.dtype, cap === 0 ? need : Math.max(need, cap * 2));
     if (this.data) grown.set(this.data.subarray(0, this.n) as never);
     this.data = grown;
   }
@@ -411,7 +413,9 @@ function addValue(doc: JsonDoc, i: number, sink: ValueSink): void {
       break;
     case DataType.DT_STRING:
       ok = doc.isString(i);
-      if (ok) sink.strings!.push(doc.stringBytes(i));
+      // A copy: the body may be a view of the connection's buffer, reused once answered, and a
+      // tensor can outlive the answer (a call answered 504 at its deadline still runs).
+      if (ok) sink.strings!.push(doc.stringBytes(i).slice());
       break;
     default:
       throw new ServingError(
