@@ -50,20 +50,6 @@ export class PredictTensors {
     readonly aliases: readonly string[],
     readonly tensors: readonly Tensor[],
   ) {}
-
-  /** The outputs as a record (alias → tensor). */
-  record(): Record<string, Tensor> {
-    const out: Record<string, Tensor> = {};
-    for (let i = 0; i < this.aliases.length; i++) {
-      Object.defineProperty(out, this.aliases[i], {
-        value: this.tensors[i],
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
-    }
-    return out;
-  }
 }
 
 /** What the direct path needs of a signature, once per compiled signature. */

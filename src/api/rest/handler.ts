@@ -72,6 +72,7 @@ import {
   makeJsonFromClassificationResult,
   makeJsonFromRegressionResult,
   makeJsonFromStatus,
+  makeJsonFromTensorList,
   makeJsonFromTensors,
   predictTensorsFromJson,
   type TensorInfoMap,
@@ -237,14 +238,20 @@ function modelSpec(info: ModelInfo): ModelSpec {
       `Both model version (${info.version}) and model version label (${info.label}) cannot be supplied.`,
     );
   }
-  return create(ModelSpecSchema, {
+  // The message as create() makes it, written out (create() costs a request's worth of time).
+  return {
+    $typeName: "tensorflow.serving.ModelSpec",
     name: info.name,
     versionChoice: info.version !== undefined
-      ? { case: "version", value: { value: info.version } }
+      ? {
+        case: "version",
+        value: { $typeName: "google.protobuf.Int64Value", value: info.version },
+      }
       : info.label !== undefined
       ? { case: "versionLabel", value: info.label }
       : { case: undefined },
-  });
+    signatureName: "",
+  };
 }
 
 /** Protobuf JSON as `MessageToJsonString` with `add_whitespace` prints it (1-space indent). */
@@ -498,7 +505,8 @@ export class RestApiHandler {
           );
           return this.#encode(protos, format);
         }
-        return makeJsonFromTensors(res.record(), format);
+        // The aliases come sorted (the fetch order), as the writer lists them.
+        return makeJsonFromTensorList(res.aliases, res.tensors, format);
       },
     );
     return out as JsonText | Promise<JsonText>;

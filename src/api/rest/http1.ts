@@ -685,13 +685,14 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
       await this.writeAll(out.take());
     }
 
-    /** Sends an answer: gathered for the next flush, or written now when its body is large. */
-    async answer(reply: Http1Reply, head: boolean, keepAlive: boolean): Promise<void> {
+    /**
+     * Sends an answer: gathered for the next flush (nothing to wait for), or written now when its
+     * body is large (then a promise).
+     */
+    answer(reply: Http1Reply, head: boolean, keepAlive: boolean): Promise<void> | undefined {
       const large = this.out.append(reply, head, keepAlive, date);
-      if (large !== undefined) {
-        await this.flush();
-        await this.writeAll(large);
-      }
+      if (large === undefined) return undefined;
+      return this.flush().then(() => this.writeAll(large));
     }
   }
 
@@ -905,7 +906,8 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
   async function serveConnection(c: Connection): Promise<void> {
     try {
       for (;;) {
-        if (c.available === 0) await c.flush(); // before waiting for the client
+        // The answers gathered go out before waiting for the client.
+        if (c.available === 0 && c.out.length > 0) await c.flush();
         const head = await readHead(c);
         if (head === undefined) break;
         const { method, version } = head;
@@ -963,7 +965,8 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
           budget.give(taken + req.held);
         }
         if (closing) keepAlive = false;
-        await c.answer(reply, method === "HEAD", keepAlive);
+        const writing = c.answer(reply, method === "HEAD", keepAlive);
+        if (writing !== undefined) await writing;
         c.handling = false;
         if (!keepAlive) {
           await c.flush();
@@ -981,13 +984,13 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
         c.wait = Wait.None;
         // The answers before this request go first, in order.
         await c.flush().catch(() => {});
-        await c.answer(await toReply(refusal(e.status, e.message)), false, false).catch(() => {});
+        await c.answer(await toReply(refusal(e.status, e.message)), false, false)?.catch(() => {});
         await c.flush().catch(() => {});
         await lingerClose(c);
       } else if (!(e instanceof Closed) && !c.closed) {
         // A bug, not a client's doing: answered as a server error when still possible.
         await c.flush().catch(() => {});
-        await c.answer(await toReply(options.onError(e)), false, false).catch(() => {});
+        await c.answer(await toReply(options.onError(e)), false, false)?.catch(() => {});
         await c.flush().catch(() => {});
       }
     } finally {

@@ -1051,11 +1051,26 @@ export function makeJsonFromTensors(
   format: JsonPredictRequestFormat,
 ): JsonText {
   const names = Object.keys(outputs).sort();
-  if (names.length === 0) throw invalid("Cannot convert empty tensor map to JSON");
   const tensors = names.map((n) => {
     const t = outputs[n];
     return "$typeName" in t ? tensorFromProto(t, `output "${n}"`) : t;
   });
+  return makeJsonFromTensorList(names, tensors, format);
+}
+
+/**
+ * {@link makeJsonFromTensors} for outputs given as lists.
+ *
+ * @param names the output names, sorted as `Array.prototype.sort` sorts them
+ * @param tensors one tensor per name
+ * @param format the request's format
+ */
+export function makeJsonFromTensorList(
+  names: readonly string[],
+  tensors: readonly Tensor[],
+  format: JsonPredictRequestFormat,
+): JsonText {
+  if (names.length === 0) throw invalid("Cannot convert empty tensor map to JSON");
   const w = new PrettyWriter();
   const multi = names.length > 1;
   if (format === "row") {
