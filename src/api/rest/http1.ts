@@ -16,9 +16,9 @@
  *   limit, the connection that has waited longest for a request (idle, or still sending one) is
  *   closed to make room, so slow clients cannot lock others out; if every connection is being
  *   answered, the new one is closed;
- * - answer pipelined requests one after the other, in order, on the same connection: the next
- *   request is read only once the previous response is written, so a client pipelining many
- *   requests is slowed by TCP flow control, never cut off.
+ * - answer pipelined requests one after the other, in order, on the same connection: nothing
+ *   more is read until the answers to the requests already read are written, so a client
+ *   pipelining many requests is slowed by TCP flow control, never cut off.
  *
  * What it does not do: TLS, HTTP/2, upgrades, streaming request bodies to the handler (a body is
  * read whole, within the limits above). Responses are sent with `Content-Length`.
