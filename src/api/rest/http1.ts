@@ -197,9 +197,6 @@ const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
 
 const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/(1\.[01])$/;
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-/** What `Headers` refuses in a value (after trimming). */
-const BAD_VALUE = /[\0\r\n]/;
 const CLOSE_TOKEN = /(^|,)\s*close\s*(,|$)/;
 const KEEP_ALIVE_TOKEN = /(^|,)\s*keep-alive\s*(,|$)/;
 
@@ -379,21 +376,94 @@ interface Head {
   method: string;
   target: string;
   version: string;
-  /** Field names (lower case) and values, interleaved. */
-  fields: string[];
+  /** The head as received; its fields start at `fieldsAt`. */
+  text: string;
+  fieldsAt: number;
   contentLength: string | null;
   transferEncoding: string | null;
   expect: string | null;
   connection: string | null;
+  contentEncoding: string | null;
+  origin: string | null;
 }
 
-/** Joins repeated fields as `Headers.get` does. */
-function fieldValue(fields: readonly string[], name: string): string | null {
-  let value: string | null = null;
-  for (let i = 0; i < fields.length; i += 2) {
-    if (fields[i] === name) value = value === null ? fields[i + 1] : `${value}, ${fields[i + 1]}`;
+/** The fields the server or the REST layer reads of every request, found while parsing. */
+const KNOWN_FIELDS = [
+  "content-length",
+  "transfer-encoding",
+  "expect",
+  "connection",
+  "content-encoding",
+  "origin",
+] as const;
+type KnownField = typeof KNOWN_FIELDS[number];
+const KNOWN_KEYS: Record<KnownField, keyof Head> = {
+  "content-length": "contentLength",
+  "transfer-encoding": "transferEncoding",
+  "expect": "expect",
+  "connection": "connection",
+  "content-encoding": "contentEncoding",
+  "origin": "origin",
+};
+
+/** Whether `text[at, at + name.length)` is `name` (lower case) in any case. */
+function isName(text: string, at: number, name: string): boolean {
+  for (let k = 0; k < name.length; k++) {
+    let c = text.charCodeAt(at + k);
+    if (c >= 65 && c <= 90) c += 32;
+    if (c !== name.charCodeAt(k)) return false;
   }
-  return value;
+  return true;
+}
+
+/** The known field a name (`text[at, end)`) is, if any. */
+function knownField(text: string, at: number, end: number): KnownField | undefined {
+  const n = end - at;
+  for (const name of KNOWN_FIELDS) {
+    if (name.length === n && isName(text, at, name)) return name;
+  }
+  return undefined;
+}
+
+const TOKEN_AT = /[!#$%&'*+.^_`|~0-9A-Za-z-]+/y;
+/** A field value's characters (what `Headers` accepts). */
+const VALUE_AT = /[^\0\r\n]*/y;
+
+/**
+ * Each field of a head, checked: `visit(nameStart, colon, end)` per line. Nothing is allocated
+ * for a field nobody asks for.
+ *
+ * @throws Refusal 400 for a malformed field
+ */
+function eachField(
+  text: string,
+  from: number,
+  visit: (at: number, colon: number, end: number) => void,
+): void {
+  let pos = from;
+  while (pos < text.length) {
+    let end = text.indexOf("\r\n", pos);
+    if (end < 0) end = text.length;
+    const colon = text.indexOf(":", pos);
+    // No obsolete line folding, no space before the colon (RFC 9112 5.1, 5.2).
+    if (colon < 0 || colon >= end || colon === pos) {
+      throw new Refusal(400, "Malformed header field");
+    }
+    TOKEN_AT.lastIndex = pos;
+    if (!TOKEN_AT.test(text) || TOKEN_AT.lastIndex !== colon) {
+      throw new Refusal(400, "Malformed header field");
+    }
+    VALUE_AT.lastIndex = colon + 1;
+    VALUE_AT.test(text);
+    if (VALUE_AT.lastIndex !== end) throw new Refusal(400, "Malformed header field");
+    visit(pos, colon, end);
+    pos = end + 2;
+  }
+}
+
+/** The value of the field `text[colon + 1, end)`, trimmed. */
+function valueOf(text: string, colon: number, end: number): string {
+  return text.slice(colon + 1, end).trim();
 }
 
 /**
@@ -406,54 +476,48 @@ function parseHead(text: string): Head {
   if (eol < 0) eol = text.length;
   const m = REQUEST_LINE.exec(text.slice(0, eol));
   if (!m) throw new Refusal(400, "Malformed request line");
-  const fields: string[] = [];
-  let contentLength: string | null = null;
-  let transferEncoding: string | null = null;
-  let expect: string | null = null;
-  let connection: string | null = null;
-  let pos = eol + 2;
-  while (pos < text.length) {
-    let end = text.indexOf("\r\n", pos);
-    if (end < 0) end = text.length;
-    const colon = text.indexOf(":", pos);
-    // No obsolete line folding, no space before the colon (RFC 9112 5.1, 5.2).
-    const first = text.charCodeAt(pos);
-    if (colon < 0 || colon >= end || colon === pos || first === 32 || first === 9) {
-      throw new Refusal(400, "Malformed header field");
-    }
-    const rawName = text.slice(pos, colon);
-    if (!TOKEN.test(rawName)) throw new Refusal(400, "Malformed header field");
-    const value = text.slice(colon + 1, end).trim();
-    if (BAD_VALUE.test(value)) throw new Refusal(400, "Malformed header field");
-    const name = rawName.toLowerCase();
-    fields.push(name, value);
-    const join = (prev: string | null) => prev === null ? value : `${prev}, ${value}`;
-    switch (name) {
-      case "content-length":
-        contentLength = join(contentLength);
-        break;
-      case "transfer-encoding":
-        transferEncoding = join(transferEncoding);
-        break;
-      case "expect":
-        expect = join(expect);
-        break;
-      case "connection":
-        connection = join(connection);
-        break;
-    }
-    pos = end + 2;
-  }
-  return {
+  const head: Head = {
     method: m[1],
     target: m[2],
     version: m[3],
-    fields,
-    contentLength,
-    transferEncoding,
-    expect,
-    connection,
+    text,
+    fieldsAt: eol + 2,
+    contentLength: null,
+    transferEncoding: null,
+    expect: null,
+    connection: null,
+    contentEncoding: null,
+    origin: null,
   };
+  eachField(text, eol + 2, (at, colon, end) => {
+    const known = knownField(text, at, colon);
+    if (known === undefined) return;
+    const key = KNOWN_KEYS[known] as "contentLength";
+    const value = valueOf(text, colon, end);
+    // Repeated fields are joined as `Headers.get` joins them.
+    const prev = head[key];
+    head[key] = prev === null ? value : `${prev}, ${value}`;
+  });
+  return head;
+}
+
+/** Every field of a head: lower-case names and values, interleaved. */
+function headFields(head: Head): string[] {
+  const fields: string[] = [];
+  const text = head.text;
+  eachField(text, head.fieldsAt, (at, colon, end) => {
+    fields.push(text.slice(at, colon).toLowerCase(), valueOf(text, colon, end));
+  });
+  return fields;
+}
+
+/** Joins repeated fields as `Headers.get` does. */
+function fieldValue(fields: readonly string[], name: string): string | null {
+  let value: string | null = null;
+  for (let i = 0; i < fields.length; i += 2) {
+    if (fields[i] === name) value = value === null ? fields[i + 1] : `${value}, ${fields[i + 1]}`;
+  }
+  return value;
 }
 
 /**
@@ -704,25 +768,33 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
   class Request1 implements Http1Request {
     held = 0;
     #headers: Headers | undefined;
+    #fields: string[] | undefined;
     constructor(
-      readonly method: string,
-      readonly target: string,
-      readonly fields: string[],
+      readonly head: Head,
       readonly body: Uint8Array,
       readonly c: Connection,
     ) {}
+    get method(): string {
+      return this.head.method;
+    }
+    get target(): string {
+      return this.head.target;
+    }
     get headers(): Headers {
       if (this.#headers === undefined) {
+        const fields = this.#fields ??= headFields(this.head);
         const h = new Headers();
-        for (let i = 0; i < this.fields.length; i += 2) {
-          h.append(this.fields[i], this.fields[i + 1]);
-        }
+        for (let i = 0; i < fields.length; i += 2) h.append(fields[i], fields[i + 1]);
         this.#headers = h;
       }
       return this.#headers;
     }
     header(name: string): string | null {
-      return fieldValue(this.fields, name);
+      const key = KNOWN_KEYS[name as KnownField];
+      if (key !== undefined && Object.hasOwn(KNOWN_KEYS, name)) {
+        return this.head[key] as string | null;
+      }
+      return fieldValue(this.#fields ??= headFields(this.head), name);
     }
     hold(bytes: number): boolean {
       if (!budget.take(bytes)) return false;
@@ -947,7 +1019,7 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
         }
         c.wait = Wait.None;
         c.handling = true;
-        const req = new Request1(method, head.target, head.fields, body, c);
+        const req = new Request1(head, body, c);
         let reply: Http1Reply;
         try {
           let res: Response | Http1Reply | Promise<Response | Http1Reply>;
