@@ -545,7 +545,10 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
   const timeouts = [limits.headerTimeoutMs, limits.bodyTimeoutMs, limits.idleTimeoutMs, 2000]
     .filter((t) => t > 0);
   const tick = Math.min(1000, Math.max(10, Math.floor(Math.min(...timeouts) / 10)));
-  /** The sweep's clock (ms): deadlines are set from it, one tick on, so none fires early. */
+  /**
+   * The clock deadlines are set from (ms), one tick on so none fires early: refreshed by the
+   * sweep, after each read and before each write.
+   */
   let clock = performance.now();
   let date = new Date().toUTCString();
   let dateSecond = Math.floor(Date.now() / 1000);
@@ -656,6 +659,9 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
       }
       if (n === null) return false;
       this.end += n;
+      // Fresh for the deadlines armed while this input is handled (the sweep's clock may be
+      // stale after a long synchronous call, and a deadline must never fire early).
+      clock = performance.now();
       return true;
     }
 
@@ -728,6 +734,7 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
     async writeAll(bytes: Uint8Array): Promise<void> {
       const { handling, wait, deadline } = this;
       this.handling = true;
+      clock = performance.now();
       this.arm(Wait.Write, limits.idleTimeoutMs);
       let off = 0;
       try {
