@@ -129,6 +129,17 @@ function elementCount(outputs: Readonly<Record<string, TensorProto>>): number {
   return total;
 }
 
+/** A call's context: the deadline, and the client's signal made only when asked for. */
+class RestCallContext implements CallContext {
+  constructor(
+    readonly deadline: number | undefined,
+    private readonly signalOf: (() => AbortSignal) | undefined,
+  ) {}
+  get signal(): AbortSignal | undefined {
+    return this.signalOf?.();
+  }
+}
+
 /** `kPredictionApiGegex` (sic) in http_rest_api_util.cc, for POST. */
 const PREDICTION_API =
   /^\/v1\/models\/([^/:]+)(?:(?:\/versions\/(\d+))|(?:\/labels\/([^/:]+)))?:(classify|regress|predict)$/i;
@@ -391,12 +402,10 @@ export class RestApiHandler {
     then: (r: R) => O,
   ): O | Promise<O> {
     const t0 = this.#timeoutMs > 0 ? performance.now() : 0;
-    const ctx: CallContext = {
-      deadline: this.#timeoutMs > 0 ? Date.now() + this.#timeoutMs : undefined,
-      get signal() {
-        return signal?.();
-      },
-    };
+    const ctx = new RestCallContext(
+      this.#timeoutMs > 0 ? Date.now() + this.#timeoutMs : undefined,
+      signal,
+    );
     const r = call(ctx);
     if (r instanceof Promise) return r.then(then);
     if (this.#timeoutMs > 0 && performance.now() - t0 > this.#timeoutMs) {
