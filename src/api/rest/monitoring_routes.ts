@@ -71,5 +71,9 @@ export function monitoringRoutes(options: MonitoringRoutesOptions): RouteFn {
   const claims = (pathname: string) =>
     (prometheus.enable && pathname === prometheus.path) || health.claims(pathname) ||
     (page?.claims(pathname) ?? false);
-  return Object.assign(routes, { claims });
+  const quick = (method: string, pathname: string) =>
+    prometheus.enable && pathname === prometheus.path
+      ? undefined
+      : health.quick?.(method, pathname);
+  return Object.assign(routes, { claims, quick });
 }

@@ -30,6 +30,7 @@ import type { LogFn } from "../../log.ts";
 import type { ServingApi } from "../../model_server/serving_api.ts";
 import { REST_PATH, RestApiHandler, type RestReply } from "./handler.ts";
 import { makeJsonFromStatus } from "./json_tensor.ts";
+import type { RouteReply } from "./page/routes.ts";
 import { type Http1Reply, type Http1Request, serveHttp1 } from "./http1.ts";
 
 /** The default `maxBodyBytes`: 64 MiB. */
@@ -48,6 +49,11 @@ export type RouteHook =
      * need (the Predict hot path never builds them).
      */
     readonly claims?: (pathname: string) => boolean;
+    /**
+     * The answer for a claimed path from the method and path alone, without a `Request`
+     * (undefined: the hook is asked). It must be what the hook would answer.
+     */
+    readonly quick?: (method: string, pathname: string) => RouteReply | undefined;
   };
 
 /**
@@ -206,17 +212,14 @@ export function startRestServer(api: ServingApi, options: RestServerOptions): Pr
   const serve = (req: Http1Request): Http1Reply | Response | Promise<Http1Reply | Response> => {
     // Origin form (`/v1/...`) as sent; the absolute form (`http://host/v1/...`) cut to it.
     const path = req.target.startsWith("/") ? req.target : pathAndQuery(req.target);
-    if (routes && mayRoute(path)) return route(req, path);
-    return restApi(req, path);
-  };
-
-  /** Whether the routes hook must see a request for `path`. */
-  const mayRoute = (path: string): boolean => {
-    const claims = routes?.claims;
-    if (claims === undefined) return true;
+    if (routes === undefined) return restApi(req, path);
+    const claims = routes.claims;
+    if (claims === undefined) return route(req, path);
     const q = path.indexOf("?");
     const pathname = q < 0 ? path : path.slice(0, q);
-    return !PLAIN_PATH.test(pathname) || claims(pathname);
+    if (!PLAIN_PATH.test(pathname)) return route(req, path);
+    if (!claims(pathname)) return restApi(req, path);
+    return routes.quick?.(req.method, pathname) ?? route(req, path);
   };
 
   /** The routes hook first, then the REST API. */

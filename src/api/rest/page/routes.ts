@@ -164,7 +164,22 @@ export function pageRoutes(options: PageOptions): RouteFn {
 export type RouteFn = ((req: Request, url: URL) => Response | undefined) & {
   /** Whether it may answer `pathname`. */
   readonly claims: (pathname: string) => boolean;
+  /**
+   * The same answer without a Request, Response or URL, where the route can give it from the
+   * method and path alone (undefined: ask the route itself).
+   */
+  readonly quick?: (method: string, pathname: string) => RouteReply | undefined;
 };
+
+/** An answer given without a Response object: what the Response would carry. */
+export interface RouteReply {
+  /** The status. */
+  readonly status: number;
+  /** Header fields, as a Response lists them (lower case, sorted). */
+  readonly headers: readonly (readonly [string, string])[];
+  /** The body (null: none). */
+  readonly body: string | null;
+}
 
 /** The paths {@link pageRoutes} answers. */
 function claimsPage(pathname: string): boolean {
