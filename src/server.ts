@@ -189,7 +189,11 @@ export async function startServer(
       core: () => core,
       serving: () => closing === undefined,
     });
-    const routes: RouteHook = (req, url) => start.routes?.(req, url) ?? monitoringHook(req, url);
+    const extra = start.routes;
+    // Without extra routes the monitoring hook is passed as it is, with the paths it claims.
+    const routes: RouteHook = extra
+      ? (req, url) => extra(req, url) ?? monitoringHook(req, url)
+      : monitoringHook;
     return { startRestServer, routes };
   });
 

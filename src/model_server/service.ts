@@ -32,6 +32,8 @@ import {
   preparePredict,
   preparePredictView,
 } from "../servables/predict.ts";
+import { preparePredictTensors, type TensorPredictRequest } from "../servables/predict_tensors.ts";
+import { signatureInputTypes } from "../runtime/signature_inputs.ts";
 import { type PreparedCall, runPrepared } from "../servables/prepared.ts";
 import { prepareRegress } from "../servables/regress.ts";
 import type { ServableModel, ServerCore } from "./server_core.ts";
@@ -266,6 +268,26 @@ export class ModelServerService implements ServingApi {
       // No counters are kept under TensorFlow's metric names, so every increase is 0.
       metric: req.metricNames.map((name) => ({ name, int64ValueIncrease: 0n })),
     });
+  }
+
+  /** The input dtypes of each signature of the version `spec` resolves to (not counted). */
+  signatureInputTypes(spec: ModelSpec) {
+    return this.#run("get_model_metadata", spec, "internal", (m) => signatureInputTypes(m.model));
+  }
+
+  /** PredictionService/Predict from decoded tensors (see ServingApi.predictTensors). */
+  predictTensors(req: TensorPredictRequest, via: Transport, ctx?: CallContext) {
+    return this.#run(
+      "predict",
+      req.modelSpec,
+      via,
+      (m) =>
+        this.#exec(
+          m,
+          preparePredictTensors(m.model, m.version, m.name, req, this.options),
+          ctx,
+        ),
+    );
   }
 
   /** grpc.health.v1.Health: SERVING while up, NOT_SERVING once shutdown began. */

@@ -36,6 +36,9 @@ import type {
 
 import type { CallContext } from "../exec/executor.ts";
 import type { PredictOutputs, PredictRequestView } from "../servables/predict.ts";
+import type { ModelSpec } from "../proto/gen/tensorflow_serving/apis/model_pb.ts";
+import type { SignatureInputTypes } from "../runtime/signature_inputs.ts";
+import type { PredictTensors, TensorPredictRequest } from "../servables/predict_tensors.ts";
 
 export type { CallContext };
 
@@ -101,4 +104,23 @@ export interface ServingApi {
   ): Promise<ReloadConfigResponse>;
   /** grpc.health.v1.Health: the status of a service name (`""` is the whole server). */
   health(service: string): HealthStatus;
+  /**
+   * The input dtypes of each signature of the version `spec` resolves to, as GetModelMetadata's
+   * `signature_def` lists them (REST's `GetInfoMap`), without building the metadata message.
+   * Not counted by metrics. Optional: a transport without it reads the metadata.
+   *
+   * @throws ServingError as GetModelMetadata for a model or version that is not there
+   */
+  signatureInputTypes?(spec: ModelSpec): ReadonlyMap<string, SignatureInputTypes>;
+  /**
+   * PredictionService/Predict from tensors the transport decoded itself (the REST hot path):
+   * answers the output tensors ({@link PredictTensors}) when the request ran directly, or the
+   * response message when it took the message path. Optional: a transport without it builds
+   * the request message and calls {@link predict}.
+   */
+  predictTensors?(
+    req: TensorPredictRequest,
+    via: Transport,
+    ctx?: CallContext,
+  ): PredictResponse | PredictTensors | Promise<PredictResponse | PredictTensors>;
 }

@@ -72,9 +72,13 @@ import {
   makeJsonFromClassificationResult,
   makeJsonFromRegressionResult,
   makeJsonFromStatus,
+  makeJsonFromTensorList,
   makeJsonFromTensors,
+  predictTensorsFromJson,
   type TensorInfoMap,
 } from "./json_tensor.ts";
+import { PredictTensors } from "../../servables/predict_tensors.ts";
+import { tensorToProto } from "../../tensor/tensor_proto.ts";
 
 /** What the handler answers. */
 export interface RestReply {
@@ -125,6 +129,17 @@ function elementCount(outputs: Readonly<Record<string, TensorProto>>): number {
   return total;
 }
 
+/** A call's context: the deadline, and the client's signal made only when asked for. */
+class RestCallContext implements CallContext {
+  constructor(
+    readonly deadline: number | undefined,
+    private readonly signalOf: (() => AbortSignal) | undefined,
+  ) {}
+  get signal(): AbortSignal | undefined {
+    return this.signalOf?.();
+  }
+}
+
 /** `kPredictionApiGegex` (sic) in http_rest_api_util.cc, for POST. */
 const PREDICTION_API =
   /^\/v1\/models\/([^/:]+)(?:(?:\/versions\/(\d+))|(?:\/labels\/([^/:]+)))?:(classify|regress|predict)$/i;
@@ -141,6 +156,9 @@ const CORS_HEADERS = [
   ["Access-Control-Allow-Methods", "POST, GET"],
   ["Access-Control-Allow-Headers", "Content-Type"],
 ] as const;
+
+const JSON_HEADERS = Object.freeze([JSON_HEADER]);
+const JSON_CORS_HEADERS = Object.freeze([JSON_HEADER, ...CORS_HEADERS]);
 
 const SIGNATURE_DEF = "signature_def";
 const DEFAULT_SIGNATURE = "serving_default";
@@ -231,14 +249,20 @@ function modelSpec(info: ModelInfo): ModelSpec {
       `Both model version (${info.version}) and model version label (${info.label}) cannot be supplied.`,
     );
   }
-  return create(ModelSpecSchema, {
+  // The message as create() makes it, written out (create() costs a request's worth of time).
+  return {
+    $typeName: "tensorflow.serving.ModelSpec",
     name: info.name,
     versionChoice: info.version !== undefined
-      ? { case: "version", value: { value: info.version } }
+      ? {
+        case: "version",
+        value: { $typeName: "google.protobuf.Int64Value", value: info.version },
+      }
       : info.label !== undefined
       ? { case: "versionLabel", value: info.label }
       : { case: undefined },
-  });
+    signatureName: "",
+  };
 }
 
 /** Protobuf JSON as `MessageToJsonString` with `add_whitespace` prints it (1-space indent). */
@@ -331,8 +355,9 @@ export class RestApiHandler {
     }
   }
 
-  #headers(): (readonly [string, string])[] {
-    return this.#cors ? [JSON_HEADER, ...CORS_HEADERS] : [JSON_HEADER];
+  #headers(): readonly (readonly [string, string])[] {
+    // One array for every answer (the HTTP server caches the head it encodes per array).
+    return this.#cors ? JSON_CORS_HEADERS : JSON_HEADERS;
   }
 
   #error(e: ServingError): RestReply {
@@ -376,13 +401,11 @@ export class RestApiHandler {
     signal: (() => AbortSignal) | undefined,
     then: (r: R) => O,
   ): O | Promise<O> {
-    const t0 = performance.now();
-    const ctx: CallContext = {
-      deadline: this.#timeoutMs > 0 ? Date.now() + this.#timeoutMs : undefined,
-      get signal() {
-        return signal?.();
-      },
-    };
+    const t0 = this.#timeoutMs > 0 ? performance.now() : 0;
+    const ctx = new RestCallContext(
+      this.#timeoutMs > 0 ? Date.now() + this.#timeoutMs : undefined,
+      signal,
+    );
     const r = call(ctx);
     if (r instanceof Promise) return r.then(then);
     if (this.#timeoutMs > 0 && performance.now() - t0 > this.#timeoutMs) {
@@ -414,6 +437,13 @@ export class RestApiHandler {
 
   #predict(info: ModelInfo, body: Uint8Array, signal?: () => AbortSignal) {
     const spec = modelSpec(info);
+    const api = this.#api;
+    if (
+      body.length <= this.#workerBodyBytes && api.predictTensors !== undefined &&
+      api.signatureInputTypes !== undefined
+    ) {
+      return this.#predictTensors(spec, body, signal);
+    }
     const req = create(PredictRequestSchema, { modelSpec: spec });
     if (body.length > this.#workerBodyBytes) {
       // Decoded on a worker. The signatures are looked up first (upstream looks them up once
@@ -448,6 +478,61 @@ export class RestApiHandler {
     return this.#infer(req, format, signal);
   }
 
+  /**
+   * Predict without message objects: the JSON body straight into tensors (the signature's input
+   * types looked up per loaded version), the output tensors straight into JSON.
+   */
+  #predictTensors(spec: ModelSpec, body: Uint8Array, signal?: () => AbortSignal) {
+    const api = this.#api;
+    const decoded = predictTensorsFromJson(
+      body,
+      (signature) => {
+        const name = signature === "" ? DEFAULT_SIGNATURE : signature;
+        const inputs = api.signatureInputTypes!(spec).get(name);
+        if (!inputs) throw invalid(`Serving signature name: "${name}" not found in signature def`);
+        return inputs;
+      },
+      spec.signatureName,
+      this.#parser,
+    );
+    if (decoded.signatureName !== undefined) spec.signatureName = decoded.signatureName;
+    const format = decoded.format;
+    const out = this.#timed(
+      (ctx) => api.predictTensors!({ modelSpec: spec, inputs: decoded.inputs }, "rest", ctx),
+      signal,
+      (res): JsonText | Promise<JsonText> => {
+        if (!(res instanceof PredictTensors)) return this.#encode(res.outputs, format);
+        let elements = 0;
+        for (const t of res.tensors) elements += t.size;
+        if (elements > this.#workerOutputElements) {
+          const protos: Record<string, TensorProto> = {};
+          res.aliases.forEach((alias, i) =>
+            Object.defineProperty(protos, alias, {
+              value: tensorToProto(res.tensors[i], true),
+              enumerable: true,
+            })
+          );
+          return this.#encode(protos, format);
+        }
+        // The aliases come sorted (the fetch order), as the writer lists them.
+        return makeJsonFromTensorList(res.aliases, res.tensors, format);
+      },
+    );
+    return out as JsonText | Promise<JsonText>;
+  }
+
+  /** Encodes Predict outputs (on a worker when they are many). */
+  #encode(
+    outputs: Readonly<Record<string, TensorProto>>,
+    format: JsonPredictRequestFormat,
+  ): JsonText | Promise<JsonText> {
+    if (elementCount(outputs) > this.#workerOutputElements) {
+      const encoded = this.#codec.encodePredict(outputs, format);
+      if (encoded) return encoded;
+    }
+    return makeJsonFromTensors(outputs, format);
+  }
+
   /** Runs a decoded Predict and encodes its outputs (on a worker when they are many). */
   #infer(
     req: PredictRequest,
@@ -457,13 +542,7 @@ export class RestApiHandler {
     const out = this.#timed(
       (ctx) => this.#api.predict(req, "rest", ctx),
       signal,
-      (res): JsonText | Promise<JsonText> => {
-        if (elementCount(res.outputs) > this.#workerOutputElements) {
-          const encoded = this.#codec.encodePredict(res.outputs, format);
-          if (encoded) return encoded;
-        }
-        return makeJsonFromTensors(res.outputs, format);
-      },
+      (res): JsonText | Promise<JsonText> => this.#encode(res.outputs, format),
     );
     return out as JsonText | Promise<JsonText>;
   }

@@ -15,6 +15,7 @@
  * @module
  */
 import { type ModelsView, unreadyModels } from "../../monitoring/models_view.ts";
+import type { RouteFn, RouteReply } from "./page/routes.ts";
 
 /** The liveness path. */
 export const HEALTHZ_PATH = "/healthz";
@@ -112,10 +113,8 @@ export function methodNotAllowed(req: Request, path: string): Response {
  * @param options the models and the serving flag
  * @returns a handler answering `/healthz` and `/readyz`, undefined for other paths
  */
-export function healthRoutes(
-  options: HealthOptions,
-): (req: Request, url: URL) => Response | undefined {
-  return (req, url) => {
+export function healthRoutes(options: HealthOptions): RouteFn {
+  const routes = (req: Request, url: URL) => {
     const path = url.pathname;
     if (path !== HEALTHZ_PATH && path !== READYZ_PATH) return undefined;
     if (req.method !== "GET" && req.method !== "HEAD") return methodNotAllowed(req, path);
@@ -123,4 +122,31 @@ export function healthRoutes(
     const r = readiness(options);
     return jsonResponse(req, r.ready ? 200 : 503, r.body);
   };
+  // What jsonResponse answers, field for field (a Response lists its headers sorted).
+  const quick = (method: string, pathname: string): RouteReply | undefined => {
+    if (method !== "GET" && method !== "HEAD") return undefined; // 405: the route words it
+    let status: number;
+    let body: string;
+    if (pathname === HEALTHZ_PATH) {
+      status = 200;
+      body = HEALTHZ_BODY;
+    } else if (pathname === READYZ_PATH) {
+      const r = readiness(options);
+      status = r.ready ? 200 : 503;
+      body = JSON.stringify(r.body);
+    } else {
+      return undefined;
+    }
+    return { status, headers: PROBE_HEADERS, body: method === "HEAD" ? null : body };
+  };
+  return Object.assign(routes, {
+    claims: (pathname: string) => pathname === HEALTHZ_PATH || pathname === READYZ_PATH,
+    quick,
+  });
 }
+
+const HEALTHZ_BODY = JSON.stringify({ status: "ok" });
+const PROBE_HEADERS = Object.freeze([
+  Object.freeze(["cache-control", "no-store"] as const),
+  Object.freeze(["content-type", "application/json"] as const),
+]);

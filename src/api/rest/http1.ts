@@ -16,25 +16,44 @@
  *   limit, the connection that has waited longest for a request (idle, or still sending one) is
  *   closed to make room, so slow clients cannot lock others out; if every connection is being
  *   answered, the new one is closed;
- * - answer pipelined requests one after the other, in order, on the same connection: the next
- *   request is read only once the previous response is written, so a client pipelining many
- *   requests is slowed by TCP flow control, never cut off.
+ * - answer pipelined requests one after the other, in order, on the same connection: nothing
+ *   more is read until the answers to the requests already read are written, so a client
+ *   pipelining many requests is slowed by TCP flow control, never cut off.
  *
  * What it does not do: TLS, HTTP/2, upgrades, streaming request bodies to the handler (a body is
  * read whole, within the limits above). Responses are sent with `Content-Length`.
  *
+ * How it stays cheap per request (a small request costs about what `Deno.serve` costs): each
+ * connection reads into one reused buffer and parses every complete request in it before
+ * reading again; a handler that answers synchronously with an {@link Http1Reply} has its head and
+ * body encoded into one reused output buffer, and the answers to all the requests of one read go
+ * out in one write. No timer is armed per request: each connection keeps a deadline, and one
+ * sweep per server (every tenth of the shortest timeout, between 10 ms and 1 s) closes or answers
+ * those past it, so a timeout fires at most two sweeps late, never early. Headers become a
+ * `Headers` object, and the request an `AbortSignal`, only when a handler asks for them.
+ *
  * @module
  */
-
 /** One request, read whole. */
 export interface Http1Request {
   /** The method, e.g. `POST`. */
   readonly method: string;
   /** The request target as sent (origin form: path and query). */
   readonly target: string;
-  /** The headers. */
+  /** The headers (built on first use; {@link header} is cheaper for one field). */
   readonly headers: Headers;
-  /** The body (empty when there is none), as received (not inflated). */
+  /**
+   * One header field's value, as `Headers.get` gives it (repeated fields joined with `, `).
+   *
+   * @param name the field name, lower case
+   * @returns the value, or null when the field is absent
+   */
+  header(name: string): string | null;
+  /**
+   * The body (empty when there is none), as received (not inflated). A small body may be a view
+   * of the connection's read buffer: valid until the request is answered (copy it to keep it
+   * longer).
+   */
   readonly body: Uint8Array;
   /**
    * Takes `bytes` more from the budget of body bytes held at once (`maxBufferedBodyBytes`), for
@@ -51,8 +70,23 @@ export interface Http1Request {
   readonly signal: AbortSignal;
 }
 
+/**
+ * An answer without a `Response` object (the cheap form): the status, the header fields in
+ * order, and the body (a string is sent as UTF-8).
+ */
+export interface Http1Reply {
+  /** The HTTP status. */
+  readonly status: number;
+  /** Header fields; `Content-Length`, `Connection` and `Transfer-Encoding` are the server's. */
+  readonly headers: readonly (readonly [string, string])[];
+  /** The body (`null`: none). */
+  readonly body: string | Uint8Array | null;
+}
+
 /** Answers one request. A thrown error is answered with `onError`'s response. */
-export type Http1Handler = (req: Http1Request) => Response | Promise<Response>;
+export type Http1Handler = (
+  req: Http1Request,
+) => Response | Http1Reply | Promise<Response | Http1Reply>;
 
 /** The limits of an {@link Http1Server}; 0 or less disables a timeout or a count. */
 export interface Http1Limits {
@@ -79,12 +113,12 @@ export interface Http1Options extends Http1Limits {
   /** The port (0: any free port). */
   readonly port: number;
   /** The response to a request whose handler threw. */
-  readonly onError: (e: unknown) => Response;
+  readonly onError: (e: unknown) => Response | Http1Reply;
   /**
    * The response to a request refused before its handler ran (413, 503, 408, 400, 431): the
    * status and a message. Default: a plain-text body.
    */
-  readonly refusal?: (status: number, message: string) => Response;
+  readonly refusal?: (status: number, message: string) => Response | Http1Reply;
 }
 
 /** A running server. */
@@ -114,10 +148,18 @@ const DEFAULTS = {
 
 /**
  * A connection's read buffer starts this small (thousands of connections may be open; a request
- * head is usually well under 1 KiB) and doubles while a head needs it; bodies are read straight
- * into their own arrays.
+ * head is usually well under 1 KiB) and doubles while a head needs it; bodies that do not fit
+ * are read straight into their own arrays.
  */
 const INITIAL_BUFFER = 4 * 1024;
+/** The output buffer of a connection starts this small, made on its first answer. */
+const INITIAL_OUTPUT = 4 * 1024;
+/** Answers gathered this large are written before the next request is parsed. */
+const FLUSH_BYTES = 64 * 1024;
+/** A body this large is written from its own array rather than copied into the output buffer. */
+const DIRECT_BODY_BYTES = 32 * 1024;
+/** A buffered body up to this size is handed over as a view of the read buffer. */
+const VIEW_BODY_BYTES = 16 * 1024;
 /** The scratch buffer discarding input after a refusal. */
 const READ_CHUNK = 64 * 1024;
 /** A chunk-size line (hex size and extensions) longer than this is refused. */
@@ -154,6 +196,10 @@ const REASONS: Record<number, string> = {
 const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
 
+const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/(1\.[01])$/;
+const CLOSE_TOKEN = /(^|,)\s*close\s*(,|$)/;
+const KEEP_ALIVE_TOKEN = /(^|,)\s*keep-alive\s*(,|$)/;
+
 /** A request refused by the server itself: answered with `status`, then the connection closes. */
 class Refusal extends Error {
   constructor(readonly status: number, message: string) {
@@ -161,7 +207,7 @@ class Refusal extends Error {
   }
 }
 
-/** The connection ended (EOF, reset, or closed by a timer): nothing more to answer. */
+/** The connection ended (EOF, reset, or closed by a deadline): nothing more to answer. */
 class Closed extends Error {}
 
 /** A shared count of body bytes held, with a cap. */
@@ -179,107 +225,299 @@ class Budget {
   }
 }
 
-/** Buffered reads from one connection. */
-class Reader {
-  buf = new Uint8Array(INITIAL_BUFFER);
-  start = 0;
-  end = 0;
-  constructor(private readonly conn: Deno.Conn) {}
+/** Bytes as a latin1 string: a small head without a decoder call. */
+function latin1String(b: Uint8Array, start: number, end: number): string {
+  if (end - start > 2048) return latin1.decode(b.subarray(start, end));
+  return String.fromCharCode.apply(null, b.subarray(start, end) as unknown as number[]);
+}
 
-  get available(): number {
-    return this.end - this.start;
+/** Whether a string is ASCII (so its UTF-8 is as long as it is). */
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+/** A status line and header fields, encoded once per frozen header array. */
+interface HeadBlock {
+  readonly text: string;
+  readonly hasType: boolean;
+}
+
+const HEAD_BLOCKS = new WeakMap<object, Map<number, HeadBlock>>();
+
+/** The status line and the reply's own header fields (names in lower case). */
+function headBlock(status: number, headers: Http1Reply["headers"]): HeadBlock {
+  const frozen = Object.isFrozen(headers);
+  if (frozen) {
+    const cached = HEAD_BLOCKS.get(headers)?.get(status);
+    if (cached !== undefined) return cached;
+  }
+  let text = `HTTP/1.1 ${status} ${REASONS[status] ?? "Unknown"}\r\n`;
+  let hasType = false;
+  for (let i = 0; i < headers.length; i++) {
+    const [name, value] = headers[i];
+    const lower = name.toLowerCase();
+    if (lower === "content-length" || lower === "connection" || lower === "transfer-encoding") {
+      continue;
+    }
+    if (lower === "content-type") hasType = true;
+    text += `${lower}: ${value}\r\n`;
+  }
+  const block = { text, hasType };
+  if (frozen) {
+    let byStatus = HEAD_BLOCKS.get(headers);
+    if (byStatus === undefined) HEAD_BLOCKS.set(headers, byStatus = new Map());
+    byStatus.set(status, block);
+  }
+  return block;
+}
+
+/**
+ * Answers encoded one after the other into one reused buffer (made on first use, dropped after
+ * a large answer so an idle connection holds little).
+ */
+class Output {
+  #buf: Uint8Array | undefined;
+  length = 0;
+
+  /** Room for `n` more bytes. */
+  #reserve(n: number): Uint8Array {
+    const buf = this.#buf;
+    if (buf !== undefined && buf.length - this.length >= n) return buf;
+    let size = buf?.length ?? INITIAL_OUTPUT;
+    while (size - this.length < n) size *= 2;
+    const grown = new Uint8Array(size);
+    if (buf !== undefined) grown.set(buf.subarray(0, this.length));
+    this.#buf = grown;
+    return grown;
   }
 
-  /** Reads more bytes (at least one); throws Closed at EOF. */
-  async fill(): Promise<void> {
-    if (this.start === this.end) this.start = this.end = 0;
-    if (this.buf.length - this.end < 1024) {
-      const live = this.end - this.start;
-      if (live * 2 <= this.buf.length) {
-        this.buf.copyWithin(0, this.start, this.end);
-      } else {
-        // Only a header block (bounded by maxHeaderBytes) or a chunk-size line grows it.
-        const next = new Uint8Array(this.buf.length * 2);
-        next.set(this.buf.subarray(this.start, this.end), 0);
-        this.buf = next;
-      }
-      this.start = 0;
-      this.end = live;
-    }
-    let n: number | null;
-    try {
-      n = await this.conn.read(this.buf.subarray(this.end));
-    } catch {
-      throw new Closed();
-    }
-    if (n === null) throw new Closed();
-    this.end += n;
-  }
-
-  /** The index (relative to start) of `\r\n\r\n` at or after `from`, or -1. */
-  indexOfHeaderEnd(from: number): number {
-    const b = this.buf;
-    for (let i = this.start + Math.max(0, from); i + 3 < this.end; i++) {
-      if (b[i] === 13 && b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) {
-        return i - this.start;
-      }
-    }
-    return -1;
-  }
-
-  /** The index (relative to start) of `\r\n`, or -1. */
-  indexOfLineEnd(): number {
-    const b = this.buf;
-    for (let i = this.start; i + 1 < this.end; i++) {
-      if (b[i] === 13 && b[i + 1] === 10) return i - this.start;
-    }
-    return -1;
-  }
-
-  /** Takes `n` buffered bytes as a string (latin1). */
-  takeString(n: number): string {
-    const s = latin1.decode(this.buf.subarray(this.start, this.start + n));
-    this.start += n;
-    return s;
+  /** Appends a string as UTF-8. */
+  #string(s: string): void {
+    const buf = this.#reserve(s.length * 3);
+    this.length += encoder.encodeInto(s, buf.subarray(this.length)).written;
   }
 
   /**
-   * Fills `out[at, at + n)`: buffered bytes first, then reads from the connection straight into
-   * `out` (no copy through the buffer). Throws Closed at EOF.
+   * The bytes gathered, emptying the output; valid until the next append (the caller writes
+   * them before appending again).
    */
-  async readExactly(out: Uint8Array, at: number, n: number): Promise<void> {
-    let got = this.takeInto(out, at, n);
-    while (got < n) {
-      let k: number | null;
-      try {
-        k = await this.conn.read(out.subarray(at + got, at + n));
-      } catch {
-        throw new Closed();
-      }
-      if (k === null) throw new Closed();
-      got += k;
+  take(): Uint8Array {
+    const n = this.length;
+    this.length = 0;
+    const buf = this.#buf!;
+    if (buf.length > FLUSH_BYTES) this.#buf = undefined;
+    return buf.subarray(0, n);
+  }
+
+  /**
+   * Appends an answer's head, and its body unless it is large.
+   *
+   * @returns the body to write after the gathered bytes, when it is large
+   */
+  append(
+    reply: Http1Reply,
+    head: boolean,
+    keepAlive: boolean,
+    date: string,
+  ): Uint8Array | undefined {
+    const body = reply.body;
+    const status = reply.status;
+    const bodiless = status === 204 || status === 304 || status < 200;
+    let { text, hasType } = headBlock(status, reply.headers);
+    let bytes: Uint8Array | undefined;
+    let length: number;
+    if (body === null) {
+      length = 0;
+    } else if (typeof body === "string") {
+      // Mostly ASCII: then its length is its byte length, without encoding it first.
+      length = body.length <= DIRECT_BODY_BYTES && isAscii(body)
+        ? body.length
+        : (bytes = encoder.encode(body)).length;
+    } else {
+      bytes = body;
+      length = body.length;
     }
-  }
-
-  /** Copies up to `n` buffered bytes into `out` at `at`; returns how many. */
-  takeInto(out: Uint8Array, at: number, n: number): number {
-    const k = Math.min(n, this.available);
-    out.set(this.buf.subarray(this.start, this.start + k), at);
-    this.start += k;
-    return k;
-  }
-
-  skip(n: number): void {
-    this.start += n;
-  }
-
-  /** Lets a grown buffer shrink back once it is empty (after a large header block). */
-  shrink(): void {
-    if (this.available === 0 && this.buf.length > INITIAL_BUFFER) {
-      this.buf = new Uint8Array(INITIAL_BUFFER);
-      this.start = this.end = 0;
+    if (!hasType && length > 0) text += "content-type: text/plain;charset=UTF-8\r\n";
+    if (!bodiless) text += `content-length: ${length}\r\n`;
+    text += `date: ${date}\r\n`;
+    if (!keepAlive) text += "connection: close\r\n";
+    text += "\r\n";
+    this.#string(text);
+    if (head || bodiless || length === 0) return undefined;
+    if (bytes === undefined) {
+      this.#string(body as string);
+      return undefined;
     }
+    if (bytes.length > DIRECT_BODY_BYTES) return bytes;
+    const buf = this.#reserve(bytes.length);
+    buf.set(bytes, this.length);
+    this.length += bytes.length;
+    return undefined;
   }
+}
+
+/** What a connection is waiting for, which decides what its deadline does. */
+const enum Wait {
+  /** Nothing armed. */
+  None,
+  /** A request's first byte (keep-alive): closed silently. */
+  Idle,
+  /** The rest of a request head: 408. */
+  Head,
+  /** A request body: 408. */
+  Body,
+  /** A response write, or lingering after a refusal: closed. */
+  Write,
+}
+
+/** The request line and header fields of one request. */
+interface Head {
+  method: string;
+  target: string;
+  version: string;
+  /** The head as received; its fields start at `fieldsAt`. */
+  text: string;
+  fieldsAt: number;
+  contentLength: string | null;
+  transferEncoding: string | null;
+  expect: string | null;
+  connection: string | null;
+  contentEncoding: string | null;
+  origin: string | null;
+}
+
+/** The fields the server or the REST layer reads of every request, found while parsing. */
+const KNOWN_FIELDS = [
+  "content-length",
+  "transfer-encoding",
+  "expect",
+  "connection",
+  "content-encoding",
+  "origin",
+] as const;
+type KnownField = typeof KNOWN_FIELDS[number];
+const KNOWN_KEYS: Record<KnownField, keyof Head> = {
+  "content-length": "contentLength",
+  "transfer-encoding": "transferEncoding",
+  "expect": "expect",
+  "connection": "connection",
+  "content-encoding": "contentEncoding",
+  "origin": "origin",
+};
+
+/** Whether `text[at, at + name.length)` is `name` (lower case) in any case. */
+function isName(text: string, at: number, name: string): boolean {
+  for (let k = 0; k < name.length; k++) {
+    let c = text.charCodeAt(at + k);
+    if (c >= 65 && c <= 90) c += 32;
+    if (c !== name.charCodeAt(k)) return false;
+  }
+  return true;
+}
+
+/** The known field a name (`text[at, end)`) is, if any. */
+function knownField(text: string, at: number, end: number): KnownField | undefined {
+  const n = end - at;
+  for (const name of KNOWN_FIELDS) {
+    if (name.length === n && isName(text, at, name)) return name;
+  }
+  return undefined;
+}
+
+const TOKEN_AT = /[!#$%&'*+.^_`|~0-9A-Za-z-]+/y;
+/** A field value's characters (what `Headers` accepts). */
+const VALUE_AT = /[^\0\r\n]*/y;
+
+/**
+ * Each field of a head, checked: `visit(nameStart, colon, end)` per line. Nothing is allocated
+ * for a field nobody asks for.
+ *
+ * @throws Refusal 400 for a malformed field
+ */
+function eachField(
+  text: string,
+  from: number,
+  visit: (at: number, colon: number, end: number) => void,
+): void {
+  let pos = from;
+  while (pos < text.length) {
+    let end = text.indexOf("\r\n", pos);
+    if (end < 0) end = text.length;
+    const colon = text.indexOf(":", pos);
+    // No obsolete line folding, no space before the colon (RFC 9112 5.1, 5.2).
+    if (colon < 0 || colon >= end || colon === pos) {
+      throw new Refusal(400, "Malformed header field");
+    }
+    TOKEN_AT.lastIndex = pos;
+    if (!TOKEN_AT.test(text) || TOKEN_AT.lastIndex !== colon) {
+      throw new Refusal(400, "Malformed header field");
+    }
+    VALUE_AT.lastIndex = colon + 1;
+    VALUE_AT.test(text);
+    if (VALUE_AT.lastIndex !== end) throw new Refusal(400, "Malformed header field");
+    visit(pos, colon, end);
+    pos = end + 2;
+  }
+}
+
+/** The value of the field `text[colon + 1, end)`, trimmed. */
+function valueOf(text: string, colon: number, end: number): string {
+  return text.slice(colon + 1, end).trim();
+}
+
+/**
+ * Parses a head (request line and fields, without the final blank line).
+ *
+ * @throws Refusal 400 for a malformed request line or field
+ */
+function parseHead(text: string): Head {
+  let eol = text.indexOf("\r\n");
+  if (eol < 0) eol = text.length;
+  const m = REQUEST_LINE.exec(text.slice(0, eol));
+  if (!m) throw new Refusal(400, "Malformed request line");
+  const head: Head = {
+    method: m[1],
+    target: m[2],
+    version: m[3],
+    text,
+    fieldsAt: eol + 2,
+    contentLength: null,
+    transferEncoding: null,
+    expect: null,
+    connection: null,
+    contentEncoding: null,
+    origin: null,
+  };
+  eachField(text, eol + 2, (at, colon, end) => {
+    const known = knownField(text, at, colon);
+    if (known === undefined) return;
+    const key = KNOWN_KEYS[known] as "contentLength";
+    const value = valueOf(text, colon, end);
+    // Repeated fields are joined as `Headers.get` joins them.
+    const prev = head[key];
+    head[key] = prev === null ? value : `${prev}, ${value}`;
+  });
+  return head;
+}
+
+/** Every field of a head: lower-case names and values, interleaved. */
+function headFields(head: Head): string[] {
+  const fields: string[] = [];
+  const text = head.text;
+  eachField(text, head.fieldsAt, (at, colon, end) => {
+    fields.push(text.slice(at, colon).toLowerCase(), valueOf(text, colon, end));
+  });
+  return fields;
+}
+
+/** Joins repeated fields as `Headers.get` does. */
+function fieldValue(fields: readonly string[], name: string): string | null {
+  let value: string | null = null;
+  for (let i = 0; i < fields.length; i += 2) {
+    if (fields[i] === name) value = value === null ? fields[i + 1] : `${value}, ${fields[i + 1]}`;
+  }
+  return value;
 }
 
 /**
@@ -303,28 +541,64 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
   const conns = new Set<Connection>();
   let closing = false;
 
+  // One sweep for every deadline: a tenth of the shortest timeout, within [10 ms, 1 s].
+  const timeouts = [limits.headerTimeoutMs, limits.bodyTimeoutMs, limits.idleTimeoutMs, 2000]
+    .filter((t) => t > 0);
+  const tick = Math.min(1000, Math.max(10, Math.floor(Math.min(...timeouts) / 10)));
+  /**
+   * The clock deadlines are set from (ms), one tick on so none fires early: refreshed by the
+   * sweep, after each read and before each write.
+   */
+  let clock = performance.now();
+  let date = new Date().toUTCString();
+  let dateSecond = Math.floor(Date.now() / 1000);
+  const sweep = setInterval(() => {
+    clock = performance.now();
+    const second = Math.floor(Date.now() / 1000);
+    if (second !== dateSecond) {
+      dateSecond = second;
+      date = new Date(second * 1000).toUTCString();
+    }
+    for (const c of conns) {
+      if (c.wait !== Wait.None && clock >= c.deadline) c.expire();
+    }
+  }, tick);
+
   class Connection {
-    readonly reader: Reader;
+    buf = new Uint8Array(INITIAL_BUFFER);
+    start = 0;
+    end = 0;
+    /** Answers gathered for the next write. */
+    readonly out = new Output();
     /** A request is being read or answered (not idle). */
     busy = false;
     /** The handler is running or its answer is being written (not evictable). */
     handling = false;
     /** When the connection last started waiting for a request (idle or reading one). */
-    waitingSince = performance.now();
+    waitingSince = clock;
     closed = false;
-    timer: ReturnType<typeof setTimeout> | undefined;
-    /** Aborted on close (each request's `signal`). */
-    readonly aborter = new AbortController();
+    wait = Wait.None;
+    deadline = 0;
+    #aborter: AbortController | undefined;
 
-    constructor(readonly conn: Deno.Conn) {
-      this.reader = new Reader(conn);
+    constructor(readonly conn: Deno.Conn) {}
+
+    /** Aborted on close (each request's `signal`); made when first asked for. */
+    get signal(): AbortSignal {
+      this.#aborter ??= new AbortController();
+      if (this.closed) this.#aborter.abort();
+      return this.#aborter.signal;
+    }
+
+    get available(): number {
+      return this.end - this.start;
     }
 
     close(): void {
       if (this.closed) return;
       this.closed = true;
-      clearTimeout(this.timer);
-      this.aborter.abort();
+      this.wait = Wait.None;
+      this.#aborter?.abort();
       try {
         this.conn.close();
       } catch {
@@ -332,34 +606,164 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
       }
     }
 
-    /** Arms (or with ms ≤ 0, disarms) the one timer of this connection. */
-    deadline(ms: number, status?: number, message?: string): void {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-      if (ms <= 0) return;
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        if (status === undefined) return this.close();
-        count(status);
-        // Best effort: the 408 goes out if the client reads; the connection closes regardless.
-        const done = () => this.close();
-        const res = refusal(status, message ?? "");
-        res.arrayBuffer()
-          .then((body) => this.conn.write(serialize(res, new Uint8Array(body), false, false)))
-          .then(done, done);
-        setTimeout(done, 1000);
-      }, ms);
+    /** Arms the deadline for what the connection now waits for (`ms` ≤ 0: none). */
+    arm(wait: Wait, ms: number): void {
+      if (ms <= 0) {
+        this.wait = Wait.None;
+        return;
+      }
+      this.wait = wait;
+      this.deadline = clock + ms + tick;
     }
 
-    async write(bytes: Uint8Array): Promise<void> {
-      this.deadline(limits.idleTimeoutMs);
+    /** The deadline passed (from the sweep). */
+    expire(): void {
+      const wait = this.wait;
+      this.wait = Wait.None;
+      if (wait !== Wait.Head && wait !== Wait.Body) return this.close();
+      const status = 408;
+      count(status);
+      const message = wait === Wait.Head
+        ? "Request headers not received in time"
+        : "Request body not received in time";
+      // Best effort: the 408 goes out if the client reads; the connection closes regardless.
+      const done = () => this.close();
+      const guard = setTimeout(done, 1000);
+      encodeAnswer(refusal(status, message), false, false)
+        .then((bytes) => this.conn.write(bytes))
+        .then(done, done)
+        .finally(() => clearTimeout(guard));
+    }
+
+    /** Reads more bytes (at least one) into the buffer; false at EOF or on an error. */
+    async fill(): Promise<boolean> {
+      if (this.start === this.end) this.start = this.end = 0;
+      if (this.buf.length - this.end < 1024) {
+        const live = this.end - this.start;
+        if (live * 2 <= this.buf.length) {
+          this.buf.copyWithin(0, this.start, this.end);
+        } else {
+          // Only a head (bounded by maxHeaderBytes) or a chunk-size line grows it.
+          const next = new Uint8Array(this.buf.length * 2);
+          next.set(this.buf.subarray(this.start, this.end), 0);
+          this.buf = next;
+        }
+        this.start = 0;
+        this.end = live;
+      }
+      let n: number | null;
+      try {
+        n = await this.conn.read(this.buf.subarray(this.end));
+      } catch {
+        return false;
+      }
+      if (n === null) return false;
+      this.end += n;
+      // Fresh for the deadlines armed while this input is handled (the sweep's clock may be
+      // stale after a long synchronous call, and a deadline must never fire early).
+      clock = performance.now();
+      return true;
+    }
+
+    /** As {@link fill}, throwing Closed at EOF; answers gathered so far are written first. */
+    async more(): Promise<void> {
+      await this.flush();
+      if (!(await this.fill())) throw new Closed();
+    }
+
+    /** The offset of `\r\n\r\n` at or after `from`, or -1. */
+    headEnd(from: number): number {
+      const b = this.buf;
+      for (let i = Math.max(this.start, from); i + 3 < this.end; i++) {
+        if (b[i] === 13 && b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) return i;
+      }
+      return -1;
+    }
+
+    /** The index (relative to start) of `\r\n`, or -1. */
+    lineEnd(): number {
+      const b = this.buf;
+      for (let i = this.start; i + 1 < this.end; i++) {
+        if (b[i] === 13 && b[i + 1] === 10) return i - this.start;
+      }
+      return -1;
+    }
+
+    /** Takes `n` buffered bytes as a string (latin1). */
+    takeString(n: number): string {
+      const s = latin1String(this.buf, this.start, this.start + n);
+      this.start += n;
+      return s;
+    }
+
+    /** Copies up to `n` buffered bytes into `out` at `at`; returns how many. */
+    takeInto(out: Uint8Array, at: number, n: number): number {
+      const k = Math.min(n, this.available);
+      out.set(this.buf.subarray(this.start, this.start + k), at);
+      this.start += k;
+      return k;
+    }
+
+    /**
+     * Fills `out[at, at + n)`: buffered bytes first, then reads from the connection straight into
+     * `out` (no copy through the buffer). Throws Closed at EOF.
+     */
+    async readExactly(out: Uint8Array, at: number, n: number): Promise<void> {
+      let got = this.takeInto(out, at, n);
+      while (got < n) {
+        let k: number | null;
+        try {
+          k = await this.conn.read(out.subarray(at + got, at + n));
+        } catch {
+          throw new Closed();
+        }
+        if (k === null) throw new Closed();
+        got += k;
+      }
+    }
+
+    /** Lets a grown buffer shrink back once it is empty (after a large head). */
+    shrink(): void {
+      if (this.available === 0 && this.buf.length > INITIAL_BUFFER) {
+        this.buf = new Uint8Array(INITIAL_BUFFER);
+        this.start = this.end = 0;
+      }
+    }
+
+    /** Writes `bytes` whole, under the idle timeout; throws Closed when the write fails. */
+    async writeAll(bytes: Uint8Array): Promise<void> {
+      const { handling, wait, deadline } = this;
+      this.handling = true;
+      clock = performance.now();
+      this.arm(Wait.Write, limits.idleTimeoutMs);
       let off = 0;
       try {
         while (off < bytes.length) off += await this.conn.write(bytes.subarray(off));
       } catch {
         throw new Closed();
+      } finally {
+        // What the connection waited for before (a head's deadline runs on).
+        this.wait = wait;
+        this.deadline = deadline;
+        this.handling = handling;
       }
-      this.deadline(0);
+    }
+
+    /** Writes the gathered answers. */
+    async flush(): Promise<void> {
+      const out = this.out;
+      if (out.length === 0) return;
+      await this.writeAll(out.take());
+    }
+
+    /**
+     * Sends an answer: gathered for the next flush (nothing to wait for), or written now when its
+     * body is large (then a promise).
+     */
+    answer(reply: Http1Reply, head: boolean, keepAlive: boolean): Promise<void> | undefined {
+      const large = this.out.append(reply, head, keepAlive, date);
+      if (large === undefined) return undefined;
+      return this.flush().then(() => this.writeAll(large));
     }
   }
 
@@ -367,72 +771,96 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
     refused.set(status, (refused.get(status) ?? 0) + 1);
   }
 
-  /** Reads the request line and headers; undefined at a clean EOF between requests. */
-  async function readHead(c: Connection): Promise<
-    { method: string; target: string; version: string; headers: Headers } | undefined
-  > {
-    const r = c.reader;
-    c.waitingSince = performance.now();
-    // Idle until the first byte; then the header timeout runs.
-    if (r.available === 0) {
-      c.busy = false;
-      if (closing) return undefined;
-      c.deadline(limits.idleTimeoutMs);
-      try {
-        await r.fill();
-      } catch (e) {
-        if (e instanceof Closed) return undefined;
-        throw e;
-      }
+  /** One request as the handler sees it. */
+  class Request1 implements Http1Request {
+    held = 0;
+    #headers: Headers | undefined;
+    #fields: string[] | undefined;
+    constructor(
+      readonly head: Head,
+      readonly body: Uint8Array,
+      readonly c: Connection,
+    ) {}
+    get method(): string {
+      return this.head.method;
     }
-    c.busy = true;
-    c.deadline(limits.headerTimeoutMs, 408, "Request headers not received in time");
-    // RFC 9112 2.2: ignore empty lines before a request line.
-    for (;;) {
-      while (r.available < 2) await r.fill();
-      if (r.buf[r.start] === 13 && r.buf[r.start + 1] === 10) r.skip(2);
-      else break;
+    get target(): string {
+      return this.head.target;
     }
-    let end = -1;
-    let searched = 0;
-    while ((end = r.indexOfHeaderEnd(searched)) < 0) {
-      if (r.available > limits.maxHeaderBytes) {
-        throw new Refusal(431, "Request header fields too large");
+    get headers(): Headers {
+      if (this.#headers === undefined) {
+        const fields = this.#fields ??= headFields(this.head);
+        const h = new Headers();
+        for (let i = 0; i < fields.length; i += 2) h.append(fields[i], fields[i + 1]);
+        this.#headers = h;
       }
-      searched = Math.max(0, r.available - 3);
-      await r.fill();
+      return this.#headers;
     }
-    if (end > limits.maxHeaderBytes) throw new Refusal(431, "Request header fields too large");
-    const head = r.takeString(end);
-    r.skip(4);
-    const lines = head.split("\r\n");
-    const m = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/(1\.[01])$/.exec(lines[0]);
-    if (!m) throw new Refusal(400, "Malformed request line");
-    const headers = new Headers();
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i];
-      const colon = line.indexOf(":");
-      // No obsolete line folding, no space before the colon (RFC 9112 5.1, 5.2).
-      if (colon <= 0 || line[0] === " " || line[0] === "\t" || /\s/.test(line[colon - 1])) {
-        throw new Refusal(400, "Malformed header field");
+    header(name: string): string | null {
+      const key = KNOWN_KEYS[name as KnownField];
+      if (key !== undefined && Object.hasOwn(KNOWN_KEYS, name)) {
+        return this.head[key] as string | null;
       }
-      try {
-        headers.append(line.slice(0, colon), line.slice(colon + 1).trim());
-      } catch {
-        throw new Refusal(400, "Malformed header field");
-      }
+      return fieldValue(this.#fields ??= headFields(this.head), name);
     }
-    return { method: m[1], target: m[2], version: m[3], headers };
+    hold(bytes: number): boolean {
+      if (!budget.take(bytes)) return false;
+      this.held += bytes;
+      return true;
+    }
+    get signal(): AbortSignal {
+      return this.c.signal;
+    }
   }
 
-  /** Reads the body the headers declare, within the limits; the budget taken is returned. */
+  /**
+   * Reads a request head, parsing in place when it is already buffered; undefined at a clean
+   * EOF (or shutdown) between requests.
+   */
+  async function readHead(c: Connection): Promise<Head | undefined> {
+    c.waitingSince = clock;
+    if (c.available === 0) {
+      // Idle until the first byte; then the header timeout runs.
+      c.busy = false;
+      if (closing) return undefined;
+      c.arm(Wait.Idle, limits.idleTimeoutMs);
+      if (!(await c.fill())) return undefined;
+    }
+    c.busy = true;
+    c.arm(Wait.Head, limits.headerTimeoutMs);
+    // RFC 9112 2.2: ignore empty lines before a request line.
+    for (;;) {
+      while (c.available < 2) await c.more();
+      if (c.buf[c.start] === 13 && c.buf[c.start + 1] === 10) c.start += 2;
+      else break;
+    }
+    let end: number;
+    let searched = c.start;
+    while ((end = c.headEnd(searched)) < 0) {
+      if (c.available > limits.maxHeaderBytes) {
+        throw new Refusal(431, "Request header fields too large");
+      }
+      const before = c.start;
+      searched = Math.max(c.start, c.end - 3);
+      await c.more();
+      searched += c.start - before; // the buffer may have moved
+    }
+    if (end - c.start > limits.maxHeaderBytes) {
+      throw new Refusal(431, "Request header fields too large");
+    }
+    const text = c.takeString(end - c.start);
+    c.start += 4;
+    return parseHead(text);
+  }
+
+  /** Reads the body the head declares, within the limits; the budget taken is returned. */
   async function readBody(
     c: Connection,
-    headers: Headers,
+    head: Head,
     expectContinue: boolean,
   ): Promise<{ body: Uint8Array; taken: number }> {
-    const te = headers.get("transfer-encoding");
-    const cl = headers.get("content-length");
+    const te = head.transferEncoding;
+    const cl = head.contentLength;
     if (te !== null) {
       // Only "chunked" alone is understood; with Content-Length as well the message is
       // ambiguous (request smuggling), so both are refused.
@@ -440,12 +868,12 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
         throw new Refusal(501, `Transfer-Encoding ${te} is not supported`);
       }
       if (cl !== null) throw new Refusal(400, "Both Transfer-Encoding and Content-Length");
-      if (expectContinue) await c.write(CONTINUE);
+      if (expectContinue) await c.writeAll(CONTINUE);
       return await readChunked(c);
     }
     if (cl === null) return { body: EMPTY, taken: 0 };
-    if (!/^[0-9]+$/.test(cl.trim())) throw new Refusal(400, "Malformed Content-Length");
-    const length = Number(cl.trim());
+    if (!/^[0-9]+$/.test(cl)) throw new Refusal(400, "Malformed Content-Length");
+    const length = Number(cl);
     if (length === 0) return { body: EMPTY, taken: 0 };
     if (length > limits.maxBodyBytes) {
       throw new Refusal(
@@ -457,10 +885,10 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
       throw new Refusal(503, "Too many request bytes are being received; try again later");
     }
     try {
-      if (expectContinue) await c.write(CONTINUE);
-      c.deadline(limits.bodyTimeoutMs, 408, "Request body not received in time");
+      if (expectContinue) await c.writeAll(CONTINUE);
+      c.arm(Wait.Body, limits.bodyTimeoutMs);
       const body = new Uint8Array(length);
-      await c.reader.readExactly(body, 0, length);
+      await c.readExactly(body, 0, length);
       return { body, taken: length };
     } catch (e) {
       budget.give(length);
@@ -469,18 +897,17 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
   }
 
   async function readChunked(c: Connection): Promise<{ body: Uint8Array; taken: number }> {
-    c.deadline(limits.bodyTimeoutMs, 408, "Request body not received in time");
-    const r = c.reader;
+    c.arm(Wait.Body, limits.bodyTimeoutMs);
     const chunks: Uint8Array[] = [];
     let total = 0;
     const line = async (): Promise<string> => {
       let end;
-      while ((end = r.indexOfLineEnd()) < 0) {
-        if (r.available > MAX_CHUNK_LINE) throw new Refusal(400, "Malformed chunked body");
-        await r.fill();
+      while ((end = c.lineEnd()) < 0) {
+        if (c.available > MAX_CHUNK_LINE) throw new Refusal(400, "Malformed chunked body");
+        await c.more();
       }
-      const s = r.takeString(end);
-      r.skip(2);
+      const s = c.takeString(end);
+      c.start += 2;
       return s;
     };
     try {
@@ -502,12 +929,12 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
         total += size;
         const chunk = new Uint8Array(size);
         chunks.push(chunk);
-        await r.readExactly(chunk, 0, size);
-        while (r.available < 2) await r.fill();
-        if (r.buf[r.start] !== 13 || r.buf[r.start + 1] !== 10) {
+        await c.readExactly(chunk, 0, size);
+        while (c.available < 2) await c.more();
+        if (c.buf[c.start] !== 13 || c.buf[c.start + 1] !== 10) {
           throw new Refusal(400, "Malformed chunked body");
         }
-        r.skip(2);
+        c.start += 2;
       }
       // Trailer fields, up to the empty line; bounded like the header block.
       let trailer = 0;
@@ -533,77 +960,126 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
     return { body, taken: total };
   }
 
+  /** A Response as an {@link Http1Reply}. */
+  async function fromResponse(res: Response): Promise<Http1Reply> {
+    const body = new Uint8Array(await res.arrayBuffer().catch(() => new ArrayBuffer(0)));
+    return { status: res.status, headers: [...res.headers], body };
+  }
+
+  /** A refusal's or error's answer, encoded whole (it closes the connection). */
+  async function encodeAnswer(
+    res: Response | Http1Reply,
+    head: boolean,
+    keepAlive: boolean,
+  ): Promise<Uint8Array> {
+    const out = new Output();
+    const large = out.append(await toReply(res), head, keepAlive, date);
+    const gathered = out.take();
+    if (large === undefined) return gathered;
+    const all = new Uint8Array(gathered.length + large.length);
+    all.set(gathered, 0);
+    all.set(large, gathered.length);
+    return all;
+  }
+
   async function serveConnection(c: Connection): Promise<void> {
     try {
       for (;;) {
+        // The answers gathered go out before waiting for the client.
+        if (c.available === 0 && c.out.length > 0) await c.flush();
         const head = await readHead(c);
         if (head === undefined) break;
-        const { method, target, version, headers } = head;
-        const connection = (headers.get("connection") ?? "").toLowerCase();
+        const { method, version } = head;
+        const connection = head.connection === null ? "" : head.connection.toLowerCase();
         let keepAlive = version === "1.1"
-          ? !/(^|,)\s*close\s*(,|$)/.test(connection)
-          : /(^|,)\s*keep-alive\s*(,|$)/.test(connection);
-        const expect = headers.get("expect");
+          ? !CLOSE_TOKEN.test(connection)
+          : KEEP_ALIVE_TOKEN.test(connection);
+        const expect = head.expect;
         if (expect !== null && expect.toLowerCase() !== "100-continue") {
           throw new Refusal(417, `Expectation ${expect} is not supported`);
         }
-        const { body, taken } = await readBody(c, headers, expect !== null && version === "1.1");
-        c.deadline(0);
-        c.handling = true;
-        let response: Response;
-        let payload: Uint8Array;
-        let held = 0;
-        const hold = (bytes: number) => {
-          if (!budget.take(bytes)) return false;
-          held += bytes;
-          return true;
-        };
-        try {
-          try {
-            response = await handler({
-              method,
-              target,
-              headers,
-              body,
-              hold,
-              signal: c.aborter.signal,
-            });
-          } catch (e) {
-            response = options.onError(e);
+        let body: Uint8Array;
+        let taken: number;
+        const cl = head.contentLength;
+        const length = cl !== null && head.transferEncoding === null && expect === null &&
+            /^[0-9]+$/.test(cl)
+          ? Number(cl)
+          : -1;
+        if (length >= 0 && length <= c.available && length <= limits.maxBodyBytes) {
+          // The whole body is buffered: no read, no await.
+          if (length > 0 && !budget.take(length)) {
+            throw new Refusal(503, "Too many request bytes are being received; try again later");
           }
-          payload = new Uint8Array(await response.arrayBuffer());
+          // A small body is a view of the read buffer, which is not read into again before
+          // this request is answered; a larger one gets its own array.
+          body = length === 0
+            ? EMPTY
+            : length <= VIEW_BODY_BYTES
+            ? c.buf.subarray(c.start, c.start + length)
+            : c.buf.slice(c.start, c.start + length);
+          c.start += length;
+          taken = length;
+        } else {
+          // Answers gathered so far go out before waiting for the client.
+          await c.flush();
+          ({ body, taken } = await readBody(c, head, expect !== null && version === "1.1"));
+        }
+        c.wait = Wait.None;
+        c.handling = true;
+        const req = new Request1(head, body, c);
+        let reply: Http1Reply;
+        try {
+          let res: Response | Http1Reply | Promise<Response | Http1Reply>;
+          try {
+            res = handler(req);
+            if (res instanceof Promise) {
+              await c.flush();
+              res = await res;
+            }
+          } catch (e) {
+            res = options.onError(e);
+          }
+          reply = res instanceof Response ? await fromResponse(res) : res;
         } finally {
-          budget.give(taken + held);
+          budget.give(taken + req.held);
         }
         if (closing) keepAlive = false;
-        await c.write(serialize(response, payload, method === "HEAD", keepAlive));
+        const writing = c.answer(reply, method === "HEAD", keepAlive);
+        if (writing !== undefined) await writing;
         c.handling = false;
-        c.reader.shrink();
         if (!keepAlive) {
+          await c.flush();
           // Requests pipelined behind this one stay unanswered (RFC 9112 9.6); lingering keeps
           // them from resetting the connection before the client has read this answer.
           await lingerClose(c);
           break;
         }
+        if (c.out.length >= FLUSH_BYTES) await c.flush();
+        c.shrink();
       }
     } catch (e) {
       if (e instanceof Refusal && !c.closed) {
         count(e.status);
-        c.deadline(0);
-        const res = refusal(e.status, e.message);
-        const payload = new Uint8Array(await res.arrayBuffer().catch(() => new ArrayBuffer(0)));
-        await c.write(serialize(res, payload, false, false)).catch(() => {});
+        c.wait = Wait.None;
+        // The answers before this request go first, in order.
+        await c.flush().catch(() => {});
+        await c.answer(await toReply(refusal(e.status, e.message)), false, false)?.catch(() => {});
+        await c.flush().catch(() => {});
         await lingerClose(c);
       } else if (!(e instanceof Closed) && !c.closed) {
         // A bug, not a client's doing: answered as a server error when still possible.
-        const res = options.onError(e);
-        const payload = new Uint8Array(await res.arrayBuffer().catch(() => new ArrayBuffer(0)));
-        await c.write(serialize(res, payload, false, false)).catch(() => {});
+        await c.flush().catch(() => {});
+        await c.answer(await toReply(options.onError(e)), false, false)?.catch(() => {});
+        await c.flush().catch(() => {});
       }
     } finally {
       c.close();
       conns.delete(c);
     }
+  }
+
+  function toReply(res: Response | Http1Reply): Http1Reply | Promise<Http1Reply> {
+    return res instanceof Response ? fromResponse(res) : res;
   }
 
   /**
@@ -612,12 +1088,13 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
    * So the write side is shut and the input discarded (not kept) until EOF, for at most 2 s.
    */
   async function lingerClose(c: Connection): Promise<void> {
+    if (c.closed) return;
     try {
       await c.conn.closeWrite();
     } catch {
       return;
     }
-    c.deadline(2000);
+    c.arm(Wait.Write, 2000);
     const sink = new Uint8Array(READ_CHUNK);
     try {
       while ((await c.conn.read(sink)) !== null) {
@@ -693,45 +1170,10 @@ export function serveHttp1(options: Http1Options, handler: Http1Handler): Http1S
         for (const c of conns) if (!c.busy) c.close();
       }
       for (const c of conns) c.close();
+      clearInterval(sweep);
     },
   };
 }
 
 const EMPTY = new Uint8Array(0);
 const CONTINUE = encoder.encode("HTTP/1.1 100 Continue\r\n\r\n");
-
-function statusLine(status: number, statusText: string): string {
-  return `HTTP/1.1 ${status} ${statusText || REASONS[status] || "Unknown"}\r\n`;
-}
-
-function serialize(
-  res: Response,
-  payload: Uint8Array,
-  head: boolean,
-  keepAlive: boolean,
-): Uint8Array {
-  let text = statusLine(res.status, res.statusText);
-  let hasType = false;
-  for (const [name, value] of res.headers) {
-    if (name === "content-length" || name === "connection" || name === "transfer-encoding") {
-      continue;
-    }
-    if (name === "content-type") hasType = true;
-    text += `${name}: ${value}\r\n`;
-  }
-  const bodiless = res.status === 204 || res.status === 304 || res.status < 200;
-  if (!hasType && payload.length > 0) text += "content-type: text/plain;charset=UTF-8\r\n";
-  if (!bodiless) text += `content-length: ${payload.length}\r\n`;
-  text += `date: ${new Date().toUTCString()}\r\n`;
-  if (!keepAlive) text += "connection: close\r\n";
-  text += "\r\n";
-  const headBytes = encoder.encode(text);
-  return head || bodiless ? headBytes : concat(headBytes, payload);
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
-}

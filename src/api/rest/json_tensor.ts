@@ -48,7 +48,7 @@ import {
 } from "../../proto/gen/tensorflow_serving/apis/model_pb.ts";
 import { Code, ServingError } from "../../errors.ts";
 import { allocate, DataType, type NumericArray, toBytes } from "../../tensor/dtype.ts";
-import type { Tensor } from "../../tensor/tensor.ts";
+import { Tensor } from "../../tensor/tensor.ts";
 import { shapeToProto, tensorFromProto } from "../../tensor/tensor_proto.ts";
 import {
   type JsonDoc,
@@ -284,8 +284,16 @@ export function parseJsonObject(body: Uint8Array, parser?: JsonParser): JsonDoc 
 
 /** `FillSignature`: the optional `signature_name` string. */
 function fillSignature(doc: JsonDoc, spec: ModelSpec | undefined): string {
+  const name = signatureOf(doc);
+  if (name === undefined) return spec?.signatureName ?? "";
+  if (spec) spec.signatureName = name;
+  return name;
+}
+
+/** The body's `signature_name`, undefined when absent. */
+function signatureOf(doc: JsonDoc): string | undefined {
   const v = doc.findMember(0, SIGNATURE_KEY);
-  if (v < 0) return spec?.signatureName ?? "";
+  if (v < 0) return undefined;
   if (!doc.isString(v)) {
     throw invalid(
       `JSON Value: ${
@@ -293,9 +301,7 @@ function fillSignature(doc: JsonDoc, spec: ModelSpec | undefined): string {
       } not formatted correctly. 'signature_name' key must be a string value.`,
     );
   }
-  const name = doc.string(v);
-  if (spec) spec.signatureName = name;
-  return name;
+  return doc.string(v);
 }
 
 /** Sets a map entry on a protobuf-es map object (safe for any key). */
@@ -322,18 +328,35 @@ class ValueSink {
     const need = this.n + k;
     const cap = this.data?.length ?? 0;
     if (need <= cap) return;
-    const grown = allocate(this.dtype, Math.max(need, cap * 2, 16));
+    // Exact at first (the count is usually known: no copy when the tensor is made), doubling
+    // after.
+    const grown = allocate(this.dtype, cap === 0 ? need : Math.max(need, cap * 2));
     if (this.data) grown.set(this.data.subarray(0, this.n) as never);
     this.data = grown;
   }
 
-  /** The values as a TensorProto of `shape`. */
-  toProto(shape: readonly number[]): TensorProto {
-    const p = create(TensorProtoSchema, { dtype: this.dtype, tensorShape: shapeToProto(shape) });
-    if (this.strings) p.stringVal = this.strings;
-    else if (this.data && this.n > 0) p.tensorContent = toBytes(this.data.subarray(0, this.n));
-    return p;
+  /** The values as a Tensor of `shape` (whose element count is the number of values). */
+  toTensor(shape: readonly number[]): Tensor {
+    if (this.strings) return new Tensor(this.dtype, shape, this.strings);
+    const data = this.data;
+    if (data === undefined) return new Tensor(this.dtype, shape, allocate(this.dtype, 0));
+    return new Tensor(
+      this.dtype,
+      shape,
+      data.length === this.n ? data : data.slice(0, this.n) as NumericArray,
+    );
   }
+}
+
+/**
+ * The TensorProto a parsed tensor is sent as: numbers in `tensor_content` (none when empty),
+ * strings in `string_val`.
+ */
+export function jsonTensorToProto(t: Tensor): TensorProto {
+  const p = create(TensorProtoSchema, { dtype: t.dtype, tensorShape: shapeToProto(t.shape) });
+  if (t.dtype === DataType.DT_STRING) p.stringVal = t.data as Uint8Array[];
+  else if ((t.data as NumericArray).length > 0) p.tensorContent = toBytes(t.data as NumericArray);
+  return p;
 }
 
 /** `AddValueToTensor` for a non-object, non-array node. */
@@ -390,7 +413,9 @@ function addValue(doc: JsonDoc, i: number, sink: ValueSink): void {
       break;
     case DataType.DT_STRING:
       ok = doc.isString(i);
-      if (ok) sink.strings!.push(doc.stringBytes(i));
+      // A copy: the body may be a view of the connection's buffer, reused once answered, and a
+      // tensor can outlive the answer (a call answered 504 at its deadline still runs).
+      if (ok) sink.strings!.push(doc.stringBytes(i).slice());
       break;
     default:
       throw new ServingError(
@@ -544,7 +569,7 @@ function fillFromInstances(
   list: number,
   infos: TensorInfoMap,
   names: readonly string[],
-): Record<string, TensorProto> {
+): Map<string, Tensor> {
   if (!doc.isObject(list + 1) && infos.size > 1) {
     throw invalid(
       "instances is a plain list, but expecting list of objects as multiple input tensors " +
@@ -569,9 +594,7 @@ function fillFromInstances(
         );
       }
     }
-    const out: Record<string, TensorProto> = {};
-    setEntry(out, names[0], sink.toProto([count]));
-    return out;
+    return new Map([[names[0], sink.toTensor([count])]]);
   }
   const items = doc.elements(list);
   const isElementObject = (i: number) => doc.isObject(i) && !isBase64Object(doc, i);
@@ -619,10 +642,8 @@ function fillFromInstances(
       }
     }
   }
-  const out: Record<string, TensorProto> = {};
-  for (const [name, t] of tensors) {
-    setEntry(out, name, t.sink.toProto([items.length, ...t.shape]));
-  }
+  const out = new Map<string, Tensor>();
+  for (const [name, t] of tensors) out.set(name, t.sink.toTensor([items.length, ...t.shape]));
   return out;
 }
 
@@ -632,13 +653,13 @@ function fillFromInputs(
   val: number,
   infos: TensorInfoMap,
   names: readonly string[],
-): Record<string, TensorProto> {
-  const out: Record<string, TensorProto> = {};
+): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
   const one = (name: string, node: number) => {
     const sink = new ValueSink(infos.get(name)!);
     const shape = denseShape(doc, node);
     fillTensor(doc, node, shape, sink);
-    setEntry(out, name, sink.toProto(shape));
+    out.set(name, sink.toTensor(shape));
   };
   if (!doc.isObject(val) || isBase64Object(doc, val)) {
     if (infos.size > 1) {
@@ -656,6 +677,79 @@ function fillFromInputs(
     }
   }
   return out;
+}
+
+/** A Predict body decoded into tensors. */
+export interface JsonPredictTensors {
+  /** `signature_name` when the body gives one. */
+  readonly signatureName: string | undefined;
+  /** The inputs by name, in the order they were filled. */
+  readonly inputs: Map<string, Tensor>;
+  /** The request format, which decides the response format. */
+  readonly format: JsonPredictRequestFormat;
+}
+
+/**
+ * `FillPredictRequestFromJson`, into tensors: the signature name, the inputs and the format of
+ * a Predict body, with upstream's checks and messages.
+ *
+ * @param body the request body (UTF-8 JSON)
+ * @param getInfoMap the signature's inputs, called once the signature name is known (`""` when
+ *   the body gives none: the caller's default)
+ * @param defaultSignature the signature name when the body gives none
+ * @param parser a parser to reuse (optional)
+ * @throws ServingError INVALID_ARGUMENT (UNIMPLEMENTED for an input type JSON cannot express),
+ *   with upstream's messages; errors from `getInfoMap` as they are
+ */
+export function predictTensorsFromJson(
+  body: Uint8Array,
+  getInfoMap: GetTensorInfoMap,
+  defaultSignature: string,
+  parser?: JsonParser,
+): JsonPredictTensors {
+  const doc = parseJsonObject(body, parser);
+  const given = signatureOf(doc);
+  const signame = given ?? defaultSignature;
+  const infos = getInfoMap(signame);
+  if (infos.size === 0) {
+    throw invalid(`Failed to get input map for signature: ${signame || "DEFAULT"}`);
+  }
+  const names = [...infos.keys()].sort();
+  const instances = doc.findMember(0, INSTANCES_KEY);
+  const inputs = doc.findMember(0, INPUTS_KEY);
+  if (instances >= 0) {
+    if (inputs >= 0) {
+      throw formatError(
+        doc,
+        0,
+        "Not formatted correctly expecting only",
+        " one of '",
+        INPUTS_KEY,
+        "' or '",
+        INSTANCES_KEY,
+        "' keys to exist ",
+      );
+    }
+    if (!doc.isArray(instances)) {
+      throw formatError(doc, 0, "Expecting '", INSTANCES_KEY, "' to be an list/array");
+    }
+    if (doc.size(instances) === 0) {
+      throw formatError(doc, 0, "No values in '", INSTANCES_KEY, "' array");
+    }
+    return {
+      signatureName: given,
+      inputs: fillFromInstances(doc, instances, infos, names),
+      format: "row",
+    };
+  }
+  if (inputs >= 0) {
+    return {
+      signatureName: given,
+      inputs: fillFromInputs(doc, inputs, infos, names),
+      format: "columnar",
+    };
+  }
+  throw invalid("Missing 'inputs' or 'instances' key");
 }
 
 /**
@@ -686,42 +780,19 @@ export function fillPredictRequestFromJson(
   request: PredictRequest,
   parser?: JsonParser,
 ): JsonPredictRequestFormat {
-  const doc = parseJsonObject(body, parser);
-  const signame = fillSignature(doc, request.modelSpec);
-  const infos = getInfoMap(signame);
-  if (infos.size === 0) {
-    throw invalid(`Failed to get input map for signature: ${signame || "DEFAULT"}`);
+  const decoded = predictTensorsFromJson(
+    body,
+    getInfoMap,
+    request.modelSpec?.signatureName ?? "",
+    parser,
+  );
+  if (decoded.signatureName !== undefined && request.modelSpec) {
+    request.modelSpec.signatureName = decoded.signatureName;
   }
-  const names = [...infos.keys()].sort();
-  const instances = doc.findMember(0, INSTANCES_KEY);
-  const inputs = doc.findMember(0, INPUTS_KEY);
-  if (instances >= 0) {
-    if (inputs >= 0) {
-      throw formatError(
-        doc,
-        0,
-        "Not formatted correctly expecting only",
-        " one of '",
-        INPUTS_KEY,
-        "' or '",
-        INSTANCES_KEY,
-        "' keys to exist ",
-      );
-    }
-    if (!doc.isArray(instances)) {
-      throw formatError(doc, 0, "Expecting '", INSTANCES_KEY, "' to be an list/array");
-    }
-    if (doc.size(instances) === 0) {
-      throw formatError(doc, 0, "No values in '", INSTANCES_KEY, "' array");
-    }
-    request.inputs = fillFromInstances(doc, instances, infos, names);
-    return "row";
-  }
-  if (inputs >= 0) {
-    request.inputs = fillFromInputs(doc, inputs, infos, names);
-    return "columnar";
-  }
-  throw invalid("Missing 'inputs' or 'instances' key");
+  const out: Record<string, TensorProto> = {};
+  for (const [name, t] of decoded.inputs) setEntry(out, name, jsonTensorToProto(t));
+  request.inputs = out;
+  return decoded.format;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -980,11 +1051,26 @@ export function makeJsonFromTensors(
   format: JsonPredictRequestFormat,
 ): JsonText {
   const names = Object.keys(outputs).sort();
-  if (names.length === 0) throw invalid("Cannot convert empty tensor map to JSON");
   const tensors = names.map((n) => {
     const t = outputs[n];
     return "$typeName" in t ? tensorFromProto(t, `output "${n}"`) : t;
   });
+  return makeJsonFromTensorList(names, tensors, format);
+}
+
+/**
+ * {@link makeJsonFromTensors} for outputs given as lists.
+ *
+ * @param names the output names, sorted as `Array.prototype.sort` sorts them
+ * @param tensors one tensor per name
+ * @param format the request's format
+ */
+export function makeJsonFromTensorList(
+  names: readonly string[],
+  tensors: readonly Tensor[],
+  format: JsonPredictRequestFormat,
+): JsonText {
+  if (names.length === 0) throw invalid("Cannot convert empty tensor map to JSON");
   const w = new PrettyWriter();
   const multi = names.length > 1;
   if (format === "row") {

@@ -18,7 +18,7 @@ import { EXPOSITION_CONTENT_TYPE } from "../../monitoring/metrics.ts";
 import type { ModelsView } from "../../monitoring/models_view.ts";
 import type { ServingMetrics } from "../../monitoring/serving_metrics.ts";
 import { healthRoutes } from "./health.ts";
-import { pageRoutes } from "./page/routes.ts";
+import { pageRoutes, type RouteFn } from "./page/routes.ts";
 
 /** Options of {@linkcode monitoringRoutes}. */
 export interface MonitoringRoutesOptions {
@@ -51,9 +51,7 @@ function prometheusResponse(req: Request, metrics: ServingMetrics): Response {
  *
  * @param options the monitoring config, the metrics, the models and the serving flag
  */
-export function monitoringRoutes(
-  options: MonitoringRoutesOptions,
-): (req: Request, url: URL) => Response | undefined {
+export function monitoringRoutes(options: MonitoringRoutesOptions): RouteFn {
   const { metrics } = options;
   const prometheus = options.config.prometheus;
   const health = healthRoutes(options);
@@ -63,11 +61,19 @@ export function monitoringRoutes(
     serving: options.serving,
     ...(prometheus.enable ? { metricsPath: prometheus.path } : {}),
   });
-  return (req, url) => {
+  const routes = (req: Request, url: URL) => {
     // Upstream registers the exporter for its path before the REST dispatcher, so it wins.
     if (prometheus.enable && url.pathname === prometheus.path) {
       return prometheusResponse(req, metrics);
     }
     return health(req, url) ?? page?.(req, url);
   };
+  const claims = (pathname: string) =>
+    (prometheus.enable && pathname === prometheus.path) || health.claims(pathname) ||
+    (page?.claims(pathname) ?? false);
+  const quick = (method: string, pathname: string) =>
+    prometheus.enable && pathname === prometheus.path
+      ? undefined
+      : health.quick?.(method, pathname);
+  return Object.assign(routes, { claims, quick });
 }

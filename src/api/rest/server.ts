@@ -30,7 +30,8 @@ import type { LogFn } from "../../log.ts";
 import type { ServingApi } from "../../model_server/serving_api.ts";
 import { REST_PATH, RestApiHandler, type RestReply } from "./handler.ts";
 import { makeJsonFromStatus } from "./json_tensor.ts";
-import { type Http1Request, serveHttp1 } from "./http1.ts";
+import type { RouteReply } from "./page/routes.ts";
+import { type Http1Reply, type Http1Request, serveHttp1 } from "./http1.ts";
 
 /** The default `maxBodyBytes`: 64 MiB. */
 export const DEFAULT_MAX_BODY_BYTES: number = 64 * 1024 * 1024;
@@ -39,10 +40,27 @@ export const DEFAULT_MAX_BODY_BYTES: number = 64 * 1024 * 1024;
  * A hook that may answer a request before the REST API does: return a Response to send it, or
  * undefined to let the REST API handle the request.
  */
-export type RouteHook = (
-  req: Request,
-  url: URL,
-) => Response | undefined | Promise<Response | undefined>;
+export type RouteHook =
+  & ((req: Request, url: URL) => Response | undefined | Promise<Response | undefined>)
+  & {
+    /**
+     * Whether the hook may answer a path (a URL's `pathname`). When given, a request for a path
+     * it does not claim goes to the REST API without the `Request` and `URL` the hook would
+     * need (the Predict hot path never builds them).
+     */
+    readonly claims?: (pathname: string) => boolean;
+    /**
+     * The answer for a claimed path from the method and path alone, without a `Request`
+     * (undefined: the hook is asked). It must be what the hook would answer.
+     */
+    readonly quick?: (method: string, pathname: string) => RouteReply | undefined;
+  };
+
+/**
+ * A path whose URL `pathname` is itself (no percent-encoding, dot segments or characters the
+ * URL parser rewrites), so a hook's `claims` can be asked without parsing a URL.
+ */
+const PLAIN_PATH = /^\/[A-Za-z0-9_:/-]*$/;
 
 /**
  * Connection limits (flags `--rest_api_*`, README "Limits"); 0 or less disables a timeout or a
@@ -132,14 +150,14 @@ async function readAll(
 
 /** The request body, inflated if gzip-encoded, refused if the inflated bytes pass `limit`. */
 async function inflateBody(req: Http1Request, limit: number): Promise<Uint8Array> {
-  const encoding = req.headers.get("content-encoding");
+  const encoding = req.header("content-encoding");
   if (encoding === null || !encoding.includes("gzip") || req.body.length === 0) return req.body;
   try {
     const inflated = new Blob([req.body as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
       new DecompressionStream("gzip"),
     );
     // Held within the server's budget of body bytes (a gzip bomb from many clients stays bounded).
-    return await readAll(inflated, limit, req.hold);
+    return await readAll(inflated, limit, (n) => req.hold(n));
   } catch (e) {
     if (e instanceof BodyTooLarge || e instanceof BudgetExceeded) throw e;
     return EMPTY; // upstream: a body that does not inflate reads as empty
@@ -153,14 +171,7 @@ function pathAndQuery(url: string): string {
   return slash < 0 ? "/" : url.slice(slash);
 }
 
-function toResponse(reply: RestReply): Response {
-  return new Response(reply.body as BodyInit | null, {
-    status: reply.status,
-    headers: reply.headers as [string, string][],
-  });
-}
-
-function jsonError(status: number, message: string, cors: boolean): Response {
+function jsonError(status: number, message: string, cors: boolean): RestReply {
   const headers: [string, string][] = [["Content-Type", "application/json"]];
   if (cors) {
     headers.push(
@@ -169,11 +180,11 @@ function jsonError(status: number, message: string, cors: boolean): Response {
       ["Access-Control-Allow-Headers", "Content-Type"],
     );
   }
-  return new Response(makeJsonFromStatus(message), { status, headers });
+  return { status, headers, body: makeJsonFromStatus(message) };
 }
 
 /**
- * Starts the REST API on `Deno.serve`.
+ * Starts the REST API on its own HTTP/1.1 server ({@link serveHttp1}).
  *
  * @param api the serving operations
  * @param options address, timeout, CORS, body limit and the route hook
@@ -198,9 +209,21 @@ export function startRestServer(api: ServingApi, options: RestServerOptions): Pr
   const log = options.log;
   const routes = options.routes;
 
-  const serve = async (req: Http1Request): Promise<Response> => {
+  const serve = (req: Http1Request): Http1Reply | Response | Promise<Http1Reply | Response> => {
     // Origin form (`/v1/...`) as sent; the absolute form (`http://host/v1/...`) cut to it.
     const path = req.target.startsWith("/") ? req.target : pathAndQuery(req.target);
+    if (routes === undefined) return restApi(req, path);
+    const claims = routes.claims;
+    if (claims === undefined) return route(req, path);
+    const q = path.indexOf("?");
+    const pathname = q < 0 ? path : path.slice(0, q);
+    if (!PLAIN_PATH.test(pathname)) return route(req, path);
+    if (!claims(pathname)) return restApi(req, path);
+    return routes.quick?.(req.method, pathname) ?? route(req, path);
+  };
+
+  /** The routes hook first, then the REST API. */
+  const route = async (req: Http1Request, path: string): Promise<Http1Reply | Response> => {
     if (routes) {
       let url: URL;
       try {
@@ -222,7 +245,21 @@ export function startRestServer(api: ServingApi, options: RestServerOptions): Pr
       const r = await routes(request, new URL(request.url));
       if (r) return r;
     }
+    return restApi(req, path);
+  };
+
+  /** The REST API (paths under `/v1/`). */
+  const restApi = (req: Http1Request, path: string): RestReply | Promise<RestReply> => {
     if (!REST_PATH.test(path)) return jsonError(404, `Not Found: ${req.method} ${path}`, false);
+    const encoding = req.header("content-encoding");
+    if (encoding === null || !encoding.includes("gzip") || req.body.length === 0) {
+      return handler.handle(req.method, path, req.body, req.header("origin"), () => req.signal);
+    }
+    return inflated(req, path);
+  };
+
+  /** The REST API for a gzip-encoded body. */
+  const inflated = async (req: Http1Request, path: string): Promise<RestReply> => {
     let body: Uint8Array;
     try {
       body = await inflateBody(req, limit);
@@ -235,14 +272,7 @@ export function startRestServer(api: ServingApi, options: RestServerOptions): Pr
       }
       throw e;
     }
-    const reply = handler.handle(
-      req.method,
-      path,
-      body,
-      req.headers.get("origin"),
-      () => req.signal,
-    );
-    return toResponse(reply instanceof Promise ? await reply : reply);
+    return await handler.handle(req.method, path, body, req.header("origin"), () => req.signal);
   };
 
   let server: ReturnType<typeof serveHttp1>;

@@ -198,3 +198,22 @@ Deno.test("http1: nothing is answered after a Connection: close request; its ans
   assert.deepEqual(seen.map((r) => r.target), ["/last"]);
   await server.shutdown(1000);
 });
+
+Deno.test("http1: header() and headers agree; repeated fields joined; a NUL in a value is 400", async () => {
+  const { server, port, seen } = echoServer();
+  await exchange(
+    port,
+    "GET /h HTTP/1.1\r\nOrigin: http://a\r\nX-Y:  1 \r\nx-y: 2\r\nCONTENT-ENCODING: identity\r\n" +
+      "Connection: close\r\n\r\n",
+  );
+  const req = seen[0];
+  assert.equal(req.header("origin"), "http://a");
+  assert.equal(req.header("content-encoding"), "identity");
+  assert.equal(req.header("x-y"), "1, 2");
+  assert.equal(req.header("absent"), null);
+  assert.equal(req.headers.get("x-y"), "1, 2");
+  assert.equal(req.headers.get("origin"), "http://a");
+  const bad = await exchange(port, "GET / HTTP/1.1\r\nX: a\0b\r\n\r\n");
+  assert.match(bad, /^HTTP\/1\.1 400 /);
+  await server.shutdown(1000);
+});

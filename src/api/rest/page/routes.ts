@@ -134,8 +134,8 @@ export function uiModels(options: PageOptions): UiModels {
  * @param options the models, metrics and metrics path
  * @returns a handler answering `/` and `/ui/…`, undefined for other paths
  */
-export function pageRoutes(options: PageOptions): (req: Request, url: URL) => Response | undefined {
-  return (req, url) => {
+export function pageRoutes(options: PageOptions): RouteFn {
+  const routes = (req: Request, url: URL) => {
     const path = url.pathname;
     const asset = ASSETS.get(path);
     const isJson = path === UI_MODELS_PATH;
@@ -157,4 +157,31 @@ export function pageRoutes(options: PageOptions): (req: Request, url: URL) => Re
       },
     });
   };
+  return Object.assign(routes, { claims: claimsPage });
+}
+
+/** A route function with the paths it answers. */
+export type RouteFn = ((req: Request, url: URL) => Response | undefined) & {
+  /** Whether it may answer `pathname`. */
+  readonly claims: (pathname: string) => boolean;
+  /**
+   * The same answer without a Request, Response or URL, where the route can give it from the
+   * method and path alone (undefined: ask the route itself).
+   */
+  readonly quick?: (method: string, pathname: string) => RouteReply | undefined;
+};
+
+/** An answer given without a Response object: what the Response would carry. */
+export interface RouteReply {
+  /** The status. */
+  readonly status: number;
+  /** Header fields, as a Response lists them (lower case, sorted). */
+  readonly headers: readonly (readonly [string, string])[];
+  /** The body (null: none). */
+  readonly body: string | null;
+}
+
+/** The paths {@link pageRoutes} answers. */
+function claimsPage(pathname: string): boolean {
+  return ASSETS.has(pathname) || pathname === UI_MODELS_PATH || pathname.startsWith(UI_PREFIX);
 }
