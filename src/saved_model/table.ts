@@ -24,7 +24,7 @@
  *
  * @module
  */
-import { uncompress } from "snappyjs";
+import { uncompress } from "./snappy.ts";
 import { Code, ServingError } from "../errors.ts";
 import { crc32c, maskCrc, unmaskCrc } from "./crc32c.ts";
 
