@@ -5,7 +5,9 @@
  *
  * Placement, per loaded model version, decided once when it is attached (after warmup):
  * - **Stateless versions** run wherever is cheapest for each call. Each (version, target) keeps
- *   a running estimate of its cost per input element, measured wherever it ran. A call
+ *   an estimate of its cost per input element: the least of its last few calls, measured
+ *   wherever they ran (a GC pause or a preempted thread inflates single calls, never the
+ *   least of several, so one pause doesn't move a µs-cheap model to the pool). A call
  *   predicted to cost less than `inlineBelowMs` runs here at once: posting it to a worker and
  *   back costs more than that, and so short a run stalls no one. Other calls go to any worker
  *   (each rebuilt the model over the same shared weights, see shared_model.ts). Before a
@@ -206,8 +208,10 @@ interface ExecModel {
   /** Resolves once the chosen workers answered its load; undefined until the pool runs. */
   placed?: Promise<void>;
   readonly queue: Job[];
-  /** Cost per input element (ms), by target key. */
+  /** Cost per input element (ms), by target key: the least of `samples`. */
   readonly cost: Map<string, number>;
+  /** The last `COST_SAMPLES` measured costs per input element (ms), by target key. */
+  readonly samples: Map<string, number[]>;
   /** Batching queues by target key. */
   readonly batchers: Map<string, BatchQueue>;
   /** Set when a stateful version's worker died: its state is gone, every call is refused. */
@@ -245,14 +249,11 @@ function processKernelMemory(): WebAssembly.Memory | undefined {
   }
 }
 
-/** Weight of the newest measurement in a cost estimate. */
-const EWMA = 0.25;
-
-/** A call shorter than this (ms) counts as at most `SPIKE_FACTOR` × the estimate. */
-const SPIKE_MS = 5;
-
-/** How far one short call may pull a cost estimate up before averaging. */
-const SPIKE_FACTOR = 4;
+/**
+ * Calls a cost estimate is the least of. A pause lands on single calls; a call that is really
+ * slower (a value-dependent loop) moves the estimate after this many calls.
+ */
+const COST_SAMPLES = 4;
 
 /** Runs prepared calls inline or on worker isolates. */
 export class Executor implements AsyncDisposable {
@@ -331,6 +332,7 @@ export class Executor implements AsyncDisposable {
       slots: [],
       queue: [],
       cost: new Map(),
+      samples: new Map(),
       batchers: new Map(),
     };
     this.#models.set(model, em);
@@ -681,14 +683,11 @@ export class Executor implements AsyncDisposable {
   }
 
   #measure(em: ExecModel, key: string, ms: number, units: number): void {
-    const old = em.cost.get(key);
-    let perUnit = ms / units;
-    // A short call far above the estimate is most likely a GC pause or a preempted thread, not
-    // the model: let it move the estimate only a little, so one pause doesn't send a cheap
-    // model to the pool (starting its workers and their heaps). A call that really took long
-    // counts in full at once.
-    if (old !== undefined && ms < SPIKE_MS) perUnit = Math.min(perUnit, old * SPIKE_FACTOR);
-    em.cost.set(key, old === undefined ? perUnit : old + EWMA * (perUnit - old));
+    let recent = em.samples.get(key);
+    if (recent === undefined) em.samples.set(key, recent = []);
+    if (recent.length === COST_SAMPLES) recent.shift();
+    recent.push(ms / units);
+    em.cost.set(key, Math.min(...recent));
   }
 
   #enqueue(
