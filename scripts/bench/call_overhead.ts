@@ -1,8 +1,8 @@
 /**
  * The per-call cost of Predict inside the server, without a transport: the server started on
- * half_plus_two (ports 0, no workers), then its service called in a loop as the gRPC path calls
- * it (`predictView` over request bytes) and as the REST path does (`signatureInputTypes` +
- * `predictTensors` over JSON-decoded tensors). Prints µs per call, the median of rounds.
+ * half_plus_two (ports 0; default workers, which such cheap calls never start), then its service
+ * called in a loop as the gRPC path calls it (`predictView` over request bytes) and as the REST
+ * path does (`signatureInputTypes` + `predictTensors` over JSON-decoded tensors). Prints µs per call, the median of rounds.
  *
  *   deno run -A scripts/bench/call_overhead.ts [--rounds=15] [--calls=20000]
  *
