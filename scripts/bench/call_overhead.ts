@@ -85,6 +85,12 @@ function measure(fn: () => unknown): number {
   }
   return median(rounds);
 }
+// Both paths must answer y = x/2 + 2 = 2.5 for x = 1 before anything is timed.
+for (const [name, out] of [["gRPC", grpcCall()], ["REST", restCall()]] as const) {
+  const tensors = (out as { tensors?: { data: ArrayLike<number> }[] }).tensors;
+  const y = tensors?.[0]?.data[0];
+  if (y !== 2.5) throw new Error(`${name}-style call answered ${y}, not 2.5`);
+}
 // Warm up, then interleave.
 measure(grpcCall);
 measure(restCall);
