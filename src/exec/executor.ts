@@ -233,6 +233,17 @@ interface Job {
   onAbort?: () => void;
 }
 
+/** The keys of frozen run targets (the per-version ones every unfiltered call reuses). */
+const TARGET_KEYS = new WeakMap<RunTarget, string>();
+
+/** {@linkcode runTargetKey}, remembered for a frozen target so a call builds no key string. */
+function targetKey(target: RunTarget): string {
+  if (!Object.isFrozen(target)) return runTargetKey(target);
+  let key = TARGET_KEYS.get(target);
+  if (key === undefined) TARGET_KEYS.set(target, key = runTargetKey(target));
+  return key;
+}
+
 /** Elements fed (1 + the sum over feeds), the unit costs are measured in. */
 function feedUnits(feeds: readonly Tensor[]): number {
   let n = 1;
@@ -454,7 +465,7 @@ export class Executor implements AsyncDisposable {
     ctx: CallContext,
   ): Tensor[] | Promise<Tensor[]> {
     if (em.image === undefined) return em.model.plan(target).run(feeds);
-    const key = runTargetKey(target);
+    const key = targetKey(target);
     const units = feedUnits(feeds);
     if (!em.stateful) {
       const perUnit = em.cost.get(key);

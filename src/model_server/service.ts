@@ -33,7 +33,7 @@ import {
   preparePredictView,
 } from "../servables/predict.ts";
 import { preparePredictTensors, type TensorPredictRequest } from "../servables/predict_tensors.ts";
-import { signatureInputTypes } from "../runtime/signature_inputs.ts";
+import { signatureInputTypes } from "../servables/signature_info.ts";
 import { type PreparedCall, runPrepared } from "../servables/prepared.ts";
 import { prepareRegress } from "../servables/regress.ts";
 import type { ServableModel, ServerCore } from "./server_core.ts";
@@ -93,50 +93,56 @@ export class ModelServerService implements ServingApi {
     via: Transport,
     fn: (m: ServableModel) => R,
   ): R {
-    const t0 = performance.now();
-    let version: number | undefined;
-    const done = (code: Code) => {
-      if (via !== "internal") {
-        this.observe?.({
-          api,
-          model: spec?.name ?? "",
-          version,
-          via,
-          code,
-          ms: performance.now() - t0,
-        });
-      }
-    };
+    // Timed only when observed: an internal call (and a server without metrics) reads no clock.
+    const t0 = via !== "internal" && this.observe !== undefined ? performance.now() : -1;
     let out: R;
     // The handle is held until the call is answered, so an unload waits for calls in flight
     // (on a worker too).
     let handle;
     try {
       handle = this.core.acquire(requireModelSpec(spec));
-      version = handle.version;
       out = fn(handle.servable);
     } catch (e) {
       handle?.release();
       const err = ServingError.from(e);
-      done(err.code);
+      if (t0 >= 0) this.#done(api, spec, handle?.version, via, err.code, t0);
       throw err;
     }
     if (!(out instanceof Promise)) {
       handle.release();
-      done(Code.OK);
+      if (t0 >= 0) this.#done(api, spec, handle.version, via, Code.OK, t0);
       return out;
     }
     const h = handle;
     return out.then((v: unknown) => {
       h.release();
-      done(Code.OK);
+      if (t0 >= 0) this.#done(api, spec, h.version, via, Code.OK, t0);
       return v;
     }, (e: unknown) => {
       h.release();
       const err = ServingError.from(e);
-      done(err.code);
+      if (t0 >= 0) this.#done(api, spec, h.version, via, err.code, t0);
       throw err;
     }) as R;
+  }
+
+  /** Reports a finished call to the observer. */
+  #done(
+    api: string,
+    spec: ModelSpec | undefined,
+    version: number | undefined,
+    via: Transport,
+    code: Code,
+    t0: number,
+  ): void {
+    this.observe!({
+      api,
+      model: spec?.name ?? "",
+      version,
+      via: via as Exclude<Transport, "internal">,
+      code,
+      ms: performance.now() - t0,
+    });
   }
 
   /** Runs a prepared call through the executor (or inline without one). */

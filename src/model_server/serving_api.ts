@@ -37,7 +37,7 @@ import type {
 import type { CallContext } from "../exec/executor.ts";
 import type { PredictOutputs, PredictRequestView } from "../servables/predict.ts";
 import type { ModelSpec } from "../proto/gen/tensorflow_serving/apis/model_pb.ts";
-import type { SignatureInputTypes } from "../runtime/signature_inputs.ts";
+import type { SignatureInputTypes } from "../servables/signature_info.ts";
 import type { PredictTensors, TensorPredictRequest } from "../servables/predict_tensors.ts";
 
 export type { CallContext };

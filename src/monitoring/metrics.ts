@@ -149,6 +149,7 @@ abstract class Metric<S extends { readonly labels: LabelValues }> {
   readonly #series = new Map<string, S>();
   readonly #maxSeries: number;
   readonly #onDrop?: (metric: Metric<S>) => void;
+  #generation = 0;
 
   constructor(
     name: string,
@@ -197,6 +198,21 @@ abstract class Metric<S extends { readonly labels: LabelValues }> {
     return s;
   }
 
+  /**
+   * The series of these label values, created on first use; undefined past the label-set cap
+   * (the drop is counted, as for a recording). A caller may keep the series and record into it
+   * directly ({@linkcode Counter.incSeries}, {@linkcode Histogram.observeSeries}) for as long
+   * as {@linkcode Metric.generation} is unchanged, so a hot path builds no key per call.
+   */
+  child(labels: LabelValues): S | undefined {
+    return this.cell(labels);
+  }
+
+  /** Bumped by every {@linkcode Metric.reset}: series kept from before are no longer rendered. */
+  get generation(): number {
+    return this.#generation;
+  }
+
   /** The series of these label values if it exists. */
   get(labels: LabelValues): S | undefined {
     return this.#series.get(keyOf(labels));
@@ -209,6 +225,7 @@ abstract class Metric<S extends { readonly labels: LabelValues }> {
 
   /** Forgets every series (a label-less metric keeps one at zero). */
   reset(): void {
+    this.#generation++;
     this.#series.clear();
     if (this.labelNames.length === 0) this.cell([]);
   }
@@ -254,6 +271,16 @@ export class Counter extends Metric<ScalarSeries> {
     if (!(by >= 0)) throw new RangeError(`Cannot decrease counter "${this.name}" by ${-by}`);
     const s = this.cell(labels);
     if (s) s.value += by;
+  }
+
+  /**
+   * Adds to a series got from {@linkcode Metric.child}.
+   *
+   * @throws RangeError for a negative increment
+   */
+  incSeries(s: ScalarSeries, by = 1): void {
+    if (!(by >= 0)) throw new RangeError(`Cannot decrease counter "${this.name}" by ${-by}`);
+    s.value += by;
   }
 
   /** The value of a series (0 if never touched). */
@@ -342,7 +369,11 @@ export class Histogram extends Metric<HistogramSeries> {
    */
   observe(labels: LabelValues, value: number): void {
     const s = this.cell(labels);
-    if (!s) return;
+    if (s) this.observeSeries(s, value);
+  }
+
+  /** Records one observation in a series got from {@linkcode Metric.child}. */
+  observeSeries(s: HistogramSeries, value: number): void {
     // Binary search for the first bound >= value; NaN goes to +Inf, as Prometheus clients do.
     const b = this.#bounds;
     let lo = 0;

@@ -36,7 +36,9 @@ import {
   exponentialBuckets,
   type Gauge,
   type Histogram,
+  type HistogramSeries,
   Registry,
+  type ScalarSeries,
 } from "./metrics.ts";
 import type { ModelsView } from "./models_view.ts";
 
@@ -93,6 +95,34 @@ const API_LABEL: Readonly<Record<string, string>> = {
   multi_inference: "MultiInference",
   get_model_metadata: "GetModelMetadata",
 };
+
+/** Model names whose series are kept resolved; past it the cache starts over. */
+const MAX_CACHED_MODELS = 1024;
+
+/** Each API label's place in the per-kind series cache. */
+const API_INDEX: ReadonlyMap<string, number> = new Map(
+  Object.keys(API_LABEL).map((api, i) => [api, i]),
+);
+
+/** The canonical name of a code, as `error::Code_Name` gives (the enum's reverse mapping). */
+function codeName(code: Code): string {
+  return Code[code] ?? "UNKNOWN";
+}
+
+/** The series one kind of call (model, version, API, entrypoint) records into. */
+interface CallCells {
+  /** model_name, version, API, entrypoint. */
+  readonly labels: readonly [string, string, string, string];
+  /** `request_latency`'s series once a call succeeded; undefined before, null past the cap. */
+  latency: HistogramSeries | null | undefined;
+  /** `model_server_request_duration_seconds`'s series; undefined past the cap. */
+  readonly duration: HistogramSeries | undefined;
+  /** The counters' series per status code. */
+  readonly byCode: (
+    | { count: ScalarSeries | undefined; requests: ScalarSeries | undefined }
+    | undefined
+  )[];
+}
 
 /** TF's load_attempt_count status values (loader.cc's kLoadAttemptSuccess / kLoadAttemptFail). */
 const LOAD_SUCCESS = "success";
@@ -259,21 +289,95 @@ export class ServingMetrics {
     });
   }
 
+  /**
+   * The series one kind of call records into, by model name, then version, then API and
+   * entrypoint (see {@linkcode CallCells}): resolved on a kind's first call and reused, so a
+   * call builds no label keys. Dropped whole when any request metric is reset.
+   */
+  readonly #calls = new Map<string, Map<number | undefined, (CallCells | undefined)[]>>();
+  /** The request metrics' generations the cache was filled under. */
+  #callsGeneration = 0;
+
   /** Records one served call; pass it to `ModelServerService` as its observer. */
   readonly observe: CallObserver = (call) => {
-    // The enum's reverse mapping gives the names `error::Code_Name` gives.
-    const status = Code[call.code] ?? "UNKNOWN";
+    const generation = this.requestCount.generation + this.requestLatency.generation +
+      this.requests.generation + this.requestDuration.generation;
+    if (generation !== this.#callsGeneration) {
+      this.#calls.clear();
+      this.#callsGeneration = generation;
+    }
+    const apiIndex = API_INDEX.get(call.api);
+    if (apiIndex === undefined) return this.#observeByLabels(call);
+    let byVersion = this.#calls.get(call.model);
+    if (byVersion === undefined) {
+      // Names of models that do not exist come from clients: bound what is kept for them.
+      if (this.#calls.size >= MAX_CACHED_MODELS) this.#calls.clear();
+      this.#calls.set(call.model, byVersion = new Map());
+    }
+    let kinds = byVersion.get(call.version);
+    if (kinds === undefined) byVersion.set(call.version, kinds = []);
+    const k = apiIndex * 2 + (call.via === "grpc" ? 0 : 1);
+    // A series past the label-set cap is undefined: such a call records by labels, which counts
+    // the drop on every call as before (the call that resolved it has counted it already).
+    let cells = kinds[k];
+    const freshKind = cells === undefined;
+    if (cells === undefined) kinds[k] = cells = this.#callCells(call);
+    const code = call.code;
+    let byCode = cells.byCode[code];
+    const freshCode = byCode === undefined;
+    if (byCode === undefined) {
+      cells.byCode[code] = byCode = {
+        count: this.requestCount.child([call.model, codeName(code)]),
+        requests: this.requests.child([...cells.labels, codeName(code)]),
+      };
+    }
+    if (byCode.count !== undefined) byCode.count.value++;
+    else if (!freshCode) this.requestCount.inc([call.model, codeName(code)]);
+    // Upstream records request_latency for successful calls only, in whole microseconds.
+    if (code === Code.OK) {
+      const us = Math.round(call.ms * 1000);
+      // Resolved on the first success only: a kind of call that never succeeds has no series.
+      if (cells.latency === undefined) {
+        cells.latency = this.requestLatency.child([call.model, cells.labels[2], cells.labels[3]]) ??
+          null;
+        if (cells.latency !== null) this.requestLatency.observeSeries(cells.latency, us);
+      } else if (cells.latency !== null) this.requestLatency.observeSeries(cells.latency, us);
+      else this.requestLatency.observe([call.model, cells.labels[2], cells.labels[3]], us);
+    }
+    if (byCode.requests !== undefined) byCode.requests.value++;
+    else if (!freshCode) this.requests.inc([...cells.labels, codeName(code)]);
+    if (cells.duration !== undefined) {
+      this.requestDuration.observeSeries(cells.duration, call.ms / 1000);
+    } else if (!freshKind) this.requestDuration.observe(cells.labels, call.ms / 1000);
+  };
+
+  /** The series of one kind of call (the per-status ones are added as statuses occur). */
+  #callCells(call: Parameters<CallObserver>[0]): CallCells {
+    const api = API_LABEL[call.api];
+    const entrypoint = call.via === "grpc" ? "GRPC" : "REST";
+    const version = call.version === undefined ? "" : String(call.version);
+    const labels = [call.model, version, api, entrypoint] as const;
+    return {
+      labels,
+      latency: undefined,
+      duration: this.requestDuration.child(labels),
+      byCode: [],
+    };
+  }
+
+  /** The uncached form of {@linkcode observe}, for an API without a label of its own. */
+  #observeByLabels(call: Parameters<CallObserver>[0]): void {
+    const status = codeName(call.code);
     const api = API_LABEL[call.api] ?? call.api;
     const entrypoint = call.via === "grpc" ? "GRPC" : "REST";
     const version = call.version === undefined ? "" : String(call.version);
     this.requestCount.inc([call.model, status]);
-    // Upstream records request_latency for successful calls only, in whole microseconds.
     if (call.code === Code.OK) {
       this.requestLatency.observe([call.model, api, entrypoint], Math.round(call.ms * 1000));
     }
     this.requests.inc([call.model, version, api, entrypoint, status]);
     this.requestDuration.observe([call.model, version, api, entrypoint], call.ms / 1000);
-  };
+  }
 
   /** Records a published state change; pass it to the ServerCore options. */
   readonly onStateChange = (event: ServableStateEvent): void => {

@@ -73,6 +73,9 @@ export class Signature {
   readonly #plans = new Map<string, Plan>();
   readonly #allAliases: readonly string[];
   #allPlan: Plan | undefined;
+  /** The last frozen alias list planned, and its plan. */
+  #lastAliases: readonly string[] | undefined;
+  #lastPlan: Plan | undefined;
   readonly #inputIndex: ReadonlyMap<string, number>;
   readonly #outputByAlias: ReadonlyMap<string, SignatureTensor>;
 
@@ -100,6 +103,8 @@ export class Signature {
 
   /** The plan fetching `aliases` (compiled once per distinct set). */
   plan(aliases: readonly string[]): Plan {
+    // The hot paths pass the same (frozen, per-version) alias list on every call: no key then.
+    if (aliases === this.#lastAliases) return this.#lastPlan!;
     const key = aliases.join("\0");
     let plan = this.#plans.get(key);
     if (!plan) {
@@ -112,6 +117,10 @@ export class Signature {
         `signature "${this.key}"`,
       );
       this.#plans.set(key, plan);
+    }
+    if (Object.isFrozen(aliases)) {
+      this.#lastAliases = aliases;
+      this.#lastPlan = plan;
     }
     return plan;
   }

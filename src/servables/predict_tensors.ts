@@ -19,7 +19,7 @@ import {
   type PredictResponse,
 } from "../proto/gen/tensorflow_serving/apis/predict_pb.ts";
 import { Code, ServingError } from "../errors.ts";
-import type { Model, Signature } from "../runtime/model.ts";
+import type { Model } from "../runtime/model.ts";
 import { DataType, elementBytes } from "../tensor/dtype.ts";
 import { DecodeBudget, MAX_DIMS, STRING_ELEMENT_BYTES } from "../tensor/limits.ts";
 import type { Tensor } from "../tensor/tensor.ts";
@@ -27,6 +27,7 @@ import { tensorToProto } from "../tensor/tensor_proto.ts";
 import { resolveSignatureName, type ServableOptions } from "./model_spec.ts";
 import { preparePredict } from "./predict.ts";
 import type { PreparedCall } from "./prepared.ts";
+import { type SignatureInfo, signatureInfo } from "./signature_info.ts";
 
 /** A Predict request whose inputs are tensors already. */
 export interface TensorPredictRequest {
@@ -50,32 +51,6 @@ export class PredictTensors {
     readonly aliases: readonly string[],
     readonly tensors: readonly Tensor[],
   ) {}
-}
-
-/** What the direct path needs of a signature, once per compiled signature. */
-interface Direct {
-  readonly aliases: readonly string[];
-  readonly dtypes: readonly DataType[];
-  readonly what: readonly string[];
-  readonly target: { readonly signature: string; readonly outputs: readonly string[] };
-}
-
-const DIRECT = new WeakMap<Signature, Direct>();
-
-function direct(sig: Signature, signatureName: string): Direct {
-  let d = DIRECT.get(sig);
-  if (d === undefined) {
-    const outputs = sig.outputs.map((t) => t.alias);
-    d = {
-      aliases: sig.inputs.map((t) => t.alias),
-      dtypes: sig.inputs.map((t) => t.dtype),
-      what: sig.inputs.map((t) => `input "${t.alias}"`),
-      // One compiled plan per set of outputs, as preparePredict names it.
-      target: { signature: signatureName, outputs: outputs.length > 1 ? outputs.sort() : outputs },
-    };
-    DIRECT.set(sig, d);
-  }
-  return d;
 }
 
 /** What `tensorFromProto` charges for a tensor sent as `tensor_content` (or `string_val`). */
@@ -116,12 +91,12 @@ export function preparePredictTensors(
   const signatureName = resolveSignatureName(req.modelSpec.signatureName);
   const sig = model.signatures.get(signatureName);
   if (sig !== undefined && !options.enableSignatureMethodNameCheck) {
-    const d = direct(sig, signatureName);
-    const feeds = directFeeds(d, req.inputs, options);
+    const info = signatureInfo(sig);
+    const feeds = directFeeds(info, req.inputs, options);
     if (feeds !== undefined) {
-      const fetch = d.target.outputs;
+      const fetch = info.outputAliases;
       return {
-        target: d.target,
+        target: info.allOutputsTarget,
         feeds,
         finish(outs) {
           if (outs.length !== fetch.length) {
@@ -137,18 +112,20 @@ export function preparePredictTensors(
 
 /** The feeds in signature order when the request takes the direct path, else undefined. */
 function directFeeds(
-  d: Direct,
+  d: SignatureInfo,
   inputs: ReadonlyMap<string, Tensor>,
   options: ServableOptions,
 ): Tensor[] | undefined {
-  if (inputs.size !== d.aliases.length) return undefined;
+  if (inputs.size !== d.inputAliases.length) return undefined;
   const budget = new DecodeBudget(options.decodeLimits);
-  const feeds: Tensor[] = new Array(d.aliases.length);
+  const feeds: Tensor[] = new Array(d.inputAliases.length);
   for (let i = 0; i < feeds.length; i++) {
-    const t = inputs.get(d.aliases[i]);
-    if (t === undefined || t.dtype !== d.dtypes[i] || t.shape.length > MAX_DIMS) return undefined;
+    const t = inputs.get(d.inputAliases[i]);
+    if (t === undefined || t.dtype !== d.inputDtypes[i] || t.shape.length > MAX_DIMS) {
+      return undefined;
+    }
     try {
-      charge(budget, d.what[i], t);
+      charge(budget, d.inputWhat[i], t);
     } catch {
       return undefined; // the message path words the refusal
     }

@@ -1,14 +1,21 @@
 /**
- * What the request hot paths need of a signature, worked out once per loaded version rather than
- * per request: input aliases in feed order with their dtypes and the names error messages use,
- * the output aliases, and the run target fetching every output. Cached per {@link Signature}
- * object, which lives exactly as long as its loaded version.
+ * What the request hot paths need of a loaded version's signatures, worked out once per loaded
+ * version rather than per request (a model's signatures never change once loaded), for every
+ * transport:
  *
- * Any transport's fast path may use it (gRPC's Predict does; REST's could).
+ * - {@link signatureInfo}: per compiled signature, the input aliases in feed order with their
+ *   dtypes and the names error messages use, the output aliases, and the run target fetching
+ *   every output (gRPC's Predict from wire bytes and REST's Predict from JSON tensors run on it).
+ *   Cached per {@link Signature} object, which lives exactly as long as its loaded version.
+ * - {@link signatureInputTypes}: per model, every SignatureDef's input dtypes by alias, which
+ *   TF Serving's REST handler reads through GetModelMetadata (`GetInfoMap`) before it decodes a
+ *   JSON body. Taken from the MetaGraphDef's `signature_def` map as GetModelMetadata reports it
+ *   (TF2's `__saved_model_init_op` and signatures that did not compile included), so a lookup
+ *   answers exactly what the metadata would. Cached per {@link Model}.
  *
  * @module
  */
-import type { Signature } from "../runtime/model.ts";
+import type { Model, Signature } from "../runtime/model.ts";
 import type { DataType } from "../tensor/dtype.ts";
 
 /** A run target naming a signature's outputs (one form of `RunTarget`). */
@@ -45,11 +52,13 @@ const CACHE = new WeakMap<Signature, SignatureInfo>();
 export function signatureInfo(sig: Signature): SignatureInfo {
   let info = CACHE.get(sig);
   if (info === undefined) {
-    const outputAliases = sig.outputs.map((t) => t.alias);
+    // Frozen, lists included: shared by every call, and a frozen alias list lets
+    // `Signature.plan` find its plan without building a key.
+    const outputAliases = Object.freeze(sig.outputs.map((t) => t.alias));
     info = Object.freeze({
-      inputAliases: sig.inputs.map((t) => t.alias),
-      inputDtypes: sig.inputs.map((t) => t.dtype),
-      inputWhat: sig.inputs.map((t) => `input "${t.alias}"`),
+      inputAliases: Object.freeze(sig.inputs.map((t) => t.alias)),
+      inputDtypes: Object.freeze(sig.inputs.map((t) => t.dtype)),
+      inputWhat: Object.freeze(sig.inputs.map((t) => `input "${t.alias}"`)),
       hasDefaults: Object.keys(sig.def.defaults).length > 0,
       outputAliases,
       outputSet: new Set(outputAliases),
@@ -58,4 +67,32 @@ export function signatureInfo(sig: Signature): SignatureInfo {
     CACHE.set(sig, info);
   }
   return info;
+}
+
+/** A signature's inputs: alias → dtype. */
+export type SignatureInputTypes = ReadonlyMap<string, DataType>;
+
+const INPUT_TYPES = new WeakMap<Model, ReadonlyMap<string, SignatureInputTypes>>();
+
+/**
+ * The input dtypes of each SignatureDef of `model`, computed on first use.
+ *
+ * @param model a loaded model version
+ * @returns signature key → (input alias → dtype)
+ */
+export function signatureInputTypes(model: Model): ReadonlyMap<string, SignatureInputTypes> {
+  let sigs = INPUT_TYPES.get(model);
+  if (sigs === undefined) {
+    const map = new Map<string, SignatureInputTypes>();
+    const defs = model.bundle.metaGraph.signatureDef;
+    for (const name of Object.keys(defs)) {
+      const inputs = new Map<string, DataType>();
+      const def = defs[name].inputs;
+      for (const alias of Object.keys(def)) inputs.set(alias, def[alias].dtype);
+      map.set(name, inputs);
+    }
+    sigs = map;
+    INPUT_TYPES.set(model, sigs);
+  }
+  return sigs;
 }

@@ -22,6 +22,16 @@
  * One arena per plan; runs are synchronous, so one run at a time uses it. What is kept between
  * runs is at most the storage freed during the last run, and at most {@link MAX_KEPT_BYTES}.
  *
+ * Tiny arrays (a scalar, a batch of one: most outputs of a small model) are the other end: a
+ * fresh typed array in Deno costs about half a microsecond whatever its length (each gets its
+ * own backing store; V8's on-heap typed arrays are not enabled), a view of existing memory a
+ * twentieth of that. So kernels' arrays of at most {@link SMALL_BYTES} are carved, never
+ * reused, from a shared {@link SLAB_BYTES} slab, fresh and so zero-filled: a new slab is taken
+ * when one is used up, and the old one lives as long as any array carved from it (at most
+ * {@link SLAB_BYTES} pinned by a kept tiny array). Such an array does not own its `buffer`:
+ * code reading one must use its `byteOffset` and `byteLength` (as the encoders do), and must
+ * not transfer its buffer ({@link isSlab}; the REST codec leaves slabs out of its transfers).
+ *
  * @module
  */
 import type { NumericArray } from "./dtype.ts";
@@ -34,6 +44,54 @@ export type ArrayCtor = {
 
 /** Arrays smaller than this many bytes are left to the engine (cheap to allocate). */
 const MIN_BYTES = 16384;
+
+/** Arrays of at most this many bytes are carved from a slab (see the module doc). */
+export const SMALL_BYTES = 64;
+
+/** The size of a slab tiny arrays are carved from. */
+export const SLAB_BYTES = 4096;
+
+/** Every slab made (so that a transfer can leave them out). */
+const SLABS = new WeakSet<ArrayBufferLike>();
+let slab = newSlab();
+let slabAt = 0;
+
+function newSlab(): ArrayBuffer {
+  const b = new ArrayBuffer(SLAB_BYTES);
+  SLABS.add(b);
+  return b;
+}
+
+/**
+ * Whether `buffer` is a slab tiny arrays are carved from: shared by unrelated arrays, so it must
+ * never be transferred to another isolate (that would empty them all).
+ */
+export function isSlab(buffer: ArrayBufferLike): boolean {
+  return SLABS.has(buffer);
+}
+
+/** A zero-filled array of at most SMALL_BYTES, a view into the current slab. */
+function carve(ctor: ArrayCtor, length: number, bytes: number): NumericArray {
+  // A slab whose buffer was transferred (detached: no bytes) is replaced too.
+  if (slabAt + bytes > SLAB_BYTES || slab.byteLength === 0) {
+    slab = newSlab();
+    slabAt = 0;
+  }
+  const a = new (ctor as unknown as new (b: ArrayBuffer, at: number, n: number) => NumericArray)(
+    slab,
+    slabAt,
+    length,
+  );
+  // 8-byte steps keep every element type aligned.
+  slabAt += (bytes + 7) & ~7;
+  return a;
+}
+
+/** A new array of `length` zeros: carved from a slab when tiny, else its own. */
+function newArray(ctor: ArrayCtor, length: number): NumericArray {
+  const bytes = length * ctor.BYTES_PER_ELEMENT;
+  return bytes > 0 && bytes <= SMALL_BYTES ? carve(ctor, length, bytes) : new ctor(length);
+}
 
 /** Most bytes an arena keeps between runs; beyond it the rest is left to the collector. */
 export const MAX_KEPT_BYTES = 256 * 1024 * 1024;
@@ -73,7 +131,7 @@ export class Arena {
    */
   take(ctor: ArrayCtor, length: number, zero: boolean): NumericArray {
     // Small arrays are cheap to make and never recycled: no bookkeeping for them.
-    if (length * ctor.BYTES_PER_ELEMENT < MIN_BYTES) return new ctor(length);
+    if (length * ctor.BYTES_PER_ELEMENT < MIN_BYTES) return newArray(ctor, length);
     this.#bigThisRun++;
     let a = pop(this.#free, ctor, length);
     if (a !== undefined) this.#freeBytes -= a.byteLength;
@@ -165,10 +223,8 @@ export function activateArena(arena: Arena | undefined): Arena | undefined {
  */
 export function uninitialized<C extends ArrayCtor>(ctor: C, length: number): InstanceType<C> {
   return (active === undefined
-    ? new ctor(length)
-    : active.take(ctor, length, false)) as InstanceType<
-      C
-    >;
+    ? newArray(ctor, length)
+    : active.take(ctor, length, false)) as InstanceType<C>;
 }
 
 /**
@@ -184,8 +240,6 @@ export function copyOf(src: Float32Array, from: number, to: number): Float32Arra
 /** Zero-filled storage for `length` elements, recycled from the active arena where it can be. */
 export function zeroed<C extends ArrayCtor>(ctor: C, length: number): InstanceType<C> {
   return (active === undefined
-    ? new ctor(length)
-    : active.take(ctor, length, true)) as InstanceType<
-      C
-    >;
+    ? newArray(ctor, length)
+    : active.take(ctor, length, true)) as InstanceType<C>;
 }

@@ -376,3 +376,103 @@ Deno.test({
     assert.deepEqual(await ready.json(), { status: "ok" });
   },
 });
+
+Deno.test("repeated calls count in the series resolved on the first, per version, status and transport; a reset starts over", () => {
+  const m = new ServingMetrics();
+  const call = (version: number | undefined, code: Code, via: "grpc" | "rest", ms = 2) =>
+    m.observe({ api: "predict", model: "hp", version, via, code, ms });
+  for (let i = 0; i < 3; i++) call(1, Code.OK, "grpc");
+  call(1, Code.INVALID_ARGUMENT, "grpc");
+  call(2, Code.OK, "rest");
+  call(undefined, Code.NOT_FOUND, "rest");
+  m.observe({ api: "no_such_api", model: "hp", version: 1, via: "grpc", code: Code.OK, ms: 1 });
+  let f = scrape(m);
+  const v = (name: string, labels: Record<string, string>) => sampleValue(f, name, labels);
+  assert.equal(v(":tensorflow:serving:request_count", { model_name: "hp", status: "OK" }), 5);
+  assert.equal(
+    v(":tensorflow:serving:request_count", { model_name: "hp", status: "INVALID_ARGUMENT" }),
+    1,
+  );
+  assert.equal(
+    v("model_server_requests_total", {
+      model_name: "hp",
+      version: "1",
+      API: "Predict",
+      entrypoint: "GRPC",
+      status: "OK",
+    }),
+    3,
+  );
+  assert.equal(
+    v("model_server_requests_total", {
+      model_name: "hp",
+      version: "",
+      API: "Predict",
+      entrypoint: "REST",
+      status: "NOT_FOUND",
+    }),
+    1,
+  );
+  assert.equal(
+    v("model_server_requests_total", {
+      model_name: "hp",
+      version: "1",
+      API: "no_such_api",
+      entrypoint: "GRPC",
+      status: "OK",
+    }),
+    1,
+  );
+  assert.equal(
+    v(":tensorflow:serving:request_latency_count", {
+      model_name: "hp",
+      API: "Predict",
+      entrypoint: "GRPC",
+    }),
+    3,
+  );
+  assert.equal(
+    v(":tensorflow:serving:request_latency_sum", {
+      model_name: "hp",
+      API: "Predict",
+      entrypoint: "GRPC",
+    }),
+    6000,
+  );
+  assert.equal(
+    v("model_server_request_duration_seconds_count", {
+      model_name: "hp",
+      version: "1",
+      API: "Predict",
+      entrypoint: "GRPC",
+    }),
+    4,
+  );
+  // A kind of call that never succeeded has no latency series.
+  m.observe({ api: "predict", model: "fails", via: "rest", code: Code.NOT_FOUND, ms: 1 });
+  m.observe({ api: "predict", model: "fails", via: "rest", code: Code.NOT_FOUND, ms: 1 });
+  f = scrape(m);
+  assert.equal(
+    v(":tensorflow:serving:request_count", { model_name: "fails", status: "NOT_FOUND" }),
+    2,
+  );
+  assert.ok(
+    !f.get(":tensorflow:serving:request_latency")!.samples.some((s) =>
+      s.labels.model_name === "fails"
+    ),
+  );
+  m.requests.reset();
+  call(1, Code.OK, "grpc");
+  f = scrape(m);
+  assert.equal(
+    v("model_server_requests_total", {
+      model_name: "hp",
+      version: "1",
+      API: "Predict",
+      entrypoint: "GRPC",
+      status: "OK",
+    }),
+    1,
+  );
+  assert.equal(v(":tensorflow:serving:request_count", { model_name: "hp", status: "OK" }), 6);
+});

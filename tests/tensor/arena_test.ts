@@ -5,7 +5,15 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { activateArena, Arena, uninitialized, zeroed } from "../../src/tensor/arena.ts";
+import {
+  activateArena,
+  Arena,
+  isSlab,
+  SLAB_BYTES,
+  SMALL_BYTES,
+  uninitialized,
+  zeroed,
+} from "../../src/tensor/arena.ts";
 import { allocate, DataType } from "../../src/tensor/dtype.ts";
 
 const BIG = 8192; // floats: above the arena's minimum size
@@ -101,4 +109,42 @@ Deno.test("Arena is wanted after runs with large arrays, and only now and then a
   a.take(Float32Array, BIG, false);
   a.endRun();
   assert.ok(a.wanted() && a.wanted());
+});
+
+Deno.test("tiny arrays are zero-filled, disjoint views into a shared slab; larger ones own their buffer", () => {
+  const seen: Float64Array[] = [];
+  // More than one slab's worth, of every kind of call that hands out storage.
+  for (let i = 0; i < (2 * SLAB_BYTES) / 8; i++) {
+    const a = i % 3 === 0
+      ? zeroed(Float64Array, 1)
+      : i % 3 === 1
+      ? uninitialized(Float64Array, 1)
+      : allocate(DataType.DT_DOUBLE, 1) as Float64Array;
+    assert.equal(a.length, 1);
+    assert.equal(a[0], 0);
+    assert.ok(isSlab(a.buffer));
+    assert.equal(a.byteOffset % 8, 0);
+    a[0] = i + 1;
+    seen.push(a);
+  }
+  // Each kept its own value: no two share an element.
+  seen.forEach((a, i) => assert.equal(a[0], i + 1));
+  const big = zeroed(Float32Array, SMALL_BYTES / 4 + 1);
+  assert.ok(!isSlab(big.buffer));
+  assert.equal(big.byteLength, big.buffer.byteLength);
+  // Odd sizes keep later arrays aligned.
+  const bytes = uninitialized(Uint8Array, 3);
+  const after = zeroed(BigInt64Array, 2);
+  assert.ok(isSlab(bytes.buffer));
+  assert.equal(after.byteOffset % 8, 0);
+  assert.deepEqual([...after], [0n, 0n]);
+});
+
+Deno.test("a slab moved to another isolate is replaced, not carved from again", () => {
+  const a = zeroed(Float32Array, 2);
+  structuredClone(a.buffer, { transfer: [a.buffer as ArrayBuffer] });
+  assert.equal(a.length, 0); // detached
+  const b = zeroed(Float32Array, 2);
+  assert.equal(b.length, 2);
+  assert.ok(isSlab(b.buffer));
 });

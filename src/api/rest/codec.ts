@@ -14,6 +14,7 @@
 import type { TensorProto } from "../../proto/gen/tensorflow/core/framework/tensor_pb.ts";
 import { Code, ServingError } from "../../errors.ts";
 import { allocate, DataType, toBytes } from "../../tensor/dtype.ts";
+import { isSlab } from "../../tensor/arena.ts";
 import type { CodecError, FromCodec, ToCodec } from "./codec_protocol.ts";
 import type { JsonPredictRequestFormat } from "./json_tensor.ts";
 
@@ -77,7 +78,8 @@ function packed(t: TensorProto, transfer: ArrayBuffer[]): TensorProto {
   if (values.length === 0 || values.length !== n) return t;
   const data = allocate(t.dtype, n);
   (data as unknown as { set(v: ArrayLike<unknown>): void }).set(values);
-  transfer.push(data.buffer as ArrayBuffer);
+  // Never a slab tiny arrays share (tensor/arena.ts): moving it would empty the others.
+  if (!isSlab(data.buffer)) transfer.push(data.buffer as ArrayBuffer);
   return { ...t, [field]: [], tensorContent: toBytes(data) };
 }
 

@@ -10,6 +10,7 @@ import { create } from "@bufbuild/protobuf";
 import { PredictRequestSchema } from "../../proto/gen/tensorflow_serving/apis/predict_pb.ts";
 import { Code, ServingError } from "../../errors.ts";
 import type { DataType } from "../../tensor/dtype.ts";
+import { isSlab } from "../../tensor/arena.ts";
 import { JsonParser } from "./json_parse.ts";
 import { fillPredictRequestFromJson, makeJsonFromTensors } from "./json_tensor.ts";
 import type { CodecError, FromCodec, ToCodec } from "./codec_protocol.ts";
@@ -56,7 +57,8 @@ function decode(m: Extract<ToCodec, { type: "decode" }>): void {
     const transfer = new Set<ArrayBuffer>();
     for (const t of Object.values(req.inputs)) {
       const b = t.tensorContent.buffer;
-      if (t.tensorContent.length > 0 && b instanceof ArrayBuffer) transfer.add(b);
+      // Never a slab tiny arrays share (tensor/arena.ts): moving it would empty the others.
+      if (t.tensorContent.length > 0 && b instanceof ArrayBuffer && !isSlab(b)) transfer.add(b);
     }
     port.postMessage({
       job: m.job,
