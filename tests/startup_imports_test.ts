@@ -57,3 +57,11 @@ Deno.test("startServer loads the REST transport only when a REST port is served"
     assert.ok(!has(closure, lazy), lazy);
   }
 });
+
+Deno.test("the server loads no node: module before its transports", async () => {
+  // A `node:` module starts Deno's Node compatibility layer; the server's own code needs none
+  // (file paths are joined as strings). grpc-js, loaded while the models load, brings it later.
+  const closure = await staticClosure("server_main.ts");
+  const node = [...closure].filter((s) => s.startsWith("node:"));
+  assert.deepEqual(node, []);
+});

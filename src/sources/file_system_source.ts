@@ -13,8 +13,15 @@
  *
  * @module
  */
-import { join } from "node:path";
 import { Code, ServingError } from "../errors.ts";
+
+/**
+ * `dir/name`, as upstream's `io::JoinPath` (no other normalisation). A plain join rather than
+ * `node:path`, whose polyfill would be loaded at start-up only for this (issue 10).
+ */
+function join(dir: string, name: string): string {
+  return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
+}
 
 /**
  * Which versions found on disk to serve (FileSystemStoragePathSourceConfig.ServableVersionPolicy).
