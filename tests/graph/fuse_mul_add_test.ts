@@ -13,18 +13,9 @@ import { mulAddF32 } from "../../src/kernels/mul_add.ts";
 import { Session } from "../../src/runtime/session.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
+import { randomFloats } from "../random.ts";
 
 const F = { T: attrValue.type(DataType.DT_FLOAT) };
-
-function floats(shape: number[], seed: number): Tensor {
-  let s = seed;
-  const n = shape.reduce((a, b) => a * b, 1);
-  const data = Float32Array.from({ length: n }, () => {
-    s = (s * 1103515245 + 12345) % 2147483648;
-    return ((s / 2147483648) * 2 - 1) * 3;
-  });
-  return new Tensor(DataType.DT_FLOAT, shape, data);
-}
 
 Deno.test("fuseMulAdd fuses Add(Mul) when the product has one use, and not otherwise", () => {
   const g = new GraphBuilder();
@@ -66,7 +57,11 @@ Deno.test("a fused x·s + r gives the unfused floats, fast shapes and others ali
     [[3, 1], [1, 3], [3, 3], false], // the product is neither factor: Mul then Add
   ];
   for (const [xs, ss, rs, fast] of cases) {
-    const direct = mulAddF32(floats(xs, 1), floats(ss, 2), floats(rs, 3));
+    const direct = mulAddF32(
+      randomFloats(xs, 1, 3),
+      randomFloats(ss, 2, 3),
+      randomFloats(rs, 3, 3),
+    );
     assert.equal(direct !== null, fast, JSON.stringify([xs, ss, rs]));
     for (const productFirst of [true, false]) {
       const g = new GraphBuilder();
@@ -83,7 +78,7 @@ Deno.test("a fused x·s + r gives the unfused floats, fast shapes and others ali
       const fused = sess.compile(spec, "fused");
       const plain = sess.compile({ ...spec, fuse: false }, "plain");
       assert.ok(fused.ops.includes(FUSED_MUL_ADD));
-      const feeds = [floats(xs, 1), floats(ss, 2), floats(rs, 3)];
+      const feeds = [randomFloats(xs, 1, 3), randomFloats(ss, 2, 3), randomFloats(rs, 3, 3)];
       const [a] = fused.run(feeds), [b] = plain.run(feeds);
       const what = `${JSON.stringify([xs, ss, rs])} product ${productFirst ? "first" : "second"}`;
       assert.deepEqual(a.shape, b.shape, what);

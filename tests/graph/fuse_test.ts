@@ -12,6 +12,7 @@ import { defaultRegistry } from "../../src/kernels/mod.ts";
 import { Session } from "../../src/runtime/session.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
+import { randomFloats } from "../random.ts";
 
 const F = { T: attrValue.type(DataType.DT_FLOAT) };
 
@@ -26,34 +27,24 @@ function conv(depthwise = false) {
   };
 }
 
-function floats(shape: number[], seed: number): Tensor {
-  let s = seed;
-  const n = shape.reduce((a, b) => a * b, 1);
-  const data = Float32Array.from({ length: n }, () => {
-    s = (s * 1103515245 + 12345) % 2147483648;
-    return (s / 2147483648) * 2 - 1;
-  });
-  return new Tensor(DataType.DT_FLOAT, shape, data);
-}
-
 /** x [1,5,6,3] → chains to fuse and not to fuse; returns the builder and the fetch names. */
 function build(): GraphBuilder {
   const g = new GraphBuilder();
   const x = g.placeholder("x", DataType.DT_FLOAT, [1, 5, 6, 3]);
-  const f = g.constant("f", floats([3, 3, 3, 4], 1));
-  const b = g.constant("b", floats([4], 2));
+  const f = g.constant("f", randomFloats([3, 3, 3, 4], 1));
+  const b = g.constant("b", randomFloats([4], 2));
   // 1. Conv2D → BiasAdd → Relu6: fused, named "a/relu".
   const c1 = g.op("a/conv", "Conv2D", [x, f], conv());
   const b1 = g.op("a/bias", "BiasAdd", [c1, b], F);
   g.op("a/relu", "Relu6", [b1], F);
   // 2. Conv2D → AddV2(bias const [4]) → Relu: fused.
-  const b4 = g.constant("b4", floats([4], 3));
+  const b4 = g.constant("b4", randomFloats([4], 3));
   const c2 = g.op("b/conv", "Conv2D", [x, f], conv());
   const a2 = g.op("b/add", "AddV2", [b4, c2], F);
   g.op("b/relu", "Relu", [a2], F);
   // 3. Depthwise → BiasAdd, then Sigmoid (not a fused activation): the bias fuses alone.
-  const fd = g.constant("fd", floats([3, 3, 3, 1], 4));
-  const bd = g.constant("bd", floats([3], 5));
+  const fd = g.constant("fd", randomFloats([3, 3, 3, 1], 4));
+  const bd = g.constant("bd", randomFloats([3], 5));
   const c3 = g.op("c/dw", "DepthwiseConv2dNative", [x, fd], conv(true));
   const b3 = g.op("c/bias", "BiasAdd", [c3, bd], F);
   g.op("c/sig", "Sigmoid", [b3], F);
@@ -65,11 +56,11 @@ function build(): GraphBuilder {
   const c5 = g.op("e/conv", "Conv2D", [x, f], conv());
   g.op("e/add", "AddV2", [c5, "a/relu:0"], F);
   // 6. Conv2D + Add of a constant that is not one per channel, or not 1-D: not fused.
-  const f6 = g.constant("f6", floats([1, 1, 3, 7], 7));
+  const f6 = g.constant("f6", randomFloats([1, 1, 3, 7], 7));
   const c6 = g.op("f/conv", "Conv2D", [x, f6], conv());
-  g.op("f/add", "Add", [c6, g.constant("b7", floats([1], 6))], F);
+  g.op("f/add", "Add", [c6, g.constant("b7", randomFloats([1], 6))], F);
   const c8 = g.op("h/conv", "Conv2D", [x, f6], conv());
-  g.op("h/add", "Add", [c8, g.constant("b9", floats([1, 1, 1, 7], 8))], F);
+  g.op("h/add", "Add", [c8, g.constant("b9", randomFloats([1, 1, 1, 7], 8))], F);
   // 7. Conv2D → BiasAdd → Relu where the BiasAdd output is fetched: conv + bias fuse, not Relu.
   const c7 = g.op("g/conv", "Conv2D", [x, f], conv());
   const b8 = g.op("g/bias", "BiasAdd", [c7, b], F);
@@ -129,7 +120,7 @@ Deno.test("a fused plan computes what the unfused plan does", () => {
   assert.ok(fused.ops.includes("_FusedConv2D"));
   assert.ok(fused.ops.includes("_FusedDepthwiseConv2dNative"));
   assert.ok(!plain.ops.includes("_FusedConv2D"));
-  const x = floats([1, 5, 6, 3], 9);
+  const x = randomFloats([1, 5, 6, 3], 9);
   const a = fused.run([x]), b = plain.run([x]);
   assert.equal(a.length, b.length);
   for (let i = 0; i < a.length; i++) {
@@ -147,8 +138,8 @@ function buildTails(): GraphBuilder {
   const x = g.placeholder("x", DataType.DT_FLOAT, [2, 5, 6, 3]);
   const r = g.placeholder("r", DataType.DT_FLOAT, [2, 5, 6, 4]);
   const z = g.placeholder("z", DataType.DT_FLOAT, [4]);
-  const f = g.constant("f", floats([3, 3, 3, 4], 11));
-  const b = g.constant("b", floats([4], 12));
+  const f = g.constant("f", randomFloats([3, 3, 3, 4], 11));
+  const b = g.constant("b", randomFloats([4], 12));
   const sixth = g.constant("sixth", new Tensor(DataType.DT_FLOAT, [], Float32Array.of(1 / 6)));
   const three = g.constant("three", new Tensor(DataType.DT_FLOAT, [], Float32Array.of(3)));
   // Hard-swish of a conv + bias, as MobileNetV3 graphs have it: fused into "hs/out".
@@ -168,13 +159,15 @@ function buildTails(): GraphBuilder {
     ...F,
     Tshape: attrValue.type(DataType.DT_INT32),
   });
-  const mm = g.op("mm/mm", "MatMul", [rows, g.constant("w", floats([5, 12], 17))], {
+  const mm = g.op("mm/mm", "MatMul", [rows, g.constant("w", randomFloats([5, 12], 17))], {
     ...F,
     transpose_b: attrValue.bool(true),
   });
-  g.op("mm/relu", "Relu6", [g.op("mm/add", "Add", [mm, g.constant("b5", floats([5], 18))], F)], F);
+  g.op("mm/relu", "Relu6", [
+    g.op("mm/add", "Add", [mm, g.constant("b5", randomFloats([5], 18))], F),
+  ], F);
   // x' + Relu(depthwise(x') + b), x' = res/relu: the Add folds in after the activation.
-  const fd = g.constant("fd", floats([3, 3, 4, 1], 19));
+  const fd = g.constant("fd", randomFloats([3, 3, 4, 1], 19));
   const dw = g.op("dw/dw", "DepthwiseConv2dNative", ["res/relu:0", fd], conv(true));
   const dr = g.op("dw/relu", "Relu", [g.op("dw/bias", "BiasAdd", [dw, b], F)], F);
   g.op("dw/add", "AddV2", ["res/relu:0", dr], F);
@@ -211,7 +204,11 @@ Deno.test("hard-swish and residual sums fold into the convolution, with the same
     feeds: ["x:0", "r:0", "z:0"].map(parseTensorName),
     fetches: fetches.map((n) => parseTensorName(`${n}:0`)),
   };
-  const feeds = [floats([2, 5, 6, 3], 13), floats([2, 5, 6, 4], 14), floats([4], 15)];
+  const feeds = [
+    randomFloats([2, 5, 6, 3], 13),
+    randomFloats([2, 5, 6, 4], 14),
+    randomFloats([4], 15),
+  ];
   const a = s.compile(spec, "fused").run(feeds);
   const b = s.compile({ ...spec, fuse: false }, "plain").run(feeds);
   for (let i = 0; i < a.length; i++) {

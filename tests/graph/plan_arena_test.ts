@@ -12,19 +12,10 @@ import { defaultRegistry } from "../../src/kernels/mod.ts";
 import { Session } from "../../src/runtime/session.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
+import { randomFloats } from "../random.ts";
 
 const F = { T: attrValue.type(DataType.DT_FLOAT) };
 const SHAPE = [2, 40, 40, 3]; // 9600 floats: big enough to be recycled
-
-function floats(shape: number[], seed: number): Tensor {
-  let s = seed;
-  const n = shape.reduce((a, b) => a * b, 1);
-  const data = Float32Array.from({ length: n }, () => {
-    s = (s * 1103515245 + 12345) % 2147483648;
-    return (s / 2147483648) * 2 - 1;
-  });
-  return new Tensor(DataType.DT_FLOAT, shape, data);
-}
 
 /** Chains of pure ops, views (Reshape), a fetched intermediate and a non-listed op (Round). */
 function session(): Session {
@@ -66,7 +57,7 @@ Deno.test("a recycling plan answers as a plain one, run after run, and never reu
   const plain = s.compile({ ...spec, arena: false }, "plain");
   const returned: { tensor: Tensor; copy: Float32Array }[] = [];
   for (let run = 0; run < 6; run++) {
-    const x = floats(SHAPE, run + 1);
+    const x = randomFloats(SHAPE, run + 1);
     const a = recycling.run([x]), b = plain.run([x]);
     for (let i = 0; i < a.length; i++) {
       assert.deepEqual(a[i].shape, b[i].shape);
@@ -78,6 +69,6 @@ Deno.test("a recycling plan answers as a plain one, run after run, and never reu
     const buffers = new Set(returned.map((r) => (r.tensor.data as Float32Array).buffer));
     assert.equal(buffers.size, returned.length);
     // The feed is the caller's: untouched.
-    assert.deepEqual(x.data, floats(SHAPE, run + 1).data);
+    assert.deepEqual(x.data, randomFloats(SHAPE, run + 1).data);
   }
 });
