@@ -11,7 +11,7 @@
  * @module
  */
 import { ACTIVATION_WASM } from "./activation_wasm.ts";
-import { MAX_BYTES } from "./heap.ts";
+import { ensureBytes, instantiateOwn } from "./heap.ts";
 
 interface ActivationExports {
   readonly memory: WebAssembly.Memory;
@@ -19,21 +19,10 @@ interface ActivationExports {
   exp(x: number, y: number, n: number, tmp: number): void;
 }
 
-const PAGE = 65536;
 /** Below this many elements the copies cost more than Math.exp saves. */
 const MIN_ELEMENTS = 64;
 
-function instantiate(): ActivationExports | null {
-  try {
-    if (typeof WebAssembly !== "object" || !WebAssembly.validate(ACTIVATION_WASM)) return null;
-    return new WebAssembly.Instance(new WebAssembly.Module(ACTIVATION_WASM), {})
-      .exports as unknown as ActivationExports;
-  } catch {
-    return null;
-  }
-}
-
-const kernel = instantiate();
+const kernel = instantiateOwn<ActivationExports>(ACTIVATION_WASM);
 let enabled = true;
 
 /** True when the engine runs the activation kernels. */
@@ -61,16 +50,8 @@ function apply(
 ): boolean {
   const ex = kernel;
   if (ex === null || !enabled || n < MIN_ELEMENTS) return false;
-  const at = 16, bytes = at + n * 4;
-  if (bytes > MAX_BYTES) return false;
-  const have = ex.memory.buffer.byteLength;
-  if (bytes > have) {
-    try {
-      ex.memory.grow(Math.ceil((bytes - have) / PAGE));
-    } catch {
-      return false;
-    }
-  }
+  const at = 16;
+  if (!ensureBytes(ex.memory, at + n * 4)) return false;
   const f32 = new Float32Array(ex.memory.buffer);
   f32.set(src.subarray(srcOff, srcOff + n), at >>> 2);
   ex[fn](at, at, n, 0);

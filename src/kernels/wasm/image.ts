@@ -14,7 +14,7 @@
  * @module
  */
 import { IMAGE_WASM } from "./image_wasm.ts";
-import { MAX_BYTES } from "./heap.ts";
+import { align16, ensureBytes, instantiateOwn } from "./heap.ts";
 import { uninitialized } from "../../tensor/arena.ts";
 
 interface ImageExports {
@@ -30,19 +30,7 @@ interface ImageExports {
   ): void;
 }
 
-const PAGE = 65536;
-
-function instantiate(): ImageExports | null {
-  try {
-    if (typeof WebAssembly !== "object" || !WebAssembly.validate(IMAGE_WASM)) return null;
-    return new WebAssembly.Instance(new WebAssembly.Module(IMAGE_WASM), {})
-      .exports as unknown as ImageExports;
-  } catch {
-    return null;
-  }
-}
-
-const kernel = instantiate();
+const kernel = instantiateOwn<ImageExports>(IMAGE_WASM);
 let enabled = true;
 
 /** True when the engine runs the image kernels. */
@@ -59,19 +47,6 @@ export function setImageWasmEnabled(on: boolean): boolean {
   return was;
 }
 
-/** Grows `memory` to at least `bytes`; false when that would pass MAX_BYTES or the engine refuses. */
-function ensure(memory: WebAssembly.Memory, bytes: number): boolean {
-  if (bytes > MAX_BYTES) return false;
-  const have = memory.buffer.byteLength;
-  if (bytes <= have) return true;
-  try {
-    memory.grow(Math.ceil((bytes - have) / PAGE));
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Source positions and weights along one axis (see `interpolationWeights` in kernels/image.ts). */
 export interface AxisWeights {
   /** Per output index: the lower source index times the axis stride (in floats). */
@@ -81,8 +56,6 @@ export interface AxisWeights {
   /** Per output index: the float32 weight of the upper source. */
   readonly lerp: Float32Array;
 }
-
-const align16 = (n: number) => (n + 15) & ~15;
 
 /** Writes one axis' table (12 bytes per entry: lower and upper byte offsets, weight) at `at`. */
 function writeTable(memory: WebAssembly.Memory, at: number, w: AxisWeights): void {
@@ -121,7 +94,7 @@ export function resizeBilinearF32(
   const xtab = ytab + align16(outH * 12);
   const xo = xtab + align16(outW * 12);
   const yo = xo + align16(inFloats * 4);
-  if (!ensure(ex.memory, yo + outFloats * 4)) return null;
+  if (!ensureBytes(ex.memory, yo + outFloats * 4)) return null;
   writeTable(ex.memory, ytab, ys);
   writeTable(ex.memory, xtab, xs);
   const f32 = new Float32Array(ex.memory.buffer);
