@@ -208,10 +208,8 @@ interface ExecModel {
   /** Resolves once the chosen workers answered its load; undefined until the pool runs. */
   placed?: Promise<void>;
   readonly queue: Job[];
-  /** Cost per input element (ms), by target key: the least of `samples`. */
-  readonly cost: Map<string, number>;
-  /** The last `COST_SAMPLES` measured costs per input element (ms), by target key. */
-  readonly samples: Map<string, number[]>;
+  /** What its calls cost, by target key. */
+  readonly cost: Map<string, Cost>;
   /** Batching queues by target key. */
   readonly batchers: Map<string, BatchQueue>;
   /** Set when a stateful version's worker died: its state is gone, every call is refused. */
@@ -265,6 +263,24 @@ function processKernelMemory(): WebAssembly.Memory | undefined {
  * slower (a value-dependent loop) moves the estimate after this many calls.
  */
 const COST_SAMPLES = 4;
+
+/** What a version's calls of one target cost, per input element (ms). */
+interface Cost {
+  /** The last `COST_SAMPLES` measurements. */
+  readonly recent: number[];
+  /** The least of `recent`, the estimate; undefined until one call is measured. */
+  least: number | undefined;
+}
+
+/** Adds a measurement (ms per input element) to a cost. */
+function measure(cost: Cost, perUnit: number): void {
+  const recent = cost.recent;
+  if (recent.length === COST_SAMPLES) recent.shift();
+  recent.push(perUnit);
+  let least = recent[0];
+  for (let i = 1; i < recent.length; i++) if (recent[i] < least) least = recent[i];
+  cost.least = least;
+}
 
 /** Runs prepared calls inline or on worker isolates. */
 export class Executor implements AsyncDisposable {
@@ -343,7 +359,6 @@ export class Executor implements AsyncDisposable {
       slots: [],
       queue: [],
       cost: new Map(),
-      samples: new Map(),
       batchers: new Map(),
     };
     this.#models.set(model, em);
@@ -468,7 +483,8 @@ export class Executor implements AsyncDisposable {
     const key = targetKey(target);
     const units = feedUnits(feeds);
     if (!em.stateful) {
-      const perUnit = em.cost.get(key);
+      const cost = em.cost.get(key);
+      const perUnit = cost?.least;
       // A call with no measured cost yet runs inline unless its input alone is large: a hostile
       // or unusual request to a cheap model must not stall the event loop for seconds.
       let inline = perUnit === undefined
@@ -490,8 +506,8 @@ export class Executor implements AsyncDisposable {
         // The first inline run of a target is cold (code not yet optimised, caches empty): it
         // says nothing of the next calls, and taken as the estimate it would start the pool for
         // a µs-cheap model. Later runs are measured.
-        if (em.samples.has(key)) this.#measure(em, key, ms, units);
-        else em.samples.set(key, []);
+        if (cost === undefined) em.cost.set(key, { recent: [], least: undefined });
+        else measure(cost, ms / units);
         return outs;
       }
     }
@@ -698,14 +714,6 @@ export class Executor implements AsyncDisposable {
     }
   }
 
-  #measure(em: ExecModel, key: string, ms: number, units: number): void {
-    let recent = em.samples.get(key);
-    if (recent === undefined) em.samples.set(key, recent = []);
-    if (recent.length === COST_SAMPLES) recent.shift();
-    recent.push(ms / units);
-    em.cost.set(key, Math.min(...recent));
-  }
-
   #enqueue(
     em: ExecModel,
     target: RunTarget,
@@ -830,7 +838,11 @@ export class Executor implements AsyncDisposable {
     const job = slot.job;
     slot.job = undefined;
     if (job && job.id === m.job) {
-      if (m.error === undefined) this.#measure(job.em, job.key, m.ms, job.units);
+      if (m.error === undefined) {
+        let cost = job.em.cost.get(job.key);
+        if (cost === undefined) job.em.cost.set(job.key, cost = { recent: [], least: undefined });
+        measure(cost, m.ms / job.units);
+      }
       this.#settle(
         job,
         m.error
