@@ -117,6 +117,9 @@ const ENTRY_OVERHEAD = 32;
 /** Integers are limited to this (nghttp2 and Go also stop at 31 bits): no size or index is larger. */
 const MAX_INT = 0x7fffffff;
 
+/** The longest unindexed literal (prefix included) a decoder remembers per static name. */
+const UNINDEXED_CACHE_OCTETS = 256;
+
 /** Where the last readInt/readString call stopped; decoding is synchronous, so one cursor serves. */
 let cursor = 0;
 
@@ -148,12 +151,25 @@ function readInt(block: Uint8Array, pos: number, end: number, mask: number): num
 /** Huffman output; grown on demand, never beyond 8/5 of the largest string seen. */
 let scratch = new Uint8Array(1024);
 
+/**
+ * Plain arrays of each length up to 256, for String.fromCharCode.apply: V8 builds a string from
+ * an array of exactly the right length about twice as fast as from a typed-array view, and much
+ * faster than by concatenation (measured in scripts/bench/hpack.ts's development).
+ */
+const charArrays: number[][] = [];
+const CHAR_ARRAY_MAX = 256;
+
 /** Octets `bytes[start..end)` as a latin1 string. */
 function latin1(bytes: Uint8Array, start: number, end: number): string {
-  if (end - start <= 32) {
-    let s = "";
-    for (let i = start; i < end; i++) s += String.fromCharCode(bytes[i]);
-    return s;
+  const n = end - start;
+  if (n <= CHAR_ARRAY_MAX) {
+    let chars = charArrays[n];
+    if (chars === undefined) {
+      for (let i = charArrays.length; i <= n; i++) charArrays.push(new Array<number>(i).fill(0));
+      chars = charArrays[n];
+    }
+    for (let i = 0; i < n; i++) chars[i] = bytes[start + i];
+    return String.fromCharCode.apply(null, chars);
   }
   let s = "";
   for (let i = start; i < end; i += 8192) {
@@ -265,6 +281,8 @@ export class HpackDecoder {
   readonly #maxTableSize: number;
   readonly #maxHeaderListSize: number;
   readonly #table: DynamicTable;
+  /** Per static name, the last unindexed literal value: its octets as sent and the string. */
+  #unindexed: ({ octets: Uint8Array; value: string } | undefined)[] | undefined;
 
   /**
    * @param maxTableSize the SETTINGS_HEADER_TABLE_SIZE we advertise (default 4096); a dynamic table size update above it is an HpackError, as is one that is not at the start of a block
@@ -340,8 +358,17 @@ export class HpackDecoder {
         continue;
       } else {
         // Literal header field without indexing (0000) or never indexed (0001) (§6.2.2, §6.2.3).
-        name = this.#literalName(block, pos, end, 0x0f);
-        value = readString(block, cursor, end);
+        const nameIndex = readInt(block, pos, end, 0x0f);
+        if (nameIndex === 0) {
+          name = readString(block, cursor, end);
+          value = readString(block, cursor, end);
+        } else if (nameIndex <= STATIC_COUNT) {
+          name = STATIC_NAMES[nameIndex];
+          value = this.#unindexedValue(nameIndex, block, cursor, end);
+        } else {
+          name = this.#indexedName(nameIndex);
+          value = readString(block, cursor, end);
+        }
         pos = cursor;
       }
       fieldSeen = true;
@@ -358,10 +385,44 @@ export class HpackDecoder {
   #literalName(block: Uint8Array, pos: number, end: number, mask: number): string {
     const index = readInt(block, pos, end, mask);
     if (index === 0) return readString(block, cursor, end);
+    return this.#indexedName(index);
+  }
+
+  #indexedName(index: number): string {
     if (index <= STATIC_COUNT) return STATIC_NAMES[index];
     const i = index - STATIC_COUNT - 1;
     if (i >= this.#table.count) throw this.#badIndex(index);
     return this.#table.name(i);
+  }
+
+  /**
+   * The value of an unindexed literal field with static name `nameIndex`, starting at
+   * `block[pos]`: the string the same octets gave last time for that name, else decoded (and
+   * remembered when at most {@link UNINDEXED_CACHE_OCTETS} long). Clients send some fields
+   * unindexed on every request (grpc-js its :path, Huffman-coded), so this skips decoding them.
+   */
+  #unindexedValue(nameIndex: number, block: Uint8Array, pos: number, end: number): string {
+    if (pos >= end) return readString(block, pos, end); // throws
+    const length = readInt(block, pos, end, 0x7f);
+    const stop = cursor + length;
+    if (stop > end) return readString(block, pos, end); // throws
+    const span = stop - pos;
+    const cache = this.#unindexed ??= [];
+    const hit = cache[nameIndex];
+    if (hit !== undefined && hit.octets.length === span) {
+      const octets = hit.octets;
+      let i = 0;
+      while (i < span && octets[i] === block[pos + i]) i++;
+      if (i === span) {
+        cursor = stop;
+        return hit.value;
+      }
+    }
+    const value = readString(block, pos, end);
+    if (span <= UNINDEXED_CACHE_OCTETS) {
+      cache[nameIndex] = { octets: block.slice(pos, stop), value };
+    }
+    return value;
   }
 
   #badIndex(index: number): HpackError {

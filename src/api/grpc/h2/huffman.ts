@@ -1,14 +1,16 @@
 /**
  * The HPACK Huffman code (RFC 7541 §5.2, Appendix B): a table-driven decoder and an encoder, both
- * built at module load from the code lengths alone. The code is canonical (codes of one length
+ * built from the code lengths alone. The code is canonical (codes of one length
  * are consecutive, in symbol order, and each length starts where the shorter ones ended, shifted),
  * so the 257 lengths determine every code; the test checks the derived codes against Appendix B.
  *
- * The decoder walks the code tree four bits at a time: a state is an internal node of the tree,
- * and one lookup per nibble gives the next state, the symbol emitted on the way (at most one,
- * as no code is shorter than five bits), whether EOS was reached (an error, §5.2) and whether
+ * The decoder walks the code tree eight bits at a time: a state is an internal node of the tree,
+ * and one lookup per octet gives the next state, the symbols emitted on the way (at most two, as
+ * no code is shorter than five bits), whether EOS was reached (an error, §5.2) and whether
  * stopping there is allowed (the bits since the last symbol are at most seven 1s: a prefix of
- * EOS used as padding).
+ * EOS used as padding). That table (256 × 256 entries, 256 KiB) is composed from a nibble table
+ * (256 × 16, two lookups per octet) walked from the tree; both are built on demand, the nibble
+ * table on the first decode and the byte table once a busy server has used the nibble one a while.
  *
  * @module
  */
@@ -43,17 +45,21 @@ export const HUFFMAN_CODE_LENGTHS: Readonly<Uint8Array> = Uint8Array.of(
 /** Each symbol's code (right-aligned in `HUFFMAN_CODE_LENGTHS[sym]` bits), derived canonically. */
 export const HUFFMAN_CODES: Readonly<Uint32Array> = canonicalCodes(HUFFMAN_CODE_LENGTHS);
 
+/**
+ * Canonical codes from lengths (as DEFLATE assigns them, RFC 1951 §3.2.2): count the codes of
+ * each length, give each length its first code, then hand out codes in symbol order.
+ */
 function canonicalCodes(lengths: Readonly<Uint8Array>): Uint32Array {
-  const order = Array.from(lengths.keys()).sort((a, b) => lengths[a] - lengths[b] || a - b);
-  const codes = new Uint32Array(lengths.length);
-  let code = 0;
-  let len = lengths[order[0]];
-  for (const sym of order) {
-    code *= 2 ** (lengths[sym] - len); // not <<: a 30-bit code shifted stays below 2^32 here
-    len = lengths[sym];
-    codes[sym] = code;
-    code++;
+  const MAX = 32;
+  const count = new Uint32Array(MAX);
+  for (const len of lengths) count[len]++;
+  const next = new Uint32Array(MAX);
+  for (let len = 1, code = 0; len < MAX; len++) {
+    code = (code + count[len - 1]) * 2; // count[0] = 0: no symbol has length 0
+    next[len] = code;
   }
+  const codes = new Uint32Array(lengths.length);
+  for (let sym = 0; sym < lengths.length; sym++) codes[sym] = next[lengths[sym]]++;
   return codes;
 }
 
@@ -62,8 +68,8 @@ const EMIT = 1 << 16;
 const ACCEPT = 1 << 17;
 const FAIL = 1 << 18;
 
-/** 256 states (internal nodes, the root is 0) × 16 nibbles. */
-const TRANSITIONS: Uint32Array = buildTransitions();
+/** 256 states (internal nodes, the root is 0) × 16 nibbles; built on the first decode. */
+let nibbleTransitions: Uint32Array | undefined;
 
 function buildTransitions(): Uint32Array {
   // The tree: child[2 * node + bit] is an internal node's number, or LEAF | symbol.
@@ -119,6 +125,50 @@ function buildTransitions(): Uint32Array {
   return table;
 }
 
+// Byte transition entry: bits 0–7 the next state, 8–15 the first symbol, 16–23 the second, then
+// the flags. From any state, 8 bits end at most two codes (the shortest is 5 bits).
+const EMIT_ONE = 1 << 24;
+const EMIT_TWO = 1 << 25;
+const BYTE_ACCEPT = 1 << 26;
+const BYTE_FAIL = 1 << 27;
+
+/**
+ * 256 states × 256 octets, composed from two nibble steps. Building it costs a few ms of cold
+ * code, which start-up (spawn to first answer) would pay on the first request, so it is built
+ * only once this much Huffman input has gone through the nibble table: on a busy server.
+ */
+let byteTransitions: Uint32Array | undefined;
+const BYTE_TABLE_AFTER = 64 * 1024;
+let nibbleInput = 0;
+
+function buildByteTransitions(): Uint32Array {
+  const t = nibbleTransitions ??= buildTransitions();
+  const table = new Uint32Array(256 * 256);
+  for (let state = 0; state < 256; state++) {
+    for (let b = 0; b < 256; b++) {
+      const high = t[(state << 4) | (b >> 4)];
+      if (high & FAIL) {
+        table[(state << 8) | b] = BYTE_FAIL;
+        continue;
+      }
+      const low = t[((high & 0xff) << 4) | (b & 15)];
+      if (low & FAIL) {
+        table[(state << 8) | b] = BYTE_FAIL;
+        continue;
+      }
+      let entry = (low & 0xff) | (low & ACCEPT ? BYTE_ACCEPT : 0);
+      if (high & EMIT) {
+        entry |= EMIT_ONE | (high & 0xff00);
+        if (low & EMIT) entry |= EMIT_TWO | ((low & 0xff00) << 8);
+      } else if (low & EMIT) {
+        entry |= EMIT_ONE | (low & 0xff00);
+      }
+      table[(state << 8) | b] = entry;
+    }
+  }
+  return table;
+}
+
 /**
  * Decodes the Huffman-coded octets `src[start..end)` into `out` from index 0.
  *
@@ -132,13 +182,41 @@ export function huffmanDecode(
   end: number,
   out: Uint8Array,
 ): number {
-  const t = TRANSITIONS;
-  let state = 0;
+  let t = byteTransitions;
+  if (t === undefined) {
+    nibbleInput += end - start;
+    if (nibbleInput <= BYTE_TABLE_AFTER) return huffmanDecodeByNibbles(src, start, end, out);
+    t = byteTransitions = buildByteTransitions();
+  }
+  let entry = BYTE_ACCEPT;
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    entry = t[((entry & 0xff) << 8) | src[i]];
+    if (entry & (EMIT_ONE | BYTE_FAIL)) {
+      if (entry & BYTE_FAIL) return -1;
+      out[n++] = entry >> 8;
+      if (entry & EMIT_TWO) out[n++] = entry >> 16;
+    }
+  }
+  return entry & BYTE_ACCEPT ? n : -1;
+}
+
+/**
+ * {@link huffmanDecode} through the nibble table (two lookups per octet): what huffmanDecode
+ * uses until its byte table is built; exported so the tests can hold the two to each other.
+ */
+export function huffmanDecodeByNibbles(
+  src: Uint8Array,
+  start: number,
+  end: number,
+  out: Uint8Array,
+): number {
+  const t = nibbleTransitions ??= buildTransitions();
   let entry = ACCEPT;
   let n = 0;
   for (let i = start; i < end; i++) {
     const b = src[i];
-    entry = t[(state << 4) | (b >> 4)];
+    entry = t[((entry & 0xff) << 4) | (b >> 4)];
     if (entry & (EMIT | FAIL)) {
       if (entry & FAIL) return -1;
       out[n++] = entry >> 8;
@@ -148,7 +226,6 @@ export function huffmanDecode(
       if (entry & FAIL) return -1;
       out[n++] = entry >> 8;
     }
-    state = entry & 0xff;
   }
   return entry & ACCEPT ? n : -1;
 }

@@ -329,6 +329,22 @@ function enc(s: string): Uint8Array {
   return Uint8Array.from(s, (c) => c.charCodeAt(0));
 }
 
+Deno.test("unindexed literals with a static name: repeated octets give the same string", () => {
+  const d = new HpackDecoder();
+  const a = "0402 6162"; // :path "ab" raw (length 2)
+  const b = "0402 6163"; // same length, other octets
+  const h = "0481 1f"; // :path "a" Huffman-coded
+  for (const [block, want] of [[a, "ab"], [a, "ab"], [b, "ac"], [a, "ab"], [h, "a"], [h, "a"]]) {
+    assert.deepEqual(d.decode(hex(`${block} 84`)).fields, [":path", want, ":path", "/"]);
+  }
+  // Never indexed (0001) takes the same path; a bad string is still refused after a hit.
+  assert.deepEqual(d.decode(hex("1402 6162")).fields, [":path", "ab"]);
+  assertHpackError("0405 6162", /string of 5 octets runs past/, d);
+  assertHpackError("04", /ends where a string literal should be/, d);
+  assertHpackError("04ff", /integer runs past/, d);
+  assert.deepEqual(d.dynamicTableEntries(), []);
+});
+
 Deno.test("octets above 0x7f decode one char each (latin1), raw and Huffman", () => {
   const all = String.fromCharCode(...Array.from({ length: 256 }, (_, i) => i));
   const encoded = new HpackEncoder().encode(["x-all", all, "x-high", "\xff\x80\xe9"]);

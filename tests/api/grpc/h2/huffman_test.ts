@@ -9,6 +9,7 @@ import {
   HUFFMAN_CODES,
   HUFFMAN_EOS,
   huffmanDecode,
+  huffmanDecodeByNibbles,
   huffmanDecodedCapacity,
   huffmanEncodedLength,
   huffmanEncodeInto,
@@ -146,4 +147,36 @@ Deno.test("huffmanEncodedLength rejects chars above 0xff", () => {
   assert.throws(() => huffmanEncodedLength("é\u0100"), RangeError);
   assert.equal(huffmanEncodedLength(""), 0);
   assert.equal(huffmanEncodedLength("a"), 1);
+});
+
+Deno.test("the byte table (after 64 KiB) and the nibble table agree, on valid and broken input", () => {
+  const random = lcg(11);
+  const strings: Uint8Array[] = [];
+  for (let i = 0; i < 2000; i++) {
+    let s = "";
+    const n = Math.floor(random() * 60);
+    for (let j = 0; j < n; j++) {
+      s += String.fromCharCode(random() < 0.8 ? 32 + Math.floor(random() * 95) : random() * 256);
+    }
+    const coded = encode(s);
+    if (coded.length > 0 && random() < 0.5) {
+      coded[Math.floor(random() * coded.length)] ^= 1 << Math.floor(random() * 8);
+    }
+    if (random() < 0.1) strings.push(Uint8Array.of(...coded, 0xff));
+    else strings.push(coded);
+  }
+  // Enough input for huffmanDecode to switch to its byte table.
+  const filler = encode("x".repeat(4000));
+  const sink = new Uint8Array(huffmanDecodedCapacity(filler.length));
+  for (let i = 0; i < 20; i++) assert.equal(huffmanDecode(filler, 0, filler.length, sink), 4000);
+  let invalid = 0;
+  for (const coded of strings) {
+    const a = new Uint8Array(huffmanDecodedCapacity(coded.length));
+    const b = new Uint8Array(a.length);
+    const n = huffmanDecode(coded, 0, coded.length, a);
+    assert.equal(huffmanDecodeByNibbles(coded, 0, coded.length, b), n);
+    assert.deepEqual(a, b);
+    if (n < 0) invalid++;
+  }
+  assert.ok(invalid > 200 && invalid < 1800, `${invalid} invalid of ${strings.length}`);
 });
