@@ -345,6 +345,13 @@ Deno.test("unindexed literals with a static name: repeated octets give the same 
   assert.deepEqual(d.dynamicTableEntries(), []);
 });
 
+Deno.test("long strings: Huffman beyond the shared scratch buffer, raw beyond one apply chunk", () => {
+  const long = "abc".repeat(12000); // 36000 octets, Huffman-coded to 5 bits each
+  const encoded = new HpackEncoder().encode(["x-long", long, "x-raw", "\xff".repeat(20000)]);
+  const got = new HpackDecoder(4096, 1 << 20).decode(encoded);
+  assert.deepEqual(got.fields, ["x-long", long, "x-raw", "\xff".repeat(20000)]);
+});
+
 Deno.test("octets above 0x7f decode one char each (latin1), raw and Huffman", () => {
   const all = String.fromCharCode(...Array.from({ length: 256 }, (_, i) => i));
   const encoded = new HpackEncoder().encode(["x-all", all, "x-high", "\xff\x80\xe9"]);
