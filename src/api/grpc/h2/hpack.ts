@@ -235,6 +235,7 @@ class DynamicTable {
     return this.values[(this.head - i) & this.mask];
   }
 
+  /** Adds an entry as the newest (§4.4), evicting as needed. */
   add(name: string, value: string): void {
     const entrySize = name.length + value.length + ENTRY_OVERHEAD;
     this.#evictUntil(this.maxSize - entrySize);
@@ -247,6 +248,7 @@ class DynamicTable {
     this.size += entrySize;
   }
 
+  /** Applies a dynamic table size update (§4.3); the caller checked it against the advertised limit. */
   setMaxSize(maxSize: number): void {
     this.maxSize = maxSize;
     this.#evictUntil(maxSize);
@@ -263,7 +265,7 @@ class DynamicTable {
     }
   }
 
-  /** Doubles the ring, oldest entry first at slot 0. Every entry is ≥ 32 octets, so the ring never exceeds maxSize / 32 + 1 slots. */
+  /** Doubles the ring, oldest entry first at slot 0. Every entry is ≥ 32 octets, so the table holds at most maxSize / 32 entries and the ring at most twice as many slots. */
   #grow(): void {
     const capacity = 2 * (this.mask + 1);
     const names: string[] = new Array(capacity).fill("");
@@ -293,6 +295,12 @@ export class HpackDecoder {
   /**
    * @param maxTableSize the SETTINGS_HEADER_TABLE_SIZE we advertise (default 4096); a dynamic table size update above it is an HpackError, as is one that is not at the start of a block
    * @param maxHeaderListSize what `oversize` is measured against (default 16384)
+   *
+   * The table's limit is `maxTableSize` from the first block on. A value below 4096 (the
+   * protocol's initial size) is only exact once the peer has acknowledged our SETTINGS and
+   * started its next block with a size update (RFC 7541 §4.2): before that it may index up to
+   * 4096 octets, which this decoder would evict earlier than the peer does. So keep 4096 unless
+   * the connection handles that window.
    */
   constructor(maxTableSize = 4096, maxHeaderListSize = 16384) {
     if (!(Number.isInteger(maxTableSize) && maxTableSize >= 0 && maxTableSize <= MAX_INT)) {
