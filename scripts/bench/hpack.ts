@@ -2,22 +2,26 @@
  * HPACK's cost per header block, on blocks captured from real clients (by
  * tests/api/grpc/h2/hpack_interop_test.ts's listener): a grpc-js unary call's second block
  * (dynamic-table indices, Huffman-coded :path, one grpc-timeout inserted each time) decoded
- * over and over on one decoder as a connection would; h2load's second block (indices only); the
+ * over and over on one decoder as a connection would, and the same with three methods in turn
+ * (the decoder remembers two unindexed values per name, so the :path is decoded every time); h2load's second block (indices only); the
  * first grpc-js block on a fresh decoder (every string Huffman-decoded, seven insertions); and
- * the server's response headers and trailers encoded. Prints ns per block, the median of rounds.
+ * the server's response headers and trailers encoded. Prints ns per block, the median of rounds,
+ * and its ratio to a baseline measured in the same run: the native TextDecoder turning the same
+ * grpc-js block's octets into one string (about the least any decoder of it could cost in JS).
  *
- *   deno run scripts/bench/hpack.ts [--rounds=15] [--blocks=200000]
+ *   deno run scripts/bench/hpack.ts [--rounds=15] [--blocks=100000]
  *
  * @module
  */
 import { HpackDecoder, HpackEncoder } from "../../src/api/grpc/h2/hpack.ts";
+import { huffmanEncodedLength, huffmanEncodeInto } from "../../src/api/grpc/h2/huffman.ts";
 
 const arg = (name: string, dflt: number) => {
   const a = Deno.args.find((x) => x.startsWith(`--${name}=`));
   return a ? Number(a.slice(name.length + 3)) : dflt;
 };
 const ROUNDS = arg("rounds", 15);
-const BLOCKS = arg("blocks", 200000);
+const BLOCKS = arg("blocks", 100000);
 
 function hex(s: string): Uint8Array {
   return Uint8Array.from(
@@ -35,6 +39,25 @@ const GRPC_FIRST = hex(
 const GRPC_SECOND = hex(
   "c48304a06125a907b25a0fe17416cee6aa65f5d8590c4498f56e2d9dcc42b1aec2c8622786c3c27f028410000053c1c0bf",
 );
+/** GRPC_SECOND with another :path (same octets around it), for calls that alternate methods. */
+function withPath(path: string): Uint8Array {
+  const length = huffmanEncodedLength(path);
+  if (length > 126) throw new Error("path too long for this sketch");
+  const head = GRPC_SECOND.subarray(0, 3); // c4 83 04: indexed, indexed, :path unindexed
+  const tail = GRPC_SECOND.subarray(3 + 1 + 32); // after a0 and the 32 octets of the path
+  const out = new Uint8Array(3 + 1 + length + tail.length);
+  out.set(head);
+  out[3] = 0x80 | length;
+  huffmanEncodeInto(path, out, 4);
+  out.set(tail, 4 + length);
+  return out;
+}
+const GRPC_OTHER_METHODS = [
+  withPath("/tensorflow.serving.PredictionService/Predict"),
+  withPath("/tensorflow.serving.PredictionService/Classify"),
+  withPath("/tensorflow.serving.PredictionService/Regress"),
+];
+
 // h2load (nghttp2), GET /x with content-type and a custom header, second request.
 const H2LOAD_FIRST = hex(
   "04022f7886418b089d5c0b8170dc65903ecf827a8f9c541c722954d3a5358980aed897075f8b1d75d0620d263d4c4d656" +
@@ -47,52 +70,74 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-/** ns per call of `fn` (called BLOCKS times per round), median of ROUNDS. */
-function measure(label: string, fields: number, fn: (i: number) => number): void {
-  let sink = 0;
-  const rounds: number[] = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    const t0 = performance.now();
-    for (let i = 0; i < BLOCKS; i++) sink += fn(i);
-    rounds.push(((performance.now() - t0) * 1e6) / BLOCKS);
-  }
-  const ns = median(rounds);
-  console.log(
-    `${label.padEnd(52)} ${ns.toFixed(0).padStart(6)} ns/block  ${
-      (ns / fields).toFixed(0).padStart(4)
-    } ns/field  (min ${Math.min(...rounds).toFixed(0)}, sink ${sink % 10})`,
-  );
+/** One measured case: what it runs and how many fields a call handles. */
+interface Case {
+  readonly label: string;
+  readonly fields: number;
+  readonly run: () => number;
 }
 
+const utf8 = new TextDecoder();
 const grpcConn = new HpackDecoder();
 grpcConn.decode(GRPC_FIRST);
-const grpcFields = grpcConn.decode(GRPC_SECOND).fields.length / 2;
-measure("decode grpc-js 2nd block (steady connection)", grpcFields, () => {
-  return grpcConn.decode(GRPC_SECOND).fields.length;
-});
-
 const h2Conn = new HpackDecoder();
 h2Conn.decode(H2LOAD_FIRST);
-const h2Fields = h2Conn.decode(H2LOAD_SECOND).fields.length / 2;
-measure("decode h2load 2nd block (indices only)", h2Fields, () => {
-  return h2Conn.decode(H2LOAD_SECOND).fields.length;
-});
-
-const firstFields = new HpackDecoder().decode(GRPC_FIRST).fields.length / 2;
-measure("decode grpc-js 1st block (fresh decoder, Huffman)", firstFields, () => {
-  return new HpackDecoder().decode(GRPC_FIRST).fields.length;
-});
-
 const encoder = new HpackEncoder();
-const headers = [
-  ":status",
-  "200",
-  "content-type",
-  "application/grpc",
-  "grpc-accept-encoding",
-  "identity",
+const headers = [":status", "200", "content-type", "application/grpc"];
+const trailers = ["grpc-status", "0", "grpc-message", "model not found"];
+
+let rotate = 0;
+const CASES: Case[] = [
+  {
+    label: "baseline: TextDecoder on the grpc-js 2nd block",
+    fields: grpcConn.decode(GRPC_SECOND).fields.length / 2,
+    run: () => utf8.decode(GRPC_SECOND).length,
+  },
+  {
+    label: "decode grpc-js 2nd block (steady connection)",
+    fields: grpcConn.decode(GRPC_SECOND).fields.length / 2,
+    run: () => grpcConn.decode(GRPC_SECOND).fields.length,
+  },
+  {
+    label: "decode grpc-js 2nd blocks, 3 methods in turn",
+    fields: grpcConn.decode(GRPC_SECOND).fields.length / 2,
+    run: () => grpcConn.decode(GRPC_OTHER_METHODS[rotate = (rotate + 1) % 3]).fields.length,
+  },
+  {
+    label: "decode h2load 2nd block (indices only)",
+    fields: h2Conn.decode(H2LOAD_SECOND).fields.length / 2,
+    run: () => h2Conn.decode(H2LOAD_SECOND).fields.length,
+  },
+  {
+    label: "decode grpc-js 1st block (fresh decoder, Huffman)",
+    fields: new HpackDecoder().decode(GRPC_FIRST).fields.length / 2,
+    run: () => new HpackDecoder().decode(GRPC_FIRST).fields.length,
+  },
+  {
+    label: "encode response headers + trailers (uncached)",
+    fields: 4,
+    run: () => encoder.encode(headers).length + encoder.encode(trailers).length,
+  },
 ];
-const trailers = ["grpc-status", "0", "grpc-message", ""];
-measure("encode response headers + trailers (uncached)", 5, () => {
-  return encoder.encode(headers).length + encoder.encode(trailers).length;
-});
+
+// Rounds interleave the cases, so a change in the machine's load touches them alike.
+const rounds: number[][] = CASES.map(() => []);
+let sink = 0;
+for (let r = 0; r < ROUNDS; r++) {
+  for (const [c, { run }] of CASES.entries()) {
+    const t0 = performance.now();
+    for (let i = 0; i < BLOCKS; i++) sink += run();
+    rounds[c].push(((performance.now() - t0) * 1e6) / BLOCKS);
+  }
+}
+const baselineNs = median(rounds[0]);
+for (const [c, { label, fields }] of CASES.entries()) {
+  const ns = median(rounds[c]);
+  const ratio = c === 0 ? "baseline" : `${(ns / baselineNs).toFixed(2)}× baseline`;
+  console.log(
+    `${label.padEnd(50)} ${ns.toFixed(0).padStart(5)} ns/block ${
+      (ns / fields).toFixed(0).padStart(4)
+    } ns/field  ${ratio.padEnd(15)} (min ${Math.min(...rounds[c]).toFixed(0)})`,
+  );
+}
+if (sink === 0.5) console.log(sink); // keeps the results alive

@@ -117,8 +117,18 @@ const ENTRY_OVERHEAD = 32;
 /** Integers are limited to this: no index, length or table size in HTTP/2 comes near it. */
 const MAX_INT = 0x7fffffff;
 
-/** The longest unindexed literal (prefix included) a decoder remembers per static name. */
-const UNINDEXED_CACHE_OCTETS = 256;
+/**
+ * The longest unindexed literal (length prefix included) a decoder remembers, two per static
+ * name: at most 61 × 2 × 128 octets per connection, and only for names a client sends so.
+ */
+const UNINDEXED_CACHE_OCTETS = 128;
+
+/** An unindexed literal as sent (`octets[0..length)`, prefix included) and the string it decoded to. */
+interface RememberedLiteral {
+  readonly octets: Uint8Array;
+  length: number;
+  value: string;
+}
 
 /** Where the last readInt/readString call stopped; decoding is synchronous, so one cursor serves. */
 let cursor = 0;
@@ -289,8 +299,8 @@ export class HpackDecoder {
   readonly #maxTableSize: number;
   readonly #maxHeaderListSize: number;
   readonly #table: DynamicTable;
-  /** Per static name, the last unindexed literal value: its octets as sent and the string. */
-  #unindexed: ({ octets: Uint8Array; value: string } | undefined)[] | undefined;
+  /** Per static name `i`, at 2i (newest) and 2i + 1, the last two unindexed literal values. */
+  #unindexed: (RememberedLiteral | undefined)[] | undefined;
 
   /**
    * @param maxTableSize the SETTINGS_HEADER_TABLE_SIZE we advertise (default 4096); a dynamic table size update above it is an HpackError, as is one that is not at the start of a block
@@ -411,9 +421,10 @@ export class HpackDecoder {
 
   /**
    * The value of an unindexed literal field with static name `nameIndex`, starting at
-   * `block[pos]`: the string the same octets gave last time for that name, else decoded (and
-   * remembered when at most {@link UNINDEXED_CACHE_OCTETS} long). Clients send some fields
-   * unindexed on every request (grpc-js its :path, Huffman-coded), so this skips decoding them.
+   * `block[pos]`: the string the same octets gave one of the last two times for that name, else
+   * decoded (and remembered when at most {@link UNINDEXED_CACHE_OCTETS} long). Clients send some
+   * fields unindexed on every request (grpc-js its :path, Huffman-coded), so this skips decoding
+   * them; two per name keep a client alternating two methods from missing every time.
    */
   #unindexedValue(nameIndex: number, block: Uint8Array, pos: number, end: number): string {
     if (pos >= end) return readString(block, pos, end); // throws
@@ -422,19 +433,33 @@ export class HpackDecoder {
     if (stop > end) return readString(block, pos, end); // throws
     const span = stop - pos;
     const cache = this.#unindexed ??= [];
-    const hit = cache[nameIndex];
-    if (hit !== undefined && hit.octets.length === span) {
-      const octets = hit.octets;
+    const newest = 2 * nameIndex;
+    for (let way = newest; way <= newest + 1; way++) {
+      const r = cache[way];
+      if (r === undefined || r.length !== span) continue;
+      const octets = r.octets;
       let i = 0;
       while (i < span && octets[i] === block[pos + i]) i++;
-      if (i === span) {
-        cursor = stop;
-        return hit.value;
+      if (i < span) continue;
+      if (way !== newest) {
+        cache[way] = cache[newest];
+        cache[newest] = r;
       }
+      cursor = stop;
+      return r.value;
     }
     const value = readString(block, pos, end);
     if (span <= UNINDEXED_CACHE_OCTETS) {
-      cache[nameIndex] = { octets: block.slice(pos, stop), value };
+      // The older one makes way; its buffer is reused when large enough.
+      let r = cache[newest + 1];
+      if (r === undefined || r.octets.length < span) {
+        r = { octets: new Uint8Array(UNINDEXED_CACHE_OCTETS), length: 0, value: "" };
+      }
+      for (let i = 0; i < span; i++) r.octets[i] = block[pos + i];
+      r.length = span;
+      r.value = value;
+      cache[newest + 1] = cache[newest];
+      cache[newest] = r;
     }
     return value;
   }

@@ -334,7 +334,10 @@ Deno.test("unindexed literals with a static name: repeated octets give the same 
   const a = "0402 6162"; // :path "ab" raw (length 2)
   const b = "0402 6163"; // same length, other octets
   const h = "0481 1f"; // :path "a" Huffman-coded
-  for (const [block, want] of [[a, "ab"], [a, "ab"], [b, "ac"], [a, "ab"], [h, "a"], [h, "a"]]) {
+  const c = "0402 6164"; // a third
+  const sequence = [[a, "ab"], [a, "ab"], [b, "ac"], [a, "ab"], [b, "ac"], [c, "ad"], [a, "ab"]]
+    .concat([[c, "ad"], [b, "ac"], [h, "a"], [h, "a"], [a, "ab"]]);
+  for (const [block, want] of sequence) {
     assert.deepEqual(d.decode(hex(`${block} 84`)).fields, [":path", want, ":path", "/"]);
   }
   // Never indexed (0001) takes the same path; a bad string is still refused after a hit.
