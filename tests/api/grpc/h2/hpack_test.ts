@@ -301,6 +301,15 @@ Deno.test("an entry larger than the table empties it and is not added", () => {
   assert.deepEqual(d.dynamicTableEntries(), []);
 });
 
+Deno.test("a new entry may name the entry its own insertion evicts (§4.4)", () => {
+  const d = new HpackDecoder(40);
+  d.decode(hex("4001 6101 62")); // a: b (34)
+  // Incremental indexing, name index 62 (a), value "cc": 35 octets, so "a: b" must go first.
+  assert.deepEqual(d.decode(hex("7e 02 6363")).fields, ["a", "cc"]);
+  assert.deepEqual(d.dynamicTableEntries(), [["a", "cc"]]);
+  assert.equal(d.dynamicTableSize, 35);
+});
+
 Deno.test("oversize: fields stop at the limit, the table still follows the whole block", () => {
   // Limit 100: "a: b" counts 34, so two fit (68) and the third (102) crosses.
   const d = new HpackDecoder(4096, 100);
