@@ -23,7 +23,11 @@ import {
 
 /** A malformed header block: the connection must end with GOAWAY COMPRESSION_ERROR (RFC 9113 §4.3). */
 export class HpackError extends Error {
-  /** @param message what was wrong, for the GOAWAY debug data and the log */
+  /**
+   * An error naming what was malformed.
+   *
+   * @param message what was wrong, for the GOAWAY debug data and the log
+   */
   constructor(message: string) {
     super(message);
     this.name = "HpackError";
@@ -300,6 +304,8 @@ export class HpackDecoder {
   #unindexed: (RememberedLiteral | undefined)[] | undefined;
 
   /**
+   * A decoder with an empty dynamic table.
+   *
    * @param maxTableSize the SETTINGS_HEADER_TABLE_SIZE we advertise (default 4096); a dynamic table size update above it is an HpackError, as is one that is not at the start of a block
    * @param maxHeaderListSize what `oversize` is measured against (default 16384)
    *
