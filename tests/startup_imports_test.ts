@@ -65,3 +65,15 @@ Deno.test("the server loads no node: module before its transports", async () => 
   const node = [...closure].filter((s) => s.startsWith("node:"));
   assert.deepEqual(node, []);
 });
+
+Deno.test("the server imports kernel families only for the ops a model uses", async () => {
+  // kernels/lazy.ts imports them at load; a family on the static graph would load for every
+  // model (with its WebAssembly builds, and re2js for the regex ops).
+  const closure = await staticClosure("server_main.ts");
+  for (
+    const eager of ["src/kernels/mod.ts", "src/kernels/conv.ts", "src/kernels/regex.ts", "re2js"]
+  ) {
+    assert.ok(!has(closure, eager), eager);
+  }
+  assert.ok(has(closure, "src/kernels/lazy.ts"));
+});
