@@ -77,3 +77,12 @@ Deno.test("the server imports kernel families only for the ops a model uses", as
   }
   assert.ok(has(closure, "src/kernels/lazy.ts"));
 });
+
+Deno.test("Classify, Regress, MultiInference and warmup load on first use", async () => {
+  // The first Predict needs none of them, nor the tf.Example input reader they share.
+  const closure = await staticClosure("server_main.ts");
+  for (const lazy of ["classify.ts", "regress.ts", "multi_inference.ts", "warmup.ts", "input.ts"]) {
+    assert.ok(!has(closure, `src/servables/${lazy}`), lazy);
+  }
+  assert.ok(has(closure, "src/servables/predict.ts"));
+});
