@@ -65,24 +65,3 @@ Deno.test("the server loads no node: module before its transports", async () => 
   const node = [...closure].filter((s) => s.startsWith("node:"));
   assert.deepEqual(node, []);
 });
-
-Deno.test("the server imports kernel families only for the ops a model uses", async () => {
-  // kernels/lazy.ts imports them at load; a family on the static graph would load for every
-  // model (with its WebAssembly builds, and re2js for the regex ops).
-  const closure = await staticClosure("server_main.ts");
-  for (
-    const eager of ["src/kernels/mod.ts", "src/kernels/conv.ts", "src/kernels/regex.ts", "re2js"]
-  ) {
-    assert.ok(!has(closure, eager), eager);
-  }
-  assert.ok(has(closure, "src/kernels/lazy.ts"));
-});
-
-Deno.test("Classify, Regress, MultiInference and warmup load on first use", async () => {
-  // The first Predict needs none of them, nor the tf.Example input reader they share.
-  const closure = await staticClosure("server_main.ts");
-  for (const lazy of ["classify.ts", "regress.ts", "multi_inference.ts", "warmup.ts", "input.ts"]) {
-    assert.ok(!has(closure, `src/servables/${lazy}`), lazy);
-  }
-  assert.ok(has(closure, "src/servables/predict.ts"));
-});
