@@ -13,7 +13,7 @@ import { Code, ServingError } from "../errors.ts";
 import { Attrs } from "../kernels/attrs.ts";
 import type { Kernel, KernelRun, ResourceManager } from "../kernels/kernel.ts";
 import type { KernelRegistry } from "../kernels/registry.ts";
-import type { Tensor } from "../tensor/tensor.ts";
+import { Tensor } from "../tensor/tensor.ts";
 import { activateArena, Arena } from "../tensor/arena.ts";
 import { compileExecutor, CONTROL_FLOW_OPS, isBackEdge, nodeError } from "./executor.ts";
 import { FUSED_DENSE_SOFTMAX, FUSED_MUL_ADD, type FusedNode, fuseGraph } from "./fuse.ts";
@@ -75,6 +75,17 @@ interface Step {
 }
 
 const NODE_SUFFIX = (node: string) => `\n\t [[{{node ${node}}}]]`;
+
+/** Told each step's op and duration (ms) while set; for profiling scripts, never the server. */
+export type StepTimer = (op: string, node: string, ms: number) => void;
+let stepTimer: StepTimer | undefined;
+
+/** Sets (or clears) the step timer of this isolate's sequential plans; returns the old one. */
+export function setStepTimer(timer: StepTimer | undefined): StepTimer | undefined {
+  const old = stepTimer;
+  stepTimer = timer;
+  return old;
+}
 
 /** An executable plan. */
 export interface Plan {
@@ -141,7 +152,10 @@ export class SequentialPlan implements Plan {
     const keep = this.keep!;
     const slots: (Tensor | undefined)[] = new Array(this.numSlots);
     for (let i = 0; i < this.feedSlots.length; i++) slots[this.feedSlots[i]] = feeds[i];
+    const timer = stepTimer;
+    let s = 0;
     for (const step of this.steps) {
+      const t0 = timer === undefined ? 0 : performance.now();
       const ins = step.inputSlots;
       const args: Tensor[] = new Array(ins.length);
       for (let i = 0; i < ins.length; i++) args[i] = slots[ins[i]]!;
@@ -164,6 +178,8 @@ export class SequentialPlan implements Plan {
         // Name the failing node once, at the innermost level, as TensorFlow's messages do.
         throw nodeError(e, step.node);
       }
+      if (timer !== undefined) timer(this.ops[s], step.node, performance.now() - t0);
+      s++;
       const os = step.outputSlots;
       if (outs.length < os.length) {
         throw new ServingError(
@@ -175,8 +191,15 @@ export class SequentialPlan implements Plan {
       for (let i = 0; i < os.length; i++) {
         const s = os[i];
         if (s < 0) continue;
-        slots[s] = outs[i];
-        if (arena !== undefined) arena.hold(outs[i].data, keep[s] === 1);
+        let t = outs[i];
+        if (arena !== undefined) {
+          if (keep[s] === 1 && arena.stored(t.data)) {
+            // Stored storage never leaves the run (tensor/arena.ts): a fetched tensor, or one
+            // a kernel might keep, gets ordinary storage.
+            t = new Tensor(t.dtype, t.shape, (t.data as Float32Array).slice());
+          } else arena.hold(t.data, keep[s] === 1);
+        }
+        slots[s] = t;
       }
       const free = step.free;
       for (let i = 0; i < free.length; i++) {

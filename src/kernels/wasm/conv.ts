@@ -40,7 +40,8 @@ import {
 } from "./shared_memory.ts";
 import type { Geometry } from "../window.ts";
 import { bitsFloat, canSplit, floatBits, MAX_PARTS, registerPartRunner, runSplit } from "./team.ts";
-import { copyOf, uninitialized } from "../../tensor/arena.ts";
+import { uninitialized } from "../../tensor/arena.ts";
+import { isKernelView } from "./float_store.ts";
 
 /** The module's exports (pointers are byte offsets; see `conv.wat`). */
 interface ConvExports {
@@ -284,18 +285,25 @@ class ConvWasm {
       g.padLeft === 0 && outH === inH && outW === inW;
     const chunk = direct ? 0 : Math.max(4, Math.floor(CHUNK_FLOATS / k) & ~3);
     const colFloats = direct ? 0 : Math.min(chunk, pixels) * k;
-    // Scratch: bias | x | y | side | im2col chunk.
+    // Tensors already in the kernel memory (stored by the plan's arena) are used in place.
+    const y = uninitialized(Float32Array, outFloats);
+    const xIn = isKernelView(x), yIn = isKernelView(y);
+    const sideIn = side !== null && isKernelView(side);
+    // Scratch: bias | x | y | side | im2col chunk, each only where needed.
     const bBytes = n8 * 4;
-    const xBytes = align16(inFloats * 4);
-    const yBytes = align16(outFloats * 4);
-    const sBytes = side === null ? 0 : yBytes;
+    const xBytes = xIn ? 0 : align16(inFloats * 4);
+    const yBytes = yIn ? 0 : align16(outFloats * 4);
+    const sBytes = side === null || sideIn ? 0 : align16(outFloats * 4);
     const so = this.#scratchArea(bBytes + xBytes + yBytes + sBytes + colFloats * 4);
     if (so < 0) return null;
-    const bo = so, xo = bo + bBytes, yo = xo + xBytes, sdo = yo + yBytes, co = sdo + sBytes;
+    const bo = so, co = so + bBytes + xBytes + yBytes + sBytes;
+    const xo = xIn ? x.byteOffset : bo + bBytes;
+    const yo = yIn ? y.byteOffset : bo + bBytes + xBytes;
+    const sdo = sideIn ? side!.byteOffset : bo + bBytes + xBytes + yBytes;
     this.#bias(bo >>> 2, b, outC, n8);
     const f32 = this.#heap.f32;
-    f32.set(x.length === inFloats ? x : x.subarray(0, inFloats), xo >>> 2);
-    if (side !== null) f32.set(side.subarray(0, outFloats), sdo >>> 2);
+    if (!xIn) f32.set(x.length === inFloats ? x : x.subarray(0, inFloats), xo >>> 2);
+    if (side !== null && !sideIn) f32.set(side.subarray(0, outFloats), sdo >>> 2);
     const ex = this.#x;
     if (hs !== null) ex.setHardSwish(hs.scale, hs.offset);
     const args: ConvArgs = [
@@ -338,12 +346,17 @@ class ConvWasm {
         Math.ceil(batch * pixels / args[A_ROWS_PER_PART]),
         (part) => convRows(ex, args, part, co),
       );
-      if (split) return copyOf(this.#heap.f32, yo >>> 2, (yo >>> 2) + outFloats);
+      if (split) return this.#out(y, yIn, yo);
     }
     args[A_ROWS_PER_PART] = batch * pixels;
     convRows(ex, args, 0, co);
-    const y4 = yo >>> 2;
-    return copyOf(this.#heap.f32, y4, y4 + outFloats);
+    return this.#out(y, yIn, yo);
+  }
+
+  /** `y`, filled from the scratch output at byte offset `yo` unless it was written in place. */
+  #out(y: Float32Array, inPlace: boolean, yo: number): Float32Array {
+    if (!inPlace) y.set(this.#heap.f32.subarray(yo >>> 2, (yo >>> 2) + y.length));
+    return y;
   }
 
   depthwise(
@@ -360,15 +373,23 @@ class ConvWasm {
     const wo = this.#depthwiseWeights(f, fh * fw, c);
     if (wo < 0) return null;
     const inPix = inH * inW, outPix = outH * outW;
+    // With c a multiple of 4, tensors in the kernel memory are used in place.
+    const y = c4 === c ? uninitialized(Float32Array, batch * outPix * c) : null;
+    const xIn = c4 === c && isKernelView(x), yIn = y !== null && isKernelView(y);
+    const sideIn = side !== null && c4 === c && isKernelView(side);
     const bBytes = c4 * 4;
-    const xBytes = align16(batch * inPix * c4 * 4);
-    const yBytes = align16(batch * outPix * c4 * 4);
-    const so = this.#scratchArea(bBytes + xBytes + yBytes * (side === null ? 1 : 2));
+    const xBytes = xIn ? 0 : align16(batch * inPix * c4 * 4);
+    const yBytes = yIn ? 0 : align16(batch * outPix * c4 * 4);
+    const sBytes = side === null || sideIn ? 0 : align16(batch * outPix * c4 * 4);
+    const so = this.#scratchArea(bBytes + xBytes + yBytes + sBytes);
     if (so < 0) return null;
-    const bo = so, xo = bo + bBytes, yo = xo + xBytes, sdo = yo + yBytes;
+    const bo = so;
+    const xo = xIn ? x.byteOffset : bo + bBytes;
+    const yo = yIn ? y!.byteOffset : bo + bBytes + xBytes;
+    const sdo = sideIn ? side!.byteOffset : bo + bBytes + xBytes + yBytes;
     this.#bias(bo >>> 2, b, c, c4);
-    this.#padIn(x, batch * inPix, c, xo);
-    if (side !== null) this.#padIn(side, batch * outPix, c, sdo);
+    if (!xIn) this.#padIn(x, batch * inPix, c, xo);
+    if (side !== null && !sideIn) this.#padIn(side, batch * outPix, c, sdo);
     const ex = this.#x;
     if (hs !== null) ex.setHardSwish(hs.scale, hs.offset);
     const args: DepthwiseArgs = [
@@ -412,7 +433,7 @@ class ConvWasm {
       args[D_ROWS_PER_PART] = batch * outH;
       depthwiseRows(ex, args, 0);
     }
-    return this.#unpadOut(yo, batch * outPix, c);
+    return y !== null ? this.#out(y, yIn, yo) : this.#unpadOut(yo, batch * outPix, c);
   }
 
   /** Copies `pixels` pixels of `c` channels to byte offset `at`, padded to ceil4(c) with zeros. */
@@ -432,8 +453,11 @@ class ConvWasm {
   #unpadOut(at: number, pixels: number, c: number): Float32Array {
     const f32 = this.#heap.f32;
     const c4 = ceil4(c), y4 = at >>> 2;
-    if (c4 === c) return copyOf(f32, y4, y4 + pixels * c);
     const y = uninitialized(Float32Array, pixels * c);
+    if (c4 === c) {
+      y.set(f32.subarray(y4, y4 + pixels * c));
+      return y;
+    }
     for (let p = 0, src = y4, dst = 0; p < pixels; p++, src += c4, dst += c) {
       for (let ch = 0; ch < c; ch++) y[dst + ch] = f32[src + ch];
     }
@@ -444,11 +468,13 @@ class ConvWasm {
     const { batch, inH, inW, inC: c, fh, fw, outH, outW } = g;
     const c4 = ceil4(c);
     const inPix = inH * inW, outPix = outH * outW;
-    const xBytes = align16(batch * inPix * c4 * 4);
-    const so = this.#scratchArea(xBytes + batch * outPix * c4 * 4);
+    const y = c4 === c ? uninitialized(Float32Array, batch * outPix * c) : null;
+    const xIn = c4 === c && isKernelView(x), yIn = y !== null && isKernelView(y);
+    const xBytes = xIn ? 0 : align16(batch * inPix * c4 * 4);
+    const so = this.#scratchArea(xBytes + (yIn ? 0 : batch * outPix * c4 * 4) + 16);
     if (so < 0) return null;
-    const xo = so, yo = so + xBytes;
-    this.#padIn(x, batch * inPix, c, xo);
+    const xo = xIn ? x.byteOffset : so, yo = yIn ? y!.byteOffset : so + xBytes;
+    if (!xIn) this.#padIn(x, batch * inPix, c, xo);
     for (let img = 0; img < batch; img++) {
       this.#x.pool(
         xo + img * inPix * c4 * 4,
@@ -467,7 +493,7 @@ class ConvWasm {
         max ? 1 : 0,
       );
     }
-    return this.#unpadOut(yo, batch * outPix, c);
+    return y !== null ? this.#out(y, yIn, yo) : this.#unpadOut(yo, batch * outPix, c);
   }
 
   matmul(
@@ -483,16 +509,18 @@ class ConvWasm {
     const n8 = ceil8(n);
     const wo = this.#gemmWeights(w, k, n, transB);
     if (wo < 0) return null;
+    const y = uninitialized(Float32Array, m * n);
+    const aIn = isKernelView(a), yIn = isKernelView(y);
     const bBytes = n8 * 4;
-    const aBytes = align16(m * k * 4);
-    const so = this.#scratchArea(bBytes + aBytes + m * n * 4);
+    const aBytes = aIn ? 0 : align16(m * k * 4);
+    const so = this.#scratchArea(bBytes + aBytes + (yIn ? 0 : m * n * 4));
     if (so < 0) return null;
-    const bo = so, ao = bo + bBytes, yo = ao + aBytes;
+    const bo = so;
+    const ao = aIn ? a.byteOffset : bo + bBytes, yo = yIn ? y.byteOffset : bo + bBytes + aBytes;
     this.#bias(bo >>> 2, b, n, n8);
-    this.#heap.f32.set(a.subarray(0, m * k), ao >>> 2);
+    if (!aIn) this.#heap.f32.set(a.subarray(0, m * k), ao >>> 2);
     this.#x.gemm(ao, k * 4, wo, bo, yo, n * 4, 0, m, k, n, act);
-    const y4 = yo >>> 2;
-    return copyOf(this.#heap.f32, y4, y4 + m * n);
+    return this.#out(y, yIn, yo);
   }
 
   /** GFLOP/s of a tight SIMD multiply-add loop (12 independent chains × 4 lanes). */

@@ -169,9 +169,18 @@ export function joinKernelTeam(index = -1): void {
     // which wakes far sooner than a waitAsync's turn of the event loop; a request posted
     // meanwhile waits at most LINGER_MS.
     let until = performance.now();
+    let spinUntil = until;
     for (;;) {
       seen = Atomics.load(ctl, SEQ);
-      if (helpAll(ctl)) until = performance.now() + LINGER_MS;
+      if (helpAll(ctl)) {
+        const now = performance.now();
+        until = now + LINGER_MS;
+        spinUntil = now + SPIN_MS;
+      }
+      if (callPending(ctl)) break;
+      // Spin first: a blocked thread (and, in a virtual machine, its halted CPU) takes tens of
+      // microseconds to wake, as long as a small part takes to compute.
+      if (spinFor(ctl, SEQ, seen, spinUntil)) continue;
       const left = until - performance.now();
       if (left <= 0 || callPending(ctl)) break;
       if (Atomics.wait(ctl, SEQ, seen, left) === "timed-out") break;
@@ -199,6 +208,35 @@ export function setKernelSplitting(on: boolean): boolean {
 
 /** How long a member that helped waits, blocked, for the next task before it goes idle. */
 const LINGER_MS = 1;
+
+/**
+ * How long a member spins (polling) for the next task after helping, and a caller for its
+ * helpers' last parts, before blocking in `Atomics.wait`.
+ */
+let SPIN_MS = 0.25;
+
+/** Sets how long members spin before blocking (0: never), for benchmarks; returns the old. */
+export function setTeamSpin(ms: number): number {
+  const old = SPIN_MS;
+  SPIN_MS = Math.max(0, ms);
+  return old;
+}
+
+/**
+ * Polls `ctl[index]` until it differs from `value` (true) or the clock passes `until` (false),
+ * leaving early when this member's own call is posted.
+ */
+function spinFor(
+  ctl: Int32Array<SharedArrayBuffer>,
+  index: number,
+  value: number,
+  until: number,
+): boolean {
+  for (let i = 0;; i++) {
+    if (Atomics.load(ctl, index) !== value) return true;
+    if ((i & 63) === 63 && (performance.now() >= until || callPending(ctl))) return false;
+  }
+}
 
 /** Runs the parts of other members' tasks that nobody claimed yet; true if it ran any. */
 function helpAll(ctl: Int32Array<SharedArrayBuffer>): boolean {
@@ -352,9 +390,14 @@ export function runSplit(
   // Wait for the parts other members are computing.
   const all = parts === 32 ? -1 : (1 << parts) - 1;
   const t0 = performance.now();
+  const spinUntil = t0 + SPIN_MS;
   for (;;) {
     const d = Atomics.load(ctl, base + DONE);
     if ((d & all) === all) break;
+    if (performance.now() < spinUntil) {
+      spinFor(ctl, base + DONE, d, spinUntil);
+      continue;
+    }
     Atomics.wait(ctl, base + DONE, d, 50);
   }
   const waited = performance.now() - t0;
