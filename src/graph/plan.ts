@@ -18,6 +18,7 @@ import { activateArena, Arena } from "../tensor/arena.ts";
 import { compileExecutor, CONTROL_FLOW_OPS, isBackEdge, nodeError } from "./executor.ts";
 import { FUSED_DENSE_SOFTMAX, FUSED_MUL_ADD, type FusedNode, fuseGraph } from "./fuse.ts";
 import { mulAddF32 } from "../kernels/mul_add.ts";
+import { splitBinaryF32, splitsBinary } from "../kernels/wasm/elementwise_split.ts";
 import { type Graph, type GraphNode, refName, type TensorRef } from "./graph.ts";
 
 /** What a plan is compiled against. */
@@ -478,6 +479,9 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
     } else if (n.op === FUSED_MUL_ADD) {
       const run = compileFusedMulAdd(n as FusedNode, compileNode);
       if (run) runs.set(n.name, run);
+    } else if (splitsBinary(n.op) && !controlFlow) {
+      const run = compileNode(n);
+      if (run) runs.set(n.name, splittingBinary(n.op, run));
     } else {
       const run = compileNode(n);
       if (run) runs.set(n.name, run);
@@ -649,5 +653,20 @@ function compileFusedMulAdd(
     if (fast !== null) return [fast];
     const prod = mul([x, s])[0];
     return add(productSecond ? [r, prod] : [prod, r]);
+  };
+}
+
+/**
+ * A float32 Add / AddV2 / Sub / Mul that a worker of the kernel team may split with the others
+ * (kernels/wasm/elementwise_split.ts: the same floats); the op's own kernel otherwise, and for
+ * everything else it accepts (and its errors).
+ */
+function splittingBinary(op: string, run: KernelRun): KernelRun {
+  return (inputs) => {
+    if (inputs.length === 2) {
+      const y = splitBinaryF32(op, inputs[0], inputs[1]);
+      if (y !== null) return [y];
+    }
+    return run(inputs);
   };
 }

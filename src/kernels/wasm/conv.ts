@@ -475,23 +475,40 @@ class ConvWasm {
     if (so < 0) return null;
     const xo = xIn ? x.byteOffset : so, yo = yIn ? y!.byteOffset : so + xBytes;
     if (!xIn) this.#padIn(x, batch * inPix, c, xo);
-    for (let img = 0; img < batch; img++) {
-      this.#x.pool(
-        xo + img * inPix * c4 * 4,
-        inH,
-        inW,
-        c4,
-        yo + img * outPix * c4 * 4,
-        fh,
-        fw,
-        g.sh,
-        g.sw,
-        g.padTop,
-        g.padLeft,
-        outH,
-        outW,
-        max ? 1 : 0,
+    const args: PoolArgs = [
+      xo,
+      inH,
+      inW,
+      c4,
+      yo,
+      fh,
+      fw,
+      g.sh,
+      g.sw,
+      g.padTop,
+      g.padLeft,
+      outH,
+      outW,
+      max ? 1 : 0,
+      0,
+      batch * outH,
+    ];
+    const ex = this.#x;
+    // A window's work: about one add or max per tap and channel.
+    const parts = splitParts(8 * batch * outPix * c4 * fh * fw, batch * outH);
+    let split = false;
+    if (parts > 1) {
+      args[P_ROWS_PER_PART] = Math.ceil(batch * outH / parts);
+      split = runSplit(
+        OP_POOL,
+        args,
+        Math.ceil(batch * outH / args[P_ROWS_PER_PART]),
+        (part) => poolRows(ex, args, part),
       );
+    }
+    if (!split) {
+      args[P_ROWS_PER_PART] = batch * outH;
+      poolRows(ex, args, 0);
     }
     return y !== null ? this.#out(y, yIn, yo) : this.#unpadOut(yo, batch * outPix, c);
   }
@@ -519,7 +536,21 @@ class ConvWasm {
     const ao = aIn ? a.byteOffset : bo + bBytes, yo = yIn ? y.byteOffset : bo + bBytes + aBytes;
     this.#bias(bo >>> 2, b, n, n8);
     if (!aIn) this.#heap.f32.set(a.subarray(0, m * k), ao >>> 2);
-    this.#x.gemm(ao, k * 4, wo, bo, yo, n * 4, 0, m, k, n, act);
+    const ex = this.#x;
+    const args: MatmulArgs = [this.relaxed ? 1 : 0, ao, wo, bo, yo, k, n, act, 0, m];
+    const parts = splitParts(2 * m * k * n, m);
+    if (parts > 1) {
+      args[M_ROWS_PER_PART] = Math.ceil(m / parts / 4) * 4;
+      const split = runSplit(
+        OP_MATMUL,
+        args,
+        Math.ceil(m / args[M_ROWS_PER_PART]),
+        (part) => matmulRows(ex, args, part),
+      );
+      if (split) return this.#out(y, yIn, yo);
+    }
+    args[M_ROWS_PER_PART] = m;
+    matmulRows(ex, args, 0);
     return this.#out(y, yIn, yo);
   }
 
@@ -559,6 +590,59 @@ const A_ROWS_PER_PART = 26;
  */
 type DepthwiseArgs = number[];
 const D_ROWS_PER_PART = 22;
+
+const OP_POOL = 3;
+const OP_MATMUL = 4;
+
+/**
+ * A pooling call's arguments: x, inH, inW, c4, y, fh, fw, sh, sw, padT, padL, outH, outW, max,
+ * output rows per part, output rows (batch × outH).
+ */
+type PoolArgs = number[];
+const P_ROWS_PER_PART = 14;
+
+/** A product's arguments: relaxed, a, w, bias, y, k, n, act, rows per part, rows (m). */
+type MatmulArgs = number[];
+const M_ROWS_PER_PART = 8;
+
+/** Output rows (across images) of part `part` of a pooling call (see `depthwiseRows`). */
+function poolRows(ex: ConvExports, a: Int32Array | PoolArgs, part: number): void {
+  const [x, inH, inW, c4, y, fh, fw, sh, sw, padT, padL, outH, outW, max] = a;
+  const perPart = a[14], rows = a[15];
+  const r0 = part * perPart, r1 = Math.min(rows, r0 + perPart);
+  const inImage = inH * inW * c4 * 4, outImage = outH * outW * c4 * 4, outRow = outW * c4 * 4;
+  for (let r = r0; r < r1;) {
+    const img = Math.floor(r / outH);
+    const oy0 = r - img * outH;
+    const count = Math.min(r1 - r, outH - oy0);
+    const at = img * outImage + oy0 * outRow;
+    ex.pool(
+      x + img * inImage,
+      inH,
+      inW,
+      c4,
+      y + at,
+      fh,
+      fw,
+      sh,
+      sw,
+      padT - oy0 * sh,
+      padL,
+      count,
+      outW,
+      max,
+    );
+    r += count;
+  }
+}
+
+/** Rows of part `part` of a product (`conv.wat`: a row's sums do not depend on its block). */
+function matmulRows(ex: ConvExports, a: Int32Array | MatmulArgs, part: number): void {
+  const [, ao, w, bias, y, k, n, act, perPart, rows] = a;
+  const r0 = part * perPart, r1 = Math.min(rows, r0 + perPart);
+  if (r0 >= r1) return;
+  ex.gemm(ao + r0 * k * 4, k * 4, w, bias, y + r0 * n * 4, n * 4, 0, r1 - r0, k, n, act);
+}
 
 /** Work (flops) from which a call is split across the team, and work per part. */
 const SPLIT_MIN_FLOPS = 2e6;
@@ -708,6 +792,19 @@ registerPartRunner(OP_DEPTHWISE, (args, part) => {
   const ex = k.exports;
   if (args[18] === WasmAct.HardSwish) ex.setHardSwish(bitsFloat(args[20]), bitsFloat(args[21]));
   depthwiseRows(ex, args, part);
+});
+
+registerPartRunner(OP_POOL, (args, part) => {
+  // Sums and maxima only: both builds give the same floats.
+  const k = getKernel();
+  if (k === null) throw new Error("No convolution kernel here");
+  poolRows(k.exports, args, part);
+});
+
+registerPartRunner(OP_MATMUL, (args, part) => {
+  const k = helperKernel(args[0] === 1);
+  if (k === null) throw new Error("No convolution kernel here");
+  matmulRows(k.exports, args, part);
 });
 
 const relaxedModule = compile(CONV_RELAXED_WASM);
