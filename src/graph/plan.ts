@@ -19,6 +19,7 @@ import { compileExecutor, CONTROL_FLOW_OPS, isBackEdge, nodeError } from "./exec
 import { FUSED_DENSE_SOFTMAX, FUSED_MUL_ADD, type FusedNode, fuseGraph } from "./fuse.ts";
 import { mulAddF32 } from "../kernels/mul_add.ts";
 import { splitBinaryF32, splitsBinary } from "../kernels/wasm/elementwise_split.ts";
+import { isTeamMember } from "../kernels/wasm/team.ts";
 import { type Graph, type GraphNode, refName, type TensorRef } from "./graph.ts";
 
 /** What a plan is compiled against. */
@@ -479,7 +480,8 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
     } else if (n.op === FUSED_MUL_ADD) {
       const run = compileFusedMulAdd(n as FusedNode, compileNode);
       if (run) runs.set(n.name, run);
-    } else if (splitsBinary(n.op) && !controlFlow) {
+    } else if (splitsBinary(n.op) && !controlFlow && isTeamMember()) {
+      // Only a team member (a pool worker) ever splits: other isolates' plans pay nothing.
       const run = compileNode(n);
       if (run) runs.set(n.name, splittingBinary(n.op, run));
     } else {

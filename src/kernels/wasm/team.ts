@@ -196,6 +196,11 @@ export function joinKernelTeam(index = -1): void {
   arm();
 }
 
+/** Whether this isolate joined the team (only members split, so others need not try). */
+export function isTeamMember(): boolean {
+  return member;
+}
+
 /**
  * Turns this member's splitting off or on (it is on once joined), so benchmarks and tests can
  * compare; it still helps others. Returns the old setting.
