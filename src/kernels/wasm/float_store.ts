@@ -9,7 +9,9 @@
  *   isolate adopts the process's memory before it takes any.
  * - One isolate holds at most {@link MAX_STORED_BYTES} of them at once; past that (or when the
  *   shared memory cannot grow) the arena falls back to ordinary arrays. A view stays valid when
- *   the memory grows (shared memory is never detached).
+ *   the memory grows (shared memory is never detached). A WebAssembly memory never shrinks, so
+ *   the bound is also what a burst of large requests can leave resident per isolate (freed
+ *   blocks are reused by later allocations, not returned to the system).
  * - Not reclaimed: the blocks of a worker isolate that stopped (as its scratch areas).
  *
  * @module
@@ -18,7 +20,7 @@ import { type FloatStore, setFloatStore } from "../../tensor/arena.ts";
 import { type SharedHeap, sharedHeap } from "./shared_memory.ts";
 
 /** Bytes of stored intermediates one isolate may hold (live and kept for reuse). */
-export const MAX_STORED_BYTES = 512 * 1024 * 1024;
+export const MAX_STORED_BYTES = 256 * 1024 * 1024;
 
 /** The memory's buffers this isolate has seen (one per size it grew to). */
 const buffers = new WeakSet<ArrayBufferLike>();
