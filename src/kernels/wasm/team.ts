@@ -25,8 +25,11 @@
  *   split output rows, and each output element is summed in the same order whatever rows it
  *   is computed with (see `conv.wat`), so split and unsplit results are the same floats.
  *
- * Not handled: a member that dies in the middle of a part leaves its caller waiting (members
- * are the server's workers, which stop only when the server does).
+ * - A member that stops (its worker crashed and was terminated) may have claimed parts it will
+ *   never finish: the isolate that saw it stop (the executor) calls {@link noteMemberStopped},
+ *   and a caller waiting for parts then computes every unfinished part itself (a part's values
+ *   are the same whoever computes them, so a dying member's last writes change nothing), waits
+ *   briefly for such writes to end, and returns.
  *
  * @module
  */
@@ -42,6 +45,8 @@ const SPLITS = 2;
 const HELPED = 3;
 /** Microseconds callers spent waiting for helpers' parts (statistics). */
 const WAITED_US = 4;
+/** Bumped whenever a member stopped (see {@link noteMemberStopped}). */
+const STOPPED = 5;
 const SLOTS_AT = 16;
 const SLOT_WORDS = 48;
 /** Members that may split (one slot each, taken for good); more members only help. */
@@ -199,6 +204,20 @@ export function joinKernelTeam(index = -1): void {
 /** Whether this isolate joined the team (only members split, so others need not try). */
 export function isTeamMember(): boolean {
   return member;
+}
+
+/** How long a caller waits, after a member stopped, for that member's last writes to end. */
+const STOPPED_GRACE_MS = 200;
+
+/**
+ * Tells the team that a member stopped (its worker was terminated): it no longer counts as a
+ * member, and callers waiting for its parts compute them themselves (see the module).
+ */
+export function noteMemberStopped(): void {
+  const ctl = control ??= teamControl();
+  if (Atomics.load(ctl, MEMBERS) > 0) Atomics.sub(ctl, MEMBERS, 1);
+  Atomics.add(ctl, STOPPED, 1);
+  for (let s = 0; s < SLOTS; s++) Atomics.notify(ctl, SLOTS_AT + s * SLOT_WORDS + DONE);
 }
 
 /**
@@ -373,6 +392,7 @@ export function runSplit(
   generation = (generation + 1) & 0xfffff;
   Atomics.store(ctl, base + CLAIM, (generation << 12) | 0);
   const start = performance.now();
+  const stopped = Atomics.load(ctl, STOPPED);
   Atomics.add(ctl, SEQ, 1);
   Atomics.notify(ctl, SEQ);
   let error: unknown = undefined;
@@ -410,9 +430,15 @@ export function runSplit(
   const all = parts === 32 ? -1 : (1 << parts) - 1;
   const t0 = performance.now();
   const spinUntil = t0 + SPIN_MS;
+  let lost = 0;
   for (;;) {
     const d = Atomics.load(ctl, base + DONE);
     if ((d & all) === all) break;
+    if (Atomics.load(ctl, STOPPED) !== stopped) {
+      // A member stopped: the parts not done may be its own, never to finish.
+      lost = all & ~d;
+      break;
+    }
     if (performance.now() < spinUntil) {
       spinFor(ctl, base + DONE, d, spinUntil);
       continue;
@@ -421,9 +447,24 @@ export function runSplit(
   }
   const waited = performance.now() - t0;
   if (waited > 0.01) Atomics.add(ctl, WAITED_US, Math.round(waited * 1000));
+  if (lost !== 0) {
+    if (error === undefined) {
+      for (let p = 0; p < parts; p++) if (lost & (1 << p)) local(p);
+    }
+    // Parts a live member is computing still finish (their bits); a stopped member's never
+    // do. Waiting for them, at most STOPPED_GRACE_MS, also lets a terminated isolate (which
+    // stops at its next interrupt check) finish its last writes before the buffers are reused.
+    const until = performance.now() + STOPPED_GRACE_MS;
+    for (;;) {
+      const d = Atomics.load(ctl, base + DONE);
+      const left = until - performance.now();
+      if ((d & all) === all || left <= 0) break;
+      Atomics.wait(ctl, base + DONE, d, left);
+    }
+  }
   if (error !== undefined) throw error;
   const failed = Atomics.load(ctl, base + FAILED);
-  for (let p = 0; p < parts; p++) if (failed & (1 << p)) local(p);
+  for (let p = 0; p < parts; p++) if (failed & (1 << p) && !(lost & (1 << p))) local(p);
   // Parts are of equal work (but the last): own parts' time scaled to all is the time alone.
   if (own > 0) judge((ownMs / own) * parts, performance.now() - start);
   return true;
