@@ -345,6 +345,7 @@ class ConvWasm {
         args,
         Math.ceil(batch * pixels / args[A_ROWS_PER_PART]),
         (part) => convRows(ex, args, part, co),
+        flops,
       );
       if (split) return this.#out(y, yIn, yo);
     }
@@ -427,6 +428,7 @@ class ConvWasm {
         args,
         Math.ceil(batch * outH / args[D_ROWS_PER_PART]),
         (part) => depthwiseRows(ex, args, part),
+        2 * batch * outPix * c4 * fh * fw,
       );
     }
     if (!split) {
@@ -504,6 +506,7 @@ class ConvWasm {
         args,
         Math.ceil(batch * outH / args[P_ROWS_PER_PART]),
         (part) => poolRows(ex, args, part),
+        8 * batch * outPix * c4 * fh * fw,
       );
     }
     if (!split) {
@@ -546,6 +549,7 @@ class ConvWasm {
         args,
         Math.ceil(m / args[M_ROWS_PER_PART]),
         (part) => matmulRows(ex, args, part),
+        2 * m * k * n,
       );
       if (split) return this.#out(y, yIn, yo);
     }

@@ -158,7 +158,7 @@ export function splitBinaryF32(op: string, a: Tensor, b: Tensor): Tensor | null 
     per,
   ];
   const f = heap.f32;
-  if (!runSplit(OP_BINARY, args, Math.ceil(n / per), (part) => runPart(f, args, part))) {
+  if (!runSplit(OP_BINARY, args, Math.ceil(n / per), (part) => runPart(f, args, part), n)) {
     return null;
   }
   return new Tensor(DataType.DT_FLOAT, big.shape, y);

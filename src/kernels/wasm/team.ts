@@ -16,11 +16,14 @@
  *   when every other member is busy it simply runs all the parts itself. It then waits
  *   (`Atomics.wait`, allowed in a worker) only for parts other members are computing.
  * - A part a helper failed (it threw) is run again by the caller.
- * - Splitting must pay: the caller estimates each split's speed-up (its own parts' time scaled to
- *   all parts, over the time the split took). When a window of splits gained less than 5% (the
- *   other cores are busy elsewhere, or helpers are descheduled in the middle of a part), the
- *   isolate stops splitting for a while (64 eligible calls, doubling up to 4096 while it keeps
- *   not paying), then tries again.
+ * - Splitting must pay: a caller that gives a task's work (flops, elements) learns, per op and
+ *   power of two of work, the wall time per unit of split runs against runs of all the parts
+ *   itself (see {@link runSplit}), and runs a class that splits no faster unsplit, trying a split
+ *   again now and then (every 16 calls, backing off to 512 while it keeps not paying). Small
+ *   tasks learn that hand-offs cost what they save; any task learns it while the other cores are
+ *   busy elsewhere. Tasks without a work measure use the older rule: when a window of splits
+ *   gained less than 5%, the isolate stops splitting for a while (64 eligible calls, doubling up
+ *   to 4096 while it keeps not paying), then tries again.
  * - A part's results must not depend on who computes it or on how the work is cut: the ops
  *   split output rows, and each output element is summed in the same order whatever rows it
  *   is computed with (see `conv.wat`), so split and unsplit results are the same floats.
@@ -118,9 +121,11 @@ export interface TeamStats {
   ranOwn: number;
   /** Parts of other isolates' tasks it ran. */
   helped: number;
+  /** Tasks it ran all parts of itself because splitting them had not paid (or to compare). */
+  alone: number;
 }
 
-const stats: TeamStats = { split: 0, ranOwn: 0, helped: 0 };
+const stats: TeamStats = { split: 0, ranOwn: 0, helped: 0, alone: 0 };
 
 /** This isolate's team counts so far. */
 export function teamStats(): TeamStats {
@@ -367,18 +372,80 @@ export function canSplit(): boolean {
 }
 
 /**
+ * What splitting one class of task (an op code and a power of two of work) costs against not
+ * splitting it, as exponentially weighted wall-clock milliseconds per unit of work; NaN until
+ * measured.
+ */
+interface SplitCost {
+  split: number;
+  alone: number;
+  calls: number;
+  /** Calls until the way not preferred is tried again. */
+  explore: number;
+  /** The next such interval: doubles (to MAX_EXPLORE) while splitting keeps not paying. */
+  every: number;
+}
+
+const costs = new Map<number, SplitCost>();
+
+/**
+ * One call in this many runs the way not preferred, so both costs stay current; up to
+ * MAX_EXPLORE calls while splitting keeps not paying (a split on a busy machine may wait for a
+ * descheduled helper for a whole time slice).
+ */
+const EXPLORE_EVERY = 16;
+const MAX_EXPLORE = 512;
+
+const ewma = (old: number, v: number) => Number.isNaN(old) ? v : old * 0.75 + v * 0.25;
+
+/**
  * Runs parts 0..parts-1 of a task: `local(part)` here for the parts this isolate claims, op
  * `op`'s runner with `args` in the members that claim the others. Returns when every part is
  * done; false (having run nothing) when the task cannot be posted, and the caller computes the
  * work unsplit itself.
+ *
+ * With `work` (flops, elements: any measure proportional to the task's time), whether to split
+ * is learned per op and power of two of work: the wall time per unit of split runs against that
+ * of runs of all parts here, one after the other (the same floats). Tasks of a class that
+ * splits no faster (small ones, whose hand-offs cost what they save; any, while the other
+ * cores are busy elsewhere) run here, except one in {@link EXPLORE_EVERY}, which keeps trying.
  */
 export function runSplit(
   op: number,
   args: ArrayLike<number>,
   parts: number,
   local: (part: number) => void,
+  work = 0,
 ): boolean {
   if (!canSplit() || parts < 2 || parts > MAX_PARTS || args.length > MAX_ARGS) return false;
+  let cost: SplitCost | undefined;
+  let exploring = false;
+  if (work > 0 && judging) {
+    const key = op * 64 + Math.min(63, Math.floor(Math.log2(work)));
+    cost = costs.get(key);
+    if (cost === undefined) {
+      costs.set(key, cost = { split: NaN, alone: NaN, calls: 0, explore: 1, every: EXPLORE_EVERY });
+    }
+    cost.calls++;
+    // Split unless measured not to pay (NaN compares false: split until both are known).
+    const preferSplit = !(cost.split > cost.alone * 0.95);
+    const explore = --cost.explore <= 0;
+    if (explore) {
+      cost.explore = cost.every;
+      // Each exploration that finds splitting still not paying waits longer for the next.
+      cost.every = preferSplit ? EXPLORE_EVERY : Math.min(MAX_EXPLORE, cost.every * 2);
+    }
+    exploring = explore;
+    if (preferSplit === explore) {
+      const t = performance.now();
+      for (let p = 0; p < parts; p++) local(p);
+      const v = (performance.now() - t) / work;
+      // An exploration's measurement stands alone, so a change of load shows at once.
+      cost.alone = explore ? v : ewma(cost.alone, v);
+      stats.alone++;
+      return true;
+    }
+  }
   const ctl = control!;
   const base = slotBase(ctl);
   if (base < 0) return false;
@@ -466,6 +533,9 @@ export function runSplit(
   const failed = Atomics.load(ctl, base + FAILED);
   for (let p = 0; p < parts; p++) if (failed & (1 << p) && !(lost & (1 << p))) local(p);
   // Parts are of equal work (but the last): own parts' time scaled to all is the time alone.
-  if (own > 0) judge((ownMs / own) * parts, performance.now() - start);
+  if (cost !== undefined) {
+    const v = (performance.now() - start) / work;
+    cost.split = exploring ? v : ewma(cost.split, v);
+  } else if (own > 0) judge((ownMs / own) * parts, performance.now() - start);
   return true;
 }
