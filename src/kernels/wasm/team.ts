@@ -179,7 +179,9 @@ export function joinKernelTeam(index = -1): void {
     // which wakes far sooner than a waitAsync's turn of the event loop; a request posted
     // meanwhile waits at most LINGER_MS.
     let until = performance.now();
-    let spinUntil = until;
+    // Woken with nothing to help yet: a call was just posted to a worker (setCallPending), whose
+    // first split follows shortly; spinning meanwhile spares that split this member's wake-up.
+    let spinUntil = until + PRIMED_SPIN_MS;
     for (;;) {
       seen = Atomics.load(ctl, SEQ);
       if (helpAll(ctl)) {
@@ -243,6 +245,9 @@ const LINGER_MS = 1;
  * helpers' last parts, before blocking in `Atomics.wait`.
  */
 let SPIN_MS = 0.25;
+
+/** How long a member woken by a posted call spins for that call's first split. */
+const PRIMED_SPIN_MS = 0.5;
 
 /** Sets how long members spin before blocking (0: never), for benchmarks; returns the old. */
 export function setTeamSpin(ms: number): number {
