@@ -91,6 +91,7 @@ export async function benchRealModels(
   // The peak is measured before every model and the best kept: on a shared machine a single
   // measurement may land in a busy moment.
   let peak = 0;
+  const load0 = Deno.loadavg()[0];
   const rows: (string | number)[][] = [];
   const notes: string[] = [];
   await using pool = new Executor({ workers: 2, inlineBelowMs: 0 });
@@ -231,6 +232,7 @@ export async function benchRealModels(
       wasmOk ? `${(Math.min(...ts) / Math.min(...tw)).toFixed(2)}×` : "—",
       fmt(pm),
       wasmOk ? `${(pm / w).toFixed(2)}×` : "—",
+      `${(pm / s).toFixed(2)}×`,
       recorded === undefined ? "—" : fmt(recorded),
       kernelMs > 0 ? `${(flops / kernelMs / 1e6).toFixed(1)}` : "—",
       `${((kernelMs / serverTotal) * 100).toFixed(0)}%`,
@@ -250,6 +252,7 @@ export async function benchRealModels(
         "(minima)",
         "pool ms (2 workers)",
         "pool / tfjs-wasm",
+        "pool / server",
         "tfjs-wasm ms recorded in the corpus",
         "conv/matmul GFLOP/s",
         "time in conv/matmul",
@@ -262,7 +265,10 @@ export async function benchRealModels(
       convWasmRelaxed ? ", relaxed_madd" : ""
     }), best of ${models.length}: ${peak.toFixed(1)} GFLOP/s.` +
     " Medians; server and tfjs-wasm runs alternate. The recorded column is the corpus build's" +
-    " figure for the original tfjs graph, on a quieter machine.",
+    " figure for the original tfjs graph, on a quieter machine." +
+    ` Load average (1 min) ${load0.toFixed(1)} at the start, ${
+      Deno.loadavg()[0].toFixed(1)
+    } at the end (${navigator.hardwareConcurrency} CPUs).`,
     ...notes.map((n) => `- ${n}`),
   ].join("\n");
 }

@@ -44,7 +44,7 @@ import type { PreparedCall } from "../servables/prepared.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { kernelMemory } from "../kernels/wasm/shared_memory.ts";
-import { setCallPending } from "../kernels/wasm/team.ts";
+import { noteMemberStopped, setCallPending } from "../kernels/wasm/team.ts";
 import {
   type BatchingParameters,
   type MergedBatch,
@@ -861,6 +861,9 @@ export class Executor implements AsyncDisposable {
     try {
       slot.worker.terminate();
     } catch { /* already gone */ }
+    // Parts of another worker's split it had claimed will never finish: that worker computes
+    // them itself (kernels/wasm/team.ts).
+    if (this.#intraOp) noteMemberStopped();
     for (const [key, done] of this.#loading) {
       if (key.startsWith(`${slot.index}/`)) {
         this.#loading.delete(key);

@@ -13,11 +13,13 @@ import { Code, ServingError } from "../errors.ts";
 import { Attrs } from "../kernels/attrs.ts";
 import type { Kernel, KernelRun, ResourceManager } from "../kernels/kernel.ts";
 import type { KernelRegistry } from "../kernels/registry.ts";
-import type { Tensor } from "../tensor/tensor.ts";
+import { Tensor } from "../tensor/tensor.ts";
 import { activateArena, Arena } from "../tensor/arena.ts";
 import { compileExecutor, CONTROL_FLOW_OPS, isBackEdge, nodeError } from "./executor.ts";
 import { FUSED_DENSE_SOFTMAX, FUSED_MUL_ADD, type FusedNode, fuseGraph } from "./fuse.ts";
 import { mulAddF32 } from "../kernels/mul_add.ts";
+import { splitBinaryF32, splitsBinary } from "../kernels/wasm/elementwise_split.ts";
+import { isTeamMember } from "../kernels/wasm/team.ts";
 import { type Graph, type GraphNode, refName, type TensorRef } from "./graph.ts";
 
 /** What a plan is compiled against. */
@@ -75,6 +77,17 @@ interface Step {
 }
 
 const NODE_SUFFIX = (node: string) => `\n\t [[{{node ${node}}}]]`;
+
+/** Told each step's op and duration (ms) while set; for profiling scripts, never the server. */
+export type StepTimer = (op: string, node: string, ms: number) => void;
+let stepTimer: StepTimer | undefined;
+
+/** Sets (or clears) the step timer of this isolate's sequential plans; returns the old one. */
+export function setStepTimer(timer: StepTimer | undefined): StepTimer | undefined {
+  const old = stepTimer;
+  stepTimer = timer;
+  return old;
+}
 
 /** An executable plan. */
 export interface Plan {
@@ -141,7 +154,10 @@ export class SequentialPlan implements Plan {
     const keep = this.keep!;
     const slots: (Tensor | undefined)[] = new Array(this.numSlots);
     for (let i = 0; i < this.feedSlots.length; i++) slots[this.feedSlots[i]] = feeds[i];
+    const timer = stepTimer;
+    let s = 0;
     for (const step of this.steps) {
+      const t0 = timer === undefined ? 0 : performance.now();
       const ins = step.inputSlots;
       const args: Tensor[] = new Array(ins.length);
       for (let i = 0; i < ins.length; i++) args[i] = slots[ins[i]]!;
@@ -164,6 +180,8 @@ export class SequentialPlan implements Plan {
         // Name the failing node once, at the innermost level, as TensorFlow's messages do.
         throw nodeError(e, step.node);
       }
+      if (timer !== undefined) timer(this.ops[s], step.node, performance.now() - t0);
+      s++;
       const os = step.outputSlots;
       if (outs.length < os.length) {
         throw new ServingError(
@@ -175,8 +193,15 @@ export class SequentialPlan implements Plan {
       for (let i = 0; i < os.length; i++) {
         const s = os[i];
         if (s < 0) continue;
-        slots[s] = outs[i];
-        if (arena !== undefined) arena.hold(outs[i].data, keep[s] === 1);
+        let t = outs[i];
+        if (arena !== undefined) {
+          if (keep[s] === 1 && arena.stored(t.data)) {
+            // Stored storage never leaves the run (tensor/arena.ts): a fetched tensor, or one
+            // a kernel might keep, gets ordinary storage.
+            t = new Tensor(t.dtype, t.shape, (t.data as Float32Array).slice());
+          } else arena.hold(t.data, keep[s] === 1);
+        }
+        slots[s] = t;
       }
       const free = step.free;
       for (let i = 0; i < free.length; i++) {
@@ -455,6 +480,10 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
     } else if (n.op === FUSED_MUL_ADD) {
       const run = compileFusedMulAdd(n as FusedNode, compileNode);
       if (run) runs.set(n.name, run);
+    } else if (splitsBinary(n.op) && !controlFlow && isTeamMember()) {
+      // Only a team member (a pool worker) ever splits: other isolates' plans pay nothing.
+      const run = compileNode(n);
+      if (run) runs.set(n.name, splittingBinary(n.op, run));
     } else {
       const run = compileNode(n);
       if (run) runs.set(n.name, run);
@@ -626,5 +655,20 @@ function compileFusedMulAdd(
     if (fast !== null) return [fast];
     const prod = mul([x, s])[0];
     return add(productSecond ? [r, prod] : [prod, r]);
+  };
+}
+
+/**
+ * A float32 Add / AddV2 / Sub / Mul that a worker of the kernel team may split with the others
+ * (kernels/wasm/elementwise_split.ts: the same floats); the op's own kernel otherwise, and for
+ * everything else it accepts (and its errors).
+ */
+function splittingBinary(op: string, run: KernelRun): KernelRun {
+  return (inputs) => {
+    if (inputs.length === 2) {
+      const y = splitBinaryF32(op, inputs[0], inputs[1]);
+      if (y !== null) return [y];
+    }
+    return run(inputs);
   };
 }

@@ -22,6 +22,15 @@
  * One arena per plan; runs are synchronous, so one run at a time uses it. What is kept between
  * runs is at most the storage freed during the last run, and at most {@link MAX_KEPT_BYTES}.
  *
+ * Float32 storage may live in a {@link FloatStore} instead of the engine's heap: the
+ * WebAssembly kernels' shared memory (`kernels/wasm/float_store.ts` registers it), so those
+ * kernels read their inputs and write their outputs where they are, with no copy in or out,
+ * and other isolates of the kernel team can compute parts of them. Such storage never leaves a
+ * run: the plan copies a stored tensor into ordinary storage when it is fetched or reaches a
+ * kernel that might keep it ({@link Arena.stored}); whatever stored block is still live when
+ * the run ends is therefore garbage and is recycled, and blocks the arena stops keeping (and
+ * all of them when the arena is collected) go back to the store.
+ *
  * Tiny arrays (a scalar, a batch of one: most outputs of a small model) are the other end: a
  * fresh typed array in Deno costs about half a microsecond whatever its length (each gets its
  * own backing store; V8's on-heap typed arrays are not enabled), a view of existing memory a
@@ -96,15 +105,57 @@ function newArray(ctor: ArrayCtor, length: number): NumericArray {
 /** Most bytes an arena keeps between runs; beyond it the rest is left to the collector. */
 export const MAX_KEPT_BYTES = 256 * 1024 * 1024;
 
+/**
+ * Memory outside the engine's heap that float32 intermediates may be carved from (the
+ * WebAssembly kernels' shared memory). Views it gives stay valid until freed.
+ */
+export interface FloatStore {
+  /** A view of `length` floats (unspecified contents), or undefined when the store is full. */
+  alloc(length: number): Float32Array | undefined;
+  /** Gives back a view `alloc` returned. */
+  free(a: Float32Array): void;
+  /** Whether `a` views the store's memory. */
+  holds(a: ArrayBufferView): boolean;
+}
+
+let floatStore: FloatStore | undefined;
+
+/** Sets (or removes) the store float32 intermediates are carved from; returns the old one. */
+export function setFloatStore(store: FloatStore | undefined): FloatStore | undefined {
+  const old = floatStore;
+  floatStore = store;
+  return old;
+}
+
+/** Whether `data` is storage of the registered {@link FloatStore}. */
+export function inFloatStore(data: unknown): boolean {
+  return floatStore !== undefined && data instanceof Float32Array && floatStore.holds(data);
+}
+
 interface Held {
   readonly array: NumericArray;
   refs: number;
 }
 
+/** Stored blocks an arena owns, given back to their store when the arena is collected. */
+interface StoredBlocks {
+  readonly store: FloatStore;
+  readonly arrays: Set<Float32Array>;
+}
+
+const storedReclaim = new FinalizationRegistry<StoredBlocks>((b) => {
+  for (const a of b.arrays) b.store.free(a);
+  b.arrays.clear();
+});
+
 /** Recycled storage of one plan (see the module doc). */
 export class Arena {
   /** Storage handed out during this run and not forgotten, by its buffer. */
   readonly #live = new Map<ArrayBufferLike, Held>();
+  /** Stored storage handed out during this run, by its first byte (they share one buffer). */
+  readonly #liveStored = new Map<number, Held>();
+  /** Every stored block this arena owns (live, free or spare), and its store. */
+  #stored: StoredBlocks | undefined;
   /** Storage free for reuse, by constructor and length. */
   #free = new Map<ArrayCtor, Map<number, NumericArray[]>>();
   /** Storage freed during the previous run and not reused yet. */
@@ -141,18 +192,82 @@ export class Arena {
         if (a instanceof BigInt64Array || a instanceof BigUint64Array) a.fill(0n);
         else a.fill(0);
       }
-      this.#live.set(a.buffer, { array: a, refs: 0 });
+      this.#track(a);
       return a;
+    }
+    if ((ctor as unknown) === Float32Array && floatStore !== undefined) {
+      const stored = this.#storeAlloc(floatStore, length);
+      if (stored !== undefined) {
+        if (zero) stored.fill(0);
+        this.#liveStored.set(stored.byteOffset, { array: stored, refs: 0 });
+        return stored;
+      }
     }
     const fresh = new ctor(length);
     this.#live.set(fresh.buffer, { array: fresh, refs: 0 });
     return fresh;
   }
 
+  #track(a: NumericArray): void {
+    if (this.#stored?.arrays.has(a as Float32Array)) {
+      this.#liveStored.set(a.byteOffset, { array: a, refs: 0 });
+    } else this.#live.set(a.buffer, { array: a, refs: 0 });
+  }
+
+  #storeAlloc(store: FloatStore, length: number): Float32Array | undefined {
+    let blocks = this.#stored;
+    if (blocks === undefined || blocks.store !== store) {
+      // A store replaced (tests): the old one's blocks are simply no longer taken from.
+      blocks = this.#stored = { store, arrays: new Set() };
+      storedReclaim.register(this, blocks);
+    }
+    const a = store.alloc(length);
+    if (a !== undefined) blocks.arrays.add(a);
+    return a;
+  }
+
+  /** The held storage a stored view lies in (a view of part of it, too), or undefined. */
+  #findStored(data: Float32Array): Held | undefined {
+    const exact = this.#liveStored.get(data.byteOffset);
+    if (this.#stored === undefined || !this.#stored.store.holds(data)) return undefined;
+    if (exact !== undefined) return exact;
+    const at = data.byteOffset;
+    for (const h of this.#liveStored.values()) {
+      const a = h.array;
+      if (at >= a.byteOffset && at < a.byteOffset + a.byteLength) return h;
+    }
+    return undefined;
+  }
+
+  /**
+   * Whether `data` is stored storage (see the module): the plan then copies its tensor before it
+   * is fetched or reaches a kernel that might keep it, instead of calling {@link hold}.
+   */
+  stored(data: unknown): boolean {
+    return this.#stored !== undefined && data instanceof Float32Array &&
+      this.#stored.store.holds(data);
+  }
+
+  /** Gives a stored block back to its store (the arena no longer keeps it). */
+  #drop(a: NumericArray): void {
+    const blocks = this.#stored;
+    if (blocks !== undefined && blocks.arrays.delete(a as Float32Array)) {
+      blocks.store.free(a as Float32Array);
+    }
+  }
+
   /** A slot now holds a tensor on `data`; `keep` forgets its buffer for good. */
   hold(data: unknown, keep: boolean): void {
     const buf = (data as { buffer?: ArrayBufferLike }).buffer;
     if (buf === undefined) return;
+    if (this.#liveStored.size > 0 && data instanceof Float32Array) {
+      const s = this.#findStored(data);
+      if (s !== undefined) {
+        // Stored storage is never kept (the plan copies it first); counted as a reader.
+        s.refs++;
+        return;
+      }
+    }
     const h = this.#live.get(buf);
     if (h === undefined) return;
     if (keep) this.#live.delete(buf);
@@ -163,12 +278,28 @@ export class Arena {
   release(data: unknown): void {
     const buf = (data as { buffer?: ArrayBufferLike }).buffer;
     if (buf === undefined) return;
+    if (this.#liveStored.size > 0 && data instanceof Float32Array) {
+      const s = this.#findStored(data);
+      if (s !== undefined) {
+        if (--s.refs > 0) return;
+        this.#liveStored.delete(s.array.byteOffset);
+        this.#recycle(s.array);
+        return;
+      }
+    }
     const h = this.#live.get(buf);
     if (h === undefined || --h.refs > 0) return;
     this.#live.delete(buf);
-    if (this.#freeBytes + h.array.byteLength > MAX_KEPT_BYTES) return;
-    this.#freeBytes += h.array.byteLength;
-    push(this.#free, h.array);
+    this.#recycle(h.array);
+  }
+
+  #recycle(a: NumericArray): void {
+    if (this.#freeBytes + a.byteLength > MAX_KEPT_BYTES) {
+      this.#drop(a);
+      return;
+    }
+    this.#freeBytes += a.byteLength;
+    push(this.#free, a);
   }
 
   /**
@@ -179,10 +310,22 @@ export class Arena {
     this.#lastRunBig = this.#bigThisRun > 0;
     this.#bigThisRun = 0;
     if (this.#live.size > 0) this.#live.clear();
+    // Stored blocks still live are garbage now (fetched ones were copied): reuse them.
+    if (this.#liveStored.size > 0) {
+      for (const h of this.#liveStored.values()) this.#recycle(h.array);
+      this.#liveStored.clear();
+    }
     // Swap rather than allocate: a plan of small tensors pays nothing here.
     const old = this.#spare;
     this.#spare = this.#free;
-    if (old.size > 0) old.clear();
+    if (old.size > 0) {
+      if (this.#stored !== undefined) {
+        for (const byLength of old.values()) {
+          for (const list of byLength.values()) for (const a of list) this.#drop(a);
+        }
+      }
+      old.clear();
+    }
     this.#free = old;
     this.#freeBytes = 0;
   }

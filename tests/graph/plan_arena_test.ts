@@ -13,6 +13,11 @@ import { Session } from "../../src/runtime/session.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { randomFloats } from "../random.ts";
+import {
+  isKernelView,
+  setFloatStoreEnabled,
+  storedFloatBytes,
+} from "../../src/kernels/wasm/float_store.ts";
 
 const F = { T: attrValue.type(DataType.DT_FLOAT) };
 const SHAPE = [2, 40, 40, 3]; // 9600 floats: big enough to be recycled
@@ -55,6 +60,7 @@ Deno.test("a recycling plan answers as a plain one, run after run, and never reu
   };
   const recycling = s.compile(spec, "recycling");
   const plain = s.compile({ ...spec, arena: false }, "plain");
+  const stored = storedFloatBytes();
   const returned: { tensor: Tensor; copy: Float32Array }[] = [];
   for (let run = 0; run < 6; run++) {
     const x = randomFloats(SHAPE, run + 1);
@@ -63,6 +69,8 @@ Deno.test("a recycling plan answers as a plain one, run after run, and never reu
       assert.deepEqual(a[i].shape, b[i].shape);
       assert.deepEqual(a[i].data, b[i].data, `${FETCHES[i]} in run ${run}`);
       returned.push({ tensor: a[i], copy: (a[i].data as Float32Array).slice() });
+      // Intermediates may live in the kernels' memory; what is returned never does.
+      assert.ok(!isKernelView(a[i].data as Float32Array), `${FETCHES[i]} is in kernel memory`);
     }
     // Earlier runs' outputs still hold their values, and no two share storage.
     for (const r of returned) assert.deepEqual(r.tensor.data, r.copy);
@@ -70,5 +78,28 @@ Deno.test("a recycling plan answers as a plain one, run after run, and never reu
     assert.equal(buffers.size, returned.length);
     // The feed is the caller's: untouched.
     assert.deepEqual(x.data, randomFloats(SHAPE, run + 1).data);
+  }
+  assert.ok(storedFloatBytes() > stored, "intermediates were stored in kernel memory");
+});
+
+Deno.test("a plan gives the same answers with intermediates in kernel memory or not", () => {
+  const s = session();
+  const spec = {
+    feeds: [parseTensorName("x:0")],
+    fetches: FETCHES.map((n) => parseTensorName(`${n}:0`)),
+  };
+  const inKernel = s.compile(spec, "stored");
+  const ordinary = s.compile(spec, "ordinary");
+  for (let run = 0; run < 4; run++) {
+    const x = randomFloats(SHAPE, run + 10);
+    const a = inKernel.run([x]);
+    const was = setFloatStoreEnabled(false);
+    let b: Tensor[];
+    try {
+      b = ordinary.run([x]);
+    } finally {
+      setFloatStoreEnabled(was);
+    }
+    for (let i = 0; i < a.length; i++) assert.deepEqual(a[i].data, b[i].data, FETCHES[i]);
   }
 });

@@ -8,7 +8,9 @@ import assert from "node:assert/strict";
 import {
   activateArena,
   Arena,
+  type FloatStore,
   isSlab,
+  setFloatStore,
   SLAB_BYTES,
   SMALL_BYTES,
   uninitialized,
@@ -147,4 +149,73 @@ Deno.test("a slab moved to another isolate is replaced, not carved from again", 
   const b = zeroed(Float32Array, 2);
   assert.equal(b.length, 2);
   assert.ok(isSlab(b.buffer));
+});
+
+/** A store over one plain buffer (first fit is not needed: blocks are never reused here). */
+function fakeStore(): FloatStore & { live: Set<number>; freed: number } {
+  const buffer = new ArrayBuffer(64 * BIG * 4);
+  let top = 0;
+  const live = new Set<number>();
+  return {
+    live,
+    freed: 0,
+    alloc(length: number) {
+      if (top + length * 4 > buffer.byteLength) return undefined;
+      const a = new Float32Array(buffer, top, length);
+      a.fill(NaN); // unspecified contents
+      live.add(top);
+      top += length * 4;
+      return a;
+    },
+    free(a: Float32Array) {
+      assert.ok(live.delete(a.byteOffset), "freed once");
+      this.freed++;
+    },
+    holds: (a: ArrayBufferView) => a.buffer === buffer,
+  };
+}
+
+Deno.test("Arena carves float32 storage from a FloatStore, counts views, and reuses it", () => {
+  const store = fakeStore();
+  const old = setFloatStore(store);
+  try {
+    const a = new Arena();
+    const x = a.take(Float32Array, BIG, true);
+    assert.ok(store.holds(x) && a.stored(x));
+    assert.ok(x.every((v) => v === 0), "zero-filled when asked");
+    // Other types stay ordinary.
+    assert.ok(!store.holds(a.take(Int32Array, BIG, false) as unknown as Float32Array));
+    const view = x.subarray(8, 40);
+    a.hold(x, false);
+    a.hold(view, false);
+    a.release(x);
+    const y = a.take(Float32Array, BIG, false);
+    assert.notEqual(y.byteOffset, x.byteOffset, "a view still holds it");
+    a.release(view);
+    assert.equal(a.take(Float32Array, BIG, false), x, "free once no slot holds it");
+    assert.equal(store.freed, 0);
+  } finally {
+    setFloatStore(old);
+  }
+});
+
+Deno.test("Arena recycles stored storage live at the end of a run and frees what it lets go", () => {
+  const store = fakeStore();
+  const old = setFloatStore(store);
+  try {
+    const a = new Arena();
+    // Taken and never released (an unused output): garbage once the run ends.
+    const x = a.take(Float32Array, BIG, false);
+    a.endRun();
+    assert.equal(a.take(Float32Array, BIG, false), x);
+    a.endRun();
+    // x was live again at the end of that run: kept as spare; a run that does not take it lets
+    // it go, back to the store.
+    assert.equal(store.freed, 0);
+    a.endRun();
+    assert.equal(store.freed, 1);
+    assert.equal(store.live.size, 0);
+  } finally {
+    setFloatStore(old);
+  }
 });

@@ -40,7 +40,8 @@ import {
 } from "./shared_memory.ts";
 import type { Geometry } from "../window.ts";
 import { bitsFloat, canSplit, floatBits, MAX_PARTS, registerPartRunner, runSplit } from "./team.ts";
-import { copyOf, uninitialized } from "../../tensor/arena.ts";
+import { uninitialized } from "../../tensor/arena.ts";
+import { isKernelView } from "./float_store.ts";
 
 /** The module's exports (pointers are byte offsets; see `conv.wat`). */
 interface ConvExports {
@@ -284,18 +285,25 @@ class ConvWasm {
       g.padLeft === 0 && outH === inH && outW === inW;
     const chunk = direct ? 0 : Math.max(4, Math.floor(CHUNK_FLOATS / k) & ~3);
     const colFloats = direct ? 0 : Math.min(chunk, pixels) * k;
-    // Scratch: bias | x | y | side | im2col chunk.
+    // Tensors already in the kernel memory (stored by the plan's arena) are used in place.
+    const y = uninitialized(Float32Array, outFloats);
+    const xIn = isKernelView(x), yIn = isKernelView(y);
+    const sideIn = side !== null && isKernelView(side);
+    // Scratch: bias | x | y | side | im2col chunk, each only where needed.
     const bBytes = n8 * 4;
-    const xBytes = align16(inFloats * 4);
-    const yBytes = align16(outFloats * 4);
-    const sBytes = side === null ? 0 : yBytes;
+    const xBytes = xIn ? 0 : align16(inFloats * 4);
+    const yBytes = yIn ? 0 : align16(outFloats * 4);
+    const sBytes = side === null || sideIn ? 0 : align16(outFloats * 4);
     const so = this.#scratchArea(bBytes + xBytes + yBytes + sBytes + colFloats * 4);
     if (so < 0) return null;
-    const bo = so, xo = bo + bBytes, yo = xo + xBytes, sdo = yo + yBytes, co = sdo + sBytes;
+    const bo = so, co = so + bBytes + xBytes + yBytes + sBytes;
+    const xo = xIn ? x.byteOffset : bo + bBytes;
+    const yo = yIn ? y.byteOffset : bo + bBytes + xBytes;
+    const sdo = sideIn ? side!.byteOffset : bo + bBytes + xBytes + yBytes;
     this.#bias(bo >>> 2, b, outC, n8);
     const f32 = this.#heap.f32;
-    f32.set(x.length === inFloats ? x : x.subarray(0, inFloats), xo >>> 2);
-    if (side !== null) f32.set(side.subarray(0, outFloats), sdo >>> 2);
+    if (!xIn) f32.set(x.length === inFloats ? x : x.subarray(0, inFloats), xo >>> 2);
+    if (side !== null && !sideIn) f32.set(side.subarray(0, outFloats), sdo >>> 2);
     const ex = this.#x;
     if (hs !== null) ex.setHardSwish(hs.scale, hs.offset);
     const args: ConvArgs = [
@@ -337,13 +345,19 @@ class ConvWasm {
         args,
         Math.ceil(batch * pixels / args[A_ROWS_PER_PART]),
         (part) => convRows(ex, args, part, co),
+        flops,
       );
-      if (split) return copyOf(this.#heap.f32, yo >>> 2, (yo >>> 2) + outFloats);
+      if (split) return this.#out(y, yIn, yo);
     }
     args[A_ROWS_PER_PART] = batch * pixels;
     convRows(ex, args, 0, co);
-    const y4 = yo >>> 2;
-    return copyOf(this.#heap.f32, y4, y4 + outFloats);
+    return this.#out(y, yIn, yo);
+  }
+
+  /** `y`, filled from the scratch output at byte offset `yo` unless it was written in place. */
+  #out(y: Float32Array, inPlace: boolean, yo: number): Float32Array {
+    if (!inPlace) y.set(this.#heap.f32.subarray(yo >>> 2, (yo >>> 2) + y.length));
+    return y;
   }
 
   depthwise(
@@ -360,15 +374,23 @@ class ConvWasm {
     const wo = this.#depthwiseWeights(f, fh * fw, c);
     if (wo < 0) return null;
     const inPix = inH * inW, outPix = outH * outW;
+    // With c a multiple of 4, tensors in the kernel memory are used in place.
+    const y = c4 === c ? uninitialized(Float32Array, batch * outPix * c) : null;
+    const xIn = c4 === c && isKernelView(x), yIn = y !== null && isKernelView(y);
+    const sideIn = side !== null && c4 === c && isKernelView(side);
     const bBytes = c4 * 4;
-    const xBytes = align16(batch * inPix * c4 * 4);
-    const yBytes = align16(batch * outPix * c4 * 4);
-    const so = this.#scratchArea(bBytes + xBytes + yBytes * (side === null ? 1 : 2));
+    const xBytes = xIn ? 0 : align16(batch * inPix * c4 * 4);
+    const yBytes = yIn ? 0 : align16(batch * outPix * c4 * 4);
+    const sBytes = side === null || sideIn ? 0 : align16(batch * outPix * c4 * 4);
+    const so = this.#scratchArea(bBytes + xBytes + yBytes + sBytes);
     if (so < 0) return null;
-    const bo = so, xo = bo + bBytes, yo = xo + xBytes, sdo = yo + yBytes;
+    const bo = so;
+    const xo = xIn ? x.byteOffset : bo + bBytes;
+    const yo = yIn ? y!.byteOffset : bo + bBytes + xBytes;
+    const sdo = sideIn ? side!.byteOffset : bo + bBytes + xBytes + yBytes;
     this.#bias(bo >>> 2, b, c, c4);
-    this.#padIn(x, batch * inPix, c, xo);
-    if (side !== null) this.#padIn(side, batch * outPix, c, sdo);
+    if (!xIn) this.#padIn(x, batch * inPix, c, xo);
+    if (side !== null && !sideIn) this.#padIn(side, batch * outPix, c, sdo);
     const ex = this.#x;
     if (hs !== null) ex.setHardSwish(hs.scale, hs.offset);
     const args: DepthwiseArgs = [
@@ -406,13 +428,14 @@ class ConvWasm {
         args,
         Math.ceil(batch * outH / args[D_ROWS_PER_PART]),
         (part) => depthwiseRows(ex, args, part),
+        2 * batch * outPix * c4 * fh * fw,
       );
     }
     if (!split) {
       args[D_ROWS_PER_PART] = batch * outH;
       depthwiseRows(ex, args, 0);
     }
-    return this.#unpadOut(yo, batch * outPix, c);
+    return y !== null ? this.#out(y, yIn, yo) : this.#unpadOut(yo, batch * outPix, c);
   }
 
   /** Copies `pixels` pixels of `c` channels to byte offset `at`, padded to ceil4(c) with zeros. */
@@ -432,8 +455,11 @@ class ConvWasm {
   #unpadOut(at: number, pixels: number, c: number): Float32Array {
     const f32 = this.#heap.f32;
     const c4 = ceil4(c), y4 = at >>> 2;
-    if (c4 === c) return copyOf(f32, y4, y4 + pixels * c);
     const y = uninitialized(Float32Array, pixels * c);
+    if (c4 === c) {
+      y.set(f32.subarray(y4, y4 + pixels * c));
+      return y;
+    }
     for (let p = 0, src = y4, dst = 0; p < pixels; p++, src += c4, dst += c) {
       for (let ch = 0; ch < c; ch++) y[dst + ch] = f32[src + ch];
     }
@@ -444,30 +470,50 @@ class ConvWasm {
     const { batch, inH, inW, inC: c, fh, fw, outH, outW } = g;
     const c4 = ceil4(c);
     const inPix = inH * inW, outPix = outH * outW;
-    const xBytes = align16(batch * inPix * c4 * 4);
-    const so = this.#scratchArea(xBytes + batch * outPix * c4 * 4);
+    const y = c4 === c ? uninitialized(Float32Array, batch * outPix * c) : null;
+    const xIn = c4 === c && isKernelView(x), yIn = y !== null && isKernelView(y);
+    const xBytes = xIn ? 0 : align16(batch * inPix * c4 * 4);
+    const so = this.#scratchArea(xBytes + (yIn ? 0 : batch * outPix * c4 * 4) + 16);
     if (so < 0) return null;
-    const xo = so, yo = so + xBytes;
-    this.#padIn(x, batch * inPix, c, xo);
-    for (let img = 0; img < batch; img++) {
-      this.#x.pool(
-        xo + img * inPix * c4 * 4,
-        inH,
-        inW,
-        c4,
-        yo + img * outPix * c4 * 4,
-        fh,
-        fw,
-        g.sh,
-        g.sw,
-        g.padTop,
-        g.padLeft,
-        outH,
-        outW,
-        max ? 1 : 0,
+    const xo = xIn ? x.byteOffset : so, yo = yIn ? y!.byteOffset : so + xBytes;
+    if (!xIn) this.#padIn(x, batch * inPix, c, xo);
+    const args: PoolArgs = [
+      xo,
+      inH,
+      inW,
+      c4,
+      yo,
+      fh,
+      fw,
+      g.sh,
+      g.sw,
+      g.padTop,
+      g.padLeft,
+      outH,
+      outW,
+      max ? 1 : 0,
+      0,
+      batch * outH,
+    ];
+    const ex = this.#x;
+    // A window's work: about one add or max per tap and channel.
+    const parts = splitParts(8 * batch * outPix * c4 * fh * fw, batch * outH);
+    let split = false;
+    if (parts > 1) {
+      args[P_ROWS_PER_PART] = Math.ceil(batch * outH / parts);
+      split = runSplit(
+        OP_POOL,
+        args,
+        Math.ceil(batch * outH / args[P_ROWS_PER_PART]),
+        (part) => poolRows(ex, args, part),
+        8 * batch * outPix * c4 * fh * fw,
       );
     }
-    return this.#unpadOut(yo, batch * outPix, c);
+    if (!split) {
+      args[P_ROWS_PER_PART] = batch * outH;
+      poolRows(ex, args, 0);
+    }
+    return y !== null ? this.#out(y, yIn, yo) : this.#unpadOut(yo, batch * outPix, c);
   }
 
   matmul(
@@ -483,16 +529,33 @@ class ConvWasm {
     const n8 = ceil8(n);
     const wo = this.#gemmWeights(w, k, n, transB);
     if (wo < 0) return null;
+    const y = uninitialized(Float32Array, m * n);
+    const aIn = isKernelView(a), yIn = isKernelView(y);
     const bBytes = n8 * 4;
-    const aBytes = align16(m * k * 4);
-    const so = this.#scratchArea(bBytes + aBytes + m * n * 4);
+    const aBytes = aIn ? 0 : align16(m * k * 4);
+    const so = this.#scratchArea(bBytes + aBytes + (yIn ? 0 : m * n * 4));
     if (so < 0) return null;
-    const bo = so, ao = bo + bBytes, yo = ao + aBytes;
+    const bo = so;
+    const ao = aIn ? a.byteOffset : bo + bBytes, yo = yIn ? y.byteOffset : bo + bBytes + aBytes;
     this.#bias(bo >>> 2, b, n, n8);
-    this.#heap.f32.set(a.subarray(0, m * k), ao >>> 2);
-    this.#x.gemm(ao, k * 4, wo, bo, yo, n * 4, 0, m, k, n, act);
-    const y4 = yo >>> 2;
-    return copyOf(this.#heap.f32, y4, y4 + m * n);
+    if (!aIn) this.#heap.f32.set(a.subarray(0, m * k), ao >>> 2);
+    const ex = this.#x;
+    const args: MatmulArgs = [this.relaxed ? 1 : 0, ao, wo, bo, yo, k, n, act, 0, m];
+    const parts = splitParts(2 * m * k * n, m);
+    if (parts > 1) {
+      args[M_ROWS_PER_PART] = Math.ceil(m / parts / 4) * 4;
+      const split = runSplit(
+        OP_MATMUL,
+        args,
+        Math.ceil(m / args[M_ROWS_PER_PART]),
+        (part) => matmulRows(ex, args, part),
+        2 * m * k * n,
+      );
+      if (split) return this.#out(y, yIn, yo);
+    }
+    args[M_ROWS_PER_PART] = m;
+    matmulRows(ex, args, 0);
+    return this.#out(y, yIn, yo);
   }
 
   /** GFLOP/s of a tight SIMD multiply-add loop (12 independent chains × 4 lanes). */
@@ -531,6 +594,59 @@ const A_ROWS_PER_PART = 26;
  */
 type DepthwiseArgs = number[];
 const D_ROWS_PER_PART = 22;
+
+const OP_POOL = 3;
+const OP_MATMUL = 4;
+
+/**
+ * A pooling call's arguments: x, inH, inW, c4, y, fh, fw, sh, sw, padT, padL, outH, outW, max,
+ * output rows per part, output rows (batch × outH).
+ */
+type PoolArgs = number[];
+const P_ROWS_PER_PART = 14;
+
+/** A product's arguments: relaxed, a, w, bias, y, k, n, act, rows per part, rows (m). */
+type MatmulArgs = number[];
+const M_ROWS_PER_PART = 8;
+
+/** Output rows (across images) of part `part` of a pooling call (see `depthwiseRows`). */
+function poolRows(ex: ConvExports, a: Int32Array | PoolArgs, part: number): void {
+  const [x, inH, inW, c4, y, fh, fw, sh, sw, padT, padL, outH, outW, max] = a;
+  const perPart = a[14], rows = a[15];
+  const r0 = part * perPart, r1 = Math.min(rows, r0 + perPart);
+  const inImage = inH * inW * c4 * 4, outImage = outH * outW * c4 * 4, outRow = outW * c4 * 4;
+  for (let r = r0; r < r1;) {
+    const img = Math.floor(r / outH);
+    const oy0 = r - img * outH;
+    const count = Math.min(r1 - r, outH - oy0);
+    const at = img * outImage + oy0 * outRow;
+    ex.pool(
+      x + img * inImage,
+      inH,
+      inW,
+      c4,
+      y + at,
+      fh,
+      fw,
+      sh,
+      sw,
+      padT - oy0 * sh,
+      padL,
+      count,
+      outW,
+      max,
+    );
+    r += count;
+  }
+}
+
+/** Rows of part `part` of a product (`conv.wat`: a row's sums do not depend on its block). */
+function matmulRows(ex: ConvExports, a: Int32Array | MatmulArgs, part: number): void {
+  const [, ao, w, bias, y, k, n, act, perPart, rows] = a;
+  const r0 = part * perPart, r1 = Math.min(rows, r0 + perPart);
+  if (r0 >= r1) return;
+  ex.gemm(ao + r0 * k * 4, k * 4, w, bias, y + r0 * n * 4, n * 4, 0, r1 - r0, k, n, act);
+}
 
 /** Work (flops) from which a call is split across the team, and work per part. */
 const SPLIT_MIN_FLOPS = 2e6;
@@ -680,6 +796,19 @@ registerPartRunner(OP_DEPTHWISE, (args, part) => {
   const ex = k.exports;
   if (args[18] === WasmAct.HardSwish) ex.setHardSwish(bitsFloat(args[20]), bitsFloat(args[21]));
   depthwiseRows(ex, args, part);
+});
+
+registerPartRunner(OP_POOL, (args, part) => {
+  // Sums and maxima only: both builds give the same floats.
+  const k = getKernel();
+  if (k === null) throw new Error("No convolution kernel here");
+  poolRows(k.exports, args, part);
+});
+
+registerPartRunner(OP_MATMUL, (args, part) => {
+  const k = helperKernel(args[0] === 1);
+  if (k === null) throw new Error("No convolution kernel here");
+  matmulRows(k.exports, args, part);
 });
 
 const relaxedModule = compile(CONV_RELAXED_WASM);

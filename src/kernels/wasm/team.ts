@@ -16,17 +16,23 @@
  *   when every other member is busy it simply runs all the parts itself. It then waits
  *   (`Atomics.wait`, allowed in a worker) only for parts other members are computing.
  * - A part a helper failed (it threw) is run again by the caller.
- * - Splitting must pay: the caller estimates each split's speed-up (its own parts' time scaled to
- *   all parts, over the time the split took). When a window of splits gained less than 5% (the
- *   other cores are busy elsewhere, or helpers are descheduled in the middle of a part), the
- *   isolate stops splitting for a while (64 eligible calls, doubling up to 4096 while it keeps
- *   not paying), then tries again.
+ * - Splitting must pay: a caller that gives a task's work (flops, elements) learns, per op and
+ *   power of two of work, the wall time per unit of split runs against runs of all the parts
+ *   itself (see {@link runSplit}), and runs a class that splits no faster unsplit, trying a split
+ *   again now and then (every 16 calls, backing off to 512 while it keeps not paying). Small
+ *   tasks learn that hand-offs cost what they save; any task learns it while the other cores are
+ *   busy elsewhere. Tasks without a work measure use the older rule: when a window of splits
+ *   gained less than 5%, the isolate stops splitting for a while (64 eligible calls, doubling up
+ *   to 4096 while it keeps not paying), then tries again.
  * - A part's results must not depend on who computes it or on how the work is cut: the ops
  *   split output rows, and each output element is summed in the same order whatever rows it
  *   is computed with (see `conv.wat`), so split and unsplit results are the same floats.
  *
- * Not handled: a member that dies in the middle of a part leaves its caller waiting (members
- * are the server's workers, which stop only when the server does).
+ * - A member that stops (its worker crashed and was terminated) may have claimed parts it will
+ *   never finish: the isolate that saw it stop (the executor) calls {@link noteMemberStopped},
+ *   and a caller waiting for parts then computes every unfinished part itself (a part's values
+ *   are the same whoever computes them, so a dying member's last writes change nothing), waits
+ *   briefly for such writes to end, and returns.
  *
  * @module
  */
@@ -42,6 +48,8 @@ const SPLITS = 2;
 const HELPED = 3;
 /** Microseconds callers spent waiting for helpers' parts (statistics). */
 const WAITED_US = 4;
+/** Bumped whenever a member stopped (see {@link noteMemberStopped}). */
+const STOPPED = 5;
 const SLOTS_AT = 16;
 const SLOT_WORDS = 48;
 /** Members that may split (one slot each, taken for good); more members only help. */
@@ -113,9 +121,11 @@ export interface TeamStats {
   ranOwn: number;
   /** Parts of other isolates' tasks it ran. */
   helped: number;
+  /** Tasks it ran all parts of itself because splitting them had not paid (or to compare). */
+  alone: number;
 }
 
-const stats: TeamStats = { split: 0, ranOwn: 0, helped: 0 };
+const stats: TeamStats = { split: 0, ranOwn: 0, helped: 0, alone: 0 };
 
 /** This isolate's team counts so far. */
 export function teamStats(): TeamStats {
@@ -169,9 +179,20 @@ export function joinKernelTeam(index = -1): void {
     // which wakes far sooner than a waitAsync's turn of the event loop; a request posted
     // meanwhile waits at most LINGER_MS.
     let until = performance.now();
+    // Woken with nothing to help yet: a call was just posted to a worker (setCallPending), whose
+    // first split follows shortly; spinning meanwhile spares that split this member's wake-up.
+    let spinUntil = until + PRIMED_SPIN_MS;
     for (;;) {
       seen = Atomics.load(ctl, SEQ);
-      if (helpAll(ctl)) until = performance.now() + LINGER_MS;
+      if (helpAll(ctl)) {
+        const now = performance.now();
+        until = now + LINGER_MS;
+        spinUntil = now + SPIN_MS;
+      }
+      if (callPending(ctl)) break;
+      // Spin first: a blocked thread (and, in a virtual machine, its halted CPU) takes tens of
+      // microseconds to wake, as long as a small part takes to compute.
+      if (spinFor(ctl, SEQ, seen, spinUntil)) continue;
       const left = until - performance.now();
       if (left <= 0 || callPending(ctl)) break;
       if (Atomics.wait(ctl, SEQ, seen, left) === "timed-out") break;
@@ -187,6 +208,25 @@ export function joinKernelTeam(index = -1): void {
   arm();
 }
 
+/** Whether this isolate joined the team (only members split, so others need not try). */
+export function isTeamMember(): boolean {
+  return member;
+}
+
+/** How long a caller waits, after a member stopped, for that member's last writes to end. */
+const STOPPED_GRACE_MS = 200;
+
+/**
+ * Tells the team that a member stopped (its worker was terminated): it no longer counts as a
+ * member, and callers waiting for its parts compute them themselves (see the module).
+ */
+export function noteMemberStopped(): void {
+  const ctl = control ??= teamControl();
+  if (Atomics.load(ctl, MEMBERS) > 0) Atomics.sub(ctl, MEMBERS, 1);
+  Atomics.add(ctl, STOPPED, 1);
+  for (let s = 0; s < SLOTS; s++) Atomics.notify(ctl, SLOTS_AT + s * SLOT_WORDS + DONE);
+}
+
 /**
  * Turns this member's splitting off or on (it is on once joined), so benchmarks and tests can
  * compare; it still helps others. Returns the old setting.
@@ -199,6 +239,38 @@ export function setKernelSplitting(on: boolean): boolean {
 
 /** How long a member that helped waits, blocked, for the next task before it goes idle. */
 const LINGER_MS = 1;
+
+/**
+ * How long a member spins (polling) for the next task after helping, and a caller for its
+ * helpers' last parts, before blocking in `Atomics.wait`.
+ */
+let SPIN_MS = 0.25;
+
+/** How long a member woken by a posted call spins for that call's first split. */
+const PRIMED_SPIN_MS = 0.5;
+
+/** Sets how long members spin before blocking (0: never), for benchmarks; returns the old. */
+export function setTeamSpin(ms: number): number {
+  const old = SPIN_MS;
+  SPIN_MS = Math.max(0, ms);
+  return old;
+}
+
+/**
+ * Polls `ctl[index]` until it differs from `value` (true) or the clock passes `until` (false),
+ * leaving early when this member's own call is posted.
+ */
+function spinFor(
+  ctl: Int32Array<SharedArrayBuffer>,
+  index: number,
+  value: number,
+  until: number,
+): boolean {
+  for (let i = 0;; i++) {
+    if (Atomics.load(ctl, index) !== value) return true;
+    if ((i & 63) === 63 && (performance.now() >= until || callPending(ctl))) return false;
+  }
+}
 
 /** Runs the parts of other members' tasks that nobody claimed yet; true if it ran any. */
 function helpAll(ctl: Int32Array<SharedArrayBuffer>): boolean {
@@ -261,8 +333,22 @@ let windowTook = 0;
 let pause = 0;
 let nextPause = MIN_BACKOFF;
 
+let judging = true;
+
+/**
+ * Turns off (or back on) the pauses after splits that did not pay, so tests can count on every
+ * eligible call splitting even on a busy machine. Returns the old setting.
+ */
+export function setSplitJudging(on: boolean): boolean {
+  const was = judging;
+  judging = on;
+  if (!on) pause = 0;
+  return was;
+}
+
 /** Adds one split's times to the window; at its end, pauses splitting if it did not pay. */
 function judge(alone: number, took: number): void {
+  if (!judging) return;
   windowSplits++;
   windowAlone += alone;
   windowTook += took;
@@ -291,18 +377,80 @@ export function canSplit(): boolean {
 }
 
 /**
+ * What splitting one class of task (an op code and a power of two of work) costs against not
+ * splitting it, as exponentially weighted wall-clock milliseconds per unit of work; NaN until
+ * measured.
+ */
+interface SplitCost {
+  split: number;
+  alone: number;
+  calls: number;
+  /** Calls until the way not preferred is tried again. */
+  explore: number;
+  /** The next such interval: doubles (to MAX_EXPLORE) while splitting keeps not paying. */
+  every: number;
+}
+
+const costs = new Map<number, SplitCost>();
+
+/**
+ * One call in this many runs the way not preferred, so both costs stay current; up to
+ * MAX_EXPLORE calls while splitting keeps not paying (a split on a busy machine may wait for a
+ * descheduled helper for a whole time slice).
+ */
+const EXPLORE_EVERY = 16;
+const MAX_EXPLORE = 512;
+
+const ewma = (old: number, v: number) => Number.isNaN(old) ? v : old * 0.75 + v * 0.25;
+
+/**
  * Runs parts 0..parts-1 of a task: `local(part)` here for the parts this isolate claims, op
  * `op`'s runner with `args` in the members that claim the others. Returns when every part is
  * done; false (having run nothing) when the task cannot be posted, and the caller computes the
  * work unsplit itself.
+ *
+ * With `work` (flops, elements: any measure proportional to the task's time), whether to split
+ * is learned per op and power of two of work: the wall time per unit of split runs against that
+ * of runs of all parts here, one after the other (the same floats). Tasks of a class that
+ * splits no faster (small ones, whose hand-offs cost what they save; any, while the other
+ * cores are busy elsewhere) run here, except one in {@link EXPLORE_EVERY}, which keeps trying.
  */
 export function runSplit(
   op: number,
   args: ArrayLike<number>,
   parts: number,
   local: (part: number) => void,
+  work = 0,
 ): boolean {
   if (!canSplit() || parts < 2 || parts > MAX_PARTS || args.length > MAX_ARGS) return false;
+  let cost: SplitCost | undefined;
+  let exploring = false;
+  if (work > 0 && judging) {
+    const key = op * 64 + Math.min(63, Math.floor(Math.log2(work)));
+    cost = costs.get(key);
+    if (cost === undefined) {
+      costs.set(key, cost = { split: NaN, alone: NaN, calls: 0, explore: 1, every: EXPLORE_EVERY });
+    }
+    cost.calls++;
+    // Split unless measured not to pay (NaN compares false: split until both are known).
+    const preferSplit = !(cost.split > cost.alone * 0.95);
+    const explore = --cost.explore <= 0;
+    if (explore) {
+      cost.explore = cost.every;
+      // Each exploration that finds splitting still not paying waits longer for the next.
+      cost.every = preferSplit ? EXPLORE_EVERY : Math.min(MAX_EXPLORE, cost.every * 2);
+    }
+    exploring = explore;
+    if (preferSplit === explore) {
+      const t = performance.now();
+      for (let p = 0; p < parts; p++) local(p);
+      const v = (performance.now() - t) / work;
+      // An exploration's measurement stands alone, so a change of load shows at once.
+      cost.alone = explore ? v : ewma(cost.alone, v);
+      stats.alone++;
+      return true;
+    }
+  }
   const ctl = control!;
   const base = slotBase(ctl);
   if (base < 0) return false;
@@ -316,6 +464,7 @@ export function runSplit(
   generation = (generation + 1) & 0xfffff;
   Atomics.store(ctl, base + CLAIM, (generation << 12) | 0);
   const start = performance.now();
+  const stopped = Atomics.load(ctl, STOPPED);
   Atomics.add(ctl, SEQ, 1);
   Atomics.notify(ctl, SEQ);
   let error: unknown = undefined;
@@ -352,17 +501,46 @@ export function runSplit(
   // Wait for the parts other members are computing.
   const all = parts === 32 ? -1 : (1 << parts) - 1;
   const t0 = performance.now();
+  const spinUntil = t0 + SPIN_MS;
+  let lost = 0;
   for (;;) {
     const d = Atomics.load(ctl, base + DONE);
     if ((d & all) === all) break;
+    if (Atomics.load(ctl, STOPPED) !== stopped) {
+      // A member stopped: the parts not done may be its own, never to finish.
+      lost = all & ~d;
+      break;
+    }
+    if (performance.now() < spinUntil) {
+      spinFor(ctl, base + DONE, d, spinUntil);
+      continue;
+    }
     Atomics.wait(ctl, base + DONE, d, 50);
   }
   const waited = performance.now() - t0;
   if (waited > 0.01) Atomics.add(ctl, WAITED_US, Math.round(waited * 1000));
+  if (lost !== 0) {
+    if (error === undefined) {
+      for (let p = 0; p < parts; p++) if (lost & (1 << p)) local(p);
+    }
+    // Parts a live member is computing still finish (their bits); a stopped member's never
+    // do. Waiting for them, at most STOPPED_GRACE_MS, also lets a terminated isolate (which
+    // stops at its next interrupt check) finish its last writes before the buffers are reused.
+    const until = performance.now() + STOPPED_GRACE_MS;
+    for (;;) {
+      const d = Atomics.load(ctl, base + DONE);
+      const left = until - performance.now();
+      if ((d & all) === all || left <= 0) break;
+      Atomics.wait(ctl, base + DONE, d, left);
+    }
+  }
   if (error !== undefined) throw error;
   const failed = Atomics.load(ctl, base + FAILED);
-  for (let p = 0; p < parts; p++) if (failed & (1 << p)) local(p);
+  for (let p = 0; p < parts; p++) if (failed & (1 << p) && !(lost & (1 << p))) local(p);
   // Parts are of equal work (but the last): own parts' time scaled to all is the time alone.
-  if (own > 0) judge((ownMs / own) * parts, performance.now() - start);
+  if (cost !== undefined) {
+    const v = (performance.now() - start) / work;
+    cost.split = exploring ? v : ewma(cost.split, v);
+  } else if (own > 0) judge((ownMs / own) * parts, performance.now() - start);
   return true;
 }

@@ -1,0 +1,200 @@
+/**
+ * A worker for `split_test.ts`: adopts the test's kernel memory and joins the kernel team; as
+ * "caller" it runs random convolutions, depthwise convolutions, poolings and products each
+ * unsplit and split (its team mate helping) and reports any output that differs by a bit; as
+ * "helper" it only helps.
+ *
+ * @module
+ */
+import { adoptKernelMemory } from "../../../src/kernels/wasm/shared_memory.ts";
+import {
+  joinKernelTeam,
+  setKernelSplitting,
+  setSplitJudging,
+  teamStats,
+} from "../../../src/kernels/wasm/team.ts";
+import {
+  conv2dF32,
+  depthwiseF32,
+  matmulF32,
+  poolF32,
+  WasmAct,
+} from "../../../src/kernels/wasm/conv.ts";
+import type { Geometry } from "../../../src/kernels/window.ts";
+import { activateArena, Arena, uninitialized } from "../../../src/tensor/arena.ts";
+import { splitBinaryF32 } from "../../../src/kernels/wasm/elementwise_split.ts";
+import { DataType } from "../../../src/tensor/dtype.ts";
+import { Tensor } from "../../../src/tensor/tensor.ts";
+import { lcg } from "../../random.ts";
+
+const port = globalThis as unknown as {
+  postMessage(m: unknown): void;
+  onmessage: ((e: MessageEvent) => void) | null;
+};
+
+function floats(n: number, rand: () => number): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = rand() * 2 - 1;
+  return a;
+}
+
+/** A geometry with output sizes for "SAME"-like or "VALID" padding. */
+function geometry(rand: () => number, dw: boolean, pool: boolean): Geometry {
+  const pick = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
+  const batch = pick(1, 2);
+  // Large enough for depthwise and pooling windows to be worth splitting (≥ 2 MFLOP).
+  const inH = dw ? pick(48, 96) : pick(20, 48), inW = dw ? pick(48, 96) : pick(20, 48);
+  const inC = pool || dw ? pick(13, 48) : pick(3, 24);
+  const fh = pick(dw ? 3 : 1, dw ? 5 : 3), fw = pick(dw ? 3 : 1, dw ? 5 : 3);
+  const sh = pick(1, 2), sw = pick(1, 2);
+  const dh = pool ? 1 : pick(1, 2), dw_ = pool ? 1 : pick(1, 2);
+  const same = rand() < 0.5;
+  const eh = (fh - 1) * dh + 1, ew = (fw - 1) * dw_ + 1;
+  const outH = same ? Math.ceil(inH / sh) : Math.floor((inH - eh) / sh) + 1;
+  const outW = same ? Math.ceil(inW / sw) : Math.floor((inW - ew) / sw) + 1;
+  const padTop = same ? Math.max(0, ((outH - 1) * sh + eh - inH) >> 1) : 0;
+  const padLeft = same ? Math.max(0, ((outW - 1) * sw + ew - inW) >> 1) : 0;
+  const outC = dw || pool ? inC : pick(4, 40);
+  return {
+    batch,
+    inH,
+    inW,
+    inC,
+    fh,
+    fw,
+    outH,
+    outW,
+    outC,
+    sh,
+    sw,
+    dh,
+    dw: dw_,
+    padTop,
+    padLeft,
+  };
+}
+
+/** Runs `f` unsplit, then split (inside an arena, as a plan does); the first differing index. */
+function compare(f: () => Float32Array | null): { diff: number; split: boolean } {
+  const arena = new Arena();
+  const run = (split: boolean) => {
+    setKernelSplitting(split);
+    activateArena(arena);
+    try {
+      return f()!.slice();
+    } finally {
+      activateArena(undefined);
+      arena.endRun();
+    }
+  };
+  const a = run(false);
+  const before = teamStats().split;
+  const b = run(true);
+  const split = teamStats().split > before;
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return { diff: i, split };
+  return { diff: a.length === b.length ? -1 : a.length, split };
+}
+
+port.onmessage = (e: MessageEvent) => {
+  const m = e.data;
+  if (m.type === "init") {
+    const adopted = adoptKernelMemory(m.memory);
+    if (adopted) joinKernelTeam(m.index);
+    setSplitJudging(false);
+    port.postMessage({ adopted });
+    return;
+  }
+  const rand = lcg(m.seed);
+  const failures: string[] = [];
+  const splits: Record<string, number> = {
+    conv: 0,
+    depthwise: 0,
+    pool: 0,
+    matmul: 0,
+    binary: 0,
+  };
+  for (let t = 0; t < m.cases; t++) {
+    const acts = [WasmAct.None, WasmAct.Relu, WasmAct.Relu6];
+    const act = acts[Math.floor(rand() * 3)];
+    const note = (kind: string, r: { diff: number; split: boolean }, what: unknown) => {
+      if (r.split) splits[kind]++;
+      if (r.diff >= 0) failures.push(`${kind} ${JSON.stringify(what)}: differs at ${r.diff}`);
+    };
+    {
+      const g = geometry(rand, false, false);
+      const x = floats(g.batch * g.inH * g.inW * g.inC, rand);
+      const w = floats(g.fh * g.fw * g.inC * g.outC, rand);
+      const b = floats(g.outC, rand);
+      const side = rand() < 0.5 ? floats(g.batch * g.outH * g.outW * g.outC, rand) : null;
+      note("conv", compare(() => conv2dF32(x, w, b, side, g, act)), g);
+    }
+    {
+      const g = geometry(rand, true, false);
+      const x = floats(g.batch * g.inH * g.inW * g.inC, rand);
+      const w = floats(g.fh * g.fw * g.inC, rand);
+      const b = floats(g.inC, rand);
+      note("depthwise", compare(() => depthwiseF32(x, w, b, g, act)), g);
+    }
+    {
+      const g = geometry(rand, false, true);
+      const x = floats(g.batch * g.inH * g.inW * g.inC, rand);
+      const max = rand() < 0.5;
+      note("pool", compare(() => poolF32(x, g, max)), { ...g, max });
+    }
+    {
+      const mm = 40 + Math.floor(rand() * 400), k = 8 + Math.floor(rand() * 120);
+      const n = 4 + Math.floor(rand() * 60), transB = rand() < 0.5;
+      const a = floats(mm * k, rand), w = floats(k * n, rand), b = floats(n, rand);
+      note(
+        "matmul",
+        compare(() => matmulF32(a, w, b, mm, k, n, transB, act)),
+        { m: mm, k, n, transB },
+      );
+    }
+  }
+  // Elementwise Add / Sub / Mul on tensors stored in kernel memory (as intermediates are),
+  // against the float32 result of each element.
+  const ops: [string, (a: number, b: number) => number][] = [
+    ["AddV2", (a, b) => a + b],
+    ["Sub", (a, b) => a - b],
+    ["Mul", (a, b) => a * b],
+  ];
+  for (let t = 0; t < m.cases; t++) {
+    const h = 16 + Math.floor(rand() * 60), w = 16 + Math.floor(rand() * 60);
+    const c = 1 + Math.floor(rand() * 40);
+    const big = [1, h, w, Math.max(c, Math.ceil(65536 / (h * w)))];
+    const smalls = [big, [big[3]], [1, 1, 1, big[3]], [], [w, big[3]]];
+    const small = smalls[Math.floor(rand() * smalls.length)];
+    const [name, fn] = ops[Math.floor(rand() * ops.length)];
+    const swap = rand() < 0.5;
+    const arena = new Arena();
+    activateArena(arena);
+    try {
+      const n = big.reduce((p, d) => p * d, 1), sn = small.reduce((p, d) => p * d, 1);
+      const x = uninitialized(Float32Array, n);
+      x.set(floats(n, rand));
+      const sv = sn === n ? uninitialized(Float32Array, n) : new Float32Array(sn);
+      sv.set(floats(sn, rand));
+      const X = new Tensor(DataType.DT_FLOAT, big, x), S = new Tensor(DataType.DT_FLOAT, small, sv);
+      setKernelSplitting(true);
+      const y = swap ? splitBinaryF32(name, S, X) : splitBinaryF32(name, X, S);
+      if (y === null) {
+        failures.push(`${name} ${JSON.stringify({ big, small })} was not split`);
+        continue;
+      }
+      splits.binary++;
+      const got = y.data as Float32Array;
+      for (let i = 0; i < n; i++) {
+        const v = Math.fround(swap ? fn(sv[i % sn], x[i]) : fn(x[i], sv[i % sn]));
+        if (!Object.is(v, got[i])) {
+          failures.push(`${name} ${JSON.stringify({ big, small, swap })}: differs at ${i}`);
+          break;
+        }
+      }
+    } finally {
+      activateArena(undefined);
+      arena.endRun();
+    }
+  }
+  port.postMessage({ failures, splits });
+};
