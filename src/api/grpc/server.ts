@@ -57,30 +57,6 @@ import {
   HealthListResponse,
   HealthListResponseSchema,
 } from "../../proto/gen/grpc/health/v1/health_pb.ts";
-import {
-  GetModelStatusRequestSchema,
-  GetModelStatusResponseSchema,
-} from "../../proto/gen/tensorflow_serving/apis/get_model_status_pb.ts";
-import {
-  GetModelMetadataRequestSchema,
-  GetModelMetadataResponseSchema,
-} from "../../proto/gen/tensorflow_serving/apis/get_model_metadata_pb.ts";
-import {
-  ClassificationRequestSchema,
-  ClassificationResponseSchema,
-} from "../../proto/gen/tensorflow_serving/apis/classification_pb.ts";
-import {
-  RegressionRequestSchema,
-  RegressionResponseSchema,
-} from "../../proto/gen/tensorflow_serving/apis/regression_pb.ts";
-import {
-  MultiInferenceRequestSchema,
-  MultiInferenceResponseSchema,
-} from "../../proto/gen/tensorflow_serving/apis/inference_pb.ts";
-import {
-  ReloadConfigRequestSchema,
-  ReloadConfigResponseSchema,
-} from "../../proto/gen/tensorflow_serving/apis/model_management_pb.ts";
 import { ModelService } from "../../proto/gen/tensorflow_serving/apis/model_service_pb.ts";
 import { PredictionService } from "../../proto/gen/tensorflow_serving/apis/prediction_service_pb.ts";
 import type { CallContext, HealthStatus, ServingApi } from "../../model_server/serving_api.ts";
@@ -92,6 +68,7 @@ import {
 import { grpcStatus } from "../status.ts";
 import {
   decodeRequest,
+  grpcServiceDefinition,
   RefusedRequest,
   UNDECODABLE,
   UNDECODABLE_STATUS,
@@ -105,7 +82,6 @@ import {
   type H2Limits,
   H2Stream,
 } from "./h2/connection.ts";
-import { ErrorCode } from "./h2/frames.ts";
 import { HpackEncoder } from "./h2/hpack.ts";
 
 /** The transport's limits beyond the connection's. */
@@ -795,11 +771,7 @@ class GrpcTransport implements H2Handler {
   /** Answers the calls past their deadline. */
   sweep(nowEpoch: number): void {
     for (const call of this.#timed) {
-      if (call.deadline! <= nowEpoch) {
-        call.expire();
-        // RST_STREAM CANCEL after the status, as the protocol's server-side deadline says.
-        call.stream.connection.reset(call.stream, ErrorCode.CANCEL);
-      }
+      if (call.deadline! <= nowEpoch) call.expire();
     }
   }
 }
@@ -838,62 +810,52 @@ function listen(api: ServingApi, options: GrpcServerOptions): GrpcServer {
   const limits = options.decodeLimits ?? DEFAULT_DECODE_LIMITS;
   const h2Limits: H2Limits = { ...DEFAULT_H2_LIMITS, ...definedOnly(options.limits ?? {}) };
 
-  const P = `/${PredictionService.typeName}/`;
-  const M = `/${ModelService.typeName}/`;
+  const p = grpcServiceDefinition(PredictionService);
+  const m = grpcServiceDefinition(ModelService);
   const methods = new Map<string, Method>([
-    [`${P}Predict`, predictMethod(api, limits)],
+    [p.predict.path, predictMethod(api, limits)],
     [
-      `${P}Classify`,
+      p.classify.path,
+      unary(p.classify.input, p.classify.output, limits, (r, c) => api.classify(r, "grpc", c)),
+    ],
+    [
+      p.regress.path,
+      unary(p.regress.input, p.regress.output, limits, (r, c) => api.regress(r, "grpc", c)),
+    ],
+    [
+      p.multiInference.path,
       unary(
-        ClassificationRequestSchema,
-        ClassificationResponseSchema,
+        p.multiInference.input,
+        p.multiInference.output,
         limits,
-        (req, ctx) => api.classify(req, "grpc", ctx),
+        (r, c) => api.multiInference(r, "grpc", c),
       ),
     ],
     [
-      `${P}Regress`,
+      p.getModelMetadata.path,
       unary(
-        RegressionRequestSchema,
-        RegressionResponseSchema,
+        p.getModelMetadata.input,
+        p.getModelMetadata.output,
         limits,
-        (req, ctx) => api.regress(req, "grpc", ctx),
+        (r) => api.getModelMetadata(r, "grpc"),
       ),
     ],
     [
-      `${P}MultiInference`,
+      m.getModelStatus.path,
       unary(
-        MultiInferenceRequestSchema,
-        MultiInferenceResponseSchema,
+        m.getModelStatus.input,
+        m.getModelStatus.output,
         limits,
-        (req, ctx) => api.multiInference(req, "grpc", ctx),
+        (r) => api.getModelStatus(r, "grpc"),
       ),
     ],
     [
-      `${P}GetModelMetadata`,
+      m.handleReloadConfigRequest.path,
       unary(
-        GetModelMetadataRequestSchema,
-        GetModelMetadataResponseSchema,
+        m.handleReloadConfigRequest.input,
+        m.handleReloadConfigRequest.output,
         limits,
-        (req) => api.getModelMetadata(req, "grpc"),
-      ),
-    ],
-    [
-      `${M}GetModelStatus`,
-      unary(
-        GetModelStatusRequestSchema,
-        GetModelStatusResponseSchema,
-        limits,
-        (req) => api.getModelStatus(req, "grpc"),
-      ),
-    ],
-    [
-      `${M}HandleReloadConfigRequest`,
-      unary(
-        ReloadConfigRequestSchema,
-        ReloadConfigResponseSchema,
-        limits,
-        (req) => api.handleReloadConfigRequest(req, "grpc"),
+        (r) => api.handleReloadConfigRequest(r, "grpc"),
       ),
     ],
   ]);

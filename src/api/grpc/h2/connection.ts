@@ -174,6 +174,8 @@ export class H2Connection {
   #flushQueued = false;
   #drained: (() => void) | undefined;
   #closed = false;
+  /** A connection error is being written: nothing else is, and the connection then closes. */
+  #failing = false;
   #closedPromise: Promise<void>;
   #resolveClosed!: () => void;
 
@@ -260,12 +262,10 @@ export class H2Connection {
         try {
           this.#parse();
         } catch (e) {
-          if (e instanceof ConnectionError) {
-            this.#fail(e.code, e.message);
-          } else {
-            this.#fail(ErrorCode.INTERNAL_ERROR, "");
-          }
-          break;
+          // GOAWAY is written, then the connection closes (#closing).
+          if (e instanceof ConnectionError) this.#fail(e.code, e.message);
+          else this.#fail(ErrorCode.INTERNAL_ERROR, "");
+          return;
         }
         this.#flush();
         if (this.#writing && this.#out.length > this.#limits.maxPendingWriteBytes) {
@@ -273,9 +273,11 @@ export class H2Connection {
           await new Promise<void>((r) => (this.#drained = r));
         }
       }
-    } finally {
-      this.close();
+    } catch {
+      // Nothing above throws but the handler; a failure there must not leave the socket open.
     }
+    // The peer closed (or a read failed): nothing more can be answered.
+    this.close();
   }
 
   /** Moves unparsed bytes to the front of the read buffer (a frame never exceeds it). */
@@ -846,7 +848,7 @@ export class H2Connection {
   // ---- Writing ----
 
   #scheduleFlush(): void {
-    if (this.#flushQueued || this.#closed) return;
+    if (this.#flushQueued || this.#closed || this.#failing) return;
     this.#flushQueued = true;
     queueMicrotask(() => {
       this.#flushQueued = false;
@@ -856,7 +858,7 @@ export class H2Connection {
 
   /** Starts writing what is buffered (unless a write is under way: it continues with it). */
   #flush(): void {
-    if (this.#writing || this.#closed) return;
+    if (this.#writing || this.#closed || this.#failing) return;
     if (this.#out.length === 0) {
       if (this.#goawaySent && this.#streams.size === 0) this.close();
       return;
@@ -868,7 +870,7 @@ export class H2Connection {
   async #writeLoop(): Promise<void> {
     const out = this.#out;
     try {
-      while (out.length > 0 && !this.#closed) {
+      while (out.length > 0 && !this.#closed && !this.#failing) {
         const bytes = out.take();
         this.#writeStartedAt = performance.now();
         let o = 0;
@@ -885,7 +887,7 @@ export class H2Connection {
     const drained = this.#drained;
     this.#drained = undefined;
     drained?.();
-    if (this.#goawaySent && this.#streams.size === 0) this.close();
+    if (this.#goawaySent && this.#streams.size === 0 && !this.#failing) this.close();
   }
 
   // ---- Lifetime ----
@@ -903,8 +905,8 @@ export class H2Connection {
 
   /** A connection error: GOAWAY with the code, then close once it is written. */
   #fail(code: ErrorCode, message: string): void {
-    if (this.#closed) return;
-    this.#goawaySent = true;
+    if (this.#closed || this.#failing) return;
+    this.#failing = true;
     this.#out.goaway(this.#lastStreamId, code, message);
     const bytes = this.#out.take();
     this.#closing(bytes);
