@@ -14,8 +14,11 @@
  * What a client cannot do (each a documented limit, see {@link H2Limits}):
  * - hold a connection without sending the preface and SETTINGS (closed after
  *   `prefaceTimeoutMs`), or with a write the client does not read (closed after
- *   `writeTimeoutMs`); nothing more is read from a connection while more than
- *   `maxPendingWriteBytes` wait to be written, so a client that does not read stops being read;
+ *   `writeTimeoutMs`: its streams are reset and their calls cancelled; Deno 2.9 cannot cancel a
+ *   write under way, so the socket itself stays open until the client reads or goes away, holding
+ *   only the bytes of that write); nothing more is read from a connection while more than
+ *   `maxPendingWriteBytes` wait to be written, so a client that does not read stops being read
+ *   and cannot make the server take more requests (tested: it gets about 9 answers of 1 MB in);
  * - open more than `maxConcurrentStreams` streams (advertised; more are refused with
  *   REFUSED_STREAM), or open new ones while more than `maxBlockedResponseBytes` of answers wait
  *   for its flow-control window (refused the same way);
