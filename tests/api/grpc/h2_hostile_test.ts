@@ -8,17 +8,13 @@ import { type GrpcLimits, type GrpcServer, startGrpcServer } from "../../../src/
 import { Setting } from "../../../src/api/grpc/h2/frames.ts";
 import { GetModelStatusRequestSchema } from "../../../src/proto/gen/tensorflow_serving/apis/get_model_status_pb.ts";
 import { ReloadConfigRequestSchema } from "../../../src/proto/gen/tensorflow_serving/apis/model_management_pb.ts";
-import { PredictRequestSchema } from "../../../src/proto/gen/tensorflow_serving/apis/predict_pb.ts";
-import { DataType } from "../../../src/proto/gen/tensorflow/core/framework/types_pb.ts";
 import { FakeServingApi } from "../fixtures/fake_api.ts";
 import {
   ErrorCode,
-  Flag,
   FrameType,
   grpcHeaders,
   grpcMessage,
   RawH2,
-  settings,
   statusOf,
   u32,
 } from "./h2_client.ts";
@@ -26,7 +22,6 @@ import {
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 const STATUS = "/tensorflow.serving.ModelService/GetModelStatus";
-const PREDICT = "/tensorflow.serving.PredictionService/Predict";
 const RELOAD = "/tensorflow.serving.ModelService/HandleReloadConfigRequest";
 
 async function server(limits: GrpcLimits = {}): Promise<GrpcServer> {
