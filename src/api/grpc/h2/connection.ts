@@ -92,6 +92,9 @@ export const DEFAULT_H2_LIMITS: H2Limits = Object.freeze({
 /** Our frame size limit (SETTINGS_MAX_FRAME_SIZE left at its default). */
 const MAX_FRAME = MIN_MAX_FRAME_SIZE;
 const READ_BYTES = 64 << 10;
+/** After a connection error: how long, and how much, the peer's input is drained before close. */
+const LINGER_MS = 1000;
+const LINGER_BYTES = 1 << 20;
 
 /** A client stream as the handler sees it. */
 export class H2Stream {
@@ -451,11 +454,19 @@ export class H2Connection {
       if (dep === id) this.#streamError(id, ErrorCode.PROTOCOL_ERROR);
     }
     if (start > end) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "Bad padding");
+    const endStream = (flags & Flag.END_STREAM) !== 0;
+    if (flags & Flag.END_HEADERS) {
+      // The usual case: the whole block in this frame, decoded from the read buffer in place.
+      if (end - start > this.#limits.maxHeaderBlockBytes) {
+        throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "Header block too large");
+      }
+      this.#block(id, endStream, this.#buf.subarray(start, end));
+      return;
+    }
     this.#blockStream = id;
-    this.#blockEndStream = (flags & Flag.END_STREAM) !== 0;
+    this.#blockEndStream = endStream;
     this.#blockBytes = 0;
     this.#addFragment(start, end);
-    if (flags & Flag.END_HEADERS) this.#endBlock();
   }
 
   #continuation(flags: number, id: number, p: number, length: number): void {
@@ -491,6 +502,11 @@ export class H2Connection {
         o += part.length;
       }
     }
+    this.#block(id, endStream, block);
+  }
+
+  /** A whole header block of stream `id`: decoded, then a new stream or its trailers. */
+  #block(id: number, endStream: boolean, block: Uint8Array): void {
     let decoded;
     try {
       decoded = this.#decoder.decode(block);
@@ -923,6 +939,17 @@ export class H2Connection {
       try {
         let o = 0;
         while (o < bytes.length) o += await this.#conn.write(bytes.subarray(o));
+        await this.#conn.closeWrite();
+        // Linger: what the peer still sends is read and dropped for a moment, because closing
+        // a socket with unread input resets the connection, and the peer could lose the GOAWAY.
+        const timer = setTimeout(() => this.close(), LINGER_MS);
+        let n = 0;
+        while (!this.#closed && n < LINGER_BYTES) {
+          const r = await this.#conn.read(this.#buf);
+          if (r === null) break;
+          n += r;
+        }
+        clearTimeout(timer);
       } catch { /* gone */ }
     }
     this.close();
