@@ -27,10 +27,14 @@
  * Exceeded" and its signal aborted); a client's RST_STREAM (cancel, its own deadline) or a
  * closed connection aborts the call's signal, so a queued call is dropped before it runs.
  *
+ * Compressed requests (flag 1) are inflated for `grpc-encoding` gzip and deflate (zlib), as
+ * grpc-js and grpc core do, within the decode limit of one request; an inflate failure is
+ * INTERNAL "Unexpected error decompressing data for algorithm <name>" (grpc core's
+ * compression_filter.cc). Answers are never compressed (identity, which every client accepts).
+ *
  * Our own choices where the protocol leaves it open (documented, not upstream's text):
- * - a compressed message (flag 1) is refused UNIMPLEMENTED `Received message compressed with
- *   unsupported encoding "<grpc-encoding>"` (grpc-js's wording): no client of this server
- *   compresses requests by default;
+ * - a compressed message with another `grpc-encoding` (or none) is UNIMPLEMENTED `Received
+ *   message compressed with unsupported encoding "<name>"` (grpc-js's wording);
  * - a unary call with no request message, a truncated one, or a second one is INTERNAL "" (as
  *   a request that does not parse);
  * - request headers over SETTINGS_MAX_HEADER_LIST_SIZE are RESOURCE_EXHAUSTED;
@@ -778,15 +782,68 @@ class GrpcTransport implements H2Handler {
     if (request === undefined || call.message !== undefined || call.prefixRead !== 0) {
       return call.fail(UNDECODABLE_STATUS);
     }
-    if (call.compressed !== 0) {
+    if (call.compressed === 0) return call.method.run(call, request);
+    const encoding = call.encoding;
+    if (encoding !== "gzip" && encoding !== "deflate") {
       return call.fail({
         code: Code.UNIMPLEMENTED,
         details: `Received message compressed with unsupported encoding "${
-          call.encoding || "identity"
+          encoding || "identity"
         }"`,
       });
     }
-    call.method.run(call, request);
+    this.#inflate(call, request, encoding).catch((e) => call.fail(toStatus(e)));
+  }
+
+  /**
+   * Inflates a compressed message (gzip, or deflate: zlib format, as grpc's), never past the
+   * decode limit of one request nor the buffer budget, then runs the method.
+   */
+  async #inflate(call: GrpcCall, bytes: Uint8Array, format: "gzip" | "deflate"): Promise<void> {
+    const max = this.#limits.maxRequestBytes;
+    const stream = new DecompressionStream(format);
+    const writer = stream.writable.getWriter();
+    writer.write(bytes as Uint8Array<ArrayBuffer>).catch(() => {});
+    writer.close().catch(() => {});
+    const reader = stream.readable.getReader();
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    try {
+      while (true) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (call.done) return void reader.cancel().catch(() => {});
+        total += value.length;
+        if (total > max) {
+          reader.cancel().catch(() => {});
+          return call.fail({
+            code: Code.RESOURCE_EXHAUSTED,
+            details: `Cannot receive a message of more than ${max} bytes once decompressed: ` +
+              `over --max_request_decoded_bytes=${max}`,
+          });
+        }
+        if (!this.#charge(call, value.length)) return void reader.cancel().catch(() => {});
+        parts.push(value);
+      }
+    } catch {
+      // grpc core's message decompression failure (compression_filter.cc).
+      return call.fail({
+        code: Code.INTERNAL,
+        details: `Unexpected error decompressing data for algorithm ${format}`,
+      });
+    }
+    if (call.done) return;
+    let message: Uint8Array;
+    if (parts.length === 1) message = parts[0];
+    else {
+      message = new Uint8Array(total);
+      let o = 0;
+      for (const p of parts) {
+        message.set(p, o);
+        o += p.length;
+      }
+    }
+    call.method.run(call, message);
   }
 
   reset(stream: H2Stream): void {

@@ -167,12 +167,12 @@ Deno.test("message framing: limits, compression, missing and extra messages", op
   const big = statusOf(await c.answer(3));
   assert.equal(big.code, 8);
   assert.match(big.message, /2097152 bytes.*max_request_decoded_bytes=1048576/);
-  // Compressed flag: no decompression here.
-  await c.headers(5, grpcHeaders(STATUS, ["grpc-encoding", "gzip"]));
+  // A compressed message with an encoding this server does not inflate.
+  await c.headers(5, grpcHeaders(STATUS, ["grpc-encoding", "snappy"]));
   await c.data(5, grpcMessage(new Uint8Array([1, 2]), 1));
   assert.deepEqual(statusOf(await c.answer(5)), {
     code: 12,
-    message: 'Received message compressed with unsupported encoding "gzip"',
+    message: 'Received message compressed with unsupported encoding "snappy"',
     http: "200",
   });
   // No message, a truncated one, two messages: INTERNAL "" (as an unparsable request).
@@ -439,4 +439,47 @@ Deno.test("shutdown sends GOAWAY and lets a call in flight finish", opts, async 
   assert.equal(statusOf(await c.answer(1)).code, 0);
   await c.closes();
   await down;
+});
+
+/** Compresses bytes with a CompressionStream format. */
+async function compress(bytes: Uint8Array, format: "gzip" | "deflate"): Promise<Uint8Array> {
+  const out = new Response(
+    new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
+      new CompressionStream(format),
+    ),
+  );
+  return new Uint8Array(await out.arrayBuffer());
+}
+
+Deno.test("gzip and deflate requests are inflated, within the decode limit", opts, async () => {
+  await using s = await server();
+  using c = await RawH2.connect(s.port);
+  const plain = toBinary(
+    GetModelStatusRequestSchema,
+    create(GetModelStatusRequestSchema, { modelSpec: { name: "m" } }),
+  );
+  let id = 1;
+  for (const format of ["gzip", "deflate"] as const) {
+    await c.headers(id, grpcHeaders(STATUS, ["grpc-encoding", format]));
+    await c.data(id, grpcMessage(await compress(plain, format), 1));
+    assert.equal(statusOf(await c.answer(id)).code, 0, format);
+    id += 2;
+    // Not what it says it is: grpc core's text.
+    await c.headers(id, grpcHeaders(STATUS, ["grpc-encoding", format]));
+    await c.data(id, grpcMessage(new Uint8Array([1, 2, 3, 4]), 1));
+    assert.deepEqual(statusOf(await c.answer(id)), {
+      code: 13,
+      message: `Unexpected error decompressing data for algorithm ${format}`,
+      http: "200",
+    });
+    id += 2;
+  }
+  // A bomb: 8 MiB of zeros in a few KiB, over this server's 1 MiB decode limit.
+  const bomb = await compress(new Uint8Array(8 << 20), "gzip");
+  assert.ok(bomb.length < 16384);
+  await c.headers(id, grpcHeaders(STATUS, ["grpc-encoding", "gzip"]));
+  await c.data(id, grpcMessage(bomb, 1));
+  const st = statusOf(await c.answer(id));
+  assert.equal(st.code, 8);
+  assert.match(st.message, /more than 1048576 bytes once decompressed/);
 });
