@@ -92,6 +92,12 @@ import { HpackEncoder } from "./h2/hpack.ts";
 export interface GrpcLimits extends Partial<H2Limits> {
   /** Request bytes buffered at once over all connections (default 1 GiB). */
   readonly maxBufferedRequestBytes?: number;
+  /**
+   * Connections open at once (default 1000): when a new one comes at the limit, the connection
+   * quiet longest without an open stream is closed to make room; if every one has calls open,
+   * the new one is closed.
+   */
+  readonly maxConnections?: number;
 }
 
 /** Options of {@link startGrpcServer}. */
@@ -984,7 +990,26 @@ function listen(api: ServingApi, options: GrpcServerOptions): GrpcServer {
   }
 
   let accepting = true;
+  const maxConnections = options.limits?.maxConnections ?? 1000;
+  /** Makes room for one more connection; false when every connection is busy. */
+  const makeRoom = (): boolean => {
+    let quietest: H2Connection | undefined;
+    for (const c of connections) {
+      if (c.idleness >= 0 && (quietest === undefined || c.idleness > quietest.idleness)) {
+        quietest = c;
+      }
+    }
+    if (quietest === undefined) return false;
+    // GOAWAY NO_ERROR, and closed once written: the client reconnects when it needs to.
+    quietest.goaway();
+    connections.delete(quietest);
+    return true;
+  };
   const serveConn = (conn: Deno.Conn) => {
+    if (connections.size >= maxConnections && !makeRoom()) {
+      conn.close();
+      return;
+    }
     if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
     const c = new H2Connection(conn, transport, h2Limits, performance.now());
     connections.add(c);

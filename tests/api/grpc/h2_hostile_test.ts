@@ -223,3 +223,37 @@ Deno.test(
     await stillServes(s.port);
   },
 );
+
+Deno.test("at the connection limit the quietest idle connection makes room", opts, async () => {
+  await using s = await server({ maxConnections: 2 });
+  using a = await RawH2.connect(s.port);
+  await a.until((f) => f.type === FrameType.SETTINGS && (f.flags & 1) !== 0);
+  using b = await RawH2.connect(s.port);
+  await b.until((f) => f.type === FrameType.SETTINGS && (f.flags & 1) !== 0);
+  // A third connection: one of the idle two is sent GOAWAY and closed, the new one is served.
+  const served = stillServes(s.port);
+  const goaways = await Promise.all([a, b].map(async (c) => {
+    try {
+      return await c.goaway(1500);
+    } catch {
+      return "open";
+    }
+  }));
+  await served;
+  assert.equal(goaways.filter((g) => g === ErrorCode.NO_ERROR).length, 1, String(goaways));
+});
+
+Deno.test(
+  "at the connection limit with every connection busy, a new one is closed",
+  opts,
+  async () => {
+    await using s = await server({ maxConnections: 1 });
+    using a = await RawH2.connect(s.port);
+    await a.headers(1, grpcHeaders(RELOAD));
+    await a.data(1, sleepRequest(500));
+    await a.until((f) => f.type === FrameType.SETTINGS && (f.flags & 1) !== 0);
+    using b = await RawH2.connect(s.port, { preface: false });
+    assert.equal(await b.closes(2000), true);
+    assert.equal(statusOf(await a.answer(1)).code, 0);
+  },
+);

@@ -11,7 +11,8 @@
  * No timer is armed per connection or stream: the server's sweep ({@link H2Connection.sweep})
  * checks the deadlines.
  *
- * What a client cannot do (each a documented limit, see {@link H2Limits}):
+ * What a client cannot do (each a documented limit, see {@link H2Limits}; the number of
+ * connections is the server's, `GrpcLimits.maxConnections`):
  * - hold a connection without sending the preface and SETTINGS (closed after
  *   `prefaceTimeoutMs`), or with a write the client does not read (closed after
  *   `writeTimeoutMs`: its streams are reset and their calls cancelled; Deno 2.9 cannot cancel a
@@ -206,6 +207,8 @@ export class H2Connection {
 
   #resets = 0;
   #controlFrames = 0;
+  /** Sweeps since the last read (how long the connection has been quiet). */
+  #idleSweeps = 0;
 
   /**
    * @param conn the accepted connection
@@ -227,6 +230,14 @@ export class H2Connection {
   /** Resolves once the connection is closed. */
   get closed(): Promise<void> {
     return this.#closedPromise;
+  }
+
+  /**
+   * How long the connection has had nothing to do: the sweeps since its last read, or -1 while
+   * it has streams open (a busy connection is never the one to close for room).
+   */
+  get idleness(): number {
+    return this.#streams.size > 0 ? -1 : this.#idleSweeps;
   }
 
   /** Streams open now. */
@@ -265,6 +276,7 @@ export class H2Connection {
         }
         if (n === null || this.#closed) break;
         this.#end += n;
+        this.#idleSweeps = 0;
         try {
           this.#parse();
         } catch (e) {
@@ -982,6 +994,7 @@ export class H2Connection {
   sweep(now: number): void {
     this.#resets = 0;
     this.#controlFrames = 0;
+    this.#idleSweeps++;
     if (!this.#gotSettings && now > this.#prefaceDeadline) {
       this.#fail(ErrorCode.PROTOCOL_ERROR, "No preface");
       return;
