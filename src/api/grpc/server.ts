@@ -87,6 +87,7 @@ import {
   H2Stream,
 } from "./h2/connection.ts";
 import { HpackEncoder } from "./h2/hpack.ts";
+import { ErrorCode } from "./h2/frames.ts";
 
 /** The transport's limits beyond the connection's. */
 export interface GrpcLimits extends Partial<H2Limits> {
@@ -397,8 +398,16 @@ function serve<O>(call: GrpcCall, fn: () => O | Promise<O>, encode: (o: O) => Ui
     return;
   }
   if (out instanceof Promise) {
-    out.then((v) => answer(call, v, encode), (e) => call.fail(toStatus(e)));
+    out.then((v) => answer(call, v, encode), (e) => call.fail(toStatus(e))).catch(lost(call));
   } else answer(call, out, encode);
+}
+
+/**
+ * The last resort of an answer that failed to go out (a bug, never a client's doing): the
+ * stream is reset INTERNAL_ERROR rather than the rejection ending the process.
+ */
+function lost(call: GrpcCall): () => void {
+  return () => call.stream.connection.reset(call.stream, ErrorCode.INTERNAL_ERROR);
 }
 
 function answer<O>(call: GrpcCall, out: O, encode: (o: O) => Uint8Array): void {
@@ -463,7 +472,7 @@ function predictMethod(api: ServingApi, limits: DecodeLimits): Method {
         return call.fail(toStatus(e));
       }
       if (out instanceof Promise) {
-        out.then((v) => answer(call, v, encode), (e) => call.fail(toStatus(e)));
+        out.then((v) => answer(call, v, encode), (e) => call.fail(toStatus(e))).catch(lost(call));
       } else answer(call, out, encode);
     },
   };
