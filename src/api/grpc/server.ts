@@ -99,6 +99,13 @@ export interface GrpcLimits extends Partial<H2Limits> {
    * the new one is closed.
    */
   readonly maxConnections?: number;
+  /**
+   * From a call's request headers to the end of its request (default 60 s): a call whose request
+   * is still incomplete then is reset (RST_STREAM CANCEL, as PROTOCOL-HTTP2.md says a server
+   * cancels a call whose payload is incomplete), so a client cannot hold streams, buffer budget
+   * or a connection slot by never finishing its requests.
+   */
+  readonly requestTimeoutMs?: number;
 }
 
 /** Options of {@link startGrpcServer}. */
@@ -297,6 +304,8 @@ class GrpcCall implements CallContext {
   /** The whole request message, once read; a count past one is an error. */
   request: Uint8Array | undefined = undefined;
   messages = 0;
+  /** When its request headers came (the sweep's clock), while the request is incomplete. */
+  readSince = 0;
   /** Request bytes charged to the transport's buffer budget. */
   charged = 0;
   /** Called once when the call ends without an answer of ours (reset, closed). */
@@ -630,11 +639,22 @@ class GrpcTransport implements H2Handler {
   #slabAt = 0;
   /** Calls with a deadline, checked by the sweep. */
   readonly #timed = new Set<GrpcCall>();
+  /** Calls whose request has not ended, checked by the sweep against the request timeout. */
+  readonly #reading = new Set<GrpcCall>();
+  readonly #requestTimeoutMs: number;
+  /** The sweep's clock (`performance.now()`), coarse but free to read. */
+  #clock = performance.now();
 
-  constructor(methods: Map<string, Method>, limits: DecodeLimits, maxBuffered: number) {
+  constructor(
+    methods: Map<string, Method>,
+    limits: DecodeLimits,
+    maxBuffered: number,
+    requestTimeoutMs: number,
+  ) {
     this.#methods = methods;
     this.#limits = limits;
     this.#maxBuffered = maxBuffered;
+    this.#requestTimeoutMs = requestTimeoutMs;
   }
 
   headers(stream: H2Stream, fields: string[], oversize: boolean, endStream: boolean): void {
@@ -675,7 +695,9 @@ class GrpcTransport implements H2Handler {
         this.#timed.add(call);
       }
     }
-    if (endStream) this.#complete(call);
+    if (endStream) return this.#complete(call);
+    call.readSince = this.#clock;
+    this.#reading.add(call);
   }
 
   data(stream: H2Stream, chunk: Uint8Array, endStream: boolean): void {
@@ -792,6 +814,7 @@ class GrpcTransport implements H2Handler {
 
   /** The request has ended: run the method, or answer what is wrong. */
   #complete(call: GrpcCall): void {
+    this.#reading.delete(call);
     if (call.done) return;
     const request = call.request;
     if (request === undefined || call.message !== undefined || call.prefixRead !== 0) {
@@ -872,12 +895,26 @@ class GrpcTransport implements H2Handler {
     call.charged = 0;
     call.message = undefined;
     if (call.deadline !== undefined) this.#timed.delete(call);
+    this.#reading.delete(call);
   }
 
-  /** Answers the calls past their deadline. */
-  sweep(nowEpoch: number): void {
+  /**
+   * Answers the calls past their deadline and resets those whose request is late.
+   *
+   * @param nowEpoch `Date.now()`
+   * @param now `performance.now()`
+   */
+  sweep(nowEpoch: number, now: number): void {
+    this.#clock = now;
     for (const call of this.#timed) {
       if (call.deadline! <= nowEpoch) call.expire();
+    }
+    if (this.#requestTimeoutMs <= 0) return;
+    for (const call of this.#reading) {
+      if (now - call.readSince > this.#requestTimeoutMs) {
+        call.cancel();
+        call.stream.connection.reset(call.stream, ErrorCode.CANCEL);
+      }
     }
   }
 }
@@ -975,6 +1012,7 @@ function listen(api: ServingApi, options: GrpcServerOptions): GrpcServer {
     methods,
     limits,
     options.limits?.maxBufferedRequestBytes ?? 1 << 30,
+    options.limits?.requestTimeoutMs ?? 60_000,
   );
 
   const listeners: Deno.Listener[] = [];
@@ -1041,7 +1079,7 @@ function listen(api: ServingApi, options: GrpcServerOptions): GrpcServer {
   const sweep = setInterval(() => {
     const now = performance.now();
     for (const c of connections) c.sweep(now);
-    transport.sweep(Date.now());
+    transport.sweep(Date.now(), now);
   }, SWEEP_MS);
   Deno.unrefTimer(sweep);
 

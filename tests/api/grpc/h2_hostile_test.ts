@@ -257,3 +257,13 @@ Deno.test(
     assert.equal(statusOf(await a.answer(1)).code, 0);
   },
 );
+
+Deno.test("a request that never ends is reset after the request timeout", opts, async () => {
+  await using s = await server({ requestTimeoutMs: 300, maxConnections: 1 });
+  using c = await RawH2.connect(s.port);
+  await c.headers(1, grpcHeaders(STATUS));
+  await c.data(1, statusRequest().subarray(0, 3), false);
+  assert.equal(await c.rst(1), ErrorCode.CANCEL);
+  // No longer busy: a new connection may take its slot.
+  await stillServes(s.port);
+});
