@@ -7,9 +7,11 @@ import { Tensor } from "../src/tensor/tensor.ts";
 
 /** A generator of values in [0, 1) from `seed`. */
 export function lcg(seed: number): () => number {
-  let s = seed;
+  // 32-bit integer arithmetic (Math.imul): the product in floating point would pass 2^53, lose
+  // its low bits and fall into a cycle of ~10^4 values.
+  let s = seed >>> 0;
   return () => {
-    s = (s * 1103515245 + 12345) % 2147483648;
+    s = (Math.imul(s, 1103515245) + 12345) & 0x7fffffff;
     return s / 2147483648;
   };
 }

@@ -27,6 +27,7 @@ import type { NodeDef } from "../proto/gen/tensorflow/core/framework/node_def_pb
 import type { AttrValue } from "../proto/gen/tensorflow/core/framework/attr_value_pb.ts";
 import type { SavedModelBundle } from "../saved_model/reader.ts";
 import { compileModel, type Model } from "../runtime/model.ts";
+import type { KernelRegistry } from "../kernels/registry.ts";
 import { DataType, isNumeric, type NumericArray } from "../tensor/dtype.ts";
 import { type Shape, Tensor, type TensorData, Variable } from "../tensor/tensor.ts";
 import { shareBufferId, sharedBufferIdOf } from "../kernels/wasm/shared_memory.ts";
@@ -227,10 +228,14 @@ export function modelImage(model: Model): ModelImage | undefined {
   };
 }
 
-/** Rebuilds a model from its image (in a worker): its compiled plans and its variables. */
-export function modelFromImage(image: ModelImage): Model {
+/**
+ * Rebuilds a model from its image (in a worker): its compiled plans and its variables.
+ *
+ * @param registry the kernels to compile with
+ */
+export function modelFromImage(image: ModelImage, registry: KernelRegistry): Model {
   for (const { buffer, id } of image.sharedBuffers) shareBufferId(buffer, id);
-  const model = compileModel(image.bundle);
+  const model = compileModel(image.bundle, registry);
   // Variable kernels look their variable up by key when compiled, and read its value when run:
   // whichever comes first creates it, and the value is set before any run.
   const resources = model.session.resources;

@@ -8,6 +8,7 @@
 import { ServingError } from "../errors.ts";
 import type { Model } from "../runtime/model.ts";
 import { modelFromImage, tensorFromImage, tensorImage } from "./shared_model.ts";
+import { defaultRegistry } from "../kernels/mod.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { adoptKernelMemory } from "../kernels/wasm/shared_memory.ts";
 import { joinKernelTeam, setCallPending } from "../kernels/wasm/team.ts";
@@ -36,7 +37,7 @@ port.onmessage = (e: MessageEvent<ToWorker>) => {
       break;
     case "load": {
       try {
-        models.set(m.model, modelFromImage(m.image));
+        models.set(m.model, modelFromImage(m.image, defaultRegistry()));
         port.postMessage({ type: "loaded", model: m.model });
       } catch (err) {
         port.postMessage({ type: "loaded", model: m.model, error: errorOf(err) });

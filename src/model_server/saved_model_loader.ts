@@ -7,7 +7,8 @@
 import type { Loader, LogFn } from "../core/loader.ts";
 import { loadModel, type Model } from "../runtime/model.ts";
 import type { ServableOptions } from "../servables/model_spec.ts";
-import { runWarmup } from "../servables/warmup.ts";
+import { WARMUP_FILE } from "../servables/warmup_file.ts";
+import { joinPath } from "../saved_model/reader.ts";
 import { checkVersionDirConfined } from "../config/model_roots.ts";
 import type { Executor } from "../exec/executor.ts";
 import { shareConstants } from "../exec/shared_model.ts";
@@ -46,6 +47,16 @@ export interface LoaderOptions extends ServableOptions {
   readonly executor?: Executor;
 }
 
+/** False only when `path` is known not to exist (any other failure is left to the reader). */
+async function mayExist(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    return !(e instanceof Deno.errors.NotFound);
+  }
+}
+
 /** Creates the loader of one version directory. Cheap: nothing is read until load(). */
 export function savedModelLoader(
   name: string,
@@ -69,7 +80,10 @@ export function savedModelLoader(
           Math.round((performance.now() - t0) * 1000)
         } microseconds.`,
       );
-      if (options.enableModelWarmup) {
+      if (options.enableModelWarmup && await mayExist(joinPath(path, WARMUP_FILE))) {
+        // Imported only for a version that has warmup data (start-up: the replay brings every
+        // request type and the PredictionLog reader).
+        const { runWarmup } = await import("../servables/warmup.ts");
         const n = await runWarmup(model, path, {
           ...options,
           modelName: name,

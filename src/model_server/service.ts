@@ -22,10 +22,8 @@ import type { PredictResponse } from "../proto/gen/tensorflow_serving/apis/predi
 import type { ManagerState } from "../core/manager.ts";
 import { toModelServerConfig } from "../config/model_config.ts";
 import type { CallContext, Executor } from "../exec/executor.ts";
-import { prepareClassify } from "../servables/classify.ts";
 import { getModelMetadata } from "../servables/metadata.ts";
 import { requireModelSpec, type ServableOptions } from "../servables/model_spec.ts";
-import { prepareMultiInference } from "../servables/multi_inference.ts";
 import {
   type PredictOutputs,
   type PredictRequestView,
@@ -35,8 +33,29 @@ import {
 import { preparePredictTensors, type TensorPredictRequest } from "../servables/predict_tensors.ts";
 import { signatureInputTypes } from "../servables/signature_info.ts";
 import { type PreparedCall, runPrepared } from "../servables/prepared.ts";
-import { prepareRegress } from "../servables/regress.ts";
 import type { ServableModel, ServerCore } from "./server_core.ts";
+
+/**
+ * A module imported on its first call (start-up, issue 10: Classify, Regress and MultiInference
+ * bring their own request types and tf.Example parsing, which the first Predict does not need).
+ * Once loaded, calls run synchronously as before.
+ */
+function onDemand<M>(load: () => Promise<M>): <R>(use: (m: M) => R) => R | Promise<Awaited<R>> {
+  let mod: M | undefined;
+  let loading: Promise<M> | undefined;
+  return <R>(use: (m: M) => R) => {
+    if (mod !== undefined) return use(mod);
+    loading ??= load().then((m) => (mod = m), (e) => {
+      loading = undefined; // A failed import is tried again by the next call.
+      throw e;
+    });
+    return loading.then(use) as Promise<Awaited<R>>;
+  };
+}
+
+const classifyModule = onDemand(() => import("../servables/classify.ts"));
+const regressModule = onDemand(() => import("../servables/regress.ts"));
+const multiInferenceModule = onDemand(() => import("../servables/multi_inference.ts"));
 
 const STATE: Record<ManagerState, ModelVersionStatus_State> = {
   START: ModelVersionStatus_State.START,
@@ -184,7 +203,10 @@ export class ModelServerService implements ServingApi {
       "classify",
       req.modelSpec,
       via,
-      (m) => this.#exec(m, prepareClassify(m.model, m.version, m.name, req, this.options), ctx),
+      (m) =>
+        classifyModule(({ prepareClassify }) =>
+          this.#exec(m, prepareClassify(m.model, m.version, m.name, req, this.options), ctx)
+        ),
     );
   }
 
@@ -194,7 +216,10 @@ export class ModelServerService implements ServingApi {
       "regress",
       req.modelSpec,
       via,
-      (m) => this.#exec(m, prepareRegress(m.model, m.version, m.name, req, this.options), ctx),
+      (m) =>
+        regressModule(({ prepareRegress }) =>
+          this.#exec(m, prepareRegress(m.model, m.version, m.name, req, this.options), ctx)
+        ),
     );
   }
 
@@ -212,10 +237,12 @@ export class ModelServerService implements ServingApi {
       spec,
       via,
       (m) =>
-        this.#exec(
-          m,
-          prepareMultiInference(m.model, m.version, m.name, req, this.options),
-          ctx,
+        multiInferenceModule(({ prepareMultiInference }) =>
+          this.#exec(
+            m,
+            prepareMultiInference(m.model, m.version, m.name, req, this.options),
+            ctx,
+          )
         ),
     );
   }

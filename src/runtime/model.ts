@@ -14,7 +14,7 @@ import type {
 } from "../proto/gen/tensorflow/core/protobuf/meta_graph_pb.ts";
 import { Code, ServingError } from "../errors.ts";
 import type { KernelRegistry } from "../kernels/registry.ts";
-import { defaultRegistry } from "../kernels/mod.ts";
+import { kernelsFor } from "../kernels/lazy.ts";
 import { parseTensorName, type TensorRef } from "../graph/graph.ts";
 import { MissingOpsError, type Plan } from "../graph/plan.ts";
 import { validateSavedModel } from "../graph/validate.ts";
@@ -207,7 +207,10 @@ export class Signature {
 export interface LoadOptions {
   /** The MetaGraphDef tag set (default `["serve"]`). */
   readonly tags?: readonly string[];
-  /** The kernels (default: every shipped kernel). */
+  /**
+   * The kernels (default: those of the ops the graph and its functions use, imported on demand;
+   * see kernels/lazy.ts).
+   */
   readonly registry?: KernelRegistry;
   /**
    * Called with the bundle as read, before anything is compiled: the worker pool moves large
@@ -289,6 +292,15 @@ export class Model {
   }
 }
 
+/** Every op of a bundle's graph and of its function library. */
+function graphOps(bundle: SavedModelBundle): Set<string> {
+  const graph = bundle.metaGraph.graphDef;
+  const ops = new Set<string>();
+  for (const n of graph?.node ?? []) ops.add(n.op);
+  for (const f of graph?.library?.function ?? []) for (const n of f.nodeDef) ops.add(n.op);
+  return ops;
+}
+
 /**
  * Loads a SavedModel version directory.
  *
@@ -297,7 +309,7 @@ export class Model {
  */
 export async function loadModel(exportDir: string, options: LoadOptions = {}): Promise<Model> {
   const bundle = await readSavedModel(exportDir, options.tags ?? ["serve"]);
-  const registry = options.registry ?? defaultRegistry();
+  const registry = options.registry ?? await kernelsFor(graphOps(bundle));
   validateSavedModel(bundle, registry); // Nodes against their OpDefs and kernels, defaults filled.
   options.prepare?.(bundle);
   const model = compileModel(bundle, registry);
@@ -332,12 +344,12 @@ export async function loadModel(exportDir: string, options: LoadOptions = {}): P
  *
  * @throws MissingOpsError listing every op without a kernel
  */
-export function compileModel(bundle: SavedModelBundle, registry?: KernelRegistry): Model {
+export function compileModel(bundle: SavedModelBundle, registry: KernelRegistry): Model {
   const mg = bundle.metaGraph;
   const session = new Session(
     mg.graphDef ?? create(GraphDefSchema),
     mg.metaInfoDef?.strippedOpList?.op ?? [],
-    registry ?? defaultRegistry(),
+    registry,
   );
 
   // Compile the signatures first: a model with an op we lack fails before touching variables,

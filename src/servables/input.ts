@@ -1,7 +1,7 @@
 /**
  * The `Input` of Classify, Regress and MultiInference into the one tensor their signatures take:
  * a DT_STRING vector of serialized tf.Examples (util.cc `InputToSerializedExampleTensor`), and
- * the feed type check TensorFlow's session applies to every fed tensor.
+ * the feed type check TensorFlow's session applies to every fed tensor (feed_types.ts).
  *
  * With `example_list_with_context`, upstream does not merge messages: it writes the serialized
  * context and then the serialized example into one string. Parsing that string merges the two,
@@ -15,9 +15,11 @@ import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { type Example, ExampleSchema } from "../proto/gen/tensorflow/core/example/example_pb.ts";
 import type { Input } from "../proto/gen/tensorflow_serving/apis/input_pb.ts";
 import { Code, ServingError } from "../errors.ts";
-import { DataType, dtypeName } from "../tensor/dtype.ts";
+import { DataType } from "../tensor/dtype.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { DecodeBudget, STRING_ELEMENT_BYTES } from "../tensor/limits.ts";
+
+export { checkFeedTypes, tfTypeString } from "./feed_types.ts";
 
 const EMPTY: Uint8Array = new Uint8Array(0);
 
@@ -158,33 +160,4 @@ export function serializedInputToExamplesTensor(
   chargeExamples(budget, examples.length, context.length, exampleBytes);
   const strings = context.length === 0 ? examples : examples.map((ex) => concat(context, ex));
   return new Tensor(DataType.DT_STRING, [strings.length], strings);
-}
-
-/** TensorFlow's `DataTypeString`: `float`, `int32`, `string`, … */
-export function tfTypeString(dtype: DataType): string {
-  const name = dtypeName(dtype);
-  if (!name.startsWith("DT_")) return name;
-  // DT_FLOAT → float, DT_FLOAT_REF → float_ref, as TensorFlow prints them.
-  return name.slice(3).toLowerCase();
-}
-
-/**
- * Checks fed tensors against the types the graph expects, with the message TensorFlow's session
- * gives (`FunctionCallFrame::SetArgs`), which clients of TF Serving see for a wrong dtype.
- *
- * @param feeds the tensors, in feed order
- * @param want the expected type of each feed
- * @throws ServingError INVALID_ARGUMENT `Expects arg[0] to be float but string is provided`
- */
-export function checkFeedTypes(feeds: readonly Tensor[], want: readonly DataType[]): void {
-  for (let i = 0; i < feeds.length; i++) {
-    if (feeds[i].dtype !== want[i]) {
-      throw new ServingError(
-        Code.INVALID_ARGUMENT,
-        `Expects arg[${i}] to be ${tfTypeString(want[i])} but ${
-          tfTypeString(feeds[i].dtype)
-        } is provided`,
-      );
-    }
-  }
 }

@@ -25,7 +25,7 @@ import { tensorFromProto, type TensorProtoValues, tensorToProto } from "../tenso
 import { directlyEncodable } from "../tensor/tensor_wire.ts";
 import { signatureInfo } from "./signature_info.ts";
 import { DecodeBudget } from "../tensor/limits.ts";
-import { checkFeedTypes } from "./input.ts";
+import { checkFeedTypes } from "./feed_types.ts";
 import { type PreparedCall, runPrepared } from "./prepared.ts";
 import {
   CLASSIFY_METHOD_NAME,

@@ -22,9 +22,9 @@ import type { ServableOptions } from "./model_spec.ts";
 import { multiInference } from "./multi_inference.ts";
 import { predict } from "./predict.ts";
 import { regress } from "./regress.ts";
+import { WARMUP_FILE } from "./warmup_file.ts";
 
-/** The warmup file's place in a version directory. */
-export const WARMUP_FILE = "assets.extra/tf_serving_warmup_requests";
+export { WARMUP_FILE };
 /** Upstream's limit on warmup records. */
 export const MAX_WARMUP_RECORDS = 1000;
 

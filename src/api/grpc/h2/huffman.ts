@@ -1,14 +1,14 @@
 /**
  * The HPACK Huffman code (RFC 7541 §5.2, Appendix B): a table-driven decoder and an encoder, both
- * built at module load from the code lengths alone. The code is canonical (codes of one length
+ * built from the code lengths alone. The code is canonical (codes of one length
  * are consecutive, in symbol order, and each length starts where the shorter ones ended, shifted),
  * so the 257 lengths determine every code; the test checks the derived codes against Appendix B.
  *
- * The decoder walks the code tree four bits at a time: a state is an internal node of the tree,
- * and one lookup per nibble gives the next state, the symbol emitted on the way (at most one,
- * as no code is shorter than five bits), whether EOS was reached (an error, §5.2) and whether
+ * The decoder walks the code tree eight bits at a time: a state is an internal node of the tree,
+ * and one lookup per octet gives the next state, the symbols emitted on the way (at most two, as
+ * no code is shorter than five bits), whether EOS was reached (an error, §5.2) and whether
  * stopping there is allowed (the bits since the last symbol are at most seven 1s: a prefix of
- * EOS used as padding).
+ * EOS used as padding). The table's entries are filled from the tree as they are first used.
  *
  * @module
  */
@@ -43,80 +43,86 @@ export const HUFFMAN_CODE_LENGTHS: Readonly<Uint8Array> = Uint8Array.of(
 /** Each symbol's code (right-aligned in `HUFFMAN_CODE_LENGTHS[sym]` bits), derived canonically. */
 export const HUFFMAN_CODES: Readonly<Uint32Array> = canonicalCodes(HUFFMAN_CODE_LENGTHS);
 
+/**
+ * Canonical codes from lengths (as DEFLATE assigns them, RFC 1951 §3.2.2): count the codes of
+ * each length, give each length its first code, then hand out codes in symbol order.
+ */
 function canonicalCodes(lengths: Readonly<Uint8Array>): Uint32Array {
-  const order = Array.from(lengths.keys()).sort((a, b) => lengths[a] - lengths[b] || a - b);
-  const codes = new Uint32Array(lengths.length);
-  let code = 0;
-  let len = lengths[order[0]];
-  for (const sym of order) {
-    code *= 2 ** (lengths[sym] - len); // not <<: a 30-bit code shifted stays below 2^32 here
-    len = lengths[sym];
-    codes[sym] = code;
-    code++;
+  const MAX = 32;
+  const count = new Uint32Array(MAX);
+  for (const len of lengths) count[len]++;
+  const next = new Uint32Array(MAX);
+  for (let len = 1, code = 0; len < MAX; len++) {
+    code = (code + count[len - 1]) * 2; // count[0] = 0: no symbol has length 0
+    next[len] = code;
   }
+  const codes = new Uint32Array(lengths.length);
+  for (let sym = 0; sym < lengths.length; sym++) codes[sym] = next[lengths[sym]]++;
   return codes;
 }
 
-// Decoder transition entry: bits 0–7 the next state, 8–15 the symbol, then the flags.
-const EMIT = 1 << 16;
-const ACCEPT = 1 << 17;
-const FAIL = 1 << 18;
+/** In the decoder's tree, a child that is a leaf: LEAF | symbol (else an internal node's number). */
+const LEAF = 1 << 12;
 
-/** 256 states (internal nodes, the root is 0) × 16 nibbles. */
-const TRANSITIONS: Uint32Array = buildTransitions();
+/** The code tree: `tree[2 * node + bit]`, 256 internal nodes, the root is 0; built on first use. */
+let tree: Int32Array | undefined;
+/** The internal nodes where a string may end: the root, and the all-ones path to depth 7 (EOS's prefix as padding). */
+const acceptingNodes = new Uint8Array(256);
 
-function buildTransitions(): Uint32Array {
-  // The tree: child[2 * node + bit] is an internal node's number, or LEAF | symbol.
-  const LEAF = 1 << 12;
+function buildTree(): Int32Array {
   const child = new Int32Array(2 * 256).fill(-1);
   let nodes = 1;
   for (let sym = 0; sym <= HUFFMAN_EOS; sym++) {
-    const len = HUFFMAN_CODE_LENGTHS[sym];
     const code = HUFFMAN_CODES[sym];
     let node = 0;
-    for (let i = len - 1; i >= 0; i--) {
-      const slot = 2 * node + (Math.floor(code / 2 ** i) & 1);
-      if (i === 0) {
-        child[slot] = LEAF | sym;
-      } else {
-        if (child[slot] < 0) child[slot] = nodes++;
-        node = child[slot];
-      }
+    for (let i = HUFFMAN_CODE_LENGTHS[sym] - 1; i > 0; i--) {
+      const slot = 2 * node + ((code >>> i) & 1);
+      if (child[slot] < 0) child[slot] = nodes++;
+      node = child[slot];
     }
+    child[2 * node + (code & 1)] = LEAF | sym;
   }
   if (nodes !== 256) throw new Error(`Huffman tree has ${nodes} internal nodes, not 256`);
-  // Stopping is allowed at the root and on the all-ones path up to depth 7 (EOS's prefix).
-  const accept = new Uint8Array(256);
-  accept[0] = 1;
+  acceptingNodes[0] = 1;
   for (let node = 0, depth = 0; depth < 7; depth++) {
     node = child[2 * node + 1];
-    accept[node] = 1;
+    acceptingNodes[node] = 1;
   }
-  const table = new Uint32Array(256 * 16);
-  for (let state = 0; state < 256; state++) {
-    for (let nibble = 0; nibble < 16; nibble++) {
-      let node = state;
-      let entry = 0;
-      for (let bit = 3; bit >= 0; bit--) {
-        const next = child[2 * node + ((nibble >> bit) & 1)];
-        if (next & LEAF) {
-          const sym = next & 0x1ff;
-          if (sym === HUFFMAN_EOS) {
-            entry = FAIL;
-            break;
-          }
-          entry = EMIT | (sym << 8);
-          node = 0;
-        } else {
-          node = next;
-        }
-      }
-      table[(state << 4) | nibble] = entry & FAIL
-        ? FAIL
-        : entry | node | (accept[node] ? ACCEPT : 0);
+  return child;
+}
+
+// Transition entry: bits 0–7 the next state, 8–15 the first symbol, 16–23 the second, then the
+// flags. From any state, 8 bits end at most two codes (the shortest is 5 bits). No filled entry
+// is 0 (a step back to the root emits a symbol; the root accepts), so 0 means "not filled yet".
+const EMIT_ONE = 1 << 24;
+const EMIT_TWO = 1 << 25;
+const ACCEPT = 1 << 26;
+const FAIL = 1 << 27;
+
+/**
+ * 256 states × 256 octets (256 KiB, zeroed), each entry filled from the tree on its first use:
+ * building all of it up front costs a few ms of cold code that start-up (spawn to first answer)
+ * would pay, and a client's strings only ever meet a small part of it.
+ */
+let transitions: Uint32Array | undefined;
+
+/** Walks the tree from state `index >> 8` along the octet `index & 0xff`; stores and returns the entry. */
+function fill(table: Uint32Array, index: number): number {
+  const child = tree ??= buildTree();
+  let node = index >> 8;
+  let entry = 0;
+  for (let bit = 7; bit >= 0; bit--) {
+    const next = child[2 * node + (((index & 0xff) >> bit) & 1)];
+    if ((next & LEAF) === 0) {
+      node = next;
+      continue;
     }
+    const sym = next & 0x1ff;
+    if (sym === HUFFMAN_EOS) return table[index] = FAIL;
+    entry |= entry & EMIT_ONE ? EMIT_TWO | (sym << 16) : EMIT_ONE | (sym << 8);
+    node = 0;
   }
-  return table;
+  return table[index] = entry | node | (acceptingNodes[node] ? ACCEPT : 0);
 }
 
 /**
@@ -132,23 +138,18 @@ export function huffmanDecode(
   end: number,
   out: Uint8Array,
 ): number {
-  const t = TRANSITIONS;
-  let state = 0;
+  const t = transitions ??= new Uint32Array(256 * 256);
   let entry = ACCEPT;
   let n = 0;
   for (let i = start; i < end; i++) {
-    const b = src[i];
-    entry = t[(state << 4) | (b >> 4)];
-    if (entry & (EMIT | FAIL)) {
+    const index = ((entry & 0xff) << 8) | src[i];
+    entry = t[index];
+    if (entry === 0) entry = fill(t, index);
+    if (entry & (EMIT_ONE | FAIL)) {
       if (entry & FAIL) return -1;
       out[n++] = entry >> 8;
+      if (entry & EMIT_TWO) out[n++] = entry >> 16;
     }
-    entry = t[((entry & 0xff) << 4) | (b & 15)];
-    if (entry & (EMIT | FAIL)) {
-      if (entry & FAIL) return -1;
-      out[n++] = entry >> 8;
-    }
-    state = entry & 0xff;
   }
   return entry & ACCEPT ? n : -1;
 }

@@ -11,7 +11,7 @@ import {
   HpackEncoder,
   HpackError,
 } from "../../../../src/api/grpc/h2/hpack.ts";
-import { lcg } from "../../../random.ts";
+import { mulberry32 } from "./hpack_random.ts";
 
 /** Octets from hex written with any whitespace. */
 function hex(s: string): Uint8Array {
@@ -301,6 +301,15 @@ Deno.test("an entry larger than the table empties it and is not added", () => {
   assert.deepEqual(d.dynamicTableEntries(), []);
 });
 
+Deno.test("a new entry may name the entry its own insertion evicts (§4.4)", () => {
+  const d = new HpackDecoder(40);
+  d.decode(hex("4001 6101 62")); // a: b (34)
+  // Incremental indexing, name index 62 (a), value "cc": 35 octets, so "a: b" must go first.
+  assert.deepEqual(d.decode(hex("7e 02 6363")).fields, ["a", "cc"]);
+  assert.deepEqual(d.dynamicTableEntries(), [["a", "cc"]]);
+  assert.equal(d.dynamicTableSize, 35);
+});
+
 Deno.test("oversize: fields stop at the limit, the table still follows the whole block", () => {
   // Limit 100: "a: b" counts 34, so two fit (68) and the third (102) crosses.
   const d = new HpackDecoder(4096, 100);
@@ -328,6 +337,32 @@ Deno.test("oversize: fields stop at the limit, the table still follows the whole
 function enc(s: string): Uint8Array {
   return Uint8Array.from(s, (c) => c.charCodeAt(0));
 }
+
+Deno.test("unindexed literals with a static name: repeated octets give the same string", () => {
+  const d = new HpackDecoder();
+  const a = "0402 6162"; // :path "ab" raw (length 2)
+  const b = "0402 6163"; // same length, other octets
+  const h = "0481 1f"; // :path "a" Huffman-coded
+  const c = "0402 6164"; // a third
+  const sequence = [[a, "ab"], [a, "ab"], [b, "ac"], [a, "ab"], [b, "ac"], [c, "ad"], [a, "ab"]]
+    .concat([[c, "ad"], [b, "ac"], [h, "a"], [h, "a"], [a, "ab"]]);
+  for (const [block, want] of sequence) {
+    assert.deepEqual(d.decode(hex(`${block} 84`)).fields, [":path", want, ":path", "/"]);
+  }
+  // Never indexed (0001) takes the same path; a bad string is still refused after a hit.
+  assert.deepEqual(d.decode(hex("1402 6162")).fields, [":path", "ab"]);
+  assertHpackError("0405 6162", /string of 5 octets runs past/, d);
+  assertHpackError("04", /ends where a string literal should be/, d);
+  assertHpackError("04ff", /integer runs past/, d);
+  assert.deepEqual(d.dynamicTableEntries(), []);
+});
+
+Deno.test("long strings: Huffman beyond the shared scratch buffer, raw beyond one apply chunk", () => {
+  const long = "abc".repeat(12000); // 36000 octets, Huffman-coded to 5 bits each
+  const encoded = new HpackEncoder().encode(["x-long", long, "x-raw", "\xff".repeat(20000)]);
+  const got = new HpackDecoder(4096, 1 << 20).decode(encoded);
+  assert.deepEqual(got.fields, ["x-long", long, "x-raw", "\xff".repeat(20000)]);
+});
 
 Deno.test("octets above 0x7f decode one char each (latin1), raw and Huffman", () => {
   const all = String.fromCharCode(...Array.from({ length: 256 }, (_, i) => i));
@@ -363,7 +398,7 @@ Deno.test("encoder: static indices, static names, literal names, shorter of raw/
 });
 
 Deno.test("encoder → decoder round trip of seeded random header lists", () => {
-  const random = lcg(7541);
+  const random = mulberry32(7541);
   const encoder = new HpackEncoder();
   const decoder = new HpackDecoder(4096, 1 << 30);
   const names = HPACK_STATIC_TABLE.slice(1).map((e) => e[0]).concat(["grpc-timeout", "te"]);
@@ -396,7 +431,7 @@ function randomString(random: () => number, length: number, lo: number, hi: numb
 }
 
 Deno.test("fuzz: mutated and random blocks raise only HpackError, tables stay consistent", () => {
-  const random = lcg(20261205);
+  const random = mulberry32(20261205);
   const seeds = [
     "8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff",
     "8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf",

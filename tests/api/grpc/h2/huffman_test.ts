@@ -13,7 +13,7 @@ import {
   huffmanEncodedLength,
   huffmanEncodeInto,
 } from "../../../../src/api/grpc/h2/huffman.ts";
-import { lcg } from "../../../random.ts";
+import { mulberry32 } from "./hpack_random.ts";
 
 /** RFC 7541 Appendix B, "code as hex", symbols 0–255 then EOS. */
 // deno-fmt-ignore
@@ -109,7 +109,7 @@ Deno.test("every symbol alone and with neighbours round trips, 30-bit codes incl
       assert.equal(decode(encode(s)), s, `symbol ${c}`);
     }
   }
-  const random = lcg(5);
+  const random = mulberry32(5);
   for (let i = 0; i < 300; i++) {
     let s = "";
     const n = Math.floor(random() * 100);
@@ -146,4 +146,58 @@ Deno.test("huffmanEncodedLength rejects chars above 0xff", () => {
   assert.throws(() => huffmanEncodedLength("é\u0100"), RangeError);
   assert.equal(huffmanEncodedLength(""), 0);
   assert.equal(huffmanEncodedLength("a"), 1);
+});
+
+/**
+ * An independent reference decoder: bit by bit against the code table (a map from length and
+ * code to symbol), with the RFC's padding and EOS rules.
+ */
+function referenceDecode(bytes: Uint8Array): string | undefined {
+  const bySize = new Map<number, number>();
+  for (let sym = 0; sym <= HUFFMAN_EOS; sym++) {
+    bySize.set(HUFFMAN_CODE_LENGTHS[sym] * 2 ** 32 + HUFFMAN_CODES[sym], sym);
+  }
+  let s = "";
+  let code = 0;
+  let len = 0;
+  for (const byte of bytes) {
+    for (let bit = 7; bit >= 0; bit--) {
+      code = code * 2 + ((byte >> bit) & 1);
+      len++;
+      const sym = bySize.get(len * 2 ** 32 + code);
+      if (sym === HUFFMAN_EOS) return undefined;
+      if (sym !== undefined) {
+        s += String.fromCharCode(sym);
+        code = 0;
+        len = 0;
+      }
+    }
+  }
+  // Padding: at most 7 bits, all ones.
+  return len <= 7 && code === 2 ** len - 1 ? s : undefined;
+}
+
+Deno.test("the table decoder agrees with a bit-by-bit reference, on valid and broken input", () => {
+  const random = mulberry32(11);
+  let invalid = 0;
+  for (let i = 0; i < 3000; i++) {
+    let s = "";
+    const n = Math.floor(random() * 60);
+    for (let j = 0; j < n; j++) {
+      s += String.fromCharCode(random() < 0.8 ? 32 + Math.floor(random() * 95) : random() * 256);
+    }
+    let coded = encode(s);
+    const r = random();
+    if (coded.length > 0 && r < 0.5) {
+      coded[Math.floor(random() * coded.length)] ^= 1 << Math.floor(random() * 8);
+    } else if (r < 0.6) {
+      coded = Uint8Array.of(...coded, 0xff);
+    } else if (r < 0.7) {
+      coded = Uint8Array.from({ length: Math.floor(random() * 8) }, () => random() * 256);
+    }
+    const want = referenceDecode(coded);
+    assert.equal(decode(coded), want, `input ${coded}`);
+    if (want === undefined) invalid++;
+  }
+  assert.ok(invalid > 300 && invalid < 2700, `${invalid} invalid of 3000`);
 });

@@ -1,0 +1,64 @@
+/**
+ * Start-up (issue 10): what the server imports only when a model or a call needs it, checked on
+ * the static module graph of `server_main.ts` (`deno info --json`, following static imports
+ * only; a module reached through a dynamic `import()` loads when that code runs). The launcher's
+ * and the transports' checks are in startup_imports_test.ts.
+ */
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+
+interface InfoModule {
+  readonly specifier: string;
+  readonly dependencies?: readonly {
+    readonly code?: { readonly specifier: string };
+    readonly isDynamic?: boolean;
+  }[];
+}
+
+/** The specifiers `entry` loads before any of its code runs (its static import closure). */
+async function staticClosure(entry: string): Promise<string[]> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", "--config", `${ROOT}deno.json`, `${ROOT}${entry}`],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  const info = JSON.parse(new TextDecoder().decode(out.stdout));
+  const modules = new Map<string, InfoModule>(
+    (info.modules as InfoModule[]).map((m) => [m.specifier, m]),
+  );
+  const seen = new Set<string>();
+  const visit = (s: string) => {
+    if (seen.has(s)) return;
+    seen.add(s);
+    for (const d of modules.get(s)?.dependencies ?? []) {
+      if (!d.isDynamic && d.code) visit(d.code.specifier);
+    }
+  };
+  visit(info.roots[0]);
+  return [...seen];
+}
+
+const has = (closure: string[], tail: string) => closure.some((s) => s.includes(tail));
+
+Deno.test("the server imports kernel families only for the ops a model uses", async () => {
+  // kernels/lazy.ts imports them at load; a family on the static graph would load for every
+  // model (with its WebAssembly builds, and re2js for the regex ops).
+  const closure = await staticClosure("server_main.ts");
+  for (const eager of ["src/kernels/mod.ts", "src/kernels/conv.ts", "src/kernels/regex.ts"]) {
+    assert.ok(!has(closure, eager), eager);
+  }
+  assert.ok(!has(closure, "re2js"));
+  assert.ok(has(closure, "src/kernels/lazy.ts"));
+});
+
+Deno.test("Classify, Regress, MultiInference and warmup load on first use", async () => {
+  // The first Predict needs none of them, nor the tf.Example input reader they share.
+  const closure = await staticClosure("server_main.ts");
+  for (const lazy of ["classify.ts", "regress.ts", "multi_inference.ts", "warmup.ts", "input.ts"]) {
+    assert.ok(!has(closure, `src/servables/${lazy}`), lazy);
+  }
+  assert.ok(has(closure, "src/servables/predict.ts"));
+});
