@@ -333,6 +333,12 @@ Deno.test("connection errors: GOAWAY with the code RFC 9113 names, then close", 
       [6, 0, 0, new Uint8Array(8)],
     ]],
     ["PUSH_PROMISE from a client", ErrorCode.PROTOCOL_ERROR, [[5, 4, 1, new Uint8Array(4)]]],
+    ["HEADERS depending on its own stream", ErrorCode.PROTOCOL_ERROR, [[
+      1,
+      0x24,
+      1,
+      new Uint8Array([0, 0, 0, 1, 15, ...grpcHeaders("/x/y")]),
+    ]]],
     ["an undecodable header block", ErrorCode.COMPRESSION_ERROR, [[
       1,
       5,

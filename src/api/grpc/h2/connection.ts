@@ -414,10 +414,12 @@ export class H2Connection {
       end -= pad;
     }
     const stream = this.#streams.get(id);
-    if (stream === undefined || stream.remoteClosed) {
-      // Closed, or half-closed (remote): STREAM_CLOSED (RFC 9113 §5.1).
-      if (stream !== undefined) this.#resetStream(stream, ErrorCode.STREAM_CLOSED);
-      else this.#out.rstStream(id, ErrorCode.STREAM_CLOSED);
+    // Closed: ignored (RFC 9113 §5.1: frames may still arrive on a stream we reset or answered
+    // early; counted for flow control above, nothing sent back).
+    if (stream === undefined) return;
+    if (stream.remoteClosed) {
+      // Half-closed (remote): STREAM_CLOSED (RFC 9113 §5.1).
+      this.#resetStream(stream, ErrorCode.STREAM_CLOSED);
       return;
     }
     if (length > stream.recvWindow) {
@@ -463,7 +465,9 @@ export class H2Connection {
     if (flags & Flag.PRIORITY) {
       start += 5;
       const dep = this.#u32(start - 5) & 0x7fff_ffff;
-      if (dep === id) this.#streamError(id, ErrorCode.PROTOCOL_ERROR);
+      // A stream depending on itself (RFC 9113 §5.3.1); a connection error here, so the header
+      // block need not be decoded for a stream that will not exist.
+      if (dep === id) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "Self-dependency");
     }
     if (start > end) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "Bad padding");
     const endStream = (flags & Flag.END_STREAM) !== 0;
