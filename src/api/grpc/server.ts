@@ -22,9 +22,10 @@
  * and length-prefixed messages in DATA; an answer is HEADERS (`:status 200`), the message, and
  * trailers (`grpc-status`, `grpc-message` percent-encoded), or Trailers-Only for an error.
  * A content-type that is not `application/grpc…` is answered HTTP 415, as the protocol asks;
- * an unknown path is UNIMPLEMENTED with an empty message; a `grpc-timeout` sets the call's
- * deadline (a call still unanswered at its deadline is answered DEADLINE_EXCEEDED "Deadline
- * Exceeded" and its signal aborted); a client's RST_STREAM (cancel, its own deadline) or a
+ * an unknown path is UNIMPLEMENTED with an empty message (grpc++'s UnknownMethodHandler); a
+ * `grpc-timeout` sets the call's deadline (a call still unanswered at its deadline is answered
+ * DEADLINE_EXCEEDED "Deadline Exceeded", grpc core's deadline_filter text, and its signal
+ * aborted; a malformed value is ignored); a client's RST_STREAM (cancel, its own deadline) or a
  * closed connection aborts the call's signal, so a queued call is dropped before it runs.
  *
  * Compressed requests (flag 1) are inflated for `grpc-encoding` gzip and deflate (zlib), as
@@ -45,7 +46,9 @@
  * message declaring more is refused RESOURCE_EXHAUSTED before it is read; and all request bytes
  * buffered at once over every connection stay within {@link GrpcLimits.maxBufferedRequestBytes}
  * (a call that would pass it is refused RESOURCE_EXHAUSTED). Bytes are buffered as they arrive,
- * never allocated from a declared length alone.
+ * never allocated from a declared length alone. A request not ended within
+ * {@link GrpcLimits.requestTimeoutMs} is reset, and at most {@link GrpcLimits.maxConnections}
+ * connections are open (the quietest idle one makes room for a new one).
  *
  * @module
  */
