@@ -73,9 +73,9 @@ export async function startServer(
 ): Promise<Server> {
   const log = start.log ?? serverLog;
   // Start-up (issue 10): the transports are loaded on demand, starting now so that their files
-  // are read while the models load: the gRPC one (grpc-js and the service descriptors, the
-  // largest part of the module graph), and the REST one (HTTP server, JSON codec, page, metrics
-  // routes) only when --rest_api_port is set.
+  // are read while the models load: the gRPC one (the own HTTP/2 transport and the service
+  // descriptors; no grpc-js, no node: module), and the REST one (HTTP server, JSON codec, page,
+  // metrics routes) only when --rest_api_port is set.
   const grpcModule = import("./api/grpc/server.ts");
   grpcModule.catch(() => {}); // Awaited below; a failure is reported there.
   const restModules = options.restApiPort > 0

@@ -60,8 +60,16 @@ Deno.test("startServer loads the REST transport only when a REST port is served"
 
 Deno.test("the server loads no node: module before its transports", async () => {
   // A `node:` module starts Deno's Node compatibility layer; the server's own code needs none
-  // (file paths are joined as strings). grpc-js, loaded while the models load, brings it later.
+  // (file paths are joined as strings).
   const closure = await staticClosure("server_main.ts");
   const node = [...closure].filter((s) => s.startsWith("node:"));
   assert.deepEqual(node, []);
+});
+
+Deno.test("the gRPC transport loads neither grpc-js nor any node: module", async () => {
+  // It serves HTTP/2 itself on Deno.listen; grpc-js (CommonJS through Deno's Node layer, about
+  // 0.2 s to import) is for the clients only.
+  const closure = await staticClosure("src/api/grpc/server.ts");
+  assert.ok(!has(closure, "@grpc/grpc-js"), [...closure].join("\n"));
+  assert.deepEqual([...closure].filter((s) => s.startsWith("node:")), []);
 });

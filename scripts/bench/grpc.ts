@@ -13,6 +13,7 @@ import { checkHp2Answer, grpcUnary, hp2PredictFrame, PREDICT_PATH, serveHp2 } fr
 import { table } from "./timing.ts";
 
 const ECHO = here("./grpc_echo_server.ts");
+const OWN_ECHO = here("./grpc_own_echo_server.ts");
 
 /** The batches measured. */
 export const BATCHES = [1, 64] as const;
@@ -33,9 +34,12 @@ export async function benchGrpc(seconds = 3, rounds = 3): Promise<string> {
   const port = freePort();
   const served = await serveHp2(port);
   const echo = spawn(["run", "--config", CONFIG, "-A", ECHO, "--exit-on-stdin-close"]);
+  const own = spawn(["run", "--config", CONFIG, "-A", OWN_ECHO, "--exit-on-stdin-close"]);
   try {
     await echo.waitFor(/^\d+$/);
     const echoPort = Number(echo.lines.find((l) => /^\d+$/.test(l)));
+    await own.waitFor(/^\d+$/);
+    const ownPort = Number(own.lines.find((l) => /^\d+$/.test(l)));
     // A real client first: the server must answer these bytes correctly (grpc-status 0 and
     // y = x/2 + 2); the echo must answer OK. Their sizes check every h2load answer.
     const answerBytes: Record<string, number> = {};
@@ -45,6 +49,9 @@ export async function benchGrpc(seconds = 3, rounds = 3): Promise<string> {
       const e = await grpcUnary(echoPort, PREDICT_PATH, frame);
       if (e.status !== "0") throw new Error(`echo: grpc-status ${e.status}`);
       answerBytes[`echo${b}`] = e.body.length;
+      const o = await grpcUnary(ownPort, PREDICT_PATH, frame);
+      if (o.status !== "0") throw new Error(`own echo: grpc-status ${o.status}`);
+      answerBytes[`own${b}`] = o.body.length;
     }
     const load = (b: number): H2loadOptions => ({
       clients: 4,
@@ -56,7 +63,8 @@ export async function benchGrpc(seconds = 3, rounds = 3): Promise<string> {
     const qps: Record<string, number[]> = {};
     for (let r = 0; r < rounds; r++) {
       for (const b of BATCHES) {
-        for (const [name, p] of [["server", port], ["echo", echoPort]] as const) {
+        const targets = [["server", port], ["echo", echoPort], ["own", ownPort]] as const;
+        for (const [name, p] of targets) {
           const url = `http://127.0.0.1:${p}${PREDICT_PATH}`;
           const rep = await measured(url, load(b), answerBytes[`${name}${b}`]);
           (qps[`${name}${b}`] ??= []).push(rep.qps);
@@ -66,30 +74,43 @@ export async function benchGrpc(seconds = 3, rounds = 3): Promise<string> {
     const rows = BATCHES.map((b) => {
       const s = spread(qps[`server${b}`]);
       const e = spread(qps[`echo${b}`]);
+      const o = spread(qps[`own${b}`]);
+      const q = (x: { best: number; median: number; worst: number }) =>
+        `${x.best.toFixed(0)} / ${x.median.toFixed(0)} (${x.worst.toFixed(0)})`;
       return [
         `batch ${b}`,
-        `${s.best.toFixed(0)} / ${s.median.toFixed(0)} (${s.worst.toFixed(0)})`,
-        `${e.best.toFixed(0)} / ${e.median.toFixed(0)} (${e.worst.toFixed(0)})`,
-        (s.best / e.best).toFixed(2),
-        (s.median / e.median).toFixed(2),
+        q(s),
+        q(e),
+        q(o),
+        `${(s.best / e.best).toFixed(2)} / ${(s.median / e.median).toFixed(2)}`,
+        `${(s.best / o.best).toFixed(2)} / ${(s.median / o.median).toFixed(2)}`,
       ];
     });
     return [
       "### gRPC Predict, half_plus_two (h2load, 1 thread, 4 connections × 16 streams)",
       "",
-      `The server as \`deno task serve\` starts it; the baseline: a bare grpc-js service on the same ` +
-      `Deno answering a fixed PredictResponse; the same request bytes. ${rounds} interleaved ` +
+      `The server as \`deno task serve\` starts it; the baselines, on the same Deno, answer a ` +
+      "fixed PredictResponse: a bare grpc-js service (the issue's baseline) and a bare echo on " +
+      `the server's own HTTP/2 transport; the same request bytes. ${rounds} interleaved ` +
       `rounds of ${seconds} s (after a warm-up run); QPS best / median (worst). Every answer ` +
       "was checked: 2xx with exactly the bytes of the correct answer (y = x/2 + 2, grpc-status 0, " +
       "checked once with a real client).",
       "",
       table(
-        ["request", "server QPS", "echo QPS", "÷ echo (best)", "÷ echo (median)"],
+        [
+          "request",
+          "server QPS",
+          "grpc-js echo QPS",
+          "own-transport echo QPS",
+          "÷ grpc-js echo (best / median)",
+          "÷ own echo (best / median)",
+        ],
         rows,
       ),
     ].join("\n");
   } finally {
     await stop(echo);
+    await stop(own);
     await stop(served.launcher);
     await Deno.remove(dir, { recursive: true });
   }

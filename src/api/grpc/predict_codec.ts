@@ -15,7 +15,6 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
 import {
   COST_MESSAGE,
   COST_SLOT,
@@ -227,10 +226,10 @@ function recordOrder(aliases: readonly string[]): readonly number[] {
 
 /**
  * The buffer responses up to {@link SCRATCH_MAX} bytes are written into when the caller copies
- * them at once (grpc-js's `serializeMessage` copies the serializer's result into its frame
+ * them at once (the transport copies the bytes into its DATA frame
  * before anything else runs), saving an allocation per call.
  */
-let scratch: Buffer | undefined;
+let scratch: Uint8Array | undefined;
 const SCRATCH_MAX = 64 << 10;
 
 /**
@@ -240,7 +239,7 @@ const SCRATCH_MAX = 64 << 10;
  * @param transient the result is copied before the next call (it may then share one buffer)
  * @returns the wire bytes, equal to `toBinary` of the message path's response
  */
-export function encodePredictOutputs(r: PredictOutputs, transient = false): Buffer {
+export function encodePredictOutputs(r: PredictOutputs, transient = false): Uint8Array {
   const order = recordOrder(r.aliases);
   const keys: Uint8Array[] = new Array(order.length);
   const bodies: number[] = new Array(order.length);
@@ -261,11 +260,11 @@ export function encodePredictOutputs(r: PredictOutputs, transient = false): Buff
     (signature.length > 0 ? lenField(signature.length) : 0);
   size += lenField(specBody);
 
-  let out: Buffer;
+  let out: Uint8Array;
   if (transient && size <= SCRATCH_MAX) {
-    scratch ??= Buffer.allocUnsafeSlow(SCRATCH_MAX);
+    scratch ??= new Uint8Array(SCRATCH_MAX);
     out = scratch.subarray(0, size);
-  } else out = Buffer.allocUnsafe(size);
+  } else out = new Uint8Array(size);
   let pos = 0;
   for (let j = 0; j < order.length; j++) {
     const key = keys[j];

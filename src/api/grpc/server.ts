@@ -1,58 +1,115 @@
 /**
  * The gRPC transport: serves TF Serving's PredictionService and ModelService (and, when asked,
- * grpc.health.v1.Health) over grpc-js by decoding a request, calling one {@link ServingApi}
+ * grpc.health.v1.Health) over the project's own HTTP/2 connection layer (h2/connection.ts) on
+ * `Deno.listen` (TCP and UNIX sockets), by decoding a request, calling one {@link ServingApi}
  * method and encoding the response or the error's status.
  *
  * Behaviour copied from the C++ server TF Serving runs on:
  * - the receive limit is INT_MAX (`builder.SetMaxMessageSize(kint32max)` in
- *   tensorflow_serving/model_servers/server.cc, an alias of SetMaxReceiveMessageSize); the send
- *   limit keeps gRPC's default, unlimited;
+ *   tensorflow_serving/model_servers/server.cc, an alias of SetMaxReceiveMessageSize): a message
+ *   declaring more is RESOURCE_EXHAUSTED "Received message larger than max (N vs. 2147483647)",
+ *   the text of grpc core's message_size_filter.cc; the send limit is unlimited;
  * - a request that does not parse is INTERNAL with an empty message (see service_definition.ts);
  * - the health service answers as grpc++'s DefaultHealthCheckService: Check of an unknown
  *   service is NOT_FOUND "service name unknown", a name over 200 bytes is INVALID_ARGUMENT
  *   "could not parse request", Watch sends SERVICE_UNKNOWN for an unknown name and stays open,
- *   and on shutdown every watcher is sent NOT_SERVING.
+ *   and on shutdown every watcher is sent NOT_SERVING;
+ * - shutdown sends GOAWAY on every connection, lets the calls in flight finish, and cancels
+ *   whatever still runs after the grace period.
+ *
+ * The gRPC wire protocol (grpc/grpc doc/PROTOCOL-HTTP2.md): a request is HEADERS (`:method POST`,
+ * `:path /<service>/<method>`, `content-type: application/grpc[+…]`, optional `grpc-timeout`)
+ * and length-prefixed messages in DATA; an answer is HEADERS (`:status 200`), the message, and
+ * trailers (`grpc-status`, `grpc-message` percent-encoded), or Trailers-Only for an error.
+ * A content-type that is not `application/grpc…` is answered HTTP 415, as the protocol asks;
+ * an unknown path is UNIMPLEMENTED with an empty message (grpc++'s UnknownMethodHandler); a
+ * `grpc-timeout` sets the call's deadline (a call still unanswered at its deadline is answered
+ * DEADLINE_EXCEEDED "Deadline Exceeded", grpc core's deadline_filter text, and its signal
+ * aborted; a malformed value is ignored); a client's RST_STREAM (cancel, its own deadline) or a
+ * closed connection aborts the call's signal, so a queued call is dropped before it runs.
+ *
+ * Compressed requests (flag 1) are inflated for `grpc-encoding` gzip and deflate (zlib), as
+ * grpc-js and grpc core do, within the decode limit of one request; an inflate failure is
+ * INTERNAL "Unexpected error decompressing data for algorithm <name>" (grpc core's
+ * compression_filter.cc). Answers are never compressed (identity, which every client accepts).
+ *
+ * Our own choices where the protocol leaves it open (documented, not upstream's text):
+ * - a compressed message with another `grpc-encoding` (or none) is UNIMPLEMENTED `Received
+ *   message compressed with unsupported encoding "<name>"` (grpc-js's wording);
+ * - a unary call with no request message, a truncated one, or a second one is INTERNAL "" (as
+ *   a request that does not parse);
+ * - request headers over SETTINGS_MAX_HEADER_LIST_SIZE are RESOURCE_EXHAUSTED;
+ * - a `:method` other than POST is HTTP 405.
+ *
+ * Limits (besides the connection's, see h2/connection.ts): a message's raw bytes count against
+ * the decode limit of one request (`--max_request_decoded_bytes`, src/tensor/limits.ts): a
+ * message declaring more is refused RESOURCE_EXHAUSTED before it is read; and all request bytes
+ * buffered at once over every connection stay within {@link GrpcLimits.maxBufferedRequestBytes}
+ * (a call that would pass it is refused RESOURCE_EXHAUSTED). Bytes are buffered as they arrive,
+ * never allocated from a declared length alone. A request not ended within
+ * {@link GrpcLimits.requestTimeoutMs} is reset, and at most {@link GrpcLimits.maxConnections}
+ * connections are open (the quietest idle one makes room for a new one).
  *
  * @module
  */
-import * as grpc from "@grpc/grpc-js";
+import { create, type DescMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { Code, ServingError } from "../../errors.ts";
 import type { LogFn } from "../../log.ts";
 import {
   Health,
-  type HealthCheckRequest,
-  type HealthCheckResponse,
+  HealthCheckRequestSchema,
   HealthCheckResponse_ServingStatus,
   HealthCheckResponseSchema,
-  type HealthListRequest,
-  type HealthListResponse,
+  HealthListRequestSchema,
+  HealthListResponse,
   HealthListResponseSchema,
 } from "../../proto/gen/grpc/health/v1/health_pb.ts";
 import { ModelService } from "../../proto/gen/tensorflow_serving/apis/model_service_pb.ts";
 import { PredictionService } from "../../proto/gen/tensorflow_serving/apis/prediction_service_pb.ts";
-import { create } from "@bufbuild/protobuf";
 import type { CallContext, HealthStatus, ServingApi } from "../../model_server/serving_api.ts";
-import type { DecodeLimits } from "../../tensor/limits.ts";
-import type { PredictRequest } from "../../proto/gen/tensorflow_serving/apis/predict_pb.ts";
+import { type DecodeLimits, DEFAULT_DECODE_LIMITS } from "../../tensor/limits.ts";
+import {
+  PredictRequestSchema,
+  PredictResponseSchema,
+} from "../../proto/gen/tensorflow_serving/apis/predict_pb.ts";
 import { grpcStatus } from "../status.ts";
 import {
-  type Decoded,
   decodeRequest,
   grpcServiceDefinition,
   RefusedRequest,
   UNDECODABLE,
   UNDECODABLE_STATUS,
 } from "./service_definition.ts";
-import {
-  type PredictResponse,
-  PredictResponseSchema,
-} from "../../proto/gen/tensorflow_serving/apis/predict_pb.ts";
-import { PredictRequestSchema } from "../../proto/gen/tensorflow_serving/apis/predict_pb.ts";
-import { encodeMessage } from "../../proto/rpc.ts";
 import { PredictOutputs } from "../../servables/predict.ts";
-import { DEFAULT_DECODE_LIMITS } from "../../tensor/limits.ts";
 import { encodePredictOutputs, readPredictRequest } from "./predict_codec.ts";
-import type { Buffer } from "node:buffer";
+import {
+  DEFAULT_H2_LIMITS,
+  H2Connection,
+  type H2Handler,
+  type H2Limits,
+  H2Stream,
+} from "./h2/connection.ts";
+import { HpackEncoder } from "./h2/hpack.ts";
+import { ErrorCode } from "./h2/frames.ts";
+
+/** The transport's limits beyond the connection's. */
+export interface GrpcLimits extends Partial<H2Limits> {
+  /** Request bytes buffered at once over all connections (default 1 GiB). */
+  readonly maxBufferedRequestBytes?: number;
+  /**
+   * Connections open at once (default 1000): when a new one comes at the limit, the connection
+   * quiet longest without an open stream is closed to make room; if every one has calls open,
+   * the new one is closed.
+   */
+  readonly maxConnections?: number;
+  /**
+   * From a call's request headers to the end of its request (default 60 s): a call whose request
+   * is still incomplete then is reset (RST_STREAM CANCEL, as PROTOCOL-HTTP2.md says a server
+   * cancels a call whose payload is incomplete), so a client cannot hold streams, buffer budget
+   * or a connection slot by never finishing its requests.
+   */
+  readonly requestTimeoutMs?: number;
+}
 
 /** Options of {@link startGrpcServer}. */
 export interface GrpcServerOptions {
@@ -74,6 +131,8 @@ export interface GrpcServerOptions {
   readonly healthWatchIntervalMs?: number;
   /** Bounds on what decoding a request may allocate (defaults when omitted). */
   readonly decodeLimits?: DecodeLimits;
+  /** Connection and buffering limits (defaults when omitted). */
+  readonly limits?: GrpcLimits;
 }
 
 /** A running gRPC server. */
@@ -88,22 +147,24 @@ export interface GrpcServer extends AsyncDisposable {
   shutdown(graceMs: number): Promise<void>;
 }
 
-/** A status as grpc-js takes it from a handler. */
+/** A status to answer. */
 type GrpcStatus = { readonly code: number; readonly details: string };
-
-/** grpc-js channel args mirroring TF Serving's server builder. */
-const SERVER_OPTIONS: grpc.ServerOptions = {
-  // builder.SetMaxMessageSize(tensorflow::kint32max)
-  "grpc.max_receive_message_length": 2147483647,
-  // gRPC's server default: unlimited.
-  "grpc.max_send_message_length": -1,
-};
 
 /** The grace `await using` gives calls in flight. */
 const DISPOSE_GRACE_MS = 1000;
 
 /** grpc++ DefaultHealthCheckService's MAX_SERVICE_NAME_LENGTH. */
 const MAX_SERVICE_NAME_LENGTH = 200;
+
+/** The receive limit, `kint32max` as TF Serving sets it. */
+const MAX_RECEIVE_MESSAGE = 2147483647;
+
+/** Messages of at most this many bytes are carved from a shared slab of SLAB_BYTES. */
+const SMALL_MESSAGE = 2048;
+const SLAB_BYTES = 32 << 10;
+
+/** How often deadlines, preface and write timeouts and the per-second counters are checked. */
+const SWEEP_MS = 250;
 
 /**
  * grpc++'s health service parses its own requests, so its answers differ from the generic
@@ -122,7 +183,7 @@ const HEALTH_STATUS: Record<HealthStatus, HealthCheckResponse_ServingStatus> = {
   SERVICE_UNKNOWN: HealthCheckResponse_ServingStatus.SERVICE_UNKNOWN,
 };
 
-/** The status object grpc-js sends for anything a handler threw. */
+/** The status of anything a handler threw. */
 function toStatus(e: unknown): GrpcStatus {
   // A ServingError keeps its code and message; anything else is INTERNAL with its message
   // only (never a stack trace).
@@ -130,132 +191,306 @@ function toStatus(e: unknown): GrpcStatus {
   return { code: grpcStatus(err.code), details: err.message };
 }
 
-type Unary<I, O> = grpc.handleUnaryCall<Decoded<I>, O>;
+// ---- Header blocks ----
+
+const hpack = new HpackEncoder();
+const RESPONSE_HEADERS = hpack.encode([":status", "200", "content-type", "application/grpc"]);
+const OK_TRAILERS = hpack.encode(["grpc-status", "0"]);
+const UNSUPPORTED_MEDIA_TYPE = hpack.encode([":status", "415"]);
+const METHOD_NOT_ALLOWED = hpack.encode([":status", "405"]);
+/** Trailers-Only blocks of statuses without a message, by code. */
+const bareStatusBlocks = new Map<number, Uint8Array>();
 
 /**
- * Wraps one API method as a grpc-js unary handler.
- *
- * @param fn the method
- * @param undecodable the status for a request that does not parse
+ * The `grpc-message` form of a status message: UTF-8, with every byte outside space..`~` and
+ * `%` itself percent-encoded (PROTOCOL-HTTP2.md, Status-Message).
  */
-function unary<I, O>(
-  fn: (req: I, ctx: CallContext) => O | Promise<O>,
-  undecodable: GrpcStatus = UNDECODABLE_STATUS,
-): Unary<I, O> {
-  return (call, callback) => serve(call.request, call, callback, fn, undecodable);
+export function percentEncode(text: string): string {
+  let plain = true;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x25) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return text;
+  let out = "";
+  for (const byte of new TextEncoder().encode(text)) {
+    if (byte < 0x20 || byte > 0x7e || byte === 0x25) {
+      out += "%" + (byte < 16 ? "0" : "") + byte.toString(16).toUpperCase();
+    } else out += String.fromCharCode(byte);
+  }
+  return out;
 }
 
-/** Answers one unary call whose request has been decoded (or refused). */
-function serve<I, O>(
-  req: Decoded<I>,
-  call: grpc.ServerUnaryCall<unknown, unknown>,
-  callback: grpc.sendUnaryData<O>,
-  fn: (req: I, ctx: CallContext) => O | Promise<O>,
-  undecodable: GrpcStatus = UNDECODABLE_STATUS,
-): void {
-  if (req === UNDECODABLE) {
-    callback(undecodable);
-    return;
+/** The Trailers-Only block of a status. */
+function statusBlock(code: number, details: string, trailersOnly: boolean): Uint8Array {
+  if (details === "" && trailersOnly) {
+    let block = bareStatusBlocks.get(code);
+    if (block === undefined) {
+      block = hpack.encode([
+        ":status",
+        "200",
+        "content-type",
+        "application/grpc",
+        "grpc-status",
+        String(code),
+      ]);
+      bareStatusBlocks.set(code, block);
+    }
+    return block;
   }
-  if (req instanceof RefusedRequest) {
-    callback(req.status);
-    return;
+  const fields = trailersOnly ? [":status", "200", "content-type", "application/grpc"] : [];
+  fields.push("grpc-status", String(code));
+  if (details !== "") fields.push("grpc-message", percentEncode(details));
+  return hpack.encode(fields);
+}
+
+/**
+ * Parses `grpc-timeout` (1–8 digits and a unit H, M, S, m, u, n) into milliseconds.
+ *
+ * @returns the timeout, or undefined when the value is malformed (then it is ignored)
+ */
+export function parseGrpcTimeout(value: string): number | undefined {
+  const n = value.length;
+  if (n < 2 || n > 9) return undefined;
+  let v = 0;
+  for (let i = 0; i < n - 1; i++) {
+    const c = value.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return undefined;
+    v = v * 10 + c;
   }
+  switch (value[n - 1]) {
+    case "H":
+      return v * 3_600_000;
+    case "M":
+      return v * 60_000;
+    case "S":
+      return v * 1000;
+    case "m":
+      return v;
+    case "u":
+      return v / 1000;
+    case "n":
+      return v / 1_000_000;
+    default:
+      return undefined;
+  }
+}
+
+// ---- Calls ----
+
+/** One method: what runs a call once its request message is whole. */
+interface Method {
+  run(call: GrpcCall, request: Uint8Array): void;
+}
+
+/**
+ * One call: the request being read, its deadline and (made on demand) its abort signal, and
+ * the ways to answer.
+ */
+class GrpcCall implements CallContext {
+  deadline: number | undefined = undefined;
+  #controller: AbortController | undefined = undefined;
+  /** Answered, reset or closed: nothing more is sent or read. */
+  done = false;
+  /** Response headers sent (a streaming answer). */
+  headersSent = false;
+  /** The request message's prefix bytes read (0–5), its flag and length. */
+  prefixRead = 0;
+  compressed = 0;
+  length = 0;
+  /** The message being read, and how much of it is in. */
+  message: Uint8Array | undefined = undefined;
+  filled = 0;
+  /** The whole request message, once read; a count past one is an error. */
+  request: Uint8Array | undefined = undefined;
+  messages = 0;
+  /** When its request headers came (the sweep's clock), while the request is incomplete. */
+  readSince = 0;
+  /** Request bytes charged to the transport's buffer budget. */
+  charged = 0;
+  /** Called once when the call ends without an answer of ours (reset, closed). */
+  onCancel: (() => void) | undefined = undefined;
+
+  constructor(
+    readonly transport: GrpcTransport,
+    readonly stream: H2Stream,
+    readonly method: Method,
+    readonly encoding: string,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.done) this.#controller.abort();
+    }
+    return this.#controller.signal;
+  }
+
+  /** Answers a unary call with its response message. */
+  ok(message: Uint8Array): void {
+    if (this.done) return;
+    this.#finish();
+    this.stream.connection.respondMessage(this.stream, RESPONSE_HEADERS, message, OK_TRAILERS);
+  }
+
+  /** Answers with a status (Trailers-Only unless headers went out). */
+  fail(status: GrpcStatus): void {
+    if (this.done) return;
+    this.#finish();
+    const block = statusBlock(status.code, status.details, !this.headersSent);
+    this.stream.connection.sendHeaders(this.stream, block, true);
+  }
+
+  /** Sends one message of a streaming answer. */
+  write(message: Uint8Array): void {
+    if (this.done) return;
+    const conn = this.stream.connection;
+    if (!this.headersSent) {
+      this.headersSent = true;
+      conn.sendHeaders(this.stream, RESPONSE_HEADERS, false);
+    }
+    conn.sendData(this.stream, withPrefix(message));
+  }
+
+  /** Ends a streaming answer with OK. */
+  end(): void {
+    if (!this.headersSent) {
+      this.headersSent = true;
+      this.stream.connection.sendHeaders(this.stream, RESPONSE_HEADERS, false);
+    }
+    this.fail({ code: Code.OK, details: "" });
+  }
+
+  /** The client went away: the signal aborts and nothing more is sent. */
+  cancel(): void {
+    if (this.done) return;
+    this.#finish();
+    this.#controller?.abort();
+    this.onCancel?.();
+  }
+
+  /** The deadline passed unanswered: DEADLINE_EXCEEDED, and the work is told to stop. */
+  expire(): void {
+    if (this.done) return;
+    this.fail({ code: Code.DEADLINE_EXCEEDED, details: "Deadline Exceeded" });
+    this.#controller?.abort();
+    this.onCancel?.();
+  }
+
+  #finish(): void {
+    this.done = true;
+    this.transport.release(this);
+  }
+}
+
+/** A message with its 5-byte gRPC prefix (uncompressed). */
+function withPrefix(message: Uint8Array): Uint8Array {
+  const out = new Uint8Array(5 + message.length);
+  const n = message.length;
+  out[1] = n >>> 24;
+  out[2] = (n >>> 16) & 0xff;
+  out[3] = (n >>> 8) & 0xff;
+  out[4] = n & 0xff;
+  out.set(message, 5);
+  return out;
+}
+
+/** Answers a call with what `fn` returns (inline, or when its promise settles). */
+function serve<O>(call: GrpcCall, fn: () => O | Promise<O>, encode: (o: O) => Uint8Array): void {
   let out: O | Promise<O>;
   try {
     // A call answered inline (cheap, or not an inference) costs no promise; one run on a
     // worker resolves later.
-    out = fn(req, callContext(call));
+    out = fn();
   } catch (e) {
-    callback(toStatus(e));
+    call.fail(toStatus(e));
     return;
   }
   if (out instanceof Promise) {
-    out.then((v) => callback(null, v), (e) => callback(toStatus(e)));
-  } else {
-    callback(null, out);
-  }
+    out.then((v) => answer(call, v, encode), (e) => call.fail(toStatus(e))).catch(lost(call));
+  } else answer(call, out, encode);
 }
 
-/** What the Predict handler answers: a response message, or outputs to encode directly. */
-type PredictAnswer = PredictResponse | PredictOutputs;
-
 /**
- * Predict's method definition with bytes in (grpc-js does not parse the request) and either a
- * message or {@link PredictOutputs} out (encoded straight from the tensors). Serialization stays
- * grpc-js's step, so a response that cannot be encoded fails as any other method's.
+ * The last resort of an answer that failed to go out (a bug, never a client's doing): the
+ * stream is reset INTERNAL_ERROR rather than the rejection ending the process.
  */
-function predictDefinition(
-  def: { readonly path: string; readonly originalName?: string },
-): grpc.MethodDefinition<Buffer, PredictAnswer> {
+function lost(call: GrpcCall): () => void {
+  return () => call.stream.connection.reset(call.stream, ErrorCode.INTERNAL_ERROR);
+}
+
+function answer<O>(call: GrpcCall, out: O, encode: (o: O) => Uint8Array): void {
+  if (call.done) return;
+  let bytes: Uint8Array;
+  try {
+    bytes = encode(out);
+  } catch (e) {
+    call.fail(toStatus(e));
+    return;
+  }
+  call.ok(bytes);
+}
+
+/** A unary method served through protobuf-es messages. */
+function unary<I extends DescMessage, O extends DescMessage>(
+  input: I,
+  output: O,
+  limits: DecodeLimits,
+  fn: (req: MessageShape<I>, ctx: CallContext) => MessageShape<O> | Promise<MessageShape<O>>,
+  undecodable: GrpcStatus = UNDECODABLE_STATUS,
+): Method {
+  const encode = (m: MessageShape<O>) => toBinary(output, m);
   return {
-    path: def.path,
-    originalName: def.originalName,
-    requestStream: false,
-    responseStream: false,
-    requestDeserialize: (b: Buffer) => b,
-    requestSerialize: (b: Buffer) => b,
-    responseSerialize: (out: PredictAnswer) =>
-      // grpc-js copies the bytes into its frame at once, so they may live in a shared buffer.
-      out instanceof PredictOutputs
-        ? encodePredictOutputs(out, true)
-        : encodeMessage(PredictResponseSchema, out),
-    responseDeserialize: () => {
-      throw new Error("Cannot decode a response on the server");
+    run(call, bytes) {
+      const req = decodeRequest(input, bytes, limits);
+      if (req === UNDECODABLE) return call.fail(undecodable);
+      if (req instanceof RefusedRequest) return call.fail(req.status);
+      serve(call, () => fn(req, call), encode);
     },
   };
 }
 
 /**
- * The Predict handler: the plain form of a request is read straight into tensor views
- * (predict_codec.ts) and served by `api.predictView`; any other request is decoded by the
- * general decoder and served by `api.predict`, exactly as before (same statuses and messages).
+ * Predict: the plain form of a request is read straight into tensor views (predict_codec.ts)
+ * and served by `api.predictView`, the answer encoded straight from the tensors; any other
+ * request is decoded by the general decoder and served by `api.predict` (same statuses and
+ * messages).
  */
-function predictHandler(
-  api: ServingApi,
-  limits: DecodeLimits,
-): grpc.handleUnaryCall<Buffer, PredictAnswer> {
-  const viaMessage = (req: PredictRequest, ctx: CallContext) => api.predict(req, "grpc", ctx);
-  return (call, callback) => {
-    const bytes = call.request;
-    const predictView = api.predictView;
-    const view = predictView === undefined ? undefined : readPredictRequest(bytes, limits);
-    if (view === undefined) {
-      serve(decodeRequest(PredictRequestSchema, bytes, limits), call, callback, viaMessage);
-      return;
-    }
-    serve(view, call, callback, (v, ctx) => predictView!.call(api, v, "grpc", ctx));
+function predictMethod(api: ServingApi, limits: DecodeLimits): Method {
+  const viaMessage = unary(
+    PredictRequestSchema,
+    PredictResponseSchema,
+    limits,
+    (req, ctx) => api.predict(req, "grpc", ctx),
+  );
+  const encode = (out: unknown) =>
+    out instanceof PredictOutputs
+      // Copied into the frame (or a queued copy) at once, so a shared buffer is fine.
+      ? encodePredictOutputs(out, true)
+      : toBinary(PredictResponseSchema, out as MessageShape<typeof PredictResponseSchema>);
+  return {
+    run(call, bytes) {
+      const predictView = api.predictView;
+      const view = predictView === undefined ? undefined : readPredictRequest(bytes, limits);
+      if (view === undefined) return viaMessage.run(call, bytes);
+      // As serve(), without a closure per call.
+      let out;
+      try {
+        out = predictView!.call(api, view, "grpc", call);
+      } catch (e) {
+        return call.fail(toStatus(e));
+      }
+      if (out instanceof Promise) {
+        out.then((v) => answer(call, v, encode), (e) => call.fail(toStatus(e))).catch(lost(call));
+      } else answer(call, out, encode);
+    },
   };
 }
 
-/**
- * The call's deadline (`grpc-timeout`) and a signal aborted when the client cancels or goes
- * away, so a queued call is dropped before it runs.
- */
-function callContext(call: grpc.ServerUnaryCall<unknown, unknown>): CallContext {
-  return new GrpcCallContext(call);
-}
-
-/** A {@link CallContext} whose signal is made only when asked for (a queued call). */
-class GrpcCallContext implements CallContext {
-  readonly deadline: number | undefined;
-  #controller: AbortController | undefined;
-
-  constructor(private readonly call: grpc.ServerUnaryCall<unknown, unknown>) {
-    const d = call.getDeadline();
-    this.deadline = d instanceof Date ? d.getTime() : Number.isFinite(d) ? d : undefined;
-  }
-
-  get signal(): AbortSignal {
-    if (this.#controller === undefined) {
-      const controller = new AbortController();
-      this.#controller = controller;
-      if (this.call.cancelled) controller.abort();
-      else this.call.once("cancelled", () => controller.abort());
-    }
-    return this.#controller.signal;
-  }
-}
+// ---- Health ----
 
 /** Whether a service name is longer (in UTF-8 bytes) than grpc++'s health service takes. */
 function tooLong(name: string): boolean {
@@ -264,12 +499,13 @@ function tooLong(name: string): boolean {
   return new TextEncoder().encode(name).length > MAX_SERVICE_NAME_LENGTH;
 }
 
+function healthMessage(status: HealthCheckResponse_ServingStatus): Uint8Array {
+  return toBinary(HealthCheckResponseSchema, create(HealthCheckResponseSchema, { status }));
+}
+
 /** Health/Watch subscribers, served by one poll of `api.health()`. */
 class HealthWatchers {
-  readonly #watchers = new Map<
-    grpc.ServerWritableStream<Decoded<HealthCheckRequest>, HealthCheckResponse>,
-    { service: string; last: HealthStatus }
-  >();
+  readonly #watchers = new Map<GrpcCall, { service: string; last: HealthStatus }>();
   #timer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
 
@@ -280,27 +516,21 @@ class HealthWatchers {
   ) {}
 
   /** Starts a watch: sends the current status now, then every change. */
-  add(
-    call: grpc.ServerWritableStream<Decoded<HealthCheckRequest>, HealthCheckResponse>,
-    service: string,
-  ): void {
+  add(call: GrpcCall, service: string): void {
     if (this.#closed) {
-      call.emit("error", { code: Code.UNAVAILABLE, details: "Server is shutting down" });
+      call.fail({ code: Code.UNAVAILABLE, details: "Server is shutting down" });
       return;
     }
     let status: HealthStatus;
     try {
       status = this.api.health(service);
     } catch (e) {
-      call.emit("error", toStatus(e));
+      call.fail(toStatus(e));
       return;
     }
     this.#watchers.set(call, { service, last: status });
-    const drop = () => this.#remove(call);
-    call.on("cancelled", drop);
-    call.on("close", drop);
-    call.on("error", drop);
-    call.write(create(HealthCheckResponseSchema, { status: HEALTH_STATUS[status] }));
+    call.onCancel = () => this.#remove(call);
+    call.write(healthMessage(HEALTH_STATUS[status]));
     if (this.#timer === undefined) {
       this.#timer = setInterval(() => this.#poll(), this.intervalMs);
       // A watch alone must not keep the process alive.
@@ -308,7 +538,7 @@ class HealthWatchers {
     }
   }
 
-  #remove(call: grpc.ServerWritableStream<Decoded<HealthCheckRequest>, HealthCheckResponse>) {
+  #remove(call: GrpcCall) {
     this.#watchers.delete(call);
     if (this.#watchers.size === 0 && this.#timer !== undefined) {
       clearInterval(this.#timer);
@@ -330,9 +560,7 @@ class HealthWatchers {
       }
       if (status === w.last) continue;
       w.last = status;
-      if (!call.cancelled) {
-        call.write(create(HealthCheckResponseSchema, { status: HEALTH_STATUS[status] }));
-      }
+      call.write(healthMessage(HEALTH_STATUS[status]));
     }
   }
 
@@ -348,62 +576,350 @@ class HealthWatchers {
     const calls = [...this.#watchers.keys()];
     this.#watchers.clear();
     for (const call of calls) {
-      if (call.cancelled) continue;
-      call.write(
-        create(HealthCheckResponseSchema, {
-          status: HealthCheckResponse_ServingStatus.NOT_SERVING,
-        }),
-      );
+      call.write(healthMessage(HealthCheckResponse_ServingStatus.NOT_SERVING));
       call.end();
     }
   }
 }
 
 /** The names List reports on: the whole server and every service served here. */
-function healthServiceNames(withHealth: boolean): string[] {
-  const names = ["", PredictionService.typeName, ModelService.typeName];
-  if (withHealth) names.push(Health.typeName);
-  return names;
+function healthServiceNames(): string[] {
+  return ["", PredictionService.typeName, ModelService.typeName, Health.typeName];
 }
 
-function addHealthService(
-  server: grpc.Server,
+function healthMethods(
   api: ServingApi,
   watchers: HealthWatchers,
-): void {
-  const check: Unary<HealthCheckRequest, HealthCheckResponse> = unary((req) => {
-    if (tooLong(req.service)) {
-      throw new ServingError(Code.INVALID_ARGUMENT, UNPARSABLE_CHECK.details);
-    }
-    const status = api.health(req.service);
-    if (status === "SERVICE_UNKNOWN") {
-      throw new ServingError(Code.NOT_FOUND, "service name unknown");
-    }
-    return create(HealthCheckResponseSchema, { status: HEALTH_STATUS[status] });
-  }, UNPARSABLE_CHECK);
-
-  const list: Unary<HealthListRequest, HealthListResponse> = unary(() => {
+  limits: DecodeLimits,
+): Record<string, Method> {
+  const check = unary(
+    HealthCheckRequestSchema,
+    HealthCheckResponseSchema,
+    limits,
+    (req) => {
+      if (tooLong(req.service)) {
+        throw new ServingError(Code.INVALID_ARGUMENT, UNPARSABLE_CHECK.details);
+      }
+      const status = api.health(req.service);
+      if (status === "SERVICE_UNKNOWN") {
+        throw new ServingError(Code.NOT_FOUND, "service name unknown");
+      }
+      return create(HealthCheckResponseSchema, { status: HEALTH_STATUS[status] });
+    },
+    UNPARSABLE_CHECK,
+  );
+  const list = unary(HealthListRequestSchema, HealthListResponseSchema, limits, () => {
     const statuses: HealthListResponse["statuses"] = {};
-    for (const name of healthServiceNames(true)) {
+    for (const name of healthServiceNames()) {
       const status = api.health(name);
       if (status === "SERVICE_UNKNOWN") continue;
       statuses[name] = create(HealthCheckResponseSchema, { status: HEALTH_STATUS[status] });
     }
     return create(HealthListResponseSchema, { statuses });
   });
-
-  const watch: grpc.handleServerStreamingCall<Decoded<HealthCheckRequest>, HealthCheckResponse> = (
-    call,
-  ) => {
-    const req = call.request;
-    if (req === UNDECODABLE || req instanceof RefusedRequest || tooLong(req.service)) {
-      call.emit("error", UNPARSABLE_WATCH);
-      return;
-    }
-    watchers.add(call, req.service);
+  const watch: Method = {
+    run(call, bytes) {
+      const req = decodeRequest(HealthCheckRequestSchema, bytes, limits);
+      if (req === UNDECODABLE || req instanceof RefusedRequest || tooLong(req.service)) {
+        return call.fail(UNPARSABLE_WATCH);
+      }
+      watchers.add(call, req.service);
+    },
   };
+  const base = `/${Health.typeName}/`;
+  return { [`${base}Check`]: check, [`${base}List`]: list, [`${base}Watch`]: watch };
+}
 
-  server.addService(grpcServiceDefinition(Health), { check, list, watch });
+// ---- The transport ----
+
+/** gRPC over the HTTP/2 connections: reads requests, runs methods, tracks deadlines. */
+class GrpcTransport implements H2Handler {
+  readonly #methods: Map<string, Method>;
+  readonly #limits: DecodeLimits;
+  readonly #maxBuffered: number;
+  #buffered = 0;
+  #slab = new Uint8Array(SLAB_BYTES);
+  #slabAt = 0;
+  /** Calls with a deadline, checked by the sweep. */
+  readonly #timed = new Set<GrpcCall>();
+  /** Calls whose request has not ended, checked by the sweep against the request timeout. */
+  readonly #reading = new Set<GrpcCall>();
+  readonly #requestTimeoutMs: number;
+  /** The sweep's clock (`performance.now()`), coarse but free to read. */
+  #clock = performance.now();
+
+  constructor(
+    methods: Map<string, Method>,
+    limits: DecodeLimits,
+    maxBuffered: number,
+    requestTimeoutMs: number,
+  ) {
+    this.#methods = methods;
+    this.#limits = limits;
+    this.#maxBuffered = maxBuffered;
+    this.#requestTimeoutMs = requestTimeoutMs;
+  }
+
+  headers(stream: H2Stream, fields: string[], oversize: boolean, endStream: boolean): void {
+    const conn = stream.connection;
+    let method = "";
+    let path = "";
+    let contentType = "";
+    let timeout = "";
+    let encoding = "";
+    for (let i = 0; i < fields.length; i += 2) {
+      const name = fields[i];
+      if (name.charCodeAt(0) === 58 /* : */) {
+        if (name === ":method") method = fields[i + 1];
+        else if (name === ":path") path = fields[i + 1];
+      } else if (name === "content-type") contentType = fields[i + 1];
+      else if (name === "grpc-timeout") timeout = fields[i + 1];
+      else if (name === "grpc-encoding") encoding = fields[i + 1];
+    }
+    if (method !== "POST") return conn.sendHeaders(stream, METHOD_NOT_ALLOWED, true);
+    if (!contentType.startsWith("application/grpc")) {
+      return conn.sendHeaders(stream, UNSUPPORTED_MEDIA_TYPE, true);
+    }
+    if (oversize) {
+      const details = "Cannot accept the request headers: they are over the limit of " +
+        "SETTINGS_MAX_HEADER_LIST_SIZE bytes";
+      return conn.sendHeaders(stream, statusBlock(Code.RESOURCE_EXHAUSTED, details, true), true);
+    }
+    const m = this.#methods.get(path);
+    if (m === undefined) {
+      return conn.sendHeaders(stream, statusBlock(Code.UNIMPLEMENTED, "", true), true);
+    }
+    const call = new GrpcCall(this, stream, m, encoding);
+    stream.call = call;
+    if (timeout !== "") {
+      const ms = parseGrpcTimeout(timeout);
+      if (ms !== undefined) {
+        call.deadline = Date.now() + ms;
+        this.#timed.add(call);
+      }
+    }
+    if (endStream) return this.#complete(call);
+    call.readSince = this.#clock;
+    this.#reading.add(call);
+  }
+
+  data(stream: H2Stream, chunk: Uint8Array, endStream: boolean): void {
+    const call = stream.call as GrpcCall | undefined;
+    if (call === undefined || call.done) return;
+    let i = 0;
+    const n = chunk.length;
+    while (i < n) {
+      if (call.message === undefined) {
+        // The 5-byte prefix: flag, then the length (big endian).
+        if (call.prefixRead === 0) {
+          if (call.messages > 0) return call.fail(UNDECODABLE_STATUS); // A second message.
+          call.compressed = chunk[i++];
+          call.length = 0;
+          call.prefixRead = 1;
+          continue;
+        }
+        call.length = call.length * 256 + chunk[i++];
+        if (++call.prefixRead < 5) continue;
+        if (!this.#startMessage(call, n - i)) return;
+        if (call.length === 0) {
+          this.#endMessage(call);
+          continue;
+        }
+      }
+      const msg = call.message!;
+      const take = Math.min(n - i, call.length - call.filled);
+      if (call.filled + take > msg.length) {
+        if (!this.#grow(call, call.filled + take)) return;
+      }
+      if (!this.#charge(call, take)) return;
+      call.message!.set(chunk.subarray(i, i + take), call.filled);
+      call.filled += take;
+      i += take;
+      if (call.filled === call.length) this.#endMessage(call);
+    }
+    if (endStream) this.#complete(call);
+  }
+
+  /** Checks a message's declared length and makes room for its first bytes. */
+  #startMessage(call: GrpcCall, available: number): boolean {
+    const length = call.length;
+    if (length > MAX_RECEIVE_MESSAGE) {
+      call.fail({
+        code: Code.RESOURCE_EXHAUSTED,
+        details: `Received message larger than max (${length} vs. ${MAX_RECEIVE_MESSAGE})`,
+      });
+      return false;
+    }
+    const max = this.#limits.maxRequestBytes;
+    if (length > max) {
+      call.fail({
+        code: Code.RESOURCE_EXHAUSTED,
+        details: `Cannot receive a message of ${length} bytes: over --max_request_decoded_bytes=` +
+          `${max}`,
+      });
+      return false;
+    }
+    // Room for what has arrived, not for what is declared: a length alone allocates little.
+    call.message = length <= SMALL_MESSAGE
+      ? this.#carve(length)
+      : new Uint8Array(Math.min(length, Math.max(available, 64 << 10)));
+    call.filled = 0;
+    return true;
+  }
+
+  /**
+   * A small message's room, carved from a shared slab: a fresh typed array costs a backing
+   * store of its own (about half a microsecond and garbage to collect), a view of a slab a
+   * fraction of that. The slab lives as long as any message carved from it; nothing transfers
+   * request bytes to another isolate (the executor's workers get copies).
+   */
+  #carve(length: number): Uint8Array {
+    if (this.#slabAt + length > SLAB_BYTES) {
+      this.#slab = new Uint8Array(SLAB_BYTES);
+      this.#slabAt = 0;
+    }
+    const out = this.#slab.subarray(this.#slabAt, this.#slabAt + length);
+    // 8-byte steps keep tensor data viewed in place aligned as it was in the message.
+    this.#slabAt += (length + 7) & ~7;
+    return out;
+  }
+
+  #grow(call: GrpcCall, need: number): boolean {
+    const old = call.message!;
+    let size = old.length * 2;
+    while (size < need) size *= 2;
+    const next = new Uint8Array(Math.min(size, call.length));
+    next.set(old.subarray(0, call.filled));
+    call.message = next;
+    return true;
+  }
+
+  #charge(call: GrpcCall, n: number): boolean {
+    if (this.#buffered + n > this.#maxBuffered) {
+      call.fail({
+        code: Code.RESOURCE_EXHAUSTED,
+        details: `Cannot buffer the request: the server holds ${this.#buffered} request bytes ` +
+          `already, at most ${this.#maxBuffered}`,
+      });
+      return false;
+    }
+    this.#buffered += n;
+    call.charged += n;
+    return true;
+  }
+
+  #endMessage(call: GrpcCall): void {
+    call.request = call.message;
+    call.message = undefined;
+    call.prefixRead = 0;
+    call.messages++;
+  }
+
+  /** The request has ended: run the method, or answer what is wrong. */
+  #complete(call: GrpcCall): void {
+    this.#reading.delete(call);
+    if (call.done) return;
+    const request = call.request;
+    if (request === undefined || call.message !== undefined || call.prefixRead !== 0) {
+      return call.fail(UNDECODABLE_STATUS);
+    }
+    if (call.compressed === 0) return call.method.run(call, request);
+    const encoding = call.encoding;
+    if (encoding !== "gzip" && encoding !== "deflate") {
+      return call.fail({
+        code: Code.UNIMPLEMENTED,
+        details: `Received message compressed with unsupported encoding "${
+          encoding || "identity"
+        }"`,
+      });
+    }
+    this.#inflate(call, request, encoding).catch((e) => call.fail(toStatus(e)));
+  }
+
+  /**
+   * Inflates a compressed message (gzip, or deflate: zlib format, as grpc's), never past the
+   * decode limit of one request nor the buffer budget, then runs the method.
+   */
+  async #inflate(call: GrpcCall, bytes: Uint8Array, format: "gzip" | "deflate"): Promise<void> {
+    const max = this.#limits.maxRequestBytes;
+    const stream = new DecompressionStream(format);
+    const writer = stream.writable.getWriter();
+    writer.write(bytes as Uint8Array<ArrayBuffer>).catch(() => {});
+    writer.close().catch(() => {});
+    const reader = stream.readable.getReader();
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    try {
+      while (true) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (call.done) return void reader.cancel().catch(() => {});
+        total += value.length;
+        if (total > max) {
+          reader.cancel().catch(() => {});
+          return call.fail({
+            code: Code.RESOURCE_EXHAUSTED,
+            details: `Cannot receive a message of more than ${max} bytes once decompressed: ` +
+              `over --max_request_decoded_bytes=${max}`,
+          });
+        }
+        if (!this.#charge(call, value.length)) return void reader.cancel().catch(() => {});
+        parts.push(value);
+      }
+    } catch {
+      // grpc core's message decompression failure (compression_filter.cc).
+      return call.fail({
+        code: Code.INTERNAL,
+        details: `Unexpected error decompressing data for algorithm ${format}`,
+      });
+    }
+    if (call.done) return;
+    let message: Uint8Array;
+    if (parts.length === 1) message = parts[0];
+    else {
+      message = new Uint8Array(total);
+      let o = 0;
+      for (const p of parts) {
+        message.set(p, o);
+        o += p.length;
+      }
+    }
+    call.method.run(call, message);
+  }
+
+  reset(stream: H2Stream): void {
+    const call = stream.call as GrpcCall | undefined;
+    if (call !== undefined) call.cancel();
+  }
+
+  /** Gives back a finished call's buffered bytes and stops watching its deadline. */
+  release(call: GrpcCall): void {
+    this.#buffered -= call.charged;
+    call.charged = 0;
+    call.message = undefined;
+    if (call.deadline !== undefined) this.#timed.delete(call);
+    this.#reading.delete(call);
+  }
+
+  /**
+   * Answers the calls past their deadline and resets those whose request is late.
+   *
+   * @param nowEpoch `Date.now()`
+   * @param now `performance.now()`
+   */
+  sweep(nowEpoch: number, now: number): void {
+    this.#clock = now;
+    for (const call of this.#timed) {
+      if (call.deadline! <= nowEpoch) call.expire();
+    }
+    if (this.#requestTimeoutMs <= 0) return;
+    for (const call of this.#reading) {
+      if (now - call.readSince > this.#requestTimeoutMs) {
+        call.cancel();
+        call.stream.connection.reset(call.stream, ErrorCode.CANCEL);
+      }
+    }
+  }
 }
 
 /**
@@ -423,77 +939,202 @@ function addHealthService(
  * @returns the running server
  * @throws Error when the address cannot be bound
  */
-export async function startGrpcServer(
+export function startGrpcServer(
   api: ServingApi,
   options: GrpcServerOptions,
 ): Promise<GrpcServer> {
+  try {
+    return Promise.resolve(listen(api, options));
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/** {@link startGrpcServer}'s work: binding is synchronous with `Deno.listen`. */
+function listen(api: ServingApi, options: GrpcServerOptions): GrpcServer {
   const log = options.log ?? (() => {});
-  const server = new grpc.Server(SERVER_OPTIONS);
+  const limits = options.decodeLimits ?? DEFAULT_DECODE_LIMITS;
+  const h2Limits: H2Limits = { ...DEFAULT_H2_LIMITS, ...definedOnly(options.limits ?? {}) };
 
-  const limits = options.decodeLimits;
-  const prediction = grpcServiceDefinition(PredictionService, limits);
-  server.addService({ ...prediction, predict: predictDefinition(prediction.predict) }, {
-    classify: unary((req, ctx) => api.classify(req, "grpc", ctx)),
-    regress: unary((req, ctx) => api.regress(req, "grpc", ctx)),
-    predict: predictHandler(api, limits ?? DEFAULT_DECODE_LIMITS),
-    multiInference: unary((req, ctx) => api.multiInference(req, "grpc", ctx)),
-    getModelMetadata: unary((req) => api.getModelMetadata(req, "grpc")),
-  });
-  server.addService(grpcServiceDefinition(ModelService, limits), {
-    getModelStatus: unary((req) => api.getModelStatus(req, "grpc")),
-    handleReloadConfigRequest: unary((req) => api.handleReloadConfigRequest(req, "grpc")),
-  });
+  const p = grpcServiceDefinition(PredictionService);
+  const m = grpcServiceDefinition(ModelService);
+  const methods = new Map<string, Method>([
+    [p.predict.path, predictMethod(api, limits)],
+    [
+      p.classify.path,
+      unary(p.classify.input, p.classify.output, limits, (r, c) => api.classify(r, "grpc", c)),
+    ],
+    [
+      p.regress.path,
+      unary(p.regress.input, p.regress.output, limits, (r, c) => api.regress(r, "grpc", c)),
+    ],
+    [
+      p.multiInference.path,
+      unary(
+        p.multiInference.input,
+        p.multiInference.output,
+        limits,
+        (r, c) => api.multiInference(r, "grpc", c),
+      ),
+    ],
+    [
+      p.getModelMetadata.path,
+      unary(
+        p.getModelMetadata.input,
+        p.getModelMetadata.output,
+        limits,
+        (r) => api.getModelMetadata(r, "grpc"),
+      ),
+    ],
+    [
+      m.getModelStatus.path,
+      unary(
+        m.getModelStatus.input,
+        m.getModelStatus.output,
+        limits,
+        (r) => api.getModelStatus(r, "grpc"),
+      ),
+    ],
+    [
+      m.handleReloadConfigRequest.path,
+      unary(
+        m.handleReloadConfigRequest.input,
+        m.handleReloadConfigRequest.output,
+        limits,
+        (r) => api.handleReloadConfigRequest(r, "grpc"),
+      ),
+    ],
+  ]);
   const watchers = new HealthWatchers(api, options.healthWatchIntervalMs ?? 1000, log);
-  if (options.enableHealthCheck) addHealthService(server, api, watchers);
+  if (options.enableHealthCheck) {
+    for (const [path, m] of Object.entries(healthMethods(api, watchers, limits))) {
+      methods.set(path, m);
+    }
+  }
+  const transport = new GrpcTransport(
+    methods,
+    limits,
+    options.limits?.maxBufferedRequestBytes ?? 1 << 30,
+    options.limits?.requestTimeoutMs ?? 60_000,
+  );
 
-  const bind = (target: string) =>
-    new Promise<number>((resolve, reject) => {
-      server.bindAsync(
-        target,
-        grpc.ServerCredentials.createInsecure(),
-        (err, bound) => (err ? reject(err) : resolve(bound)),
-      );
-    });
+  const listeners: Deno.Listener[] = [];
+  const connections = new Set<H2Connection>();
   let port = 0;
-  if (options.port !== undefined) {
-    // An IPv6 literal needs brackets in a host:port target.
-    const host = options.host.includes(":") && !options.host.startsWith("[")
-      ? `[${options.host}]`
-      : options.host;
-    port = await bind(`${host}:${options.port}`);
+  try {
+    if (options.port !== undefined) {
+      const l = Deno.listen({ hostname: options.host, port: options.port, transport: "tcp" });
+      listeners.push(l);
+      port = (l.addr as Deno.NetAddr).port;
+    }
+    if (options.socketPath) {
+      // As grpc's UnlinkIfUnixDomainSocket: a socket file left by an earlier run is removed.
+      try {
+        if (Deno.lstatSync(options.socketPath).isSocket) Deno.removeSync(options.socketPath);
+      } catch { /* nothing there */ }
+      listeners.push(Deno.listen({ transport: "unix", path: options.socketPath }));
+    }
+  } catch (e) {
+    for (const l of listeners) l.close();
+    throw e;
   }
-  if (options.socketPath) {
-    // As grpc's UnlinkIfUnixDomainSocket: a socket file left by an earlier run is removed.
+
+  let accepting = true;
+  const maxConnections = options.limits?.maxConnections ?? 1000;
+  /** Makes room for one more connection; false when every connection is busy. */
+  const makeRoom = (): boolean => {
+    let quietest: H2Connection | undefined;
+    for (const c of connections) {
+      if (c.idleness >= 0 && (quietest === undefined || c.idleness > quietest.idleness)) {
+        quietest = c;
+      }
+    }
+    if (quietest === undefined) return false;
+    // GOAWAY NO_ERROR, and closed once written: the client reconnects when it needs to.
+    quietest.goaway();
+    connections.delete(quietest);
+    return true;
+  };
+  const serveConn = (conn: Deno.Conn) => {
+    if (connections.size >= maxConnections && !makeRoom()) {
+      conn.close();
+      return;
+    }
+    if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
+    const c = new H2Connection(conn, transport, h2Limits, performance.now());
+    connections.add(c);
+    c.closed.then(() => connections.delete(c));
+    c.run();
+  };
+  const acceptLoop = async (l: Deno.Listener) => {
     try {
-      if (Deno.lstatSync(options.socketPath).isSocket) Deno.removeSync(options.socketPath);
-    } catch { /* nothing there */ }
-    await bind(`unix:${options.socketPath}`);
-  }
+      for await (const conn of l) {
+        if (!accepting) {
+          conn.close();
+          continue;
+        }
+        serveConn(conn);
+      }
+    } catch { /* listener closed */ }
+  };
+  const loops = listeners.map(acceptLoop);
+
+  const sweep = setInterval(() => {
+    const now = performance.now();
+    for (const c of connections) c.sweep(now);
+    transport.sweep(Date.now(), now);
+  }, SWEEP_MS);
+  Deno.unrefTimer(sweep);
 
   let closing: Promise<void> | undefined;
   const shutdown = (graceMs: number): Promise<void> =>
-    closing ??= new Promise<void>((resolve) => {
+    closing ??= (async () => {
+      accepting = false;
+      for (const l of listeners) {
+        try {
+          l.close();
+        } catch { /* closed */ }
+      }
+      await Promise.allSettled(loops);
+      if (options.socketPath) {
+        try {
+          Deno.removeSync(options.socketPath);
+        } catch { /* gone */ }
+      }
       watchers.close();
-      let done = false;
-      const finish = (how: string) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        log("info", `gRPC server on port ${port} ${how}`);
-        resolve();
-      };
-      const timer = setTimeout(() => {
+      for (const c of connections) c.goaway();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const forced = new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(true), Math.max(0, graceMs));
+      });
+      const drained = Promise.all([...connections].map((c) => c.closed)).then(() => false);
+      const wasForced = await Promise.race([drained, forced]);
+      clearTimeout(timer);
+      if (wasForced) {
         // Grace is over: cancel the calls still running and close every connection.
-        server.forceShutdown();
-        finish("forced down after the grace period");
-      }, Math.max(0, graceMs));
-      // Stops listening, sends GOAWAY on every connection and waits for their calls to end.
-      server.tryShutdown(() => finish("shut down"));
-    });
+        for (const c of [...connections]) c.close();
+      }
+      clearInterval(sweep);
+      log(
+        "info",
+        `gRPC server on port ${port} ${
+          wasForced ? "forced down after the grace period" : "shut down"
+        }`,
+      );
+    })();
 
   return {
     port,
     shutdown,
     [Symbol.asyncDispose]: () => shutdown(DISPOSE_GRACE_MS),
   };
+}
+
+/** An object without its undefined properties (so defaults are not overwritten by them). */
+function definedOnly<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o)) {
+    if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  }
+  return out;
 }

@@ -1,10 +1,10 @@
 /**
- * grpc-js service definitions built from protobuf-es `GenService` descriptors, so the transport
- * needs no generated gRPC stubs: a method's path is `/<package>.<Service>/<Method>` and its
- * messages go through `toBinary` / `fromBinary`.
+ * Method definitions built from protobuf-es `GenService` descriptors, so the transport needs no
+ * generated gRPC stubs (a method's path is `/<package>.<Service>/<Method>`), and the request
+ * decoder.
  *
- * A request that does not decode is not thrown from the deserializer (grpc-js would answer
- * INTERNAL "Error deserializing request"); it decodes to {@link UNDECODABLE} and the handler
+ * A request that does not decode is not an exception: it decodes to {@link UNDECODABLE} and the
+ * handler
  * answers what the C++ server (TF Serving) answers: grpc++'s `GenericDeserialize` returns
  * `Status(INTERNAL, msg->InitializationErrorString())`, and for a proto3 message that string is
  * empty (no required fields), so the status is INTERNAL with an empty message.
@@ -17,14 +17,8 @@
  *
  * @module
  */
-import {
-  type DescMessage,
-  type DescMethod,
-  fromBinary,
-  type MessageShape,
-} from "@bufbuild/protobuf";
+import type { DescMessage, DescMethod, MessageShape } from "@bufbuild/protobuf";
 import { decodeBinary, WireDecodeError } from "../../proto/binary.ts";
-import { encodeMessage, methodPath } from "../../proto/rpc.ts";
 import {
   type DecodeLimits,
   DEFAULT_DECODE_LIMITS,
@@ -32,8 +26,6 @@ import {
   messageDecodeAllowance,
 } from "../../tensor/limits.ts";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
-import type { MethodDefinition } from "@grpc/grpc-js";
-import { Buffer } from "node:buffer";
 import { Code } from "../../errors.ts";
 
 /** What a request decodes to when its bytes are not a valid message. */
@@ -63,11 +55,27 @@ export type MethodInput<M extends Pick<DescMethod, "input">> = MessageShape<M["i
 export type MethodOutput<M extends Pick<DescMethod, "output">> = MessageShape<M["output"]>;
 
 /**
- * A grpc-js service definition keyed by the methods' local names (`predict`, `getModelStatus`);
- * requests decode to {@link Decoded}.
+ * A method's HTTP/2 path (as src/proto/rpc.ts `methodPath`, which the clients use; not imported
+ * from there because that module brings `node:buffer` for grpc-js).
  */
+function methodPath(method: DescMethod): string {
+  return `/${method.parent.typeName}/${method.name}`;
+}
+
+/** One method of a service as the transport routes it. */
+export interface GrpcMethodDefinition<M extends DescMethod = DescMethod> {
+  /** The HTTP/2 path, `/<package>.<Service>/<Method>`. */
+  readonly path: string;
+  /** Whether the answer is a stream of messages (Health/Watch). */
+  readonly responseStream: boolean;
+  /** The request and response message schemas. */
+  readonly input: M["input"];
+  readonly output: M["output"];
+}
+
+/** A service's method definitions keyed by the methods' local names (`predict`, …). */
 export type GrpcServiceDefinition<S extends GenServiceMethods> = {
-  readonly [K in keyof S]: MethodDefinition<Decoded<MethodInput<S[K]>>, MethodOutput<S[K]>>;
+  readonly [K in keyof S]: GrpcMethodDefinition<S[K] & DescMethod>;
 };
 
 /**
@@ -103,44 +111,31 @@ export function decodeRequest<D extends DescMessage>(
 }
 
 /**
- * Builds the grpc-js service definition of a protobuf-es service.
+ * The method definitions of a protobuf-es service: paths and message schemas.
  *
  * @example
  * ```ts
  * const def = grpcServiceDefinition(PredictionService);
  * def.predict.path; // "/tensorflow.serving.PredictionService/Predict"
- * server.addService(def, { predict: (call, cb) => ... });
  * ```
  * @param service a generated service descriptor
- * @param limits bounds on what decoding a request may allocate (defaults when omitted)
  * @returns one method definition per RPC, keyed by local name
+ * @throws Error for a client-streaming or bidirectional method (nothing here serves one)
  */
 export function grpcServiceDefinition<S extends GenServiceMethods>(
   service: GenService<S>,
-  limits: DecodeLimits = DEFAULT_DECODE_LIMITS,
 ): GrpcServiceDefinition<S> {
-  const def: Record<string, MethodDefinition<unknown, unknown>> = {};
+  const def: Record<string, GrpcMethodDefinition> = {};
   for (const method of service.methods) {
     if (method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming") {
       // Nothing here serves one; refuse loudly rather than build a wrong definition.
       throw new Error(`Cannot build a definition for ${methodPath(method)}: streaming requests`);
     }
-    const input = method.input;
-    const output = method.output;
     def[method.localName] = {
       path: methodPath(method),
-      originalName: method.localName,
-      requestStream: false,
       responseStream: method.methodKind === "server_streaming",
-      requestSerialize: (m: unknown) => {
-        if (m === UNDECODABLE || m instanceof RefusedRequest) {
-          throw new Error("Cannot serialize an undecodable request");
-        }
-        return encodeMessage(input, m as MessageShape<typeof input>);
-      },
-      requestDeserialize: (b: Buffer) => decodeRequest(input, b, limits),
-      responseSerialize: (m: unknown) => encodeMessage(output, m as MessageShape<typeof output>),
-      responseDeserialize: (b: Buffer) => fromBinary(output, b),
+      input: method.input,
+      output: method.output,
     };
   }
   return def as unknown as GrpcServiceDefinition<S>;

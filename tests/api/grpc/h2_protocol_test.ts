@@ -1,0 +1,491 @@
+/**
+ * The gRPC server's own HTTP/2 transport, frame by frame (RFC 9113 and gRPC's
+ * PROTOCOL-HTTP2.md): a raw client sends what a real client would and what none should, and
+ * reads exactly what comes back.
+ */
+import assert from "node:assert/strict";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { type GrpcServer, startGrpcServer } from "../../../src/api/grpc/server.ts";
+import {
+  GetModelStatusRequestSchema,
+  GetModelStatusResponseSchema,
+} from "../../../src/proto/gen/tensorflow_serving/apis/get_model_status_pb.ts";
+import {
+  PredictRequestSchema,
+  PredictResponseSchema,
+} from "../../../src/proto/gen/tensorflow_serving/apis/predict_pb.ts";
+import { ReloadConfigRequestSchema } from "../../../src/proto/gen/tensorflow_serving/apis/model_management_pb.ts";
+import { DataType } from "../../../src/proto/gen/tensorflow/core/framework/types_pb.ts";
+import { HpackEncoder } from "../../../src/api/grpc/h2/hpack.ts";
+import { Setting } from "../../../src/api/grpc/h2/frames.ts";
+import { parseGrpcTimeout, percentEncode } from "../../../src/api/grpc/server.ts";
+import { FakeServingApi } from "../fixtures/fake_api.ts";
+import {
+  ErrorCode,
+  Flag,
+  FrameType,
+  grpcHeaders,
+  grpcMessage,
+  RawH2,
+  settings,
+  statusOf,
+  u32,
+} from "./h2_client.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+const STATUS = "/tensorflow.serving.ModelService/GetModelStatus";
+const PREDICT = "/tensorflow.serving.PredictionService/Predict";
+const RELOAD = "/tensorflow.serving.ModelService/HandleReloadConfigRequest";
+
+async function server(): Promise<GrpcServer> {
+  return await startGrpcServer(new FakeServingApi(), {
+    host: "127.0.0.1",
+    port: 0,
+    enableHealthCheck: true,
+    decodeLimits: { maxRequestBytes: 1 << 20, maxExpansion: 16, expansionFloorBytes: 1 << 20 },
+  });
+}
+
+const statusRequest = (name: string) =>
+  grpcMessage(
+    toBinary(
+      GetModelStatusRequestSchema,
+      create(GetModelStatusRequestSchema, { modelSpec: { name } } as never),
+    ),
+  );
+
+const sleepRequest = (ms: number) =>
+  grpcMessage(
+    toBinary(
+      ReloadConfigRequestSchema,
+      create(ReloadConfigRequestSchema, { metricNames: [`sleep:${ms}`] } as never),
+    ),
+  );
+
+Deno.test("a unary call: headers, one length-prefixed message, trailers", opts, async () => {
+  await using s = await server();
+  using c = await RawH2.connect(s.port);
+  await c.headers(1, grpcHeaders(STATUS));
+  await c.data(1, statusRequest("m"));
+  const a = await c.answer(1);
+  assert.equal(a.headers.length, 2);
+  assert.equal(a.headers[0].get(":status"), "200");
+  assert.equal(a.headers[0].get("content-type"), "application/grpc");
+  assert.equal(a.headers[1].get("grpc-status"), "0");
+  assert.equal(a.data[0], 0);
+  const len = new DataView(a.data.buffer).getUint32(1);
+  assert.equal(len, a.data.length - 5);
+  fromBinary(GetModelStatusResponseSchema, a.data.subarray(5));
+});
+
+Deno.test(
+  "HEADERS split over CONTINUATION, padding and a priority block are read",
+  opts,
+  async () => {
+    await using s = await server();
+    using c = await RawH2.connect(s.port);
+    const block = grpcHeaders(STATUS);
+    // HEADERS: PADDED | PRIORITY, the first 10 bytes of the block, 3 bytes of padding.
+    const first = new Uint8Array(1 + 5 + 10 + 3);
+    first[0] = 3;
+    first.set(u32(0), 1);
+    first[5] = 15;
+    first.set(block.subarray(0, 10), 6);
+    await c.send(FrameType.HEADERS, Flag.PADDED | Flag.PRIORITY, 1, first);
+    await c.send(FrameType.CONTINUATION, 0, 1, block.subarray(10, 20));
+    await c.send(FrameType.CONTINUATION, Flag.END_HEADERS, 1, block.subarray(20));
+    await c.send(FrameType.PRIORITY, 0, 1, new Uint8Array(5));
+    // DATA with 4 bytes of padding.
+    const msg = statusRequest("m");
+    const padded = new Uint8Array(1 + msg.length + 4);
+    padded[0] = 4;
+    padded.set(msg, 1);
+    await c.send(FrameType.DATA, Flag.PADDED | Flag.END_STREAM, 1, padded);
+    assert.equal(statusOf(await c.answer(1)).code, 0);
+  },
+);
+
+Deno.test("a content-type that is not application/grpc is HTTP 415", opts, async () => {
+  await using s = await server();
+  using c = await RawH2.connect(s.port);
+  const block = new HpackEncoder().encode([
+    ":method",
+    "POST",
+    ":scheme",
+    "http",
+    ":path",
+    STATUS,
+    "content-type",
+    "application/json",
+  ]);
+  await c.headers(1, block, true);
+  const a = await c.answer(1);
+  assert.equal(a.headers[0].get(":status"), "415");
+});
+
+Deno.test("an unknown method is UNIMPLEMENTED with no message", opts, async () => {
+  await using s = await server();
+  using c = await RawH2.connect(s.port);
+  await c.headers(1, grpcHeaders("/nope.Service/Nothing"));
+  await c.data(1, grpcMessage(new Uint8Array(0)));
+  const a = await c.answer(1);
+  // Trailers-Only: one block with :status, content-type and the status.
+  assert.equal(a.headers.length, 1);
+  assert.equal(a.headers[0].get(":status"), "200");
+  assert.deepEqual(statusOf(a), { code: 12, message: "", http: "200" });
+});
+
+Deno.test("grpc-message is percent-encoded UTF-8", opts, async () => {
+  assert.equal(percentEncode("plain text"), "plain text");
+  assert.equal(percentEncode("50% ü\n"), "50%25 %C3%BC%0A");
+  await using s = await server();
+  using c = await RawH2.connect(s.port);
+  await c.headers(1, grpcHeaders(STATUS));
+  await c.data(1, statusRequest("code:3:bad 50% ü"));
+  assert.deepEqual(statusOf(await c.answer(1)), {
+    code: 3,
+    message: "bad 50%25 %C3%BC",
+    http: "200",
+  });
+});
+
+Deno.test("message framing: limits, compression, missing and extra messages", opts, async () => {
+  await using s = await server();
+  using c = await RawH2.connect(s.port);
+  // Over INT_MAX: grpc core's message_size_filter text.
+  await c.headers(1, grpcHeaders(STATUS));
+  await c.data(1, new Uint8Array([0, 0xff, 0xff, 0xff, 0xff]), false);
+  assert.deepEqual(statusOf(await c.answer(1)), {
+    code: 8,
+    message: "Received message larger than max (4294967295 vs. 2147483647)",
+    http: "200",
+  });
+  // Over the decode limit of one request (1 MiB here): refused before any byte is read.
+  await c.headers(3, grpcHeaders(STATUS));
+  await c.data(3, new Uint8Array([0, 0, 0x20, 0, 0]), false);
+  const big = statusOf(await c.answer(3));
+  assert.equal(big.code, 8);
+  assert.match(big.message, /2097152 bytes.*max_request_decoded_bytes=1048576/);
+  // A compressed message with an encoding this server does not inflate.
+  await c.headers(5, grpcHeaders(STATUS, ["grpc-encoding", "snappy"]));
+  await c.data(5, grpcMessage(new Uint8Array([1, 2]), 1));
+  assert.deepEqual(statusOf(await c.answer(5)), {
+    code: 12,
+    message: 'Received message compressed with unsupported encoding "snappy"',
+    http: "200",
+  });
+  // No message, a truncated one, two messages: INTERNAL "" (as an unparsable request).
+  await c.headers(7, grpcHeaders(STATUS), true);
+  assert.deepEqual(statusOf(await c.answer(7)), { code: 13, message: "", http: "200" });
+  await c.headers(9, grpcHeaders(STATUS));
+  await c.data(9, new Uint8Array([0, 0, 0, 0, 9, 1, 2]));
+  assert.equal(statusOf(await c.answer(9)).code, 13);
+  await c.headers(11, grpcHeaders(STATUS));
+  const one = statusRequest("m");
+  const two = new Uint8Array(one.length * 2);
+  two.set(one);
+  two.set(one, one.length);
+  await c.data(11, two);
+  assert.equal(statusOf(await c.answer(11)).code, 13);
+  // The connection still serves.
+  await c.headers(13, grpcHeaders(STATUS));
+  await c.data(13, statusRequest("m"));
+  assert.equal(statusOf(await c.answer(13)).code, 0);
+});
+
+Deno.test(
+  "grpc-timeout sets the deadline: a call still running then is DEADLINE_EXCEEDED",
+  opts,
+  async () => {
+    assert.equal(parseGrpcTimeout("100m"), 100);
+    assert.equal(parseGrpcTimeout("2S"), 2000);
+    assert.equal(parseGrpcTimeout("1H"), 3_600_000);
+    assert.equal(parseGrpcTimeout("5000u"), 5);
+    assert.equal(parseGrpcTimeout("123456789S"), undefined);
+    assert.equal(parseGrpcTimeout("10x"), undefined);
+    assert.equal(parseGrpcTimeout("S"), undefined);
+    await using s = await server();
+    using c = await RawH2.connect(s.port);
+    await c.headers(1, grpcHeaders(RELOAD, ["grpc-timeout", "100m"]));
+    await c.data(1, sleepRequest(3000));
+    const a = await c.answer(1);
+    assert.deepEqual(statusOf(a), { code: 4, message: "Deadline Exceeded", http: "200" });
+  },
+);
+
+Deno.test("send-side flow control honours the stream window and its changes", opts, async () => {
+  await using s = await server();
+  // The client grants nothing per stream at first.
+  using c = await RawH2.connect(s.port, { settings: settings([Setting.INITIAL_WINDOW_SIZE, 0]) });
+  const values = Array.from({ length: 2000 }, (_, i) => i);
+  const req = toBinary(
+    PredictRequestSchema,
+    create(PredictRequestSchema, {
+      modelSpec: { name: "m" },
+      inputs: {
+        x: {
+          dtype: DataType.DT_FLOAT,
+          tensorShape: { dim: [{ size: 2000n }] },
+          floatVal: values,
+        },
+      },
+    } as never),
+  );
+  await c.headers(1, grpcHeaders(PREDICT));
+  await c.data(1, grpcMessage(req));
+  // Headers come, no DATA (the window is 0).
+  const h = await c.until((f) => f.stream === 1);
+  assert.equal(h?.type, FrameType.HEADERS);
+  // 100 bytes of window: exactly 100 bytes of DATA.
+  await c.send(FrameType.WINDOW_UPDATE, 0, 1, u32(100));
+  const d = await c.until((f) => f.stream === 1);
+  assert.equal(d?.type, FrameType.DATA);
+  assert.equal(d?.payload.length, 100);
+  // A new INITIAL_WINDOW_SIZE moves the open stream's window by the difference.
+  await c.send(FrameType.SETTINGS, 0, 0, settings([Setting.INITIAL_WINDOW_SIZE, 1 << 20]));
+  const rest = await c.answer(1);
+  assert.equal(statusOf(rest).code, 0);
+  const body = new Uint8Array(100 + rest.data.length);
+  body.set(d!.payload);
+  body.set(rest.data, 100);
+  const res = fromBinary(PredictResponseSchema, body.subarray(5));
+  assert.deepEqual(res.outputs.x.floatVal, values);
+});
+
+Deno.test("DATA frames respect the peer's SETTINGS_MAX_FRAME_SIZE", opts, async () => {
+  await using s = await server();
+  using c = await RawH2.connect(s.port, {
+    settings: settings([Setting.MAX_FRAME_SIZE, 20000], [Setting.INITIAL_WINDOW_SIZE, 1 << 20]),
+  });
+  await c.send(FrameType.WINDOW_UPDATE, 0, 0, u32(1 << 20));
+  const values = Array.from({ length: 20000 }, (_, i) => i);
+  const req = toBinary(
+    PredictRequestSchema,
+    create(PredictRequestSchema, {
+      modelSpec: { name: "m" },
+      inputs: {
+        x: { dtype: DataType.DT_FLOAT, tensorShape: { dim: [{ size: 20000n }] }, floatVal: values },
+      },
+    } as never),
+  );
+  await c.headers(1, grpcHeaders(PREDICT));
+  // The request itself in DATA frames of at most 16384 (the server's limit).
+  const msg = grpcMessage(req);
+  for (let o = 0; o < msg.length; o += 16384) {
+    await c.data(1, msg.subarray(o, o + 16384), o + 16384 >= msg.length);
+  }
+  let max = 0;
+  let total = 0;
+  while (true) {
+    const f = await c.until((f) => f.stream === 1);
+    assert.ok(f);
+    if (f.type === FrameType.DATA) {
+      max = Math.max(max, f.payload.length);
+      total += f.payload.length;
+    }
+    if (f.type === FrameType.HEADERS && (f.flags & Flag.END_STREAM)) break;
+  }
+  assert.ok(total > 20000 * 4);
+  assert.equal(max, 20000);
+});
+
+/** Connects, sends `frames`, and returns the GOAWAY code the server answers with. */
+async function goawayFor(port: number, ...frames: [number, number, number, Uint8Array?][]) {
+  using c = await RawH2.connect(port);
+  for (const [type, flags, stream, payload] of frames) {
+    await c.send(type, flags, stream, payload ?? new Uint8Array(0));
+  }
+  const code = await c.goaway();
+  await c.closes();
+  return code;
+}
+
+Deno.test("connection errors: GOAWAY with the code RFC 9113 names, then close", opts, async (t) => {
+  await using s = await server();
+  const p = s.port;
+  const cases: [string, ErrorCode, [number, number, number, Uint8Array?][]][] = [
+    ["SETTINGS_ENABLE_PUSH 2", ErrorCode.PROTOCOL_ERROR, [[4, 0, 0, settings([2, 2])]]],
+    ["SETTINGS_INITIAL_WINDOW_SIZE 2^31", ErrorCode.FLOW_CONTROL_ERROR, [[
+      4,
+      0,
+      0,
+      settings([4, 2 ** 31]),
+    ]]],
+    ["SETTINGS_MAX_FRAME_SIZE 100", ErrorCode.PROTOCOL_ERROR, [[4, 0, 0, settings([5, 100])]]],
+    ["SETTINGS of 5 bytes", ErrorCode.FRAME_SIZE_ERROR, [[4, 0, 0, new Uint8Array(5)]]],
+    ["SETTINGS ACK with a payload", ErrorCode.FRAME_SIZE_ERROR, [[4, 1, 0, new Uint8Array(6)]]],
+    ["SETTINGS on a stream", ErrorCode.PROTOCOL_ERROR, [[4, 0, 1, new Uint8Array(0)]]],
+    ["PING of 7 bytes", ErrorCode.FRAME_SIZE_ERROR, [[6, 0, 0, new Uint8Array(7)]]],
+    ["PING on a stream", ErrorCode.PROTOCOL_ERROR, [[6, 0, 1, new Uint8Array(8)]]],
+    ["DATA on stream 0", ErrorCode.PROTOCOL_ERROR, [[0, 0, 0, new Uint8Array(1)]]],
+    ["DATA on an idle stream", ErrorCode.PROTOCOL_ERROR, [[0, 0, 5, new Uint8Array(1)]]],
+    ["HEADERS on an even stream", ErrorCode.PROTOCOL_ERROR, [[1, 4, 2, grpcHeaders(STATUS)]]],
+    ["a frame over 16384 bytes", ErrorCode.FRAME_SIZE_ERROR, [[0, 0, 1, new Uint8Array(16385)]]],
+    ["WINDOW_UPDATE 0 on the connection", ErrorCode.PROTOCOL_ERROR, [[8, 0, 0, u32(0)]]],
+    ["WINDOW_UPDATE past 2^31-1", ErrorCode.FLOW_CONTROL_ERROR, [[8, 0, 0, u32(0x7fffffff)]]],
+    ["WINDOW_UPDATE of 3 bytes", ErrorCode.FRAME_SIZE_ERROR, [[8, 0, 0, new Uint8Array(3)]]],
+    ["RST_STREAM on an idle stream", ErrorCode.PROTOCOL_ERROR, [[3, 0, 7, u32(8)]]],
+    ["RST_STREAM on stream 0", ErrorCode.PROTOCOL_ERROR, [[3, 0, 0, u32(8)]]],
+    ["CONTINUATION without HEADERS", ErrorCode.PROTOCOL_ERROR, [[9, 4, 1, new Uint8Array(0)]]],
+    ["a PING inside a header block", ErrorCode.PROTOCOL_ERROR, [
+      [1, 0, 1, grpcHeaders(STATUS).subarray(0, 5)],
+      [6, 0, 0, new Uint8Array(8)],
+    ]],
+    ["PUSH_PROMISE from a client", ErrorCode.PROTOCOL_ERROR, [[5, 4, 1, new Uint8Array(4)]]],
+    ["HEADERS depending on its own stream", ErrorCode.PROTOCOL_ERROR, [[
+      1,
+      0x24,
+      1,
+      new Uint8Array([0, 0, 0, 1, 15, ...grpcHeaders("/x/y")]),
+    ]]],
+    ["an undecodable header block", ErrorCode.COMPRESSION_ERROR, [[
+      1,
+      5,
+      1,
+      new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]),
+    ]]],
+    ["HEADERS on a closed stream", ErrorCode.STREAM_CLOSED, [
+      [1, 5, 1, grpcHeaders("/x/y")],
+      [1, 5, 1, grpcHeaders("/x/y")],
+    ]],
+  ];
+  for (const [name, code, frames] of cases) {
+    await t.step(name, async () => {
+      assert.equal(await goawayFor(p, ...frames), code);
+    });
+  }
+});
+
+Deno.test("the preface must come first, then SETTINGS", opts, async () => {
+  await using s = await server();
+  {
+    using c = await RawH2.connect(s.port, { preface: false });
+    await c.raw(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert.equal(await c.goaway(), ErrorCode.PROTOCOL_ERROR);
+    await c.closes();
+  }
+  {
+    using c = await RawH2.connect(s.port, { preface: false });
+    await c.raw(new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
+    await c.send(FrameType.PING, 0, 0, new Uint8Array(8));
+    assert.equal(await c.goaway(), ErrorCode.PROTOCOL_ERROR);
+    await c.closes();
+  }
+});
+
+Deno.test(
+  "server SETTINGS, PING answered, stream errors leave the connection up",
+  opts,
+  async () => {
+    await using s = await server();
+    using c = await RawH2.connect(s.port);
+    const st = await c.frame();
+    assert.equal(st?.type, FrameType.SETTINGS);
+    const advertised = new Map<number, number>();
+    const v = new DataView(st!.payload.buffer);
+    for (let i = 0; i < st!.payload.length; i += 6) {
+      advertised.set(
+        v.getUint16(i),
+        v.getUint32(i + 2),
+      );
+    }
+    assert.equal(advertised.get(Setting.ENABLE_PUSH), 0);
+    assert.equal(advertised.get(Setting.MAX_CONCURRENT_STREAMS), 256);
+    assert.equal(advertised.get(Setting.MAX_HEADER_LIST_SIZE), 16384);
+    // PING: the same 8 bytes come back with ACK.
+    const ping = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]);
+    await c.send(FrameType.PING, 0, 0, ping);
+    const pong = await c.until((f) => f.type === FrameType.PING);
+    assert.equal(pong?.flags, Flag.ACK);
+    assert.deepEqual(pong?.payload, ping);
+    // DATA after END_STREAM (half-closed remote): RST_STREAM STREAM_CLOSED, connection up.
+    await c.headers(1, grpcHeaders(RELOAD));
+    await c.data(1, sleepRequest(300));
+    await c.data(1, new Uint8Array(1));
+    assert.equal(await c.rst(1), ErrorCode.STREAM_CLOSED);
+    // WINDOW_UPDATE 0 on a stream: RST_STREAM PROTOCOL_ERROR.
+    await c.headers(3, grpcHeaders(RELOAD));
+    await c.data(3, sleepRequest(300), false);
+    await c.send(FrameType.WINDOW_UPDATE, 0, 3, u32(0));
+    assert.equal(await c.rst(3), ErrorCode.PROTOCOL_ERROR);
+    // A PRIORITY of the wrong size: RST_STREAM FRAME_SIZE_ERROR.
+    await c.send(FrameType.PRIORITY, 0, 9, new Uint8Array(4));
+    assert.equal(await c.rst(9), ErrorCode.FRAME_SIZE_ERROR);
+    // Unknown frame types are ignored; the connection still serves.
+    await c.send(0xfa, 0, 0, new Uint8Array(3));
+    await c.headers(11, grpcHeaders(STATUS));
+    await c.data(11, statusRequest("m"));
+    assert.equal(statusOf(await c.answer(11)).code, 0);
+  },
+);
+
+Deno.test("an early answer ends the stream with RST_STREAM NO_ERROR", opts, async () => {
+  await using s = await server();
+  using c = await RawH2.connect(s.port);
+  await c.headers(1, grpcHeaders("/nope/Nothing"));
+  const a = await c.answer(1);
+  assert.equal(statusOf(a).code, 12);
+  assert.equal(await c.rst(1), ErrorCode.NO_ERROR);
+  // The rest of that request is ignored.
+  await c.data(1, statusRequest("m"));
+  await c.headers(3, grpcHeaders(STATUS));
+  await c.data(3, statusRequest("m"));
+  assert.equal(statusOf(await c.answer(3)).code, 0);
+});
+
+Deno.test("shutdown sends GOAWAY and lets a call in flight finish", opts, async () => {
+  const s = await server();
+  using c = await RawH2.connect(s.port);
+  await c.headers(1, grpcHeaders(RELOAD));
+  await c.data(1, sleepRequest(300));
+  await c.until((f) => f.type === FrameType.SETTINGS && (f.flags & Flag.ACK) !== 0);
+  const down = s.shutdown(5000);
+  assert.equal(await c.goaway(), ErrorCode.NO_ERROR);
+  assert.equal(statusOf(await c.answer(1)).code, 0);
+  await c.closes();
+  await down;
+});
+
+/** Compresses bytes with a CompressionStream format. */
+async function compress(bytes: Uint8Array, format: "gzip" | "deflate"): Promise<Uint8Array> {
+  const out = new Response(
+    new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
+      new CompressionStream(format),
+    ),
+  );
+  return new Uint8Array(await out.arrayBuffer());
+}
+
+Deno.test("gzip and deflate requests are inflated, within the decode limit", opts, async () => {
+  await using s = await server();
+  using c = await RawH2.connect(s.port);
+  const plain = toBinary(
+    GetModelStatusRequestSchema,
+    create(GetModelStatusRequestSchema, { modelSpec: { name: "m" } }),
+  );
+  let id = 1;
+  for (const format of ["gzip", "deflate"] as const) {
+    await c.headers(id, grpcHeaders(STATUS, ["grpc-encoding", format]));
+    await c.data(id, grpcMessage(await compress(plain, format), 1));
+    assert.equal(statusOf(await c.answer(id)).code, 0, format);
+    id += 2;
+    // Not what it says it is: grpc core's text.
+    await c.headers(id, grpcHeaders(STATUS, ["grpc-encoding", format]));
+    await c.data(id, grpcMessage(new Uint8Array([1, 2, 3, 4]), 1));
+    assert.deepEqual(statusOf(await c.answer(id)), {
+      code: 13,
+      message: `Unexpected error decompressing data for algorithm ${format}`,
+      http: "200",
+    });
+    id += 2;
+  }
+  // A bomb: 8 MiB of zeros in a few KiB, over this server's 1 MiB decode limit.
+  const bomb = await compress(new Uint8Array(8 << 20), "gzip");
+  assert.ok(bomb.length < 16384);
+  await c.headers(id, grpcHeaders(STATUS, ["grpc-encoding", "gzip"]));
+  await c.data(id, grpcMessage(bomb, 1));
+  const st = statusOf(await c.answer(id));
+  assert.equal(st.code, 8);
+  assert.match(st.message, /more than 1048576 bytes once decompressed/);
+});
