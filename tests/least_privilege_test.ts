@@ -120,7 +120,7 @@ Deno.test(
         const read = value("--allow-read")!;
         for (const p of [`${dir}/good`, `${dir}/evil`, modelConfig]) assert.ok(read.includes(p), p);
         assert.ok(!read.some((p) => p === "/" || secret.startsWith(`${p}/`)), read.join(","));
-        assert.ok(value("--allow-env")!.every((v) => /^(GRPC_|TFS_)[A-Z_]+$/.test(v)));
+        assert.ok(value("--allow-env")!.every((v) => /^TFS_[A-Z_]+$/.test(v)));
         assert.ok(args.includes(`--allowed_model_roots=${dir}/good,${dir}/evil`), args.join(" "));
       },
     );
@@ -137,7 +137,7 @@ Deno.test(
         assert.equal(state({ name: "read", path: `${dir}/good` }), "granted");
         assert.equal(state({ name: "read", path: modelConfig }), "granted");
         assert.equal(state({ name: "net", host: `0.0.0.0:${server.port}` }), "granted");
-        assert.equal(state({ name: "env", variable: "GRPC_TRACE" }), "granted");
+        assert.equal(state({ name: "env", variable: "TFS_PERMISSION_REPORT" }), "granted");
         for (
           const d of [
             { name: "read", path: "/" },
@@ -150,6 +150,7 @@ Deno.test(
             { name: "net", host: "127.0.0.1:22" },
             { name: "env" },
             { name: "env", variable: "HOME" },
+            { name: "env", variable: "GRPC_TRACE" },
             { name: "run" },
             { name: "ffi" },
             { name: "sys" },

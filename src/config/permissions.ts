@@ -19,20 +19,11 @@ import type { ServerOptions } from "./flags.ts";
 import { absolutePath } from "./model_roots.ts";
 
 /**
- * The environment variables the server reads: grpc-js's (it reads each at load time; a denied
- * read would throw) and the test-mode switch {@linkcode PERMISSION_REPORT_ENV}.
+ * Environment variables the server's dependencies read: none since the gRPC transport is the
+ * project's own (grpc-js read its `GRPC_*` variables at load). The server's own switches are
+ * {@linkcode PERMISSION_REPORT_ENV} and {@linkcode STOP_ON_STDIN_EOF_ENV}.
  */
-export const SERVER_ENV: readonly string[] = [
-  "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
-  "GRPC_EXPERIMENTAL_ENABLE_OUTLIER_DETECTION",
-  "GRPC_NODE_DEBUG_SEND_ERROR_DETAILS",
-  "GRPC_NODE_TRACE",
-  "GRPC_NODE_USE_ALTERNATIVE_RESOLVER",
-  "GRPC_NODE_VERBOSITY",
-  "GRPC_SSL_CIPHER_SUITES",
-  "GRPC_TRACE",
-  "GRPC_VERBOSITY",
-];
+export const SERVER_ENV: readonly string[] = [];
 
 /** Set to 1 to make the server log its permission state at start (tests read the line). */
 export const PERMISSION_REPORT_ENV = "TFS_PERMISSION_REPORT";
@@ -188,6 +179,7 @@ export async function permissionReport(scope: PermissionScope): Promise<Permissi
     { name: "net", host: "127.0.0.1:22" },
     { name: "env" },
     { name: "env", variable: "HOME" },
+    { name: "env", variable: "GRPC_TRACE" },
     { name: "run" },
     { name: "ffi" },
     { name: "sys" },

@@ -175,16 +175,18 @@ Deno.test("the exposition parser rejects malformed lines", () => {
   for (const text of bad) assert.throws(() => parseExposition(text), Error, text);
 });
 
-Deno.test("recording is cheap: a million observations in well under a second", () => {
+// How fast recording is belongs to the bench (`deno task bench`), not to a timed assertion here.
+Deno.test("a million observations are all counted, in the right buckets", () => {
   const r = new Registry();
   const c = r.counter("fast_total", "Fast.", ["model", "status"]);
   const h = r.histogram("fast_us", "Fast.", ["model", "api"], exponentialBuckets(10, 1.8, 33));
-  const t0 = performance.now();
   for (let i = 0; i < 1_000_000; i++) {
     c.inc(["mnist", "OK"]);
     h.observe(["mnist", "Predict"], i % 5000);
   }
-  const ms = performance.now() - t0;
   assert.equal(c.value(["mnist", "OK"]), 1_000_000);
-  assert.ok(ms < 2000, `took ${ms.toFixed(0)} ms`);
+  const text = r.render();
+  assert.match(text, /fast_us_count\{model="mnist",api="Predict"\} 1000000\n/);
+  // 0..4999 repeated 200 times: the sum is 200 × 4999 × 5000 / 2.
+  assert.match(text, /fast_us_sum\{model="mnist",api="Predict"\} 2499500000\n/);
 });
