@@ -11,6 +11,8 @@ import { shapeString, Tensor } from "../tensor/tensor.ts";
 import type { Kernel, KernelContext, KernelRun } from "./kernel.ts";
 import { sigmoidF32 } from "./wasm/activation.ts";
 import { unaryF32, WasmAct } from "./wasm/elementwise.ts";
+import { binaryFunction } from "./elementwise.ts";
+import { FLOATS } from "./dtypes.ts";
 import {
   allocLike,
   checkArity,
@@ -182,12 +184,36 @@ export function activate(
   }
 }
 
+/**
+ * PReLU as the graph computes it, Relu(x) + s·Relu(-x), broadcasting x against the slope s:
+ * exactly the unfused ops' values (one of the two terms is zero, so the sum rounds nothing).
+ * Float32 runs in WebAssembly where the broadcast allows (`wasm/elementwise.ts`).
+ */
+const prelu = binaryFunction(
+  "Prelu",
+  { float: (x, s) => (x < 0 ? 0 : x) + s * (-x < 0 ? 0 : -x) },
+  FLOATS,
+);
+
+/**
+ * The Relu node that plan-time fusion makes of a PReLU subgraph (`fusePrelu` in graph/fuse.ts):
+ * the private attr `_prelu`, inputs x and the slope.
+ */
+function preluRun(ctx: KernelContext): KernelRun {
+  if (ctx.numInputs !== 2) throw invalid(`Relu node "${ctx.name}" with _prelu takes 2 inputs`);
+  return (inputs) => {
+    checkArity(ctx, inputs, 2);
+    return [prelu(inputs[0], inputs[1], ctx.name)];
+  };
+}
+
 /** A standalone activation op: same shape out, float types only. */
 function activationKernel(op: string, act: Act): Kernel {
   return {
     op,
     compile(ctx: KernelContext): KernelRun {
       checkTypeAttr(ctx);
+      if (act === Act.Relu && ctx.attr.bool("_prelu", false)) return preluRun(ctx);
       // LeakyRelu's alpha defaults to 0.2 (nn_ops.cc); the others ignore it.
       const alpha = act === Act.LeakyRelu ? ctx.attr.float("alpha", 0.2) : 0;
       return (inputs) => {

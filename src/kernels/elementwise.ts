@@ -488,6 +488,7 @@ const WASM_BINARY: Readonly<Record<string, WasmBinary>> = {
   Maximum: WasmBinary.Max,
   Minimum: WasmBinary.Min,
   SquaredDifference: WasmBinary.SquaredDifference,
+  Prelu: WasmBinary.Prelu,
 };
 
 const ROW = [0, 0, 1];

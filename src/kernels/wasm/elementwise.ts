@@ -3,7 +3,7 @@
  * Relu6 and Tanh on float32 (the JavaScript loops branch on the sign, which mispredicts on real
  * feature maps, ~5 ns an element, and Math.tanh costs 10-15 ns; the SIMD loop well under 1 ns
  * with its copies), and broadcasting float32 add, sub, mul, div, max, min and squared
- * difference over up to three collapsed dims, four lanes at a time.
+ * difference (and PReLU) over up to three collapsed dims, four lanes at a time.
  *
  * One module instance per isolate with its own linear memory: 16 bytes of tail scratch, then
  * the operands and the result, copied in and out. The memory grows to the largest call seen
@@ -50,6 +50,8 @@ export const enum WasmBinary {
   Max = 4,
   Min = 5,
   SquaredDifference = 6,
+  /** Relu(a) + b·Relu(-a): PReLU with slope b. */
+  Prelu = 7,
 }
 
 /** Below this many output elements the copies and the call cost more than they save. */

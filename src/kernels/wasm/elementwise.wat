@@ -17,7 +17,8 @@
 ;; $binary: y[i0, i1, i2] = f(a[i0·a0 + i1·a1 + i2·a2], b[i0·b0 + i1·b1 + i2·b2]) over an
 ;;   n0 × n1 × n2 output (row-major), where a2 and b2 are 0 (broadcast along the row) or 1; the
 ;;   caller collapses numpy broadcasting into that form. f by `op`: 0 add, 1 sub, 2 mul, 3 div,
-;;   4 max, 5 min (both propagate NaN), 6 squared difference (a - b)². Every operation is one
+;;   4 max, 5 min (both propagate NaN), 6 squared difference (a - b)², 7 PReLU with b the
+;;   slope, Relu(a) + b·Relu(-a) (one of the two terms is zero). Every operation is one
 ;;   correctly rounded float32 operation, so the results are the same bits as float64 arithmetic
 ;;   rounded to float32 (JavaScript over Float32Arrays), but for the sign of a zero from max/min.
 (module
@@ -128,6 +129,7 @@
 
   (func $op4 (param $op i32) (param $a v128) (param $b v128) (result v128)
     (local $d v128)
+    (block $prelu
     (block $sq
       (block $min
         (block $max
@@ -135,7 +137,7 @@
             (block $mul
               (block $sub
                 (block $add
-                  (br_table $add $sub $mul $div $max $min $sq (local.get $op)))
+                  (br_table $add $sub $mul $div $max $min $sq $prelu (local.get $op)))
                 (return (f32x4.add (local.get $a) (local.get $b))))
               (return (f32x4.sub (local.get $a) (local.get $b))))
             (return (f32x4.mul (local.get $a) (local.get $b))))
@@ -143,10 +145,15 @@
         (return (f32x4.max (local.get $a) (local.get $b))))
       (return (f32x4.min (local.get $a) (local.get $b))))
     (local.set $d (f32x4.sub (local.get $a) (local.get $b)))
-    (f32x4.mul (local.get $d) (local.get $d)))
+    (return (f32x4.mul (local.get $d) (local.get $d))))
+    ;; Relu(a) + b·Relu(-a)
+    (f32x4.add (f32x4.max (local.get $a) (v128.const f32x4 0 0 0 0))
+      (f32x4.mul (local.get $b)
+        (f32x4.max (f32x4.neg (local.get $a)) (v128.const f32x4 0 0 0 0)))))
 
   (func $op1 (param $op i32) (param $a f32) (param $b f32) (result f32)
     (local $d f32)
+    (block $prelu
     (block $sq
       (block $min
         (block $max
@@ -154,7 +161,7 @@
             (block $mul
               (block $sub
                 (block $add
-                  (br_table $add $sub $mul $div $max $min $sq (local.get $op)))
+                  (br_table $add $sub $mul $div $max $min $sq $prelu (local.get $op)))
                 (return (f32.add (local.get $a) (local.get $b))))
               (return (f32.sub (local.get $a) (local.get $b))))
             (return (f32.mul (local.get $a) (local.get $b))))
@@ -162,7 +169,9 @@
         (return (f32.max (local.get $a) (local.get $b))))
       (return (f32.min (local.get $a) (local.get $b))))
     (local.set $d (f32.sub (local.get $a) (local.get $b)))
-    (f32.mul (local.get $d) (local.get $d)))
+    (return (f32.mul (local.get $d) (local.get $d))))
+    (f32.add (f32.max (local.get $a) (f32.const 0))
+      (f32.mul (local.get $b) (f32.max (f32.neg (local.get $a)) (f32.const 0)))))
 
   ;; One row: y[j] = f(a[j·a2], b[j·b2]) for j < n, a2 and b2 each 0 or 1.
   (func $row (param $op i32) (param $a i32) (param $a2 i32) (param $b i32) (param $b2 i32)
