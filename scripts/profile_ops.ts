@@ -99,6 +99,17 @@ function best(xs: number[]): number {
   return xs.length === 0 ? 0 : m;
 }
 
+/** The cost of one performance.now() call, in ms (the best of a few batches). */
+function timerCost(): number {
+  let bestBatch = Infinity;
+  for (let b = 0; b < 5; b++) {
+    const t0 = performance.now();
+    for (let i = 0; i < 10000; i++) performance.now();
+    bestBatch = Math.min(bestBatch, performance.now() - t0);
+  }
+  return bestBatch / 10000;
+}
+
 const args = Deno.args.filter((a) => !a.startsWith("--"));
 const opt = (name: string, d: number) => {
   const a = Deno.args.find((x) => x.startsWith(`--${name}=`));
@@ -140,6 +151,8 @@ for (const name of models) {
   const total = best(totals);
   // Time outside the kernels (the plan's own work, the timers), run by run: every node runs
   // once per run here, so times[r] of each node belongs to run r.
+  // The timers themselves cost (a performance.now() call is ~0.4 µs here): two per node run.
+  const timerMs = 2 * timerCost() * nodes.filter((n) => n.times.length === runs).length;
   const outside = totals.map((t, r) => {
     let k = 0;
     for (const n of nodes) if (n.times.length === runs) k += n.times[r];
@@ -150,7 +163,9 @@ for (const name of models) {
       all.toFixed(2)
     } ms, conv/matmul ${conv.toFixed(2)} ms (${(100 * conv / all).toFixed(0)}%), other ${
       (all - conv).toFixed(2)
-    } ms; outside the kernels ${best(outside).toFixed(2)} ms (best run)\n`,
+    } ms; outside the kernels ${best(outside).toFixed(2)} ms (best run), of which the timers ~${
+      timerMs.toFixed(2)
+    } ms\n`,
   );
   console.log("| op (non-conv) | nodes | ms | % of run |\n|---|---:|---:|---:|");
   for (const [op, e] of [...byOp].filter(([, e]) => !e.conv).sort((a, b) => b[1].ms - a[1].ms)) {
