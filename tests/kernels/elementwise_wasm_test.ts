@@ -17,6 +17,7 @@ import {
 } from "../../src/kernels/wasm/elementwise.ts";
 import { arithmeticKernels } from "../../src/kernels/arithmetic.ts";
 import { activationKernels } from "../../src/kernels/activation.ts";
+import { reductionKernels } from "../../src/kernels/reduce.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { lcg } from "../random.ts";
@@ -201,6 +202,60 @@ Deno.test("Relu, Relu6 and Tanh kernels agree with and without WebAssembly", () 
       const g = got.data as Float32Array, j = js.data as Float32Array;
       for (let i = 0; i < n; i++) {
         assert.ok(Math.abs(g[i] - j[i]) <= 4 * 1.2e-7 * Math.abs(j[i]), `${op} at ${i}`);
+      }
+    }
+  }
+});
+
+Deno.test("float32 Max and Min over middle axes equal a reference, with and without WebAssembly", () => {
+  const rand = lcg(53);
+  const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
+  const cases: [number[], number[]][] = [[[64, 64, 6, 17], [2]], [[3, 5, 7], [1]], [[9, 40], [0]]];
+  for (let c = 0; c < 30; c++) {
+    const rank = int(2, 4);
+    const shape = Array.from({ length: rank }, () => int(1, 9));
+    shape[rank - 1] = int(4, 13);
+    const first = int(0, rank - 2), last = int(first, rank - 2);
+    cases.push([shape, Array.from({ length: last - first + 1 }, (_, i) => first + i)]);
+  }
+  for (const [shape, axes] of cases) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const x = new Tensor(
+      DataType.DT_FLOAT,
+      shape,
+      Float32Array.from({ length: n }, () => (rand() * 2 - 1) * 5),
+    );
+    if (n > 10) (x.data as Float32Array)[int(0, n - 1)] = NaN;
+    const ax = new Tensor(DataType.DT_INT32, [axes.length], Int32Array.from(axes));
+    for (const op of ["Max", "Min"]) {
+      // Reference: fold each output element's values in index order.
+      const outShape = shape.filter((_, d) => !axes.includes(d));
+      const m = outShape.reduce((a, b) => a * b, 1);
+      const want = new Float32Array(m).fill(op === "Max" ? -Infinity : Infinity);
+      const idx = new Array(shape.length).fill(0);
+      for (let i = 0; i < n; i++) {
+        let o = 0;
+        for (let d = 0; d < shape.length; d++) if (!axes.includes(d)) o = o * shape[d] + idx[d];
+        const v = (x.data as Float32Array)[i], w = want[o];
+        want[o] = Number.isNaN(w) || Number.isNaN(v)
+          ? NaN
+          : op === "Max"
+          ? Math.max(w, v)
+          : Math.min(w, v);
+        for (let d = shape.length - 1; d >= 0; d--) {
+          if (++idx[d] < shape[d]) break;
+          idx[d] = 0;
+        }
+      }
+      for (const wasm of [true, false]) {
+        const was = setElementwiseWasmEnabled(wasm);
+        try {
+          const [got] = runOp(reductionKernels, op, [x, ax]);
+          assert.deepEqual(got.shape, outShape);
+          sameValues(got.data as Float32Array, want, `${op} [${shape}] over ${axes} wasm ${wasm}`);
+        } finally {
+          setElementwiseWasmEnabled(was);
+        }
       }
     }
   }

@@ -32,6 +32,7 @@ interface ElementwiseExports {
     b1: number,
     b2: number,
   ): void;
+  reduce(op: number, x: number, y: number, outer: number, mid: number, inner: number): void;
 }
 
 /** The activations of `unaryF32`, as the module numbers them. */
@@ -164,3 +165,33 @@ export function binaryF32(
 
 /** Rows shorter than this are tiled (see binaryF32). */
 const TILE_ROW = 256;
+
+/**
+ * y[o·inner + k] = Max (or Min) over m < mid of x[(o·mid + m)·inner + k], in WebAssembly: a
+ * reduction over the middle of three dims (what a Max over a non-last axis collapses to). NaN
+ * propagates.
+ *
+ * @returns false (nothing written) when the kernel is unavailable, switched off, the input is
+ *   small, `inner` is under 4 (no lanes to fill), `mid` is 0, or the memory would be too large
+ */
+export function reduceF32(
+  op: WasmBinary.Max | WasmBinary.Min,
+  x: Float32Array,
+  y: Float32Array,
+  outer: number,
+  mid: number,
+  inner: number,
+): boolean {
+  const ex = kernel;
+  if (ex === null || !enabled || x.length < ELEMENTWISE_MIN_ELEMENTS || inner < 4 || mid < 1) {
+    return false;
+  }
+  const px = 16;
+  const py = px + align16(x.length * 4);
+  if (!ensureBytes(ex.memory, py + y.length * 4)) return false;
+  const f32 = new Float32Array(ex.memory.buffer);
+  f32.set(x, px >>> 2);
+  ex.reduce(op, px, py, outer, mid, inner);
+  y.set(f32.subarray(py >>> 2, (py >>> 2) + y.length));
+  return true;
+}

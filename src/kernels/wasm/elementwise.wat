@@ -21,6 +21,8 @@
 ;;   slope, Relu(a) + b·Relu(-a) (one of the two terms is zero). Every operation is one
 ;;   correctly rounded float32 operation, so the results are the same bits as float64 arithmetic
 ;;   rounded to float32 (JavaScript over Float32Arrays), but for the sign of a zero from max/min.
+;;
+;; $reduce: Max or Min over the middle of three dims (see the function).
 (module
   (memory (export "memory") 1)
 
@@ -253,4 +255,34 @@
             (br $l1)))
         (local.set $i0 (i32.add (local.get $i0) (i32.const 1)))
         (br $l0))))
+
+  ;; ---------------------------------------------------------------------------------------------
+  ;; Reductions
+
+  ;; y[o, k] = max (op 4) or min (op 5) over m < mid of x[o, m, k], for o < outer, k < inner,
+  ;; mid ≥ 1: the first row copied, then the others folded in, four lanes at a time (NaN
+  ;; propagates). y must not overlap x.
+  (func $reduce (export "reduce") (param $op i32) (param $x i32) (param $y i32)
+    (param $outer i32) (param $mid i32) (param $inner i32)
+    (local $o i32) (local $m i32) (local $row i32) (local $px i32) (local $py i32)
+    (local.set $row (i32.shl (local.get $inner) (i32.const 2)))
+    (local.set $px (local.get $x))
+    (local.set $py (local.get $y))
+    (block $done
+      (loop $l
+        (br_if $done (i32.ge_u (local.get $o) (local.get $outer)))
+        (memory.copy (local.get $py) (local.get $px) (local.get $row))
+        (local.set $px (i32.add (local.get $px) (local.get $row)))
+        (local.set $m (i32.const 1))
+        (block $mdone
+          (loop $ml
+            (br_if $mdone (i32.ge_u (local.get $m) (local.get $mid)))
+            (call $row (local.get $op) (local.get $py) (i32.const 1) (local.get $px) (i32.const 1)
+              (local.get $py) (local.get $inner))
+            (local.set $px (i32.add (local.get $px) (local.get $row)))
+            (local.set $m (i32.add (local.get $m) (i32.const 1)))
+            (br $ml)))
+        (local.set $py (i32.add (local.get $py) (local.get $row)))
+        (local.set $o (i32.add (local.get $o) (i32.const 1)))
+        (br $l))))
 )
