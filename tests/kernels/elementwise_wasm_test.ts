@@ -173,6 +173,24 @@ Deno.test("float32 binary ops in WebAssembly equal an indexed reference and the 
   assert.ok(viaWasm > 50, `enough cases large enough for the kernel (${viaWasm})`);
 });
 
+Deno.test("unaryF32 Exp is within 4 float32 ulps of e^x, 0 below -86.6, +Inf above ln(FLT_MAX)", () => {
+  const rand = lcg(61);
+  for (const n of [256, 257, 259, 3001]) {
+    const x = Float32Array.from({ length: n + 2 }, () => (rand() * 2 - 1) * [1, 20, 90][n % 3]);
+    x.set([NaN, Infinity, -Infinity, 0, -0, 88.7, 88.8, -86.5, -87, -100, 1e-30], 2);
+    const y = new Float32Array(n + 2).fill(-7);
+    assert.ok(unaryF32(WasmAct.Exp, x, 2, y, 0, n));
+    assert.equal(y[n], -7);
+    for (let i = 0; i < n; i++) {
+      const v = x[2 + i], got = y[i], want = Math.exp(v);
+      if (Number.isNaN(v)) assert.ok(Number.isNaN(got));
+      else if (v > 88.72283935546875) assert.equal(got, Infinity, `exp(${v})`);
+      else if (v < -86.6) assert.equal(got, 0, `exp(${v})`);
+      else assert.ok(Math.abs(got - want) <= 4 * 1.2e-7 * want, `exp(${v}) = ${got}, want ${want}`);
+    }
+  }
+});
+
 Deno.test("binaryF32 declines inner strides other than 0 and 1, and small outputs", () => {
   const a = new Float32Array(600), b = new Float32Array(600), y = new Float32Array(300);
   assert.equal(binaryF32(WasmBinary.Add, a, b, y, [1, 1, 300], [0, 0, 2], [0, 0, 1]), false);

@@ -1,6 +1,6 @@
 /**
  * The JavaScript side of the WebAssembly SIMD elementwise kernels (`elementwise.wat`): Relu,
- * Relu6 and Tanh on float32 (the JavaScript loops branch on the sign, which mispredicts on real
+ * Relu6, Tanh and Exp on float32 (the JavaScript loops branch on the sign, which mispredicts on real
  * feature maps, ~5 ns an element, and Math.tanh costs 10-15 ns; the SIMD loop well under 1 ns
  * with its copies), and broadcasting float32 add, sub, mul, div, max, min and squared
  * difference (and PReLU) over up to three collapsed dims, four lanes at a time.
@@ -40,6 +40,7 @@ export const enum WasmAct {
   Relu = 0,
   Relu6 = 1,
   Tanh = 2,
+  Exp = 3,
 }
 
 /** The operations of `binaryF32`, as the module numbers them. */

@@ -6,6 +6,8 @@
 ;;
 ;; $relu:  y = max(x, 0); NaN stays NaN (f32x4.max propagates it).
 ;; $relu6: y = min(max(x, 0), 6); NaN stays NaN.
+;; $exp:   see $exp4 (the same reduction and polynomial as activation.wat's exp, with cheaper
+;;   clamps and rounding).
 ;; $tanh:  |x| < 0.25: the odd Taylor polynomial x + x³(-1/3 + x²(2/15 + x²(-17/315 +
 ;;   x²·62/2835))) (the first omitted term is below 1e-8 relative there); otherwise
 ;;   (1 - t) / (1 + t) with t = e^(-2|x|), which never overflows and has no cancellation (t is at
@@ -90,16 +92,65 @@
     (v128.bitselect (local.get $small) (local.get $big)
       (f32x4.lt (local.get $a) (v128.const f32x4 0.25 0.25 0.25 0.25))))
 
-  ;; One activation of four lanes: 0 relu, 1 relu6, 2 tanh.
+  ;; e^v for four lanes: v clamped to [-86.6, 88.72283935546875] (pmin/pmax, one instruction
+  ;; each), k = nearest(v·log2 e) by adding and subtracting 1.5·2^23 (the sum's low mantissa bits
+  ;; then hold k as an integer), r = v - k·ln2 in two parts (exact), e^r by Cephes' expf
+  ;; polynomial, times 2^(k-1)·2 from exponent bits (k up to 128). 0 below -86.6 (results under
+  ;; 2.5e-38 flushed), +Inf above ln(FLT_MAX), NaN kept. Within a few float32 ulps.
+  (func $exp4 (param $v v128) (result v128)
+    (local $z v128) (local $kf v128) (local $k v128) (local $r v128) (local $p v128)
+    (local.set $z (f32x4.pmin (f32x4.pmax (local.get $v)
+      (v128.const f32x4 -86.6 -86.6 -86.6 -86.6))
+      (v128.const f32x4 88.72283935546875 88.72283935546875
+                        88.72283935546875 88.72283935546875)))
+    (local.set $kf (f32x4.add (f32x4.mul (local.get $z)
+      (v128.const f32x4 1.44269504088896341 1.44269504088896341
+                        1.44269504088896341 1.44269504088896341))
+      (v128.const f32x4 12582912 12582912 12582912 12582912)))
+    (local.set $k (i32x4.sub (local.get $kf) (v128.const f32x4 12582912 12582912 12582912 12582912)))
+    (local.set $kf (f32x4.sub (local.get $kf) (v128.const f32x4 12582912 12582912 12582912 12582912)))
+    (local.set $r (f32x4.sub (local.get $z) (f32x4.mul (local.get $kf)
+      (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375))))
+    (local.set $r (f32x4.sub (local.get $r) (f32x4.mul (local.get $kf)
+      (v128.const f32x4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4))))
+    (local.set $p (f32x4.add (f32x4.mul
+      (v128.const f32x4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4)
+      (local.get $r)) (v128.const f32x4 1.3981999507e-3 1.3981999507e-3
+                                        1.3981999507e-3 1.3981999507e-3)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r))
+      (v128.const f32x4 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r))
+      (v128.const f32x4 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r))
+      (v128.const f32x4 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r))
+      (v128.const f32x4 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1)))
+    (local.set $p (f32x4.add (f32x4.add
+      (f32x4.mul (local.get $p) (f32x4.mul (local.get $r) (local.get $r))) (local.get $r))
+      (v128.const f32x4 1 1 1 1)))
+    (local.set $p (f32x4.mul (f32x4.mul (local.get $p) (i32x4.shl
+      (i32x4.add (local.get $k) (v128.const i32x4 126 126 126 126)) (i32.const 23)))
+      (v128.const f32x4 2 2 2 2)))
+    ;; 0 below the clamp, +Inf above it, NaN where v is NaN
+    (local.set $p (v128.andnot (local.get $p)
+      (f32x4.lt (local.get $v) (v128.const f32x4 -86.6 -86.6 -86.6 -86.6))))
+    (local.set $p (v128.bitselect (v128.const f32x4 inf inf inf inf) (local.get $p)
+      (f32x4.gt (local.get $v) (v128.const f32x4 88.72283935546875 88.72283935546875
+                                                 88.72283935546875 88.72283935546875))))
+    (v128.bitselect (local.get $v) (local.get $p) (f32x4.ne (local.get $v) (local.get $v))))
+
+  ;; One activation of four lanes: 0 relu, 1 relu6, 2 tanh, 3 exp.
   (func $act4 (param $act i32) (param $v v128) (result v128)
+    (block $exp
     (block $tanh
       (block $relu6
         (block $relu
-          (br_table $relu $relu6 $tanh (local.get $act)))
+          (br_table $relu $relu6 $tanh $exp (local.get $act)))
         (return (f32x4.max (local.get $v) (v128.const f32x4 0 0 0 0))))
       (return (f32x4.min (f32x4.max (local.get $v) (v128.const f32x4 0 0 0 0))
         (v128.const f32x4 6 6 6 6))))
-    (call $tanh4 (local.get $v)))
+    (return (call $tanh4 (local.get $v))))
+    (call $exp4 (local.get $v)))
 
   ;; y[i] = act(x[i]) for i < n; the last n % 4 through the vector code on a copy at $tmp
   ;; (16 bytes).
