@@ -18,6 +18,7 @@ import {
 import { arithmeticKernels } from "../../src/kernels/arithmetic.ts";
 import { activationKernels } from "../../src/kernels/activation.ts";
 import { reductionKernels } from "../../src/kernels/reduce.ts";
+import { mulAddF32 } from "../../src/kernels/mul_add.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { lcg } from "../random.ts";
@@ -274,6 +275,36 @@ Deno.test("float32 Max and Min over middle axes equal a reference, with and with
         } finally {
           setElementwiseWasmEnabled(was);
         }
+      }
+    }
+  }
+});
+
+Deno.test("mulAddF32 in WebAssembly gives the Mul-then-Add floats for every kind of scale and sum", () => {
+  const rand = lcg(71);
+  const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
+  const f32 = (shape: number[]) =>
+    new Tensor(
+      DataType.DT_FLOAT,
+      shape,
+      Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (rand() * 2 - 1) * 3),
+    );
+  for (let t = 0; t < 60; t++) {
+    const c = [1, 3, 16, 24, 40, int(1, 70)][t % 6];
+    const shape = [int(1, 2), int(1, 40), int(1, 13), c];
+    const x = f32(shape);
+    const s = [f32(shape), f32([]), f32([1, 1, 1, c]), f32([c])][t % 4];
+    const r = t % 3 === 0 ? f32([1]) : f32(shape);
+    const [mul] = runOp(arithmeticKernels, "Mul", [x, s]);
+    const [want] = runOp(arithmeticKernels, "AddV2", [mul, r]);
+    for (const wasm of [true, false]) {
+      const was = setElementwiseWasmEnabled(wasm);
+      try {
+        const got = mulAddF32(x, s, r)!;
+        assert.deepEqual(got.shape, want.shape);
+        sameValues(got.data as Float32Array, want.data as Float32Array, `[${shape}] ${t}`);
+      } finally {
+        setElementwiseWasmEnabled(was);
       }
     }
   }

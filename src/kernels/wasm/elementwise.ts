@@ -33,6 +33,18 @@ interface ElementwiseExports {
     b2: number,
   ): void;
   reduce(op: number, x: number, y: number, outer: number, mid: number, inner: number): void;
+  mulAdd(
+    x: number,
+    s: number,
+    r: number,
+    y: number,
+    rows: number,
+    n: number,
+    s1: number,
+    s2: number,
+    r1: number,
+    r2: number,
+  ): void;
 }
 
 /** The activations of `unaryF32`, as the module numbers them. */
@@ -194,5 +206,67 @@ export function reduceF32(
   f32.set(x, px >>> 2);
   ex.reduce(op, px, py, outer, mid, inner);
   y.set(f32.subarray(py >>> 2, (py >>> 2) + y.length));
+  return true;
+}
+
+/**
+ * y = x·s + r over float32 (the product rounded, then the sum: the Mul and Add kernels' values),
+ * in WebAssembly: `s` of x's length ("same"), one value ("one"), or `c` values repeated along
+ * the last axis ("channel"); `r` of x's length (`rFull`) or one value.
+ *
+ * @returns false (nothing written) when the kernel is unavailable, switched off, `x` is small,
+ *   or the memory would be too large
+ */
+export function mulAddF32Wasm(
+  x: Float32Array,
+  s: Float32Array,
+  r: Float32Array,
+  y: Float32Array,
+  kind: "same" | "one" | "channel",
+  c: number,
+  rFull: boolean,
+): boolean {
+  const ex = kernel;
+  const n = x.length;
+  if (ex === null || !enabled || n < ELEMENTWISE_MIN_ELEMENTS || c < 1) return false;
+  // Per channel: s tiled k times, so that rows are k·c long (see binaryF32).
+  const rows = kind === "channel" ? n / c : 1;
+  const k = kind === "channel" ? Math.max(1, Math.min(rows, Math.floor(TILE_ROW / c))) : 1;
+  const sLen = kind === "channel" ? k * c : kind === "same" ? n : 1;
+  const px = 16;
+  const ps = px + align16(n * 4);
+  const pr = ps + align16(sLen * 4);
+  const py = pr + align16((rFull ? n : 1) * 4);
+  if (!ensureBytes(ex.memory, py + n * 4)) return false;
+  const f32 = new Float32Array(ex.memory.buffer);
+  f32.set(x, px >>> 2);
+  if (kind === "channel") {
+    const row = s.subarray(0, c);
+    for (let t = 0; t < k; t++) f32.set(row, (ps >>> 2) + t * c);
+  } else f32.set(kind === "same" ? s : s.subarray(0, 1), ps >>> 2);
+  f32.set(rFull ? r : r.subarray(0, 1), pr >>> 2);
+  const r2 = rFull ? 1 : 0;
+  if (kind !== "channel") {
+    ex.mulAdd(px, ps, pr, py, 1, n, 0, kind === "same" ? 1 : 0, 0, r2);
+  } else {
+    const w = k * c, q = Math.floor(rows / k), rest = rows - q * k;
+    ex.mulAdd(px, ps, pr, py, q, w, 0, 1, rFull ? w : 0, r2);
+    if (rest > 0) {
+      const done = q * w * 4;
+      ex.mulAdd(
+        px + done,
+        ps,
+        pr + (rFull ? done : 0),
+        py + done,
+        rest,
+        c,
+        0,
+        1,
+        rFull ? c : 0,
+        r2,
+      );
+    }
+  }
+  y.set(f32.subarray(py >>> 2, (py >>> 2) + n));
   return true;
 }

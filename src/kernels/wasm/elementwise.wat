@@ -25,6 +25,7 @@
 ;;   rounded to float32 (JavaScript over Float32Arrays), but for the sign of a zero from max/min.
 ;;
 ;; $reduce: Max or Min over the middle of three dims (see the function).
+;; $mulAdd: x·s + r with s and r per element, per channel or one value (see the function).
 (module
   (memory (export "memory") 1)
 
@@ -335,5 +336,58 @@
             (br $ml)))
         (local.set $py (i32.add (local.get $py) (local.get $row)))
         (local.set $o (i32.add (local.get $o) (i32.const 1)))
+        (br $l))))
+
+  ;; ---------------------------------------------------------------------------------------------
+  ;; Multiply-add
+
+  ;; y[i, j] = x[i, j]·s[i·s1 + j·s2] + r[i·r1 + j·r2] for i < rows, j < n (x and y row-major,
+  ;; rows of n), s2 and r2 each 0 or 1: the product rounded to float32, then the sum, as the Mul
+  ;; and Add kernels give them one after the other.
+  (func $mulAdd (export "mulAdd") (param $x i32) (param $s i32) (param $r i32) (param $y i32)
+    (param $rows i32) (param $n i32) (param $s1 i32) (param $s2 i32) (param $r1 i32)
+    (param $r2 i32)
+    (local $i i32) (local $j i32) (local $n4 i32) (local $px i32) (local $ps i32) (local $pr i32)
+    (local $vs v128) (local $vr v128) (local $o i32)
+    (local.set $n4 (i32.and (local.get $n) (i32.const -4)))
+    (block $done
+      (loop $l
+        (br_if $done (i32.ge_u (local.get $i) (local.get $rows)))
+        (local.set $px (i32.add (local.get $x)
+          (i32.shl (i32.mul (local.get $i) (local.get $n)) (i32.const 2))))
+        (local.set $ps (i32.add (local.get $s)
+          (i32.shl (i32.mul (local.get $i) (local.get $s1)) (i32.const 2))))
+        (local.set $pr (i32.add (local.get $r)
+          (i32.shl (i32.mul (local.get $i) (local.get $r1)) (i32.const 2))))
+        (local.set $vs (v128.load32_splat (local.get $ps)))
+        (local.set $vr (v128.load32_splat (local.get $pr)))
+        (local.set $j (i32.const 0))
+        (block $jdone
+          (loop $jl
+            (br_if $jdone (i32.ge_u (local.get $j) (local.get $n4)))
+            (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+            (v128.store (i32.add (i32.sub (local.get $px) (local.get $x)) (i32.add (local.get $y) (local.get $o)))
+              (f32x4.add
+                (f32x4.mul (v128.load (i32.add (local.get $px) (local.get $o)))
+                  (if (result v128) (local.get $s2)
+                    (then (v128.load (i32.add (local.get $ps) (local.get $o))))
+                    (else (local.get $vs))))
+                (if (result v128) (local.get $r2)
+                  (then (v128.load (i32.add (local.get $pr) (local.get $o))))
+                  (else (local.get $vr)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $jl)))
+        (block $tdone
+          (loop $tl
+            (br_if $tdone (i32.ge_u (local.get $j) (local.get $n)))
+            (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+            (f32.store (i32.add (i32.sub (local.get $px) (local.get $x)) (i32.add (local.get $y) (local.get $o)))
+              (f32.add
+                (f32.mul (f32.load (i32.add (local.get $px) (local.get $o)))
+                  (f32.load (i32.add (local.get $ps) (i32.mul (local.get $o) (local.get $s2)))))
+                (f32.load (i32.add (local.get $pr) (i32.mul (local.get $o) (local.get $r2))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $tl)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $l))))
 )
