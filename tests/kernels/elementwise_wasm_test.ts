@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import {
   binaryF32,
+  ELEMENTWISE_MIN_ELEMENTS,
   elementwiseWasmSupported,
   setElementwiseWasmEnabled,
   unaryF32,
@@ -168,10 +169,10 @@ Deno.test("float32 binary ops in WebAssembly equal an indexed reference and the 
       } finally {
         setElementwiseWasmEnabled(was);
       }
-      if (want.data.length >= 256) viaWasm++;
+      if (want.data.length >= ELEMENTWISE_MIN_ELEMENTS) viaWasm++;
     }
   }
-  assert.ok(viaWasm > 50, `enough cases large enough for the kernel (${viaWasm})`);
+  assert.ok(viaWasm > 40, `enough cases large enough for the kernel (${viaWasm})`);
 });
 
 Deno.test("unaryF32 Exp is within 4 float32 ulps of e^x, 0 below -86.6, +Inf above ln(FLT_MAX)", () => {
@@ -193,8 +194,9 @@ Deno.test("unaryF32 Exp is within 4 float32 ulps of e^x, 0 below -86.6, +Inf abo
 });
 
 Deno.test("binaryF32 declines inner strides other than 0 and 1, and small outputs", () => {
-  const a = new Float32Array(600), b = new Float32Array(600), y = new Float32Array(300);
-  assert.equal(binaryF32(WasmBinary.Add, a, b, y, [1, 1, 300], [0, 0, 2], [0, 0, 1]), false);
+  const a = new Float32Array(10000), b = new Float32Array(10000), y = new Float32Array(5000);
+  assert.equal(binaryF32(WasmBinary.Add, a, b, y, [1, 1, 5000], [0, 0, 2], [0, 0, 1]), false);
+  assert.equal(binaryF32(WasmBinary.Add, a, b, y, [1, 1, 5000], [0, 0, 1], [0, 0, 1]), true);
   assert.equal(
     binaryF32(WasmBinary.Add, a, b, new Float32Array(10), [1, 1, 10], [0, 0, 1], [0, 0, 1]),
     false,
@@ -291,7 +293,7 @@ Deno.test("mulAddF32 in WebAssembly gives the Mul-then-Add floats for every kind
     );
   for (let t = 0; t < 60; t++) {
     const c = [1, 3, 16, 24, 40, int(1, 70)][t % 6];
-    const shape = [int(1, 2), int(1, 40), int(1, 13), c];
+    const shape = [int(1, 2), int(20, 60), int(5, 13), c];
     const x = f32(shape);
     const s = [f32(shape), f32([]), f32([1, 1, 1, c]), f32([c])][t % 4];
     const r = t % 3 === 0 ? f32([1]) : f32(shape);

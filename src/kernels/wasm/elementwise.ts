@@ -68,8 +68,16 @@ export const enum WasmBinary {
   Prelu = 7,
 }
 
-/** Below this many output elements the copies and the call cost more than they save. */
-export const ELEMENTWISE_MIN_ELEMENTS = 256;
+/** Below this many elements a unary call costs more than it saves (Math.tanh, a mispredicted
+ * sign test: the JavaScript loops are slow per element). */
+export const UNARY_MIN_ELEMENTS = 256;
+
+/**
+ * Below this many output elements the copies and the call of the binary kernels cost more than
+ * they save over the JavaScript loops, which cost well under a nanosecond an element (measured
+ * in the runtime bench's half_plus_two at batch 1024, where the kernel made the call 2-3× slower).
+ */
+export const ELEMENTWISE_MIN_ELEMENTS = 4096;
 
 const kernel = instantiateOwn<ElementwiseExports>(ELEMENTWISE_WASM);
 let enabled = true;
@@ -103,7 +111,7 @@ export function unaryF32(
   n: number,
 ): boolean {
   const ex = kernel;
-  if (ex === null || !enabled || n < ELEMENTWISE_MIN_ELEMENTS) return false;
+  if (ex === null || !enabled || n < UNARY_MIN_ELEMENTS) return false;
   const at = 16;
   if (!ensureBytes(ex.memory, at + n * 4)) return false;
   const f32 = new Float32Array(ex.memory.buffer);
