@@ -4,7 +4,9 @@
  * signature runs `--runs` times after warm-up, and the best time per node (the machine may be
  * shared: the others include time spent descheduled) is summed by op
  * (fused nodes are labelled with their fused_ops and private attrs). Shows where a model's time
- * goes outside the convolution and matmul kernels.
+ * goes outside the convolution and matmul kernels. Fused nodes the plan compiles itself, not
+ * through the registry (`_FusedMulAdd`, `_FusedDenseSoftmax`), are not timed one by one: their
+ * time is in "outside the kernels".
  *
  * Usage: deno run --allow-read --allow-env scripts/profile_ops.ts [--runs=N] [--nodes=K] [model…]
  *
