@@ -25,6 +25,7 @@ const KERNELS: readonly { stem: string; out: string; exportName: string; relaxed
   { stem: "conv", out: "conv_relaxed", exportName: "CONV_RELAXED_WASM", relaxed: true },
   { stem: "image", out: "image", exportName: "IMAGE_WASM", relaxed: false },
   { stem: "activation", out: "activation", exportName: "ACTIVATION_WASM", relaxed: false },
+  { stem: "elementwise", out: "elementwise", exportName: "ELEMENTWISE_WASM", relaxed: false },
 ];
 
 /** A parsed S-expression: an atom (keyword, name, number, string) or a list. */

@@ -12,6 +12,9 @@
  *
  * - Add(Mul(x, s), r) becomes one `_FusedMulAdd` node: x·s + r in one pass (`fuseMulAdd`).
  *
+ * - Keras' PReLU graph, AddV2(Relu(x), Mul(s, Relu(Neg(x)))), becomes one Relu node with the
+ *   private attr `_prelu` and inputs x and s (`fusePrelu`): one pass instead of four.
+ *
  * A chain is fused only when every intermediate tensor has that one consumer, is neither fed nor
  * fetched, and no node waits on an intermediate node by a control edge; anything else keeps its
  * original nodes.
@@ -49,7 +52,7 @@ function isFloat(n: GraphNode): boolean {
 export function fuseGraph(nodes: Map<string, GraphNode>, pinned: ReadonlySet<string>): number {
   return fuseDenseSoftmax(nodes, pinned) + fuseConvolutions(nodes, pinned) +
     fuseHardSwish(nodes, pinned) + fuseResidualAdd(nodes, pinned) +
-    fuseAddAfterActivation(nodes, pinned) + fuseMulAdd(nodes, pinned);
+    fuseAddAfterActivation(nodes, pinned) + fusePrelu(nodes, pinned) + fuseMulAdd(nodes, pinned);
 }
 
 /** Data consumers per tensor, and the nodes something waits on by a control edge. */
@@ -502,6 +505,71 @@ export function fuseMulAdd(nodes: Map<string, GraphNode>, pinned: ReadonlySet<st
     nodes.delete(mul.name);
     nodes.set(add.name, node);
     fused++;
+  }
+  return fused;
+}
+
+/**
+ * Rewrites PReLU subgraphs, Add/AddV2(Relu(x), Mul(s, Relu(Neg(x)))) with either operand order
+ * (Keras' PReLU layer; the corpus' conversion of tfjs' Prelu op), into one Relu node named as the
+ * Add, with inputs x and s and the private attr `_prelu` (its kernel, in kernels/activation.ts,
+ * computes Relu(x) + s·Relu(-x) with the Add's broadcasting: the same values as the four ops).
+ * Every intermediate must have that one use (Neg(x) and both Relus included), all float32
+ * or float64 alike, and s may be any tensor (a constant slope in practice).
+ *
+ * @param nodes the nodes that will run, by name (modified in place)
+ * @param pinned tensors that are fed or fetched, which a fusion must not hide
+ * @returns the number of subgraphs fused
+ */
+export function fusePrelu(nodes: Map<string, GraphNode>, pinned: ReadonlySet<string>): number {
+  const { consumers, controlled } = uses(nodes);
+  // The node behind `r` when `r` is its output 0, used once (by `by`), and hidden by nothing.
+  const soleInput = (r: TensorRef, by: GraphNode): GraphNode | undefined => {
+    const n = nodes.get(r.node);
+    const key = refName(r);
+    const list = consumers.get(key);
+    return n !== undefined && r.index === 0 && list?.length === 1 && list[0] === by &&
+        !pinned.has(key) && !controlled.has(n.name)
+      ? n
+      : undefined;
+  };
+  const typeOf = (n: GraphNode) => {
+    const t = n.attr["T"]?.value;
+    return t?.case === "type" ? t.value : undefined;
+  };
+  let fused = 0;
+  for (const add of [...nodes.values()]) {
+    if ((add.op !== "Add" && add.op !== "AddV2") || add.inputs.length !== 2) continue;
+    const type = typeOf(add);
+    if (type !== DataType.DT_FLOAT && type !== DataType.DT_DOUBLE) continue;
+    for (const side of [0, 1]) {
+      const relu = soleInput(add.inputs[side], add);
+      const mul = soleInput(add.inputs[1 - side], add);
+      if (relu?.op !== "Relu" || relu.inputs.length !== 1 || mul?.op !== "Mul") continue;
+      if (mul.inputs.length !== 2) continue;
+      const j = [0, 1].find((k) => nodes.get(mul.inputs[k].node)?.op === "Relu");
+      if (j === undefined) continue;
+      const relu2 = soleInput(mul.inputs[j], mul);
+      if (relu2 === undefined || relu2.inputs.length !== 1) continue;
+      const neg = soleInput(relu2.inputs[0], relu2);
+      if (neg?.op !== "Neg" || neg.inputs.length !== 1) continue;
+      const x = relu.inputs[0];
+      if (neg.inputs[0].node !== x.node || neg.inputs[0].index !== x.index) continue;
+      if ([relu, mul, relu2, neg].some((n) => typeOf(n) !== type)) continue;
+      const node: GraphNode = {
+        name: add.name,
+        op: "Relu",
+        inputs: [x, mul.inputs[1 - j]],
+        controlInputs: [
+          ...new Set([add, relu, mul, relu2, neg].flatMap((n) => n.controlInputs)),
+        ],
+        attr: { T: attrValue.type(type), _prelu: attrValue.bool(true) },
+      };
+      for (const n of [relu, mul, relu2, neg]) nodes.delete(n.name);
+      nodes.set(node.name, node);
+      fused++;
+      break;
+    }
   }
   return fused;
 }

@@ -2,13 +2,17 @@
  * Element-wise activations (Relu, Relu6, Elu, Selu, LeakyRelu, Sigmoid, Tanh, Softplus, Softsign,
  * GELU for the fused epilogues), Softmax and LogSoftmax, as the TensorFlow CPU kernels
  * (`relu_op_functor.h`, `softplus_op.h`, `softmax_op.cc`). Float64 arithmetic, stored in the
- * input's float type.
+ * input's float type; float32 Relu, Relu6, Sigmoid and Tanh run in WebAssembly SIMD where the
+ * engine has it (`wasm/elementwise.ts`, `wasm/activation.ts`).
  *
  * @module
  */
 import { shapeString, Tensor } from "../tensor/tensor.ts";
 import type { Kernel, KernelContext, KernelRun } from "./kernel.ts";
 import { sigmoidF32 } from "./wasm/activation.ts";
+import { unaryF32, WasmAct } from "./wasm/elementwise.ts";
+import { binaryFunction } from "./elementwise.ts";
+import { FLOATS } from "./dtypes.ts";
 import {
   allocLike,
   checkArity,
@@ -85,12 +89,22 @@ export function activate(
       }
       return;
     case Act.Relu:
+      // Float32 runs in WebAssembly where it can: the JavaScript loop's sign test is a branch,
+      // and on real feature maps it mispredicts (~5 ns an element).
+      if (
+        src instanceof Float32Array && dst instanceof Float32Array &&
+        unaryF32(WasmAct.Relu, src, srcOff, dst, dstOff, n)
+      ) return;
       for (let i = 0; i < n; i++) {
         const v = src[srcOff + i];
         dst[dstOff + i] = v < 0 ? 0 : v;
       }
       return;
     case Act.Relu6:
+      if (
+        src instanceof Float32Array && dst instanceof Float32Array &&
+        unaryF32(WasmAct.Relu6, src, srcOff, dst, dstOff, n)
+      ) return;
       for (let i = 0; i < n; i++) {
         const v = src[srcOff + i];
         dst[dstOff + i] = v < 0 ? 0 : v > 6 ? 6 : v;
@@ -133,6 +147,12 @@ export function activate(
       }
       return;
     case Act.Tanh:
+      // Float32 in WebAssembly where it can (within a few float32 ulps; Math.tanh costs
+      // 10-15 ns an element).
+      if (
+        src instanceof Float32Array && dst instanceof Float32Array &&
+        unaryF32(WasmAct.Tanh, src, srcOff, dst, dstOff, n)
+      ) return;
       for (let i = 0; i < n; i++) dst[dstOff + i] = Math.tanh(src[srcOff + i]);
       return;
     case Act.Softplus: {
@@ -164,12 +184,36 @@ export function activate(
   }
 }
 
+/**
+ * PReLU as the graph computes it, Relu(x) + s·Relu(-x), broadcasting x against the slope s:
+ * exactly the unfused ops' values (one of the two terms is zero, so the sum rounds nothing).
+ * Float32 runs in WebAssembly where the broadcast allows (`wasm/elementwise.ts`).
+ */
+const prelu = binaryFunction(
+  "Prelu",
+  { float: (x, s) => (x < 0 ? 0 : x) + s * (-x < 0 ? 0 : -x) },
+  FLOATS,
+);
+
+/**
+ * The Relu node that plan-time fusion makes of a PReLU subgraph (`fusePrelu` in graph/fuse.ts):
+ * the private attr `_prelu`, inputs x and the slope.
+ */
+function preluRun(ctx: KernelContext): KernelRun {
+  if (ctx.numInputs !== 2) throw invalid(`Relu node "${ctx.name}" with _prelu takes 2 inputs`);
+  return (inputs) => {
+    checkArity(ctx, inputs, 2);
+    return [prelu(inputs[0], inputs[1], ctx.name)];
+  };
+}
+
 /** A standalone activation op: same shape out, float types only. */
 function activationKernel(op: string, act: Act): Kernel {
   return {
     op,
     compile(ctx: KernelContext): KernelRun {
       checkTypeAttr(ctx);
+      if (act === Act.Relu && ctx.attr.bool("_prelu", false)) return preluRun(ctx);
       // LeakyRelu's alpha defaults to 0.2 (nn_ops.cc); the others ignore it.
       const alpha = act === Act.LeakyRelu ? ctx.attr.float("alpha", 0.2) : 0;
       return (inputs) => {

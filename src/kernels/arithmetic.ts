@@ -25,6 +25,7 @@ import {
 } from "./elementwise.ts";
 import type { Kernel } from "./kernel.ts";
 import { expF32 } from "./wasm/activation.ts";
+import { unaryF32, WasmAct } from "./wasm/elementwise.ts";
 import { uninitialized } from "../tensor/arena.ts";
 import {
   bytesEqual,
@@ -75,7 +76,12 @@ const unaryKernels: Kernel[] = [
     { float: signNumber, int: signNumber, int64: (x) => (x > 0n ? 1n : x < 0n ? -1n : 0n) },
     SIGNED,
   ),
-  withFloat32Fast(unaryKernel("Exp", floatOnly(Math.exp), FLOATS), expF32),
+  // Float32 in WebAssembly (wasm/elementwise.ts; activation.ts's exp where that one declines).
+  withFloat32Fast(
+    unaryKernel("Exp", floatOnly(Math.exp), FLOATS),
+    (src, so, dst, dOff, n) =>
+      unaryF32(WasmAct.Exp, src, so, dst, dOff, n) || expF32(src, so, dst, dOff, n),
+  ),
   unaryKernel("Expm1", floatOnly(Math.expm1), FLOATS),
   unaryKernel("Log", floatOnly(Math.log), FLOATS),
   unaryKernel("Log1p", floatOnly(Math.log1p), FLOATS),

@@ -15,6 +15,7 @@ import { allocateUninitialized, DataType, dtypeName } from "../tensor/dtype.ts";
 import { Tensor, type TensorData } from "../tensor/tensor.ts";
 import { broadcastShapes, forEachBlock, sameShape, stridedPlan } from "./broadcast.ts";
 import type { Kernel } from "./kernel.ts";
+import { binaryF32, ELEMENTWISE_MIN_ELEMENTS, WasmBinary } from "./wasm/elementwise.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Code specialisation
@@ -471,6 +472,82 @@ function applyBinary(loops: BinaryLoops, outType: DataType, a: Tensor, b: Tensor
   return new Tensor(outType, plan.shape, o);
 }
 
+/**
+ * The float32 binary ops the WebAssembly kernel computes (`wasm/elementwise.ts`): one correctly
+ * rounded float32 operation each, so the same values as the JavaScript loops (which round a
+ * float64 result of float32 operands), but for SquaredDifference, which the kernel computes as
+ * TensorFlow's float32 kernel does (the difference rounded to float32 before it is squared).
+ */
+const WASM_BINARY: Readonly<Record<string, WasmBinary>> = {
+  Add: WasmBinary.Add,
+  AddV2: WasmBinary.Add,
+  Sub: WasmBinary.Sub,
+  Mul: WasmBinary.Mul,
+  RealDiv: WasmBinary.Div,
+  Div: WasmBinary.Div,
+  Maximum: WasmBinary.Max,
+  Minimum: WasmBinary.Min,
+  SquaredDifference: WasmBinary.SquaredDifference,
+  Prelu: WasmBinary.Prelu,
+};
+
+const ROW = [0, 0, 1];
+const FIXED = [0, 0, 0];
+
+/**
+ * A float32 binary op in WebAssembly, when the broadcast collapses to at most three dims whose
+ * innermost each operand walks contiguously or not at all; undefined (nothing allocated) when
+ * it does not, when the output is small, or when the kernel is unavailable.
+ */
+function applyBinaryWasm(code: WasmBinary, a: Tensor, b: Tensor): Tensor | undefined {
+  const na = a.size, nb = b.size;
+  let shape: readonly number[];
+  let dims: readonly number[], as: readonly number[], bs: readonly number[];
+  if (sameShape(a.shape, b.shape)) {
+    shape = a.shape;
+    dims = [1, 1, na];
+    as = ROW;
+    bs = ROW;
+  } else if (nb === 1 && b.rank <= a.rank) {
+    shape = a.shape;
+    dims = [1, 1, na];
+    as = ROW;
+    bs = FIXED;
+  } else if (na === 1 && a.rank <= b.rank) {
+    shape = b.shape;
+    dims = [1, 1, nb];
+    as = FIXED;
+    bs = ROW;
+  } else if (isLastAxisVector(b, a)) {
+    shape = a.shape;
+    dims = [1, na / nb, nb];
+    as = [0, nb, 1];
+    bs = ROW;
+  } else if (isLastAxisVector(a, b)) {
+    shape = b.shape;
+    dims = [1, nb / na, na];
+    as = ROW;
+    bs = [0, na, 1];
+  } else {
+    const plan = stridedPlan([a.shape, b.shape], broadcastShapes(a.shape, b.shape));
+    const r = plan.dims.length;
+    if (r > 3 || plan.size < ELEMENTWISE_MIN_ELEMENTS) return undefined;
+    const pad = (xs: readonly number[]) => r === 3 ? xs : [0, ...xs];
+    shape = plan.shape;
+    dims = r === 3 ? plan.dims : [1, ...plan.dims];
+    as = pad(plan.strides[0]);
+    bs = pad(plan.strides[1]);
+    if (as[2] > 1 || bs[2] > 1) return undefined;
+  }
+  const n = dims[0] * dims[1] * dims[2];
+  if (n < ELEMENTWISE_MIN_ELEMENTS) return undefined;
+  const o = allocateUninitialized(DataType.DT_FLOAT, n) as Float32Array;
+  if (!binaryF32(code, a.data as Float32Array, b.data as Float32Array, o, dims, as, bs)) {
+    return undefined;
+  }
+  return new Tensor(DataType.DT_FLOAT, shape, o);
+}
+
 /** A compiled binary op on one dtype. */
 type BinaryImpl = (a: Tensor, b: Tensor) => Tensor;
 
@@ -496,6 +573,12 @@ export function binaryFunction(
     const f = fns[elementKind(dtype) as keyof BinaryFns];
     const loops = specialize<BinaryLoops>(["f"], BINARY_SOURCE, f);
     const outType = options.out ?? dtype;
+    const code = dtype === DataType.DT_FLOAT && options.out === undefined
+      ? WASM_BINARY[op]
+      : undefined;
+    if (code !== undefined) {
+      return (a, b) => applyBinaryWasm(code, a, b) ?? applyBinary(loops, outType, a, b);
+    }
     return (a, b) => applyBinary(loops, outType, a, b);
   };
   const get = (dtype: DataType): BinaryImpl => {

@@ -11,6 +11,7 @@ import { DataType } from "../tensor/dtype.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { uninitialized } from "../tensor/arena.ts";
 import { sameShape } from "./broadcast.ts";
+import { mulAddF32Wasm } from "./wasm/elementwise.ts";
 
 const fround = Math.fround;
 
@@ -43,6 +44,8 @@ export function mulAddF32(x: Tensor, s: Tensor, r: Tensor): Tensor | null {
   else if (small.size === c && small.shape[small.rank - 1] === c) kind = "channel";
   else return null;
   const o = uninitialized(Float32Array, n);
+  // WebAssembly SIMD where it can (the same two roundings, four lanes at a time).
+  if (mulAddF32Wasm(X, S, R, o, kind, c, rFull)) return new Tensor(DataType.DT_FLOAT, big.shape, o);
   if (rFull) {
     if (kind === "same") { for (let i = 0; i < n; i++) o[i] = fround(X[i] * S[i]) + R[i]; }
     else if (kind === "one") {

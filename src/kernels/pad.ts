@@ -56,18 +56,28 @@ function padConstant(t: Tensor, pads: number[], fill: TensorData, fOff: number):
   const out = allocLike(t.data, checkedElements(outShape, "Pad output") * unit);
   fillWith(out, fill, fOff, unit);
   if (t.size === 0) return new Tensor(t.dtype, outShape, out);
-  const outStrides = stridesOf(outShape, unit);
-  // Copy input rows (the last dim) into place; an odometer walks the outer dims.
-  const last = rank - 1;
-  const rowLen = t.shape[last] * unit;
-  const rows = t.size / t.shape[last];
+  // The dims after the innermost padded one are copied whole: with it they make one contiguous
+  // run per row (a spatial pad of NHWC copies H·W·C rows of W·C, not W rows of C).
+  let last = rank - 1;
+  while (last > 0 && pads[2 * last] === 0 && pads[2 * last + 1] === 0) last--;
+  let inner = 1;
+  for (let d = last + 1; d < rank; d++) inner *= t.shape[d];
+  const inShape = t.shape.slice(0, last + 1);
+  inShape[last] *= inner;
+  const rowShape = outShape.slice(0, last + 1);
+  rowShape[last] *= inner;
+  const outStrides = stridesOf(rowShape, unit);
+  // Copy input rows (the collapsed last dim) into place; an odometer walks the outer dims.
+  const rowLen = inShape[last] * unit;
+  const rows = t.size / inShape[last];
   const idx = new Int32Array(last);
   let base = 0;
-  for (let d = 0; d < rank; d++) base += pads[2 * d] * outStrides[d];
+  for (let d = 0; d < last; d++) base += pads[2 * d] * outStrides[d];
+  base += pads[2 * last] * inner * unit;
   for (let r = 0; r < rows; r++) {
     copyRun(out, base, t.data, r * rowLen, rowLen);
     for (let k = last - 1; k >= 0; k--) {
-      if (++idx[k] < t.shape[k]) {
+      if (++idx[k] < inShape[k]) {
         base += outStrides[k];
         break;
       }

@@ -19,6 +19,8 @@ import {
   unsupportedDtype,
 } from "./elementwise.ts";
 import type { Kernel } from "./kernel.ts";
+import { reduceF32, WasmBinary } from "./wasm/elementwise.ts";
+import { uninitialized } from "../tensor/arena.ts";
 
 const T = DataType;
 
@@ -266,6 +268,10 @@ function reductionKernel(spec: ReducerSpec): Kernel {
           // Nothing is reduced (no axes, or only dims of size 1): the values are the input's.
           return [new Tensor(dtype, plan.outShape, input.data)];
         }
+        if (dtype === T.DT_FLOAT && (spec.op === "Max" || spec.op === "Min")) {
+          const y = middleMaxMin(spec.op, plan, input.data as Float32Array);
+          if (y !== undefined) return [new Tensor(dtype, plan.outShape, y)];
+        }
         const half = isFloat16(dtype);
         const work = half ? T.DT_FLOAT : dtype;
         const x = half ? decodeFloat16(input.data as Uint16Array, dtype) : input.numbers;
@@ -290,6 +296,23 @@ function reductionKernel(spec: ReducerSpec): Kernel {
       };
     },
   };
+}
+
+/**
+ * A float32 Max or Min over one run of reduced dims followed by kept ones ([reduced, kept] or
+ * [kept, reduced, kept] after collapsing), in WebAssembly: the same values as the JavaScript
+ * loop (a maximum is exact), but for the sign of a zero. Undefined when the plan has another
+ * form or the kernel declines.
+ */
+function middleMaxMin(op: string, plan: ReducePlan, x: Float32Array): Float32Array | undefined {
+  const runs = plan.runs;
+  const r = runs.length;
+  if (r < 2 || r > 3 || runs[r - 1].reduced || !runs[r - 2].reduced) return undefined;
+  if (r === 3 && runs[0].reduced) return undefined;
+  const outer = r === 3 ? runs[0].size : 1, mid = runs[r - 2].size, inner = runs[r - 1].size;
+  const y = uninitialized(Float32Array, plan.outSize);
+  const code = op === "Max" ? WasmBinary.Max : WasmBinary.Min;
+  return reduceF32(code, x, y, outer, mid, inner) ? y : undefined;
 }
 
 /**

@@ -15,6 +15,8 @@ import {
   passThrough,
   productOffsets,
   reshaped,
+  type Slots,
+  stridesOf,
   unitOf,
   viewRange,
 } from "./array_common.ts";
@@ -209,9 +211,63 @@ function stridedCopy(
       viewRange(t.data, begin[0] * row, (begin[0] + sizes[0]) * row),
     );
   }
+  const outSize = sizeOf(sizes);
+  if (outSize <= SMALL_SLICE) {
+    return new Tensor(t.dtype, outShape, smallCopy(t, begin, strides, sizes));
+  }
   const maps = sizes.map((n, d) => arithmetic(begin[d], strides === null ? 1 : strides[d], n));
   const data = gatherOffsets(t.data, productOffsets(t.shape, maps, unit), unit);
   return new Tensor(t.dtype, outShape, data);
+}
+
+/**
+ * Slices of at most this many elements are copied element by element: the offset tables of the
+ * general path are typed arrays, and a fresh typed array costs about as much as the whole copy
+ * of a few elements (the shape and index arithmetic of graphs slices many such tensors).
+ */
+const SMALL_SLICE = 64;
+
+/** stridedCopy's region, element by element with an odometer (for small outputs). */
+function smallCopy(
+  t: Tensor,
+  begin: readonly number[],
+  strides: readonly number[] | null,
+  sizes: readonly number[],
+): Tensor["data"] {
+  const unit = unitOf(t.dtype);
+  const rank = sizes.length;
+  const inStrides = stridesOf(t.shape, unit);
+  const step = new Array<number>(rank);
+  let off = 0;
+  for (let d = 0; d < rank; d++) {
+    off += begin[d] * inStrides[d];
+    step[d] = (strides === null ? 1 : strides[d]) * inStrides[d];
+  }
+  const outSize = sizeOf(sizes);
+  const out = allocLike(t.data, outSize * unit);
+  const src = t.data as unknown as Slots, dst = out as unknown as Slots;
+  const idx = new Array<number>(rank).fill(0);
+  for (let o = 0; o < outSize; o++) {
+    for (let u = 0; u < unit; u++) dst[o * unit + u] = src[off + u];
+    for (let d = rank - 1; d >= 0; d--) {
+      off += step[d];
+      if (++idx[d] < sizes[d]) break;
+      off -= step[d] * sizes[d];
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+/**
+ * True when `data` holds exactly the numbers of `want` (int32 / int64 index tensors: bigints
+ * compare by value; anything else is never equal, so the caller reads it afresh).
+ */
+function sameInts(data: unknown, want: readonly number[]): boolean {
+  const d = data as ArrayLike<number | bigint>;
+  if (d.length !== want.length) return false;
+  for (let i = 0; i < want.length; i++) if (Number(d[i]) !== want[i]) return false;
+  return true;
 }
 
 /** The slicing kernels: StridedSlice and Slice. */
@@ -226,6 +282,9 @@ export const sliceKernels: Kernel[] = [
         newAxis: ctx.attr.int("new_axis_mask", 0),
         shrink: ctx.attr.int("shrink_axis_mask", 0),
       };
+      let cached: StridedSlicePlan | undefined;
+      let cachedShape: number[] = [], cb: number[] = [], ce: number[] = [], cs: number[] = [];
+      let ct = -1;
       return (inputs) => {
         const [t, beginT, endT, stridesT] = inputs;
         const n = stridesT.size;
@@ -239,13 +298,22 @@ export const sliceKernels: Kernel[] = [
             }, ${shapeString(endT.shape)}, and ${shapeString(stridesT.shape)} instead.`,
           );
         }
-        const plan = planStridedSlice(
-          t.shape,
-          toIntArray(beginT, "begin"),
-          toIntArray(endT, "end"),
-          toIntArray(stridesT, "strides"),
-          masks,
-        );
+        // begin, end and strides are constants in almost every graph, and the input's shape
+        // rarely changes between runs: reuse the last plan when all four are as they were.
+        let plan = cached;
+        if (
+          plan === undefined || beginT.dtype !== ct || endT.dtype !== ct || stridesT.dtype !== ct ||
+          !sameInts(t.shape, cachedShape) || !sameInts(beginT.data, cb) ||
+          !sameInts(endT.data, ce) || !sameInts(stridesT.data, cs)
+        ) {
+          cb = toIntArray(beginT, "begin");
+          ce = toIntArray(endT, "end");
+          cs = toIntArray(stridesT, "strides");
+          plan = planStridedSlice(t.shape, cb, ce, cs, masks);
+          cached = plan;
+          ct = beginT.dtype === endT.dtype && endT.dtype === stridesT.dtype ? beginT.dtype : -1;
+          cachedShape = t.shape.slice();
+        }
         if (plan.identity) return [reshaped(t, plan.finalShape)];
         return [stridedCopy(t, plan.begin, plan.strides, plan.processingShape, plan.finalShape)];
       };

@@ -164,3 +164,39 @@ Deno.test("SpaceToBatchND + Conv2D + BatchToSpaceND equals a dilated Conv2D (TF1
   assert.deepEqual([...out.shape], [...direct.shape]);
   assertClose(out.data as Float32Array, direct.data as Float32Array, 1e-5);
 });
+
+Deno.test("DepthToSpace equals its index formula on randomized shapes and block sizes", () => {
+  let seed = 7;
+  const int = (lo: number, hi: number) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return lo + Math.floor((seed / 2147483648) * (hi - lo + 1));
+  };
+  for (let c = 0; c < 40; c++) {
+    const bs = int(2, 3), od = int(1, 5);
+    const [batch, h, w, depth] = [int(1, 3), int(1, 5), int(1, 5), od * bs * bs];
+    const n = batch * h * w * depth;
+    for (
+      const t of [f32(iota(n, 1), [batch, h, w, depth]), i32(iota(n, 1), [batch, h, w, depth])]
+    ) {
+      const y = run1("DepthToSpace", [t], { block_size: attr.int(bs) });
+      const shape = [batch, h * bs, w * bs, od];
+      const want: number[] = [];
+      for (let b = 0; b < batch; b++) {
+        for (let oy = 0; oy < h * bs; oy++) {
+          for (let ox = 0; ox < w * bs; ox++) {
+            for (let ch = 0; ch < od; ch++) {
+              const ci = ((oy % bs) * bs + (ox % bs)) * od + ch;
+              want.push(
+                (t.data as ArrayLike<number>)[
+                  ((b * h + Math.floor(oy / bs)) * w + Math.floor(ox / bs)) * depth + ci
+                ],
+              );
+            }
+          }
+        }
+      }
+      assert.deepEqual([...y.shape], shape);
+      assert.deepEqual(Array.from(y.data as ArrayLike<number>), want);
+    }
+  }
+});

@@ -1,0 +1,280 @@
+/**
+ * The JavaScript side of the WebAssembly SIMD elementwise kernels (`elementwise.wat`): Relu,
+ * Relu6, Tanh and Exp on float32 (the JavaScript loops branch on the sign, which mispredicts on real
+ * feature maps, ~5 ns an element, and Math.tanh costs 10-15 ns; the SIMD loop well under 1 ns
+ * with its copies), and broadcasting float32 add, sub, mul, div, max, min and squared
+ * difference (and PReLU) over up to three collapsed dims, four lanes at a time.
+ *
+ * One module instance per isolate with its own linear memory: 16 bytes of tail scratch, then
+ * the operands and the result, copied in and out. The memory grows to the largest call seen
+ * (never past `MAX_BYTES`); larger calls return false and the caller runs its JavaScript loop.
+ *
+ * @module
+ */
+import { ELEMENTWISE_WASM } from "./elementwise_wasm.ts";
+import { align16, ensureBytes, instantiateOwn } from "./heap.ts";
+
+interface ElementwiseExports {
+  readonly memory: WebAssembly.Memory;
+  unary(act: number, x: number, y: number, n: number, tmp: number): void;
+  binary(
+    op: number,
+    a: number,
+    b: number,
+    y: number,
+    n0: number,
+    n1: number,
+    n2: number,
+    a0: number,
+    a1: number,
+    a2: number,
+    b0: number,
+    b1: number,
+    b2: number,
+  ): void;
+  reduce(op: number, x: number, y: number, outer: number, mid: number, inner: number): void;
+  mulAdd(
+    x: number,
+    s: number,
+    r: number,
+    y: number,
+    rows: number,
+    n: number,
+    s1: number,
+    s2: number,
+    r1: number,
+    r2: number,
+  ): void;
+}
+
+/** The activations of `unaryF32`, as the module numbers them. */
+export const enum WasmAct {
+  Relu = 0,
+  Relu6 = 1,
+  Tanh = 2,
+  Exp = 3,
+}
+
+/** The operations of `binaryF32`, as the module numbers them. */
+export const enum WasmBinary {
+  Add = 0,
+  Sub = 1,
+  Mul = 2,
+  Div = 3,
+  Max = 4,
+  Min = 5,
+  SquaredDifference = 6,
+  /** Relu(a) + b·Relu(-a): PReLU with slope b. */
+  Prelu = 7,
+}
+
+/** Below this many elements a unary call costs more than it saves (Math.tanh, a mispredicted
+ * sign test: the JavaScript loops are slow per element). */
+export const UNARY_MIN_ELEMENTS = 256;
+
+/**
+ * Below this many output elements the copies and the call of the binary kernels cost more than
+ * they save over the JavaScript loops, which cost well under a nanosecond an element (measured
+ * in the runtime bench's half_plus_two at batch 1024, where the kernel made the call 2-3× slower).
+ */
+export const ELEMENTWISE_MIN_ELEMENTS = 4096;
+
+const kernel = instantiateOwn<ElementwiseExports>(ELEMENTWISE_WASM);
+let enabled = true;
+
+/** True when the engine runs the elementwise kernels. */
+export const elementwiseWasmSupported: boolean = kernel !== null;
+
+/**
+ * Switches the elementwise kernels on or off (tests compare them with the JavaScript loops).
+ *
+ * @returns the previous setting
+ */
+export function setElementwiseWasmEnabled(on: boolean): boolean {
+  const was = enabled;
+  enabled = on;
+  return was;
+}
+
+/**
+ * dst[dstOff + i] = act(src[srcOff + i]) for i < n, in WebAssembly.
+ *
+ * @returns false (nothing written) when the kernel is unavailable, switched off, `n` is too
+ *   small to gain, or the memory would be too large
+ */
+export function unaryF32(
+  act: WasmAct,
+  src: Float32Array,
+  srcOff: number,
+  dst: Float32Array,
+  dstOff: number,
+  n: number,
+): boolean {
+  const ex = kernel;
+  if (ex === null || !enabled || n < UNARY_MIN_ELEMENTS) return false;
+  const at = 16;
+  if (!ensureBytes(ex.memory, at + n * 4)) return false;
+  const f32 = new Float32Array(ex.memory.buffer);
+  f32.set(src.subarray(srcOff, srcOff + n), at >>> 2);
+  ex.unary(act, at, at, n, 0);
+  dst.set(f32.subarray(at >>> 2, (at >>> 2) + n), dstOff);
+  return true;
+}
+
+/**
+ * y[i0, i1, i2] = op(a[i0·as[0] + i1·as[1] + i2·as[2]], b[i0·bs[0] + i1·bs[1] + i2·bs[2]]) over
+ * the row-major output `dims` (three dims), in WebAssembly. `as[2]` and `bs[2]` must be 0 or 1;
+ * every index the strides reach must lie inside `a` and `b` (the broadcast planner's strides
+ * do). Each result is the correctly rounded float32 of the operation, as JavaScript's
+ * arithmetic on Float32Array elements stores it.
+ *
+ * @returns false (nothing written) when the kernel is unavailable, switched off, the output is
+ *   too small to gain, or the memory would be too large
+ */
+export function binaryF32(
+  op: WasmBinary,
+  a: Float32Array,
+  b: Float32Array,
+  y: Float32Array,
+  dims: readonly number[],
+  as: readonly number[],
+  bs: readonly number[],
+): boolean {
+  const ex = kernel;
+  const n = y.length;
+  if (ex === null || !enabled || n < ELEMENTWISE_MIN_ELEMENTS) return false;
+  if ((as[2] !== 0 && as[2] !== 1) || (bs[2] !== 0 && bs[2] !== 1)) return false;
+  const [n0, n1, n2] = dims;
+  // Short rows of a contiguous operand against one row repeated (a bias or a per-channel scale
+  // of a few channels): the repeated row is tiled k times in memory so that the kernel runs
+  // rows of k·n2 elements, not n1 calls of a few.
+  let tileA = false, tileB = false;
+  if (n0 === 1 && n1 > 1 && n2 > 0 && n2 < TILE_ROW) {
+    tileB = as[1] === n2 && as[2] === 1 && bs[1] === 0 && bs[2] === 1;
+    tileA = !tileB && bs[1] === n2 && bs[2] === 1 && as[1] === 0 && as[2] === 1;
+  }
+  const k = tileA || tileB ? Math.min(n1, Math.floor(TILE_ROW / n2)) : 1;
+  const aLen = tileA && k > 1 ? k * n2 : a.length;
+  const bLen = tileB && k > 1 ? k * n2 : b.length;
+  const pa = 16;
+  const pb = pa + align16(aLen * 4);
+  const py = pb + align16(bLen * 4);
+  if (!ensureBytes(ex.memory, py + n * 4)) return false;
+  const f32 = new Float32Array(ex.memory.buffer);
+  if (k > 1) {
+    const row = tileA ? a.subarray(0, n2) : b.subarray(0, n2);
+    const at = (tileA ? pa : pb) >>> 2;
+    for (let r = 0; r < k; r++) f32.set(row, at + r * n2);
+    f32.set(tileA ? b : a, (tileA ? pb : pa) >>> 2);
+    // q rows of k·n2, then the n1 % k rows left as they are.
+    const q = Math.floor(n1 / k), rest = n1 - q * k, w = k * n2;
+    if (tileA) ex.binary(op, pa, pb, py, 1, q, w, 0, 0, 1, 0, w, 1);
+    else ex.binary(op, pa, pb, py, 1, q, w, 0, w, 1, 0, 0, 1);
+    if (rest > 0) {
+      const done = q * w * 4;
+      if (tileA) ex.binary(op, pa, pb + done, py + done, 1, rest, n2, 0, 0, 1, 0, n2, 1);
+      else ex.binary(op, pa + done, pb, py + done, 1, rest, n2, 0, n2, 1, 0, 0, 1);
+    }
+  } else {
+    f32.set(a, pa >>> 2);
+    f32.set(b, pb >>> 2);
+    ex.binary(op, pa, pb, py, n0, n1, n2, as[0], as[1], as[2], bs[0], bs[1], bs[2]);
+  }
+  y.set(f32.subarray(py >>> 2, (py >>> 2) + n));
+  return true;
+}
+
+/** Rows shorter than this are tiled (see binaryF32). */
+const TILE_ROW = 256;
+
+/**
+ * y[o·inner + k] = Max (or Min) over m < mid of x[(o·mid + m)·inner + k], in WebAssembly: a
+ * reduction over the middle of three dims (what a Max over a non-last axis collapses to). NaN
+ * propagates.
+ *
+ * @returns false (nothing written) when the kernel is unavailable, switched off, the input is
+ *   small, `inner` is under 4 (no lanes to fill), `mid` is 0, or the memory would be too large
+ */
+export function reduceF32(
+  op: WasmBinary.Max | WasmBinary.Min,
+  x: Float32Array,
+  y: Float32Array,
+  outer: number,
+  mid: number,
+  inner: number,
+): boolean {
+  const ex = kernel;
+  if (ex === null || !enabled || x.length < ELEMENTWISE_MIN_ELEMENTS || inner < 4 || mid < 1) {
+    return false;
+  }
+  const px = 16;
+  const py = px + align16(x.length * 4);
+  if (!ensureBytes(ex.memory, py + y.length * 4)) return false;
+  const f32 = new Float32Array(ex.memory.buffer);
+  f32.set(x, px >>> 2);
+  ex.reduce(op, px, py, outer, mid, inner);
+  y.set(f32.subarray(py >>> 2, (py >>> 2) + y.length));
+  return true;
+}
+
+/**
+ * y = x·s + r over float32 (the product rounded, then the sum: the Mul and Add kernels' values),
+ * in WebAssembly: `s` of x's length ("same"), one value ("one"), or `c` values repeated along
+ * the last axis ("channel"); `r` of x's length (`rFull`) or one value.
+ *
+ * @returns false (nothing written) when the kernel is unavailable, switched off, `x` is small,
+ *   or the memory would be too large
+ */
+export function mulAddF32Wasm(
+  x: Float32Array,
+  s: Float32Array,
+  r: Float32Array,
+  y: Float32Array,
+  kind: "same" | "one" | "channel",
+  c: number,
+  rFull: boolean,
+): boolean {
+  const ex = kernel;
+  const n = x.length;
+  if (ex === null || !enabled || n < ELEMENTWISE_MIN_ELEMENTS || c < 1) return false;
+  // Per channel: s tiled k times, so that rows are k·c long (see binaryF32).
+  const rows = kind === "channel" ? n / c : 1;
+  const k = kind === "channel" ? Math.max(1, Math.min(rows, Math.floor(TILE_ROW / c))) : 1;
+  const sLen = kind === "channel" ? k * c : kind === "same" ? n : 1;
+  const px = 16;
+  const ps = px + align16(n * 4);
+  const pr = ps + align16(sLen * 4);
+  const py = pr + align16((rFull ? n : 1) * 4);
+  if (!ensureBytes(ex.memory, py + n * 4)) return false;
+  const f32 = new Float32Array(ex.memory.buffer);
+  f32.set(x, px >>> 2);
+  if (kind === "channel") {
+    const row = s.subarray(0, c);
+    for (let t = 0; t < k; t++) f32.set(row, (ps >>> 2) + t * c);
+  } else f32.set(kind === "same" ? s : s.subarray(0, 1), ps >>> 2);
+  f32.set(rFull ? r : r.subarray(0, 1), pr >>> 2);
+  const r2 = rFull ? 1 : 0;
+  if (kind !== "channel") {
+    ex.mulAdd(px, ps, pr, py, 1, n, 0, kind === "same" ? 1 : 0, 0, r2);
+  } else {
+    const w = k * c, q = Math.floor(rows / k), rest = rows - q * k;
+    ex.mulAdd(px, ps, pr, py, q, w, 0, 1, rFull ? w : 0, r2);
+    if (rest > 0) {
+      const done = q * w * 4;
+      ex.mulAdd(
+        px + done,
+        ps,
+        pr + (rFull ? done : 0),
+        py + done,
+        rest,
+        c,
+        0,
+        1,
+        rFull ? c : 0,
+        r2,
+      );
+    }
+  }
+  y.set(f32.subarray(py >>> 2, (py >>> 2) + n));
+  return true;
+}

@@ -1,0 +1,313 @@
+/**
+ * The WebAssembly elementwise kernels (`kernels/wasm/elementwise.ts`): Relu, Relu6 and Tanh
+ * against their definitions (odd lengths for the n % 4 tail, offsets, special values), and the
+ * broadcasting binary ops on randomized shapes (odd sizes, every broadcast pattern, batch > 1)
+ * against a straightforward indexed reference and against the JavaScript loops they replace.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import {
+  binaryF32,
+  ELEMENTWISE_MIN_ELEMENTS,
+  elementwiseWasmSupported,
+  setElementwiseWasmEnabled,
+  unaryF32,
+  WasmAct,
+  WasmBinary,
+} from "../../src/kernels/wasm/elementwise.ts";
+import { arithmeticKernels } from "../../src/kernels/arithmetic.ts";
+import { activationKernels } from "../../src/kernels/activation.ts";
+import { reductionKernels } from "../../src/kernels/reduce.ts";
+import { mulAddF32 } from "../../src/kernels/mul_add.ts";
+import { DataType } from "../../src/tensor/dtype.ts";
+import { Tensor } from "../../src/tensor/tensor.ts";
+import { lcg } from "../random.ts";
+import { runOp } from "./harness.ts";
+
+const SPECIAL = [NaN, Infinity, -Infinity, 0, -0, 1e-30, -1e-30, 0.2499, -0.25, 6, 6.0001, 100];
+
+Deno.test("unaryF32 Relu and Relu6 equal their definitions; Tanh is within 4 float32 ulps", () => {
+  assert.ok(elementwiseWasmSupported, "Deno runs WebAssembly SIMD");
+  const rand = lcg(11);
+  for (const n of [256, 257, 258, 259, 1001, 4099]) {
+    const scale = [0.01, 1, 8, 40][n % 4];
+    const x = Float32Array.from({ length: n + 5 }, () => (rand() * 2 - 1) * scale);
+    x.set(SPECIAL, 5);
+    for (const act of [WasmAct.Relu, WasmAct.Relu6, WasmAct.Tanh]) {
+      const y = new Float32Array(n + 9).fill(-7);
+      assert.ok(unaryF32(act, x, 5, y, 3, n));
+      assert.deepEqual([y[0], y[1], y[2], y[n + 3]], [-7, -7, -7, -7], "writes only its range");
+      for (let i = 0; i < n; i++) {
+        const v = x[5 + i], got = y[3 + i];
+        if (act === WasmAct.Tanh) {
+          const want = Math.tanh(v);
+          if (Number.isNaN(want)) assert.ok(Number.isNaN(got));
+          else {
+            assert.ok(
+              Math.abs(got - want) <= 1e-38 + 4 * 1.2e-7 * Math.abs(want),
+              `tanh(${v}) = ${got}, want ${want}`,
+            );
+          }
+        } else {
+          const want = act === WasmAct.Relu ? (v < 0 ? 0 : v) : v < 0 ? 0 : v > 6 ? 6 : v;
+          // max(-0, 0) may give either zero.
+          assert.ok(Object.is(got, want) || (got === 0 && want === 0), `${act}(${v}) = ${got}`);
+        }
+      }
+    }
+  }
+  assert.equal(unaryF32(WasmAct.Relu, new Float32Array(8), 0, new Float32Array(8), 0, 8), false);
+});
+
+const OPS: [WasmBinary, string, (a: number, b: number) => number][] = [
+  [WasmBinary.Add, "AddV2", (a, b) => a + b],
+  [WasmBinary.Sub, "Sub", (a, b) => a - b],
+  [WasmBinary.Mul, "Mul", (a, b) => a * b],
+  [WasmBinary.Div, "RealDiv", (a, b) => a / b],
+  [WasmBinary.Max, "Maximum", (a, b) => (a !== a || b !== b ? NaN : a < b ? b : a)],
+  [WasmBinary.Min, "Minimum", (a, b) => (a !== a || b !== b ? NaN : b < a ? b : a)],
+  [WasmBinary.SquaredDifference, "SquaredDifference", (a, b) => {
+    const d = Math.fround(a - b);
+    return d * d;
+  }],
+];
+
+/** The broadcast of a and b by explicit multi-indexing (numpy rules), float32-rounded. */
+function reference(
+  f: (a: number, b: number) => number,
+  a: Tensor,
+  b: Tensor,
+): { shape: number[]; data: Float32Array } {
+  const r = Math.max(a.rank, b.rank);
+  const sa = [...Array(r - a.rank).fill(1), ...a.shape];
+  const sb = [...Array(r - b.rank).fill(1), ...b.shape];
+  const shape = sa.map((d, i) => Math.max(d, sb[i]));
+  const n = shape.reduce((x, y) => x * y, 1);
+  const out = new Float32Array(n);
+  const idx = new Array(r).fill(0);
+  for (let o = 0; o < n; o++) {
+    let ia = 0, ib = 0;
+    for (let d = 0; d < r; d++) {
+      ia = ia * sa[d] + (sa[d] === 1 ? 0 : idx[d]);
+      ib = ib * sb[d] + (sb[d] === 1 ? 0 : idx[d]);
+    }
+    out[o] = f((a.data as Float32Array)[ia], (b.data as Float32Array)[ib]);
+    for (let d = r - 1; d >= 0; d--) {
+      if (++idx[d] < shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return { shape, data: out };
+}
+
+function sameValues(got: ArrayLike<number>, want: ArrayLike<number>, what: string): void {
+  assert.equal(got.length, want.length, what);
+  for (let i = 0; i < want.length; i++) {
+    if (!(Object.is(got[i], want[i]) || (got[i] === 0 && want[i] === 0))) {
+      assert.fail(`${what}: at ${i} got ${got[i]}, want ${want[i]}`);
+    }
+  }
+}
+
+Deno.test("float32 binary ops in WebAssembly equal an indexed reference and the JavaScript loops on randomized broadcasts", () => {
+  const rand = lcg(29);
+  const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
+  const randomTensor = (shape: number[]) => {
+    const n = shape.reduce((x, y) => x * y, 1);
+    const data = Float32Array.from({ length: n }, () => (rand() * 2 - 1) * 4);
+    if (n > 3) data[int(0, n - 1)] = NaN;
+    return new Tensor(DataType.DT_FLOAT, shape, data);
+  };
+  // Fixed cases the models have (per-channel vectors, scalars, outer products, batch > 1),
+  // then random ones.
+  const cases: [number[], number[]][] = [
+    [[1, 36, 64, 16], [1, 1, 1, 16]],
+    [[1, 144, 256, 2], [2]],
+    [[3, 17, 19, 5], [1]],
+    [[], [2, 33, 7]],
+    [[64, 64, 1, 1], [1, 1, 6, 17]],
+    [[64, 1, 17], [64, 6, 17]],
+    [[2, 9, 13, 6], [2, 9, 13, 1]],
+    [[5, 1, 7, 3], [1, 11, 1, 3]],
+    [[7, 40], [7, 40]],
+    [[1001, 3], [3]],
+    [[3], [1001, 3]],
+  ];
+  for (let c = 0; c < 40; c++) {
+    const rank = int(1, 5);
+    const full = Array.from({ length: rank }, () => int(1, 9));
+    const a = full.map((d) => (rand() < 0.3 ? 1 : d));
+    const b = full.map((d) => (rand() < 0.3 ? 1 : d)).slice(int(0, rank - 1));
+    cases.push(rand() < 0.5 ? [a, b] : [b, a]);
+  }
+  let viaWasm = 0;
+  for (const [sa, sb] of cases) {
+    const a = randomTensor(sa), b = randomTensor(sb);
+    for (const [code, op, f] of OPS) {
+      const want = reference((x, y) => Math.fround(f(x, y)), a, b);
+      const [got] = runOp(arithmeticKernels, op, [a, b]);
+      assert.deepEqual(got.shape, want.shape, `${op} ${sa} ${sb}`);
+      if (code === WasmBinary.SquaredDifference) {
+        // Shapes the kernel declines run the JavaScript loop, which squares the exact
+        // difference; the kernel, as TensorFlow's float32 kernel, the rounded one.
+        const g = got.data as Float32Array;
+        for (let i = 0; i < g.length; i++) {
+          const w = want.data[i];
+          assert.ok(Object.is(g[i], w) || Math.abs(g[i] - w) <= 2.4e-7 * Math.abs(w), op);
+        }
+      } else sameValues(got.data as Float32Array, want.data, `${op} [${sa}] [${sb}]`);
+      const was = setElementwiseWasmEnabled(false);
+      try {
+        const [js] = runOp(arithmeticKernels, op, [a, b]);
+        if (code === WasmBinary.SquaredDifference) {
+          const g = got.data as Float32Array, j = js.data as Float32Array;
+          for (let i = 0; i < g.length; i++) {
+            assert.ok(Object.is(g[i], j[i]) || Math.abs(g[i] - j[i]) <= 2.4e-7 * Math.abs(j[i]));
+          }
+        } else sameValues(got.data as Float32Array, js.data as Float32Array, `${op} JS vs wasm`);
+      } finally {
+        setElementwiseWasmEnabled(was);
+      }
+      if (want.data.length >= ELEMENTWISE_MIN_ELEMENTS) viaWasm++;
+    }
+  }
+  assert.ok(viaWasm > 40, `enough cases large enough for the kernel (${viaWasm})`);
+});
+
+Deno.test("unaryF32 Exp is within 4 float32 ulps of e^x, 0 below -86.6, +Inf above ln(FLT_MAX)", () => {
+  const rand = lcg(61);
+  for (const n of [256, 257, 259, 3001]) {
+    const x = Float32Array.from({ length: n + 2 }, () => (rand() * 2 - 1) * [1, 20, 90][n % 3]);
+    x.set([NaN, Infinity, -Infinity, 0, -0, 88.7, 88.8, -86.5, -87, -100, 1e-30], 2);
+    const y = new Float32Array(n + 2).fill(-7);
+    assert.ok(unaryF32(WasmAct.Exp, x, 2, y, 0, n));
+    assert.equal(y[n], -7);
+    for (let i = 0; i < n; i++) {
+      const v = x[2 + i], got = y[i], want = Math.exp(v);
+      if (Number.isNaN(v)) assert.ok(Number.isNaN(got));
+      else if (v > 88.72283935546875) assert.equal(got, Infinity, `exp(${v})`);
+      else if (v < -86.6) assert.equal(got, 0, `exp(${v})`);
+      else assert.ok(Math.abs(got - want) <= 4 * 1.2e-7 * want, `exp(${v}) = ${got}, want ${want}`);
+    }
+  }
+});
+
+Deno.test("binaryF32 declines inner strides other than 0 and 1, and small outputs", () => {
+  const a = new Float32Array(10000), b = new Float32Array(10000), y = new Float32Array(5000);
+  assert.equal(binaryF32(WasmBinary.Add, a, b, y, [1, 1, 5000], [0, 0, 2], [0, 0, 1]), false);
+  assert.equal(binaryF32(WasmBinary.Add, a, b, y, [1, 1, 5000], [0, 0, 1], [0, 0, 1]), true);
+  assert.equal(
+    binaryF32(WasmBinary.Add, a, b, new Float32Array(10), [1, 1, 10], [0, 0, 1], [0, 0, 1]),
+    false,
+  );
+});
+
+Deno.test("Relu, Relu6 and Tanh kernels agree with and without WebAssembly", () => {
+  const rand = lcg(3);
+  for (const n of [5, 300, 1027]) {
+    const x = new Tensor(
+      DataType.DT_FLOAT,
+      [1, n],
+      Float32Array.from({ length: n }, () => (rand() * 2 - 1) * 9),
+    );
+    for (const op of ["Relu", "Relu6", "Tanh"]) {
+      const [got] = runOp(activationKernels, op, [x]);
+      const was = setElementwiseWasmEnabled(false);
+      let js: Tensor;
+      try {
+        [js] = runOp(activationKernels, op, [x]);
+      } finally {
+        setElementwiseWasmEnabled(was);
+      }
+      const g = got.data as Float32Array, j = js.data as Float32Array;
+      for (let i = 0; i < n; i++) {
+        assert.ok(Math.abs(g[i] - j[i]) <= 4 * 1.2e-7 * Math.abs(j[i]), `${op} at ${i}`);
+      }
+    }
+  }
+});
+
+Deno.test("float32 Max and Min over middle axes equal a reference, with and without WebAssembly", () => {
+  const rand = lcg(53);
+  const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
+  const cases: [number[], number[]][] = [[[64, 64, 6, 17], [2]], [[3, 5, 7], [1]], [[9, 40], [0]]];
+  for (let c = 0; c < 30; c++) {
+    const rank = int(2, 4);
+    const shape = Array.from({ length: rank }, () => int(1, 9));
+    shape[rank - 1] = int(4, 13);
+    const first = int(0, rank - 2), last = int(first, rank - 2);
+    cases.push([shape, Array.from({ length: last - first + 1 }, (_, i) => first + i)]);
+  }
+  for (const [shape, axes] of cases) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const x = new Tensor(
+      DataType.DT_FLOAT,
+      shape,
+      Float32Array.from({ length: n }, () => (rand() * 2 - 1) * 5),
+    );
+    if (n > 10) (x.data as Float32Array)[int(0, n - 1)] = NaN;
+    const ax = new Tensor(DataType.DT_INT32, [axes.length], Int32Array.from(axes));
+    for (const op of ["Max", "Min"]) {
+      // Reference: fold each output element's values in index order.
+      const outShape = shape.filter((_, d) => !axes.includes(d));
+      const m = outShape.reduce((a, b) => a * b, 1);
+      const want = new Float32Array(m).fill(op === "Max" ? -Infinity : Infinity);
+      const idx = new Array(shape.length).fill(0);
+      for (let i = 0; i < n; i++) {
+        let o = 0;
+        for (let d = 0; d < shape.length; d++) if (!axes.includes(d)) o = o * shape[d] + idx[d];
+        const v = (x.data as Float32Array)[i], w = want[o];
+        want[o] = Number.isNaN(w) || Number.isNaN(v)
+          ? NaN
+          : op === "Max"
+          ? Math.max(w, v)
+          : Math.min(w, v);
+        for (let d = shape.length - 1; d >= 0; d--) {
+          if (++idx[d] < shape[d]) break;
+          idx[d] = 0;
+        }
+      }
+      for (const wasm of [true, false]) {
+        const was = setElementwiseWasmEnabled(wasm);
+        try {
+          const [got] = runOp(reductionKernels, op, [x, ax]);
+          assert.deepEqual(got.shape, outShape);
+          sameValues(got.data as Float32Array, want, `${op} [${shape}] over ${axes} wasm ${wasm}`);
+        } finally {
+          setElementwiseWasmEnabled(was);
+        }
+      }
+    }
+  }
+});
+
+Deno.test("mulAddF32 in WebAssembly gives the Mul-then-Add floats for every kind of scale and sum", () => {
+  const rand = lcg(71);
+  const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
+  const f32 = (shape: number[]) =>
+    new Tensor(
+      DataType.DT_FLOAT,
+      shape,
+      Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (rand() * 2 - 1) * 3),
+    );
+  for (let t = 0; t < 60; t++) {
+    const c = [1, 3, 16, 24, 40, int(1, 70)][t % 6];
+    const shape = [int(1, 2), int(20, 60), int(5, 13), c];
+    const x = f32(shape);
+    const s = [f32(shape), f32([]), f32([1, 1, 1, c]), f32([c])][t % 4];
+    const r = t % 3 === 0 ? f32([1]) : f32(shape);
+    const [mul] = runOp(arithmeticKernels, "Mul", [x, s]);
+    const [want] = runOp(arithmeticKernels, "AddV2", [mul, r]);
+    for (const wasm of [true, false]) {
+      const was = setElementwiseWasmEnabled(wasm);
+      try {
+        const got = mulAddF32(x, s, r)!;
+        assert.deepEqual(got.shape, want.shape);
+        sameValues(got.data as Float32Array, want.data as Float32Array, `[${shape}] ${t}`);
+      } finally {
+        setElementwiseWasmEnabled(was);
+      }
+    }
+  }
+});
