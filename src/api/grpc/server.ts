@@ -46,7 +46,7 @@
  * message declaring more is refused RESOURCE_EXHAUSTED before it is read; and all request bytes
  * buffered at once over every connection stay within {@link GrpcLimits.maxBufferedRequestBytes}
  * (a call that would pass it is refused RESOURCE_EXHAUSTED). Bytes are buffered as they arrive,
- * never allocated from a declared length alone. A request not ended within
+ * never allocated from a declared length alone. A request that gets no bytes for
  * {@link GrpcLimits.requestTimeoutMs} is reset, and at most {@link GrpcLimits.maxConnections}
  * connections are open (the quietest idle one makes room for a new one).
  *
@@ -103,8 +103,8 @@ export interface GrpcLimits extends Partial<H2Limits> {
    */
   readonly maxConnections?: number;
   /**
-   * From a call's request headers to the end of its request (default 60 s): a call whose request
-   * is still incomplete then is reset (RST_STREAM CANCEL, as PROTOCOL-HTTP2.md says a server
+   * How long a call's incomplete request may go without new bytes (default 60 s; counted from
+   * its headers, then from its last DATA): a call whose request stalls that long is reset (RST_STREAM CANCEL, as PROTOCOL-HTTP2.md says a server
    * cancels a call whose payload is incomplete), so a client cannot hold streams, buffer budget
    * or a connection slot by never finishing its requests.
    */
@@ -307,7 +307,7 @@ class GrpcCall implements CallContext {
   /** The whole request message, once read; a count past one is an error. */
   request: Uint8Array | undefined = undefined;
   messages = 0;
-  /** When its request headers came (the sweep's clock), while the request is incomplete. */
+  /** When its request headers or its last request bytes came (the sweep's clock). */
   readSince = 0;
   /** Request bytes charged to the transport's buffer budget. */
   charged = 0;
@@ -706,6 +706,9 @@ class GrpcTransport implements H2Handler {
   data(stream: H2Stream, chunk: Uint8Array, endStream: boolean): void {
     const call = stream.call as GrpcCall | undefined;
     if (call === undefined || call.done) return;
+    // The request timeout counts from the last bytes in (as a web server's body read timeout),
+    // so a large request on a slow link is not cut while it keeps arriving.
+    if (chunk.length > 0) call.readSince = this.#clock;
     let i = 0;
     const n = chunk.length;
     while (i < n) {

@@ -267,3 +267,21 @@ Deno.test("a request that never ends is reset after the request timeout", opts, 
   // No longer busy: a new connection may take its slot.
   await stillServes(s.port);
 });
+
+Deno.test(
+  "a request whose bytes keep coming is not reset by the request timeout",
+  opts,
+  async () => {
+    await using s = await server({ requestTimeoutMs: 300 });
+    using c = await RawH2.connect(s.port);
+    await c.headers(1, grpcHeaders(STATUS));
+    const body = statusRequest();
+    // One byte every 100 ms: longer than the timeout in total, never idle as long as it.
+    for (let i = 0; i < body.length; i++) {
+      await c.data(1, body.subarray(i, i + 1), i === body.length - 1);
+      if (i < body.length - 1) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(body.length * 100 > 600, `${body.length} bytes`);
+    assert.equal(statusOf(await c.answer(1)).code, 0);
+  },
+);
