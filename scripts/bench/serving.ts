@@ -14,6 +14,7 @@ import {
 } from "../../src/proto/gen/tensorflow_serving/apis/predict_pb.ts";
 import { DataType } from "../../src/proto/gen/tensorflow/core/framework/types_pb.ts";
 import { CONFIG, here, type Proc, spawn } from "./process.ts";
+import { v8FlagsArg } from "../../src/config/permissions.ts";
 
 /** TF Serving's half_plus_two (TF1, CPU): y = x / 2 + 2, x of shape [-1, 1]. */
 export const HALF_PLUS_TWO: string = here(
@@ -157,6 +158,9 @@ export interface Served {
 export async function serveHp2(port: number, restPort = 0): Promise<Served> {
   const launcher = spawn([
     "run",
+    // As `deno task serve`: the launcher under the server's V8 flags (a code cache made under
+    // other flags is refused, so the shared modules would be recompiled at every start).
+    v8FlagsArg(),
     "--config",
     CONFIG,
     "--allow-read",
