@@ -78,6 +78,8 @@ import {
   type TensorInfoMap,
 } from "./json_tensor.ts";
 import { PredictTensors } from "../../servables/predict_tensors.ts";
+import type { Tensor } from "../../tensor/tensor.ts";
+import { fastTensor, predictJsonBytes, scanPredictBody } from "./predict_json_fast.ts";
 import { tensorToProto } from "../../tensor/tensor_proto.ts";
 
 /** What the handler answers. */
@@ -484,21 +486,36 @@ export class RestApiHandler {
    */
   #predictTensors(spec: ModelSpec, body: Uint8Array, signal?: () => AbortSignal) {
     const api = this.#api;
-    const decoded = predictTensorsFromJson(
-      body,
-      (signature) => {
-        const name = signature === "" ? DEFAULT_SIGNATURE : signature;
-        const inputs = api.signatureInputTypes!(spec).get(name);
-        if (!inputs) throw invalid(`Serving signature name: "${name}" not found in signature def`);
-        return inputs;
-      },
-      spec.signatureName,
-      this.#parser,
-    );
-    if (decoded.signatureName !== undefined) spec.signatureName = decoded.signatureName;
-    const format = decoded.format;
+    const infoMap = (signature: string) => {
+      const name = signature === "" ? DEFAULT_SIGNATURE : signature;
+      const inputs = api.signatureInputTypes!(spec).get(name);
+      if (!inputs) throw invalid(`Serving signature name: "${name}" not found in signature def`);
+      return inputs;
+    };
+    // The common body (one numeric list or number) straight into a typed array; anything else,
+    // and every error, the general way.
+    let inputs: Map<string, Tensor> | undefined;
+    let format: JsonPredictRequestFormat;
+    const scan = scanPredictBody(body);
+    if (scan !== undefined) {
+      // As the general path: the signature is looked up once the body has been read.
+      const infos = infoMap(spec.signatureName);
+      if (infos.size === 1) {
+        const [[name, dtype]] = infos;
+        const t = fastTensor(scan, dtype);
+        if (t !== undefined) inputs = new Map([[name, t]]);
+      }
+      format = scan.format;
+    }
+    if (inputs === undefined) {
+      const decoded = predictTensorsFromJson(body, infoMap, spec.signatureName, this.#parser);
+      if (decoded.signatureName !== undefined) spec.signatureName = decoded.signatureName;
+      inputs = decoded.inputs;
+      format = decoded.format;
+    }
+    const feeds = inputs;
     const out = this.#timed(
-      (ctx) => api.predictTensors!({ modelSpec: spec, inputs: decoded.inputs }, "rest", ctx),
+      (ctx) => api.predictTensors!({ modelSpec: spec, inputs: feeds }, "rest", ctx),
       signal,
       (res): JsonText | Promise<JsonText> => {
         if (!(res instanceof PredictTensors)) return this.#encode(res.outputs, format);
@@ -515,7 +532,8 @@ export class RestApiHandler {
           return this.#encode(protos, format);
         }
         // The aliases come sorted (the fetch order), as the writer lists them.
-        return makeJsonFromTensorList(res.aliases, res.tensors, format);
+        return predictJsonBytes(res.aliases, res.tensors, format) ??
+          makeJsonFromTensorList(res.aliases, res.tensors, format);
       },
     );
     return out as JsonText | Promise<JsonText>;
