@@ -258,37 +258,29 @@ const encoder = new TextEncoder();
 /**
  * Answers are written one after the other into a slab and handed out as views of it: a fresh
  * typed array costs about half a microsecond in Deno whatever its length (tensor/arena.ts), a
- * view a twentieth of that. A slab is never written twice; a new one is taken when an answer
- * does not fit, and the old one lives as long as any answer viewing it (an answer is copied
+ * view a twentieth of that. A slab is never written twice; a new one is taken when an answer's
+ * bound does not fit, and the old one lives as long as any answer viewing it (an answer is copied
  * into the connection's output at once, so not long).
+ *
+ * The room an answer needs is bounded before it is written ({@link answerBound}), so the writing
+ * itself checks nothing; should the bound ever be short, the bytes past the slab's end are lost
+ * (a typed array ignores them) while the position still counts them, so the answer is seen to
+ * have overflowed and is declined (the general path answers).
  */
 const SLAB_BYTES = 64 * 1024;
+/** The largest answer bound written here. */
+const MAX_BOUND = 256 * 1024 * 1024;
 let out = new Uint8Array(SLAB_BYTES);
 /** Where the answer being written starts in `out`, and where it ends now. */
 let from = 0;
 let at = 0;
 
-/** Room for `k` more bytes: the answer so far moves to a new slab when it does not fit. */
-function room(k: number): void {
-  if (at + k <= out.length) return;
-  const used = at - from;
-  let size = SLAB_BYTES;
-  while (size < 2 * (used + k)) size *= 2;
-  const next = new Uint8Array(size);
-  next.set(out.subarray(from, at));
-  out = next;
-  from = 0;
-  at = used;
-}
-
 function ascii(s: string): void {
-  room(s.length);
   for (let i = 0; i < s.length; i++) out[at++] = s.charCodeAt(i);
 }
 
 function bytes(b: Uint8Array): void {
-  room(b.length);
-  out.set(b, at);
+  if (at + b.length <= out.length) out.set(b, at);
   at += b.length;
 }
 
@@ -299,7 +291,6 @@ let singleLine = false;
 
 /** `\n` and four spaces per level. */
 function newline(depth: number): void {
-  room(1 + 4 * depth);
   out[at++] = 0x0a;
   for (let k = 4 * depth; k > 0; k--) out[at++] = 0x20;
 }
@@ -310,7 +301,6 @@ function prefix(): void {
   if (depth === 0) return;
   const top = depth - 1;
   const count = itemCount[top];
-  room(2);
   if (inArray[top]) {
     if (count > 0) {
       out[at++] = 0x2c;
@@ -326,7 +316,6 @@ function prefix(): void {
       out[at++] = 0x0a;
     }
     if (count % 2 === 0) {
-      room(4 * depth);
       for (let k = 4 * depth; k > 0; k--) out[at++] = 0x20;
     }
   }
@@ -337,7 +326,6 @@ function start(array: boolean): void {
   prefix();
   inArray.push(array);
   itemCount.push(0);
-  room(1);
   out[at++] = array ? 0x5b : 0x7b;
 }
 
@@ -345,7 +333,6 @@ function end(array: boolean): void {
   inArray.pop();
   const empty = itemCount.pop() === 0;
   if (!empty && (!array || !singleLine)) newline(itemCount.length);
-  room(1);
   out[at++] = array ? 0x5d : 0x7d;
 }
 
@@ -354,11 +341,12 @@ function key(name: Uint8Array): void {
   bytes(name);
 }
 
-/** Whether this path writes tensors of `dtype`. */
-function writable(dtype: DataType): boolean {
+/** The most bytes one element of `dtype` takes, or 0 when this path does not write it. */
+function elementBytes(dtype: DataType): number {
   switch (dtype) {
     case DataType.DT_FLOAT:
     case DataType.DT_DOUBLE:
+      return DECIMAL_MAX_BYTES;
     case DataType.DT_INT32:
     case DataType.DT_INT16:
     case DataType.DT_INT8:
@@ -366,16 +354,47 @@ function writable(dtype: DataType): boolean {
     case DataType.DT_UINT32:
     case DataType.DT_INT64:
     case DataType.DT_UINT64:
+      return 20; // -9223372036854775808, 18446744073709551615
     case DataType.DT_BOOL:
-      return true;
+      return 5;
     default:
-      return false;
+      return 0;
   }
+}
+
+/**
+ * An upper bound of the bytes of an answer: every element and every list with its separator,
+ * line break and the deepest indentation, every key once per item, and the frame.
+ *
+ * @returns the bound, or -1 when an output is of a type this path does not write
+ */
+function answerBound(
+  tensors: readonly Tensor[],
+  keys: readonly Uint8Array[],
+  batch: number,
+): number {
+  let bound = 64;
+  for (const t of tensors) {
+    const e = elementBytes(t.dtype);
+    if (e === 0) return -1;
+    const shape = t.shape;
+    // Nesting: the answer's object, the outputs' object, an item's object, the lists.
+    const line = 3 + 4 * (shape.length + 4);
+    let lists = 0;
+    let above = 1;
+    for (let d = 0; d < shape.length; d++) {
+      lists += above;
+      above *= shape[d];
+    }
+    bound += above * (e + line) + lists * (2 + 2 * line);
+  }
+  let keyBytes = 0;
+  for (const k of keys) keyBytes += k.length + 2 + 4 * 3 + 4;
+  return bound + (batch > 0 ? batch : 1) * (keyBytes + 2 * (3 + 4 * 2));
 }
 
 /** One element, after its prefix (`AddSingleValueAndAdvance`). */
 function element(t: Tensor, k: number): void {
-  room(DECIMAL_MAX_BYTES);
   switch (t.dtype) {
     case DataType.DT_FLOAT:
       at = writeDecimalInto(out, at, (t.data as Float32Array)[k], true);
@@ -391,7 +410,7 @@ function element(t: Tensor, k: number): void {
   }
 }
 
-/** `AddTensorValues`: the elements of `t` from dimension `dim` on, from element `offset[0]`. */
+/** `AddTensorValues`: the elements of `t` from dimension `dim` on, from element `offset[o]`. */
 function tensorValues(t: Tensor, dim: number, offset: number[], o: number): void {
   const shape = t.shape;
   const rank = shape.length;
@@ -403,31 +422,83 @@ function tensorValues(t: Tensor, dim: number, offset: number[], o: number): void
   start(true);
   const n = shape[dim];
   if (dim === rank - 1) {
-    if (n > 0) {
-      let k = offset[o];
+    let k = offset[o];
+    for (let i = 0; i < n; i++) {
       prefix();
       element(t, k++);
-      if (singleLine) {
-        // The run of a batched answer: `, ` and the value, the count kept at the end.
-        for (let i = 1; i < n; i++) {
-          room(2);
-          out[at++] = 0x2c;
-          out[at++] = 0x20;
-          element(t, k++);
-        }
-        itemCount[itemCount.length - 1] += n - 1;
-      } else {
-        for (let i = 1; i < n; i++) {
-          prefix();
-          element(t, k++);
-        }
-      }
-      offset[o] = k;
     }
+    offset[o] = k;
   } else {
     for (let i = 0; i < n; i++) tensorValues(t, dim + 1, offset, o);
   }
   end(true);
+}
+
+/**
+ * `AddTensorValues` in single-line mode, after the value's prefix: what PrettyWriter prints with
+ * `kFormatSingleLineArray` on (`[a, b]`, lists nested the same way, `[]` when empty), written
+ * without its per-value bookkeeping; the innermost lists in one loop per type.
+ *
+ * @returns the offset after the elements written
+ */
+function compact(t: Tensor, dim: number, k: number): number {
+  const shape = t.shape;
+  const rank = shape.length;
+  if (dim === rank) {
+    element(t, k);
+    return k + 1;
+  }
+  const n = shape[dim];
+  out[at++] = 0x5b;
+  if (dim < rank - 1) {
+    for (let i = 0; i < n; i++) {
+      if (i > 0) {
+        out[at++] = 0x2c;
+        out[at++] = 0x20;
+      }
+      k = compact(t, dim + 1, k);
+    }
+  } else if (n > 0) {
+    const data = t.data;
+    if (t.dtype === DataType.DT_FLOAT) floatRun(data as Float32Array, k, n);
+    else if (t.dtype === DataType.DT_DOUBLE) doubleRun(data as Float64Array, k, n);
+    else {
+      for (let i = 0; i < n; i++) {
+        if (i > 0) {
+          out[at++] = 0x2c;
+          out[at++] = 0x20;
+        }
+        element(t, k + i);
+      }
+    }
+    k += n;
+  }
+  out[at++] = 0x5d;
+  return k;
+}
+
+/** `n` floats from `data[k]` on, separated by `, `. */
+function floatRun(data: Float32Array, k: number, n: number): void {
+  const o = out;
+  let a = writeDecimalInto(o, at, data[k], true);
+  for (let i = 1; i < n; i++) {
+    o[a++] = 0x2c;
+    o[a++] = 0x20;
+    a = writeDecimalInto(o, a, data[k + i], true);
+  }
+  at = a;
+}
+
+/** `n` doubles from `data[k]` on, separated by `, `. */
+function doubleRun(data: Float64Array, k: number, n: number): void {
+  const o = out;
+  let a = writeDecimalInto(o, at, data[k], false);
+  for (let i = 1; i < n; i++) {
+    o[a++] = 0x2c;
+    o[a++] = 0x20;
+    a = writeDecimalInto(o, a, data[k + i], false);
+  }
+  at = a;
 }
 
 /**
@@ -448,19 +519,21 @@ export function predictJsonBytes(
 ): Uint8Array | undefined {
   if (names.length === 0) return undefined;
   let batch = -1;
-  for (let k = 0; k < tensors.length; k++) {
-    const t = tensors[k];
-    if (!writable(t.dtype)) return undefined;
-    if (format === "row") {
-      if (t.shape.length === 0 || (batch >= 0 && batch !== t.shape[0])) return undefined;
-      batch = t.shape[0];
+  if (format === "row") {
+    for (let k = 0; k < tensors.length; k++) {
+      const shape = tensors[k].shape;
+      if (shape.length === 0 || (batch >= 0 && batch !== shape[0])) return undefined;
+      batch = shape[0];
     }
   }
   const multi = names.length > 1;
   const keys = multi ? names.map((n) => encoder.encode(quote(n))) : [];
-  // A slab grown for a large answer is left to that answer.
-  if (out.length > SLAB_BYTES) {
-    out = new Uint8Array(SLAB_BYTES);
+  const bound = answerBound(tensors, keys, batch);
+  // Another type, or an answer of many empty lists (a [10^9, 0] output): the general path's.
+  if (bound < 0 || bound > MAX_BOUND) return undefined;
+  if (out.length > SLAB_BYTES || at + bound > out.length) {
+    // A new slab (one grown for a large answer is left to that answer).
+    out = new Uint8Array(Math.max(SLAB_BYTES, bound));
     at = 0;
   }
   from = at;
@@ -474,12 +547,24 @@ export function predictJsonBytes(
       key(PREDICTIONS);
       start(true);
       const offsets = names.map(() => 0);
+      const t0 = tensors[0];
+      if (!multi && t0.shape.length === 1 && batch > 0 && t0.dtype === DataType.DT_FLOAT) {
+        // One value per item (a [batch] output): the items are one run.
+        singleLine = true;
+        prefix();
+        floatRun(t0.data as Float32Array, 0, batch);
+        itemCount[itemCount.length - 1] += batch - 1;
+        singleLine = false;
+        batch = 0;
+      }
       for (let item = 0; item < batch; item++) {
         if (multi) start(false);
         singleLine = true;
         for (let k = 0; k < tensors.length; k++) {
           if (multi) key(keys[k]);
-          tensorValues(tensors[k], 1, offsets, k);
+          // An item is on one line: its value's prefix, then the value written compactly.
+          prefix();
+          offsets[k] = compact(tensors[k], 1, offsets[k]);
         }
         singleLine = false;
         if (multi) end(false);
@@ -495,10 +580,11 @@ export function predictJsonBytes(
       if (multi) end(false);
     }
     end(false);
-    done = true;
-    return out.subarray(from, at);
+    // Never past the bound (see the slab's doc); declined if it ever were.
+    done = at <= from + bound && at <= out.length;
+    return done ? out.subarray(from, at) : undefined;
   } finally {
-    // An answer cut short by an error leaves its bytes unused.
+    // An answer cut short (or declined) leaves its bytes unused.
     if (!done) at = from;
   }
 }
