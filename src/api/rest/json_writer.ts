@@ -530,13 +530,22 @@ export function writeDecimal(v: number, isFloat: boolean): string {
   return s;
 }
 
-/** Digits of `n`, most significant first (scratch of {@link gInto}). */
-const DIGITS = new Uint8Array(24);
-
 /** Writes the ASCII string `s` into `out` at `at`; returns the position after it. */
 function asciiInto(out: Uint8Array, at: number, s: string): number {
   for (let i = 0; i < s.length; i++) out[at++] = s.charCodeAt(i);
   return at;
+}
+
+/** Writes the `len` digits of `n` (n < 10^len ≤ 2^31) at `at`; returns the position after. */
+function digitsInto(out: Uint8Array, at: number, n: number, len: number): number {
+  const end = at + len;
+  for (let k = end - 1; k > at; k--) {
+    const q = (n / 10) | 0;
+    out[k] = 0x30 + n - q * 10;
+    n = q;
+  }
+  out[at] = 0x30 + n;
+  return end;
 }
 
 /**
@@ -544,25 +553,22 @@ function asciiInto(out: Uint8Array, at: number, s: string): number {
  * in [10^(p-1), 10^p), p ≤ 9) with the first digit's decimal exponent `x`.
  */
 function gInto(out: Uint8Array, at: number, negative: boolean, n: number, x: number, p: number) {
-  // Two digits a step (n < 10^9 fits int32).
-  let i = p;
-  while (i > 1) {
-    const q = (n / 100) | 0;
-    const r = n - q * 100;
-    const t = (r * 205) >> 11; // r / 10 for r < 100
-    DIGITS[--i] = r - t * 10;
-    DIGITS[--i] = t;
-    n = q;
-  }
-  if (i === 1) DIGITS[0] = n;
+  // Trailing zeros go: `len` digits remain.
   let len = p;
-  while (len > 1 && DIGITS[len - 1] === 0) len--;
+  let q = (n / 10) | 0;
+  while (len > 1 && n === q * 10) {
+    n = q;
+    q = (n / 10) | 0;
+    len--;
+  }
   if (negative) out[at++] = 0x2d;
   if (x < -4 || x >= p) {
-    out[at++] = 0x30 + DIGITS[0];
+    // d[.ddd]e±XX
+    const first = (n / POW10[len - 1]) | 0;
+    out[at++] = 0x30 + first;
     if (len > 1) {
       out[at++] = 0x2e;
-      for (let k = 1; k < len; k++) out[at++] = 0x30 + DIGITS[k];
+      at = digitsInto(out, at, n - first * POW10[len - 1], len - 1);
     }
     out[at++] = 0x65;
     let ax = x;
@@ -576,30 +582,33 @@ function gInto(out: Uint8Array, at: number, negative: boolean, n: number, x: num
       out[at++] = 0x30 + ((ax / 100) | 0);
       ax %= 100;
     }
-    const t = (ax * 205) >> 11;
+    const t = (ax * 205) >> 11; // ax / 10 for ax < 100
     out[at++] = 0x30 + t;
     out[at++] = 0x30 + ax - t * 10;
     return at;
   }
-  if (x >= 0) {
-    if (len <= x + 1) {
-      for (let k = 0; k < len; k++) out[at++] = 0x30 + DIGITS[k];
-      for (let k = len; k <= x; k++) out[at++] = 0x30;
-      // A whole number not in scientific notation gets ".0".
-      out[at++] = 0x2e;
-      out[at++] = 0x30;
-      return at;
-    }
-    for (let k = 0; k <= x; k++) out[at++] = 0x30 + DIGITS[k];
+  if (x < 0) {
+    // 0.000ddd
+    out[at++] = 0x30;
     out[at++] = 0x2e;
-    for (let k = x + 1; k < len; k++) out[at++] = 0x30 + DIGITS[k];
-    return at;
+    for (let k = -x - 1; k > 0; k--) out[at++] = 0x30;
+    return digitsInto(out, at, n, len);
   }
-  out[at++] = 0x30;
+  if (len <= x + 1) {
+    // A whole number not in scientific notation: its digits, zeros, and ".0".
+    at = digitsInto(out, at, n, len);
+    for (let k = len; k <= x; k++) out[at++] = 0x30;
+    out[at] = 0x2e;
+    out[at + 1] = 0x30;
+    return at + 2;
+  }
+  // ddd.ddd: the fraction's digits first (from the end), then the point, then the rest.
+  const fraction = len - x - 1;
+  const scale = POW10[fraction];
+  const whole = (n / scale) | 0;
+  at = digitsInto(out, at, whole, x + 1);
   out[at++] = 0x2e;
-  for (let k = -x - 1; k > 0; k--) out[at++] = 0x30;
-  for (let k = 0; k < len; k++) out[at++] = 0x30 + DIGITS[k];
-  return at;
+  return digitsInto(out, at, n - whole * scale, fraction);
 }
 
 /** 10^k for k in [-340, 340] (index k + 340), each the correctly rounded double. */

@@ -548,11 +548,20 @@ export function predictJsonBytes(
       start(true);
       const offsets = names.map(() => 0);
       const t0 = tensors[0];
-      if (!multi && t0.shape.length === 1 && batch > 0 && t0.dtype === DataType.DT_FLOAT) {
-        // One value per item (a [batch] output): the items are one run.
+      if (!multi && batch > 0) {
+        // One output: the items are values of the one list, on one line (`, ` between them).
         singleLine = true;
         prefix();
-        floatRun(t0.data as Float32Array, 0, batch);
+        if (t0.shape.length === 1 && t0.dtype === DataType.DT_FLOAT) {
+          floatRun(t0.data as Float32Array, 0, batch);
+        } else {
+          let k = compact(t0, 1, 0);
+          for (let item = 1; item < batch; item++) {
+            out[at++] = 0x2c;
+            out[at++] = 0x20;
+            k = compact(t0, 1, k);
+          }
+        }
         itemCount[itemCount.length - 1] += batch - 1;
         singleLine = false;
         batch = 0;
