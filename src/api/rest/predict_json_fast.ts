@@ -489,6 +489,28 @@ function floatRun(data: Float32Array, k: number, n: number): void {
   at = a;
 }
 
+/** `rows` lists of `n` floats (n > 0), `[a, b], [c, d]`: a [rows, n] output's items. */
+function floatRows(data: Float32Array, rows: number, n: number): void {
+  const o = out;
+  let a = at;
+  let k = 0;
+  for (let r = 0; r < rows; r++) {
+    if (r > 0) {
+      o[a++] = 0x2c;
+      o[a++] = 0x20;
+    }
+    o[a++] = 0x5b;
+    a = writeDecimalInto(o, a, data[k++], true);
+    for (let i = 1; i < n; i++) {
+      o[a++] = 0x2c;
+      o[a++] = 0x20;
+      a = writeDecimalInto(o, a, data[k++], true);
+    }
+    o[a++] = 0x5d;
+  }
+  at = a;
+}
+
 /** `n` doubles from `data[k]` on, separated by `, `. */
 function doubleRun(data: Float64Array, k: number, n: number): void {
   const o = out;
@@ -554,6 +576,8 @@ export function predictJsonBytes(
         prefix();
         if (t0.shape.length === 1 && t0.dtype === DataType.DT_FLOAT) {
           floatRun(t0.data as Float32Array, 0, batch);
+        } else if (t0.shape.length === 2 && t0.dtype === DataType.DT_FLOAT && t0.shape[1] > 0) {
+          floatRows(t0.data as Float32Array, batch, t0.shape[1]);
         } else {
           let k = compact(t0, 1, 0);
           for (let item = 1; item < batch; item++) {
