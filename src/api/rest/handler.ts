@@ -272,6 +272,11 @@ function protoJson(value: unknown): string {
   return JSON.stringify(value, null, 1);
 }
 
+/** Paths whose {@link parseModelInfo} a handler keeps per method (then it starts over). */
+const MODEL_INFO_CACHE = 256;
+/** Longer paths are not kept (the cache holds at most 256 × 256 characters). */
+const MODEL_INFO_PATH_CHARS = 256;
+
 /** Nodes a parser may keep between requests before it is replaced (memory after a huge body). */
 const MAX_KEPT_PARSER_NODES = 1 << 22;
 
@@ -298,6 +303,9 @@ export class RestApiHandler {
   readonly #inputs = new WeakMap<Uint8Array, Map<string, TensorInfoMap>>();
   /** The metadata JSON of a packed SignatureDefMap. */
   readonly #signatureJson = new WeakMap<Uint8Array, string>();
+  /** {@link parseModelInfo} results by path, for POST and GET. */
+  readonly #postPaths = new Map<string, ModelInfo>();
+  readonly #getPaths = new Map<string, ModelInfo>();
 
   /**
    * @param api the serving operations
@@ -370,6 +378,30 @@ export class RestApiHandler {
     };
   }
 
+  /**
+   * {@link parseModelInfo}, remembered per method and path (clients call the same few paths;
+   * the pattern is matched once per path rather than per request). At most
+   * {@link MODEL_INFO_CACHE} paths of up to {@link MODEL_INFO_PATH_CHARS} characters are kept;
+   * a path that throws is not kept.
+   */
+  #modelInfo(method: string, path: string): ModelInfo {
+    const byPath = method === "POST"
+      ? this.#postPaths
+      : method === "GET"
+      ? this.#getPaths
+      : undefined;
+    if (byPath === undefined || path.length > MODEL_INFO_PATH_CHARS) {
+      return parseModelInfo(method, path);
+    }
+    let info = byPath.get(path);
+    if (info === undefined) {
+      info = parseModelInfo(method, path);
+      if (byPath.size >= MODEL_INFO_CACHE) byPath.clear();
+      byPath.set(path, info);
+    }
+    return info;
+  }
+
   /** `HttpRestApiHandler::ProcessRequest`. */
   #process(
     method: string,
@@ -377,7 +409,7 @@ export class RestApiHandler {
     body: Uint8Array,
     signal: (() => AbortSignal) | undefined,
   ): JsonText | Promise<JsonText> {
-    const info = parseModelInfo(method, path);
+    const info = this.#modelInfo(method, path);
     if (info.matched && method === "POST") {
       switch (info.method) {
         case "classify":
