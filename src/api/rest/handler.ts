@@ -151,6 +151,25 @@ const MODEL_STATUS_API =
 /** `HttpRestApiHandler::kPathRegex`: what the dispatcher hands to this handler. */
 export const REST_PATH = /^\/v1\/.*$/i;
 
+/**
+ * `REST_PATH.test(path)` without a RegExp call: `/v1/` (any case) then anything but a line
+ * terminator (which a request target cannot hold: it has no space or control character and its
+ * characters are bytes).
+ */
+export function isRestPath(path: string): boolean {
+  if (
+    path.length < 4 || path.charCodeAt(0) !== 0x2f || (path.charCodeAt(1) | 0x20) !== 0x76 ||
+    path.charCodeAt(2) !== 0x31 || path.charCodeAt(3) !== 0x2f
+  ) {
+    return false;
+  }
+  for (let i = 4; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    if (c === 0x0a || c === 0x0d || c === 0x2028 || c === 0x2029) return false;
+  }
+  return true;
+}
+
 const JSON_HEADER = ["Content-Type", "application/json"] as const;
 /** `AddCORSHeaders`. */
 const CORS_HEADERS = [
@@ -303,6 +322,8 @@ export class RestApiHandler {
   readonly #inputs = new WeakMap<Uint8Array, Map<string, TensorInfoMap>>();
   /** The metadata JSON of a packed SignatureDefMap. */
   readonly #signatureJson = new WeakMap<Uint8Array, string>();
+  #lastInfos: TensorInfoMap | undefined;
+  #lastInput: { readonly name: string; readonly dtype: DataType } | undefined;
   /** {@link parseModelInfo} results by path, for POST and GET. */
   readonly #postPaths = new Map<string, ModelInfo>();
   readonly #getPaths = new Map<string, ModelInfo>();
@@ -533,9 +554,9 @@ export class RestApiHandler {
       // As the general path: the signature is looked up once the body has been read.
       const infos = infoMap(spec.signatureName);
       if (infos.size === 1) {
-        const [[name, dtype]] = infos;
-        const t = fastTensor(scan, dtype);
-        if (t !== undefined) inputs = new Map([[name, t]]);
+        const only = this.#onlyInput(infos);
+        const t = fastTensor(scan, only.dtype);
+        if (t !== undefined) (inputs = new Map()).set(only.name, t);
       }
       format = scan.format;
     }
@@ -569,6 +590,16 @@ export class RestApiHandler {
       },
     );
     return out as JsonText | Promise<JsonText>;
+  }
+
+  /** The one input of a signature's input map (remembered for the last map asked about). */
+  #onlyInput(infos: TensorInfoMap): { readonly name: string; readonly dtype: DataType } {
+    if (this.#lastInfos !== infos) {
+      const [[name, dtype]] = infos;
+      this.#lastInfos = infos;
+      this.#lastInput = { name, dtype };
+    }
+    return this.#lastInput!;
   }
 
   /** Encodes Predict outputs (on a worker when they are many). */

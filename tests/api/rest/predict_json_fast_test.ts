@@ -16,6 +16,7 @@ import {
   predictTensorsFromJson,
 } from "../../../src/api/rest/json_tensor.ts";
 import { writeDecimal, writeDecimalInto } from "../../../src/api/rest/json_writer.ts";
+import { isRestPath, REST_PATH } from "../../../src/api/rest/handler.ts";
 import { DataType, type NumericArray } from "../../../src/tensor/dtype.ts";
 import { Tensor } from "../../../src/tensor/tensor.ts";
 
@@ -467,4 +468,17 @@ Deno.test("predictJsonBytes() answers stay valid while later answers are written
   assert.equal(dec.decode(first), '{\n    "predictions": [[1.0], [2.0]\n    ]\n}');
   const want = makeJsonFromTensorList(["y"], [big], "columnar");
   assert.ok(bytesEqual(large, typeof want === "string" ? enc.encode(want) : want));
+});
+
+Deno.test("isRestPath() answers as REST_PATH", () => {
+  const next = rng(99);
+  const chars = ["/", "v", "V", "1", "2", "x", ":", "?", "\n", "\r", "\u2028", "%", " "];
+  const paths = ["", "/", "/v1", "/v1/", "/V1/models/x:predict", "/v2/", "v1/", "/v1/\n", "//v1/"];
+  for (let i = 0; i < 20_000; i++) {
+    const len = Math.floor(next() * 12);
+    let s = next() < 0.7 ? "/v1/" : "";
+    for (let k = 0; k < len; k++) s += chars[Math.floor(next() * chars.length)];
+    paths.push(s);
+  }
+  for (const p of paths) assert.equal(isRestPath(p), REST_PATH.test(p), JSON.stringify(p));
 });
