@@ -244,10 +244,49 @@ export function fastTensor(scan: FastPredictBody, dtype: DataType): Tensor | und
     default:
       return undefined;
   }
-  // As the general path's storage (tiny arrays carved from a shared slab).
-  const data = allocate(dtype, n) as Float32Array;
+  const data = storage(dtype, n) as Float32Array;
   for (let k = 0; k < n; k++) data[k] = src[k];
   return new Tensor(dtype, scan.shape, data);
+}
+
+/**
+ * Input storage of up to this many bytes is carved from {@link inputSlab} (as tensor/arena.ts
+ * carves tiny arrays): a view costs a twentieth of a fresh typed array. A slab is small, so what
+ * a kept input pins, and what posting it to a worker copies with it, stays small.
+ */
+const CARVED_INPUT_BYTES = 1024;
+const INPUT_SLAB_BYTES = 4096;
+let inputSlab = new ArrayBuffer(INPUT_SLAB_BYTES);
+let inputAt = 0;
+
+/** The typed-array constructors of the dtypes {@link fastTensor} builds. */
+const CTORS: Partial<
+  Record<DataType, new (b: ArrayBuffer, at: number, n: number) => NumericArray>
+> = {
+  [DataType.DT_FLOAT]: Float32Array,
+  [DataType.DT_DOUBLE]: Float64Array,
+  [DataType.DT_INT32]: Int32Array,
+  [DataType.DT_INT16]: Int16Array,
+  [DataType.DT_INT8]: Int8Array,
+  [DataType.DT_UINT8]: Uint8Array,
+  [DataType.DT_UINT32]: Uint32Array,
+};
+
+/** Zeroed storage for `n` elements of `dtype`: carved when small, else the general path's. */
+function storage(dtype: DataType, n: number): NumericArray {
+  const ctor = CTORS[dtype];
+  const bytes = ctor === undefined
+    ? 0
+    : n * (ctor as unknown as Float32ArrayConstructor).BYTES_PER_ELEMENT;
+  if (ctor === undefined || bytes === 0 || bytes > CARVED_INPUT_BYTES) return allocate(dtype, n);
+  if (inputAt + bytes > INPUT_SLAB_BYTES) {
+    inputSlab = new ArrayBuffer(INPUT_SLAB_BYTES);
+    inputAt = 0;
+  }
+  const a = new ctor(inputSlab, inputAt, n);
+  // 8-byte steps keep every element type aligned.
+  inputAt += (bytes + 7) & ~7;
+  return a;
 }
 
 // ---------------------------------------------------------------------------------------------
