@@ -53,6 +53,7 @@ import {
 import {
   type PredictRequest,
   PredictRequestSchema,
+  type PredictResponse,
 } from "../../proto/gen/tensorflow_serving/apis/predict_pb.ts";
 import type { TensorProto } from "../../proto/gen/tensorflow/core/framework/tensor_pb.ts";
 import { RegressionRequestSchema } from "../../proto/gen/tensorflow_serving/apis/regression_pb.ts";
@@ -539,20 +540,14 @@ export class RestApiHandler {
    */
   #predictTensors(spec: ModelSpec, body: Uint8Array, signal?: () => AbortSignal) {
     const api = this.#api;
-    const infoMap = (signature: string) => {
-      const name = signature === "" ? DEFAULT_SIGNATURE : signature;
-      const inputs = api.signatureInputTypes!(spec).get(name);
-      if (!inputs) throw invalid(`Serving signature name: "${name}" not found in signature def`);
-      return inputs;
-    };
     // The common body (one numeric list or number) straight into a typed array; anything else,
     // and every error, the general way.
     let inputs: Map<string, Tensor> | undefined;
-    let format: JsonPredictRequestFormat;
+    let format: JsonPredictRequestFormat = "row";
     const scan = scanPredictBody(body);
     if (scan !== undefined) {
       // As the general path: the signature is looked up once the body has been read.
-      const infos = infoMap(spec.signatureName);
+      const infos = this.#signatureInputTypes(spec, spec.signatureName);
       if (infos.size === 1) {
         const only = this.#onlyInput(infos);
         const t = fastTensor(scan, only.dtype);
@@ -561,35 +556,58 @@ export class RestApiHandler {
       format = scan.format;
     }
     if (inputs === undefined) {
-      const decoded = predictTensorsFromJson(body, infoMap, spec.signatureName, this.#parser);
+      const decoded = predictTensorsFromJson(
+        body,
+        (signature) => this.#signatureInputTypes(spec, signature),
+        spec.signatureName,
+        this.#parser,
+      );
       if (decoded.signatureName !== undefined) spec.signatureName = decoded.signatureName;
       inputs = decoded.inputs;
       format = decoded.format;
     }
-    const feeds = inputs;
-    const out = this.#timed(
-      (ctx) => api.predictTensors!({ modelSpec: spec, inputs: feeds }, "rest", ctx),
-      signal,
-      (res): JsonText | Promise<JsonText> => {
-        if (!(res instanceof PredictTensors)) return this.#encode(res.outputs, format);
-        let elements = 0;
-        for (const t of res.tensors) elements += t.size;
-        if (elements > this.#workerOutputElements) {
-          const protos: Record<string, TensorProto> = {};
-          res.aliases.forEach((alias, i) =>
-            Object.defineProperty(protos, alias, {
-              value: tensorToProto(res.tensors[i], true),
-              enumerable: true,
-            })
-          );
-          return this.#encode(protos, format);
-        }
-        // The aliases come sorted (the fetch order), as the writer lists them.
-        return predictJsonBytes(res.aliases, res.tensors, format) ??
-          makeJsonFromTensorList(res.aliases, res.tensors, format);
-      },
-    );
-    return out as JsonText | Promise<JsonText>;
+    // #timed, written out: no closures on the hot path.
+    const timeoutMs = this.#timeoutMs;
+    const t0 = timeoutMs > 0 ? performance.now() : 0;
+    const ctx = new RestCallContext(timeoutMs > 0 ? Date.now() + timeoutMs : undefined, signal);
+    const res = api.predictTensors!({ modelSpec: spec, inputs }, "rest", ctx);
+    if (res instanceof Promise) return res.then((r) => this.#predictAnswer(r, format));
+    if (timeoutMs > 0 && performance.now() - t0 > timeoutMs) {
+      // What DirectSession reports when RunOptions.timeout_in_ms expires.
+      throw new ServingError(Code.DEADLINE_EXCEEDED, DEADLINE_MESSAGE);
+    }
+    return this.#predictAnswer(res, format);
+  }
+
+  /** `GetInfoMap` on the tensor path: a signature's input types (`""`: the default). */
+  #signatureInputTypes(spec: ModelSpec, signature: string): TensorInfoMap {
+    const name = signature === "" ? DEFAULT_SIGNATURE : signature;
+    const inputs = this.#api.signatureInputTypes!(spec).get(name);
+    if (!inputs) throw invalid(`Serving signature name: "${name}" not found in signature def`);
+    return inputs;
+  }
+
+  /** A tensor-path Predict's answer (encoded on a worker when its outputs are many). */
+  #predictAnswer(
+    res: PredictResponse | PredictTensors,
+    format: JsonPredictRequestFormat,
+  ): JsonText | Promise<JsonText> {
+    if (!(res instanceof PredictTensors)) return this.#encode(res.outputs, format);
+    let elements = 0;
+    for (const t of res.tensors) elements += t.size;
+    if (elements > this.#workerOutputElements) {
+      const protos: Record<string, TensorProto> = {};
+      res.aliases.forEach((alias, i) =>
+        Object.defineProperty(protos, alias, {
+          value: tensorToProto(res.tensors[i], true),
+          enumerable: true,
+        })
+      );
+      return this.#encode(protos, format);
+    }
+    // The aliases come sorted (the fetch order), as the writer lists them.
+    return predictJsonBytes(res.aliases, res.tensors, format) ??
+      makeJsonFromTensorList(res.aliases, res.tensors, format);
   }
 
   /** The one input of a signature's input map (remembered for the last map asked about). */

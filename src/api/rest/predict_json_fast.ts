@@ -588,7 +588,7 @@ export function predictJsonBytes(
     }
   }
   const multi = names.length > 1;
-  const keys = multi ? names.map((n) => encoder.encode(quote(n))) : [];
+  const keys = multi ? names.map((n) => encoder.encode(quote(n))) : NO_KEYS;
   const bound = answerBound(tensors, keys, batch);
   // Another type, or an answer of many empty lists (a [10^9, 0] output): the general path's.
   if (bound < 0 || bound > MAX_BOUND) return undefined;
@@ -607,7 +607,6 @@ export function predictJsonBytes(
     if (format === "row") {
       key(PREDICTIONS);
       start(true);
-      const offsets = names.map(() => 0);
       const t0 = tensors[0];
       if (!multi && batch > 0) {
         // One output: the items are values of the one list, on one line (`, ` between them).
@@ -629,6 +628,7 @@ export function predictJsonBytes(
         singleLine = false;
         batch = 0;
       }
+      const offsets = batch > 0 ? names.map(() => 0) : NO_OFFSETS;
       for (let item = 0; item < batch; item++) {
         if (multi) start(false);
         singleLine = true;
@@ -662,4 +662,6 @@ export function predictJsonBytes(
 }
 
 const PREDICTIONS = encoder.encode('"predictions"');
+const NO_KEYS: readonly Uint8Array[] = [];
+const NO_OFFSETS: number[] = [];
 const OUTPUTS = encoder.encode('"outputs"');
