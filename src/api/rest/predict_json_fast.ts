@@ -10,13 +10,14 @@
  *   with its simple steps (so the values are bit for bit its values). Anything else — another
  *   member, a string, `NaN`, an exponent, an empty or ragged list — declines.
  * - {@link predictJsonBytes} writes a Predict response (`{"predictions": …}` or
- *   `{"outputs": …}`) of numeric and bool tensors into a reused byte buffer, as PrettyWriter
+ *   `{"outputs": …}`) of numeric and bool tensors into a shared byte slab, as PrettyWriter
  *   prints it, with the floats formatted by `writeDecimalInto` (json_writer.ts): no string per
  *   value, no UTF-8 encoding of the whole answer afterwards.
  *
  * What a body may cost here is bounded: the scan only runs on bodies up to
  * {@link FAST_BODY_BYTES}, its scratch holds at most one value per two body bytes, and the tensor
- * it builds is charged to the request's decode budget afterwards like any other.
+ * it builds is charged to the request's decode budget afterwards like any other. An answer's
+ * room is bounded from its shapes before it is written, and a bound over 32 MiB declines.
  *
  * @module
  */
@@ -307,8 +308,11 @@ const encoder = new TextEncoder();
  * have overflowed and is declined (the general path answers).
  */
 const SLAB_BYTES = 64 * 1024;
-/** The largest answer bound written here. */
-const MAX_BOUND = 256 * 1024 * 1024;
+/**
+ * The largest answer bound written here (an inline answer has at most 65536 elements: about
+ * 4 MiB; a larger bound is an output of many empty lists, left to the general path).
+ */
+const MAX_BOUND = 32 * 1024 * 1024;
 let out = new Uint8Array(SLAB_BYTES);
 /** Where the answer being written starts in `out`, and where it ends now. */
 let from = 0;
