@@ -30,6 +30,12 @@
  * A big Predict body is decoded, and a big Predict response encoded, on a JSON codec worker
  * (codec.ts) with the same functions, so the event loop keeps answering others meanwhile.
  *
+ * The common Predict — one numeric input sent as `{"instances": [...]}` or `{"inputs": ...}`,
+ * numeric outputs — skips the general JSON tape and text writer: predict_json_fast.ts reads the
+ * body straight into a typed array and writes the answer's bytes straight from the output
+ * tensors, with exactly the general path's values and bytes; anything else, and every error,
+ * takes the general path.
+ *
  * @module
  */
 import { create, fromBinary, toJson } from "@bufbuild/protobuf";
