@@ -482,3 +482,43 @@ Deno.test("isRestPath() answers as REST_PATH", () => {
   }
   for (const p of paths) assert.equal(isRestPath(p), REST_PATH.test(p), JSON.stringify(p));
 });
+
+Deno.test("scanPredictBody() on mutated bodies: the general path's tensor, or declined", () => {
+  const next = rng(31337);
+  const bases = [
+    '{"instances":[[1.0],[2.0],[3.5]]}',
+    '{"instances": [1, -2, 3]}',
+    '{ "inputs" : [[1.25, -0.5], [3, 4]] }',
+    '{"inputs": -7.125}',
+    '{"instances":[[[1,2],[3,4]],[[5,6],[7,8]]]}',
+  ];
+  const bytes = enc.encode('0123456789-.,[]{}":eE \n\tabc');
+  let accepted = 0;
+  for (let i = 0; i < 20_000; i++) {
+    const body = Array.from(enc.encode(bases[Math.floor(next() * bases.length)]));
+    for (let m = 1 + Math.floor(next() * 3); m > 0; m--) {
+      const at = Math.floor(next() * (body.length + 1));
+      const r = next();
+      const byte = bytes[Math.floor(next() * bytes.length)];
+      if (r < 0.4) body[at] = byte;
+      else if (r < 0.7) body.splice(at, 0, byte);
+      else body.splice(at, 1);
+    }
+    const b = new Uint8Array(body);
+    const dtype = next() < 0.7 ? DataType.DT_FLOAT : DataType.DT_INT32;
+    const what = `${DataType[dtype]} ${dec.decode(b)}`;
+    let general: Tensor | undefined;
+    try {
+      general = predictTensorsFromJson(b, () => new Map([["x", dtype]]), "").inputs.get("x");
+    } catch {
+      general = undefined;
+    }
+    const scan = scanPredictBody(b);
+    const fast = scan === undefined ? undefined : fastTensor(scan, dtype);
+    if (fast === undefined) continue;
+    accepted++;
+    assert.ok(general !== undefined, `accepted a body the general path refuses: ${what}`);
+    sameTensor(fast, general, what);
+  }
+  assert.ok(accepted > 500, `${accepted} accepted`);
+});
