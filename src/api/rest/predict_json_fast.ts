@@ -125,7 +125,8 @@ export function scanPredictBody(b: Uint8Array): FastPredictBody | undefined {
     if (c === 0x5b) {
       if (depth === MAX_RANK || (leaf >= 0 && depth >= leaf)) return undefined;
       counts[depth++] = 0;
-      p = skip(b, p + 1);
+      c = b[++p];
+      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) p = skip(b, p);
       continue; // an empty list declines below (`]` is not a value)
     }
     if (leaf < 0) leaf = depth;
@@ -176,7 +177,7 @@ export function scanPredictBody(b: Uint8Array): FastPredictBody | undefined {
       }
     }
     vals[count++] = v;
-    p = skip(b, p);
+    if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) p = skip(b, p);
     // After a value: `,` for the next one, or `]` closing lists.
     for (;;) {
       if (depth === 0) {
@@ -189,7 +190,8 @@ export function scanPredictBody(b: Uint8Array): FastPredictBody | undefined {
       counts[depth - 1]++;
       c = b[p];
       if (c === 0x2c) {
-        p = skip(b, p + 1);
+        c = b[++p];
+        if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) p = skip(b, p);
         break;
       }
       if (c !== 0x5d) return undefined;
@@ -198,7 +200,8 @@ export function scanPredictBody(b: Uint8Array): FastPredictBody | undefined {
       if (dims[level] < 0) dims[level] = size;
       else if (dims[level] !== size) return undefined;
       depth--;
-      p = skip(b, p + 1);
+      c = b[++p];
+      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) p = skip(b, p);
       if (depth === 0) {
         if (b[p] !== 0x7d || skip(b, p + 1) !== n) return undefined;
         valueCount = count;
