@@ -30,6 +30,12 @@
  * A big Predict body is decoded, and a big Predict response encoded, on a JSON codec worker
  * (codec.ts) with the same functions, so the event loop keeps answering others meanwhile.
  *
+ * The common Predict — one numeric input sent as `{"instances": [...]}` or `{"inputs": ...}`,
+ * numeric outputs — skips the general JSON tape and text writer: predict_json_fast.ts reads the
+ * body straight into a typed array and writes the answer's bytes straight from the output
+ * tensors, with exactly the general path's values and bytes; anything else, and every error,
+ * takes the general path.
+ *
  * @module
  */
 import { create, fromBinary, toJson } from "@bufbuild/protobuf";
@@ -53,6 +59,7 @@ import {
 import {
   type PredictRequest,
   PredictRequestSchema,
+  type PredictResponse,
 } from "../../proto/gen/tensorflow_serving/apis/predict_pb.ts";
 import type { TensorProto } from "../../proto/gen/tensorflow/core/framework/tensor_pb.ts";
 import { RegressionRequestSchema } from "../../proto/gen/tensorflow_serving/apis/regression_pb.ts";
@@ -78,6 +85,8 @@ import {
   type TensorInfoMap,
 } from "./json_tensor.ts";
 import { PredictTensors } from "../../servables/predict_tensors.ts";
+import type { Tensor } from "../../tensor/tensor.ts";
+import { fastTensor, predictJsonBytes, scanPredictBody } from "./predict_json_fast.ts";
 import { tensorToProto } from "../../tensor/tensor_proto.ts";
 
 /** What the handler answers. */
@@ -148,6 +157,25 @@ const MODEL_STATUS_API =
   /^\/v1\/models(?:\/([^/:]+))?(?:(?:\/versions\/(\d+))|(?:\/labels\/([^/:]+)))?(?:\/(metadata))?$/i;
 /** `HttpRestApiHandler::kPathRegex`: what the dispatcher hands to this handler. */
 export const REST_PATH = /^\/v1\/.*$/i;
+
+/**
+ * `REST_PATH.test(path)` without a RegExp call: `/v1/` (any case) then anything but a line
+ * terminator (which a request target cannot hold: it has no space or control character and its
+ * characters are bytes).
+ */
+export function isRestPath(path: string): boolean {
+  if (
+    path.length < 4 || path.charCodeAt(0) !== 0x2f || (path.charCodeAt(1) | 0x20) !== 0x76 ||
+    path.charCodeAt(2) !== 0x31 || path.charCodeAt(3) !== 0x2f
+  ) {
+    return false;
+  }
+  for (let i = 4; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    if (c === 0x0a || c === 0x0d || c === 0x2028 || c === 0x2029) return false;
+  }
+  return true;
+}
 
 const JSON_HEADER = ["Content-Type", "application/json"] as const;
 /** `AddCORSHeaders`. */
@@ -270,6 +298,11 @@ function protoJson(value: unknown): string {
   return JSON.stringify(value, null, 1);
 }
 
+/** Paths whose {@link parseModelInfo} a handler keeps per method (then it starts over). */
+const MODEL_INFO_CACHE = 256;
+/** Longer paths are not kept (the cache holds at most 256 × 256 characters). */
+const MODEL_INFO_PATH_CHARS = 256;
+
 /** Nodes a parser may keep between requests before it is replaced (memory after a huge body). */
 const MAX_KEPT_PARSER_NODES = 1 << 22;
 
@@ -296,6 +329,11 @@ export class RestApiHandler {
   readonly #inputs = new WeakMap<Uint8Array, Map<string, TensorInfoMap>>();
   /** The metadata JSON of a packed SignatureDefMap. */
   readonly #signatureJson = new WeakMap<Uint8Array, string>();
+  #lastInfos: TensorInfoMap | undefined;
+  #lastInput: { readonly name: string; readonly dtype: DataType } | undefined;
+  /** {@link parseModelInfo} results by path, for POST and GET. */
+  readonly #postPaths = new Map<string, ModelInfo>();
+  readonly #getPaths = new Map<string, ModelInfo>();
 
   /**
    * @param api the serving operations
@@ -368,6 +406,30 @@ export class RestApiHandler {
     };
   }
 
+  /**
+   * {@link parseModelInfo}, remembered per method and path (clients call the same few paths;
+   * the pattern is matched once per path rather than per request). At most
+   * {@link MODEL_INFO_CACHE} paths of up to {@link MODEL_INFO_PATH_CHARS} characters are kept;
+   * a path that throws is not kept.
+   */
+  #modelInfo(method: string, path: string): ModelInfo {
+    const byPath = method === "POST"
+      ? this.#postPaths
+      : method === "GET"
+      ? this.#getPaths
+      : undefined;
+    if (byPath === undefined || path.length > MODEL_INFO_PATH_CHARS) {
+      return parseModelInfo(method, path);
+    }
+    let info = byPath.get(path);
+    if (info === undefined) {
+      info = parseModelInfo(method, path);
+      if (byPath.size >= MODEL_INFO_CACHE) byPath.clear();
+      byPath.set(path, info);
+    }
+    return info;
+  }
+
   /** `HttpRestApiHandler::ProcessRequest`. */
   #process(
     method: string,
@@ -375,7 +437,7 @@ export class RestApiHandler {
     body: Uint8Array,
     signal: (() => AbortSignal) | undefined,
   ): JsonText | Promise<JsonText> {
-    const info = parseModelInfo(method, path);
+    const info = this.#modelInfo(method, path);
     if (info.matched && method === "POST") {
       switch (info.method) {
         case "classify":
@@ -484,41 +546,84 @@ export class RestApiHandler {
    */
   #predictTensors(spec: ModelSpec, body: Uint8Array, signal?: () => AbortSignal) {
     const api = this.#api;
-    const decoded = predictTensorsFromJson(
-      body,
-      (signature) => {
-        const name = signature === "" ? DEFAULT_SIGNATURE : signature;
-        const inputs = api.signatureInputTypes!(spec).get(name);
-        if (!inputs) throw invalid(`Serving signature name: "${name}" not found in signature def`);
-        return inputs;
-      },
-      spec.signatureName,
-      this.#parser,
-    );
-    if (decoded.signatureName !== undefined) spec.signatureName = decoded.signatureName;
-    const format = decoded.format;
-    const out = this.#timed(
-      (ctx) => api.predictTensors!({ modelSpec: spec, inputs: decoded.inputs }, "rest", ctx),
-      signal,
-      (res): JsonText | Promise<JsonText> => {
-        if (!(res instanceof PredictTensors)) return this.#encode(res.outputs, format);
-        let elements = 0;
-        for (const t of res.tensors) elements += t.size;
-        if (elements > this.#workerOutputElements) {
-          const protos: Record<string, TensorProto> = {};
-          res.aliases.forEach((alias, i) =>
-            Object.defineProperty(protos, alias, {
-              value: tensorToProto(res.tensors[i], true),
-              enumerable: true,
-            })
-          );
-          return this.#encode(protos, format);
-        }
-        // The aliases come sorted (the fetch order), as the writer lists them.
-        return makeJsonFromTensorList(res.aliases, res.tensors, format);
-      },
-    );
-    return out as JsonText | Promise<JsonText>;
+    // The common body (one numeric list or number) straight into a typed array; anything else,
+    // and every error, the general way.
+    let inputs: Map<string, Tensor> | undefined;
+    let format: JsonPredictRequestFormat = "row";
+    const scan = scanPredictBody(body);
+    if (scan !== undefined) {
+      // As the general path: the signature is looked up once the body has been read.
+      const infos = this.#signatureInputTypes(spec, spec.signatureName);
+      if (infos.size === 1) {
+        const only = this.#onlyInput(infos);
+        const t = fastTensor(scan, only.dtype);
+        if (t !== undefined) (inputs = new Map()).set(only.name, t);
+      }
+      format = scan.format;
+    }
+    if (inputs === undefined) {
+      const decoded = predictTensorsFromJson(
+        body,
+        (signature) => this.#signatureInputTypes(spec, signature),
+        spec.signatureName,
+        this.#parser,
+      );
+      if (decoded.signatureName !== undefined) spec.signatureName = decoded.signatureName;
+      inputs = decoded.inputs;
+      format = decoded.format;
+    }
+    // #timed, written out: no closures on the hot path.
+    const timeoutMs = this.#timeoutMs;
+    const t0 = timeoutMs > 0 ? performance.now() : 0;
+    const ctx = new RestCallContext(timeoutMs > 0 ? Date.now() + timeoutMs : undefined, signal);
+    const res = api.predictTensors!({ modelSpec: spec, inputs }, "rest", ctx);
+    if (res instanceof Promise) return res.then((r) => this.#predictAnswer(r, format));
+    if (timeoutMs > 0 && performance.now() - t0 > timeoutMs) {
+      // What DirectSession reports when RunOptions.timeout_in_ms expires.
+      throw new ServingError(Code.DEADLINE_EXCEEDED, DEADLINE_MESSAGE);
+    }
+    return this.#predictAnswer(res, format);
+  }
+
+  /** `GetInfoMap` on the tensor path: a signature's input types (`""`: the default). */
+  #signatureInputTypes(spec: ModelSpec, signature: string): TensorInfoMap {
+    const name = signature === "" ? DEFAULT_SIGNATURE : signature;
+    const inputs = this.#api.signatureInputTypes!(spec).get(name);
+    if (!inputs) throw invalid(`Serving signature name: "${name}" not found in signature def`);
+    return inputs;
+  }
+
+  /** A tensor-path Predict's answer (encoded on a worker when its outputs are many). */
+  #predictAnswer(
+    res: PredictResponse | PredictTensors,
+    format: JsonPredictRequestFormat,
+  ): JsonText | Promise<JsonText> {
+    if (!(res instanceof PredictTensors)) return this.#encode(res.outputs, format);
+    let elements = 0;
+    for (const t of res.tensors) elements += t.size;
+    if (elements > this.#workerOutputElements) {
+      const protos: Record<string, TensorProto> = {};
+      res.aliases.forEach((alias, i) =>
+        Object.defineProperty(protos, alias, {
+          value: tensorToProto(res.tensors[i], true),
+          enumerable: true,
+        })
+      );
+      return this.#encode(protos, format);
+    }
+    // The aliases come sorted (the fetch order), as the writer lists them.
+    return predictJsonBytes(res.aliases, res.tensors, format) ??
+      makeJsonFromTensorList(res.aliases, res.tensors, format);
+  }
+
+  /** The one input of a signature's input map (remembered for the last map asked about). */
+  #onlyInput(infos: TensorInfoMap): { readonly name: string; readonly dtype: DataType } {
+    if (this.#lastInfos !== infos) {
+      const [[name, dtype]] = infos;
+      this.#lastInfos = infos;
+      this.#lastInput = { name, dtype };
+    }
+    return this.#lastInput!;
   }
 
   /** Encodes Predict outputs (on a worker when they are many). */

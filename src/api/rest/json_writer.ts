@@ -529,3 +529,144 @@ export function writeDecimal(v: number, isFloat: boolean): string {
   if (s.indexOf(".") < 0 && s.indexOf("e") < 0) s += ".0";
   return s;
 }
+
+/** Writes the ASCII string `s` into `out` at `at`; returns the position after it. */
+function asciiInto(out: Uint8Array, at: number, s: string): number {
+  for (let i = 0; i < s.length; i++) out[at++] = s.charCodeAt(i);
+  return at;
+}
+
+/** Writes the `len` digits of `n` (n < 10^len ≤ 2^31) at `at`; returns the position after. */
+function digitsInto(out: Uint8Array, at: number, n: number, len: number): number {
+  const end = at + len;
+  for (let k = end - 1; k > at; k--) {
+    const q = (n / 10) | 0;
+    out[k] = 0x30 + n - q * 10;
+    n = q;
+  }
+  out[at] = 0x30 + n;
+  return end;
+}
+
+/**
+ * {@link gText} and WriteDecimal's `.0` rule as bytes: `p` significant digits `n` (an integer
+ * in [10^(p-1), 10^p), p ≤ 9) with the first digit's decimal exponent `x`.
+ */
+function gInto(out: Uint8Array, at: number, negative: boolean, n: number, x: number, p: number) {
+  // Trailing zeros go: `len` digits remain.
+  let len = p;
+  let q = (n / 10) | 0;
+  while (len > 1 && n === q * 10) {
+    n = q;
+    q = (n / 10) | 0;
+    len--;
+  }
+  if (negative) out[at++] = 0x2d;
+  if (x < -4 || x >= p) {
+    // d[.ddd]e±XX
+    const first = (n / POW10[len - 1]) | 0;
+    out[at++] = 0x30 + first;
+    if (len > 1) {
+      out[at++] = 0x2e;
+      at = digitsInto(out, at, n - first * POW10[len - 1], len - 1);
+    }
+    out[at++] = 0x65;
+    let ax = x;
+    if (x < 0) {
+      out[at++] = 0x2d;
+      ax = -x;
+    } else {
+      out[at++] = 0x2b;
+    }
+    if (ax >= 100) {
+      out[at++] = 0x30 + ((ax / 100) | 0);
+      ax %= 100;
+    }
+    const t = (ax * 205) >> 11; // ax / 10 for ax < 100
+    out[at++] = 0x30 + t;
+    out[at++] = 0x30 + ax - t * 10;
+    return at;
+  }
+  if (x < 0) {
+    // 0.000ddd
+    out[at++] = 0x30;
+    out[at++] = 0x2e;
+    for (let k = -x - 1; k > 0; k--) out[at++] = 0x30;
+    return digitsInto(out, at, n, len);
+  }
+  if (len <= x + 1) {
+    // A whole number not in scientific notation: its digits, zeros, and ".0".
+    at = digitsInto(out, at, n, len);
+    for (let k = len; k <= x; k++) out[at++] = 0x30;
+    out[at] = 0x2e;
+    out[at + 1] = 0x30;
+    return at + 2;
+  }
+  // ddd.ddd: the fraction's digits first (from the end), then the point, then the rest.
+  const fraction = len - x - 1;
+  const scale = POW10[fraction];
+  const whole = (n / scale) | 0;
+  at = digitsInto(out, at, whole, x + 1);
+  out[at++] = 0x2e;
+  return digitsInto(out, at, n - whole * scale, fraction);
+}
+
+/** 10^k for k in [-340, 340] (index k + 340), each the correctly rounded double. */
+const POW10_ALL = (() => {
+  const t = new Float64Array(681);
+  for (let k = -340; k <= 340; k++) t[k + 340] = Number(`1e${k}`);
+  return t;
+})();
+
+/**
+ * `floor(log10(a))` for a finite positive normal double, or one less near a power of ten (the
+ * rounding steps correct it): from the binary exponent, without `Math.log10`.
+ */
+function decimalExponent(a: number): number {
+  f64[0] = a;
+  const e2 = ((u32[1] >>> 20) & 0x7ff) - 1023;
+  // a ∈ [2^e2, 2^(e2+1)): floor(log10 a) is x or x + 1.
+  let x = Math.floor(e2 * 0.3010299956639812);
+  if (a >= POW10_ALL[x + 341]) x++;
+  return x;
+}
+
+/** The most bytes {@link writeDecimalInto} writes (`-2.2250738585072014e-308`: 24). */
+export const DECIMAL_MAX_BYTES = 32;
+
+/**
+ * {@link writeDecimal} written as ASCII bytes into `out` at `at`, without making a string for
+ * the common values (six or nine significant digits found with exact powers of ten); the others
+ * are written from {@link writeDecimal}'s text. The bytes are always that text's.
+ *
+ * @param out the buffer, with at least {@link DECIMAL_MAX_BYTES} bytes of room at `at`
+ * @param at where to write
+ * @param v the value
+ * @param isFloat a float (else a double)
+ * @returns the position after the written bytes
+ */
+export function writeDecimalInto(out: Uint8Array, at: number, v: number, isFloat: boolean): number {
+  if (v === 0) {
+    if (Object.is(v, -0)) out[at++] = 0x2d;
+    out[at] = 0x30;
+    out[at + 1] = 0x2e;
+    out[at + 2] = 0x30;
+    return at + 3;
+  }
+  const negative = v < 0;
+  const a = negative ? -v : v;
+  // NaN, the infinities and subnormal doubles take the text path.
+  if (a < Infinity && a >= 2.2250738585072014e-308) {
+    const x0 = decimalExponent(a);
+    // The steps of writeDecimal: six digits kept when they read back as the value, else nine
+    // (a float); whatever needs formatG goes through writeDecimal itself.
+    if (round(a, x0, 6)) {
+      if (!rNearTie) {
+        const c = rS >= 0 ? rN / POW10[rS] : rN * POW10[-rS];
+        if ((isFloat ? Math.fround(c) : c) === a) return gInto(out, at, negative, rN, rX, 6);
+      }
+      if (isFloat && round(a, x0, 9) && !rNearTie) return gInto(out, at, negative, rN, rX, 9);
+    }
+  }
+  return asciiInto(out, at, writeDecimal(v, isFloat));
+}
