@@ -11,6 +11,7 @@ import { CONFIG, freePort, here, spawn, stop } from "./process.ts";
 import { GRPC_HEADERS, type H2loadOptions, measured, spread } from "./h2load.ts";
 import { checkHp2Answer, grpcUnary, hp2PredictFrame, PREDICT_PATH, serveHp2 } from "./serving.ts";
 import { table } from "./timing.ts";
+import { v8FlagsArg } from "../../src/config/permissions.ts";
 
 const ECHO = here("./grpc_echo_server.ts");
 const OWN_ECHO = here("./grpc_own_echo_server.ts");
@@ -33,8 +34,10 @@ export async function benchGrpc(seconds = 3, rounds = 3): Promise<string> {
   }
   const port = freePort();
   const served = await serveHp2(port);
-  const echo = spawn(["run", "--config", CONFIG, "-A", ECHO, "--exit-on-stdin-close"]);
-  const own = spawn(["run", "--config", CONFIG, "-A", OWN_ECHO, "--exit-on-stdin-close"]);
+  // The baselines run under the server's V8 flags too, so the ratio compares the serving path.
+  const flags = ["run", v8FlagsArg(), "--config", CONFIG, "-A"];
+  const echo = spawn([...flags, ECHO, "--exit-on-stdin-close"]);
+  const own = spawn([...flags, OWN_ECHO, "--exit-on-stdin-close"]);
   try {
     await echo.waitFor(/^\d+$/);
     const echoPort = Number(echo.lines.find((l) => /^\d+$/.test(l)));

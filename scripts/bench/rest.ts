@@ -14,6 +14,7 @@ import { h2load, type H2loadOptions, type H2loadReport, measured, spread } from 
 import { hp2Inputs, hp2RestBody, serveHp2 } from "./serving.ts";
 import { BATCHES } from "./grpc.ts";
 import { table } from "./timing.ts";
+import { v8FlagsArg } from "../../src/config/permissions.ts";
 
 const ECHO = here("./rest_echo_server.ts");
 
@@ -119,10 +120,20 @@ export async function benchRest(seconds = 3, rounds = 3): Promise<string> {
   const restPort = freePort();
   const served = await serveHp2(freePort(), restPort);
   const barePort = freePort();
-  const bare = spawn(["run", "--allow-net", ECHO, `--port=${barePort}`, "--mode=read"]);
+  // The baselines run under the server's V8 flags too (its small young generation costs CPU per
+  // request), so the ratio compares the serving path, not the heap settings.
+  const bare = spawn([
+    "run",
+    v8FlagsArg(),
+    "--allow-net",
+    ECHO,
+    `--port=${barePort}`,
+    "--mode=read",
+  ]);
   const ownPort = freePort();
   const own = spawn([
     "run",
+    v8FlagsArg(),
     "--allow-net",
     ECHO,
     `--port=${ownPort}`,
