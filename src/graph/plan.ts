@@ -120,6 +120,11 @@ export class SequentialPlan implements Plan {
      * may keep it, or the caller); null when the plan recycles nothing.
      */
     private readonly keep: Uint8Array | null,
+    /**
+     * The slots every run starts with: the constants' values (filled once, at compile time;
+     * no step computes them), holes elsewhere.
+     */
+    private readonly initial: readonly (Tensor | undefined)[],
   ) {
     this.#arena = keep === null ? undefined : new Arena();
   }
@@ -152,7 +157,8 @@ export class SequentialPlan implements Plan {
 
   #run(feeds: readonly Tensor[], arena: Arena | undefined): Tensor[] {
     const keep = this.keep!;
-    const slots: (Tensor | undefined)[] = new Array(this.numSlots);
+    // A copy of the constants' slots: a step's free clears only this run's copy.
+    const slots = this.initial.slice();
     for (let i = 0; i < this.feedSlots.length; i++) slots[this.feedSlots[i]] = feeds[i];
     const timer = stepTimer;
     let s = 0;
@@ -473,21 +479,28 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
       },
     });
   };
-  for (const n of order) {
-    if (n.op === FUSED_DENSE_SOFTMAX) {
-      const run = compileFusedDenseSoftmax(n as FusedNode, compileNode);
-      if (run) runs.set(n.name, run);
-    } else if (n.op === FUSED_MUL_ADD) {
-      const run = compileFusedMulAdd(n as FusedNode, compileNode);
-      if (run) runs.set(n.name, run);
-    } else if (splitsBinary(n.op) && !controlFlow && isTeamMember()) {
-      // Only a team member (a pool worker) ever splits: other isolates' plans pay nothing.
-      const run = compileNode(n);
-      if (run) runs.set(n.name, splittingBinary(n.op, run));
-    } else {
-      const run = compileNode(n);
-      if (run) runs.set(n.name, run);
+  // Kernels compile (and constants are evaluated, below) with no arena active: a constant's
+  // storage must never be the arena's to recycle (tensor/arena.ts).
+  const outerArena = activateArena(undefined);
+  try {
+    for (const n of order) {
+      if (n.op === FUSED_DENSE_SOFTMAX) {
+        const run = compileFusedDenseSoftmax(n as FusedNode, compileNode);
+        if (run) runs.set(n.name, run);
+      } else if (n.op === FUSED_MUL_ADD) {
+        const run = compileFusedMulAdd(n as FusedNode, compileNode);
+        if (run) runs.set(n.name, run);
+      } else if (splitsBinary(n.op) && !controlFlow && isTeamMember()) {
+        // Only a team member (a pool worker) ever splits: other isolates' plans pay nothing.
+        const run = compileNode(n);
+        if (run) runs.set(n.name, splittingBinary(n.op, run));
+      } else {
+        const run = compileNode(n);
+        if (run) runs.set(n.name, run);
+      }
     }
+  } finally {
+    activateArena(outerArena);
   }
   if (missing.size > 0) throw new MissingOpsError(missing, where);
 
@@ -544,15 +557,23 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
     return s;
   };
   order = order.filter((n) => !forwarded(n));
+  // A Const is evaluated once, here, and its value put in the slots every run starts with; a
+  // NoOp has no outputs and no effect (its control inputs are ordered and run as steps of their
+  // own). Neither is a step: a run pays nothing for them. A fed Const output is never one of its
+  // outputs' slots (noteOutput below), so the feed is what readers see.
+  const constants = order.filter((n) =>
+    n.op === "Const" && n.inputs.length === 0 && !functionCalls.has(n.name)
+  );
+  order = order.filter((n) =>
+    !((n.op === "Const" || n.op === "NoOp") && n.inputs.length === 0 &&
+      !functionCalls.has(n.name))
+  );
   const inputSlots = order.map((n) => Int32Array.from(n.inputs, slot));
   const fetchSlots = Int32Array.from(spec.fetches, slot);
   const lastUse = new Int32Array(numSlots).fill(-1);
   inputSlots.forEach((ins, i) => ins.forEach((s) => (lastUse[s] = i)));
   for (const s of fetchSlots) lastUse[s] = order.length; // never freed
   const frees: number[][] = order.map(() => []);
-  lastUse.forEach((step, s) => {
-    if (step >= 0 && step < order.length) frees[step].push(s);
-  });
 
   // Which slots each node's outputs fill (a fed output is never overwritten by its producer).
   const outsOf = new Map<string, [number, number][]>();
@@ -567,6 +588,41 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
   };
   for (const n of order) n.inputs.forEach(noteOutput);
   spec.fetches.forEach(noteOutput);
+
+  // The constants' values, in the slots every run starts with. Their storage was made with no
+  // arena active, so no arena ever recycles it or hands it to a kernel to write; a step's free
+  // of a constant's slot is left out (the next run starts from these again).
+  const initial: (Tensor | undefined)[] = new Array(numSlots);
+  const isConstant = new Uint8Array(numSlots);
+  const prevArena = activateArena(undefined);
+  try {
+    for (const n of constants) {
+      const outs = outsOf.get(n.name);
+      if (outs === undefined) continue;
+      let values: Tensor[];
+      try {
+        values = runs.get(n.name)!([]);
+      } catch (e) {
+        throw nodeError(e, n.name);
+      }
+      for (const [idx, s] of outs) {
+        if (idx >= values.length) {
+          throw new ServingError(
+            Code.INTERNAL,
+            `Kernel returned ${values.length} outputs, expected at least ${idx + 1}` +
+              NODE_SUFFIX(n.name),
+          );
+        }
+        initial[s] = values[idx];
+        isConstant[s] = 1;
+      }
+    }
+  } finally {
+    activateArena(prevArena);
+  }
+  lastUse.forEach((step, s) => {
+    if (step >= 0 && step < order.length && isConstant[s] === 0) frees[step].push(s);
+  });
 
   // Storage recycling (tensor/arena.ts): pure ops allocate from the plan's arena; a slot read by
   // any other kernel (which might keep the tensor) or fetched never has its storage recycled.
@@ -603,6 +659,7 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
     fetchSlots,
     order.map((n) => n.op),
     spec.arena === false ? null : keep,
+    initial,
   );
 }
 
