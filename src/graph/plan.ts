@@ -14,7 +14,7 @@ import { Attrs } from "../kernels/attrs.ts";
 import type { Kernel, KernelRun, ResourceManager } from "../kernels/kernel.ts";
 import type { KernelRegistry } from "../kernels/registry.ts";
 import { Tensor } from "../tensor/tensor.ts";
-import { activateArena, Arena } from "../tensor/arena.ts";
+import { activateArena, Arena, inFloatStore } from "../tensor/arena.ts";
 import { compileExecutor, CONTROL_FLOW_OPS, isBackEdge, nodeError } from "./executor.ts";
 import { FUSED_DENSE_SOFTMAX, FUSED_MUL_ADD, type FusedNode, fuseGraph } from "./fuse.ts";
 import { mulAddF32 } from "../kernels/mul_add.ts";
@@ -319,6 +319,11 @@ const ARENA_OPS = new Set([
   FUSED_MUL_ADD,
 ]);
 
+/** Most bytes of one folded constant (an op of constants evaluated at compile time). */
+const MAX_FOLDED_BYTES = 1 << 20;
+/** Most bytes of folded constants a plan holds. */
+const MAX_FOLDED_PLAN_BYTES = 16 << 20;
+
 /** Ops whose outputs are variable references (TensorFlow's ref types). */
 const REF_OUTPUT_OPS = new Set(["VariableV2", "Variable", "Assign", "AssignAdd", "AssignSub"]);
 /** Ops that pass their one input through unchanged. */
@@ -568,12 +573,8 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
     !((n.op === "Const" || n.op === "NoOp") && n.inputs.length === 0 &&
       !functionCalls.has(n.name))
   );
-  const inputSlots = order.map((n) => Int32Array.from(n.inputs, slot));
+  let inputSlots = order.map((n) => Int32Array.from(n.inputs, slot));
   const fetchSlots = Int32Array.from(spec.fetches, slot);
-  const lastUse = new Int32Array(numSlots).fill(-1);
-  inputSlots.forEach((ins, i) => ins.forEach((s) => (lastUse[s] = i)));
-  for (const s of fetchSlots) lastUse[s] = order.length; // never freed
-  const frees: number[][] = order.map(() => []);
 
   // Which slots each node's outputs fill (a fed output is never overwritten by its producer).
   const outsOf = new Map<string, [number, number][]>();
@@ -617,9 +618,49 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
         isConstant[s] = 1;
       }
     }
+    // Constant folding: a pure op (ARENA_OPS: deterministic, keeps nothing) whose inputs are all
+    // constants is evaluated here too and is no step. One that fails is left as a step, so that
+    // a run fails as it would have; one whose output is large is left too (TensorFlow's
+    // constant folding also bounds what it materializes), as is a split binary op of a kernel
+    // team member (which must not use the team while compiling).
+    const folded = new Uint8Array(order.length);
+    let foldedBytes = 0;
+    order.forEach((n, i) => {
+      const ins = inputSlots[i];
+      if (!ARENA_OPS.has(n.op) || functionCalls.has(n.name) || ins.length === 0) return;
+      if (splitsBinary(n.op) && isTeamMember()) return;
+      for (let j = 0; j < ins.length; j++) if (isConstant[ins[j]] === 0) return;
+      const outs = outsOf.get(n.name);
+      if (outs === undefined) return;
+      let values: Tensor[];
+      try {
+        values = runs.get(n.name)!(Array.from(ins, (s) => initial[s]!));
+      } catch {
+        return;
+      }
+      let bytes = 0;
+      for (const [idx] of outs) {
+        const v = values[idx];
+        if (v === undefined || v.ref || typeof v.data !== "object" || inFloatStore(v.data)) return;
+        bytes += (v.data as { byteLength?: number }).byteLength ?? Infinity;
+      }
+      if (bytes > MAX_FOLDED_BYTES || foldedBytes + bytes > MAX_FOLDED_PLAN_BYTES) return;
+      foldedBytes += bytes;
+      for (const [idx, s] of outs) {
+        initial[s] = values[idx];
+        isConstant[s] = 1;
+      }
+      folded[i] = 1;
+    });
+    inputSlots = inputSlots.filter((_, i) => folded[i] === 0);
+    order = order.filter((_, i) => folded[i] === 0);
   } finally {
     activateArena(prevArena);
   }
+  const lastUse = new Int32Array(numSlots).fill(-1);
+  inputSlots.forEach((ins, i) => ins.forEach((s) => (lastUse[s] = i)));
+  for (const s of fetchSlots) lastUse[s] = order.length; // never freed
+  const frees: number[][] = order.map(() => []);
   lastUse.forEach((step, s) => {
     if (step >= 0 && step < order.length && isConstant[s] === 0) frees[step].push(s);
   });

@@ -2,7 +2,7 @@
  * Constants in a sequential plan (`graph/plan.ts`): evaluated once, at compile time, and never
  * run as steps; with storage recycling on, their values stay intact run after run, a fetched
  * constant stays correct, no kernel output is given a constant's storage, and a fed Const
- * output is replaced by its feed.
+ * output is replaced by its feed. A pure op of constants is folded the same way, unless it fails.
  *
  * @module
  */
@@ -13,6 +13,7 @@ import { defaultRegistry } from "../../src/kernels/mod.ts";
 import { Session } from "../../src/runtime/session.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
+import { Code, ServingError } from "../../src/errors.ts";
 import { randomFloats } from "../random.ts";
 
 const F = { T: attrValue.type(DataType.DT_FLOAT) };
@@ -106,4 +107,39 @@ Deno.test("a plan fetching only constants runs no step and answers their values"
     assert.deepEqual([...(back.data as Int32Array)], SHAPE);
     assert.deepEqual([...(flat.data as Int32Array)], [80, 120]);
   }
+});
+
+Deno.test("a pure op of constants is folded at compile time; one that fails still fails the run", () => {
+  const g = new GraphBuilder();
+  const x = g.placeholder("x", DataType.DT_FLOAT, [3]);
+  const a = g.constant("a", new Tensor(DataType.DT_FLOAT, [3], Float32Array.from([1, 2, 3])));
+  const b = g.constant("b", new Tensor(DataType.DT_FLOAT, [3], Float32Array.from([4, 5, 6])));
+  const ab = g.op("ab", "Mul", [a, b], F);
+  const negAb = g.op("neg_ab", "Neg", [ab], F);
+  g.op("y", "AddV2", [x, negAb], F);
+  const bad = g.constant("bad", new Tensor(DataType.DT_INT32, [1], Int32Array.from([7])));
+  g.op("bad_reshape", "Reshape", [a, bad], RESHAPE);
+  g.op("round", "Round", [a], F); // not a listed pure op: a step
+  const s = new Session(g.graph(), [], defaultRegistry());
+  const plan = s.compile(
+    { feeds: refs(["x:0"]), fetches: refs(["y:0", "ab:0", "round:0"]) },
+    "folded",
+  );
+  assert.deepEqual([...plan.ops].sort(), ["AddV2", "Round"]);
+  for (let run = 0; run < 2; run++) {
+    const [y, ab2, r] = plan.run([
+      new Tensor(DataType.DT_FLOAT, [3], Float32Array.from([1, 1, 1])),
+    ]);
+    assert.deepEqual([...(y.data as Float32Array)], [-3, -9, -17]);
+    assert.deepEqual([...(ab2.data as Float32Array)], [4, 10, 18]);
+    assert.deepEqual([...(r.data as Float32Array)], [1, 2, 3]);
+  }
+  const failing = s.compile({ feeds: [], fetches: refs(["bad_reshape:0"]) }, "failing");
+  assert.deepEqual(failing.ops, ["Reshape"]);
+  assert.throws(
+    () => failing.run([]),
+    (e: unknown) =>
+      e instanceof ServingError && e.code === Code.INVALID_ARGUMENT &&
+      e.message.includes("{{node bad_reshape}}"),
+  );
 });
