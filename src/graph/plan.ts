@@ -319,10 +319,38 @@ const ARENA_OPS = new Set([
   FUSED_MUL_ADD,
 ]);
 
-/** Most bytes of one folded constant (an op of constants evaluated at compile time). */
-const MAX_FOLDED_BYTES = 1 << 20;
+/**
+ * Constant folding (an op of constants evaluated at compile time) is for the small shape and
+ * index arithmetic converters leave in graphs: at most this many bytes in its inputs, and in
+ * its outputs.
+ */
+const MAX_FOLD_BYTES = 64 * 1024;
 /** Most bytes of folded constants a plan holds. */
-const MAX_FOLDED_PLAN_BYTES = 16 << 20;
+const MAX_FOLDED_PLAN_BYTES = 4 * 1024 * 1024;
+/**
+ * Pure ops never folded: the products, convolutions and pools, whose weights are prepared
+ * (packed, shared with the workers) on their first run, and which can be slow; folding them
+ * would move that work, and its cost, into the load.
+ */
+const NOT_FOLDED = new Set([
+  "AvgPool",
+  "BatchMatMul",
+  "BatchMatMulV2",
+  "Conv2D",
+  "Conv2DBackpropInput",
+  "DepthwiseConv2dNative",
+  "MatMul",
+  "MaxPool",
+  "_FusedConv2D",
+  "_FusedDepthwiseConv2dNative",
+  "_FusedMatMul",
+  FUSED_DENSE_SOFTMAX,
+]);
+
+/** The bytes of a tensor's values; Infinity for strings (never folded). */
+function byteSize(t: Tensor): number {
+  return (t.data as { byteLength?: number }).byteLength ?? Infinity;
+}
 
 /** Ops whose outputs are variable references (TensorFlow's ref types). */
 const REF_OUTPUT_OPS = new Set(["VariableV2", "Variable", "Assign", "AssignAdd", "AssignSub"]);
@@ -620,16 +648,21 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
     }
     // Constant folding: a pure op (ARENA_OPS: deterministic, keeps nothing) whose inputs are all
     // constants is evaluated here too and is no step. One that fails is left as a step, so that
-    // a run fails as it would have; one whose output is large is left too (TensorFlow's
-    // constant folding also bounds what it materializes), as is a split binary op of a kernel
-    // team member (which must not use the team while compiling).
+    // a run fails as it would have; one with large inputs or outputs is left too (TensorFlow's
+    // constant folding also bounds what it materializes), as are the ops in NOT_FOLDED and a
+    // split binary op of a kernel team member (which must not use the team while compiling).
     const folded = new Uint8Array(order.length);
     let foldedBytes = 0;
     order.forEach((n, i) => {
       const ins = inputSlots[i];
-      if (!ARENA_OPS.has(n.op) || functionCalls.has(n.name) || ins.length === 0) return;
-      if (splitsBinary(n.op) && isTeamMember()) return;
-      for (let j = 0; j < ins.length; j++) if (isConstant[ins[j]] === 0) return;
+      if (!ARENA_OPS.has(n.op) || NOT_FOLDED.has(n.op) || functionCalls.has(n.name)) return;
+      if (ins.length === 0 || (splitsBinary(n.op) && isTeamMember())) return;
+      let inBytes = 0;
+      for (let j = 0; j < ins.length; j++) {
+        if (isConstant[ins[j]] === 0) return;
+        inBytes += byteSize(initial[ins[j]]!);
+      }
+      if (inBytes > MAX_FOLD_BYTES) return;
       const outs = outsOf.get(n.name);
       if (outs === undefined) return;
       let values: Tensor[];
@@ -642,9 +675,9 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
       for (const [idx] of outs) {
         const v = values[idx];
         if (v === undefined || v.ref || typeof v.data !== "object" || inFloatStore(v.data)) return;
-        bytes += (v.data as { byteLength?: number }).byteLength ?? Infinity;
+        bytes += byteSize(v);
       }
-      if (bytes > MAX_FOLDED_BYTES || foldedBytes + bytes > MAX_FOLDED_PLAN_BYTES) return;
+      if (bytes > MAX_FOLD_BYTES || foldedBytes + bytes > MAX_FOLDED_PLAN_BYTES) return;
       foldedBytes += bytes;
       for (const [idx, s] of outs) {
         initial[s] = values[idx];
