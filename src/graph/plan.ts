@@ -14,7 +14,7 @@ import { Attrs } from "../kernels/attrs.ts";
 import type { Kernel, KernelRun, ResourceManager } from "../kernels/kernel.ts";
 import type { KernelRegistry } from "../kernels/registry.ts";
 import { Tensor } from "../tensor/tensor.ts";
-import { activateArena, Arena } from "../tensor/arena.ts";
+import { activateArena, Arena, inFloatStore } from "../tensor/arena.ts";
 import { compileExecutor, CONTROL_FLOW_OPS, isBackEdge, nodeError } from "./executor.ts";
 import { FUSED_DENSE_SOFTMAX, FUSED_MUL_ADD, type FusedNode, fuseGraph } from "./fuse.ts";
 import { mulAddF32 } from "../kernels/mul_add.ts";
@@ -120,6 +120,11 @@ export class SequentialPlan implements Plan {
      * may keep it, or the caller); null when the plan recycles nothing.
      */
     private readonly keep: Uint8Array | null,
+    /**
+     * The slots every run starts with: the constants' values (filled once, at compile time;
+     * no step computes them), holes elsewhere.
+     */
+    private readonly initial: readonly (Tensor | undefined)[],
   ) {
     this.#arena = keep === null ? undefined : new Arena();
   }
@@ -152,7 +157,8 @@ export class SequentialPlan implements Plan {
 
   #run(feeds: readonly Tensor[], arena: Arena | undefined): Tensor[] {
     const keep = this.keep!;
-    const slots: (Tensor | undefined)[] = new Array(this.numSlots);
+    // A copy of the constants' slots: a step's free clears only this run's copy.
+    const slots = this.initial.slice();
     for (let i = 0; i < this.feedSlots.length; i++) slots[this.feedSlots[i]] = feeds[i];
     const timer = stepTimer;
     let s = 0;
@@ -312,6 +318,39 @@ const ARENA_OPS = new Set([
   FUSED_DENSE_SOFTMAX,
   FUSED_MUL_ADD,
 ]);
+
+/**
+ * Constant folding (an op of constants evaluated at compile time) is for the small shape and
+ * index arithmetic converters leave in graphs: at most this many bytes in its inputs, and in
+ * its outputs.
+ */
+const MAX_FOLD_BYTES = 64 * 1024;
+/** Most bytes of folded constants a plan holds. */
+const MAX_FOLDED_PLAN_BYTES = 4 * 1024 * 1024;
+/**
+ * Pure ops never folded: the products, convolutions and pools, whose weights are prepared
+ * (packed, shared with the workers) on their first run, and which can be slow; folding them
+ * would move that work, and its cost, into the load.
+ */
+const NOT_FOLDED = new Set([
+  "AvgPool",
+  "BatchMatMul",
+  "BatchMatMulV2",
+  "Conv2D",
+  "Conv2DBackpropInput",
+  "DepthwiseConv2dNative",
+  "MatMul",
+  "MaxPool",
+  "_FusedConv2D",
+  "_FusedDepthwiseConv2dNative",
+  "_FusedMatMul",
+  FUSED_DENSE_SOFTMAX,
+]);
+
+/** The bytes of a tensor's values; Infinity for strings (never folded). */
+function byteSize(t: Tensor): number {
+  return (t.data as { byteLength?: number }).byteLength ?? Infinity;
+}
 
 /** Ops whose outputs are variable references (TensorFlow's ref types). */
 const REF_OUTPUT_OPS = new Set(["VariableV2", "Variable", "Assign", "AssignAdd", "AssignSub"]);
@@ -473,21 +512,28 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
       },
     });
   };
-  for (const n of order) {
-    if (n.op === FUSED_DENSE_SOFTMAX) {
-      const run = compileFusedDenseSoftmax(n as FusedNode, compileNode);
-      if (run) runs.set(n.name, run);
-    } else if (n.op === FUSED_MUL_ADD) {
-      const run = compileFusedMulAdd(n as FusedNode, compileNode);
-      if (run) runs.set(n.name, run);
-    } else if (splitsBinary(n.op) && !controlFlow && isTeamMember()) {
-      // Only a team member (a pool worker) ever splits: other isolates' plans pay nothing.
-      const run = compileNode(n);
-      if (run) runs.set(n.name, splittingBinary(n.op, run));
-    } else {
-      const run = compileNode(n);
-      if (run) runs.set(n.name, run);
+  // Kernels compile (and constants are evaluated, below) with no arena active: a constant's
+  // storage must never be the arena's to recycle (tensor/arena.ts).
+  const outerArena = activateArena(undefined);
+  try {
+    for (const n of order) {
+      if (n.op === FUSED_DENSE_SOFTMAX) {
+        const run = compileFusedDenseSoftmax(n as FusedNode, compileNode);
+        if (run) runs.set(n.name, run);
+      } else if (n.op === FUSED_MUL_ADD) {
+        const run = compileFusedMulAdd(n as FusedNode, compileNode);
+        if (run) runs.set(n.name, run);
+      } else if (splitsBinary(n.op) && !controlFlow && isTeamMember()) {
+        // Only a team member (a pool worker) ever splits: other isolates' plans pay nothing.
+        const run = compileNode(n);
+        if (run) runs.set(n.name, splittingBinary(n.op, run));
+      } else {
+        const run = compileNode(n);
+        if (run) runs.set(n.name, run);
+      }
     }
+  } finally {
+    activateArena(outerArena);
   }
   if (missing.size > 0) throw new MissingOpsError(missing, where);
 
@@ -544,15 +590,19 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
     return s;
   };
   order = order.filter((n) => !forwarded(n));
-  const inputSlots = order.map((n) => Int32Array.from(n.inputs, slot));
+  // A Const is evaluated once, here, and its value put in the slots every run starts with; a
+  // NoOp has no outputs and no effect (its control inputs are ordered and run as steps of their
+  // own). Neither is a step: a run pays nothing for them. A fed Const output is never one of its
+  // outputs' slots (noteOutput below), so the feed is what readers see.
+  const constants = order.filter((n) =>
+    n.op === "Const" && n.inputs.length === 0 && !functionCalls.has(n.name)
+  );
+  order = order.filter((n) =>
+    !((n.op === "Const" || n.op === "NoOp") && n.inputs.length === 0 &&
+      !functionCalls.has(n.name))
+  );
+  let inputSlots = order.map((n) => Int32Array.from(n.inputs, slot));
   const fetchSlots = Int32Array.from(spec.fetches, slot);
-  const lastUse = new Int32Array(numSlots).fill(-1);
-  inputSlots.forEach((ins, i) => ins.forEach((s) => (lastUse[s] = i)));
-  for (const s of fetchSlots) lastUse[s] = order.length; // never freed
-  const frees: number[][] = order.map(() => []);
-  lastUse.forEach((step, s) => {
-    if (step >= 0 && step < order.length) frees[step].push(s);
-  });
 
   // Which slots each node's outputs fill (a fed output is never overwritten by its producer).
   const outsOf = new Map<string, [number, number][]>();
@@ -567,6 +617,86 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
   };
   for (const n of order) n.inputs.forEach(noteOutput);
   spec.fetches.forEach(noteOutput);
+
+  // The constants' values, in the slots every run starts with. Their storage was made with no
+  // arena active, so no arena ever recycles it or hands it to a kernel to write; a step's free
+  // of a constant's slot is left out (the next run starts from these again).
+  const initial: (Tensor | undefined)[] = new Array(numSlots);
+  const isConstant = new Uint8Array(numSlots);
+  const prevArena = activateArena(undefined);
+  try {
+    for (const n of constants) {
+      const outs = outsOf.get(n.name);
+      if (outs === undefined) continue;
+      let values: Tensor[];
+      try {
+        values = runs.get(n.name)!([]);
+      } catch (e) {
+        throw nodeError(e, n.name);
+      }
+      for (const [idx, s] of outs) {
+        if (idx >= values.length) {
+          throw new ServingError(
+            Code.INTERNAL,
+            `Kernel returned ${values.length} outputs, expected at least ${idx + 1}` +
+              NODE_SUFFIX(n.name),
+          );
+        }
+        initial[s] = values[idx];
+        isConstant[s] = 1;
+      }
+    }
+    // Constant folding: a pure op (ARENA_OPS: deterministic, keeps nothing) whose inputs are all
+    // constants is evaluated here too and is no step. One that fails is left as a step, so that
+    // a run fails as it would have; one with large inputs or outputs is left too (TensorFlow's
+    // constant folding also bounds what it materializes), as are the ops in NOT_FOLDED and a
+    // split binary op of a kernel team member (which must not use the team while compiling).
+    const folded = new Uint8Array(order.length);
+    let foldedBytes = 0;
+    order.forEach((n, i) => {
+      const ins = inputSlots[i];
+      if (!ARENA_OPS.has(n.op) || NOT_FOLDED.has(n.op) || functionCalls.has(n.name)) return;
+      if (ins.length === 0 || (splitsBinary(n.op) && isTeamMember())) return;
+      let inBytes = 0;
+      for (let j = 0; j < ins.length; j++) {
+        if (isConstant[ins[j]] === 0) return;
+        inBytes += byteSize(initial[ins[j]]!);
+      }
+      if (inBytes > MAX_FOLD_BYTES) return;
+      const outs = outsOf.get(n.name);
+      if (outs === undefined) return;
+      let values: Tensor[];
+      try {
+        values = runs.get(n.name)!(Array.from(ins, (s) => initial[s]!));
+      } catch {
+        return;
+      }
+      let bytes = 0;
+      for (const [idx] of outs) {
+        const v = values[idx];
+        if (v === undefined || v.ref || typeof v.data !== "object" || inFloatStore(v.data)) return;
+        bytes += byteSize(v);
+      }
+      if (bytes > MAX_FOLD_BYTES || foldedBytes + bytes > MAX_FOLDED_PLAN_BYTES) return;
+      foldedBytes += bytes;
+      for (const [idx, s] of outs) {
+        initial[s] = values[idx];
+        isConstant[s] = 1;
+      }
+      folded[i] = 1;
+    });
+    inputSlots = inputSlots.filter((_, i) => folded[i] === 0);
+    order = order.filter((_, i) => folded[i] === 0);
+  } finally {
+    activateArena(prevArena);
+  }
+  const lastUse = new Int32Array(numSlots).fill(-1);
+  inputSlots.forEach((ins, i) => ins.forEach((s) => (lastUse[s] = i)));
+  for (const s of fetchSlots) lastUse[s] = order.length; // never freed
+  const frees: number[][] = order.map(() => []);
+  lastUse.forEach((step, s) => {
+    if (step >= 0 && step < order.length && isConstant[s] === 0) frees[step].push(s);
+  });
 
   // Storage recycling (tensor/arena.ts): pure ops allocate from the plan's arena; a slot read by
   // any other kernel (which might keep the tensor) or fetched never has its storage recycled.
@@ -603,6 +733,7 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
     fetchSlots,
     order.map((n) => n.op),
     spec.arena === false ? null : keep,
+    initial,
   );
 }
 
