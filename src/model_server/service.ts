@@ -11,16 +11,13 @@ import {
   GetModelStatusResponseSchema,
   ModelVersionStatus_State,
 } from "../proto/gen/tensorflow_serving/apis/get_model_status_pb.ts";
-import {
-  type ReloadConfigResponse,
-  ReloadConfigResponseSchema,
-} from "../proto/gen/tensorflow_serving/apis/model_management_pb.ts";
+import type { ReloadConfigResponse } from "../proto/gen/tensorflow_serving/apis/model_management_pb.ts";
 import { type ModelSpec, ModelSpecSchema } from "../proto/gen/tensorflow_serving/apis/model_pb.ts";
 import { Code, ServingError } from "../errors.ts";
 import type { HealthStatus, ServingApi, Transport } from "./serving_api.ts";
 import type { PredictResponse } from "../proto/gen/tensorflow_serving/apis/predict_pb.ts";
 import type { ManagerState } from "../core/manager.ts";
-import { toModelServerConfig } from "../config/model_config.ts";
+import { toModelServerConfig } from "../config/model_list.ts";
 import type { CallContext, Executor } from "../exec/executor.ts";
 import { getModelMetadata } from "../servables/metadata.ts";
 import { requireModelSpec, type ServableOptions } from "../servables/model_spec.ts";
@@ -296,6 +293,11 @@ export class ModelServerService implements ServingApi {
       );
     }
     await this.core.reloadConfig(toModelServerConfig(req.config));
+    // Imported on first use: it brings the ModelServerConfig messages, which serving the
+    // flags' single model never needs (start-up, issue 10).
+    const { ReloadConfigResponseSchema } = await import(
+      "../proto/gen/tensorflow_serving/apis/model_management_pb.ts"
+    );
     return create(ReloadConfigResponseSchema, {
       status: { errorCode: 0, errorMessage: "" },
       // No counters are kept under TensorFlow's metric names, so every increase is 0.
