@@ -53,6 +53,12 @@ function onDemand<M>(load: () => Promise<M>): <R>(use: (m: M) => R) => R | Promi
 const classifyModule = onDemand(() => import("../servables/classify.ts"));
 const regressModule = onDemand(() => import("../servables/regress.ts"));
 const multiInferenceModule = onDemand(() => import("../servables/multi_inference.ts"));
+/**
+ * ReloadConfigResponse's module, imported on the first reload: it brings the ModelServerConfig
+ * messages, which serving the flags' single model never needs.
+ */
+const managementMessages = () =>
+  import("../proto/gen/tensorflow_serving/apis/model_management_pb.ts");
 
 const STATE: Record<ManagerState, ModelVersionStatus_State> = {
   START: ModelVersionStatus_State.START,
@@ -293,11 +299,7 @@ export class ModelServerService implements ServingApi {
       );
     }
     await this.core.reloadConfig(toModelServerConfig(req.config));
-    // Imported on first use: it brings the ModelServerConfig messages, which serving the
-    // flags' single model never needs (start-up, issue 10).
-    const { ReloadConfigResponseSchema } = await import(
-      "../proto/gen/tensorflow_serving/apis/model_management_pb.ts"
-    );
+    const { ReloadConfigResponseSchema } = await managementMessages();
     return create(ReloadConfigResponseSchema, {
       status: { errorCode: 0, errorMessage: "" },
       // No counters are kept under TensorFlow's metric names, so every increase is 0.
