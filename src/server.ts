@@ -7,12 +7,7 @@
  */
 import { Code, ServingError } from "./errors.ts";
 import type { ServerOptions } from "./config/flags.ts";
-import {
-  loadModelServerConfig,
-  readTextProtoFile,
-  toModelServerConfig,
-} from "./config/model_config.ts";
-import { ModelServerConfigSchema } from "./proto/gen/tensorflow_serving/config/model_server_config_pb.ts";
+import { loadModelServerConfig, toModelServerConfig } from "./config/model_list.ts";
 import { type LogFn, serverLog } from "./log.ts";
 import { ServerCore } from "./model_server/server_core.ts";
 import { ModelServerService } from "./model_server/service.ts";
@@ -22,7 +17,7 @@ import type {
   RouteHook,
   startRestServer as StartRestServer,
 } from "./api/rest/server.ts";
-import { defaultMonitoringConfig, readMonitoringConfigFile } from "./config/monitoring_config.ts";
+import { defaultMonitoringConfig } from "./config/monitoring_defaults.ts";
 import { createMonitoring } from "./monitoring/monitoring.ts";
 import { checkConfigWithinRoots, refuseForbidden, resolveRoots } from "./config/model_roots.ts";
 import { Executor, inferenceWorkers } from "./exec/executor.ts";
@@ -94,8 +89,11 @@ export async function startServer(
       expansionFloorBytes: options.tensorExpansionFloorBytes,
     },
   };
+  // The file's reader (and its generated schema) loads only when the flag is set.
   const monitoringConfig = options.monitoringConfigFile
-    ? await readMonitoringConfigFile(options.monitoringConfigFile)
+    ? await (await import("./config/monitoring_config.ts")).readMonitoringConfigFile(
+      options.monitoringConfigFile,
+    )
     : defaultMonitoringConfig();
   // Least privilege (src/config/model_roots.ts): a config file or base path under /proc, /sys or
   // /dev, or a base path outside --allowed_model_roots, stops the start.
@@ -289,7 +287,9 @@ function pollConfigFile(
         log("info", `Model config file ${options.modelConfigFile} changed; reloading`);
         let proto;
         try {
-          proto = await readTextProtoFile(ModelServerConfigSchema, options.modelConfigFile);
+          proto = await (await import("./config/model_config.ts")).readModelServerConfigProto(
+            options.modelConfigFile,
+          );
         } catch (e) {
           // Logged once: the next change of the file is read again.
           log("error", `Failed to read ModelServerConfig file: ${ServingError.from(e).message}`);

@@ -62,3 +62,61 @@ Deno.test("Classify, Regress, MultiInference and warmup load on first use", asyn
   }
   assert.ok(has(closure, "src/servables/predict.ts"));
 });
+
+Deno.test("the gRPC server imports only Predict's messages up front", async () => {
+  // The other methods' schemas (and the service descriptors, which import every TF Serving
+  // API file) are imported on a method's first call.
+  const closure = await staticClosure("src/api/grpc/server.ts");
+  for (
+    const lazy of [
+      "grpc/health/v1/health_pb.ts",
+      "apis/prediction_service_pb.ts",
+      "apis/model_service_pb.ts",
+      "apis/classification_pb.ts",
+      "apis/regression_pb.ts",
+      "apis/inference_pb.ts",
+      "apis/input_pb.ts",
+      "example/example_pb.ts",
+      "example/feature_pb.ts",
+      "apis/get_model_metadata_pb.ts",
+      "apis/get_model_status_pb.ts",
+      "apis/model_management_pb.ts",
+      "apis/status_pb.ts",
+      "protobuf/error_codes_pb.ts",
+      "config/model_server_config_pb.ts",
+    ]
+  ) {
+    assert.ok(!has(closure, `src/proto/gen/${lazy}`), lazy);
+  }
+  assert.ok(has(closure, "src/proto/gen/tensorflow_serving/apis/predict_pb.ts"));
+});
+
+Deno.test("the server loads no generated file the flags' model and Predict do not need", async () => {
+  // ModelServerConfig (and the logging configs it brings) loads for --model_config_file or a
+  // reload, MonitoringConfig for --monitoring_config_file, the other methods' messages on
+  // their first call (see the gRPC server's test above).
+  const closure = await staticClosure("server_main.ts");
+  for (
+    const lazy of [
+      "config/model_server_config_pb.ts",
+      "config/logging_config_pb.ts",
+      "config/log_collector_config_pb.ts",
+      "config/file_system_storage_path_source_pb.ts",
+      "config/monitoring_config_pb.ts",
+      "apis/model_management_pb.ts",
+      "apis/prediction_service_pb.ts",
+      "apis/model_service_pb.ts",
+      "apis/classification_pb.ts",
+      "apis/regression_pb.ts",
+      "apis/inference_pb.ts",
+      "apis/input_pb.ts",
+      "example/example_pb.ts",
+      "grpc/health/v1/health_pb.ts",
+    ]
+  ) {
+    assert.ok(!has(closure, `/${lazy}`), lazy);
+  }
+  assert.ok(!has(closure, "src/config/model_config.ts"));
+  assert.ok(!has(closure, "src/config/monitoring_config.ts"));
+  assert.ok(has(closure, "src/proto/gen/tensorflow/core/protobuf/saved_model_pb.ts"));
+});

@@ -17,25 +17,13 @@ import {
   MonitoringConfigSchema,
 } from "../proto/gen/tensorflow_serving/config/monitoring_config_pb.ts";
 import { parseTextProto, readTextProtoFile } from "./model_config.ts";
+import { DEFAULT_PROMETHEUS_PATH, type MonitoringConfig } from "./monitoring_defaults.ts";
 
-/** Upstream's PrometheusExporter::kPrometheusPath. */
-export const DEFAULT_PROMETHEUS_PATH = "/monitoring/prometheus/metrics";
-
-/** The monitoring settings, defaults applied. */
-export interface MonitoringConfig {
-  /** Prometheus exposition on the REST port. */
-  readonly prometheus: {
-    /** Whether to serve metrics at all (default false). */
-    readonly enable: boolean;
-    /** The URL path to serve them at (default {@linkcode DEFAULT_PROMETHEUS_PATH}). */
-    readonly path: string;
-  };
-}
-
-/** The config without a `--monitoring_config_file`: Prometheus off. */
-export function defaultMonitoringConfig(): MonitoringConfig {
-  return { prometheus: { enable: false, path: DEFAULT_PROMETHEUS_PATH } };
-}
+export {
+  DEFAULT_PROMETHEUS_PATH,
+  defaultMonitoringConfig,
+  type MonitoringConfig,
+} from "./monitoring_defaults.ts";
 
 /**
  * Validates a MonitoringConfig message and applies the defaults.

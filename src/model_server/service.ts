@@ -11,16 +11,13 @@ import {
   GetModelStatusResponseSchema,
   ModelVersionStatus_State,
 } from "../proto/gen/tensorflow_serving/apis/get_model_status_pb.ts";
-import {
-  type ReloadConfigResponse,
-  ReloadConfigResponseSchema,
-} from "../proto/gen/tensorflow_serving/apis/model_management_pb.ts";
+import type { ReloadConfigResponse } from "../proto/gen/tensorflow_serving/apis/model_management_pb.ts";
 import { type ModelSpec, ModelSpecSchema } from "../proto/gen/tensorflow_serving/apis/model_pb.ts";
 import { Code, ServingError } from "../errors.ts";
 import type { HealthStatus, ServingApi, Transport } from "./serving_api.ts";
 import type { PredictResponse } from "../proto/gen/tensorflow_serving/apis/predict_pb.ts";
 import type { ManagerState } from "../core/manager.ts";
-import { toModelServerConfig } from "../config/model_config.ts";
+import { toModelServerConfig } from "../config/model_list.ts";
 import type { CallContext, Executor } from "../exec/executor.ts";
 import { getModelMetadata } from "../servables/metadata.ts";
 import { requireModelSpec, type ServableOptions } from "../servables/model_spec.ts";
@@ -56,6 +53,12 @@ function onDemand<M>(load: () => Promise<M>): <R>(use: (m: M) => R) => R | Promi
 const classifyModule = onDemand(() => import("../servables/classify.ts"));
 const regressModule = onDemand(() => import("../servables/regress.ts"));
 const multiInferenceModule = onDemand(() => import("../servables/multi_inference.ts"));
+/**
+ * ReloadConfigResponse's module, imported on the first reload: it brings the ModelServerConfig
+ * messages, which serving the flags' single model never needs.
+ */
+const managementMessages = () =>
+  import("../proto/gen/tensorflow_serving/apis/model_management_pb.ts");
 
 const STATE: Record<ManagerState, ModelVersionStatus_State> = {
   START: ModelVersionStatus_State.START,
@@ -296,6 +299,7 @@ export class ModelServerService implements ServingApi {
       );
     }
     await this.core.reloadConfig(toModelServerConfig(req.config));
+    const { ReloadConfigResponseSchema } = await managementMessages();
     return create(ReloadConfigResponseSchema, {
       status: { errorCode: 0, errorMessage: "" },
       // No counters are kept under TensorFlow's metric names, so every increase is 0.

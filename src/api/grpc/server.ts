@@ -50,22 +50,17 @@
  * {@link GrpcLimits.requestTimeoutMs} is reset, and at most {@link GrpcLimits.maxConnections}
  * connections are open (the quietest idle one makes room for a new one).
  *
+ * Start-up (issue 10): only Predict's messages are imported with this module. Every other
+ * method's message schemas (and the service descriptors) are imported on its first call, which
+ * awaits that import once ({@link lazyMethod}); the paths are known without them
+ * ({@link LAZY_METHODS}).
+ *
  * @module
  */
 import { create, type DescMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { Code, ServingError } from "../../errors.ts";
 import type { LogFn } from "../../log.ts";
-import {
-  Health,
-  HealthCheckRequestSchema,
-  HealthCheckResponse_ServingStatus,
-  HealthCheckResponseSchema,
-  HealthListRequestSchema,
-  HealthListResponse,
-  HealthListResponseSchema,
-} from "../../proto/gen/grpc/health/v1/health_pb.ts";
-import { ModelService } from "../../proto/gen/tensorflow_serving/apis/model_service_pb.ts";
-import { PredictionService } from "../../proto/gen/tensorflow_serving/apis/prediction_service_pb.ts";
+import type * as HealthPb from "../../proto/gen/grpc/health/v1/health_pb.ts";
 import type { CallContext, HealthStatus, ServingApi } from "../../model_server/serving_api.ts";
 import { type DecodeLimits, DEFAULT_DECODE_LIMITS } from "../../tensor/limits.ts";
 import {
@@ -75,7 +70,6 @@ import {
 import { grpcStatus } from "../status.ts";
 import {
   decodeRequest,
-  grpcServiceDefinition,
   RefusedRequest,
   UNDECODABLE,
   UNDECODABLE_STATUS,
@@ -177,11 +171,13 @@ const UNPARSABLE_CHECK: GrpcStatus = {
 };
 const UNPARSABLE_WATCH: GrpcStatus = { code: Code.INTERNAL, details: "could not parse request" };
 
-const HEALTH_STATUS: Record<HealthStatus, HealthCheckResponse_ServingStatus> = {
-  SERVING: HealthCheckResponse_ServingStatus.SERVING,
-  NOT_SERVING: HealthCheckResponse_ServingStatus.NOT_SERVING,
-  SERVICE_UNKNOWN: HealthCheckResponse_ServingStatus.SERVICE_UNKNOWN,
-};
+/** The services served here, by full name (the paths' first part). */
+export const PREDICTION_SERVICE = "tensorflow.serving.PredictionService";
+export const MODEL_SERVICE = "tensorflow.serving.ModelService";
+export const HEALTH_SERVICE = "grpc.health.v1.Health";
+
+/** Predict's path: the one method whose messages are imported with this module. */
+export const PREDICT_PATH = `/${PREDICTION_SERVICE}/Predict`;
 
 /** The status of anything a handler threw. */
 function toStatus(e: unknown): GrpcStatus {
@@ -499,8 +495,10 @@ function tooLong(name: string): boolean {
   return new TextEncoder().encode(name).length > MAX_SERVICE_NAME_LENGTH;
 }
 
-function healthMessage(status: HealthCheckResponse_ServingStatus): Uint8Array {
-  return toBinary(HealthCheckResponseSchema, create(HealthCheckResponseSchema, { status }));
+/** A HealthCheckResponse's bytes, with the health messages imported on first use. */
+function healthMessage(h: typeof HealthPb, status: HealthStatus): Uint8Array {
+  const schema = h.HealthCheckResponseSchema;
+  return toBinary(schema, create(schema, { status: h.HealthCheckResponse_ServingStatus[status] }));
 }
 
 /** Health/Watch subscribers, served by one poll of `api.health()`. */
@@ -508,6 +506,8 @@ class HealthWatchers {
   readonly #watchers = new Map<GrpcCall, { service: string; last: HealthStatus }>();
   #timer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
+  /** The health messages, set by the first health call (before any watcher is added). */
+  messages: typeof HealthPb | undefined;
 
   constructor(
     private readonly api: ServingApi,
@@ -530,7 +530,7 @@ class HealthWatchers {
     }
     this.#watchers.set(call, { service, last: status });
     call.onCancel = () => this.#remove(call);
-    call.write(healthMessage(HEALTH_STATUS[status]));
+    call.write(healthMessage(this.messages!, status));
     if (this.#timer === undefined) {
       this.#timer = setInterval(() => this.#poll(), this.intervalMs);
       // A watch alone must not keep the process alive.
@@ -560,7 +560,7 @@ class HealthWatchers {
       }
       if (status === w.last) continue;
       w.last = status;
-      call.write(healthMessage(HEALTH_STATUS[status]));
+      call.write(healthMessage(this.messages!, status));
     }
   }
 
@@ -576,7 +576,7 @@ class HealthWatchers {
     const calls = [...this.#watchers.keys()];
     this.#watchers.clear();
     for (const call of calls) {
-      call.write(healthMessage(HealthCheckResponse_ServingStatus.NOT_SERVING));
+      call.write(healthMessage(this.messages!, "NOT_SERVING"));
       call.end();
     }
   }
@@ -584,14 +584,18 @@ class HealthWatchers {
 
 /** The names List reports on: the whole server and every service served here. */
 function healthServiceNames(): string[] {
-  return ["", PredictionService.typeName, ModelService.typeName, Health.typeName];
+  return ["", PREDICTION_SERVICE, MODEL_SERVICE, HEALTH_SERVICE];
 }
 
 function healthMethods(
+  h: typeof HealthPb,
   api: ServingApi,
   watchers: HealthWatchers,
   limits: DecodeLimits,
 ): Record<string, Method> {
+  const { HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus } =
+    h;
+  watchers.messages = h;
   const check = unary(
     HealthCheckRequestSchema,
     HealthCheckResponseSchema,
@@ -604,18 +608,22 @@ function healthMethods(
       if (status === "SERVICE_UNKNOWN") {
         throw new ServingError(Code.NOT_FOUND, "service name unknown");
       }
-      return create(HealthCheckResponseSchema, { status: HEALTH_STATUS[status] });
+      return create(HealthCheckResponseSchema, {
+        status: HealthCheckResponse_ServingStatus[status],
+      });
     },
     UNPARSABLE_CHECK,
   );
-  const list = unary(HealthListRequestSchema, HealthListResponseSchema, limits, () => {
-    const statuses: HealthListResponse["statuses"] = {};
+  const list = unary(h.HealthListRequestSchema, h.HealthListResponseSchema, limits, () => {
+    const statuses: HealthPb.HealthListResponse["statuses"] = {};
     for (const name of healthServiceNames()) {
       const status = api.health(name);
       if (status === "SERVICE_UNKNOWN") continue;
-      statuses[name] = create(HealthCheckResponseSchema, { status: HEALTH_STATUS[status] });
+      statuses[name] = create(HealthCheckResponseSchema, {
+        status: HealthCheckResponse_ServingStatus[status],
+      });
     }
-    return create(HealthListResponseSchema, { statuses });
+    return create(h.HealthListResponseSchema, { statuses });
   });
   const watch: Method = {
     run(call, bytes) {
@@ -626,9 +634,108 @@ function healthMethods(
       watchers.add(call, req.service);
     },
   };
-  const base = `/${Health.typeName}/`;
+  const base = `/${HEALTH_SERVICE}/`;
   return { [`${base}Check`]: check, [`${base}List`]: list, [`${base}Watch`]: watch };
 }
+
+// ---- Methods loaded on first use ----
+
+/**
+ * A method built on its first call, from modules imported then: that call (and any that come
+ * while the import runs) awaits the import once; later calls run at once. A call that ended
+ * meanwhile (cancelled, past its deadline, already answered) is not run.
+ */
+function lazyMethod(build: () => Promise<Method>): Method {
+  let method: Method | undefined;
+  let loading: Promise<Method> | undefined;
+  return {
+    run(call, bytes) {
+      if (method !== undefined) return method.run(call, bytes);
+      loading ??= build().then((m) => method = m, (e) => {
+        // A failed import is tried again by the next call.
+        loading = undefined;
+        throw e;
+      });
+      loading.then((m) => {
+        if (!call.done) m.run(call, bytes);
+      }, (e) => call.fail(toStatus(e))).catch(lost(call));
+    },
+  };
+}
+
+/**
+ * The methods served besides Predict: path → what builds the method (importing its message
+ * schemas then).
+ */
+const LAZY_METHODS: Readonly<
+  Record<
+    string,
+    (api: ServingApi, limits: DecodeLimits) => Promise<Method>
+  >
+> = {
+  [`/${PREDICTION_SERVICE}/Classify`]: async (api, limits) => {
+    const m = await import("../../proto/gen/tensorflow_serving/apis/classification_pb.ts");
+    return unary(
+      m.ClassificationRequestSchema,
+      m.ClassificationResponseSchema,
+      limits,
+      (r, c) => api.classify(r, "grpc", c),
+    );
+  },
+  [`/${PREDICTION_SERVICE}/Regress`]: async (api, limits) => {
+    const m = await import("../../proto/gen/tensorflow_serving/apis/regression_pb.ts");
+    return unary(
+      m.RegressionRequestSchema,
+      m.RegressionResponseSchema,
+      limits,
+      (r, c) => api.regress(r, "grpc", c),
+    );
+  },
+  [`/${PREDICTION_SERVICE}/MultiInference`]: async (api, limits) => {
+    const m = await import("../../proto/gen/tensorflow_serving/apis/inference_pb.ts");
+    return unary(
+      m.MultiInferenceRequestSchema,
+      m.MultiInferenceResponseSchema,
+      limits,
+      (r, c) => api.multiInference(r, "grpc", c),
+    );
+  },
+  [`/${PREDICTION_SERVICE}/GetModelMetadata`]: async (api, limits) => {
+    const m = await import("../../proto/gen/tensorflow_serving/apis/get_model_metadata_pb.ts");
+    return unary(
+      m.GetModelMetadataRequestSchema,
+      m.GetModelMetadataResponseSchema,
+      limits,
+      (r) => api.getModelMetadata(r, "grpc"),
+    );
+  },
+  [`/${MODEL_SERVICE}/GetModelStatus`]: async (api, limits) => {
+    const m = await import("../../proto/gen/tensorflow_serving/apis/get_model_status_pb.ts");
+    return unary(
+      m.GetModelStatusRequestSchema,
+      m.GetModelStatusResponseSchema,
+      limits,
+      (r) => api.getModelStatus(r, "grpc"),
+    );
+  },
+  [`/${MODEL_SERVICE}/HandleReloadConfigRequest`]: async (api, limits) => {
+    const m = await import("../../proto/gen/tensorflow_serving/apis/model_management_pb.ts");
+    return unary(
+      m.ReloadConfigRequestSchema,
+      m.ReloadConfigResponseSchema,
+      limits,
+      (r) => api.handleReloadConfigRequest(r, "grpc"),
+    );
+  },
+};
+
+/** The paths of the methods {@link LAZY_METHODS} builds on first use. */
+export const LAZY_METHOD_PATHS: readonly string[] = Object.keys(LAZY_METHODS);
+
+/** The health service's paths (served with `--enable_grpc_healthcheck_service`). */
+export const HEALTH_PATHS: readonly string[] = ["Check", "List", "Watch"].map((m) =>
+  `/${HEALTH_SERVICE}/${m}`
+);
 
 // ---- The transport ----
 
@@ -959,60 +1066,26 @@ function listen(api: ServingApi, options: GrpcServerOptions): GrpcServer {
   const limits = options.decodeLimits ?? DEFAULT_DECODE_LIMITS;
   const h2Limits: H2Limits = { ...DEFAULT_H2_LIMITS, ...definedOnly(options.limits ?? {}) };
 
-  const p = grpcServiceDefinition(PredictionService);
-  const m = grpcServiceDefinition(ModelService);
-  const methods = new Map<string, Method>([
-    [p.predict.path, predictMethod(api, limits)],
-    [
-      p.classify.path,
-      unary(p.classify.input, p.classify.output, limits, (r, c) => api.classify(r, "grpc", c)),
-    ],
-    [
-      p.regress.path,
-      unary(p.regress.input, p.regress.output, limits, (r, c) => api.regress(r, "grpc", c)),
-    ],
-    [
-      p.multiInference.path,
-      unary(
-        p.multiInference.input,
-        p.multiInference.output,
-        limits,
-        (r, c) => api.multiInference(r, "grpc", c),
-      ),
-    ],
-    [
-      p.getModelMetadata.path,
-      unary(
-        p.getModelMetadata.input,
-        p.getModelMetadata.output,
-        limits,
-        (r) => api.getModelMetadata(r, "grpc"),
-      ),
-    ],
-    [
-      m.getModelStatus.path,
-      unary(
-        m.getModelStatus.input,
-        m.getModelStatus.output,
-        limits,
-        (r) => api.getModelStatus(r, "grpc"),
-      ),
-    ],
-    [
-      m.handleReloadConfigRequest.path,
-      unary(
-        m.handleReloadConfigRequest.input,
-        m.handleReloadConfigRequest.output,
-        limits,
-        (r) => api.handleReloadConfigRequest(r, "grpc"),
-      ),
-    ],
-  ]);
+  const methods = new Map<string, Method>([[PREDICT_PATH, predictMethod(api, limits)]]);
+  for (const [path, build] of Object.entries(LAZY_METHODS)) {
+    methods.set(path, lazyMethod(() => build(api, limits)));
+  }
   const watchers = new HealthWatchers(api, options.healthWatchIntervalMs ?? 1000, log);
   if (options.enableHealthCheck) {
-    for (const [path, m] of Object.entries(healthMethods(api, watchers, limits))) {
-      methods.set(path, m);
-    }
+    // The three share one import of the health messages.
+    let health: Promise<Record<string, Method>> | undefined;
+    const healthMethod = (path: string) =>
+      lazyMethod(async () => {
+        health ??= import("../../proto/gen/grpc/health/v1/health_pb.ts").then(
+          (h) => healthMethods(h, api, watchers, limits),
+          (e) => {
+            health = undefined;
+            throw e;
+          },
+        );
+        return (await health)[path];
+      });
+    for (const path of HEALTH_PATHS) methods.set(path, healthMethod(path));
   }
   const transport = new GrpcTransport(
     methods,
