@@ -18,7 +18,7 @@ port.onmessage = (e: MessageEvent) => {
   adoptKernelMemory(memory);
   const heap = sharedHeap();
   let seed = id * 7919;
-  const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+  const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff) / 0x7fffffff;
   const live: { offset: number; bytes: number; mark: number }[] = [];
   let bad = 0;
   const check = (b: { offset: number; bytes: number; mark: number }) => {
@@ -33,6 +33,9 @@ port.onmessage = (e: MessageEvent) => {
       const offset = heap.alloc(bytes);
       if (offset < 0) continue;
       const mark = id * 1e6 + r;
+      // The block must be inside this isolate's view of the memory, even when another isolate
+      // grew the memory a moment ago (the heap refreshes the view; a fill would stop short).
+      if (offset + bytes > heap.f32.byteLength) bad++;
       heap.f32.fill(mark, offset >>> 2, (offset + bytes) >>> 2);
       live.push({ offset, bytes, mark });
     } else {

@@ -227,12 +227,13 @@ export class SharedHeap {
         h[at] = offset + bytes;
         h[at + 1] = size - bytes;
       }
+      this.#see(offset + bytes);
       return offset;
     }
     const offset = h[TOP];
     const end = offset + bytes;
     if (end > MAX_SHARED_BYTES) return -1;
-    const have = this.memory.buffer.byteLength;
+    const have = this.#see(end);
     if (end > have) {
       // Grow geometrically so a run of growing requests does not grow page by page (pages
       // never touched cost no resident memory); if the engine refuses that much, ask for
@@ -242,6 +243,20 @@ export class SharedHeap {
     }
     h[TOP] = end;
     return offset;
+  }
+
+  /**
+   * This isolate's idea of the memory's size, made current when `end` is past it: another
+   * isolate may have grown the memory, and V8 updates the others' `memory.buffer` only at
+   * their next interrupt, so a block it handed out (or freed) up there would be outside this
+   * isolate's views (a typed-array view there throws, a fill stops short). `grow(0)` refreshes
+   * the buffer at once.
+   */
+  #see(end: number): number {
+    const have = this.memory.buffer.byteLength;
+    if (end <= have) return have;
+    this.memory.grow(0);
+    return this.memory.buffer.byteLength;
   }
 
   #grow(bytes: number): boolean {
@@ -334,6 +349,7 @@ export class SharedHeap {
           ) continue;
           if (state === READY) {
             h[e + E_REFS]++;
+            this.#see(h[e + E_OFFSET] + h[e + E_BYTES]);
             return { slot: s, offset: h[e + E_OFFSET], fresh: false };
           }
           waitOn = e + E_STATE;
