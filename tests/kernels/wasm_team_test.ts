@@ -40,7 +40,9 @@ Deno.test("runSplit: every part runs once, and an idle member helps", async () =
     assert.ok(split, "two members: the task was split");
     // Each word holds the id of the member that ran that part: all ran, some by the helper.
     assert.ok(words.every((w) => w === 1 || w === 2), `parts: ${words}`);
-    assert.equal(words[0], 1, "the caller runs the first part");
+    // Who runs part 0 is a race (the caller claims from the first part, but a helper woken by
+    // the post may claim it before the caller gets there): not asserted. Either way a helper ran
+    // a part: the caller running part 0 waits for that.
     assert.ok(words.includes(2), "the idle member ran a part");
     const after = teamTotals();
     assert.equal(after.split - before.split, 1);
