@@ -4,44 +4,7 @@
  * through a dynamic `import()` is loaded when that code runs.
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
-
-const ROOT = fileURLToPath(new URL("../", import.meta.url));
-
-interface InfoModule {
-  readonly specifier: string;
-  readonly dependencies?: readonly {
-    readonly code?: { readonly specifier: string };
-    readonly isDynamic?: boolean;
-  }[];
-  readonly npmPackage?: string;
-}
-
-/** The specifiers `entry` loads before any of its code runs (its static import closure). */
-async function staticClosure(entry: string): Promise<Set<string>> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", "--config", `${ROOT}deno.json`, `${ROOT}${entry}`],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.ok(out.success, new TextDecoder().decode(out.stderr));
-  const info = JSON.parse(new TextDecoder().decode(out.stdout));
-  const modules = new Map<string, InfoModule>(
-    (info.modules as InfoModule[]).map((m) => [m.specifier, m]),
-  );
-  const seen = new Set<string>();
-  const visit = (s: string) => {
-    if (seen.has(s)) return;
-    seen.add(s);
-    for (const d of modules.get(s)?.dependencies ?? []) {
-      if (!d.isDynamic && d.code) visit(d.code.specifier);
-    }
-  };
-  visit(info.roots[0]);
-  return seen;
-}
-
-const has = (set: Set<string>, tail: string) => [...set].some((s) => s.includes(tail));
+import { has, staticClosure } from "./import_graph.ts";
 
 Deno.test("launch.ts loads neither the model config reader nor protobuf-es up front", async () => {
   const closure = await staticClosure("launch.ts");

@@ -5,43 +5,7 @@
  * and the transports' checks are in startup_imports_test.ts.
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
-
-const ROOT = fileURLToPath(new URL("../", import.meta.url));
-
-interface InfoModule {
-  readonly specifier: string;
-  readonly dependencies?: readonly {
-    readonly code?: { readonly specifier: string };
-    readonly isDynamic?: boolean;
-  }[];
-}
-
-/** The specifiers `entry` loads before any of its code runs (its static import closure). */
-async function staticClosure(entry: string): Promise<string[]> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", "--config", `${ROOT}deno.json`, `${ROOT}${entry}`],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.ok(out.success, new TextDecoder().decode(out.stderr));
-  const info = JSON.parse(new TextDecoder().decode(out.stdout));
-  const modules = new Map<string, InfoModule>(
-    (info.modules as InfoModule[]).map((m) => [m.specifier, m]),
-  );
-  const seen = new Set<string>();
-  const visit = (s: string) => {
-    if (seen.has(s)) return;
-    seen.add(s);
-    for (const d of modules.get(s)?.dependencies ?? []) {
-      if (!d.isDynamic && d.code) visit(d.code.specifier);
-    }
-  };
-  visit(info.roots[0]);
-  return [...seen];
-}
-
-const has = (closure: string[], tail: string) => closure.some((s) => s.includes(tail));
+import { has, staticClosure } from "./import_graph.ts";
 
 Deno.test("the server imports kernel families only for the ops a model uses", async () => {
   // kernels/lazy.ts imports them at load; a family on the static graph would load for every
