@@ -337,20 +337,9 @@ class ConvWasm {
       batch * pixels,
     ];
     const flops = 2 * batch * pixels * outC * k;
-    const parts = splitParts(flops, batch * pixels);
-    if (parts > 1) {
-      args[A_ROWS_PER_PART] = Math.ceil(batch * pixels / parts / 4) * 4;
-      const split = runSplit(
-        OP_CONV2D,
-        args,
-        Math.ceil(batch * pixels / args[A_ROWS_PER_PART]),
-        (part) => convRows(ex, args, part, co),
-        flops,
-      );
-      if (split) return this.#out(y, yIn, yo);
-    }
-    args[A_ROWS_PER_PART] = batch * pixels;
-    convRows(ex, args, 0, co);
+    runRows(OP_CONV2D, args, A_ROWS_PER_PART, batch * pixels, 4, flops, (part) => {
+      convRows(ex, args, part, co);
+    });
     return this.#out(y, yIn, yo);
   }
 
@@ -419,22 +408,10 @@ class ConvWasm {
       0,
       batch * outH,
     ];
-    const parts = splitParts(2 * batch * outPix * c4 * fh * fw, batch * outH);
-    let split = false;
-    if (parts > 1) {
-      args[D_ROWS_PER_PART] = Math.ceil(batch * outH / parts);
-      split = runSplit(
-        OP_DEPTHWISE,
-        args,
-        Math.ceil(batch * outH / args[D_ROWS_PER_PART]),
-        (part) => depthwiseRows(ex, args, part),
-        2 * batch * outPix * c4 * fh * fw,
-      );
-    }
-    if (!split) {
-      args[D_ROWS_PER_PART] = batch * outH;
-      depthwiseRows(ex, args, 0);
-    }
+    const work = 2 * batch * outPix * c4 * fh * fw;
+    runRows(OP_DEPTHWISE, args, D_ROWS_PER_PART, batch * outH, 1, work, (part) => {
+      depthwiseRows(ex, args, part);
+    });
     return y !== null ? this.#out(y, yIn, yo) : this.#unpadOut(yo, batch * outPix, c);
   }
 
@@ -497,22 +474,10 @@ class ConvWasm {
     ];
     const ex = this.#x;
     // A window's work: about one add or max per tap and channel.
-    const parts = splitParts(8 * batch * outPix * c4 * fh * fw, batch * outH);
-    let split = false;
-    if (parts > 1) {
-      args[P_ROWS_PER_PART] = Math.ceil(batch * outH / parts);
-      split = runSplit(
-        OP_POOL,
-        args,
-        Math.ceil(batch * outH / args[P_ROWS_PER_PART]),
-        (part) => poolRows(ex, args, part),
-        8 * batch * outPix * c4 * fh * fw,
-      );
-    }
-    if (!split) {
-      args[P_ROWS_PER_PART] = batch * outH;
-      poolRows(ex, args, 0);
-    }
+    const work = 8 * batch * outPix * c4 * fh * fw;
+    runRows(OP_POOL, args, P_ROWS_PER_PART, batch * outH, 1, work, (part) => {
+      poolRows(ex, args, part);
+    });
     return y !== null ? this.#out(y, yIn, yo) : this.#unpadOut(yo, batch * outPix, c);
   }
 
@@ -541,20 +506,9 @@ class ConvWasm {
     if (!aIn) this.#heap.f32.set(a.subarray(0, m * k), ao >>> 2);
     const ex = this.#x;
     const args: MatmulArgs = [this.relaxed ? 1 : 0, ao, wo, bo, yo, k, n, act, 0, m];
-    const parts = splitParts(2 * m * k * n, m);
-    if (parts > 1) {
-      args[M_ROWS_PER_PART] = Math.ceil(m / parts / 4) * 4;
-      const split = runSplit(
-        OP_MATMUL,
-        args,
-        Math.ceil(m / args[M_ROWS_PER_PART]),
-        (part) => matmulRows(ex, args, part),
-        2 * m * k * n,
-      );
-      if (split) return this.#out(y, yIn, yo);
-    }
-    args[M_ROWS_PER_PART] = m;
-    matmulRows(ex, args, 0);
+    runRows(OP_MATMUL, args, M_ROWS_PER_PART, m, 4, 2 * m * k * n, (part) => {
+      matmulRows(ex, args, part);
+    });
     return this.#out(y, yIn, yo);
   }
 
@@ -656,6 +610,29 @@ const PART_FLOPS = 1e6;
 function splitParts(flops: number, rows: number): number {
   if (flops < SPLIT_MIN_FLOPS || rows < 8 || !canSplit()) return 1;
   return Math.min(MAX_PARTS, 8, Math.floor(flops / PART_FLOPS), rows >> 2);
+}
+
+/**
+ * Runs a kernel's `rows` output rows: split over the team when the work is large enough and a
+ * split is taken (`args[perPartAt]`: rows per part, a multiple of `align`), else in one part.
+ * `run(part)` computes part `part` from `args`.
+ */
+function runRows(
+  op: number,
+  args: number[],
+  perPartAt: number,
+  rows: number,
+  align: number,
+  work: number,
+  run: (part: number) => void,
+): void {
+  const parts = splitParts(work, rows);
+  if (parts > 1) {
+    args[perPartAt] = Math.ceil(rows / parts / align) * align;
+    if (runSplit(op, args, Math.ceil(rows / args[perPartAt]), run, work)) return;
+  }
+  args[perPartAt] = rows;
+  run(0);
 }
 
 /**

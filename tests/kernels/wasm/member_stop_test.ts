@@ -60,14 +60,19 @@ Deno.test("a caller learns to run tasks itself when splitting them does not pay"
   const slow = await startWorker(22, false, 20, true);
   const offset = sharedHeap().alloc(16);
   try {
-    const result = await new Promise<{ split: number; alone: number }>((r) => {
+    const result = await new Promise<{ split: number; alone: number; helped: number }>((r) => {
       caller.onmessage = (e) => r(e.data);
       caller.postMessage({ type: "learn", offset, calls: 40 });
     });
-    // A split waits ~20 ms for the slow member's part; alone the task takes microseconds. After
-    // one of each, only explorations split (every 16 calls, then less often).
-    assert.ok(result.split <= 8, `split ${result.split} of 40`);
-    assert.ok(result.alone >= 32, `alone ${result.alone} of 40`);
+    assert.equal(result.split + result.alone, 40);
+    // A split the slow member helps with waits ~20 ms for its part; alone the task takes
+    // microseconds. Once it has helped twice, only explorations split (every 16 calls, then less
+    // often). On a loaded machine the slow member may not be scheduled in time to help at all:
+    // then every split costs what running alone does and there is nothing to learn.
+    if (result.helped >= 2) {
+      assert.ok(result.split <= 8, `split ${result.split} of 40 (helped ${result.helped})`);
+      assert.ok(result.alone >= 32, `alone ${result.alone} of 40`);
+    }
   } finally {
     sharedHeap().free(offset, 16);
     caller.terminate();

@@ -14,6 +14,7 @@ import {
   runSplit,
   setSplitJudging,
   teamStats,
+  teamTotals,
 } from "../../../src/kernels/wasm/team.ts";
 
 const TEST_OP = 1001;
@@ -55,11 +56,16 @@ port.onmessage = (e: MessageEvent) => {
     // Tasks whose split waits for a slow helper: the caller should learn to run them itself.
     const words = new Int32Array(memory!.buffer, m.offset, 4);
     const before = teamStats();
+    const helpedBefore = teamTotals().helped;
     for (let call = 0; call < m.calls; call++) {
       runSplit(TEST_OP, [m.offset, 4], 4, (part) => Atomics.store(words, part, id), 1000);
     }
     const after = teamStats();
-    port.postMessage({ split: after.split - before.split, alone: after.alone - before.alone });
+    port.postMessage({
+      split: after.split - before.split,
+      alone: after.alone - before.alone,
+      helped: teamTotals().helped - helpedBefore,
+    });
   } else if (m.type === "go") {
     const parts: number = m.parts;
     const words = new Int32Array(memory!.buffer, m.offset, parts);
