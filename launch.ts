@@ -116,6 +116,15 @@ async function serverCommand(mode: "serve" | "start", args: string[]): Promise<s
 
   const roots = await modelRoots(opts, cwd);
   const extraRead = [filePath(SOURCES)].filter((p) => p !== undefined) as string[];
+  // A root reached through a symlink (a volume mounted behind a link, a checkout beside a linked
+  // data folder) is read by the server at its resolved path (model_roots.ts follows links to
+  // keep every read inside the roots), and Deno checks a path as written: grant both forms.
+  for (const r of roots) {
+    try {
+      const real = Deno.realPathSync(r);
+      if (real !== r) extraRead.push(real);
+    } catch { /* not there (yet): the server reports it */ }
+  }
   if (bundle !== undefined && mode === "serve") extraRead.push(`${root}${BUNDLE_DIR}`);
   const extraWrite: string[] = [];
   if (mode === "start") {

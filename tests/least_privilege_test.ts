@@ -298,3 +298,18 @@ Deno.test("the serve task's command is the one tests run", () => {
   assert.ok(!args.includes("-A") && !args.includes("--allow-all"));
   assert.ok(args.some((a) => a.endsWith("/launch.ts")));
 });
+
+Deno.test("a model root reached through a symlinked folder is served", opts, async () => {
+  const real = await Deno.makeTempDir({ prefix: "tfs_real_" });
+  await copyDir(`${TF1}/00000123`, `${real}/hp2/1`);
+  const links = await Deno.makeTempDir({ prefix: "tfs_links_" });
+  await Deno.symlink(real, `${links}/data`);
+  // The root as given goes through the link; the server reads the files at their real path.
+  await using server = await ServerProcess.start(
+    ["--model_name=hp2", `--model_base_path=${links}/data/hp2`, "--max_num_load_retries=0"],
+    30_000,
+  );
+  using client = new PredictionServiceClient(`127.0.0.1:${server.port}`);
+  const res = await client.predict(predictRequest("hp2"));
+  assert.deepEqual([...res.outputs.y.floatVal], [3]);
+});
