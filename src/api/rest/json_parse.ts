@@ -387,6 +387,63 @@ const TWO32 = 4294967296;
 const TWO53_M1 = 9007199254740991;
 /** Largest i64 for which `i64 * 10 + 9` stays below 2^53 (exact in a double). */
 const SAFE_ACC = 900719925474098;
+
+/** What {@link scanSimpleNumber} read (one record, reused: the scan is on every number). */
+export const simpleNumber: { value: number; fraction: boolean } = { value: 0, fraction: false };
+
+/**
+ * The common numbers, quickly: `-?(0|[1-9]\d{0,8})(\.\d+)?` whose digits stay an exact integer
+ * below 2^53 (no exponent). For these, RapidJSON's algorithm reduces to exactly this arithmetic;
+ * anything else returns -1 (nothing consumed) and goes to the full number parser. Shared by the
+ * parser and the `:predict` body scan (predict_json_fast.ts), so both read the same doubles.
+ *
+ * @param b the bytes
+ * @param p where the number starts
+ * @returns the position after the number, or -1; the value is in {@link simpleNumber}
+ */
+export function scanSimpleNumber(b: Uint8Array, p: number): number {
+  const n = b.length;
+  let c = b[p];
+  const minus = c === 0x2d;
+  if (minus) c = ++p < n ? b[p] : 0;
+  let i: number;
+  if (c === 0x30) {
+    i = 0;
+    c = ++p < n ? b[p] : 0;
+  } else if (c >= 0x31 && c <= 0x39) {
+    i = c - 0x30;
+    c = ++p < n ? b[p] : 0;
+    let digits = 1;
+    while (c >= 0x30 && c <= 0x39) {
+      if (++digits > 9) return -1;
+      i = i * 10 + (c - 0x30);
+      c = ++p < n ? b[p] : 0;
+    }
+  } else {
+    return -1;
+  }
+  if (c === 0x2e) {
+    c = ++p < n ? b[p] : 0;
+    if (!(c >= 0x30 && c <= 0x39)) return -1;
+    let acc = i;
+    let expFrac = 0;
+    while (c >= 0x30 && c <= 0x39) {
+      if (acc > SAFE_ACC) return -1;
+      acc = acc * 10 + (c - 0x30);
+      expFrac--;
+      c = ++p < n ? b[p] : 0;
+    }
+    if (c === 0x65 || c === 0x45) return -1;
+    const d = strtodNormalPrecision(acc, expFrac);
+    simpleNumber.value = minus ? -d : d;
+    simpleNumber.fraction = true;
+    return p;
+  }
+  if (c === 0x65 || c === 0x45) return -1;
+  simpleNumber.value = minus && i !== 0 ? -i : i;
+  simpleNumber.fraction = false;
+  return p;
+}
 const BIG_TWO53_M1 = 9007199254740991n;
 
 /** Flags of an integer literal's value, as RapidJSON's number constructors set them. */
@@ -748,60 +805,16 @@ export class JsonParser {
    * @returns the position after the number, or -1
    */
   #simpleNumber(p: number): number {
-    const b = this.#bytes;
-    const n = b.length;
-    let c = b[p];
-    const minus = c === 0x2d;
-    if (minus) c = ++p < n ? b[p] : 0;
-    let i: number;
-    if (c === 0x30) {
-      i = 0;
-      c = ++p < n ? b[p] : 0;
-    } else if (c >= 0x31 && c <= 0x39) {
-      i = c - 0x30;
-      c = ++p < n ? b[p] : 0;
-      let digits = 1;
-      while (c >= 0x30 && c <= 0x39) {
-        if (++digits > 9) return -1;
-        i = i * 10 + (c - 0x30);
-        c = ++p < n ? b[p] : 0;
-      }
-    } else {
-      return -1;
-    }
-    if (c === 0x2e) {
-      c = ++p < n ? b[p] : 0;
-      if (!(c >= 0x30 && c <= 0x39)) return -1;
-      let acc = i;
-      let expFrac = 0;
-      while (c >= 0x30 && c <= 0x39) {
-        if (acc > SAFE_ACC) return -1;
-        acc = acc * 10 + (c - 0x30);
-        expFrac--;
-        c = ++p < n ? b[p] : 0;
-      }
-      if (c === 0x65 || c === 0x45) return -1;
-      const d = strtodNormalPrecision(acc, expFrac);
-      const node = this.#n;
-      if (node === this.#kind.length) this.#ensure(node + 1);
-      this.#n = node + 1;
-      this.#kind[node] = JsonType.Number;
-      this.#flags[node] = NumberFlag.Double;
-      this.#num[node] = minus ? -d : d;
-      return p;
-    }
-    if (c === 0x65 || c === 0x45) return -1;
+    p = scanSimpleNumber(this.#bytes, p);
+    if (p < 0) return -1;
     const node = this.#n;
     if (node === this.#kind.length) this.#ensure(node + 1);
     this.#n = node + 1;
     this.#kind[node] = JsonType.Number;
-    if (minus && i !== 0) {
-      this.#num[node] = -i;
-      this.#flags[node] = INT32_NEG;
-    } else {
-      this.#num[node] = i;
-      this.#flags[node] = ALL_INT;
-    }
+    const v = simpleNumber.value;
+    this.#num[node] = v;
+    // An integer's flags as RapidJSON sets them for -?[0-9]{1,9}: "-0" is the integer 0.
+    this.#flags[node] = simpleNumber.fraction ? NumberFlag.Double : v < 0 ? INT32_NEG : ALL_INT;
     return p;
   }
 

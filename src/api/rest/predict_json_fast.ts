@@ -25,6 +25,7 @@ import { allocate, DataType, type NumericArray } from "../../tensor/dtype.ts";
 import { Tensor } from "../../tensor/tensor.ts";
 import type { JsonPredictRequestFormat } from "./json_tensor.ts";
 import { DECIMAL_MAX_BYTES, quote, writeDecimalInto } from "./json_writer.ts";
+import { scanSimpleNumber, simpleNumber } from "./json_parse.ts";
 
 /** The largest body {@link scanPredictBody} reads (larger ones take the general path). */
 export const FAST_BODY_BYTES = 64 * 1024;
@@ -49,16 +50,6 @@ let values = new Float64Array(256);
 let valueCount = 0;
 const dims = new Int32Array(MAX_RANK);
 const counts = new Int32Array(MAX_RANK);
-
-/** RapidJSON's `Pow10` for the fraction steps (exact powers of ten up to 1e22, then rounded). */
-const POW10 = (() => {
-  const t = new Float64Array(309);
-  for (let i = 0; i < 309; i++) t[i] = Number(`1e${i}`);
-  return t;
-})();
-
-/** json_parse.ts's SAFE_ACC: the largest accumulator `acc * 10 + 9` keeps exact. */
-const SAFE_ACC = 900719925474098;
 
 const INSTANCES = [0x69, 0x6e, 0x73, 0x74, 0x61, 0x6e, 0x63, 0x65, 0x73]; // instances
 const INPUTS = [0x69, 0x6e, 0x70, 0x75, 0x74, 0x73]; // inputs
@@ -131,51 +122,13 @@ export function scanPredictBody(b: Uint8Array): FastPredictBody | undefined {
     }
     if (leaf < 0) leaf = depth;
     else if (depth !== leaf) return undefined;
-    // json_parse.ts's #simpleNumber, step for step.
-    const minus = c === 0x2d;
-    if (minus) c = ++p < n ? b[p] : 0;
-    let i: number;
-    if (c === 0x30) {
-      i = 0;
-      c = ++p < n ? b[p] : 0;
-    } else if (c >= 0x31 && c <= 0x39) {
-      i = c - 0x30;
-      c = ++p < n ? b[p] : 0;
-      let digits = 1;
-      while (c >= 0x30 && c <= 0x39) {
-        if (++digits > 9) return undefined;
-        i = i * 10 + (c - 0x30);
-        c = ++p < n ? b[p] : 0;
-      }
-    } else {
-      return undefined;
-    }
-    let v: number;
-    if (c === 0x2e) {
-      c = ++p < n ? b[p] : 0;
-      if (!(c >= 0x30 && c <= 0x39)) return undefined;
-      let acc = i;
-      let expFrac = 0;
-      while (c >= 0x30 && c <= 0x39) {
-        if (acc > SAFE_ACC) return undefined;
-        acc = acc * 10 + (c - 0x30);
-        expFrac--;
-        c = ++p < n ? b[p] : 0;
-      }
-      // Past 1e-308 RapidJSON divides twice: the general path does that.
-      if (c === 0x65 || c === 0x45 || expFrac < -308) return undefined;
-      const d = acc / POW10[-expFrac];
-      v = minus ? -d : d;
-      integers = false;
-    } else {
-      if (c === 0x65 || c === 0x45) return undefined;
-      if (minus && i !== 0) {
-        v = -i;
-        negative = true;
-      } else {
-        v = i;
-      }
-    }
+    // The parser's own scan of a plain number: the same doubles as the general path.
+    p = scanSimpleNumber(b, p);
+    if (p < 0) return undefined;
+    const v = simpleNumber.value;
+    if (simpleNumber.fraction) integers = false;
+    else if (v < 0) negative = true;
+    c = p < n ? b[p] : 0;
     vals[count++] = v;
     if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) p = skip(b, p);
     // After a value: `,` for the next one, or `]` closing lists.
