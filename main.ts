@@ -13,7 +13,6 @@
  */
 import { serverLog } from "./src/log.ts";
 import { fileSink, runTrain } from "./src/trainer/command.ts";
-import { runClient } from "./src/client/mnist_client.ts";
 import { serve } from "./server_main.ts";
 
 /** The tutorial model's base path for `start`, under the working directory. */
@@ -53,11 +52,15 @@ async function main(args: string[]): Promise<number> {
   switch (args[0]) {
     case "train":
       return await runTrain(args.slice(1), fileSink(Deno.stdout), fileSink(Deno.stderr));
-    case "client":
+    case "client": {
+      // Imported here: the client brings grpc-js, which `start` (the server under least
+      // privilege, no GRPC_* variables granted) must not load.
+      const { runClient } = await import("./src/client/mnist_client.ts");
       return await runClient(args.slice(1), {
         out: (t) => fileSink(Deno.stdout).write(t),
         err: (t) => fileSink(Deno.stderr).write(t),
       });
+    }
     case "start":
       return await start(args.slice(1).filter((a) => a !== "--"));
     default:

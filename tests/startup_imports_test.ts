@@ -36,3 +36,11 @@ Deno.test("the gRPC transport loads neither grpc-js nor any node: module", async
   assert.ok(!has(closure, "@grpc/grpc-js"), [...closure].join("\n"));
   assert.deepEqual([...closure].filter((s) => s.startsWith("node:")), []);
 });
+
+Deno.test("main.ts (what `deno task start` runs) does not load grpc-js up front", async () => {
+  // `start` runs main.ts with least privilege and no GRPC_* variables: grpc-js reads them when
+  // it loads, so loading it there would end the server at start.
+  const closure = await staticClosure("main.ts");
+  assert.ok(!has(closure, "@grpc/grpc-js"), closure.join("\n"));
+  assert.ok(has(closure, "server_main.ts"));
+});
