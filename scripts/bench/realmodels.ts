@@ -13,7 +13,12 @@
  *
  * The pool column runs the same call through an Executor with 2 inference workers, which split
  * large convolutions between them (intra-op parallelism, kernels/wasm/team.ts); its runs
- * alternate with the others, and its outputs must equal the one-thread server's exactly.
+ * alternate with the others, one isolated call at a time (the workers idle between), and its
+ * outputs must equal the one-thread server's exactly.
+ *
+ * The served column is the issue's measure, batch-1 Predict latency through the server: the
+ * real server (`deno task serve`'s launcher, one worker per CPU) and a closed-loop gRPC client
+ * (h2load, one call at a time), in blocks alternating with tfjs-wasm blocks (served_latency.ts).
  *
  * Every output is checked against the corpus reference (rtol 1e-3, atol 1e-4) before timing.
  *
@@ -28,6 +33,7 @@ import { table } from "./timing.ts";
 import { Executor } from "../../src/exec/executor.ts";
 import { shareConstants } from "../../src/exec/shared_model.ts";
 import { loadTfjs, runTfjs, type TfjsModel } from "./tfjs_graph.ts";
+import { servedLatency } from "./served_latency.ts";
 import {
   CORPUS_ROOT,
   type CorpusIo as IoSpec,
@@ -87,6 +93,7 @@ async function tfjsOn(backend: string, dir: string): Promise<TfjsModel | string>
 export async function benchRealModels(
   models: readonly string[] = BENCH_MODELS,
   rounds = 25,
+  serve = true,
 ): Promise<string> {
   // The peak is measured before every model and the best kept: on a shared machine a single
   // measurement may land in a busy moment.
@@ -186,6 +193,23 @@ export async function benchRealModels(
       tp.push(performance.now() - t0);
     }
     pool.detach(pooled);
+    // Through the real server (gRPC, closed loop), blocks alternating with tfjs-wasm blocks.
+    let served = "—", servedRatio = "—";
+    if (wasmOk && serve) {
+      const r = await servedLatency(
+        name,
+        `${CORPUS_ROOT}${name}/model`,
+        feeds,
+        (outs) =>
+          check(
+            "served",
+            Object.fromEntries(Object.entries(outs).map(([k, t]) => [k, t.data as Data])),
+          ),
+        () => runOn("wasm", wasm as TfjsModel),
+      );
+      served = `${fmt(r.servedMs)} (${fmt(r.betweenMs)})`;
+      servedRatio = `${(r.servedMs / r.betweenMs).toFixed(2)}×`;
+    }
     let cpuMs = NaN;
     if (typeof cpu !== "string") {
       try {
@@ -233,6 +257,8 @@ export async function benchRealModels(
       fmt(pm),
       wasmOk ? `${(pm / w).toFixed(2)}×` : "—",
       `${(pm / s).toFixed(2)}×`,
+      served,
+      servedRatio,
       recorded === undefined ? "—" : fmt(recorded),
       kernelMs > 0 ? `${(flops / kernelMs / 1e6).toFixed(1)}` : "—",
       `${((kernelMs / serverTotal) * 100).toFixed(0)}%`,
@@ -253,6 +279,8 @@ export async function benchRealModels(
         "pool ms (2 workers)",
         "pool / tfjs-wasm",
         "pool / server",
+        "served ms, gRPC closed loop (tfjs-wasm ms, same window)",
+        "served / tfjs-wasm",
         "tfjs-wasm ms recorded in the corpus",
         "conv/matmul GFLOP/s",
         "time in conv/matmul",

@@ -863,7 +863,7 @@ export class Executor implements AsyncDisposable {
     } catch { /* already gone */ }
     // Parts of another worker's split it had claimed will never finish: that worker computes
     // them itself (kernels/wasm/team.ts).
-    if (this.#intraOp) noteMemberStopped();
+    if (this.#intraOp) noteMemberStopped(slot.index);
     for (const [key, done] of this.#loading) {
       if (key.startsWith(`${slot.index}/`)) {
         this.#loading.delete(key);

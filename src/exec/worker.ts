@@ -11,7 +11,12 @@ import { modelFromImage, tensorFromImage, tensorImage } from "./shared_model.ts"
 import { defaultRegistry } from "../kernels/mod.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { adoptKernelMemory } from "../kernels/wasm/shared_memory.ts";
-import { joinKernelTeam, setCallPending } from "../kernels/wasm/team.ts";
+import {
+  beginTeamCall,
+  endTeamCall,
+  joinKernelTeam,
+  setCallPending,
+} from "../kernels/wasm/team.ts";
 
 /** The worker's side of its message port. */
 const port = globalThis as unknown as {
@@ -53,7 +58,14 @@ port.onmessage = (e: MessageEvent<ToWorker>) => {
       try {
         const model = models.get(m.model);
         if (!model) throw new Error(`Model ${m.model} is not loaded in this worker`);
-        const outs = model.plan(m.target).run(m.feeds.map(tensorFromImage));
+        // The other members stay hot for this call's splits while it runs (team.ts).
+        beginTeamCall();
+        let outs;
+        try {
+          outs = model.plan(m.target).run(m.feeds.map(tensorFromImage));
+        } finally {
+          endTeamCall();
+        }
         const ms = performance.now() - t0;
         port.postMessage({ type: "done", job: m.job, ms, outputs: outs.map(tensorImage) });
       } catch (err) {

@@ -7,7 +7,13 @@
  * @module
  */
 import { adoptKernelMemory } from "../../src/kernels/wasm/shared_memory.ts";
-import { joinKernelTeam, registerPartRunner, runSplit } from "../../src/kernels/wasm/team.ts";
+import {
+  beginTeamCall,
+  endTeamCall,
+  joinKernelTeam,
+  registerPartRunner,
+  runSplit,
+} from "../../src/kernels/wasm/team.ts";
 
 /** The op code of the test task. */
 export const TEST_OP = 1000;
@@ -34,6 +40,10 @@ port.onmessage = (e: MessageEvent) => {
     const adopted = adoptKernelMemory(m.memory);
     if (adopted) joinKernelTeam(m.id);
     port.postMessage({ adopted });
+  } else if (m.type === "begin" || m.type === "end") {
+    if (m.type === "begin") beginTeamCall();
+    else endTeamCall();
+    port.postMessage({ done: m.type });
   } else if (m.type === "go") {
     const parts: number = m.parts;
     const words = new Int32Array(memory!.buffer, m.offset, parts);

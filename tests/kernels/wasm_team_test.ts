@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { kernelMemory, sharedHeap } from "../../src/kernels/wasm/shared_memory.ts";
-import { setCallPending, teamTotals } from "../../src/kernels/wasm/team.ts";
+import { noteMemberStopped, setCallPending, teamTotals } from "../../src/kernels/wasm/team.ts";
 import { Executor } from "../../src/exec/executor.ts";
 import { shareConstants } from "../../src/exec/shared_model.ts";
 import { loadModel } from "../../src/runtime/model.ts";
@@ -75,6 +75,35 @@ Deno.test("a member with a call pending does not help", async () => {
     sharedHeap().free(offset, parts * 4);
   } finally {
     setCallPending(2, false);
+    a.terminate();
+    b.terminate();
+  }
+});
+
+Deno.test("a member's call keeps the team hot until it ends, or until the member stops", async () => {
+  const a = await startWorker(1);
+  const b = await startWorker(2);
+  const say = (w: Worker, type: string) =>
+    new Promise<void>((r) => {
+      w.onmessage = () => r();
+      w.postMessage({ type });
+    });
+  try {
+    const base = teamTotals().running;
+    await say(a, "begin");
+    assert.equal(teamTotals().running, base + 1);
+    // A second begin of the same member's call counts once.
+    await say(a, "begin");
+    assert.equal(teamTotals().running, base + 1);
+    await say(a, "end");
+    assert.equal(teamTotals().running, base);
+    await say(b, "begin");
+    assert.equal(teamTotals().running, base + 1);
+    // Its worker stopped mid-call (terminated): the call no longer keeps anyone hot.
+    b.terminate();
+    noteMemberStopped(2);
+    assert.equal(teamTotals().running, base);
+  } finally {
     a.terminate();
     b.terminate();
   }

@@ -603,8 +603,8 @@ function matmulRows(ex: ConvExports, a: Int32Array | MatmulArgs, part: number): 
 }
 
 /** Work (flops) from which a call is split across the team, and work per part. */
-const SPLIT_MIN_FLOPS = 2e6;
-const PART_FLOPS = 1e6;
+const SPLIT_MIN_FLOPS = 0.3e6;
+const PART_FLOPS = 0.15e6;
 
 /** Parts to cut a call of `flops` over `rows` output rows into; 1: do not split. */
 function splitParts(flops: number, rows: number): number {

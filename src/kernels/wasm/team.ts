@@ -17,7 +17,7 @@
  *   (`Atomics.wait`, allowed in a worker) only for parts other members are computing.
  * - A part a helper failed (it threw) is run again by the caller.
  * - Splitting must pay: a caller that gives a task's work (flops, elements) learns, per op and
- *   power of two of work, the wall time per unit of split runs against runs of all the parts
+ *   exact work and part count (in practice per node of a plan), the wall time per unit of split runs against runs of all the parts
  *   itself (see {@link runSplit}), and runs a class that splits no faster unsplit, trying a split
  *   again now and then (every 16 calls, backing off to 512 while it keeps not paying). Small
  *   tasks learn that hand-offs cost what they save; any task learns it while the other cores are
@@ -50,13 +50,29 @@ const HELPED = 3;
 const WAITED_US = 4;
 /** Bumped whenever a member stopped (see {@link noteMemberStopped}). */
 const STOPPED = 5;
+/** Members running a call now (see {@link beginTeamCall}). */
+const RUNNING = 6;
+/**
+ * Whether splits have lately been paying, as a score in [-PAY_LIMIT, PAY_LIMIT]: each measured
+ * split adds one when it beat running alone, subtracts one when not. Members stay hot for
+ * others' calls only while it is positive, so on a machine whose cores are busy elsewhere
+ * (where splits stop paying) idle members stop spinning too.
+ */
+const PAYS = 7;
+const PAY_LIMIT = 8;
 const SLOTS_AT = 16;
 const SLOT_WORDS = 48;
 /** Members that may split (one slot each, taken for good); more members only help. */
 const SLOTS = 32;
-/** One word per worker index: 1 while the main isolate has posted it a call it has not begun. */
+/**
+ * One word per worker index: bit 0 while the main isolate has posted it a call it has not
+ * begun, bit 1 while it runs a call (see {@link beginTeamCall}).
+ */
 const PENDING_AT = SLOTS_AT + SLOTS * SLOT_WORDS;
 const MAX_PENDING = TEAM_WORDS - PENDING_AT;
+/** The bits of a worker's word. */
+const PENDING = 1;
+const IN_CALL = 2;
 // A slot, in words from its start.
 /** 1 once an isolate took the slot (for good). */
 const OWNER = 0;
@@ -132,10 +148,22 @@ export function teamStats(): TeamStats {
   return { ...stats };
 }
 
-/** The whole team's counts (any isolate may read them): members, tasks split, parts helped. */
-export function teamTotals(): { members: number; split: number; helped: number; waitedMs: number } {
+/**
+ * The whole team's counts (any isolate may read them): members, tasks split, parts helped, the
+ * time callers waited for helpers, members running a call, and the score of whether splits pay.
+ */
+export function teamTotals(): {
+  members: number;
+  split: number;
+  helped: number;
+  waitedMs: number;
+  running: number;
+  pays: number;
+} {
   const ctl = control ??= teamControl();
   return {
+    running: Atomics.load(ctl, RUNNING),
+    pays: Atomics.load(ctl, PAYS),
     members: Atomics.load(ctl, MEMBERS),
     split: Atomics.load(ctl, SPLITS),
     helped: Atomics.load(ctl, HELPED),
@@ -145,7 +173,7 @@ export function teamTotals(): { members: number; split: number; helped: number; 
 
 /** True when the main isolate has posted this member a call it has not begun. */
 function callPending(ctl: Int32Array<SharedArrayBuffer>): boolean {
-  return myIndex >= 0 && Atomics.load(ctl, PENDING_AT + myIndex) !== 0;
+  return myIndex >= 0 && (Atomics.load(ctl, PENDING_AT + myIndex) & PENDING) !== 0;
 }
 
 /**
@@ -156,7 +184,8 @@ function callPending(ctl: Int32Array<SharedArrayBuffer>): boolean {
 export function setCallPending(index: number, pending: boolean): void {
   if (index < 0 || index >= MAX_PENDING) return;
   const ctl = control ??= teamControl();
-  Atomics.store(ctl, PENDING_AT + index, pending ? 1 : 0);
+  if (pending) Atomics.or(ctl, PENDING_AT + index, PENDING);
+  else Atomics.and(ctl, PENDING_AT + index, ~PENDING);
   // Wakes a member waiting for the next part (see LINGER_MS) to look at its flag.
   if (pending) Atomics.notify(ctl, SEQ);
 }
@@ -171,6 +200,8 @@ export function joinKernelTeam(index = -1): void {
   const ctl = control ??= teamControl();
   member = true;
   myIndex = index < MAX_PENDING ? index : -1;
+  // Splits are taken to pay until measured not to (the first member sets the score).
+  if (Atomics.load(ctl, MEMBERS) === 0) Atomics.store(ctl, PAYS, PAY_LIMIT / 2);
   splitting = true;
   Atomics.add(ctl, MEMBERS, 1);
   let seen = Atomics.load(ctl, SEQ);
@@ -182,17 +213,29 @@ export function joinKernelTeam(index = -1): void {
     // Woken with nothing to help yet: a call was just posted to a worker (setCallPending), whose
     // first split follows shortly; spinning meanwhile spares that split this member's wake-up.
     let spinUntil = until + PRIMED_SPIN_MS;
+    let lastWork = until;
     for (;;) {
       seen = Atomics.load(ctl, SEQ);
       if (helpAll(ctl)) {
         const now = performance.now();
+        lastWork = now;
         until = now + LINGER_MS;
         spinUntil = now + SPIN_MS;
       }
       if (callPending(ctl)) break;
+      // While another member runs a call, its next split may come at any moment (its next
+      // layer): stay hot, polling, so that split starts at once instead of after a wake-up
+      // (tens to hundreds of µs on a virtual machine, as long as a layer takes). Bounded: a
+      // call that posts nothing for HOT_MS (a long unsplit op) is waited for blocked.
+      const hot = Atomics.load(ctl, RUNNING) > 0 && Atomics.load(ctl, PAYS) > 0;
+      if (hot) spinUntil = Math.max(spinUntil, lastWork + HOT_MS);
       // Spin first: a blocked thread (and, in a virtual machine, its halted CPU) takes tens of
       // microseconds to wake, as long as a small part takes to compute.
-      if (spinFor(ctl, SEQ, seen, spinUntil)) continue;
+      if (spinFor(ctl, SEQ, seen, spinUntil, hot)) continue;
+      if (hot && Atomics.load(ctl, RUNNING) === 0) {
+        // The call ended: linger only as after a part (its client's next call may follow).
+        spinUntil = 0;
+      }
       const left = until - performance.now();
       if (left <= 0 || callPending(ctl)) break;
       if (Atomics.wait(ctl, SEQ, seen, left) === "timed-out") break;
@@ -208,6 +251,27 @@ export function joinKernelTeam(index = -1): void {
   arm();
 }
 
+/**
+ * Marks the start of a call this member runs (its worker took a call): the other members stay
+ * hot for its splits until {@link endTeamCall}. Calls nest not; a non-member's are ignored.
+ */
+export function beginTeamCall(): void {
+  if (!member || control === undefined || myIndex < 0) return;
+  if ((Atomics.or(control, PENDING_AT + myIndex, IN_CALL) & IN_CALL) === 0) {
+    Atomics.add(control, RUNNING, 1);
+  }
+  Atomics.add(control, SEQ, 1);
+  Atomics.notify(control, SEQ);
+}
+
+/** Marks the end of the call {@link beginTeamCall} began. */
+export function endTeamCall(): void {
+  if (!member || control === undefined || myIndex < 0) return;
+  if ((Atomics.and(control, PENDING_AT + myIndex, ~IN_CALL) & IN_CALL) !== 0) {
+    Atomics.sub(control, RUNNING, 1);
+  }
+}
+
 /** Whether this isolate joined the team (only members split, so others need not try). */
 export function isTeamMember(): boolean {
   return member;
@@ -218,10 +282,16 @@ const STOPPED_GRACE_MS = 200;
 
 /**
  * Tells the team that a member stopped (its worker was terminated): it no longer counts as a
- * member, and callers waiting for its parts compute them themselves (see the module).
+ * member, a call it was running (as worker `index`) no longer keeps the others hot, and callers
+ * waiting for its parts compute them themselves (see the module).
  */
-export function noteMemberStopped(): void {
+export function noteMemberStopped(index = -1): void {
   const ctl = control ??= teamControl();
+  // A call it was running has ended.
+  if (index >= 0 && index < MAX_PENDING) {
+    const was = Atomics.and(ctl, PENDING_AT + index, ~(IN_CALL | PENDING));
+    if ((was & IN_CALL) !== 0) Atomics.sub(ctl, RUNNING, 1);
+  }
   if (Atomics.load(ctl, MEMBERS) > 0) Atomics.sub(ctl, MEMBERS, 1);
   Atomics.add(ctl, STOPPED, 1);
   for (let s = 0; s < SLOTS; s++) Atomics.notify(ctl, SLOTS_AT + s * SLOT_WORDS + DONE);
@@ -249,6 +319,12 @@ let SPIN_MS = 0.25;
 /** How long a member woken by a posted call spins for that call's first split. */
 const PRIMED_SPIN_MS = 0.5;
 
+/**
+ * How long a member stays hot (polling) while another member runs a call that has posted no
+ * task: longer than the gap between two split layers, shorter than a long unsplit op.
+ */
+const HOT_MS = 2;
+
 /** Sets how long members spin before blocking (0: never), for benchmarks; returns the old. */
 export function setTeamSpin(ms: number): number {
   const old = SPIN_MS;
@@ -265,10 +341,15 @@ function spinFor(
   index: number,
   value: number,
   until: number,
+  hot = false,
 ): boolean {
   for (let i = 0;; i++) {
     if (Atomics.load(ctl, index) !== value) return true;
-    if ((i & 63) === 63 && (performance.now() >= until || callPending(ctl))) return false;
+    if (
+      (i & 63) === 63 &&
+      (performance.now() >= until || callPending(ctl) ||
+        (hot && Atomics.load(ctl, RUNNING) === 0))
+    ) return false;
   }
 }
 
@@ -346,6 +427,13 @@ export function setSplitJudging(on: boolean): boolean {
   return was;
 }
 
+/** Moves the team's score of whether splits pay (see PAYS) by one. */
+function notePaid(ctl: Int32Array<SharedArrayBuffer>, paid: boolean): void {
+  const old = Atomics.load(ctl, PAYS);
+  const next = Math.max(-PAY_LIMIT, Math.min(PAY_LIMIT, old + (paid ? 1 : -1)));
+  if (next !== old) Atomics.compareExchange(ctl, PAYS, old, next);
+}
+
 /** Adds one split's times to the window; at its end, pauses splitting if it did not pay. */
 function judge(alone: number, took: number): void {
   if (!judging) return;
@@ -377,13 +465,12 @@ export function canSplit(): boolean {
 }
 
 /**
- * What splitting one class of task (an op code and a power of two of work) costs against not
- * splitting it, as exponentially weighted wall-clock milliseconds per unit of work; NaN until
- * measured.
+ * What splitting one class of task (an op code, its exact work and part count) costs against not
+ * splitting it: the last few wall-clock times per unit of work, each way.
  */
 interface SplitCost {
-  split: number;
-  alone: number;
+  readonly split: number[];
+  readonly alone: number[];
   calls: number;
   /** Calls until the way not preferred is tried again. */
   explore: number;
@@ -391,7 +478,9 @@ interface SplitCost {
   every: number;
 }
 
-const costs = new Map<number, SplitCost>();
+const costs = new Map<string, SplitCost>();
+/** Entries kept (new shapes beyond it replace the table: a server with many models). */
+const MAX_COSTS = 4096;
 
 /**
  * One call in this many runs the way not preferred, so both costs stay current; up to
@@ -401,7 +490,25 @@ const costs = new Map<number, SplitCost>();
 const EXPLORE_EVERY = 16;
 const MAX_EXPLORE = 512;
 
-const ewma = (old: number, v: number) => Number.isNaN(old) ? v : old * 0.75 + v * 0.25;
+/** How much slower than alone a node's splits must be measured before it runs alone. */
+const SPLIT_LOSS = 1.1;
+/** A loss from which explorations back off (MAX_EXPLORE): a machine busy elsewhere. */
+const BAD_SPLIT = 1.5;
+
+/** Samples kept each way: their median is the cost, so one outlier (a preempted helper) is not. */
+const SAMPLES = 5;
+
+function addSample(samples: number[], v: number): void {
+  if (samples.length >= SAMPLES) samples.shift();
+  samples.push(v);
+}
+
+/** The median of the samples (the lower of the middle two); NaN when there are none. */
+function typical(samples: readonly number[]): number {
+  if (samples.length === 0) return NaN;
+  const s = [...samples].sort((a, b) => a - b);
+  return s[(s.length - 1) >> 1];
+}
 
 /**
  * Runs parts 0..parts-1 of a task: `local(part)` here for the parts this isolate claims, op
@@ -410,7 +517,7 @@ const ewma = (old: number, v: number) => Number.isNaN(old) ? v : old * 0.75 + v 
  * work unsplit itself.
  *
  * With `work` (flops, elements: any measure proportional to the task's time), whether to split
- * is learned per op and power of two of work: the wall time per unit of split runs against that
+ * is learned per op, exact work and part count: the wall time per unit of split runs against that
  * of runs of all parts here, one after the other (the same floats). Tasks of a class that
  * splits no faster (small ones, whose hand-offs cost what they save; any, while the other
  * cores are busy elsewhere) run here, except one in {@link EXPLORE_EVERY}, which keeps trying.
@@ -424,29 +531,33 @@ export function runSplit(
 ): boolean {
   if (!canSplit() || parts < 2 || parts > MAX_PARTS || args.length > MAX_ARGS) return false;
   let cost: SplitCost | undefined;
-  let exploring = false;
   if (work > 0 && judging) {
-    const key = op * 64 + Math.min(63, Math.floor(Math.log2(work)));
+    // One entry per op and exact work and parts: in practice one per node of a plan (its
+    // shapes fix both), so a node that splits badly (a large output read back by a core that
+    // wrote little of it) does not stop another of about the same work from splitting.
+    const key = `${op}:${work}:${parts}`;
     cost = costs.get(key);
     if (cost === undefined) {
-      costs.set(key, cost = { split: NaN, alone: NaN, calls: 0, explore: 1, every: EXPLORE_EVERY });
+      if (costs.size >= MAX_COSTS) costs.clear();
+      costs.set(key, cost = { split: [], alone: [], calls: 0, explore: 1, every: EXPLORE_EVERY });
     }
     cost.calls++;
-    // Split unless measured not to pay (NaN compares false: split until both are known).
-    const preferSplit = !(cost.split > cost.alone * 0.95);
+    // Split unless measured clearly not to pay (NaN compares false: split until both are
+    // known). The margin is wide because single measurements on a shared machine swing by
+    // 10-20% and, with helpers kept hot, a split that merely breaks even frees nothing: it is
+    // the losses (a helper descheduled, a part's data on the other core) this must catch.
+    const ratio = typical(cost.split) / typical(cost.alone);
+    const preferSplit = !(ratio > SPLIT_LOSS);
     const explore = --cost.explore <= 0;
     if (explore) {
       cost.explore = cost.every;
-      // Each exploration that finds splitting still not paying waits longer for the next.
-      cost.every = preferSplit ? EXPLORE_EVERY : Math.min(MAX_EXPLORE, cost.every * 2);
+      // Each exploration that finds splitting still losing badly waits longer for the next.
+      cost.every = ratio > BAD_SPLIT ? Math.min(MAX_EXPLORE, cost.every * 2) : EXPLORE_EVERY;
     }
-    exploring = explore;
     if (preferSplit === explore) {
       const t = performance.now();
       for (let p = 0; p < parts; p++) local(p);
-      const v = (performance.now() - t) / work;
-      // An exploration's measurement stands alone, so a change of load shows at once.
-      cost.alone = explore ? v : ewma(cost.alone, v);
+      if (cost.calls > 1) addSample(cost.alone, (performance.now() - t) / work);
       stats.alone++;
       return true;
     }
@@ -540,7 +651,14 @@ export function runSplit(
   // Parts are of equal work (but the last): own parts' time scaled to all is the time alone.
   if (cost !== undefined) {
     const v = (performance.now() - start) / work;
-    cost.split = exploring ? v : ewma(cost.split, v);
-  } else if (own > 0) judge((ownMs / own) * parts, performance.now() - start);
+    // A node's first split is cold (the helpers' code and caches): it says nothing of the next.
+    if (cost.calls > 2) addSample(cost.split, v);
+    const alone = typical(cost.alone);
+    if (alone > 0) notePaid(ctl, v < alone);
+  } else if (own > 0) {
+    const alone = (ownMs / own) * parts, took = performance.now() - start;
+    judge(alone, took);
+    notePaid(ctl, took < alone);
+  }
   return true;
 }

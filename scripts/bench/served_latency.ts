@@ -1,0 +1,128 @@
+/**
+ * Batch-1 Predict latency through the real server, as a TF Serving client sees it: the server
+ * started as `deno task serve` does (launch.ts, its least-privilege flags, the worker pool of
+ * one inference worker per CPU splitting large kernels between them), one corpus model, and
+ * `h2load` as a closed-loop gRPC client (one connection, one call at a time: the next request
+ * leaves when the last answer arrived). h2load's per-request log gives each call's time, from
+ * the request's first byte to the answer's last.
+ *
+ * Blocks of calls alternate with blocks of `between()` (tfjs-wasm runs of the same graph, in
+ * this process), so both see the same load on a shared machine.
+ *
+ * @module
+ */
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  PredictRequestSchema,
+  PredictResponseSchema,
+} from "../../src/proto/gen/tensorflow_serving/apis/predict_pb.ts";
+import { v8FlagsArg } from "../../src/config/permissions.ts";
+import { Tensor } from "../../src/tensor/tensor.ts";
+import { tensorFromProto, tensorToProto } from "../../src/tensor/tensor_proto.ts";
+import { GRPC_HEADERS, H2LOAD, parseH2load, runProblem } from "./h2load.ts";
+import { CONFIG, freePort, spawn, stop } from "./process.ts";
+import { grpcFrame, grpcUnary, LAUNCH, PREDICT_PATH } from "./serving.ts";
+
+/** What a served run measured. */
+export interface ServedLatency {
+  /** Median call time through the server, ms. */
+  readonly servedMs: number;
+  /** Median of the `between()` runs, ms. */
+  readonly betweenMs: number;
+  /** Calls measured. */
+  readonly calls: number;
+}
+
+/**
+ * Serves `modelBasePath` as `name`, checks one Predict answer with `check` (outputs by
+ * signature key), then measures `rounds` blocks of `perBlock` closed-loop calls, each followed
+ * by `perBlock` runs of `between` (timed here).
+ */
+export async function servedLatency(
+  name: string,
+  modelBasePath: string,
+  feeds: Record<string, Tensor>,
+  check: (outputs: Record<string, Tensor>) => void,
+  between: () => void,
+  rounds = 6,
+  perBlock = 15,
+): Promise<ServedLatency> {
+  const dir = await Deno.makeTempDir({ prefix: "served-" });
+  const port = freePort();
+  const server = spawn([
+    "run",
+    v8FlagsArg(),
+    "--config",
+    CONFIG,
+    "--allow-read",
+    "--allow-run",
+    "--no-prompt",
+    LAUNCH,
+    "serve",
+    `--port=${port}`,
+    `--model_name=${name}`,
+    `--model_base_path=${modelBasePath}`,
+  ]);
+  try {
+    await server.waitFor(/Running gRPC ModelServer/, 60_000);
+    const frame = grpcFrame(toBinary(
+      PredictRequestSchema,
+      create(PredictRequestSchema, {
+        modelSpec: { name },
+        inputs: Object.fromEntries(
+          Object.entries(feeds).map(([k, t]) => [k, tensorToProto(t, true)]),
+        ),
+      }),
+    ));
+    const request = `${dir}/request.bin`;
+    await Deno.writeFile(request, frame);
+    const answer = await grpcUnary(port, PREDICT_PATH, frame, 60_000);
+    if (answer.status !== "0") {
+      throw new Error(`${name}: served Predict failed: ${answer.status} ${answer.message}`);
+    }
+    const res = fromBinary(PredictResponseSchema, answer.body.subarray(5));
+    check(Object.fromEntries(Object.entries(res.outputs).map(([k, p]) => [k, tensorFromProto(p)])));
+    const url = `http://127.0.0.1:${port}${PREDICT_PATH}`;
+    const run = async (n: number, log?: string) => {
+      const args = ["-t1", "-c1", "-m1", `-n${n}`, "-d", request];
+      for (const h of GRPC_HEADERS) args.push("-H", h);
+      if (log) args.push(`--log-file=${log}`);
+      args.push(url);
+      const out = await new Deno.Command(H2LOAD, {
+        args,
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(120_000),
+      }).output();
+      const text = new TextDecoder().decode(out.stdout);
+      if (!out.success) throw new Error(`h2load failed:\n${text}`);
+      const problem = runProblem(parseH2load(text), answer.body.length);
+      if (problem) throw new Error(`${name}: ${problem}`);
+    };
+    // Warm-up: the workers' code optimised, the split decisions learned.
+    await run(perBlock * 2);
+    const served: number[] = [], other: number[] = [];
+    const log = `${dir}/log.tsv`;
+    for (let r = 0; r < rounds; r++) {
+      await run(perBlock, log);
+      // Columns: start (µs since the epoch), status, µs to the answer's end.
+      for (const line of (await Deno.readTextFile(log)).trim().split("\n")) {
+        served.push(Number(line.split("\t")[2]) / 1000);
+      }
+      for (let i = 0; i < perBlock; i++) {
+        const t0 = performance.now();
+        between();
+        other.push(performance.now() - t0);
+      }
+    }
+    return { servedMs: median(served), betweenMs: median(other), calls: served.length };
+  } finally {
+    await stop(server);
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
