@@ -7,7 +7,9 @@
  * the request's first byte to the answer's last.
  *
  * Blocks of calls alternate with blocks of `between()` (tfjs-wasm runs of the same graph, in
- * this process), so both see the same load on a shared machine.
+ * this process), so both see the same load on a shared machine. Blocks are long (50 calls): the
+ * first calls after a block of the other engine find the server's threads parked and their
+ * caches taken; a closed-loop client's steady state is what the median should show.
  *
  * @module
  */
@@ -44,8 +46,8 @@ export async function servedLatency(
   feeds: Record<string, Tensor>,
   check: (outputs: Record<string, Tensor>) => void,
   between: () => void,
-  rounds = 6,
-  perBlock = 15,
+  rounds = 4,
+  perBlock = 50,
 ): Promise<ServedLatency> {
   const dir = await Deno.makeTempDir({ prefix: "served-" });
   const port = freePort();

@@ -16,6 +16,7 @@ import {
   endTeamCall,
   joinKernelTeam,
   setCallPending,
+  watchForNextCall,
 } from "../kernels/wasm/team.ts";
 
 /** The worker's side of its message port. */
@@ -76,6 +77,9 @@ port.onmessage = (e: MessageEvent<ToWorker>) => {
           error: errorOf(err),
         });
       }
+      // A closed-loop client's next call follows within a round trip: take it on a CPU still
+      // awake (team.ts).
+      watchForNextCall();
       break;
     }
   }
