@@ -68,6 +68,11 @@ const PAY_LIMIT = 8;
  * returns at once if SEQ moved meanwhile, so no post is missed.)
  */
 const WAITERS = 8;
+/**
+ * Members polling for tasks now (see the wake loop): a task posted while none is takes a
+ * wake-up (0.1-0.5 ms here) before anyone helps, so only a long one is worth posting then.
+ */
+const HOT = 9;
 const SLOTS_AT = 16;
 const SLOT_WORDS = 48;
 /** Members that may split (one slot each, taken for good); more members only help. */
@@ -237,6 +242,7 @@ export function joinKernelTeam(index = -1): void {
     // first split follows shortly; spinning meanwhile spares that split this member's wake-up.
     let spinUntil = until + PRIMED_SPIN_MS;
     let lastWork = until;
+    Atomics.add(ctl, HOT, 1);
     for (;;) {
       seen = Atomics.load(ctl, SEQ);
       if (helpAll(ctl)) {
@@ -261,11 +267,14 @@ export function joinKernelTeam(index = -1): void {
       }
       const left = until - performance.now();
       if (left <= 0 || callPending(ctl)) break;
+      Atomics.sub(ctl, HOT, 1);
       Atomics.add(ctl, WAITERS, 1);
       const r = Atomics.wait(ctl, SEQ, seen, left);
       Atomics.sub(ctl, WAITERS, 1);
+      Atomics.add(ctl, HOT, 1);
       if (r === "timed-out") break;
     }
+    Atomics.sub(ctl, HOT, 1);
     arm();
   };
   const arm = () => {
@@ -291,6 +300,11 @@ export function joinKernelTeam(index = -1): void {
  */
 export function beginTeamCall(): void {
   if (!member || control === undefined || myIndex < 0) return;
+  // Splits that stopped paying turned the hot waiting off, and without it few splits are tried:
+  // one call in PAY_RETRY_CALLS runs hot again to measure afresh.
+  if (++calls % PAY_RETRY_CALLS === 0 && Atomics.load(control, PAYS) <= 0) {
+    Atomics.store(control, PAYS, 1);
+  }
   if ((Atomics.or(control, PENDING_AT + myIndex, IN_CALL) & IN_CALL) === 0) {
     Atomics.add(control, RUNNING, 1);
   }
@@ -299,6 +313,10 @@ export function beginTeamCall(): void {
   Atomics.add(control, SEQ, 1);
   wakeWaiters(control);
 }
+
+/** Calls of this member, and how often one runs hot though splits had stopped paying. */
+let calls = 0;
+const PAY_RETRY_CALLS = 16;
 
 /**
  * After a call, how long a worker watches (polling) for its next one before it goes back to its
@@ -554,6 +572,9 @@ const MAX_COSTS = 4096;
 const EXPLORE_EVERY = 16;
 const MAX_EXPLORE = 512;
 
+/** A task predicted to take this long alone is posted even when no member polls (it wakes one). */
+const COLD_SPLIT_MS = 1;
+
 /** How much slower than alone a node's splits must be measured before it runs alone. */
 const SPLIT_LOSS = 1.1;
 /** A loss from which explorations back off (MAX_EXPLORE): a machine busy elsewhere. */
@@ -606,6 +627,15 @@ export function runSplit(
       costs.set(key, cost = { split: [], alone: [], calls: 0, explore: 1, every: EXPLORE_EVERY });
     }
     cost.calls++;
+    if (Atomics.load(control!, HOT) === 0 && !(typical(cost.alone) * work >= COLD_SPLIT_MS)) {
+      // Nobody polls for tasks: a helper would start this one only after its wake-up, which
+      // takes about as long as the task. Run it here (a measurement of running alone).
+      const t = performance.now();
+      for (let p = 0; p < parts; p++) local(p);
+      if (cost.calls > 1) addSample(cost.alone, (performance.now() - t) / work);
+      stats.alone++;
+      return true;
+    }
     // Split unless measured clearly not to pay (NaN compares false: split until both are
     // known). The margin is wide because single measurements on a shared machine swing by
     // 10-20% and, with helpers kept hot, a split that merely breaks even frees nothing: it is
