@@ -44,7 +44,7 @@ import type { PreparedCall } from "../servables/prepared.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { kernelMemory } from "../kernels/wasm/shared_memory.ts";
-import { noteMemberStopped, setCallPending, wakeTeam } from "../kernels/wasm/team.ts";
+import { noteMemberStopped, setCallPending } from "../kernels/wasm/team.ts";
 import {
   type BatchingParameters,
   type MergedBatch,
@@ -801,8 +801,6 @@ export class Executor implements AsyncDisposable {
         target: job.target,
         feeds: job.feeds.map(tensorImage),
       });
-      // The idle members wake to be ready for its splits, while that worker wakes for its call.
-      if (this.#intraOp) wakeTeam();
     }
   }
 
