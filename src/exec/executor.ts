@@ -956,6 +956,8 @@ export class Executor implements AsyncDisposable {
       if (job) this.#settle(job, new ServingError(Code.UNAVAILABLE, "Server is shutting down"));
       slot.alive = false;
       slot.worker.terminate();
+      // It leaves the kernel team (its counts of members, calls running and members polling).
+      if (this.#intraOp) noteMemberStopped(slot.index);
     }
     for (const done of this.#loading.values()) done({ message: "the server is shutting down" });
     this.#loading.clear();

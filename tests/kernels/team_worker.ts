@@ -13,6 +13,7 @@ import {
   joinKernelTeam,
   registerPartRunner,
   runSplit,
+  teamStats,
 } from "../../src/kernels/wasm/team.ts";
 
 /** The op code of the test task. */
@@ -47,6 +48,7 @@ port.onmessage = (e: MessageEvent) => {
   } else if (m.type === "go") {
     const parts: number = m.parts;
     const words = new Int32Array(memory!.buffer, m.offset, parts);
+    const before = teamStats();
     const split = runSplit(TEST_OP, [m.offset, parts], parts, (part) => {
       if (part === 0 && m.waitForHelp) {
         // Wait (at most 20 s) until another member ran a part: the test's proof of help.
@@ -64,7 +66,13 @@ port.onmessage = (e: MessageEvent) => {
       // Holding part 0 leaves the other parts to any member willing to help meanwhile.
       if (part === 0 && m.holdMs) Atomics.wait(words, 0, 0, m.holdMs);
       Atomics.store(words, part, id);
+    }, m.work ?? 0);
+    const after = teamStats();
+    port.postMessage({
+      split,
+      words: Array.from(words),
+      posted: after.split - before.split,
+      alone: after.alone - before.alone,
     });
-    port.postMessage({ split, words: Array.from(words) });
   }
 };

@@ -24,6 +24,14 @@ function startWorker(id: number): Promise<Worker> {
   });
 }
 
+/** Terminates test workers 1 and 2 and takes them out of the team's counts, as the executor does. */
+function stopWorkers(a: Worker, b: Worker): void {
+  a.terminate();
+  b.terminate();
+  noteMemberStopped(1);
+  noteMemberStopped(2);
+}
+
 Deno.test("runSplit: every part runs once, and an idle member helps", async () => {
   const a = await startWorker(1);
   const b = await startWorker(2);
@@ -49,8 +57,7 @@ Deno.test("runSplit: every part runs once, and an idle member helps", async () =
     assert.equal(after.helped - before.helped, words.filter((w) => w === 2).length);
     sharedHeap().free(offset, parts * 4);
   } finally {
-    a.terminate();
-    b.terminate();
+    stopWorkers(a, b);
   }
 });
 
@@ -75,8 +82,7 @@ Deno.test("a member with a call pending does not help", async () => {
     sharedHeap().free(offset, parts * 4);
   } finally {
     setCallPending(2, false);
-    a.terminate();
-    b.terminate();
+    stopWorkers(a, b);
   }
 });
 
@@ -105,7 +111,36 @@ Deno.test("a member's call keeps the team hot until it ends, or until the member
     assert.equal(teamTotals().running, base);
   } finally {
     a.terminate();
-    b.terminate();
+    noteMemberStopped(1);
+  }
+});
+
+Deno.test("a short task is not posted while no member polls for tasks; it runs alone", async () => {
+  const a = await startWorker(1);
+  const b = await startWorker(2);
+  try {
+    // b idles in its event loop (no call runs, nothing to help): it does not poll.
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(teamTotals().running, 0);
+    assert.equal(teamTotals().polling, 0);
+    const parts = 4;
+    const offset = sharedHeap().alloc(parts * 4);
+    new Int32Array(kernelMemory().buffer, offset, parts).fill(0);
+    const done = new Promise<{ split: boolean; words: number[]; posted: number; alone: number }>(
+      (r) => {
+        a.onmessage = (e) => r(e.data);
+      },
+    );
+    // A measured task (work > 0) that nobody has timed yet: not worth a helper's wake-up.
+    a.postMessage({ type: "go", offset, parts, waitForHelp: false, work: 1000 });
+    const r = await done;
+    assert.ok(r.split, "runSplit ran the task (here)");
+    assert.equal(r.posted, 0, "nothing was posted");
+    assert.equal(r.alone, 1);
+    assert.deepEqual(r.words, new Array(parts).fill(1), "the caller ran every part");
+    sharedHeap().free(offset, parts * 4);
+  } finally {
+    stopWorkers(a, b);
   }
 });
 

@@ -86,6 +86,7 @@ const MAX_PENDING = TEAM_WORDS - PENDING_AT;
 /** The bits of a worker's word. */
 const PENDING = 1;
 const IN_CALL = 2;
+const POLLING = 4;
 // A slot, in words from its start.
 /** 1 once an isolate took the slot (for good). */
 const OWNER = 0;
@@ -163,7 +164,8 @@ export function teamStats(): TeamStats {
 
 /**
  * The whole team's counts (any isolate may read them): members, tasks split, parts helped, the
- * time callers waited for helpers, members running a call, and the score of whether splits pay.
+ * time callers waited for helpers, members running a call, members polling for tasks, and the
+ * score of whether splits pay.
  */
 export function teamTotals(): {
   members: number;
@@ -171,11 +173,13 @@ export function teamTotals(): {
   helped: number;
   waitedMs: number;
   running: number;
+  polling: number;
   pays: number;
 } {
   const ctl = control ??= teamControl();
   return {
     running: Atomics.load(ctl, RUNNING),
+    polling: Atomics.load(ctl, HOT),
     pays: Atomics.load(ctl, PAYS),
     members: Atomics.load(ctl, MEMBERS),
     split: Atomics.load(ctl, SPLITS),
@@ -199,6 +203,20 @@ export function setCallPending(index: number, pending: boolean): void {
   const ctl = control ??= teamControl();
   if (pending) Atomics.or(ctl, PENDING_AT + index, PENDING);
   else Atomics.and(ctl, PENDING_AT + index, ~PENDING);
+}
+
+/**
+ * Counts this member in (or out of) HOT; a member with a worker index also marks its word, so
+ * that {@link noteMemberStopped} can take a stopped member out.
+ */
+function setPolling(ctl: Int32Array<SharedArrayBuffer>, on: boolean): void {
+  if (myIndex < 0) {
+    Atomics.add(ctl, HOT, on ? 1 : -1);
+    return;
+  }
+  const word = PENDING_AT + myIndex;
+  const was = on ? Atomics.or(ctl, word, POLLING) : Atomics.and(ctl, word, ~POLLING);
+  if (((was & POLLING) !== 0) !== on) Atomics.add(ctl, HOT, on ? 1 : -1);
 }
 
 /** Notifies SEQ's waiters, if any (see WAITERS). */
@@ -230,7 +248,7 @@ export function joinKernelTeam(index = -1): void {
     // split follows shortly; spinning meanwhile spares that split this member's wake-up.
     let spinUntil = until + PRIMED_SPIN_MS;
     let lastWork = until;
-    Atomics.add(ctl, HOT, 1);
+    setPolling(ctl, true);
     for (;;) {
       seen = Atomics.load(ctl, SEQ);
       if (helpAll(ctl)) {
@@ -257,14 +275,14 @@ export function joinKernelTeam(index = -1): void {
       // Blocked, this member would see a call posted to it only when the wait ends: it blocks
       // only while another member's call runs (whose next split it waits for).
       if (left <= 0 || callPending(ctl) || Atomics.load(ctl, RUNNING) === 0) break;
-      Atomics.sub(ctl, HOT, 1);
+      setPolling(ctl, false);
       Atomics.add(ctl, WAITERS, 1);
       const r = Atomics.wait(ctl, SEQ, seen, left);
       Atomics.sub(ctl, WAITERS, 1);
-      Atomics.add(ctl, HOT, 1);
+      setPolling(ctl, true);
       if (r === "timed-out") break;
     }
-    Atomics.sub(ctl, HOT, 1);
+    setPolling(ctl, false);
     arm();
   };
   const arm = () => {
@@ -357,8 +375,9 @@ export function noteMemberStopped(index = -1): void {
   const ctl = control ??= teamControl();
   // A call it was running has ended.
   if (index >= 0 && index < MAX_PENDING) {
-    const was = Atomics.and(ctl, PENDING_AT + index, ~(IN_CALL | PENDING));
+    const was = Atomics.and(ctl, PENDING_AT + index, ~(IN_CALL | PENDING | POLLING));
     if ((was & IN_CALL) !== 0) Atomics.sub(ctl, RUNNING, 1);
+    if ((was & POLLING) !== 0) Atomics.sub(ctl, HOT, 1);
   }
   if (Atomics.load(ctl, MEMBERS) > 0) Atomics.sub(ctl, MEMBERS, 1);
   Atomics.add(ctl, STOPPED, 1);
