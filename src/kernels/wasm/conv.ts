@@ -628,8 +628,14 @@ function runRows(
 ): void {
   const parts = splitParts(work, rows);
   if (parts > 1) {
-    args[perPartAt] = Math.ceil(rows / parts / align) * align;
-    if (runSplit(op, args, Math.ceil(rows / args[perPartAt]), run, work)) return;
+    const perPart = Math.ceil(rows / parts / align) * align;
+    args[perPartAt] = perPart;
+    const whole = () => {
+      args[perPartAt] = rows;
+      run(0);
+      args[perPartAt] = perPart;
+    };
+    if (runSplit(op, args, Math.ceil(rows / perPart), run, work, whole)) return;
   }
   args[perPartAt] = rows;
   run(0);

@@ -158,7 +158,8 @@ export function splitBinaryF32(op: string, a: Tensor, b: Tensor): Tensor | null 
     per,
   ];
   const f = heap.f32;
-  if (!runSplit(OP_BINARY, args, Math.ceil(n / per), (part) => runPart(f, args, part), n)) {
+  const whole = () => binaryPart(f, args[0], swap, args[2], args[3], args[4], args[5], 0, n);
+  if (!runSplit(OP_BINARY, args, Math.ceil(n / per), (part) => runPart(f, args, part), n, whole)) {
     return null;
   }
   return new Tensor(DataType.DT_FLOAT, big.shape, y);

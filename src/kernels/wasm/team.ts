@@ -605,6 +605,24 @@ function typical(samples: readonly number[]): number {
 }
 
 /**
+ * Runs a task here, measured as running alone: `whole()` (the task unsplit: one call over all
+ * of it, cheaper than its parts one after the other) or else every part.
+ */
+function runAlone(
+  cost: SplitCost,
+  parts: number,
+  local: (part: number) => void,
+  work: number,
+  whole: (() => void) | undefined,
+): void {
+  const t = performance.now();
+  if (whole !== undefined) whole();
+  else for (let p = 0; p < parts; p++) local(p);
+  if (cost.calls > 1) addSample(cost.alone, (performance.now() - t) / work);
+  stats.alone++;
+}
+
+/**
  * Runs parts 0..parts-1 of a task: `local(part)` here for the parts this isolate claims, op
  * `op`'s runner with `args` in the members that claim the others. Returns when every part is
  * done; false (having run nothing) when the task cannot be posted, and the caller computes the
@@ -612,7 +630,8 @@ function typical(samples: readonly number[]): number {
  *
  * With `work` (flops, elements: any measure proportional to the task's time), whether to split
  * is learned per op, exact work and part count: the wall time per unit of split runs against that
- * of runs of all parts here, one after the other (the same floats). Tasks of a class that
+ * of runs here of `whole()` (the task unsplit, which must give the same floats), or else of all
+ * parts one after the other. Tasks of a class that
  * splits no faster (small ones, whose hand-offs cost what they save; any, while the other
  * cores are busy elsewhere) run here, except one in {@link EXPLORE_EVERY}, which keeps trying.
  */
@@ -622,6 +641,7 @@ export function runSplit(
   parts: number,
   local: (part: number) => void,
   work = 0,
+  whole?: () => void,
 ): boolean {
   if (!canSplit() || parts < 2 || parts > MAX_PARTS || args.length > MAX_ARGS) return false;
   let cost: SplitCost | undefined;
@@ -639,10 +659,7 @@ export function runSplit(
     if (Atomics.load(control!, HOT) === 0 && !(typical(cost.alone) * work >= COLD_SPLIT_MS)) {
       // Nobody polls for tasks: a helper would start this one only after its wake-up, which
       // takes about as long as the task. Run it here (a measurement of running alone).
-      const t = performance.now();
-      for (let p = 0; p < parts; p++) local(p);
-      if (cost.calls > 1) addSample(cost.alone, (performance.now() - t) / work);
-      stats.alone++;
+      runAlone(cost, parts, local, work, whole);
       return true;
     }
     // Split unless measured clearly not to pay (NaN compares false: split until both are
@@ -658,10 +675,7 @@ export function runSplit(
       cost.every = ratio > BAD_SPLIT ? Math.min(MAX_EXPLORE, cost.every * 2) : EXPLORE_EVERY;
     }
     if (preferSplit === explore) {
-      const t = performance.now();
-      for (let p = 0; p < parts; p++) local(p);
-      if (cost.calls > 1) addSample(cost.alone, (performance.now() - t) / work);
-      stats.alone++;
+      runAlone(cost, parts, local, work, whole);
       return true;
     }
   }
