@@ -473,8 +473,10 @@ class ConvWasm {
       batch * outH,
     ];
     const ex = this.#x;
-    // A window's work: about one add or max per tap and channel.
-    const work = 8 * batch * outPix * c4 * fh * fw;
+    // A window's work: one add or max per tap and channel, counted twice as a multiply-add is
+    // (pools run at about the convolutions' flop rate: a pool under SPLIT_MIN_FLOPS, some 10 µs,
+    // is too short for a hand-off).
+    const work = 2 * batch * outPix * c4 * fh * fw;
     runRows(OP_POOL, args, P_ROWS_PER_PART, batch * outH, 1, work, (part) => {
       poolRows(ex, args, part);
     });
