@@ -7,7 +7,9 @@
  * - **Stateless versions** run wherever is cheapest for each call. Each (version, target) keeps
  *   an estimate of its cost per input element: the least of its last few calls, measured
  *   wherever they ran (a GC pause or a preempted thread inflates single calls, never the
- *   least of several, so one pause doesn't move a µs-cheap model to the pool). A call
+ *   least of several, so one pause doesn't move a µs-cheap model to the pool). A call that other
+ *   workers helped with (intra-op splits) counts as many times its time as there are workers:
+ *   what it could take alone, as it would inline. A call
  *   predicted to cost less than `inlineBelowMs` runs here at once: posting it to a worker and
  *   back costs more than that, and so short a run stalls no one. Other calls go to any worker
  *   (each rebuilt the model over the same shared weights, see shared_model.ts). Before a
@@ -841,7 +843,10 @@ export class Executor implements AsyncDisposable {
       if (m.error === undefined) {
         let cost = job.em.cost.get(job.key);
         if (cost === undefined) job.em.cost.set(job.key, cost = { recent: [], least: undefined });
-        measure(cost, m.ms / job.units);
+        // A call other workers helped with would take up to that many times as long alone,
+        // as it would inline: its estimate must not send the next one to the event loop.
+        const alone = m.helped ? m.ms * this.#workers : m.ms;
+        measure(cost, alone / job.units);
       }
       this.#settle(
         job,

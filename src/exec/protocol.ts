@@ -44,6 +44,8 @@ export type FromWorker =
     readonly job: number;
     /** Time spent running the plan in the worker. */
     readonly ms: number;
+    /** Whether other workers computed parts of it (kernels/wasm/team.ts). */
+    readonly helped?: boolean;
     readonly outputs?: readonly TensorImage[];
     readonly error?: ErrorImage;
   };

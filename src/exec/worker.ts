@@ -16,6 +16,7 @@ import {
   endTeamCall,
   joinKernelTeam,
   setCallPending,
+  teamStats,
   watchForNextCall,
 } from "../kernels/wasm/team.ts";
 
@@ -61,6 +62,7 @@ port.onmessage = (e: MessageEvent<ToWorker>) => {
         if (!model) throw new Error(`Model ${m.model} is not loaded in this worker`);
         // The other members stay hot for this call's splits while it runs (team.ts).
         beginTeamCall();
+        const splitBefore = teamStats().split;
         let outs;
         try {
           outs = model.plan(m.target).run(m.feeds.map(tensorFromImage));
@@ -68,7 +70,8 @@ port.onmessage = (e: MessageEvent<ToWorker>) => {
           endTeamCall();
         }
         const ms = performance.now() - t0;
-        port.postMessage({ type: "done", job: m.job, ms, outputs: outs.map(tensorImage) });
+        const helped = teamStats().split !== splitBefore;
+        port.postMessage({ type: "done", job: m.job, ms, helped, outputs: outs.map(tensorImage) });
       } catch (err) {
         port.postMessage({
           type: "done",
