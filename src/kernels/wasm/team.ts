@@ -781,3 +781,16 @@ export function runSplit(
   }
   return true;
 }
+
+/**
+ * This isolate's split decisions, for benchmarks: per task class (op, work and parts), the
+ * median split and unsplit times per unit of work (NaN until measured) and the calls seen.
+ */
+export function teamSplitCosts(): { key: string; split: number; alone: number; calls: number }[] {
+  return [...costs.entries()].map(([key, c]) => ({
+    key,
+    split: typical(c.split),
+    alone: typical(c.alone),
+    calls: c.calls,
+  }));
+}
