@@ -106,6 +106,8 @@ export async function servedLatency(
     const served: number[] = [], other: number[] = [];
     const log = `${dir}/log.tsv`;
     for (let r = 0; r < rounds; r++) {
+      // h2load appends to its log: each block gets a fresh one.
+      await Deno.remove(log).catch(() => {});
       await run(perBlock, log);
       // Columns: start (µs since the epoch), status, µs to the answer's end.
       for (const line of (await Deno.readTextFile(log)).trim().split("\n")) {
