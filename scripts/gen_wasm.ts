@@ -19,14 +19,41 @@ const WASM_DIR = new URL("../src/kernels/wasm/", import.meta.url);
  * Kernels to build: the WAT file stem, the output stem, the export name of its bytes, and
  * whether to fuse multiply-adds into relaxed SIMD's `f32x4.relaxed_madd` (see `toRelaxed`).
  */
-const KERNELS: readonly { stem: string; out: string; exportName: string; relaxed: boolean }[] = [
+const KERNELS: readonly {
+  stem: string;
+  out: string;
+  exportName: string;
+  relaxed: boolean;
+  /** Import the process's shared memory instead of owning one (see `toShared`). */
+  shared?: boolean;
+}[] = [
   { stem: "dense", out: "dense", exportName: "DENSE_WASM", relaxed: false },
   { stem: "conv", out: "conv", exportName: "CONV_WASM", relaxed: false },
   { stem: "conv", out: "conv_relaxed", exportName: "CONV_RELAXED_WASM", relaxed: true },
   { stem: "image", out: "image", exportName: "IMAGE_WASM", relaxed: false },
   { stem: "activation", out: "activation", exportName: "ACTIVATION_WASM", relaxed: false },
   { stem: "elementwise", out: "elementwise", exportName: "ELEMENTWISE_WASM", relaxed: false },
+  {
+    stem: "elementwise",
+    out: "elementwise_shared",
+    exportName: "ELEMENTWISE_SHARED_WASM",
+    relaxed: false,
+    shared: true,
+  },
 ];
+
+/** The memory a module owns, as its text declares it. */
+const OWN_MEMORY = '(memory (export "memory") 1)';
+
+/**
+ * The variant of a module that owns its memory which imports the process's shared kernel memory
+ * instead (`shared_memory.ts`, as `conv.wat` declares it), so that it computes on tensors
+ * already there without copying them in and out.
+ */
+export function toShared(text: string): string {
+  if (text.split(OWN_MEMORY).length !== 2) throw new Error("no single own memory to share");
+  return text.replace(OWN_MEMORY, '(import "env" "memory" (memory 1 32768 shared))');
+}
 
 /** A parsed S-expression: an atom (keyword, name, number, string) or a list. */
 type SExpr = string | SExpr[];
@@ -108,7 +135,13 @@ function toBase64(bytes: Uint8Array): string {
 }
 
 /** The TypeScript module for one binary, already formatted as `deno fmt` would. */
-function render(stem: string, exportName: string, bytes: Uint8Array, relaxed: boolean): string {
+function render(
+  stem: string,
+  exportName: string,
+  bytes: Uint8Array,
+  relaxed: boolean,
+  shared = false,
+): string {
   const b64 = toBase64(bytes);
   const lines: string[] = [];
   for (let i = 0; i < b64.length; i += CHUNK) lines.push(b64.slice(i, i + CHUNK));
@@ -118,9 +151,10 @@ function render(stem: string, exportName: string, bytes: Uint8Array, relaxed: bo
     "",
     "/**",
     ` * The compiled \`${stem}.wat\` (${bytes.length} bytes): a WebAssembly module using 128-bit SIMD${
-      relaxed ? "," : "."
+      relaxed || shared ? "," : "."
     }`,
     ...(relaxed ? [" * its multiply-adds fused into relaxed SIMD's `f32x4.relaxed_madd`."] : []),
+    ...(shared ? [" * importing the process's shared kernel memory instead of owning one."] : []),
     " *",
     " * @module",
     " */",
@@ -141,11 +175,11 @@ if (import.meta.main) {
   const check = Deno.args.includes("--check");
   const w = await wabt();
   let stale = 0;
-  for (const { stem, out: outStem, exportName, relaxed } of KERNELS) {
+  for (const { stem, out: outStem, exportName, relaxed, shared } of KERNELS) {
     const watUrl = new URL(`${stem}.wat`, WASM_DIR);
     const outUrl = new URL(`${outStem}_wasm.ts`, WASM_DIR);
     const source = await Deno.readTextFile(watUrl);
-    const text = relaxed ? toRelaxed(source) : source;
+    const text = shared ? toShared(source) : relaxed ? toRelaxed(source) : source;
     // threads: the kernels import the process's shared memory (shared_memory.ts).
     const features = { simd: true, relaxed_simd: relaxed, threads: true };
     const mod = w.parseWat(`${stem}.wat`, text, features);
@@ -164,7 +198,7 @@ if (import.meta.main) {
     }
     // The engine must accept what wabt wrote (this also catches a feature wabt allows by flag).
     if (!WebAssembly.validate(bytes)) throw new Error(`${stem}.wat: the engine rejects the binary`);
-    const out = render(stem, exportName, bytes, relaxed);
+    const out = render(stem, exportName, bytes, relaxed, shared);
     let old = "";
     try {
       old = await Deno.readTextFile(outUrl);

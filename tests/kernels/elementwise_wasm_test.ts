@@ -11,6 +11,7 @@ import {
   binaryF32,
   ELEMENTWISE_MIN_ELEMENTS,
   elementwiseWasmSupported,
+  reduceF32,
   setElementwiseWasmEnabled,
   unaryF32,
   WasmAct,
@@ -20,6 +21,8 @@ import { arithmeticKernels } from "../../src/kernels/arithmetic.ts";
 import { activationKernels } from "../../src/kernels/activation.ts";
 import { reductionKernels } from "../../src/kernels/reduce.ts";
 import { mulAddF32 } from "../../src/kernels/mul_add.ts";
+import { isKernelView } from "../../src/kernels/wasm/float_store.ts";
+import { activateArena, Arena, type FloatStore, setFloatStore } from "../../src/tensor/arena.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { lcg } from "../random.ts";
@@ -308,6 +311,113 @@ Deno.test("mulAddF32 in WebAssembly gives the Mul-then-Add floats for every kind
       } finally {
         setElementwiseWasmEnabled(was);
       }
+    }
+  }
+});
+
+/** The kernels' float store (kernels/wasm/float_store.ts registers it on import). */
+function kernelStore(): FloatStore {
+  const store = setFloatStore(undefined);
+  setFloatStore(store);
+  assert.ok(store, "the float store is registered");
+  return store;
+}
+
+/** A copy of `t` whose storage views the shared kernel memory. */
+function inKernelMemory(t: Tensor): Tensor {
+  const data = kernelStore().alloc(t.size)!;
+  data.set(t.data as Float32Array);
+  assert.ok(isKernelView(data));
+  return new Tensor(DataType.DT_FLOAT, t.shape, data);
+}
+
+/** Runs `f` with an arena active, so that large float32 outputs are carved from the store. */
+function inArena<T>(f: () => T): T {
+  const arena = new Arena();
+  const prev = activateArena(arena);
+  try {
+    return f();
+  } finally {
+    activateArena(prev);
+  }
+}
+
+Deno.test("elementwise kernels on tensors in the shared kernel memory give the floats of the copying path", () => {
+  const rand = lcg(83);
+  const tensor = (shape: number[], scale = 4) =>
+    new Tensor(
+      DataType.DT_FLOAT,
+      shape,
+      Float32Array.from(
+        { length: shape.reduce((x, y) => x * y, 1) },
+        () => (rand() * 2 - 1) * scale,
+      ),
+    );
+  const cases: [number[], number[]][] = [
+    [[1, 36, 64, 16], [1, 1, 1, 16]],
+    [[1, 144, 256, 2], [2]],
+    [[3, 17, 19, 5], [1]],
+    [[1], [2, 33, 71]],
+    [[64, 64, 1, 1], [1, 1, 6, 17]],
+    [[64, 64, 6, 17], [64, 64, 6, 1]],
+    [[64, 1, 17], [64, 6, 17]],
+    [[7, 40, 19], [7, 40, 19]],
+    [[1001, 7], [7]],
+    [[3], [1001, 3]],
+    [[5, 1, 70, 3], [1, 11, 1, 3]],
+  ];
+  let shared = 0;
+  for (const [sa, sb] of cases) {
+    const a = tensor(sa), b = tensor(sb);
+    for (const [code, op] of OPS) {
+      const [want] = runOp(arithmeticKernels, op, [a, b]);
+      // Both operands in the memory, or only the larger one (a small one is copied in).
+      const big = a.size >= b.size;
+      for (const both of [true, false]) {
+        const ka = both || big ? inKernelMemory(a) : a, kb = both || !big ? inKernelMemory(b) : b;
+        const [got] = inArena(() => runOp(arithmeticKernels, op, [ka, kb]));
+        if (isKernelView(got.data as Float32Array)) shared++;
+        assert.deepEqual(got.shape, want.shape);
+        sameValues(got.data as Float32Array, want.data as Float32Array, `${code} [${sa}] [${sb}]`);
+      }
+    }
+  }
+  assert.ok(shared > 100, `outputs in the kernel memory (${shared})`);
+  // Unary, with offsets into the memory.
+  for (const n of [256, 257, 1003, 4099]) {
+    const x = tensor([n + 3], 9);
+    x.data[3] = NaN;
+    const kx = inKernelMemory(x).data as Float32Array, ky = kernelStore().alloc(n + 5)!;
+    for (const act of [WasmAct.Relu, WasmAct.Relu6, WasmAct.Tanh, WasmAct.Exp]) {
+      const y = new Float32Array(n + 5).fill(-7);
+      assert.ok(unaryF32(act, x.data as Float32Array, 3, y, 1, n));
+      ky.fill(-7);
+      assert.ok(unaryF32(act, kx, 3, ky, 1, n));
+      sameValues(ky, y, `act ${act} n ${n}`);
+    }
+  }
+  // Multiply-add with every kind of scale and sum, x and the output in the memory.
+  for (let t = 0; t < 24; t++) {
+    const c = [1, 3, 16, 24, 40, 67][t % 6];
+    const shape = [1 + (t % 2), 37, 11, c];
+    const x = tensor(shape);
+    const s = [tensor(shape), tensor([]), tensor([1, 1, 1, c]), tensor([c])][t % 4];
+    const r = t % 3 === 0 ? tensor([1]) : tensor(shape);
+    const want = mulAddF32(x, s, r)!;
+    const ks = t % 2 === 0 && s.size > 1 ? inKernelMemory(s) : s;
+    const got = inArena(() =>
+      mulAddF32(inKernelMemory(x), ks, t % 5 === 0 ? r : inKernelMemory(r))!
+    );
+    sameValues(got.data as Float32Array, want.data as Float32Array, `mulAdd ${t}`);
+  }
+  // Max and Min over the middle of three dims.
+  for (const [outer, mid, inner] of [[3, 17, 101], [1, 64, 64], [7, 5, 129]]) {
+    const x = tensor([outer * mid * inner]), kx = inKernelMemory(x).data as Float32Array;
+    for (const code of [WasmBinary.Max, WasmBinary.Min] as const) {
+      const y = new Float32Array(outer * inner), ky = kernelStore().alloc(outer * inner)!;
+      assert.ok(reduceF32(code, x.data as Float32Array, y, outer, mid, inner));
+      assert.ok(reduceF32(code, kx, ky, outer, mid, inner));
+      sameValues(ky, y, `reduce ${code} ${outer}×${mid}×${inner}`);
     }
   }
 });
