@@ -57,8 +57,8 @@ import {
   type ModelImage,
   modelImage,
   modelTraits,
+  postedImage,
   tensorFromImage,
-  tensorImage,
 } from "./shared_model.ts";
 
 /** Upstream's message when a batching queue is full (shared_batch_scheduler.h). */
@@ -799,7 +799,7 @@ export class Executor implements AsyncDisposable {
         job: job.id,
         model: job.em.id,
         target: job.target,
-        feeds: job.feeds.map(tensorImage),
+        feeds: job.feeds.map(postedImage),
       });
     }
   }

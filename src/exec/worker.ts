@@ -7,7 +7,7 @@
  */
 import { ServingError } from "../errors.ts";
 import type { Model } from "../runtime/model.ts";
-import { modelFromImage, tensorFromImage, tensorImage } from "./shared_model.ts";
+import { modelFromImage, postedImage, tensorFromImage } from "./shared_model.ts";
 import { defaultRegistry } from "../kernels/mod.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { adoptKernelMemory } from "../kernels/wasm/shared_memory.ts";
@@ -55,7 +55,7 @@ port.onmessage = (e: MessageEvent<ToWorker>) => {
         if (!model) throw new Error(`Model ${m.model} is not loaded in this worker`);
         const outs = model.plan(m.target).run(m.feeds.map(tensorFromImage));
         const ms = performance.now() - t0;
-        port.postMessage({ type: "done", job: m.job, ms, outputs: outs.map(tensorImage) });
+        port.postMessage({ type: "done", job: m.job, ms, outputs: outs.map(postedImage) });
       } catch (err) {
         port.postMessage({
           type: "done",
