@@ -21,6 +21,7 @@ import { arithmeticKernels } from "../../src/kernels/arithmetic.ts";
 import { activationKernels } from "../../src/kernels/activation.ts";
 import { reductionKernels } from "../../src/kernels/reduce.ts";
 import { mulAddF32 } from "../../src/kernels/mul_add.ts";
+import { concatSplitKernels } from "../../src/kernels/concat_split.ts";
 import { isKernelView } from "../../src/kernels/wasm/float_store.ts";
 import { activateArena, Arena, type FloatStore, setFloatStore } from "../../src/tensor/arena.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
@@ -420,4 +421,43 @@ Deno.test("elementwise kernels on tensors in the shared kernel memory give the f
       sameValues(ky, y, `reduce ${code} ${outer}×${mid}×${inner}`);
     }
   }
+});
+
+Deno.test("ConcatV2 of tensors in the shared kernel memory moves the same bits as the JavaScript copies", () => {
+  const rand = lcg(97);
+  const cases: [number[][], number][] = [
+    [[[1, 72, 128, 16], [1, 72, 128, 16]], 3],
+    [[[1, 36, 64, 16], [1, 36, 64, 7], [1, 36, 64, 1]], -1],
+    [[[2, 9, 13, 5], [2, 9, 13, 130]], 3],
+    [[[3, 40, 41], [3, 17, 41]], 1],
+    [[[5000], [3]], 0],
+    [[[2, 33, 64], [2, 33, 64]], 2],
+  ];
+  let viaMemory = 0;
+  for (const [shapes, axis] of cases) {
+    const inputs = shapes.map((shape) => {
+      const data = Float32Array.from(
+        { length: shape.reduce((x, y) => x * y, 1) },
+        () => (rand() * 2 - 1) * 5,
+      );
+      data[0] = NaN;
+      data[data.length - 1] = -0;
+      return new Tensor(DataType.DT_FLOAT, shape, data);
+    });
+    const dim = new Tensor(DataType.DT_INT32, [], Int32Array.of(axis));
+    const [want] = runOp(concatSplitKernels, "ConcatV2", [...inputs, dim]);
+    // Every input in the memory, then one of them outside (the JavaScript copies run).
+    for (const all of [true, false]) {
+      const placed = inputs.map((t, i) => (all || i > 0 ? inKernelMemory(t) : t));
+      const [got] = inArena(() => runOp(concatSplitKernels, "ConcatV2", [...placed, dim]));
+      if (isKernelView(got.data as Float32Array)) viaMemory++;
+      assert.deepEqual(got.shape, want.shape);
+      const g = new Uint32Array((got.data as Float32Array).slice().buffer);
+      const w = new Uint32Array((want.data as Float32Array).slice().buffer);
+      assert.equal(g.length, w.length);
+      const at = g.findIndex((v, i) => v !== w[i]);
+      assert.equal(at, -1, `[${shapes.join("] [")}] axis ${axis}: differs at ${at}`);
+    }
+  }
+  assert.ok(viaMemory >= 8, `outputs in the kernel memory (${viaMemory})`);
 });

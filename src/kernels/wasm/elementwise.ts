@@ -56,6 +56,7 @@ interface ElementwiseExports {
     r1: number,
     r2: number,
   ): void;
+  copyRows(src: number, dst: number, rows: number, bytes: number, stride: number): void;
 }
 
 /** The activations of `unaryF32`, as the module numbers them. */
@@ -468,4 +469,29 @@ function mulAddRun(
     const done = q * w * 4;
     ex.mulAdd(px + done, ps, pr + (rFull ? done : 0), py + done, rest, c, 0, 1, rFull ? c : 0, r2);
   }
+}
+
+/**
+ * dst[dstOff + r·stride + k] = src[r·len + k] for r < rows, k < len (one input's part of a
+ * concatenation along an inner axis), in WebAssembly over the shared kernel memory: both arrays
+ * must view it (a plan's intermediates do). Floats are moved as bits.
+ *
+ * @returns false (nothing written) when either array is elsewhere, the kernels are unavailable
+ *   or switched off, or the part is small
+ */
+export function copyRowsF32(
+  src: Float32Array,
+  dst: Float32Array,
+  dstOff: number,
+  rows: number,
+  len: number,
+  stride: number,
+): boolean {
+  if (kernel === null || !enabled || rows * len < ELEMENTWISE_MIN_ELEMENTS) return false;
+  if (!isKernelView(src) || !isKernelView(dst)) return false;
+  if (src.length < rows * len || dstOff + (rows - 1) * stride + len > dst.length) return false;
+  const sx = sharedExports();
+  if (sx === null) return false;
+  sx.copyRows(src.byteOffset, dst.byteOffset + dstOff * 4, rows, len * 4, stride * 4);
+  return true;
 }

@@ -27,6 +27,7 @@
 ;;
 ;; $reduce: Max or Min over the middle of three dims (see the function).
 ;; $mulAdd: x·s + r with s and r per element, per channel or one value (see the function).
+;; $copyRows: strided row copies (a concatenation's inputs into its output).
 (module
   (memory (export "memory") 1)
 
@@ -497,5 +498,36 @@
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br $tl)))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $l))))
+
+  ;; ---------------------------------------------------------------------------------------------
+  ;; Copies
+
+  ;; `rows` rows of `bytes` bytes from src (contiguous) to dst, `stride` bytes apart there: one
+  ;; input's part of a concatenation. Sixteen bytes at a time, the rest by memory.copy (a call
+  ;; per short row costs more than the copy).
+  (func $copyRows (export "copyRows") (param $src i32) (param $dst i32) (param $rows i32)
+    (param $bytes i32) (param $stride i32)
+    (local $r i32) (local $o i32) (local $b16 i32)
+    (local.set $b16 (i32.and (local.get $bytes) (i32.const -16)))
+    (block $done
+      (loop $l
+        (br_if $done (i32.ge_u (local.get $r) (local.get $rows)))
+        (local.set $o (i32.const 0))
+        (block $vdone
+          (loop $v
+            (br_if $vdone (i32.ge_u (local.get $o) (local.get $b16)))
+            (v128.store (i32.add (local.get $dst) (local.get $o))
+              (v128.load (i32.add (local.get $src) (local.get $o))))
+            (local.set $o (i32.add (local.get $o) (i32.const 16)))
+            (br $v)))
+        (if (i32.lt_u (local.get $o) (local.get $bytes))
+          (then
+            (memory.copy (i32.add (local.get $dst) (local.get $o))
+              (i32.add (local.get $src) (local.get $o))
+              (i32.sub (local.get $bytes) (local.get $o)))))
+        (local.set $src (i32.add (local.get $src) (local.get $bytes)))
+        (local.set $dst (i32.add (local.get $dst) (local.get $stride)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $l))))
 )
