@@ -31,7 +31,21 @@ const KERNELS: readonly {
   { stem: "conv", out: "conv", exportName: "CONV_WASM", relaxed: false },
   { stem: "conv", out: "conv_relaxed", exportName: "CONV_RELAXED_WASM", relaxed: true },
   { stem: "image", out: "image", exportName: "IMAGE_WASM", relaxed: false },
+  {
+    stem: "image",
+    out: "image_shared",
+    exportName: "IMAGE_SHARED_WASM",
+    relaxed: false,
+    shared: true,
+  },
   { stem: "activation", out: "activation", exportName: "ACTIVATION_WASM", relaxed: false },
+  {
+    stem: "activation",
+    out: "activation_shared",
+    exportName: "ACTIVATION_SHARED_WASM",
+    relaxed: false,
+    shared: true,
+  },
   { stem: "elementwise", out: "elementwise", exportName: "ELEMENTWISE_WASM", relaxed: false },
   {
     stem: "elementwise",

@@ -27,7 +27,8 @@ import { activateArena, Arena, type FloatStore, setFloatStore } from "../../src/
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { lcg } from "../random.ts";
-import { runOp } from "./harness.ts";
+import { attr, runOp } from "./harness.ts";
+import { imageKernels } from "../../src/kernels/image.ts";
 
 const SPECIAL = [NaN, Infinity, -Infinity, 0, -0, 1e-30, -1e-30, 0.2499, -0.25, 6, 6.0001, 100];
 
@@ -460,4 +461,50 @@ Deno.test("ConcatV2 of tensors in the shared kernel memory moves the same bits a
     }
   }
   assert.ok(viaMemory >= 8, `outputs in the kernel memory (${viaMemory})`);
+});
+
+Deno.test("Sigmoid, Exp and ResizeBilinear on tensors in the shared kernel memory give the copying path's floats", () => {
+  const rand = lcg(101);
+  const same = (got: Tensor, want: Tensor, what: string) => {
+    assert.deepEqual(got.shape, want.shape, what);
+    const g = new Uint32Array((got.data as Float32Array).slice().buffer);
+    const w = new Uint32Array((want.data as Float32Array).slice().buffer);
+    const at = g.findIndex((v, i) => v !== w[i]);
+    assert.equal(at, -1, `${what}: differs at ${at}`);
+  };
+  let inMemory = 0;
+  for (const shape of [[1, 64, 64, 17], [1, 31, 31, 3], [5000]]) {
+    const x = new Tensor(
+      DataType.DT_FLOAT,
+      shape,
+      Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (rand() * 2 - 1) * 30),
+    );
+    (x.data as Float32Array).set([NaN, Infinity, -Infinity, 0, -0, 88.8, -100], 0);
+    for (
+      const [family, op] of [[activationKernels, "Sigmoid"], [arithmeticKernels, "Exp"]] as const
+    ) {
+      const [want] = runOp(family, op, [x]);
+      const [got] = inArena(() => runOp(family, op, [inKernelMemory(x)]));
+      if (isKernelView(got.data as Float32Array)) inMemory++;
+      same(got, want, `${op} [${shape}]`);
+    }
+  }
+  for (const [shape, size] of [[[1, 36, 64, 16], [72, 128]], [[2, 9, 16, 6], [18, 31]]]) {
+    const x = new Tensor(
+      DataType.DT_FLOAT,
+      shape,
+      Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rand() * 10 - 5),
+    );
+    const sizeT = new Tensor(DataType.DT_INT32, [2], Int32Array.from(size));
+    for (const halfPixel of [false, true]) {
+      const attrs = { align_corners: attr.bool(false), half_pixel_centers: attr.bool(halfPixel) };
+      const [want] = runOp(imageKernels, "ResizeBilinear", [x, sizeT], attrs);
+      const [got] = inArena(() =>
+        runOp(imageKernels, "ResizeBilinear", [inKernelMemory(x), sizeT], attrs)
+      );
+      if (isKernelView(got.data as Float32Array)) inMemory++;
+      same(got, want, `ResizeBilinear [${shape}] → ${size}`);
+    }
+  }
+  assert.ok(inMemory >= 8, `outputs in the kernel memory (${inMemory})`);
 });

@@ -10,7 +10,7 @@
  *   and the large operands already live there (a plan's intermediates do, see
  *   `float_store.ts`), it computes on them where they are, with no copy in or out; a small
  *   operand from elsewhere (a constant scale, a scalar) is copied into this isolate's scratch
- *   block of that memory (at most {@link SHARED_SCRATCH_BYTES});
+ *   block of that memory (`shared_scratch.ts`, at most its `SHARED_SCRATCH_BYTES`);
  * - otherwise one with its own linear memory: 32 bytes of scratch, then the operands and the
  *   result, copied in and out. The memory grows to the largest call seen (never past
  *   `MAX_BYTES`); larger calls return false and the caller runs its JavaScript loop.
@@ -21,7 +21,8 @@ import { ELEMENTWISE_WASM } from "./elementwise_wasm.ts";
 import { ELEMENTWISE_SHARED_WASM } from "./elementwise_shared_wasm.ts";
 import { align16, ensureBytes, instantiateOwn } from "./heap.ts";
 import { isKernelView } from "./float_store.ts";
-import { kernelMemory, sharedHeap } from "./shared_memory.ts";
+import { sharedHeap } from "./shared_memory.ts";
+import { instantiateShared, sharedScratch } from "./shared_scratch.ts";
 
 interface ElementwiseExports {
   /** The module's own memory (the shared variant imports the kernel memory instead). */
@@ -94,48 +95,16 @@ export const ELEMENTWISE_MIN_ELEMENTS = 4096;
 const kernel = instantiateOwn<ElementwiseExports>(ELEMENTWISE_WASM);
 let enabled = true;
 
-/** Bytes of the scratch block an isolate may hold in the shared kernel memory. */
-export const SHARED_SCRATCH_BYTES = 1 << 20;
-
 /** The instance over the shared kernel memory: made on first use, null when it cannot be. */
 let sharedKernel: ElementwiseExports | null | undefined;
-/** This isolate's scratch block in the kernel memory (32 bytes of row scratch, then copies). */
-let scratchAt = -1;
-let scratchBytes = 0;
 
 function sharedExports(): ElementwiseExports | null {
   if (sharedKernel === undefined) {
-    sharedKernel = null;
-    try {
-      if (kernel !== null) {
-        const module = new WebAssembly.Module(ELEMENTWISE_SHARED_WASM);
-        sharedKernel = new WebAssembly.Instance(module, { env: { memory: kernelMemory() } })
-          .exports as unknown as ElementwiseExports;
-      }
-    } catch {
-      // no shared memory in this engine: the copying instance serves every call
-    }
+    sharedKernel = kernel === null
+      ? null
+      : instantiateShared<ElementwiseExports>(ELEMENTWISE_SHARED_WASM);
   }
   return sharedKernel;
-}
-
-/**
- * The byte offset of a scratch block of at least `bytes` in the kernel memory, kept for the
- * next calls (grown by doubling), or -1 when that is over {@link SHARED_SCRATCH_BYTES} or the
- * memory cannot grow.
- */
-function sharedScratch(bytes: number): number {
-  if (bytes <= scratchBytes) return scratchAt;
-  if (bytes > SHARED_SCRATCH_BYTES) return -1;
-  let want = 1024;
-  while (want < bytes) want *= 2;
-  const heap = sharedHeap();
-  const at = heap.alloc(want);
-  if (at < 0) return -1;
-  if (scratchAt >= 0) heap.free(scratchAt, scratchBytes);
-  scratchAt = at;
-  scratchBytes = want;
-  return at;
 }
 
 /**
