@@ -59,8 +59,8 @@ import {
   type ModelImage,
   modelImage,
   modelTraits,
+  postedImage,
   tensorFromImage,
-  tensorImage,
 } from "./shared_model.ts";
 
 /** Upstream's message when a batching queue is full (shared_batch_scheduler.h). */
@@ -801,7 +801,7 @@ export class Executor implements AsyncDisposable {
         job: job.id,
         model: job.em.id,
         target: job.target,
-        feeds: job.feeds.map(tensorImage),
+        feeds: job.feeds.map(postedImage),
       });
     }
   }

@@ -7,7 +7,7 @@
  */
 import { ServingError } from "../errors.ts";
 import type { Model } from "../runtime/model.ts";
-import { modelFromImage, tensorFromImage, tensorImage } from "./shared_model.ts";
+import { modelFromImage, postedImage, tensorFromImage } from "./shared_model.ts";
 import { defaultRegistry } from "../kernels/mod.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { adoptKernelMemory } from "../kernels/wasm/shared_memory.ts";
@@ -71,7 +71,7 @@ port.onmessage = (e: MessageEvent<ToWorker>) => {
         }
         const ms = performance.now() - t0;
         const helped = teamStats().split !== splitBefore;
-        port.postMessage({ type: "done", job: m.job, ms, helped, outputs: outs.map(tensorImage) });
+        port.postMessage({ type: "done", job: m.job, ms, helped, outputs: outs.map(postedImage) });
       } catch (err) {
         port.postMessage({
           type: "done",

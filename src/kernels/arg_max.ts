@@ -39,6 +39,10 @@ interface ArgLoop {
 // replaces the best only when strictly better, so ties keep the first index and NaN never wins
 // (as Eigen's argmax reducer does). `start` is the type's lowest (ArgMax) or highest (ArgMin)
 // value, Eigen's initial accumulator, so an all-NaN or all-(-inf) line gives index 0.
+//
+// Specialised per input array type (each loop sees one element type) and per output type; the
+// running best values of the inner path are a Float64Array for number elements (every float32,
+// int32 or smaller value is exact in it), an Array for bigints.
 const ARG_SOURCE = `return function (x, outer, n, inner, start, out) {
   if (inner === 1) {
     for (let o = 0; o < outer; o++) {
@@ -51,7 +55,7 @@ const ARG_SOURCE = `return function (x, outer, n, inner, start, out) {
     }
     return;
   }
-  const bestV = new Array(inner), bestI = new Int32Array(inner);
+  const bestV = newBest(inner), bestI = new Int32Array(inner);
   for (let o = 0; o < outer; o++) {
     bestV.fill(start); bestI.fill(0);
     for (let k = 0, p = o * n * inner; k < n; k++) {
@@ -128,14 +132,23 @@ function argKernel(op: "ArgMax" | "ArgMin"): Kernel {
         const half = isFloat16(dtype);
         const x = half ? decodeFloat16(input.data as Uint16Array, dtype) : input.numbers;
         const kind = elementKind(half ? T.DT_FLOAT : dtype);
-        const key = `${kind === "int64" ? "big" : "num"}:${outType}`;
+        const key = `${x.constructor.name}:${outType}`;
         let loop = loops.get(key);
         if (loop === undefined) {
           const better = max
             ? (v: number | bigint, b: number | bigint) => v > b
             : (v: number | bigint, b: number | bigint) => v < b;
           const idx = outType === T.DT_INT64 ? (i: number) => BigInt(i) : (i: number) => i;
-          loop = specialize<ArgLoop>(["better", "idx"], ARG_SOURCE, better, idx);
+          const newBest = kind === "int64"
+            ? (n: number) => new Array(n)
+            : (n: number) => new Float64Array(n);
+          loop = specialize<ArgLoop>(
+            ["better", "idx", "newBest"],
+            ARG_SOURCE,
+            better,
+            idx,
+            newBest,
+          );
           loops.set(key, loop);
         }
         const range = typeRange(dtype);

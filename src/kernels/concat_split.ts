@@ -11,6 +11,8 @@ import { shapeString, sizeOf, Tensor, type TensorData, toIntArray } from "../ten
 import { uninitialized } from "../tensor/arena.ts";
 import { allocLike, copyRun, passThrough, reshaped, unitOf, viewRange } from "./array_common.ts";
 import type { Kernel } from "./kernel.ts";
+import { copyRowsF32 } from "./wasm/elementwise.ts";
+import { isKernelView } from "./wasm/float_store.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Joining and splitting.
@@ -100,6 +102,16 @@ function joinRows(values: Tensor[], outer: number, outElems: number): TensorData
 function joinRowsF32(data: Float32Array[], outer: number, outSlots: number): Float32Array {
   const out = uninitialized(Float32Array, outSlots);
   const stride = outSlots / outer;
+  if (isKernelView(out) && data.every(isKernelView)) {
+    // A plan's intermediates in the kernels' shared memory: 16 bytes a move in WebAssembly (the
+    // rows of a channel concatenation are short, a few dozen floats).
+    for (let i = 0, o = 0; i < data.length; i++) {
+      const src = data[i], len = src.length / outer;
+      if (!copyRowsF32(src, out, o, outer, len, stride)) copyRows(src, out, o, outer, len, stride);
+      o += len;
+    }
+    return out;
+  }
   if (pairsAligned(data, out, outer, stride)) {
     // Two float32 slots per float64 move: half the iterations. A float64 load and store keeps
     // the bits (V8 does not quiet NaNs in typed-array copies; only a float32 NaN could make a
@@ -114,17 +126,29 @@ function joinRowsF32(data: Float32Array[], outer: number, outSlots: number): Flo
   }
   // Input by input: each one's rows are read in order and land `stride` apart.
   for (let i = 0, o = 0; i < data.length; i++) {
-    const src = data[i], len = src.length / outer;
-    if (len >= 64) {
-      for (let r = 0; r < outer; r++) out.set(src.subarray(r * len, (r + 1) * len), o + r * stride);
-    } else {
-      for (let r = 0, s = 0, d = o; r < outer; r++, d += stride) {
-        for (let k = 0; k < len; k++) out[d + k] = src[s++];
-      }
-    }
+    const len = data[i].length / outer;
+    copyRows(data[i], out, o, outer, len, stride);
     o += len;
   }
   return out;
+}
+
+/** out[o + r·stride + k] = src[r·len + k] for r < outer, k < len. */
+function copyRows(
+  src: Float32Array,
+  out: Float32Array,
+  o: number,
+  outer: number,
+  len: number,
+  stride: number,
+): void {
+  if (len >= 64) {
+    for (let r = 0; r < outer; r++) out.set(src.subarray(r * len, (r + 1) * len), o + r * stride);
+  } else {
+    for (let r = 0, s = 0, d = o; r < outer; r++, d += stride) {
+      for (let k = 0; k < len; k++) out[d + k] = src[s++];
+    }
+  }
 }
 
 /** True when every run and offset of joinRowsF32 is a whole number of float32 pairs. */

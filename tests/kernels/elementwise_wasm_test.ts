@@ -11,6 +11,7 @@ import {
   binaryF32,
   ELEMENTWISE_MIN_ELEMENTS,
   elementwiseWasmSupported,
+  reduceF32,
   setElementwiseWasmEnabled,
   unaryF32,
   WasmAct,
@@ -20,10 +21,14 @@ import { arithmeticKernels } from "../../src/kernels/arithmetic.ts";
 import { activationKernels } from "../../src/kernels/activation.ts";
 import { reductionKernels } from "../../src/kernels/reduce.ts";
 import { mulAddF32 } from "../../src/kernels/mul_add.ts";
+import { concatSplitKernels } from "../../src/kernels/concat_split.ts";
+import { isKernelView } from "../../src/kernels/wasm/float_store.ts";
+import { activateArena, Arena, type FloatStore, setFloatStore } from "../../src/tensor/arena.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { lcg } from "../random.ts";
-import { runOp } from "./harness.ts";
+import { attr, runOp } from "./harness.ts";
+import { imageKernels } from "../../src/kernels/image.ts";
 
 const SPECIAL = [NaN, Infinity, -Infinity, 0, -0, 1e-30, -1e-30, 0.2499, -0.25, 6, 6.0001, 100];
 
@@ -310,4 +315,196 @@ Deno.test("mulAddF32 in WebAssembly gives the Mul-then-Add floats for every kind
       }
     }
   }
+});
+
+/** The kernels' float store (kernels/wasm/float_store.ts registers it on import). */
+function kernelStore(): FloatStore {
+  const store = setFloatStore(undefined);
+  setFloatStore(store);
+  assert.ok(store, "the float store is registered");
+  return store;
+}
+
+/** A copy of `t` whose storage views the shared kernel memory. */
+function inKernelMemory(t: Tensor): Tensor {
+  const data = kernelStore().alloc(t.size)!;
+  data.set(t.data as Float32Array);
+  assert.ok(isKernelView(data));
+  return new Tensor(DataType.DT_FLOAT, t.shape, data);
+}
+
+/** Runs `f` with an arena active, so that large float32 outputs are carved from the store. */
+function inArena<T>(f: () => T): T {
+  const arena = new Arena();
+  const prev = activateArena(arena);
+  try {
+    return f();
+  } finally {
+    activateArena(prev);
+  }
+}
+
+Deno.test("elementwise kernels on tensors in the shared kernel memory give the floats of the copying path", () => {
+  const rand = lcg(83);
+  const tensor = (shape: number[], scale = 4) =>
+    new Tensor(
+      DataType.DT_FLOAT,
+      shape,
+      Float32Array.from(
+        { length: shape.reduce((x, y) => x * y, 1) },
+        () => (rand() * 2 - 1) * scale,
+      ),
+    );
+  const cases: [number[], number[]][] = [
+    [[1, 36, 64, 16], [1, 1, 1, 16]],
+    [[1, 144, 256, 2], [2]],
+    [[3, 17, 19, 5], [1]],
+    [[1], [2, 33, 71]],
+    [[64, 64, 1, 1], [1, 1, 6, 17]],
+    [[64, 64, 6, 17], [64, 64, 6, 1]],
+    [[64, 1, 17], [64, 6, 17]],
+    [[7, 40, 19], [7, 40, 19]],
+    [[1001, 7], [7]],
+    [[3], [1001, 3]],
+    [[5, 1, 70, 3], [1, 11, 1, 3]],
+  ];
+  let shared = 0;
+  for (const [sa, sb] of cases) {
+    const a = tensor(sa), b = tensor(sb);
+    for (const [code, op] of OPS) {
+      const [want] = runOp(arithmeticKernels, op, [a, b]);
+      // Both operands in the memory, or only the larger one (a small one is copied in).
+      const big = a.size >= b.size;
+      for (const both of [true, false]) {
+        const ka = both || big ? inKernelMemory(a) : a, kb = both || !big ? inKernelMemory(b) : b;
+        const [got] = inArena(() => runOp(arithmeticKernels, op, [ka, kb]));
+        if (isKernelView(got.data as Float32Array)) shared++;
+        assert.deepEqual(got.shape, want.shape);
+        sameValues(got.data as Float32Array, want.data as Float32Array, `${code} [${sa}] [${sb}]`);
+      }
+    }
+  }
+  assert.ok(shared > 100, `outputs in the kernel memory (${shared})`);
+  // Unary, with offsets into the memory.
+  for (const n of [256, 257, 1003, 4099]) {
+    const x = tensor([n + 3], 9);
+    x.data[3] = NaN;
+    const kx = inKernelMemory(x).data as Float32Array, ky = kernelStore().alloc(n + 5)!;
+    for (const act of [WasmAct.Relu, WasmAct.Relu6, WasmAct.Tanh, WasmAct.Exp]) {
+      const y = new Float32Array(n + 5).fill(-7);
+      assert.ok(unaryF32(act, x.data as Float32Array, 3, y, 1, n));
+      ky.fill(-7);
+      assert.ok(unaryF32(act, kx, 3, ky, 1, n));
+      sameValues(ky, y, `act ${act} n ${n}`);
+    }
+  }
+  // Multiply-add with every kind of scale and sum, x and the output in the memory.
+  for (let t = 0; t < 24; t++) {
+    const c = [1, 3, 16, 24, 40, 67][t % 6];
+    const shape = [1 + (t % 2), 37, 11, c];
+    const x = tensor(shape);
+    const s = [tensor(shape), tensor([]), tensor([1, 1, 1, c]), tensor([c])][t % 4];
+    const r = t % 3 === 0 ? tensor([1]) : tensor(shape);
+    const want = mulAddF32(x, s, r)!;
+    const ks = t % 2 === 0 && s.size > 1 ? inKernelMemory(s) : s;
+    const got = inArena(() =>
+      mulAddF32(inKernelMemory(x), ks, t % 5 === 0 ? r : inKernelMemory(r))!
+    );
+    sameValues(got.data as Float32Array, want.data as Float32Array, `mulAdd ${t}`);
+  }
+  // Max and Min over the middle of three dims.
+  for (const [outer, mid, inner] of [[3, 17, 101], [1, 64, 64], [7, 5, 129]]) {
+    const x = tensor([outer * mid * inner]), kx = inKernelMemory(x).data as Float32Array;
+    for (const code of [WasmBinary.Max, WasmBinary.Min] as const) {
+      const y = new Float32Array(outer * inner), ky = kernelStore().alloc(outer * inner)!;
+      assert.ok(reduceF32(code, x.data as Float32Array, y, outer, mid, inner));
+      assert.ok(reduceF32(code, kx, ky, outer, mid, inner));
+      sameValues(ky, y, `reduce ${code} ${outer}×${mid}×${inner}`);
+    }
+  }
+});
+
+Deno.test("ConcatV2 of tensors in the shared kernel memory moves the same bits as the JavaScript copies", () => {
+  const rand = lcg(97);
+  const cases: [number[][], number][] = [
+    [[[1, 72, 128, 16], [1, 72, 128, 16]], 3],
+    [[[1, 36, 64, 16], [1, 36, 64, 7], [1, 36, 64, 1]], -1],
+    [[[2, 9, 13, 5], [2, 9, 13, 130]], 3],
+    [[[3, 40, 41], [3, 17, 41]], 1],
+    [[[5000], [3]], 0],
+    [[[2, 33, 64], [2, 33, 64]], 2],
+  ];
+  let viaMemory = 0;
+  for (const [shapes, axis] of cases) {
+    const inputs = shapes.map((shape) => {
+      const data = Float32Array.from(
+        { length: shape.reduce((x, y) => x * y, 1) },
+        () => (rand() * 2 - 1) * 5,
+      );
+      data[0] = NaN;
+      data[data.length - 1] = -0;
+      return new Tensor(DataType.DT_FLOAT, shape, data);
+    });
+    const dim = new Tensor(DataType.DT_INT32, [], Int32Array.of(axis));
+    const [want] = runOp(concatSplitKernels, "ConcatV2", [...inputs, dim]);
+    // Every input in the memory, then one of them outside (the JavaScript copies run).
+    for (const all of [true, false]) {
+      const placed = inputs.map((t, i) => (all || i > 0 ? inKernelMemory(t) : t));
+      const [got] = inArena(() => runOp(concatSplitKernels, "ConcatV2", [...placed, dim]));
+      if (isKernelView(got.data as Float32Array)) viaMemory++;
+      assert.deepEqual(got.shape, want.shape);
+      const g = new Uint32Array((got.data as Float32Array).slice().buffer);
+      const w = new Uint32Array((want.data as Float32Array).slice().buffer);
+      assert.equal(g.length, w.length);
+      const at = g.findIndex((v, i) => v !== w[i]);
+      assert.equal(at, -1, `[${shapes.join("] [")}] axis ${axis}: differs at ${at}`);
+    }
+  }
+  assert.ok(viaMemory >= 8, `outputs in the kernel memory (${viaMemory})`);
+});
+
+Deno.test("Sigmoid, Exp and ResizeBilinear on tensors in the shared kernel memory give the copying path's floats", () => {
+  const rand = lcg(101);
+  const same = (got: Tensor, want: Tensor, what: string) => {
+    assert.deepEqual(got.shape, want.shape, what);
+    const g = new Uint32Array((got.data as Float32Array).slice().buffer);
+    const w = new Uint32Array((want.data as Float32Array).slice().buffer);
+    const at = g.findIndex((v, i) => v !== w[i]);
+    assert.equal(at, -1, `${what}: differs at ${at}`);
+  };
+  let inMemory = 0;
+  for (const shape of [[1, 64, 64, 17], [1, 31, 31, 3], [5000]]) {
+    const x = new Tensor(
+      DataType.DT_FLOAT,
+      shape,
+      Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (rand() * 2 - 1) * 30),
+    );
+    (x.data as Float32Array).set([NaN, Infinity, -Infinity, 0, -0, 88.8, -100], 0);
+    for (
+      const [family, op] of [[activationKernels, "Sigmoid"], [arithmeticKernels, "Exp"]] as const
+    ) {
+      const [want] = runOp(family, op, [x]);
+      const [got] = inArena(() => runOp(family, op, [inKernelMemory(x)]));
+      if (isKernelView(got.data as Float32Array)) inMemory++;
+      same(got, want, `${op} [${shape}]`);
+    }
+  }
+  for (const [shape, size] of [[[1, 36, 64, 16], [72, 128]], [[2, 9, 16, 6], [18, 31]]]) {
+    const x = new Tensor(
+      DataType.DT_FLOAT,
+      shape,
+      Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rand() * 10 - 5),
+    );
+    const sizeT = new Tensor(DataType.DT_INT32, [2], Int32Array.from(size));
+    for (const halfPixel of [false, true]) {
+      const attrs = { align_corners: attr.bool(false), half_pixel_centers: attr.bool(halfPixel) };
+      const [want] = runOp(imageKernels, "ResizeBilinear", [x, sizeT], attrs);
+      const [got] = inArena(() =>
+        runOp(imageKernels, "ResizeBilinear", [inKernelMemory(x), sizeT], attrs)
+      );
+      if (isKernelView(got.data as Float32Array)) inMemory++;
+      same(got, want, `ResizeBilinear [${shape}] → ${size}`);
+    }
+  }
+  assert.ok(inMemory >= 8, `outputs in the kernel memory (${inMemory})`);
 });

@@ -4,14 +4,19 @@
  * of the exact value, as TensorFlow's own float32 kernels are; the float64 JavaScript loops are
  * exact to float32 rounding). Math.exp costs 6–25 ns an element here; the SIMD loop about 1 ns.
  *
- * One module instance per isolate with its own linear memory: 16 bytes of tail scratch, then
- * the values, computed in place and copied out. The memory grows to the largest call seen (never
+ * Values already in the shared kernel memory (a plan's intermediates) are computed where they
+ * are, by an instance over that memory (`shared_scratch.ts`). Otherwise one module instance per
+ * isolate with its own linear memory: 16 bytes of tail scratch, then the values, computed in
+ * place and copied out. The memory grows to the largest call seen (never
  * past `MAX_BYTES`); larger calls return null and the caller runs its JavaScript loop.
  *
  * @module
  */
 import { ACTIVATION_WASM } from "./activation_wasm.ts";
+import { ACTIVATION_SHARED_WASM } from "./activation_shared_wasm.ts";
 import { ensureBytes, instantiateOwn } from "./heap.ts";
+import { isKernelView } from "./float_store.ts";
+import { instantiateShared, sharedScratch } from "./shared_scratch.ts";
 
 interface ActivationExports {
   readonly memory: WebAssembly.Memory;
@@ -23,6 +28,8 @@ interface ActivationExports {
 const MIN_ELEMENTS = 64;
 
 const kernel = instantiateOwn<ActivationExports>(ACTIVATION_WASM);
+/** The instance over the shared kernel memory (`shared_scratch.ts`), made on first use. */
+let shared: ActivationExports | null | undefined;
 let enabled = true;
 
 /** True when the engine runs the activation kernels. */
@@ -50,6 +57,15 @@ function apply(
 ): boolean {
   const ex = kernel;
   if (ex === null || !enabled || n < MIN_ELEMENTS) return false;
+  if (isKernelView(src) && isKernelView(dst)) {
+    // Both in the shared kernel memory (a plan's intermediates): computed where they are.
+    shared ??= instantiateShared<ActivationExports>(ACTIVATION_SHARED_WASM);
+    const tmp = shared === null ? -1 : sharedScratch(16);
+    if (shared !== null && tmp >= 0) {
+      shared[fn](src.byteOffset + srcOff * 4, dst.byteOffset + dstOff * 4, n, tmp);
+      return true;
+    }
+  }
   const at = 16;
   if (!ensureBytes(ex.memory, at + n * 4)) return false;
   const f32 = new Float32Array(ex.memory.buffer);

@@ -23,9 +23,11 @@
 ;;   slope, Relu(a) + b·Relu(-a) (one of the two terms is zero). Every operation is one
 ;;   correctly rounded float32 operation, so the results are the same bits as float64 arithmetic
 ;;   rounded to float32 (JavaScript over Float32Arrays), but for the sign of a zero from max/min.
+;;   $tmp: 32 bytes of scratch (a row's broadcast operands, splatted).
 ;;
 ;; $reduce: Max or Min over the middle of three dims (see the function).
 ;; $mulAdd: x·s + r with s and r per element, per channel or one value (see the function).
+;; $copyRows: strided row copies (a concatenation's inputs into its output).
 (module
   (memory (export "memory") 1)
 
@@ -227,48 +229,154 @@
     (f32.add (f32.max (local.get $a) (f32.const 0))
       (f32.mul (local.get $b) (f32.max (f32.neg (local.get $a)) (f32.const 0)))))
 
-  ;; One row: y[j] = f(a[j·a2], b[j·b2]) for j < n, a2 and b2 each 0 or 1.
+  ;; Four lanes at a time over [y, y + bytes): y = f(a, b), a and b advancing by da and db bytes
+  ;; a step (16: contiguous, 0: one vector repeated). One loop per operation, chosen once: a call
+  ;; and a branch table per vector cost more than the arithmetic.
+  (func $vecs (param $op i32) (param $a i32) (param $da i32) (param $b i32) (param $db i32)
+    (param $y i32) (param $bytes i32)
+    (local $e i32) (local $va v128) (local $vb v128) (local $vd v128)
+    (local.set $e (i32.add (local.get $y) (local.get $bytes)))
+    (block $prelu
+    (block $sq
+    (block $min
+    (block $max
+    (block $div
+    (block $mul
+    (block $sub
+    (block $add
+    (br_table $add $sub $mul $div $max $min $sq $prelu (local.get $op)))
+    ;; add
+    (loop $l_add
+      (if (i32.lt_u (local.get $y) (local.get $e))
+        (then
+          (local.set $va (v128.load (local.get $a)))
+          (local.set $vb (v128.load (local.get $b)))
+          (v128.store (local.get $y)
+            (f32x4.add (local.get $va) (local.get $vb)))
+          (local.set $a (i32.add (local.get $a) (local.get $da)))
+          (local.set $b (i32.add (local.get $b) (local.get $db)))
+          (local.set $y (i32.add (local.get $y) (i32.const 16)))
+          (br $l_add))))
+    (return))
+    ;; sub
+    (loop $l_sub
+      (if (i32.lt_u (local.get $y) (local.get $e))
+        (then
+          (local.set $va (v128.load (local.get $a)))
+          (local.set $vb (v128.load (local.get $b)))
+          (v128.store (local.get $y)
+            (f32x4.sub (local.get $va) (local.get $vb)))
+          (local.set $a (i32.add (local.get $a) (local.get $da)))
+          (local.set $b (i32.add (local.get $b) (local.get $db)))
+          (local.set $y (i32.add (local.get $y) (i32.const 16)))
+          (br $l_sub))))
+    (return))
+    ;; mul
+    (loop $l_mul
+      (if (i32.lt_u (local.get $y) (local.get $e))
+        (then
+          (local.set $va (v128.load (local.get $a)))
+          (local.set $vb (v128.load (local.get $b)))
+          (v128.store (local.get $y)
+            (f32x4.mul (local.get $va) (local.get $vb)))
+          (local.set $a (i32.add (local.get $a) (local.get $da)))
+          (local.set $b (i32.add (local.get $b) (local.get $db)))
+          (local.set $y (i32.add (local.get $y) (i32.const 16)))
+          (br $l_mul))))
+    (return))
+    ;; div
+    (loop $l_div
+      (if (i32.lt_u (local.get $y) (local.get $e))
+        (then
+          (local.set $va (v128.load (local.get $a)))
+          (local.set $vb (v128.load (local.get $b)))
+          (v128.store (local.get $y)
+            (f32x4.div (local.get $va) (local.get $vb)))
+          (local.set $a (i32.add (local.get $a) (local.get $da)))
+          (local.set $b (i32.add (local.get $b) (local.get $db)))
+          (local.set $y (i32.add (local.get $y) (i32.const 16)))
+          (br $l_div))))
+    (return))
+    ;; max
+    (loop $l_max
+      (if (i32.lt_u (local.get $y) (local.get $e))
+        (then
+          (local.set $va (v128.load (local.get $a)))
+          (local.set $vb (v128.load (local.get $b)))
+          (v128.store (local.get $y)
+            (f32x4.max (local.get $va) (local.get $vb)))
+          (local.set $a (i32.add (local.get $a) (local.get $da)))
+          (local.set $b (i32.add (local.get $b) (local.get $db)))
+          (local.set $y (i32.add (local.get $y) (i32.const 16)))
+          (br $l_max))))
+    (return))
+    ;; min
+    (loop $l_min
+      (if (i32.lt_u (local.get $y) (local.get $e))
+        (then
+          (local.set $va (v128.load (local.get $a)))
+          (local.set $vb (v128.load (local.get $b)))
+          (v128.store (local.get $y)
+            (f32x4.min (local.get $va) (local.get $vb)))
+          (local.set $a (i32.add (local.get $a) (local.get $da)))
+          (local.set $b (i32.add (local.get $b) (local.get $db)))
+          (local.set $y (i32.add (local.get $y) (i32.const 16)))
+          (br $l_min))))
+    (return))
+    ;; sq
+    (loop $l_sq
+      (if (i32.lt_u (local.get $y) (local.get $e))
+        (then
+          (local.set $va (v128.load (local.get $a)))
+          (local.set $vb (v128.load (local.get $b)))
+          (v128.store (local.get $y)
+            (f32x4.mul (local.tee $vd (f32x4.sub (local.get $va) (local.get $vb))) (local.get $vd)))
+          (local.set $a (i32.add (local.get $a) (local.get $da)))
+          (local.set $b (i32.add (local.get $b) (local.get $db)))
+          (local.set $y (i32.add (local.get $y) (i32.const 16)))
+          (br $l_sq))))
+    (return))
+    ;; prelu
+    (loop $l_prelu
+      (if (i32.lt_u (local.get $y) (local.get $e))
+        (then
+          (local.set $va (v128.load (local.get $a)))
+          (local.set $vb (v128.load (local.get $b)))
+          (v128.store (local.get $y)
+            (f32x4.add (f32x4.max (local.get $va) (v128.const f32x4 0 0 0 0))
+          (f32x4.mul (local.get $vb)
+            (f32x4.max (f32x4.neg (local.get $va)) (v128.const f32x4 0 0 0 0)))))
+          (local.set $a (i32.add (local.get $a) (local.get $da)))
+          (local.set $b (i32.add (local.get $b) (local.get $db)))
+          (local.set $y (i32.add (local.get $y) (i32.const 16)))
+          (br $l_prelu))))
+    (return))
+
+  ;; One row: y[j] = f(a[j·a2], b[j·b2]) for j < n, a2 and b2 each 0 or 1. An operand fixed
+  ;; along the row is splatted into the 32 bytes of scratch at $tmp (a at $tmp, b at $tmp + 16)
+  ;; and read there with step 0, so every layout runs the same vector loop; the n % 4 rest one at
+  ;; a time.
   (func $row (param $op i32) (param $a i32) (param $a2 i32) (param $b i32) (param $b2 i32)
-    (param $y i32) (param $n i32)
-    (local $j i32) (local $n4 i32) (local $va v128) (local $vb v128)
+    (param $y i32) (param $n i32) (param $tmp i32)
+    (local $j i32) (local $n4 i32) (local $pa i32) (local $pb i32)
     (local.set $n4 (i32.and (local.get $n) (i32.const -4)))
-    (if (i32.and (local.get $a2) (local.get $b2))
+    (if (local.get $n4)
       (then
-        (block $done
-          (loop $l
-            (br_if $done (i32.ge_u (local.get $j) (local.get $n4)))
-            (v128.store (i32.add (local.get $y) (i32.shl (local.get $j) (i32.const 2)))
-              (call $op4 (local.get $op)
-                (v128.load (i32.add (local.get $a) (i32.shl (local.get $j) (i32.const 2))))
-                (v128.load (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))))))
-            (local.set $j (i32.add (local.get $j) (i32.const 4)))
-            (br $l))))
-      (else
         (if (local.get $a2)
-          (then
-            (local.set $vb (v128.load32_splat (local.get $b)))
-            (block $done
-              (loop $l
-                (br_if $done (i32.ge_u (local.get $j) (local.get $n4)))
-                (v128.store (i32.add (local.get $y) (i32.shl (local.get $j) (i32.const 2)))
-                  (call $op4 (local.get $op)
-                    (v128.load (i32.add (local.get $a) (i32.shl (local.get $j) (i32.const 2))))
-                    (local.get $vb)))
-                (local.set $j (i32.add (local.get $j) (i32.const 4)))
-                (br $l))))
+          (then (local.set $pa (local.get $a)))
           (else
-            (if (local.get $b2)
-              (then
-                (local.set $va (v128.load32_splat (local.get $a)))
-                (block $done
-                  (loop $l
-                    (br_if $done (i32.ge_u (local.get $j) (local.get $n4)))
-                    (v128.store (i32.add (local.get $y) (i32.shl (local.get $j) (i32.const 2)))
-                      (call $op4 (local.get $op) (local.get $va)
-                        (v128.load (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))))))
-                    (local.set $j (i32.add (local.get $j) (i32.const 4)))
-                    (br $l)))))))))
-    ;; the rest (all of it when both operands are fixed along the row) one at a time
+            (v128.store (local.get $tmp) (v128.load32_splat (local.get $a)))
+            (local.set $pa (local.get $tmp))))
+        (if (local.get $b2)
+          (then (local.set $pb (local.get $b)))
+          (else
+            (v128.store offset=16 (local.get $tmp) (v128.load32_splat (local.get $b)))
+            (local.set $pb (i32.add (local.get $tmp) (i32.const 16)))))
+        (call $vecs (local.get $op)
+          (local.get $pa) (i32.shl (local.get $a2) (i32.const 4))
+          (local.get $pb) (i32.shl (local.get $b2) (i32.const 4))
+          (local.get $y) (i32.shl (local.get $n4) (i32.const 2)))))
+    (local.set $j (local.get $n4))
     (block $done
       (loop $l
         (br_if $done (i32.ge_u (local.get $j) (local.get $n)))
@@ -284,7 +392,7 @@
   (func $binary (export "binary") (param $op i32) (param $a i32) (param $b i32) (param $y i32)
     (param $n0 i32) (param $n1 i32) (param $n2 i32)
     (param $a0 i32) (param $a1 i32) (param $a2 i32)
-    (param $b0 i32) (param $b1 i32) (param $b2 i32)
+    (param $b0 i32) (param $b1 i32) (param $b2 i32) (param $tmp i32)
     (local $i0 i32) (local $i1 i32) (local $pa i32) (local $pb i32) (local $py i32)
     (local.set $py (local.get $y))
     (block $done0
@@ -299,7 +407,7 @@
           (loop $l1
             (br_if $done1 (i32.ge_u (local.get $i1) (local.get $n1)))
             (call $row (local.get $op) (local.get $pa) (local.get $a2) (local.get $pb)
-              (local.get $b2) (local.get $py) (local.get $n2))
+              (local.get $b2) (local.get $py) (local.get $n2) (local.get $tmp))
             (local.set $pa (i32.add (local.get $pa) (i32.shl (local.get $a1) (i32.const 2))))
             (local.set $pb (i32.add (local.get $pb) (i32.shl (local.get $b1) (i32.const 2))))
             (local.set $py (i32.add (local.get $py) (i32.shl (local.get $n2) (i32.const 2))))
@@ -329,8 +437,9 @@
         (block $mdone
           (loop $ml
             (br_if $mdone (i32.ge_u (local.get $m) (local.get $mid)))
+            ;; (both operands contiguous: the row never touches its scratch)
             (call $row (local.get $op) (local.get $py) (i32.const 1) (local.get $px) (i32.const 1)
-              (local.get $py) (local.get $inner))
+              (local.get $py) (local.get $inner) (i32.const 0))
             (local.set $px (i32.add (local.get $px) (local.get $row)))
             (local.set $m (i32.add (local.get $m) (i32.const 1)))
             (br $ml)))
@@ -389,5 +498,36 @@
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br $tl)))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $l))))
+
+  ;; ---------------------------------------------------------------------------------------------
+  ;; Copies
+
+  ;; `rows` rows of `bytes` bytes from src (contiguous) to dst, `stride` bytes apart there: one
+  ;; input's part of a concatenation. Sixteen bytes at a time, the rest by memory.copy (a call
+  ;; per short row costs more than the copy).
+  (func $copyRows (export "copyRows") (param $src i32) (param $dst i32) (param $rows i32)
+    (param $bytes i32) (param $stride i32)
+    (local $r i32) (local $o i32) (local $b16 i32)
+    (local.set $b16 (i32.and (local.get $bytes) (i32.const -16)))
+    (block $done
+      (loop $l
+        (br_if $done (i32.ge_u (local.get $r) (local.get $rows)))
+        (local.set $o (i32.const 0))
+        (block $vdone
+          (loop $v
+            (br_if $vdone (i32.ge_u (local.get $o) (local.get $b16)))
+            (v128.store (i32.add (local.get $dst) (local.get $o))
+              (v128.load (i32.add (local.get $src) (local.get $o))))
+            (local.set $o (i32.add (local.get $o) (i32.const 16)))
+            (br $v)))
+        (if (i32.lt_u (local.get $o) (local.get $bytes))
+          (then
+            (memory.copy (i32.add (local.get $dst) (local.get $o))
+              (i32.add (local.get $src) (local.get $o))
+              (i32.sub (local.get $bytes) (local.get $o)))))
+        (local.set $src (i32.add (local.get $src) (local.get $bytes)))
+        (local.set $dst (i32.add (local.get $dst) (local.get $stride)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $l))))
 )

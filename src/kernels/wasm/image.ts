@@ -4,7 +4,9 @@
  * order as TensorFlow (and as the JavaScript loop in `kernels/image.ts`), so results are equal
  * bit for bit.
  *
- * One module instance per isolate with its own linear memory, laid out per call as
+ * An image already in the shared kernel memory (a plan's intermediate) is resized where it is,
+ * into an output there, by an instance over that memory (`shared_scratch.ts`). Otherwise one
+ * module instance per isolate with its own linear memory, laid out per call as
  * `ytab | xtab | one input image | one output image`; images go one at a time, so the memory
  * holds one image pair at most, and grows (never beyond `MAX_BYTES`) to the largest seen.
  *
@@ -14,8 +16,12 @@
  * @module
  */
 import { IMAGE_WASM } from "./image_wasm.ts";
+import { IMAGE_SHARED_WASM } from "./image_shared_wasm.ts";
 import { align16, ensureBytes, instantiateOwn } from "./heap.ts";
 import { uninitialized } from "../../tensor/arena.ts";
+import { isKernelView } from "./float_store.ts";
+import { kernelMemory } from "./shared_memory.ts";
+import { instantiateShared, sharedScratch } from "./shared_scratch.ts";
 
 interface ImageExports {
   readonly memory: WebAssembly.Memory;
@@ -31,6 +37,8 @@ interface ImageExports {
 }
 
 const kernel = instantiateOwn<ImageExports>(IMAGE_WASM);
+/** The instance over the shared kernel memory (`shared_scratch.ts`), made on first use. */
+let shared: ImageExports | null | undefined;
 let enabled = true;
 
 /** True when the engine runs the image kernels. */
@@ -90,6 +98,23 @@ export function resizeBilinearF32(
   if (ex === null || !enabled) return null;
   const outH = ys.lower.length, outW = xs.lower.length;
   const inFloats = inH * inW * c, outFloats = outH * outW * c;
+  const y = uninitialized(Float32Array, batch * outFloats);
+  if (isKernelView(x) && isKernelView(y)) {
+    // Input and output in the shared kernel memory (a plan's intermediates): resized where they
+    // are, the tables in this isolate's scratch block there.
+    shared ??= instantiateShared<ImageExports>(IMAGE_SHARED_WASM);
+    const ytab = shared === null ? -1 : sharedScratch(align16(outH * 12) + outW * 12);
+    if (shared !== null && ytab >= 0) {
+      const memory = kernelMemory(), xtab = ytab + align16(outH * 12);
+      writeTable(memory, ytab, ys);
+      writeTable(memory, xtab, xs);
+      for (let b = 0; b < batch; b++) {
+        const xo = x.byteOffset + b * inFloats * 4, yo = y.byteOffset + b * outFloats * 4;
+        shared.resizeBilinear(xo, yo, c, outH, outW, ytab, xtab);
+      }
+      return y;
+    }
+  }
   const ytab = 16;
   const xtab = ytab + align16(outH * 12);
   const xo = xtab + align16(outW * 12);
@@ -98,7 +123,6 @@ export function resizeBilinearF32(
   writeTable(ex.memory, ytab, ys);
   writeTable(ex.memory, xtab, xs);
   const f32 = new Float32Array(ex.memory.buffer);
-  const y = uninitialized(Float32Array, batch * outFloats);
   for (let b = 0; b < batch; b++) {
     f32.set(x.subarray(b * inFloats, (b + 1) * inFloats), xo >>> 2);
     ex.resizeBilinear(xo, yo, c, outH, outW, ytab, xtab);
