@@ -20,6 +20,7 @@ import { Tensor } from "../../tensor/tensor.ts";
 import { uninitialized } from "../../tensor/arena.ts";
 import { isKernelView } from "./float_store.ts";
 import { sharedHeap } from "./shared_memory.ts";
+import { binaryF32, WasmBinary } from "./elementwise.ts";
 import { canSplit, MAX_PARTS, registerPartRunner, runSplit } from "./team.ts";
 
 const OP_BINARY = 16;
@@ -88,11 +89,50 @@ function binaryPart(
   }
 }
 
+const WASM_OPS = [WasmBinary.Add, WasmBinary.Sub, WasmBinary.Mul];
+
+/**
+ * Elements [i0, i1) on the WebAssembly elementwise kernel, in place in the kernel memory (a
+ * broadcast operand's period `sn` divides i0); false when it declines (then `binaryPart`, the
+ * same floats: one correctly rounded float32 operation each).
+ */
+function wasmPart(
+  f: Float32Array,
+  kind: number,
+  swap: boolean,
+  x: number,
+  s: number,
+  sn: number,
+  y: number,
+  i0: number,
+  i1: number,
+): boolean {
+  const len = i1 - i0;
+  const xv = f.subarray(x + i0, x + i1), yv = f.subarray(y + i0, y + i1);
+  let sv: Float32Array, dims: number[], xs: number[], ss: number[];
+  if (sn === 0) {
+    sv = f.subarray(s + i0, s + i1);
+    dims = [1, 1, len];
+    xs = ss = [0, 0, 1];
+  } else {
+    sv = f.subarray(s, s + sn);
+    dims = [1, len / sn, sn];
+    xs = [0, sn, 1];
+    ss = [0, 0, 1];
+  }
+  const op = WASM_OPS[kind];
+  return swap ? binaryF32(op, sv, xv, yv, dims, ss, xs) : binaryF32(op, xv, sv, yv, dims, xs, ss);
+}
+
 // Arguments: kind, swap, x, s, sn, y (float indices), n, elements per part.
 function runPart(f: Float32Array, a: ArrayLike<number>, part: number): void {
   const n = a[6], per = a[7];
   const i0 = part * per, i1 = Math.min(n, i0 + per);
-  if (i0 < i1) binaryPart(f, a[0], a[1] === 1, a[2], a[3], a[4], a[5], i0, i1);
+  if (i0 >= i1) return;
+  const kind = a[0], swap = a[1] === 1;
+  if (!wasmPart(f, kind, swap, a[2], a[3], a[4], a[5], i0, i1)) {
+    binaryPart(f, kind, swap, a[2], a[3], a[4], a[5], i0, i1);
+  }
 }
 
 registerPartRunner(OP_BINARY, (args, part) => runPart(sharedHeap().f32, args, part));
@@ -146,7 +186,9 @@ export function splitBinaryF32(op: string, a: Tensor, b: Tensor): Tensor | null 
     so = scratch >>> 2;
   }
   const parts = Math.min(MAX_PARTS, 8, Math.ceil(n / PART_ELEMENTS));
-  const per = Math.ceil(n / parts);
+  // Parts start on a period of a broadcast operand (whole rows for the kernel).
+  const sn = s.length === n ? 0 : s.length;
+  const per = sn === 0 ? Math.ceil(n / parts) : Math.ceil(n / parts / sn) * sn;
   const args = [
     KINDS[op],
     swap ? 1 : 0,
@@ -158,7 +200,11 @@ export function splitBinaryF32(op: string, a: Tensor, b: Tensor): Tensor | null 
     per,
   ];
   const f = heap.f32;
-  const whole = () => binaryPart(f, args[0], swap, args[2], args[3], args[4], args[5], 0, n);
+  const whole = () => {
+    if (!wasmPart(f, args[0], swap, args[2], args[3], args[4], args[5], 0, n)) {
+      binaryPart(f, args[0], swap, args[2], args[3], args[4], args[5], 0, n);
+    }
+  };
   if (!runSplit(OP_BINARY, args, Math.ceil(n / per), (part) => runPart(f, args, part), n, whole)) {
     return null;
   }
