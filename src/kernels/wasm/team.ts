@@ -563,6 +563,8 @@ interface SplitCost {
   readonly split: number[];
   readonly alone: number[];
   calls: number;
+  /** Times it was split (the first is cold and not sampled). */
+  splits: number;
   /** Calls until the way not preferred is tried again. */
   explore: number;
   /** The next such interval: doubles (to MAX_EXPLORE) while splitting keeps not paying. */
@@ -653,12 +655,20 @@ export function runSplit(
     cost = costs.get(key);
     if (cost === undefined) {
       if (costs.size >= MAX_COSTS) costs.clear();
-      costs.set(key, cost = { split: [], alone: [], calls: 0, explore: 1, every: EXPLORE_EVERY });
+      costs.set(
+        key,
+        cost = { split: [], alone: [], calls: 0, splits: 0, explore: 1, every: EXPLORE_EVERY },
+      );
     }
     cost.calls++;
-    if (Atomics.load(control!, HOT) === 0 && !(typical(cost.alone) * work >= COLD_SPLIT_MS)) {
-      // Nobody polls for tasks: a helper would start this one only after its wake-up, which
-      // takes about as long as the task. Run it here (a measurement of running alone).
+    // The first call runs alone (an exploration, too cold to count), and so does the second
+    // (the first warm measurement of running alone, which every comparison needs).
+    if (
+      cost.calls === 2 ||
+      (Atomics.load(control!, HOT) === 0 && !(typical(cost.alone) * work >= COLD_SPLIT_MS))
+    ) {
+      // Else, nobody polls for tasks: a helper would start this one only after its wake-up,
+      // which takes about as long as the task. Run it here (a measurement of running alone).
       runAlone(cost, parts, local, work, whole);
       return true;
     }
@@ -771,9 +781,11 @@ export function runSplit(
   if (cost !== undefined) {
     const v = (performance.now() - start) / work;
     // A node's first split is cold (the helpers' code and caches): it says nothing of the next.
-    if (cost.calls > 2) addSample(cost.split, v);
-    const alone = typical(cost.alone);
-    if (alone > 0) notePaid(ctl, v < alone);
+    if (++cost.splits > 1) {
+      addSample(cost.split, v);
+      const alone = typical(cost.alone);
+      if (alone > 0) notePaid(ctl, v < alone);
+    }
   } else if (own > 0) {
     const alone = (ownMs / own) * parts, took = performance.now() - start;
     judge(alone, took);
