@@ -268,6 +268,65 @@ Deno.test({
 });
 
 Deno.test({
+  name: "a GEMM row gives the same floats whatever block of rows computes it (both builds)",
+  ignore: !convWasmSupported,
+  fn() {
+    // The kernel computes rows in blocks of 6, then 4, then 1; a split cuts rows anywhere: each
+    // pixel of a 1×1 convolution over m pixels must equal the same pixel convolved alone.
+    const hs = { scale: Math.fround(1 / 6), offset: 3 };
+    for (const relaxed of builds) {
+      useRelaxedConvWasm(relaxed);
+      const r = rng(relaxed ? 61 : 62);
+      for (let t = 0; t < 40; t++) {
+        const m = int(r, 1, 23), c = int(r, 1, 40), o = int(r, 1, 27);
+        const a = int(r, 0, 3) as WasmAct;
+        const one = (px: number): Geometry => ({
+          batch: 1,
+          inH: 1,
+          inW: px,
+          inC: c,
+          fh: 1,
+          fw: 1,
+          outH: 1,
+          outW: px,
+          outC: o,
+          sh: 1,
+          sw: 1,
+          dh: 1,
+          dw: 1,
+          padTop: 0,
+          padLeft: 0,
+        });
+        const x = randArray(r, m * c).map((v) => v * 4), f = randArray(r, c * o);
+        const b = randArray(r, o);
+        const side = r() < 0.5 ? randArray(r, m * o) : null;
+        const h = a === WasmAct.HardSwish ? hs : null;
+        const all = conv2dF32(x, f, b, side, one(m), a, h);
+        assert.ok(all !== null);
+        for (let p = 0; p < m; p++) {
+          const alone = conv2dF32(
+            x.slice(p * c, (p + 1) * c),
+            f,
+            b,
+            side === null ? null : side.slice(p * o, (p + 1) * o),
+            one(1),
+            a,
+            h,
+          );
+          assert.ok(alone !== null);
+          assert.deepEqual(
+            all.subarray(p * o, (p + 1) * o),
+            alone,
+            `m=${m} c=${c} o=${o} row ${p}`,
+          );
+        }
+      }
+    }
+    useRelaxedConvWasm(true);
+  },
+});
+
+Deno.test({
   name: "the same filter array seen under another shape is packed again",
   ignore: !convWasmSupported,
   fn() {
