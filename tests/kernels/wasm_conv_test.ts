@@ -241,6 +241,71 @@ Deno.test({
 });
 
 Deno.test({
+  name: "depthwiseF32 3×3 (rows of interior columns at a time) on random shapes (both builds)",
+  ignore: !convWasmSupported,
+  fn() {
+    const hs = { scale: Math.fround(1 / 6), offset: 3 };
+    const f32 = Math.fround;
+    const epilogue = (v: number, a: WasmAct) =>
+      a === WasmAct.HardSwish
+        ? f32(f32(v * hs.scale) * Math.min(Math.max(f32(v + hs.offset), 0), 6))
+        : act(v, a);
+    for (const relaxed of builds) {
+      useRelaxedConvWasm(relaxed);
+      const r = rng(relaxed ? 23 : 24);
+      for (let t = 0; t < 60; t++) {
+        // Wide rows (chunks of 8 columns, pairs and a last single column), every padding.
+        const inH = int(r, 1, 9), inW = int(r, 1, 31), c = int(r, 1, 13);
+        const sh = int(r, 1, 2), sw = int(r, 1, 2), dh = int(r, 1, 2), dw = int(r, 1, 2);
+        const mode = (["SAME", "VALID", "EXPLICIT"] as const)[int(r, 0, 2)];
+        const pads = [int(r, 0, 2), int(r, 0, 2), int(r, 0, 2), int(r, 0, 2)];
+        let outH: number, padTop: number, outW: number, padLeft: number;
+        try {
+          [outH, padTop] = windowedOutputSize(inH, 3, dh, sh, mode, pads[0], pads[1]);
+          [outW, padLeft] = windowedOutputSize(inW, 3, dw, sw, mode, pads[2], pads[3]);
+        } catch {
+          continue; // the window is larger than a VALID input
+        }
+        const batch = int(r, 1, 2);
+        const g: Geometry = {
+          batch,
+          inH,
+          inW,
+          inC: c,
+          fh: 3,
+          fw: 3,
+          outH,
+          outW,
+          outC: c,
+          sh,
+          sw,
+          dh,
+          dw,
+          padTop,
+          padLeft,
+        };
+        const x = randArray(r, batch * inH * inW * c).map((v) => v * 4);
+        const f = randArray(r, 9 * c), b = randArray(r, c);
+        const what = `relaxed=${relaxed} ${JSON.stringify(g)}`;
+        const plain = depthwiseF32(x, f, b, g, WasmAct.None);
+        assertNear(plain, refConv(x, f, b, null, g, true, WasmAct.None), what);
+        const a = int(r, 1, 3) as WasmAct;
+        const side = r() < 0.5 ? randArray(r, plain!.length) : null;
+        const got = depthwiseF32(x, f, b, g, a, a === WasmAct.HardSwish ? hs : null, side);
+        assert.ok(got !== null);
+        for (let i = 0; i < got.length; i++) {
+          const want = side === null
+            ? epilogue(plain![i], a)
+            : f32(epilogue(plain![i], a) + side[i]);
+          if (got[i] !== want) assert.fail(`${what} act ${a}: at ${i} got ${got[i]}, want ${want}`);
+        }
+      }
+    }
+    useRelaxedConvWasm(true);
+  },
+});
+
+Deno.test({
   name: "matmulF32 matches a float64 product, W as [k, n] and as [n, k]",
   ignore: !convWasmSupported,
   fn() {

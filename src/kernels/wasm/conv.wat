@@ -16,9 +16,10 @@
 ;;   act   0 none, 1 Relu (max(v, 0), NaN stays NaN), 2 Relu6 (min(max(v, 0), 6)), 3 hard-swish
 ;;         (v·s)·Relu6(v + o), with s and o set by $setHardSwish, in the order of the graph's
 ;;         Mul(s, v), AddV2(v, o), Relu6, Mul that it replaces (so results are the same floats).
-;; Rows go in blocks of 4 (each weight load serves 4 rows, each a load 8 columns: 8
-;; accumulators); the last m % 4 rows one at a time. Sums run over k in order in each lane, so
-;; a row's result does not depend on the block it is computed in.
+;; Rows go in blocks of 6 (each weight load serves 6 rows, each a load 8 columns: 12
+;; accumulators, enough multiply-adds in flight to cover their latency), then one block of 4,
+;; then one row at a time. Sums run over k in order in each lane and every block has the same
+;; epilogue, so a row's result does not depend on the block it is computed in.
 ;;
 ;; $im2col: the patches of one NHWC image for output pixels [p0, p0 + np), one row of
 ;;   fh·fw·c floats per pixel in filter order (fy, fx, channel), zeros where a tap falls in the
@@ -28,7 +29,9 @@
 ;; $depthwise: NHWC depthwise convolution with channel multiplier 1 of one image, channels
 ;;   padded to c4 = ceil4(c) in x and y (the JavaScript side pads and unpads), weights packed
 ;;   [fh·fw][c4], the bias [c4] at $bias (zeros in the padding); with $side not 0, a tensor of
-;;   y's layout added after the activation.
+;;   y's layout added after the activation. A 3×3 window's columns whose taps all fall inside
+;;   the input go through $dw3Row (weights held in registers); the rest tap by tap. Both sum
+;;   bias, then taps in (fy, fx) order, so an output is the same floats whichever computes it.
 ;;
 ;; $pool: max or average pooling of one NHWC image, channels padded to c4 as for $depthwise.
 ;;
@@ -821,6 +824,7 @@
     (local $x0 i32) (local $w0 i32) (local $px i32) (local $pw i32) (local $rx i32) (local $rw i32)
     (local $py i32) (local $ps i32)
     (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local $oxS i32) (local $oxE i32) (local $fast3 i32) (local $count i32)
     ;; bytes: a pixel's channels (= a tap's weights), an input row, the steps between taps
     (local.set $tapBytes (i32.shl (local.get $c4) (i32.const 2)))
     (local.set $rowBytes (i32.mul (local.get $inW) (local.get $tapBytes)))
@@ -850,10 +854,44 @@
             (i32.mul (i32.sub (local.get $fyE) (i32.const 1)) (local.get $dh))) (local.get $inH)))
           (local.set $fyE (i32.sub (local.get $fyE) (i32.const 1)))
           (br $l)))
+        ;; a 3×3 window whose rows all fall inside the input: the columns [oxS, oxE) whose taps
+        ;; do too go through $dw3Row
+        (local.set $fast3 (i32.and
+          (i32.and (i32.eq (local.get $fh) (i32.const 3)) (i32.eq (local.get $fw) (i32.const 3)))
+          (i32.and (i32.eqz (local.get $fyS)) (i32.eq (local.get $fyE) (i32.const 3)))))
+        (local.set $oxS (select
+          (i32.div_s (i32.add (local.get $padL) (i32.sub (local.get $sw) (i32.const 1)))
+            (local.get $sw))
+          (i32.const 0)
+          (i32.gt_s (local.get $padL) (i32.const 0))))
+        (local.set $oxE (i32.sub (i32.add (local.get $inW) (local.get $padL))
+          (i32.add (i32.shl (local.get $dw) (i32.const 1)) (i32.const 1))))
+        (local.set $oxE (select
+          (i32.add (i32.div_s (local.get $oxE) (local.get $sw)) (i32.const 1))
+          (i32.const 0)
+          (i32.ge_s (local.get $oxE) (i32.const 0))))
+        (if (i32.gt_s (local.get $oxE) (local.get $outW)) (then (local.set $oxE (local.get $outW))))
+        (local.set $fast3 (i32.and (local.get $fast3) (i32.lt_s (local.get $oxS) (local.get $oxE))))
         (local.set $ox (i32.const 0))
         (block $xsDone
           (loop $xs
             (br_if $xsDone (i32.ge_s (local.get $ox) (local.get $outW)))
+            (if (i32.and (local.get $fast3) (i32.eq (local.get $ox) (local.get $oxS)))
+              (then
+                (local.set $count (i32.sub (local.get $oxE) (local.get $oxS)))
+                (call $dw3Row
+                  (i32.add (i32.add (local.get $x) (i32.mul (local.get $iy0) (local.get $rowBytes)))
+                    (i32.mul (i32.sub (i32.mul (local.get $oxS) (local.get $sw)) (local.get $padL))
+                      (local.get $tapBytes)))
+                  (local.get $w) (local.get $bias) (local.get $py)
+                  (select (local.get $ps) (i32.const 0) (local.get $side))
+                  (local.get $count) (local.get $tapBytes)
+                  (i32.mul (local.get $sw) (local.get $tapBytes)) (local.get $dxBytes)
+                  (local.get $dyBytes) (local.get $act))
+                (local.set $py (i32.add (local.get $py) (i32.mul (local.get $count) (local.get $tapBytes))))
+                (local.set $ps (i32.add (local.get $ps) (i32.mul (local.get $count) (local.get $tapBytes))))
+                (local.set $ox (local.get $oxE))
+                (br $xs)))
             (local.set $ix0 (i32.sub (i32.mul (local.get $ox) (local.get $sw)) (local.get $padL)))
             (local.set $fxS (i32.const 0))
             (block $d (loop $l
@@ -972,6 +1010,141 @@
             (br $xs)))
         (local.set $oy (i32.add (local.get $oy) (i32.const 1)))
         (br $ys))))
+
+  ;; Columns [oxS, oxS + $count) of one output row of a 3×3 depthwise convolution whose taps
+  ;; all fall inside the input: $x0 the top-left tap's input pixel for the first column, $py
+  ;; (and $ps) that column's output (and side) pixel. The row goes in chunks of 8 columns and,
+  ;; within a chunk, 4 channels at a time with the 9 taps' weights held in registers, so the
+  ;; chunk's input stays in the L1 cache; two columns at a time. Each output sums bias, then
+  ;; the taps in (fy, fx) order, then the epilogue: the same floats as $depthwise's loop.
+  (func $dw3Row
+    (param $x0 i32) (param $w i32) (param $bias i32) (param $py i32) (param $ps i32)
+    (param $count i32) (param $tapBytes i32) (param $sxBytes i32) (param $dxBytes i32)
+    (param $dyBytes i32) (param $act i32)
+    (local $j0 i32) (local $n i32) (local $cb i32) (local $wp i32) (local $r i32) (local $q i32)
+    (local $o i32) (local $s i32) (local $left i32) (local $dx2 i32)
+    (local $b v128) (local $a v128) (local $a2 v128)
+    (local $w0 v128) (local $w1 v128) (local $w2 v128) (local $w3 v128) (local $w4 v128) (local $w5 v128) (local $w6 v128) (local $w7 v128) (local $w8 v128)
+    (local.set $dx2 (i32.shl (local.get $dxBytes) (i32.const 1)))
+    (block $chunksDone
+      (loop $chunks
+        (br_if $chunksDone (i32.ge_s (local.get $j0) (local.get $count)))
+        (local.set $n (select (i32.const 8) (i32.sub (local.get $count) (local.get $j0))
+          (i32.gt_s (i32.sub (local.get $count) (local.get $j0)) (i32.const 8))))
+        (local.set $cb (i32.const 0))
+        (block $csDone
+          (loop $cs
+            (br_if $csDone (i32.ge_u (local.get $cb) (local.get $tapBytes)))
+            (local.set $wp (i32.add (local.get $w) (local.get $cb)))
+            (local.set $w0 (v128.load (local.get $wp)))
+            (local.set $wp (i32.add (local.get $wp) (local.get $tapBytes)))
+            (local.set $w1 (v128.load (local.get $wp)))
+            (local.set $wp (i32.add (local.get $wp) (local.get $tapBytes)))
+            (local.set $w2 (v128.load (local.get $wp)))
+            (local.set $wp (i32.add (local.get $wp) (local.get $tapBytes)))
+            (local.set $w3 (v128.load (local.get $wp)))
+            (local.set $wp (i32.add (local.get $wp) (local.get $tapBytes)))
+            (local.set $w4 (v128.load (local.get $wp)))
+            (local.set $wp (i32.add (local.get $wp) (local.get $tapBytes)))
+            (local.set $w5 (v128.load (local.get $wp)))
+            (local.set $wp (i32.add (local.get $wp) (local.get $tapBytes)))
+            (local.set $w6 (v128.load (local.get $wp)))
+            (local.set $wp (i32.add (local.get $wp) (local.get $tapBytes)))
+            (local.set $w7 (v128.load (local.get $wp)))
+            (local.set $wp (i32.add (local.get $wp) (local.get $tapBytes)))
+            (local.set $w8 (v128.load (local.get $wp)))
+            (local.set $b (v128.load (i32.add (local.get $bias) (local.get $cb))))
+            (local.set $r (i32.add (i32.add (local.get $x0) (local.get $cb))
+              (i32.mul (local.get $j0) (local.get $sxBytes))))
+            (local.set $o (i32.add (i32.add (local.get $py) (local.get $cb))
+              (i32.mul (local.get $j0) (local.get $tapBytes))))
+            (local.set $s (i32.add (i32.add (local.get $ps) (local.get $cb))
+              (i32.mul (local.get $j0) (local.get $tapBytes))))
+            (local.set $left (local.get $n))
+            (block $pairsDone
+              (loop $pairs
+                (br_if $pairsDone (i32.lt_s (local.get $left) (i32.const 2)))
+                (local.set $q (local.get $r))
+                (local.set $a (local.get $b))
+                (local.set $a (f32x4.add (local.get $a) (f32x4.mul (v128.load (local.get $q)) (local.get $w0))))
+                (local.set $a (f32x4.add (local.get $a) (f32x4.mul (v128.load (i32.add (local.get $q) (local.get $dxBytes))) (local.get $w1))))
+                (local.set $a (f32x4.add (local.get $a) (f32x4.mul (v128.load (i32.add (local.get $q) (local.get $dx2))) (local.get $w2))))
+                (local.set $q (i32.add (local.get $q) (local.get $dyBytes)))
+                (local.set $a (f32x4.add (local.get $a) (f32x4.mul (v128.load (local.get $q)) (local.get $w3))))
+                (local.set $a (f32x4.add (local.get $a) (f32x4.mul (v128.load (i32.add (local.get $q) (local.get $dxBytes))) (local.get $w4))))
+                (local.set $a (f32x4.add (local.get $a) (f32x4.mul (v128.load (i32.add (local.get $q) (local.get $dx2))) (local.get $w5))))
+                (local.set $q (i32.add (local.get $q) (local.get $dyBytes)))
+                (local.set $a (f32x4.add (local.get $a) (f32x4.mul (v128.load (local.get $q)) (local.get $w6))))
+                (local.set $a (f32x4.add (local.get $a) (f32x4.mul (v128.load (i32.add (local.get $q) (local.get $dxBytes))) (local.get $w7))))
+                (local.set $a (f32x4.add (local.get $a) (f32x4.mul (v128.load (i32.add (local.get $q) (local.get $dx2))) (local.get $w8))))
+                (local.set $q (i32.add (local.get $r) (local.get $sxBytes)))
+                (local.set $a2 (local.get $b))
+                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load (local.get $q)) (local.get $w0))))
+                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load (i32.add (local.get $q) (local.get $dxBytes))) (local.get $w1))))
+                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load (i32.add (local.get $q) (local.get $dx2))) (local.get $w2))))
+                (local.set $q (i32.add (local.get $q) (local.get $dyBytes)))
+                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load (local.get $q)) (local.get $w3))))
+                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load (i32.add (local.get $q) (local.get $dxBytes))) (local.get $w4))))
+                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load (i32.add (local.get $q) (local.get $dx2))) (local.get $w5))))
+                (local.set $q (i32.add (local.get $q) (local.get $dyBytes)))
+                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load (local.get $q)) (local.get $w6))))
+                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load (i32.add (local.get $q) (local.get $dxBytes))) (local.get $w7))))
+                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load (i32.add (local.get $q) (local.get $dx2))) (local.get $w8))))
+                (if (local.get $act) (then
+                  (if (i32.eq (local.get $act) (i32.const 3))
+                    (then (local.set $a (call $act (local.get $a) (local.get $act))))
+                    (else
+                      (local.set $a (f32x4.max (local.get $a) (v128.const i32x4 0 0 0 0)))
+                      (if (i32.eq (local.get $act) (i32.const 2))
+                        (then (local.set $a (f32x4.min (local.get $a) (v128.const f32x4 6 6 6 6)))))))))
+                (if (local.get $ps)
+                  (then (local.set $a (f32x4.add (local.get $a) (v128.load (local.get $s))))))
+                (v128.store (local.get $o) (local.get $a))
+                (if (local.get $act) (then
+                  (if (i32.eq (local.get $act) (i32.const 3))
+                    (then (local.set $a2 (call $act (local.get $a2) (local.get $act))))
+                    (else
+                      (local.set $a2 (f32x4.max (local.get $a2) (v128.const i32x4 0 0 0 0)))
+                      (if (i32.eq (local.get $act) (i32.const 2))
+                        (then (local.set $a2 (f32x4.min (local.get $a2) (v128.const f32x4 6 6 6 6)))))))))
+                (if (local.get $ps)
+                  (then (local.set $a2 (f32x4.add (local.get $a2) (v128.load (i32.add (local.get $s) (local.get $tapBytes)))))))
+                (v128.store (i32.add (local.get $o) (local.get $tapBytes)) (local.get $a2))
+                (local.set $r (i32.add (local.get $r) (i32.shl (local.get $sxBytes) (i32.const 1))))
+                (local.set $o (i32.add (local.get $o) (i32.shl (local.get $tapBytes) (i32.const 1))))
+                (local.set $s (i32.add (local.get $s) (i32.shl (local.get $tapBytes) (i32.const 1))))
+                (local.set $left (i32.sub (local.get $left) (i32.const 2)))
+                (br $pairs)))
+            (if (local.get $left)
+              (then
+                (local.set $q (local.get $r))
+                (local.set $a (local.get $b))
+                (local.set $a (f32x4.add (local.get $a) (f32x4.mul (v128.load (local.get $q)) (local.get $w0))))
+                (local.set $a (f32x4.add (local.get $a) (f32x4.mul (v128.load (i32.add (local.get $q) (local.get $dxBytes))) (local.get $w1))))
+                (local.set $a (f32x4.add (local.get $a) (f32x4.mul (v128.load (i32.add (local.get $q) (local.get $dx2))) (local.get $w2))))
+                (local.set $q (i32.add (local.get $q) (local.get $dyBytes)))
+                (local.set $a (f32x4.add (local.get $a) (f32x4.mul (v128.load (local.get $q)) (local.get $w3))))
+                (local.set $a (f32x4.add (local.get $a) (f32x4.mul (v128.load (i32.add (local.get $q) (local.get $dxBytes))) (local.get $w4))))
+                (local.set $a (f32x4.add (local.get $a) (f32x4.mul (v128.load (i32.add (local.get $q) (local.get $dx2))) (local.get $w5))))
+                (local.set $q (i32.add (local.get $q) (local.get $dyBytes)))
+                (local.set $a (f32x4.add (local.get $a) (f32x4.mul (v128.load (local.get $q)) (local.get $w6))))
+                (local.set $a (f32x4.add (local.get $a) (f32x4.mul (v128.load (i32.add (local.get $q) (local.get $dxBytes))) (local.get $w7))))
+                (local.set $a (f32x4.add (local.get $a) (f32x4.mul (v128.load (i32.add (local.get $q) (local.get $dx2))) (local.get $w8))))
+                (if (local.get $act) (then
+                  (if (i32.eq (local.get $act) (i32.const 3))
+                    (then (local.set $a (call $act (local.get $a) (local.get $act))))
+                    (else
+                      (local.set $a (f32x4.max (local.get $a) (v128.const i32x4 0 0 0 0)))
+                      (if (i32.eq (local.get $act) (i32.const 2))
+                        (then (local.set $a (f32x4.min (local.get $a) (v128.const f32x4 6 6 6 6)))))))))
+                (if (local.get $ps)
+                  (then (local.set $a (f32x4.add (local.get $a) (v128.load (local.get $s))))))
+                (v128.store (local.get $o) (local.get $a))
+              ))
+            (local.set $cb (i32.add (local.get $cb) (i32.const 16)))
+            (br $cs)))
+        (local.set $j0 (i32.add (local.get $j0) (i32.const 8)))
+        (br $chunks))))
 
   ;; Max (max = 1) or average pooling of one NHWC image, channels padded to c4 as for
   ;; $depthwise. Windows are clipped to the input: padding never wins a max and is not counted
