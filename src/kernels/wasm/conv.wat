@@ -786,7 +786,24 @@
           (local.set $rowValid (i32.and
             (i32.ge_s (local.get $iy) (i32.const 0))
             (i32.lt_s (local.get $iy) (local.get $inH))))
+          (local.set $ix (i32.sub (i32.mul (local.get $ox) (local.get $sw)) (local.get $padL)))
           (local.set $fx (i32.const 0))
+          ;; undilated taps all inside the row: fw·c contiguous floats in one copy
+          (if (i32.and (i32.and (local.get $rowValid) (i32.eq (local.get $dw) (i32.const 1)))
+                (i32.and (i32.ge_s (local.get $ix) (i32.const 0))
+                  (i32.le_s (i32.add (local.get $ix) (local.get $fw)) (local.get $inW))))
+            (then
+              (call $copy (local.get $dst)
+                (i32.add (local.get $x)
+                  (i32.shl
+                    (i32.mul (i32.add (i32.mul (local.get $iy) (local.get $inW)) (local.get $ix))
+                      (local.get $c))
+                    (i32.const 2)))
+                (i32.mul (local.get $fw) (local.get $c)))
+              (local.set $dst (i32.add (local.get $dst)
+                (i32.shl (i32.mul (local.get $fw) (local.get $c)) (i32.const 2))))
+              (local.set $fx (local.get $fw))))
+          (if (i32.lt_s (local.get $fx) (local.get $fw)) (then
           (loop $cols
             (local.set $ix (i32.add
               (i32.sub (i32.mul (local.get $ox) (local.get $sw)) (local.get $padL))
@@ -805,7 +822,7 @@
               (else (call $zero (local.get $dst) (local.get $c))))
             (local.set $dst (i32.add (local.get $dst) (i32.shl (local.get $c) (i32.const 2))))
             (local.set $fx (i32.add (local.get $fx) (i32.const 1)))
-            (br_if $cols (i32.lt_s (local.get $fx) (local.get $fw))))
+            (br_if $cols (i32.lt_s (local.get $fx) (local.get $fw))))))
           (local.set $fy (i32.add (local.get $fy) (i32.const 1)))
           (br_if $rows (i32.lt_s (local.get $fy) (local.get $fh))))
         (local.set $p (i32.add (local.get $p) (i32.const 1)))
