@@ -711,6 +711,39 @@ Deno.test({
 });
 
 Deno.test({
+  name: "AvgPool of large windows sums in float64 in WebAssembly as in the loops",
+  ignore: !convWasmSupported,
+  fn() {
+    // Thousands of values near 100: a float32 running sum would drift by ~1e-5 relative.
+    const r = rng(93);
+    for (
+      const [n, h, w, c, kh, kw, s, padding] of [
+        [1, 70, 70, 5, 70, 70, 1, "VALID"],
+        [2, 40, 33, 18, 9, 11, 4, "SAME"],
+        [1, 17, 90, 3, 17, 80, 7, "VALID"],
+      ] as const
+    ) {
+      const x = tensor([n, h, w, c], randArray(r, n * h * w * c).map((v) => 100 + v));
+      const attrs = {
+        T: attr.type(DataType.DT_FLOAT),
+        ksize: attr.ints([1, kh, kw, 1]),
+        strides: attr.ints([1, s, s, 1]),
+        padding: attr.string(padding),
+      };
+      const was = setConvWasmEnabled(false);
+      const want = runOp(nnKernels, "AvgPool", [x], attrs)[0];
+      setConvWasmEnabled(was);
+      const got = runOp(nnKernels, "AvgPool", [x], attrs)[0];
+      assert.deepEqual(got.shape, want.shape);
+      const gd = got.data as Float32Array, wd = want.data as Float32Array;
+      for (let i = 0; i < gd.length; i++) {
+        assert.ok(Math.abs(gd[i] - wd[i]) <= 2e-7 * Math.abs(wd[i]), `${kh}x${kw} at ${i}`);
+      }
+    }
+  },
+});
+
+Deno.test({
   name: "depthwiseF32 adds a side tensor after the activation",
   ignore: !convWasmSupported,
   fn() {

@@ -468,7 +468,8 @@ class ConvWasm {
       g.padLeft,
       outH,
       outW,
-      max ? 1 : 0,
+      // 1: max; 0: average in float32 sums; 2: a large window's average in float64 sums
+      max ? 1 : fh * fw > WIDE_POOL_TAPS ? 2 : 0,
       0,
       batch * outH,
     ];
@@ -553,7 +554,8 @@ const OP_POOL = 3;
 const OP_MATMUL = 4;
 
 /**
- * A pooling call's arguments: x, inH, inW, c4, y, fh, fw, sh, sw, padT, padL, outH, outW, max,
+ * A pooling call's arguments: x, inH, inW, c4, y, fh, fw, sh, sw, padT, padL, outH, outW, max
+ * (1; 0 average, 2 average in float64 sums),
  * output rows per part, output rows (batch × outH).
  */
 type PoolArgs = number[];
@@ -933,8 +935,16 @@ export function matmulF32(
 }
 
 /**
+ * Taps from which an average pools in float64 sums: a float32 running sum of thousands of values
+ * (a global average) drifts by more than the tolerances that matter; up to this many taps it
+ * sums in float32 as TensorFlow's kernel does.
+ */
+export const WIDE_POOL_TAPS = 64;
+
+/**
  * NHWC max (`max`) or average pooling, windows clipped to the input (padding is never the max
- * and not counted in the average), float32 sums. Same contract as `conv2dF32`.
+ * and not counted in the average), float32 sums (float64 for windows of more than
+ * {@link WIDE_POOL_TAPS} taps). Same contract as `conv2dF32`.
  */
 export function poolF32(x: Float32Array, g: Geometry, max: boolean): Float32Array | null {
   const k = enabled ? getKernel() : null;
