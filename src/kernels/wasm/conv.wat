@@ -173,17 +173,10 @@
     (param $k i32) (param $n i32) (param $act i32) (param $i i32)
     (local $p i32) (local $pw i32) (local $kb i32) (local $endU i32) (local $end i32)
     (local $off i32) (local $cols i32) (local $pb i32)
-    (local $lo v128) (local $hi v128) (local $v0 v128) (local $v1 v128) (local $e0 v128) (local $e1 v128)
+    (local $v0 v128) (local $v1 v128) (local $e0 v128) (local $e1 v128)
     (local $pa0 i32) (local $pa1 i32) (local $pa2 i32) (local $pa3 i32) (local $pa4 i32) (local $pa5 i32)
-    (local $w0 v128) (local $w1 v128) (local $x v128) (local $hsS v128) (local $hsO v128)
+    (local $w0 v128) (local $w1 v128) (local $x v128)
     (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128) (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128) (local $c40 v128) (local $c41 v128) (local $c50 v128) (local $c51 v128)
-    ;; a full panel's activation, unless hard-swish: a clamp to [lo, hi]
-    (local.set $lo (select (result v128) (v128.const f32x4 -inf -inf -inf -inf)
-      (v128.const i32x4 0 0 0 0) (i32.eqz (local.get $act))))
-    (local.set $hi (select (result v128) (v128.const f32x4 6 6 6 6)
-      (v128.const f32x4 inf inf inf inf) (i32.eq (local.get $act) (i32.const 2))))
-    (local.set $hsS (f32x4.splat (global.get $hsScale)))
-    (local.set $hsO (f32x4.splat (global.get $hsOffset)))
     (local.set $pa0 (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $lda))))
     (local.set $pa1 (i32.add (local.get $pa0) (local.get $lda)))
     (local.set $pa2 (i32.add (local.get $pa1) (local.get $lda)))
@@ -333,18 +326,22 @@
           (if (local.get $side) (then
             (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))
             (local.set $e1 (f32x4.add (local.get $e1) (v128.load offset=16 (i32.add (local.get $side) (local.get $off)))))))
-          (if (i32.eq (local.get $act) (i32.const 3))
-            (then
-              (local.set $e0 (f32x4.mul (f32x4.mul (local.get $e0) (local.get $hsS))
-                (f32x4.min (f32x4.max (f32x4.add (local.get $e0) (local.get $hsO))
-                  (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
-              (local.set $e1 (f32x4.mul (f32x4.mul (local.get $e1) (local.get $hsS))
-                (f32x4.min (f32x4.max (f32x4.add (local.get $e1) (local.get $hsO))
-                  (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
+          (if (local.get $act) (then
+            (if (i32.eq (local.get $act) (i32.const 3))
+              (then
+                (local.set $e0 (f32x4.mul (f32x4.mul (local.get $e0) (f32x4.splat (global.get $hsScale)))
+                  (f32x4.min (f32x4.max (f32x4.add (local.get $e0) (f32x4.splat (global.get $hsOffset)))
+                    (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
+                (local.set $e1 (f32x4.mul (f32x4.mul (local.get $e1) (f32x4.splat (global.get $hsScale)))
+                  (f32x4.min (f32x4.max (f32x4.add (local.get $e1) (f32x4.splat (global.get $hsOffset)))
+                    (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
               )
-            (else
-              (local.set $e0 (f32x4.min (f32x4.max (local.get $e0) (local.get $lo)) (local.get $hi)))
-              (local.set $e1 (f32x4.min (f32x4.max (local.get $e1) (local.get $lo)) (local.get $hi)))))
+              (else
+                (local.set $e0 (f32x4.max (local.get $e0) (v128.const i32x4 0 0 0 0)))
+                (local.set $e1 (f32x4.max (local.get $e1) (v128.const i32x4 0 0 0 0)))
+                (if (i32.eq (local.get $act) (i32.const 2)) (then
+                  (local.set $e0 (f32x4.min (local.get $e0) (v128.const f32x4 6 6 6 6)))
+                  (local.set $e1 (f32x4.min (local.get $e1) (v128.const f32x4 6 6 6 6)))))))))
           (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
           (v128.store offset=16 (i32.add (local.get $y) (local.get $off)) (local.get $e1))
           (local.set $off (i32.add (local.get $off) (local.get $ldy)))
@@ -353,18 +350,22 @@
           (if (local.get $side) (then
             (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))
             (local.set $e1 (f32x4.add (local.get $e1) (v128.load offset=16 (i32.add (local.get $side) (local.get $off)))))))
-          (if (i32.eq (local.get $act) (i32.const 3))
-            (then
-              (local.set $e0 (f32x4.mul (f32x4.mul (local.get $e0) (local.get $hsS))
-                (f32x4.min (f32x4.max (f32x4.add (local.get $e0) (local.get $hsO))
-                  (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
-              (local.set $e1 (f32x4.mul (f32x4.mul (local.get $e1) (local.get $hsS))
-                (f32x4.min (f32x4.max (f32x4.add (local.get $e1) (local.get $hsO))
-                  (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
+          (if (local.get $act) (then
+            (if (i32.eq (local.get $act) (i32.const 3))
+              (then
+                (local.set $e0 (f32x4.mul (f32x4.mul (local.get $e0) (f32x4.splat (global.get $hsScale)))
+                  (f32x4.min (f32x4.max (f32x4.add (local.get $e0) (f32x4.splat (global.get $hsOffset)))
+                    (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
+                (local.set $e1 (f32x4.mul (f32x4.mul (local.get $e1) (f32x4.splat (global.get $hsScale)))
+                  (f32x4.min (f32x4.max (f32x4.add (local.get $e1) (f32x4.splat (global.get $hsOffset)))
+                    (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
               )
-            (else
-              (local.set $e0 (f32x4.min (f32x4.max (local.get $e0) (local.get $lo)) (local.get $hi)))
-              (local.set $e1 (f32x4.min (f32x4.max (local.get $e1) (local.get $lo)) (local.get $hi)))))
+              (else
+                (local.set $e0 (f32x4.max (local.get $e0) (v128.const i32x4 0 0 0 0)))
+                (local.set $e1 (f32x4.max (local.get $e1) (v128.const i32x4 0 0 0 0)))
+                (if (i32.eq (local.get $act) (i32.const 2)) (then
+                  (local.set $e0 (f32x4.min (local.get $e0) (v128.const f32x4 6 6 6 6)))
+                  (local.set $e1 (f32x4.min (local.get $e1) (v128.const f32x4 6 6 6 6)))))))))
           (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
           (v128.store offset=16 (i32.add (local.get $y) (local.get $off)) (local.get $e1))
           (local.set $off (i32.add (local.get $off) (local.get $ldy)))
@@ -373,18 +374,22 @@
           (if (local.get $side) (then
             (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))
             (local.set $e1 (f32x4.add (local.get $e1) (v128.load offset=16 (i32.add (local.get $side) (local.get $off)))))))
-          (if (i32.eq (local.get $act) (i32.const 3))
-            (then
-              (local.set $e0 (f32x4.mul (f32x4.mul (local.get $e0) (local.get $hsS))
-                (f32x4.min (f32x4.max (f32x4.add (local.get $e0) (local.get $hsO))
-                  (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
-              (local.set $e1 (f32x4.mul (f32x4.mul (local.get $e1) (local.get $hsS))
-                (f32x4.min (f32x4.max (f32x4.add (local.get $e1) (local.get $hsO))
-                  (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
+          (if (local.get $act) (then
+            (if (i32.eq (local.get $act) (i32.const 3))
+              (then
+                (local.set $e0 (f32x4.mul (f32x4.mul (local.get $e0) (f32x4.splat (global.get $hsScale)))
+                  (f32x4.min (f32x4.max (f32x4.add (local.get $e0) (f32x4.splat (global.get $hsOffset)))
+                    (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
+                (local.set $e1 (f32x4.mul (f32x4.mul (local.get $e1) (f32x4.splat (global.get $hsScale)))
+                  (f32x4.min (f32x4.max (f32x4.add (local.get $e1) (f32x4.splat (global.get $hsOffset)))
+                    (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
               )
-            (else
-              (local.set $e0 (f32x4.min (f32x4.max (local.get $e0) (local.get $lo)) (local.get $hi)))
-              (local.set $e1 (f32x4.min (f32x4.max (local.get $e1) (local.get $lo)) (local.get $hi)))))
+              (else
+                (local.set $e0 (f32x4.max (local.get $e0) (v128.const i32x4 0 0 0 0)))
+                (local.set $e1 (f32x4.max (local.get $e1) (v128.const i32x4 0 0 0 0)))
+                (if (i32.eq (local.get $act) (i32.const 2)) (then
+                  (local.set $e0 (f32x4.min (local.get $e0) (v128.const f32x4 6 6 6 6)))
+                  (local.set $e1 (f32x4.min (local.get $e1) (v128.const f32x4 6 6 6 6)))))))))
           (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
           (v128.store offset=16 (i32.add (local.get $y) (local.get $off)) (local.get $e1))
           (local.set $off (i32.add (local.get $off) (local.get $ldy)))
@@ -393,18 +398,22 @@
           (if (local.get $side) (then
             (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))
             (local.set $e1 (f32x4.add (local.get $e1) (v128.load offset=16 (i32.add (local.get $side) (local.get $off)))))))
-          (if (i32.eq (local.get $act) (i32.const 3))
-            (then
-              (local.set $e0 (f32x4.mul (f32x4.mul (local.get $e0) (local.get $hsS))
-                (f32x4.min (f32x4.max (f32x4.add (local.get $e0) (local.get $hsO))
-                  (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
-              (local.set $e1 (f32x4.mul (f32x4.mul (local.get $e1) (local.get $hsS))
-                (f32x4.min (f32x4.max (f32x4.add (local.get $e1) (local.get $hsO))
-                  (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
+          (if (local.get $act) (then
+            (if (i32.eq (local.get $act) (i32.const 3))
+              (then
+                (local.set $e0 (f32x4.mul (f32x4.mul (local.get $e0) (f32x4.splat (global.get $hsScale)))
+                  (f32x4.min (f32x4.max (f32x4.add (local.get $e0) (f32x4.splat (global.get $hsOffset)))
+                    (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
+                (local.set $e1 (f32x4.mul (f32x4.mul (local.get $e1) (f32x4.splat (global.get $hsScale)))
+                  (f32x4.min (f32x4.max (f32x4.add (local.get $e1) (f32x4.splat (global.get $hsOffset)))
+                    (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
               )
-            (else
-              (local.set $e0 (f32x4.min (f32x4.max (local.get $e0) (local.get $lo)) (local.get $hi)))
-              (local.set $e1 (f32x4.min (f32x4.max (local.get $e1) (local.get $lo)) (local.get $hi)))))
+              (else
+                (local.set $e0 (f32x4.max (local.get $e0) (v128.const i32x4 0 0 0 0)))
+                (local.set $e1 (f32x4.max (local.get $e1) (v128.const i32x4 0 0 0 0)))
+                (if (i32.eq (local.get $act) (i32.const 2)) (then
+                  (local.set $e0 (f32x4.min (local.get $e0) (v128.const f32x4 6 6 6 6)))
+                  (local.set $e1 (f32x4.min (local.get $e1) (v128.const f32x4 6 6 6 6)))))))))
           (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
           (v128.store offset=16 (i32.add (local.get $y) (local.get $off)) (local.get $e1))
           (local.set $off (i32.add (local.get $off) (local.get $ldy)))
@@ -413,18 +422,22 @@
           (if (local.get $side) (then
             (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))
             (local.set $e1 (f32x4.add (local.get $e1) (v128.load offset=16 (i32.add (local.get $side) (local.get $off)))))))
-          (if (i32.eq (local.get $act) (i32.const 3))
-            (then
-              (local.set $e0 (f32x4.mul (f32x4.mul (local.get $e0) (local.get $hsS))
-                (f32x4.min (f32x4.max (f32x4.add (local.get $e0) (local.get $hsO))
-                  (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
-              (local.set $e1 (f32x4.mul (f32x4.mul (local.get $e1) (local.get $hsS))
-                (f32x4.min (f32x4.max (f32x4.add (local.get $e1) (local.get $hsO))
-                  (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
+          (if (local.get $act) (then
+            (if (i32.eq (local.get $act) (i32.const 3))
+              (then
+                (local.set $e0 (f32x4.mul (f32x4.mul (local.get $e0) (f32x4.splat (global.get $hsScale)))
+                  (f32x4.min (f32x4.max (f32x4.add (local.get $e0) (f32x4.splat (global.get $hsOffset)))
+                    (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
+                (local.set $e1 (f32x4.mul (f32x4.mul (local.get $e1) (f32x4.splat (global.get $hsScale)))
+                  (f32x4.min (f32x4.max (f32x4.add (local.get $e1) (f32x4.splat (global.get $hsOffset)))
+                    (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
               )
-            (else
-              (local.set $e0 (f32x4.min (f32x4.max (local.get $e0) (local.get $lo)) (local.get $hi)))
-              (local.set $e1 (f32x4.min (f32x4.max (local.get $e1) (local.get $lo)) (local.get $hi)))))
+              (else
+                (local.set $e0 (f32x4.max (local.get $e0) (v128.const i32x4 0 0 0 0)))
+                (local.set $e1 (f32x4.max (local.get $e1) (v128.const i32x4 0 0 0 0)))
+                (if (i32.eq (local.get $act) (i32.const 2)) (then
+                  (local.set $e0 (f32x4.min (local.get $e0) (v128.const f32x4 6 6 6 6)))
+                  (local.set $e1 (f32x4.min (local.get $e1) (v128.const f32x4 6 6 6 6)))))))))
           (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
           (v128.store offset=16 (i32.add (local.get $y) (local.get $off)) (local.get $e1))
           (local.set $off (i32.add (local.get $off) (local.get $ldy)))
@@ -433,18 +446,22 @@
           (if (local.get $side) (then
             (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))
             (local.set $e1 (f32x4.add (local.get $e1) (v128.load offset=16 (i32.add (local.get $side) (local.get $off)))))))
-          (if (i32.eq (local.get $act) (i32.const 3))
-            (then
-              (local.set $e0 (f32x4.mul (f32x4.mul (local.get $e0) (local.get $hsS))
-                (f32x4.min (f32x4.max (f32x4.add (local.get $e0) (local.get $hsO))
-                  (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
-              (local.set $e1 (f32x4.mul (f32x4.mul (local.get $e1) (local.get $hsS))
-                (f32x4.min (f32x4.max (f32x4.add (local.get $e1) (local.get $hsO))
-                  (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
+          (if (local.get $act) (then
+            (if (i32.eq (local.get $act) (i32.const 3))
+              (then
+                (local.set $e0 (f32x4.mul (f32x4.mul (local.get $e0) (f32x4.splat (global.get $hsScale)))
+                  (f32x4.min (f32x4.max (f32x4.add (local.get $e0) (f32x4.splat (global.get $hsOffset)))
+                    (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
+                (local.set $e1 (f32x4.mul (f32x4.mul (local.get $e1) (f32x4.splat (global.get $hsScale)))
+                  (f32x4.min (f32x4.max (f32x4.add (local.get $e1) (f32x4.splat (global.get $hsOffset)))
+                    (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
               )
-            (else
-              (local.set $e0 (f32x4.min (f32x4.max (local.get $e0) (local.get $lo)) (local.get $hi)))
-              (local.set $e1 (f32x4.min (f32x4.max (local.get $e1) (local.get $lo)) (local.get $hi)))))
+              (else
+                (local.set $e0 (f32x4.max (local.get $e0) (v128.const i32x4 0 0 0 0)))
+                (local.set $e1 (f32x4.max (local.get $e1) (v128.const i32x4 0 0 0 0)))
+                (if (i32.eq (local.get $act) (i32.const 2)) (then
+                  (local.set $e0 (f32x4.min (local.get $e0) (v128.const f32x4 6 6 6 6)))
+                  (local.set $e1 (f32x4.min (local.get $e1) (v128.const f32x4 6 6 6 6)))))))))
           (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
           (v128.store offset=16 (i32.add (local.get $y) (local.get $off)) (local.get $e1))
         )
@@ -477,17 +494,10 @@
     (param $k i32) (param $n i32) (param $act i32) (param $i i32)
     (local $p i32) (local $pw i32) (local $kb i32) (local $endU i32) (local $end i32)
     (local $off i32) (local $cols i32) (local $pb i32)
-    (local $lo v128) (local $hi v128) (local $v0 v128) (local $v1 v128) (local $e0 v128) (local $e1 v128)
+    (local $v0 v128) (local $v1 v128) (local $e0 v128) (local $e1 v128)
     (local $pa0 i32) (local $pa1 i32) (local $pa2 i32) (local $pa3 i32)
-    (local $w0 v128) (local $w1 v128) (local $x v128) (local $hsS v128) (local $hsO v128)
+    (local $w0 v128) (local $w1 v128) (local $x v128)
     (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128) (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
-    ;; a full panel's activation, unless hard-swish: a clamp to [lo, hi]
-    (local.set $lo (select (result v128) (v128.const f32x4 -inf -inf -inf -inf)
-      (v128.const i32x4 0 0 0 0) (i32.eqz (local.get $act))))
-    (local.set $hi (select (result v128) (v128.const f32x4 6 6 6 6)
-      (v128.const f32x4 inf inf inf inf) (i32.eq (local.get $act) (i32.const 2))))
-    (local.set $hsS (f32x4.splat (global.get $hsScale)))
-    (local.set $hsO (f32x4.splat (global.get $hsOffset)))
     (local.set $pa0 (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $lda))))
     (local.set $pa1 (i32.add (local.get $pa0) (local.get $lda)))
     (local.set $pa2 (i32.add (local.get $pa1) (local.get $lda)))
@@ -601,18 +611,22 @@
           (if (local.get $side) (then
             (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))
             (local.set $e1 (f32x4.add (local.get $e1) (v128.load offset=16 (i32.add (local.get $side) (local.get $off)))))))
-          (if (i32.eq (local.get $act) (i32.const 3))
-            (then
-              (local.set $e0 (f32x4.mul (f32x4.mul (local.get $e0) (local.get $hsS))
-                (f32x4.min (f32x4.max (f32x4.add (local.get $e0) (local.get $hsO))
-                  (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
-              (local.set $e1 (f32x4.mul (f32x4.mul (local.get $e1) (local.get $hsS))
-                (f32x4.min (f32x4.max (f32x4.add (local.get $e1) (local.get $hsO))
-                  (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
+          (if (local.get $act) (then
+            (if (i32.eq (local.get $act) (i32.const 3))
+              (then
+                (local.set $e0 (f32x4.mul (f32x4.mul (local.get $e0) (f32x4.splat (global.get $hsScale)))
+                  (f32x4.min (f32x4.max (f32x4.add (local.get $e0) (f32x4.splat (global.get $hsOffset)))
+                    (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
+                (local.set $e1 (f32x4.mul (f32x4.mul (local.get $e1) (f32x4.splat (global.get $hsScale)))
+                  (f32x4.min (f32x4.max (f32x4.add (local.get $e1) (f32x4.splat (global.get $hsOffset)))
+                    (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
               )
-            (else
-              (local.set $e0 (f32x4.min (f32x4.max (local.get $e0) (local.get $lo)) (local.get $hi)))
-              (local.set $e1 (f32x4.min (f32x4.max (local.get $e1) (local.get $lo)) (local.get $hi)))))
+              (else
+                (local.set $e0 (f32x4.max (local.get $e0) (v128.const i32x4 0 0 0 0)))
+                (local.set $e1 (f32x4.max (local.get $e1) (v128.const i32x4 0 0 0 0)))
+                (if (i32.eq (local.get $act) (i32.const 2)) (then
+                  (local.set $e0 (f32x4.min (local.get $e0) (v128.const f32x4 6 6 6 6)))
+                  (local.set $e1 (f32x4.min (local.get $e1) (v128.const f32x4 6 6 6 6)))))))))
           (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
           (v128.store offset=16 (i32.add (local.get $y) (local.get $off)) (local.get $e1))
           (local.set $off (i32.add (local.get $off) (local.get $ldy)))
@@ -621,18 +635,22 @@
           (if (local.get $side) (then
             (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))
             (local.set $e1 (f32x4.add (local.get $e1) (v128.load offset=16 (i32.add (local.get $side) (local.get $off)))))))
-          (if (i32.eq (local.get $act) (i32.const 3))
-            (then
-              (local.set $e0 (f32x4.mul (f32x4.mul (local.get $e0) (local.get $hsS))
-                (f32x4.min (f32x4.max (f32x4.add (local.get $e0) (local.get $hsO))
-                  (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
-              (local.set $e1 (f32x4.mul (f32x4.mul (local.get $e1) (local.get $hsS))
-                (f32x4.min (f32x4.max (f32x4.add (local.get $e1) (local.get $hsO))
-                  (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
+          (if (local.get $act) (then
+            (if (i32.eq (local.get $act) (i32.const 3))
+              (then
+                (local.set $e0 (f32x4.mul (f32x4.mul (local.get $e0) (f32x4.splat (global.get $hsScale)))
+                  (f32x4.min (f32x4.max (f32x4.add (local.get $e0) (f32x4.splat (global.get $hsOffset)))
+                    (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
+                (local.set $e1 (f32x4.mul (f32x4.mul (local.get $e1) (f32x4.splat (global.get $hsScale)))
+                  (f32x4.min (f32x4.max (f32x4.add (local.get $e1) (f32x4.splat (global.get $hsOffset)))
+                    (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
               )
-            (else
-              (local.set $e0 (f32x4.min (f32x4.max (local.get $e0) (local.get $lo)) (local.get $hi)))
-              (local.set $e1 (f32x4.min (f32x4.max (local.get $e1) (local.get $lo)) (local.get $hi)))))
+              (else
+                (local.set $e0 (f32x4.max (local.get $e0) (v128.const i32x4 0 0 0 0)))
+                (local.set $e1 (f32x4.max (local.get $e1) (v128.const i32x4 0 0 0 0)))
+                (if (i32.eq (local.get $act) (i32.const 2)) (then
+                  (local.set $e0 (f32x4.min (local.get $e0) (v128.const f32x4 6 6 6 6)))
+                  (local.set $e1 (f32x4.min (local.get $e1) (v128.const f32x4 6 6 6 6)))))))))
           (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
           (v128.store offset=16 (i32.add (local.get $y) (local.get $off)) (local.get $e1))
           (local.set $off (i32.add (local.get $off) (local.get $ldy)))
@@ -641,18 +659,22 @@
           (if (local.get $side) (then
             (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))
             (local.set $e1 (f32x4.add (local.get $e1) (v128.load offset=16 (i32.add (local.get $side) (local.get $off)))))))
-          (if (i32.eq (local.get $act) (i32.const 3))
-            (then
-              (local.set $e0 (f32x4.mul (f32x4.mul (local.get $e0) (local.get $hsS))
-                (f32x4.min (f32x4.max (f32x4.add (local.get $e0) (local.get $hsO))
-                  (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
-              (local.set $e1 (f32x4.mul (f32x4.mul (local.get $e1) (local.get $hsS))
-                (f32x4.min (f32x4.max (f32x4.add (local.get $e1) (local.get $hsO))
-                  (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
+          (if (local.get $act) (then
+            (if (i32.eq (local.get $act) (i32.const 3))
+              (then
+                (local.set $e0 (f32x4.mul (f32x4.mul (local.get $e0) (f32x4.splat (global.get $hsScale)))
+                  (f32x4.min (f32x4.max (f32x4.add (local.get $e0) (f32x4.splat (global.get $hsOffset)))
+                    (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
+                (local.set $e1 (f32x4.mul (f32x4.mul (local.get $e1) (f32x4.splat (global.get $hsScale)))
+                  (f32x4.min (f32x4.max (f32x4.add (local.get $e1) (f32x4.splat (global.get $hsOffset)))
+                    (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
               )
-            (else
-              (local.set $e0 (f32x4.min (f32x4.max (local.get $e0) (local.get $lo)) (local.get $hi)))
-              (local.set $e1 (f32x4.min (f32x4.max (local.get $e1) (local.get $lo)) (local.get $hi)))))
+              (else
+                (local.set $e0 (f32x4.max (local.get $e0) (v128.const i32x4 0 0 0 0)))
+                (local.set $e1 (f32x4.max (local.get $e1) (v128.const i32x4 0 0 0 0)))
+                (if (i32.eq (local.get $act) (i32.const 2)) (then
+                  (local.set $e0 (f32x4.min (local.get $e0) (v128.const f32x4 6 6 6 6)))
+                  (local.set $e1 (f32x4.min (local.get $e1) (v128.const f32x4 6 6 6 6)))))))))
           (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
           (v128.store offset=16 (i32.add (local.get $y) (local.get $off)) (local.get $e1))
           (local.set $off (i32.add (local.get $off) (local.get $ldy)))
@@ -661,18 +683,22 @@
           (if (local.get $side) (then
             (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))
             (local.set $e1 (f32x4.add (local.get $e1) (v128.load offset=16 (i32.add (local.get $side) (local.get $off)))))))
-          (if (i32.eq (local.get $act) (i32.const 3))
-            (then
-              (local.set $e0 (f32x4.mul (f32x4.mul (local.get $e0) (local.get $hsS))
-                (f32x4.min (f32x4.max (f32x4.add (local.get $e0) (local.get $hsO))
-                  (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
-              (local.set $e1 (f32x4.mul (f32x4.mul (local.get $e1) (local.get $hsS))
-                (f32x4.min (f32x4.max (f32x4.add (local.get $e1) (local.get $hsO))
-                  (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
+          (if (local.get $act) (then
+            (if (i32.eq (local.get $act) (i32.const 3))
+              (then
+                (local.set $e0 (f32x4.mul (f32x4.mul (local.get $e0) (f32x4.splat (global.get $hsScale)))
+                  (f32x4.min (f32x4.max (f32x4.add (local.get $e0) (f32x4.splat (global.get $hsOffset)))
+                    (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
+                (local.set $e1 (f32x4.mul (f32x4.mul (local.get $e1) (f32x4.splat (global.get $hsScale)))
+                  (f32x4.min (f32x4.max (f32x4.add (local.get $e1) (f32x4.splat (global.get $hsOffset)))
+                    (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
               )
-            (else
-              (local.set $e0 (f32x4.min (f32x4.max (local.get $e0) (local.get $lo)) (local.get $hi)))
-              (local.set $e1 (f32x4.min (f32x4.max (local.get $e1) (local.get $lo)) (local.get $hi)))))
+              (else
+                (local.set $e0 (f32x4.max (local.get $e0) (v128.const i32x4 0 0 0 0)))
+                (local.set $e1 (f32x4.max (local.get $e1) (v128.const i32x4 0 0 0 0)))
+                (if (i32.eq (local.get $act) (i32.const 2)) (then
+                  (local.set $e0 (f32x4.min (local.get $e0) (v128.const f32x4 6 6 6 6)))
+                  (local.set $e1 (f32x4.min (local.get $e1) (v128.const f32x4 6 6 6 6)))))))))
           (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
           (v128.store offset=16 (i32.add (local.get $y) (local.get $off)) (local.get $e1))
         )
@@ -699,17 +725,10 @@
     (param $k i32) (param $n i32) (param $act i32) (param $i i32)
     (local $p i32) (local $pw i32) (local $kb i32) (local $endU i32) (local $end i32)
     (local $off i32) (local $cols i32) (local $pb i32)
-    (local $lo v128) (local $hi v128) (local $v0 v128) (local $v1 v128) (local $e0 v128) (local $e1 v128)
+    (local $v0 v128) (local $v1 v128) (local $e0 v128) (local $e1 v128)
     (local $pa0 i32)
-    (local $w0 v128) (local $w1 v128) (local $x v128) (local $hsS v128) (local $hsO v128)
+    (local $w0 v128) (local $w1 v128) (local $x v128)
     (local $c00 v128) (local $c01 v128)
-    ;; a full panel's activation, unless hard-swish: a clamp to [lo, hi]
-    (local.set $lo (select (result v128) (v128.const f32x4 -inf -inf -inf -inf)
-      (v128.const i32x4 0 0 0 0) (i32.eqz (local.get $act))))
-    (local.set $hi (select (result v128) (v128.const f32x4 6 6 6 6)
-      (v128.const f32x4 inf inf inf inf) (i32.eq (local.get $act) (i32.const 2))))
-    (local.set $hsS (f32x4.splat (global.get $hsScale)))
-    (local.set $hsO (f32x4.splat (global.get $hsOffset)))
     (local.set $pa0 (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $lda))))
     (local.set $endU (i32.shl (i32.sub (local.get $k) (i32.rem_u (local.get $k) (i32.const 4))) (i32.const 2)))
     (local.set $end (i32.shl (local.get $k) (i32.const 2)))
@@ -769,18 +788,22 @@
           (if (local.get $side) (then
             (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))
             (local.set $e1 (f32x4.add (local.get $e1) (v128.load offset=16 (i32.add (local.get $side) (local.get $off)))))))
-          (if (i32.eq (local.get $act) (i32.const 3))
-            (then
-              (local.set $e0 (f32x4.mul (f32x4.mul (local.get $e0) (local.get $hsS))
-                (f32x4.min (f32x4.max (f32x4.add (local.get $e0) (local.get $hsO))
-                  (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
-              (local.set $e1 (f32x4.mul (f32x4.mul (local.get $e1) (local.get $hsS))
-                (f32x4.min (f32x4.max (f32x4.add (local.get $e1) (local.get $hsO))
-                  (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
+          (if (local.get $act) (then
+            (if (i32.eq (local.get $act) (i32.const 3))
+              (then
+                (local.set $e0 (f32x4.mul (f32x4.mul (local.get $e0) (f32x4.splat (global.get $hsScale)))
+                  (f32x4.min (f32x4.max (f32x4.add (local.get $e0) (f32x4.splat (global.get $hsOffset)))
+                    (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
+                (local.set $e1 (f32x4.mul (f32x4.mul (local.get $e1) (f32x4.splat (global.get $hsScale)))
+                  (f32x4.min (f32x4.max (f32x4.add (local.get $e1) (f32x4.splat (global.get $hsOffset)))
+                    (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6))))
               )
-            (else
-              (local.set $e0 (f32x4.min (f32x4.max (local.get $e0) (local.get $lo)) (local.get $hi)))
-              (local.set $e1 (f32x4.min (f32x4.max (local.get $e1) (local.get $lo)) (local.get $hi)))))
+              (else
+                (local.set $e0 (f32x4.max (local.get $e0) (v128.const i32x4 0 0 0 0)))
+                (local.set $e1 (f32x4.max (local.get $e1) (v128.const i32x4 0 0 0 0)))
+                (if (i32.eq (local.get $act) (i32.const 2)) (then
+                  (local.set $e0 (f32x4.min (local.get $e0) (v128.const f32x4 6 6 6 6)))
+                  (local.set $e1 (f32x4.min (local.get $e1) (v128.const f32x4 6 6 6 6)))))))))
           (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
           (v128.store offset=16 (i32.add (local.get $y) (local.get $off)) (local.get $e1))
         )
