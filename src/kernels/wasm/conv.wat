@@ -1081,14 +1081,24 @@
     (param $padT i32) (param $padL i32) (param $outW i32)
     (param $p0 i32) (param $np i32) (param $dst i32)
     (local $p i32) (local $pEnd i32) (local $oy i32) (local $ox i32) (local $iy i32) (local $ix i32)
-    (local $fy i32) (local $fx i32) (local $rowValid i32)
+    (local $fy i32) (local $fx i32) (local $rowValid i32) (local $ix0 i32) (local $segCols i32)
+    (local $seg i32) (local $segBytes i32) (local $src i32) (local $i i32) (local $last i32)
+    ;; fw·c floats: an undilated filter row's taps inside the input, contiguous in NHWC
+    (local.set $seg (i32.mul (local.get $fw) (local.get $c)))
+    (local.set $segBytes (i32.shl (local.get $seg) (i32.const 2)))
+    (local.set $last (i32.shl (i32.sub (local.get $seg) (i32.const 4)) (i32.const 2)))
     (local.set $p (local.get $p0))
     (local.set $pEnd (i32.add (local.get $p0) (local.get $np)))
+    (local.set $oy (i32.div_s (local.get $p0) (local.get $outW)))
+    (local.set $ox (i32.sub (local.get $p0) (i32.mul (local.get $oy) (local.get $outW))))
     (block $done
       (loop $pixels
         (br_if $done (i32.ge_s (local.get $p) (local.get $pEnd)))
-        (local.set $oy (i32.div_s (local.get $p) (local.get $outW)))
-        (local.set $ox (i32.sub (local.get $p) (i32.mul (local.get $oy) (local.get $outW))))
+        (local.set $ix0 (i32.sub (i32.mul (local.get $ox) (local.get $sw)) (local.get $padL)))
+        ;; whether each filter row is one span: undilated, its columns inside the input
+        (local.set $segCols (i32.and (i32.eq (local.get $dw) (i32.const 1))
+          (i32.and (i32.ge_s (local.get $ix0) (i32.const 0))
+            (i32.le_s (i32.add (local.get $ix0) (local.get $fw)) (local.get $inW)))))
         (local.set $fy (i32.const 0))
         (loop $rows
           (local.set $iy (i32.add
@@ -1097,45 +1107,53 @@
           (local.set $rowValid (i32.and
             (i32.ge_s (local.get $iy) (i32.const 0))
             (i32.lt_s (local.get $iy) (local.get $inH))))
-          (local.set $ix (i32.sub (i32.mul (local.get $ox) (local.get $sw)) (local.get $padL)))
-          (local.set $fx (i32.const 0))
-          ;; undilated taps all inside the row: fw·c contiguous floats in one copy
-          (if (i32.and (i32.and (local.get $rowValid) (i32.eq (local.get $dw) (i32.const 1)))
-                (i32.and (i32.ge_s (local.get $ix) (i32.const 0))
-                  (i32.le_s (i32.add (local.get $ix) (local.get $fw)) (local.get $inW))))
+          (if (i32.and (local.get $rowValid) (local.get $segCols))
             (then
-              (call $copy (local.get $dst)
-                (i32.add (local.get $x)
-                  (i32.shl
-                    (i32.mul (i32.add (i32.mul (local.get $iy) (local.get $inW)) (local.get $ix))
-                      (local.get $c))
-                    (i32.const 2)))
-                (i32.mul (local.get $fw) (local.get $c)))
-              (local.set $dst (i32.add (local.get $dst)
-                (i32.shl (i32.mul (local.get $fw) (local.get $c)) (i32.const 2))))
-              (local.set $fx (local.get $fw))))
-          (if (i32.lt_s (local.get $fx) (local.get $fw)) (then
-          (loop $cols
-            (local.set $ix (i32.add
-              (i32.sub (i32.mul (local.get $ox) (local.get $sw)) (local.get $padL))
-              (i32.mul (local.get $fx) (local.get $dw))))
-            (if (i32.and (local.get $rowValid)
-                  (i32.and (i32.ge_s (local.get $ix) (i32.const 0))
-                    (i32.lt_s (local.get $ix) (local.get $inW))))
-              (then
-                (call $copy (local.get $dst)
-                  (i32.add (local.get $x)
-                    (i32.shl
-                      (i32.mul (i32.add (i32.mul (local.get $iy) (local.get $inW)) (local.get $ix))
-                        (local.get $c))
-                      (i32.const 2)))
-                  (local.get $c)))
-              (else (call $zero (local.get $dst) (local.get $c))))
-            (local.set $dst (i32.add (local.get $dst) (i32.shl (local.get $c) (i32.const 2))))
-            (local.set $fx (i32.add (local.get $fx) (i32.const 1)))
-            (br_if $cols (i32.lt_s (local.get $fx) (local.get $fw))))))
+              (local.set $src (i32.add (local.get $x)
+                (i32.shl
+                  (i32.mul (i32.add (i32.mul (local.get $iy) (local.get $inW)) (local.get $ix0))
+                    (local.get $c))
+                  (i32.const 2))))
+              (if (i32.ge_s (local.get $seg) (i32.const 4))
+                (then
+                  ;; 4 floats at a time, the last 4 overlapping the ones before (same values)
+                  (local.set $i (i32.const 0))
+                  (block $vDone (loop $v
+                    (br_if $vDone (i32.ge_s (local.get $i) (local.get $last)))
+                    (v128.store (i32.add (local.get $dst) (local.get $i))
+                      (v128.load (i32.add (local.get $src) (local.get $i))))
+                    (local.set $i (i32.add (local.get $i) (i32.const 16)))
+                    (br $v)))
+                  (v128.store (i32.add (local.get $dst) (local.get $last))
+                    (v128.load (i32.add (local.get $src) (local.get $last)))))
+                (else (call $copy (local.get $dst) (local.get $src) (local.get $seg))))
+              (local.set $dst (i32.add (local.get $dst) (local.get $segBytes))))
+            (else
+              (local.set $fx (i32.const 0))
+              (loop $cols
+                (local.set $ix (i32.add (local.get $ix0) (i32.mul (local.get $fx) (local.get $dw))))
+                (if (i32.and (local.get $rowValid)
+                      (i32.and (i32.ge_s (local.get $ix) (i32.const 0))
+                        (i32.lt_s (local.get $ix) (local.get $inW))))
+                  (then
+                    (call $copy (local.get $dst)
+                      (i32.add (local.get $x)
+                        (i32.shl
+                          (i32.mul (i32.add (i32.mul (local.get $iy) (local.get $inW)) (local.get $ix))
+                            (local.get $c))
+                          (i32.const 2)))
+                      (local.get $c)))
+                  (else (call $zero (local.get $dst) (local.get $c))))
+                (local.set $dst (i32.add (local.get $dst) (i32.shl (local.get $c) (i32.const 2))))
+                (local.set $fx (i32.add (local.get $fx) (i32.const 1)))
+                (br_if $cols (i32.lt_s (local.get $fx) (local.get $fw))))))
           (local.set $fy (i32.add (local.get $fy) (i32.const 1)))
           (br_if $rows (i32.lt_s (local.get $fy) (local.get $fh))))
+        (local.set $ox (i32.add (local.get $ox) (i32.const 1)))
+        (if (i32.eq (local.get $ox) (local.get $outW))
+          (then
+            (local.set $ox (i32.const 0))
+            (local.set $oy (i32.add (local.get $oy) (i32.const 1)))))
         (local.set $p (i32.add (local.get $p) (i32.const 1)))
         (br $pixels))))
 
