@@ -392,6 +392,60 @@ Deno.test({
 });
 
 Deno.test({
+  name: "a convolution's pixel is the same floats read in place or through im2col (both builds)",
+  ignore: !convWasmSupported,
+  fn() {
+    // Groups of 6 pixels whose taps are all inside the input are read in place, the others
+    // (edges, the last pixels) through im2col: a VALID convolution's pixel (oy, ox) is the
+    // SAME one's (oy + 1, ox + 1) with a 3×3 window, whichever path each took.
+    for (const relaxed of builds) {
+      useRelaxedConvWasm(relaxed);
+      const r = rng(relaxed ? 63 : 64);
+      for (let t = 0; t < 30; t++) {
+        const h = int(r, 3, 14), w = int(r, 3, 20), c = int(r, 1, 12), o = int(r, 1, 20);
+        const batch = int(r, 1, 2);
+        const geo = (pad: number): Geometry => ({
+          batch,
+          inH: h,
+          inW: w,
+          inC: c,
+          fh: 3,
+          fw: 3,
+          outH: h - 2 + 2 * pad,
+          outW: w - 2 + 2 * pad,
+          outC: o,
+          sh: 1,
+          sw: 1,
+          dh: 1,
+          dw: 1,
+          padTop: pad,
+          padLeft: pad,
+        });
+        const x = randArray(r, batch * h * w * c), f = randArray(r, 9 * c * o);
+        const b = randArray(r, o);
+        const valid = conv2dF32(x, f, b, null, geo(0), WasmAct.Relu);
+        const same = conv2dF32(x, f, b, null, geo(1), WasmAct.Relu);
+        assert.ok(valid !== null && same !== null);
+        for (let n = 0; n < batch; n++) {
+          for (let oy = 0; oy < h - 2; oy++) {
+            for (let ox = 0; ox < w - 2; ox++) {
+              const vi = ((n * (h - 2) + oy) * (w - 2) + ox) * o;
+              const si = ((n * h + oy + 1) * w + ox + 1) * o;
+              assert.deepEqual(
+                valid.subarray(vi, vi + o),
+                same.subarray(si, si + o),
+                `${h}x${w}x${c}->${o} pixel ${n},${oy},${ox}`,
+              );
+            }
+          }
+        }
+      }
+    }
+    useRelaxedConvWasm(true);
+  },
+});
+
+Deno.test({
   name: "the same filter array seen under another shape is packed again",
   ignore: !convWasmSupported,
   fn() {

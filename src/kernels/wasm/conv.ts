@@ -76,6 +76,30 @@ interface ConvExports {
     np: number,
     dst: number,
   ): void;
+  convIndirect(
+    x: number,
+    inH: number,
+    inW: number,
+    c: number,
+    fh: number,
+    fw: number,
+    sh: number,
+    sw: number,
+    dh: number,
+    padT: number,
+    padL: number,
+    outW: number,
+    p0: number,
+    np: number,
+    w: number,
+    bias: number,
+    y: number,
+    ldy: number,
+    side: number,
+    n: number,
+    act: number,
+    col: number,
+  ): void;
   depthwise(
     x: number,
     inH: number,
@@ -283,7 +307,8 @@ class ConvWasm {
     // A 1×1 window that visits every input pixel in order is already the GEMM's left operand.
     const direct = fh === 1 && fw === 1 && g.sh === 1 && g.sw === 1 && g.padTop === 0 &&
       g.padLeft === 0 && outH === inH && outW === inW;
-    const chunk = direct ? 0 : Math.max(4, Math.floor(CHUNK_FLOATS / k) & ~3);
+    // (At least 8 rows: `convIndirect` copies up to 6 pixels' patches into the buffer.)
+    const chunk = direct ? 0 : Math.max(8, Math.floor(CHUNK_FLOATS / k) & ~3);
     const colFloats = direct ? 0 : Math.min(chunk, pixels) * k;
     // Tensors already in the kernel memory (stored by the plan's arena) are used in place.
     const y = uninitialized(Float32Array, outFloats);
@@ -638,9 +663,10 @@ function runRows(
 }
 
 /**
- * Output rows (pixels, across images) of part `part` of a Conv2D call: im2col into `col` (a
- * buffer of chunk × k floats) chunk by chunk, then the GEMM; or the GEMM straight over the
- * input for a direct 1×1 convolution. Rows are computed the same whatever the part (`conv.wat`:
+ * Output rows (pixels, across images) of part `part` of a Conv2D call: with undilated columns,
+ * `convIndirect` (interior pixels read in place, the others through im2col into `col`);
+ * else im2col into `col` (a buffer of chunk × k floats) chunk by chunk, then the GEMM; or the
+ * GEMM straight over the input for a direct 1×1 convolution. Rows are computed the same whatever the part (`conv.wat`:
  * a row's sums do not depend on its block), so any cut gives the unsplit result.
  */
 function convRows(ex: ConvExports, a: Int32Array | ConvArgs, part: number, col: number): void {
@@ -674,6 +700,41 @@ function convRows(ex: ConvExports, a: Int32Array | ConvArgs, part: number, col: 
       outC,
       act,
     );
+    return;
+  }
+  if (dw === 1) {
+    // Undilated columns: interior pixels read their patches in place (`conv.wat`), no im2col.
+    for (let r = r0; r < r1;) {
+      const img = Math.floor(r / pixels);
+      const p0 = r - img * pixels;
+      const np = Math.min(r1 - r, pixels - p0);
+      const yAt = r * ldy;
+      ex.convIndirect(
+        x + img * inH * inW * inC * 4,
+        inH,
+        inW,
+        inC,
+        fh,
+        fw,
+        sh,
+        sw,
+        dh,
+        padT,
+        padL,
+        outW,
+        p0,
+        np,
+        w,
+        bias,
+        y + yAt,
+        ldy,
+        side === 0 ? 0 : side + yAt,
+        outC,
+        act,
+        col,
+      );
+      r += np;
+    }
     return;
   }
   for (let r = r0; r < r1;) {
