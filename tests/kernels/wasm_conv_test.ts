@@ -241,7 +241,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "depthwiseF32 3×3 (rows of interior columns at a time) on random shapes (both builds)",
+  name:
+    "depthwiseF32 3×3 and fh×5 (rows of interior columns at a time), random shapes, both builds",
   ignore: !convWasmSupported,
   fn() {
     const hs = { scale: Math.fround(1 / 6), offset: 3 };
@@ -253,16 +254,17 @@ Deno.test({
     for (const relaxed of builds) {
       useRelaxedConvWasm(relaxed);
       const r = rng(relaxed ? 23 : 24);
-      for (let t = 0; t < 60; t++) {
+      for (let t = 0; t < 100; t++) {
         // Wide rows (chunks of 8 columns, pairs and a last single column), every padding.
-        const inH = int(r, 1, 9), inW = int(r, 1, 31), c = int(r, 1, 13);
+        const fw = r() < 0.5 ? 3 : 5, fh = fw === 3 ? 3 : int(r, 1, 5);
+        const inH = int(r, 1, 11), inW = int(r, 1, 31), c = int(r, 1, 13);
         const sh = int(r, 1, 2), sw = int(r, 1, 2), dh = int(r, 1, 2), dw = int(r, 1, 2);
         const mode = (["SAME", "VALID", "EXPLICIT"] as const)[int(r, 0, 2)];
         const pads = [int(r, 0, 2), int(r, 0, 2), int(r, 0, 2), int(r, 0, 2)];
         let outH: number, padTop: number, outW: number, padLeft: number;
         try {
-          [outH, padTop] = windowedOutputSize(inH, 3, dh, sh, mode, pads[0], pads[1]);
-          [outW, padLeft] = windowedOutputSize(inW, 3, dw, sw, mode, pads[2], pads[3]);
+          [outH, padTop] = windowedOutputSize(inH, fh, dh, sh, mode, pads[0], pads[1]);
+          [outW, padLeft] = windowedOutputSize(inW, fw, dw, sw, mode, pads[2], pads[3]);
         } catch {
           continue; // the window is larger than a VALID input
         }
@@ -272,8 +274,8 @@ Deno.test({
           inH,
           inW,
           inC: c,
-          fh: 3,
-          fw: 3,
+          fh,
+          fw,
           outH,
           outW,
           outC: c,
@@ -285,7 +287,7 @@ Deno.test({
           padLeft,
         };
         const x = randArray(r, batch * inH * inW * c).map((v) => v * 4);
-        const f = randArray(r, 9 * c), b = randArray(r, c);
+        const f = randArray(r, fh * fw * c), b = randArray(r, c);
         const what = `relaxed=${relaxed} ${JSON.stringify(g)}`;
         const plain = depthwiseF32(x, f, b, g, WasmAct.None);
         assertNear(plain, refConv(x, f, b, null, g, true, WasmAct.None), what);
