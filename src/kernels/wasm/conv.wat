@@ -33,9 +33,11 @@
 ;; $depthwise: NHWC depthwise convolution with channel multiplier 1 of one image, channels
 ;;   padded to c4 = ceil4(c) in x and y (the JavaScript side pads and unpads), weights packed
 ;;   [fh·fw][c4], the bias [c4] at $bias (zeros in the padding); with $side not 0, a tensor of
-;;   y's layout added after the activation. A 3×3 (fh×5) window's columns whose taps all fall
-;;   inside the input go through $dw3Row ($dw5Row), weights in registers; the rest tap by tap ($dwCols,
-;;   a function of its own so that the engine allocates its registers apart from the row
+;;   y's layout added after the activation. Windows 3 or 5 columns wide: in each output row,
+;;   the columns whose taps fall inside the input columns go through $dw3Row (a whole 3×3
+;;   window inside the input) or $dwRows3 / $dwRows5 (the window rows inside the input), with
+;;   weights in registers; the rest tap by tap ($dwCols, a function of its own so that the
+;;   engine allocates its registers apart from the row
 ;;   loop's). Both sum bias, then taps in (fy, fx) order, so an output is the same floats
 ;;   whichever computes it.
 ;;
@@ -1753,13 +1755,12 @@
             (i32.mul (i32.sub (local.get $fyE) (i32.const 1)) (local.get $dh))) (local.get $inH)))
           (local.set $fyE (i32.sub (local.get $fyE) (i32.const 1)))
           (br $l)))
-        ;; a 3×3 or fh×5 window whose rows all fall inside the input: the columns [oxS, oxE)
-        ;; whose taps do too go through $dw3Row or $dw5Row
+        ;; a window 3 or 5 columns wide with rows [fyS, fyE) inside the input: the columns
+        ;; [oxS, oxE) whose taps all fall inside the input columns go through $dw3Row (a whole
+        ;; 3×3 window) or $dwRows3 / $dwRows5
         (local.set $fast3 (i32.and
-          (i32.or
-            (i32.and (i32.eq (local.get $fh) (i32.const 3)) (i32.eq (local.get $fw) (i32.const 3)))
-            (i32.eq (local.get $fw) (i32.const 5)))
-          (i32.and (i32.eqz (local.get $fyS)) (i32.eq (local.get $fyE) (local.get $fh)))))
+          (i32.or (i32.eq (local.get $fw) (i32.const 3)) (i32.eq (local.get $fw) (i32.const 5)))
+          (i32.lt_s (local.get $fyS) (local.get $fyE))))
         (local.set $oxS (select
           (i32.div_s (i32.add (local.get $padL) (i32.sub (local.get $sw) (i32.const 1)))
             (local.get $sw))
@@ -1781,7 +1782,9 @@
               (local.get $padL) (local.get $iy0) (local.get $fyS) (local.get $fyE) (i32.const 0) (local.get $oxS)
               (local.get $tapBytes) (local.get $act))
             (local.set $at (i32.mul (local.get $oxS) (local.get $tapBytes)))
-            (if (i32.eq (local.get $fw) (i32.const 3))
+            (if (i32.and (i32.eq (local.get $fh) (i32.const 3))
+                  (i32.and (i32.eq (local.get $fw) (i32.const 3))
+                    (i32.and (i32.eqz (local.get $fyS)) (i32.eq (local.get $fyE) (i32.const 3)))))
               (then
                 (call $dw3Row
                   (i32.add (i32.add (local.get $x) (i32.mul (local.get $iy0) (local.get $rowBytes)))
@@ -1792,8 +1795,9 @@
                   (i32.sub (local.get $oxE) (local.get $oxS)) (local.get $tapBytes)
                   (i32.mul (local.get $sw) (local.get $tapBytes)) (local.get $dxBytes)
                   (local.get $dyBytes) (local.get $act)))
-              (else
-                (call $dw5Row
+              (else (if (i32.eq (local.get $fw) (i32.const 3))
+                (then
+                  (call $dwRows3
                   (i32.add (i32.add (local.get $x) (i32.mul (local.get $iy0) (local.get $rowBytes)))
                     (i32.mul (i32.sub (i32.mul (local.get $oxS) (local.get $sw)) (local.get $padL))
                       (local.get $tapBytes)))
@@ -1801,7 +1805,17 @@
                   (select (i32.add (local.get $ps) (local.get $at)) (i32.const 0) (local.get $side))
                   (i32.sub (local.get $oxE) (local.get $oxS)) (local.get $tapBytes)
                   (i32.mul (local.get $sw) (local.get $tapBytes)) (local.get $dxBytes)
-                  (local.get $dyBytes) (local.get $act) (local.get $fh))))
+                  (local.get $dyBytes) (local.get $act) (local.get $fyS) (local.get $fyE)))
+                (else
+                  (call $dwRows5
+                  (i32.add (i32.add (local.get $x) (i32.mul (local.get $iy0) (local.get $rowBytes)))
+                    (i32.mul (i32.sub (i32.mul (local.get $oxS) (local.get $sw)) (local.get $padL))
+                      (local.get $tapBytes)))
+                  (local.get $w) (local.get $bias) (i32.add (local.get $py) (local.get $at))
+                  (select (i32.add (local.get $ps) (local.get $at)) (i32.const 0) (local.get $side))
+                  (i32.sub (local.get $oxE) (local.get $oxS)) (local.get $tapBytes)
+                  (i32.mul (local.get $sw) (local.get $tapBytes)) (local.get $dxBytes)
+                  (local.get $dyBytes) (local.get $act) (local.get $fyS) (local.get $fyE))))))
             (local.set $at (i32.mul (local.get $oxE) (local.get $tapBytes)))
             (call $dwCols (local.get $x) (local.get $inW) (local.get $w) (local.get $bias)
               (i32.add (local.get $py) (local.get $at)) (select (i32.add (local.get $ps) (local.get $at)) (i32.const 0) (local.get $side)) (local.get $fw) (local.get $sw) (local.get $dh) (local.get $dw)
@@ -2155,15 +2169,197 @@
         (local.set $j0 (i32.add (local.get $j0) (i32.const 8)))
         (br $chunks))))
 
-  ;; Columns [oxS, oxS + $count) of one output row of an fh×5 depthwise convolution whose taps
-  ;; all fall inside the input ($x0, $py, $ps as for $dw3Row). Chunks of 8 columns, 4 channels
+  ;; Columns [oxS, oxS + $count) of one output row of an fh×3 depthwise convolution whose
+  ;; window rows [fyS, fyE) fall inside the input (fyS < fyE) and, in those columns, all its
+  ;; window columns ($x0: window row 0's first tap; $py, $ps as for $dw3Row). Chunks of 8
+  ;; columns, 4 channels
+  ;; at a time; window row by window row with that row's 3 weights in registers, the partial
+  ;; sums kept in the output between rows (a float32 store and load change nothing). Each
+  ;; output sums bias, then the taps in (fy, fx) order: the same floats as $dwCols.
+  (func $dwRows3
+    (param $x0 i32) (param $w i32) (param $bias i32) (param $py i32) (param $ps i32)
+    (param $count i32) (param $tapBytes i32) (param $sxBytes i32) (param $dxBytes i32)
+    (param $dyBytes i32) (param $act i32) (param $fyS i32) (param $fyE i32)
+    (local $j0 i32) (local $n i32) (local $cb i32) (local $wp i32) (local $r i32) (local $q i32)
+    (local $o i32) (local $s i32) (local $left i32) (local $fy i32) (local $last i32) (local $rb i32)
+    (local $a v128)
+    (local $sx1 i32) (local $tb1 i32) (local $sx2 i32) (local $tb2 i32) (local $sx3 i32) (local $tb3 i32) (local $sx4 i32) (local $tb4 i32)
+    (local $dx1 i32) (local $dx2 i32)
+    (local $acc0 v128) (local $acc1 v128) (local $acc2 v128) (local $acc3 v128)
+    (local $w0 v128) (local $w1 v128) (local $w2 v128)
+    (local.set $sx1 (i32.mul (local.get $sxBytes) (i32.const 1)))
+    (local.set $tb1 (i32.mul (local.get $tapBytes) (i32.const 1)))
+    (local.set $sx2 (i32.mul (local.get $sxBytes) (i32.const 2)))
+    (local.set $tb2 (i32.mul (local.get $tapBytes) (i32.const 2)))
+    (local.set $sx3 (i32.mul (local.get $sxBytes) (i32.const 3)))
+    (local.set $tb3 (i32.mul (local.get $tapBytes) (i32.const 3)))
+    (local.set $sx4 (i32.mul (local.get $sxBytes) (i32.const 4)))
+    (local.set $tb4 (i32.mul (local.get $tapBytes) (i32.const 4)))
+    (local.set $dx1 (i32.mul (local.get $dxBytes) (i32.const 1)))
+    (local.set $dx2 (i32.mul (local.get $dxBytes) (i32.const 2)))
+    (block $chunksDone
+      (loop $chunks
+        (br_if $chunksDone (i32.ge_s (local.get $j0) (local.get $count)))
+        (local.set $n (select (i32.const 8) (i32.sub (local.get $count) (local.get $j0))
+          (i32.gt_s (i32.sub (local.get $count) (local.get $j0)) (i32.const 8))))
+        (local.set $cb (i32.const 0))
+        (block $csDone
+          (loop $cs
+            (br_if $csDone (i32.ge_u (local.get $cb) (local.get $tapBytes)))
+            (local.set $fy (local.get $fyS))
+            (local.set $wp (i32.add (i32.add (local.get $w) (local.get $cb))
+              (i32.mul (i32.mul (local.get $fyS) (i32.const 3)) (local.get $tapBytes))))
+            (local.set $rb (i32.add (i32.add (i32.add (local.get $x0) (local.get $cb))
+              (i32.mul (local.get $j0) (local.get $sxBytes))) (i32.mul (local.get $fyS) (local.get $dyBytes))))
+            (loop $fys
+              (local.set $last (i32.eq (local.get $fy) (i32.sub (local.get $fyE) (i32.const 1))))
+              (local.set $w0 (v128.load (local.get $wp)))
+              (local.set $wp (i32.add (local.get $wp) (local.get $tapBytes)))
+              (local.set $w1 (v128.load (local.get $wp)))
+              (local.set $wp (i32.add (local.get $wp) (local.get $tapBytes)))
+              (local.set $w2 (v128.load (local.get $wp)))
+              (local.set $wp (i32.add (local.get $wp) (local.get $tapBytes)))
+              (local.set $r (local.get $rb))
+              (local.set $o (i32.add (i32.add (local.get $py) (local.get $cb))
+                (i32.mul (local.get $j0) (local.get $tapBytes))))
+              (local.set $s (i32.add (i32.add (local.get $ps) (local.get $cb))
+                (i32.mul (local.get $j0) (local.get $tapBytes))))
+              (local.set $left (local.get $n))
+              (block $quadsDone
+                (loop $quads
+                  (br_if $quadsDone (i32.lt_s (local.get $left) (i32.const 4)))
+                  (local.set $acc0 (if (result v128) (i32.ne (local.get $fy) (local.get $fyS)) (then (v128.load (local.get $o)))
+                    (else (v128.load (i32.add (local.get $bias) (local.get $cb))))))
+                  (local.set $acc1 (if (result v128) (i32.ne (local.get $fy) (local.get $fyS)) (then (v128.load (i32.add (local.get $o) (local.get $tb1))))
+                    (else (v128.load (i32.add (local.get $bias) (local.get $cb))))))
+                  (local.set $acc2 (if (result v128) (i32.ne (local.get $fy) (local.get $fyS)) (then (v128.load (i32.add (local.get $o) (local.get $tb2))))
+                    (else (v128.load (i32.add (local.get $bias) (local.get $cb))))))
+                  (local.set $acc3 (if (result v128) (i32.ne (local.get $fy) (local.get $fyS)) (then (v128.load (i32.add (local.get $o) (local.get $tb3))))
+                    (else (v128.load (i32.add (local.get $bias) (local.get $cb))))))
+                  (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (v128.load (local.get $r)) (local.get $w0))))
+                  (local.set $acc1 (f32x4.add (local.get $acc1) (f32x4.mul (v128.load (i32.add (local.get $r) (local.get $sx1))) (local.get $w0))))
+                  (local.set $acc2 (f32x4.add (local.get $acc2) (f32x4.mul (v128.load (i32.add (local.get $r) (local.get $sx2))) (local.get $w0))))
+                  (local.set $acc3 (f32x4.add (local.get $acc3) (f32x4.mul (v128.load (i32.add (local.get $r) (local.get $sx3))) (local.get $w0))))
+                  (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (v128.load (i32.add (local.get $r) (local.get $dx1))) (local.get $w1))))
+                  (local.set $acc1 (f32x4.add (local.get $acc1) (f32x4.mul (v128.load (i32.add (i32.add (local.get $r) (local.get $sx1)) (local.get $dx1))) (local.get $w1))))
+                  (local.set $acc2 (f32x4.add (local.get $acc2) (f32x4.mul (v128.load (i32.add (i32.add (local.get $r) (local.get $sx2)) (local.get $dx1))) (local.get $w1))))
+                  (local.set $acc3 (f32x4.add (local.get $acc3) (f32x4.mul (v128.load (i32.add (i32.add (local.get $r) (local.get $sx3)) (local.get $dx1))) (local.get $w1))))
+                  (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (v128.load (i32.add (local.get $r) (local.get $dx2))) (local.get $w2))))
+                  (local.set $acc1 (f32x4.add (local.get $acc1) (f32x4.mul (v128.load (i32.add (i32.add (local.get $r) (local.get $sx1)) (local.get $dx2))) (local.get $w2))))
+                  (local.set $acc2 (f32x4.add (local.get $acc2) (f32x4.mul (v128.load (i32.add (i32.add (local.get $r) (local.get $sx2)) (local.get $dx2))) (local.get $w2))))
+                  (local.set $acc3 (f32x4.add (local.get $acc3) (f32x4.mul (v128.load (i32.add (i32.add (local.get $r) (local.get $sx3)) (local.get $dx2))) (local.get $w2))))
+                  (if (local.get $last)
+                    (then
+                      (if (local.get $act) (then
+                        (if (i32.eq (local.get $act) (i32.const 3))
+                          (then (local.set $acc0 (f32x4.mul (f32x4.mul (local.get $acc0) (f32x4.splat (global.get $hsScale)))
+                            (f32x4.min (f32x4.max (f32x4.add (local.get $acc0) (f32x4.splat (global.get $hsOffset)))
+                              (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6)))))
+                          (else
+                            (local.set $acc0 (f32x4.max (local.get $acc0) (v128.const i32x4 0 0 0 0)))
+                            (if (i32.eq (local.get $act) (i32.const 2))
+                              (then (local.set $acc0 (f32x4.min (local.get $acc0) (v128.const f32x4 6 6 6 6)))))))))
+                      (if (local.get $ps)
+                        (then (local.set $acc0 (f32x4.add (local.get $acc0) (v128.load (local.get $s))))))
+                      (v128.store (local.get $o) (local.get $acc0))
+                      (if (local.get $act) (then
+                        (if (i32.eq (local.get $act) (i32.const 3))
+                          (then (local.set $acc1 (f32x4.mul (f32x4.mul (local.get $acc1) (f32x4.splat (global.get $hsScale)))
+                            (f32x4.min (f32x4.max (f32x4.add (local.get $acc1) (f32x4.splat (global.get $hsOffset)))
+                              (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6)))))
+                          (else
+                            (local.set $acc1 (f32x4.max (local.get $acc1) (v128.const i32x4 0 0 0 0)))
+                            (if (i32.eq (local.get $act) (i32.const 2))
+                              (then (local.set $acc1 (f32x4.min (local.get $acc1) (v128.const f32x4 6 6 6 6)))))))))
+                      (if (local.get $ps)
+                        (then (local.set $acc1 (f32x4.add (local.get $acc1) (v128.load (i32.add (local.get $s) (local.get $tb1)))))))
+                      (v128.store (i32.add (local.get $o) (local.get $tb1)) (local.get $acc1))
+                      (if (local.get $act) (then
+                        (if (i32.eq (local.get $act) (i32.const 3))
+                          (then (local.set $acc2 (f32x4.mul (f32x4.mul (local.get $acc2) (f32x4.splat (global.get $hsScale)))
+                            (f32x4.min (f32x4.max (f32x4.add (local.get $acc2) (f32x4.splat (global.get $hsOffset)))
+                              (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6)))))
+                          (else
+                            (local.set $acc2 (f32x4.max (local.get $acc2) (v128.const i32x4 0 0 0 0)))
+                            (if (i32.eq (local.get $act) (i32.const 2))
+                              (then (local.set $acc2 (f32x4.min (local.get $acc2) (v128.const f32x4 6 6 6 6)))))))))
+                      (if (local.get $ps)
+                        (then (local.set $acc2 (f32x4.add (local.get $acc2) (v128.load (i32.add (local.get $s) (local.get $tb2)))))))
+                      (v128.store (i32.add (local.get $o) (local.get $tb2)) (local.get $acc2))
+                      (if (local.get $act) (then
+                        (if (i32.eq (local.get $act) (i32.const 3))
+                          (then (local.set $acc3 (f32x4.mul (f32x4.mul (local.get $acc3) (f32x4.splat (global.get $hsScale)))
+                            (f32x4.min (f32x4.max (f32x4.add (local.get $acc3) (f32x4.splat (global.get $hsOffset)))
+                              (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6)))))
+                          (else
+                            (local.set $acc3 (f32x4.max (local.get $acc3) (v128.const i32x4 0 0 0 0)))
+                            (if (i32.eq (local.get $act) (i32.const 2))
+                              (then (local.set $acc3 (f32x4.min (local.get $acc3) (v128.const f32x4 6 6 6 6)))))))))
+                      (if (local.get $ps)
+                        (then (local.set $acc3 (f32x4.add (local.get $acc3) (v128.load (i32.add (local.get $s) (local.get $tb3)))))))
+                      (v128.store (i32.add (local.get $o) (local.get $tb3)) (local.get $acc3))
+                    )
+                    (else
+                      (v128.store (local.get $o) (local.get $acc0))
+                      (v128.store (i32.add (local.get $o) (local.get $tb1)) (local.get $acc1))
+                      (v128.store (i32.add (local.get $o) (local.get $tb2)) (local.get $acc2))
+                      (v128.store (i32.add (local.get $o) (local.get $tb3)) (local.get $acc3))
+                    ))
+                  (local.set $r (i32.add (local.get $r) (local.get $sx4)))
+                  (local.set $o (i32.add (local.get $o) (local.get $tb4)))
+                  (local.set $s (i32.add (local.get $s) (local.get $tb4)))
+                  (local.set $left (i32.sub (local.get $left) (i32.const 4)))
+                  (br $quads)))
+              (block $onesDone
+                (loop $ones
+                  (br_if $onesDone (i32.eqz (local.get $left)))
+                  (local.set $acc0 (if (result v128) (i32.ne (local.get $fy) (local.get $fyS)) (then (v128.load (local.get $o)))
+                    (else (v128.load (i32.add (local.get $bias) (local.get $cb))))))
+                  (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (v128.load (local.get $r)) (local.get $w0))))
+                  (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (v128.load (i32.add (local.get $r) (local.get $dx1))) (local.get $w1))))
+                  (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (v128.load (i32.add (local.get $r) (local.get $dx2))) (local.get $w2))))
+                  (if (local.get $last)
+                    (then
+                      (if (local.get $act) (then
+                        (if (i32.eq (local.get $act) (i32.const 3))
+                          (then (local.set $acc0 (f32x4.mul (f32x4.mul (local.get $acc0) (f32x4.splat (global.get $hsScale)))
+                            (f32x4.min (f32x4.max (f32x4.add (local.get $acc0) (f32x4.splat (global.get $hsOffset)))
+                              (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6)))))
+                          (else
+                            (local.set $acc0 (f32x4.max (local.get $acc0) (v128.const i32x4 0 0 0 0)))
+                            (if (i32.eq (local.get $act) (i32.const 2))
+                              (then (local.set $acc0 (f32x4.min (local.get $acc0) (v128.const f32x4 6 6 6 6)))))))))
+                      (if (local.get $ps)
+                        (then (local.set $acc0 (f32x4.add (local.get $acc0) (v128.load (local.get $s))))))
+                      (v128.store (local.get $o) (local.get $acc0))
+                    )
+                    (else
+                      (v128.store (local.get $o) (local.get $acc0))
+                    ))
+                  (local.set $r (i32.add (local.get $r) (local.get $sx1)))
+                  (local.set $o (i32.add (local.get $o) (local.get $tb1)))
+                  (local.set $s (i32.add (local.get $s) (local.get $tb1)))
+                  (local.set $left (i32.sub (local.get $left) (i32.const 1)))
+                  (br $ones)))
+              (local.set $rb (i32.add (local.get $rb) (local.get $dyBytes)))
+              (local.set $fy (i32.add (local.get $fy) (i32.const 1)))
+              (br_if $fys (i32.lt_s (local.get $fy) (local.get $fyE))))
+            (local.set $cb (i32.add (local.get $cb) (i32.const 16)))
+            (br $cs)))
+        (local.set $j0 (i32.add (local.get $j0) (i32.const 8)))
+        (br $chunks))))
+
+  ;; Columns [oxS, oxS + $count) of one output row of an fh×5 depthwise convolution whose
+  ;; window rows [fyS, fyE) fall inside the input (fyS < fyE) and, in those columns, all its
+  ;; window columns ($x0: window row 0's first tap; $py, $ps as for $dw3Row). Chunks of 8
+  ;; columns, 4 channels
   ;; at a time; window row by window row with that row's 5 weights in registers, the partial
   ;; sums kept in the output between rows (a float32 store and load change nothing). Each
   ;; output sums bias, then the taps in (fy, fx) order: the same floats as $dwCols.
-  (func $dw5Row
+  (func $dwRows5
     (param $x0 i32) (param $w i32) (param $bias i32) (param $py i32) (param $ps i32)
     (param $count i32) (param $tapBytes i32) (param $sxBytes i32) (param $dxBytes i32)
-    (param $dyBytes i32) (param $act i32) (param $fh i32)
+    (param $dyBytes i32) (param $act i32) (param $fyS i32) (param $fyE i32)
     (local $j0 i32) (local $n i32) (local $cb i32) (local $wp i32) (local $r i32) (local $q i32)
     (local $o i32) (local $s i32) (local $left i32) (local $fy i32) (local $last i32) (local $rb i32)
     (local $a v128)
@@ -2192,12 +2388,13 @@
         (block $csDone
           (loop $cs
             (br_if $csDone (i32.ge_u (local.get $cb) (local.get $tapBytes)))
-            (local.set $fy (i32.const 0))
-            (local.set $wp (i32.add (local.get $w) (local.get $cb)))
-            (local.set $rb (i32.add (i32.add (local.get $x0) (local.get $cb))
-              (i32.mul (local.get $j0) (local.get $sxBytes))))
+            (local.set $fy (local.get $fyS))
+            (local.set $wp (i32.add (i32.add (local.get $w) (local.get $cb))
+              (i32.mul (i32.mul (local.get $fyS) (i32.const 5)) (local.get $tapBytes))))
+            (local.set $rb (i32.add (i32.add (i32.add (local.get $x0) (local.get $cb))
+              (i32.mul (local.get $j0) (local.get $sxBytes))) (i32.mul (local.get $fyS) (local.get $dyBytes))))
             (loop $fys
-              (local.set $last (i32.eq (local.get $fy) (i32.sub (local.get $fh) (i32.const 1))))
+              (local.set $last (i32.eq (local.get $fy) (i32.sub (local.get $fyE) (i32.const 1))))
               (local.set $w0 (v128.load (local.get $wp)))
               (local.set $wp (i32.add (local.get $wp) (local.get $tapBytes)))
               (local.set $w1 (v128.load (local.get $wp)))
@@ -2217,13 +2414,13 @@
               (block $quadsDone
                 (loop $quads
                   (br_if $quadsDone (i32.lt_s (local.get $left) (i32.const 4)))
-                  (local.set $acc0 (if (result v128) (local.get $fy) (then (v128.load (local.get $o)))
+                  (local.set $acc0 (if (result v128) (i32.ne (local.get $fy) (local.get $fyS)) (then (v128.load (local.get $o)))
                     (else (v128.load (i32.add (local.get $bias) (local.get $cb))))))
-                  (local.set $acc1 (if (result v128) (local.get $fy) (then (v128.load (i32.add (local.get $o) (local.get $tb1))))
+                  (local.set $acc1 (if (result v128) (i32.ne (local.get $fy) (local.get $fyS)) (then (v128.load (i32.add (local.get $o) (local.get $tb1))))
                     (else (v128.load (i32.add (local.get $bias) (local.get $cb))))))
-                  (local.set $acc2 (if (result v128) (local.get $fy) (then (v128.load (i32.add (local.get $o) (local.get $tb2))))
+                  (local.set $acc2 (if (result v128) (i32.ne (local.get $fy) (local.get $fyS)) (then (v128.load (i32.add (local.get $o) (local.get $tb2))))
                     (else (v128.load (i32.add (local.get $bias) (local.get $cb))))))
-                  (local.set $acc3 (if (result v128) (local.get $fy) (then (v128.load (i32.add (local.get $o) (local.get $tb3))))
+                  (local.set $acc3 (if (result v128) (i32.ne (local.get $fy) (local.get $fyS)) (then (v128.load (i32.add (local.get $o) (local.get $tb3))))
                     (else (v128.load (i32.add (local.get $bias) (local.get $cb))))))
                   (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (v128.load (local.get $r)) (local.get $w0))))
                   (local.set $acc1 (f32x4.add (local.get $acc1) (f32x4.mul (v128.load (i32.add (local.get $r) (local.get $sx1))) (local.get $w0))))
@@ -2310,7 +2507,7 @@
               (block $onesDone
                 (loop $ones
                   (br_if $onesDone (i32.eqz (local.get $left)))
-                  (local.set $acc0 (if (result v128) (local.get $fy) (then (v128.load (local.get $o)))
+                  (local.set $acc0 (if (result v128) (i32.ne (local.get $fy) (local.get $fyS)) (then (v128.load (local.get $o)))
                     (else (v128.load (i32.add (local.get $bias) (local.get $cb))))))
                   (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (v128.load (local.get $r)) (local.get $w0))))
                   (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (v128.load (i32.add (local.get $r) (local.get $dx1))) (local.get $w1))))
@@ -2342,7 +2539,7 @@
                   (br $ones)))
               (local.set $rb (i32.add (local.get $rb) (local.get $dyBytes)))
               (local.set $fy (i32.add (local.get $fy) (i32.const 1)))
-              (br_if $fys (i32.lt_s (local.get $fy) (local.get $fh))))
+              (br_if $fys (i32.lt_s (local.get $fy) (local.get $fyE))))
             (local.set $cb (i32.add (local.get $cb) (i32.const 16)))
             (br $cs)))
         (local.set $j0 (i32.add (local.get $j0) (i32.const 8)))
