@@ -16,10 +16,11 @@
 ;;   act   0 none, 1 Relu (max(v, 0), NaN stays NaN), 2 Relu6 (min(max(v, 0), 6)), 3 hard-swish
 ;;         (v·s)·Relu6(v + o), with s and o set by $setHardSwish, in the order of the graph's
 ;;         Mul(s, v), AddV2(v, o), Relu6, Mul that it replaces (so results are the same floats).
-;; Rows go in blocks of 6 (each weight load serves 6 rows, each a load 8 columns: 12
-;; accumulators, enough multiply-adds in flight to cover their latency), then one block of 4,
-;; then one row at a time. Sums run over k in order in each lane and every block has the same
-;; epilogue, so a row's result does not depend on the block it is computed in.
+;; Rows go in blocks of 6 where multiply-adds are fused (each weight load serves 6 rows, each
+;; a load 8 columns: 12 accumulators, enough multiply-adds in flight to cover their latency),
+;; then blocks of 4, then one row at a time. Sums run over k in order in each lane and every
+;; block has the same epilogue, so a row's result does not depend on the block it is computed
+;; in.
 ;;
 ;; $convIndirect: a convolution with undilated columns without im2col where it can: 6 output
 ;;   pixels whose taps are all inside the input go through $convRows6, which reads each window
@@ -54,6 +55,20 @@
   ;; The hard-swish constants (act 3): scale and offset.
   (global $hsScale (mut f32) (f32.const 0))
   (global $hsOffset (mut f32) (f32.const 0))
+
+  ;; Whether this build's multiply-adds are fused (the relaxed build on a CPU with FMA), set at
+  ;; instantiation: (1 + 2^-12)² - (1 + 2^-11) is 2^-24 with one rounding, 0 with two. Fused,
+  ;; a multiply-add needs no temporary register, and blocks of 6 GEMM rows (12 accumulators)
+  ;; fit the engine's 15 vector registers; unfused, blocks of 4 do (6 spill). Blocks change no
+  ;; result: a row sums in the same order in any block.
+  (global $fused (mut i32) (i32.const 0))
+  (func $init
+    (global.set $fused (f32.ne (f32.const 0)
+      (f32x4.extract_lane 0
+        (f32x4.add (v128.const f32x4 -1.00048828125 0 0 0)
+          (f32x4.mul (v128.const f32x4 1.000244140625 0 0 0)
+            (v128.const f32x4 1.000244140625 0 0 0)))))))
+  (start $init)
   (func (export "setHardSwish") (param $scale f32) (param $offset f32)
     (global.set $hsScale (local.get $scale))
     (global.set $hsOffset (local.get $offset)))
@@ -152,18 +167,20 @@
     (param $m i32) (param $k i32) (param $n i32) (param $act i32)
     (local $i i32)
     (block $d6 (loop $l6
+      (br_if $d6 (i32.eqz (global.get $fused)))
       (br_if $d6 (i32.gt_s (i32.add (local.get $i) (i32.const 6)) (local.get $m)))
       (call $gemmRows6 (local.get $a) (local.get $lda) (local.get $w) (local.get $bias)
         (local.get $y) (local.get $ldy) (local.get $side) (local.get $k) (local.get $n)
         (local.get $act) (local.get $i))
       (local.set $i (i32.add (local.get $i) (i32.const 6)))
       (br $l6)))
-    (if (i32.le_s (i32.add (local.get $i) (i32.const 4)) (local.get $m))
-      (then
-        (call $gemmRows4 (local.get $a) (local.get $lda) (local.get $w) (local.get $bias)
-          (local.get $y) (local.get $ldy) (local.get $side) (local.get $k) (local.get $n)
-          (local.get $act) (local.get $i))
-        (local.set $i (i32.add (local.get $i) (i32.const 4)))))
+    (block $d4 (loop $l4
+      (br_if $d4 (i32.gt_s (i32.add (local.get $i) (i32.const 4)) (local.get $m)))
+      (call $gemmRows4 (local.get $a) (local.get $lda) (local.get $w) (local.get $bias)
+        (local.get $y) (local.get $ldy) (local.get $side) (local.get $k) (local.get $n)
+        (local.get $act) (local.get $i))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $l4)))
     (block $d1 (loop $l1
       (br_if $d1 (i32.ge_s (local.get $i) (local.get $m)))
       (call $gemmRows1 (local.get $a) (local.get $lda) (local.get $w) (local.get $bias)
@@ -1483,7 +1500,7 @@
   ;; Output pixels [p0, p0 + np) of one image of a convolution with undilated columns (dw = 1)
   ;; and no im2col buffer to fill: groups of 6 consecutive pixels whose taps all fall inside the
   ;; input go through $convRows6 straight from x; other groups (edges, the last < 6 pixels) are
-  ;; copied by $im2col into $col (6·k floats) and go through $gemm. The same floats either way
+  ;; copied by $im2col into $col (8·k floats) and go through $gemm. The same floats either way
   ;; (each row sums over k in the same order). $y, $side: pixel p0's output (side) row.
   (func $convIndirect (export "convIndirect")
     (param $x i32) (param $inH i32) (param $inW i32) (param $c i32)
@@ -1493,7 +1510,7 @@
     (param $n i32) (param $act i32) (param $col i32)
     (local $p i32) (local $pEnd i32) (local $cnt i32) (local $ok i32) (local $oy i32) (local $ox i32)
     (local $iy i32) (local $ix i32) (local $k i32) (local $tapBytes i32) (local $rowBytes i32)
-    (local $at i32) (local $yLast i32)
+    (local $at i32) (local $yLast i32) (local $group i32)
     (local $b0 i32) (local $b1 i32) (local $b2 i32) (local $b3 i32) (local $b4 i32) (local $b5 i32)
     (local.set $k (i32.mul (i32.mul (local.get $fh) (local.get $fw)) (local.get $c)))
     (local.set $tapBytes (i32.shl (local.get $c) (i32.const 2)))
@@ -1506,8 +1523,10 @@
       (loop $groups
         (br_if $done (i32.ge_s (local.get $p) (local.get $pEnd)))
         (local.set $cnt (i32.sub (local.get $pEnd) (local.get $p)))
-        (if (i32.gt_s (local.get $cnt) (i32.const 6)) (then (local.set $cnt (i32.const 6))))
-        (local.set $ok (i32.eq (local.get $cnt) (i32.const 6)))
+        ;; unfused: groups of 8 pixels through im2col (two blocks of 4 rows)
+        (local.set $group (select (i32.const 6) (i32.const 8) (global.get $fused)))
+        (if (i32.gt_s (local.get $cnt) (local.get $group)) (then (local.set $cnt (local.get $group))))
+        (local.set $ok (i32.and (global.get $fused) (i32.eq (local.get $cnt) (i32.const 6))))
         (local.set $oy (i32.div_s (local.get $p) (local.get $outW)))
         (local.set $ox (i32.sub (local.get $p) (i32.mul (local.get $oy) (local.get $outW))))
         (local.set $iy (i32.sub (i32.mul (local.get $oy) (local.get $sh)) (local.get $padT)))
