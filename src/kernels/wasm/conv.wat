@@ -24,7 +24,8 @@
 ;;
 ;; $convIndirect: a convolution with undilated columns without im2col where it can: 6 output
 ;;   pixels whose taps are all inside the input go through $convRows6, which reads each window
-;;   row (fw·c contiguous floats) in place; the others through $im2col and $gemm.
+;;   row (fw·c contiguous floats) in place; the others through $im2col and $gemm (all of them,
+;;   8 at a time, where multiply-adds are not fused).
 ;;
 ;; $im2col: the patches of one NHWC image for output pixels [p0, p0 + np), one row of
 ;;   fh·fw·c floats per pixel in filter order (fy, fx, channel), zeros where a tap falls in the
@@ -38,9 +39,8 @@
 ;;   the columns whose taps fall inside the input columns go through $dw3Row (a whole 3×3
 ;;   window inside the input) or $dwRows3 / $dwRows5 (the window rows inside the input), with
 ;;   weights in registers; the rest tap by tap ($dwCols, a function of its own so that the
-;;   engine allocates its registers apart from the row
-;;   loop's). Both sum bias, then taps in (fy, fx) order, so an output is the same floats
-;;   whichever computes it.
+;;   engine allocates its registers apart from the row loop's). All sum bias, then taps in
+;;   (fy, fx) order, so an output is the same floats whichever computes it.
 ;;
 ;; $pool: max or average pooling of one NHWC image, channels padded to c4 as for $depthwise.
 ;;
