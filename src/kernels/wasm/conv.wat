@@ -658,7 +658,47 @@
           (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
           (v128.store offset=16 (i32.add (local.get $y) (local.get $off)) (local.get $e1))
         )
-        (else
+        (else (if (i32.eq (local.get $cols) (i32.const 4))
+          (then
+          ;; a last panel of exactly 4 columns: one vector per row, inline
+          (local.set $v0 (v128.load (local.get $pb)))
+          (local.set $e0 (f32x4.add (local.get $c00) (local.get $v0)))
+          (if (local.get $side) (then
+            (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))))
+          (if (local.get $act) (then (local.set $e0 (call $act (local.get $e0) (local.get $act)))))
+          (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
+          (local.set $off (i32.add (local.get $off) (local.get $ldy)))
+          (local.set $e0 (f32x4.add (local.get $c10) (local.get $v0)))
+          (if (local.get $side) (then
+            (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))))
+          (if (local.get $act) (then (local.set $e0 (call $act (local.get $e0) (local.get $act)))))
+          (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
+          (local.set $off (i32.add (local.get $off) (local.get $ldy)))
+          (local.set $e0 (f32x4.add (local.get $c20) (local.get $v0)))
+          (if (local.get $side) (then
+            (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))))
+          (if (local.get $act) (then (local.set $e0 (call $act (local.get $e0) (local.get $act)))))
+          (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
+          (local.set $off (i32.add (local.get $off) (local.get $ldy)))
+          (local.set $e0 (f32x4.add (local.get $c30) (local.get $v0)))
+          (if (local.get $side) (then
+            (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))))
+          (if (local.get $act) (then (local.set $e0 (call $act (local.get $e0) (local.get $act)))))
+          (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
+          (local.set $off (i32.add (local.get $off) (local.get $ldy)))
+          (local.set $e0 (f32x4.add (local.get $c40) (local.get $v0)))
+          (if (local.get $side) (then
+            (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))))
+          (if (local.get $act) (then (local.set $e0 (call $act (local.get $e0) (local.get $act)))))
+          (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
+          (local.set $off (i32.add (local.get $off) (local.get $ldy)))
+          (local.set $e0 (f32x4.add (local.get $c50) (local.get $v0)))
+          (if (local.get $side) (then
+            (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))))
+          (if (local.get $act) (then (local.set $e0 (call $act (local.get $e0) (local.get $act)))))
+          (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
+          )
+          (else
           (call $finish8 (local.get $y) (local.get $side) (local.get $off) (local.get $pb)
             (local.get $c00) (local.get $c01) (local.get $cols) (local.get $act))
           (local.set $off (i32.add (local.get $off) (local.get $ldy)))
@@ -676,7 +716,7 @@
           (local.set $off (i32.add (local.get $off) (local.get $ldy)))
           (call $finish8 (local.get $y) (local.get $side) (local.get $off) (local.get $pb)
             (local.get $c50) (local.get $c51) (local.get $cols) (local.get $act))
-        ))))
+        ))))))
       (local.set $p (i32.add (local.get $p) (i32.const 8)))
       (br_if $panels (i32.lt_s (local.get $p) (local.get $n)))))
 
@@ -1023,7 +1063,35 @@
           (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
           (v128.store offset=16 (i32.add (local.get $y) (local.get $off)) (local.get $e1))
         )
-        (else
+        (else (if (i32.eq (local.get $cols) (i32.const 4))
+          (then
+          ;; a last panel of exactly 4 columns: one vector per row, inline
+          (local.set $v0 (v128.load (local.get $pb)))
+          (local.set $e0 (f32x4.add (local.get $c00) (local.get $v0)))
+          (if (local.get $side) (then
+            (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))))
+          (if (local.get $act) (then (local.set $e0 (call $act (local.get $e0) (local.get $act)))))
+          (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
+          (local.set $off (i32.add (local.get $off) (local.get $ldy)))
+          (local.set $e0 (f32x4.add (local.get $c10) (local.get $v0)))
+          (if (local.get $side) (then
+            (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))))
+          (if (local.get $act) (then (local.set $e0 (call $act (local.get $e0) (local.get $act)))))
+          (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
+          (local.set $off (i32.add (local.get $off) (local.get $ldy)))
+          (local.set $e0 (f32x4.add (local.get $c20) (local.get $v0)))
+          (if (local.get $side) (then
+            (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))))
+          (if (local.get $act) (then (local.set $e0 (call $act (local.get $e0) (local.get $act)))))
+          (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
+          (local.set $off (i32.add (local.get $off) (local.get $ldy)))
+          (local.set $e0 (f32x4.add (local.get $c30) (local.get $v0)))
+          (if (local.get $side) (then
+            (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))))
+          (if (local.get $act) (then (local.set $e0 (call $act (local.get $e0) (local.get $act)))))
+          (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
+          )
+          (else
           (call $finish8 (local.get $y) (local.get $side) (local.get $off) (local.get $pb)
             (local.get $c00) (local.get $c01) (local.get $cols) (local.get $act))
           (local.set $off (i32.add (local.get $off) (local.get $ldy)))
@@ -1035,7 +1103,7 @@
           (local.set $off (i32.add (local.get $off) (local.get $ldy)))
           (call $finish8 (local.get $y) (local.get $side) (local.get $off) (local.get $pb)
             (local.get $c30) (local.get $c31) (local.get $cols) (local.get $act))
-        ))))
+        ))))))
       (local.set $p (i32.add (local.get $p) (i32.const 8)))
       (br_if $panels (i32.lt_s (local.get $p) (local.get $n)))))
 
@@ -1184,10 +1252,20 @@
           (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
           (v128.store offset=16 (i32.add (local.get $y) (local.get $off)) (local.get $e1))
         )
-        (else
+        (else (if (i32.eq (local.get $cols) (i32.const 4))
+          (then
+          ;; a last panel of exactly 4 columns: one vector per row, inline
+          (local.set $v0 (v128.load (local.get $pb)))
+          (local.set $e0 (f32x4.add (local.get $c00) (local.get $v0)))
+          (if (local.get $side) (then
+            (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))))
+          (if (local.get $act) (then (local.set $e0 (call $act (local.get $e0) (local.get $act)))))
+          (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
+          )
+          (else
           (call $finish8 (local.get $y) (local.get $side) (local.get $off) (local.get $pb)
             (local.get $c00) (local.get $c01) (local.get $cols) (local.get $act))
-        ))))
+        ))))))
       (local.set $p (i32.add (local.get $p) (i32.const 8)))
       (br_if $panels (i32.lt_s (local.get $p) (local.get $n)))))
 
@@ -1670,7 +1748,47 @@
           (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
           (v128.store offset=16 (i32.add (local.get $y) (local.get $off)) (local.get $e1))
         )
-        (else
+        (else (if (i32.eq (local.get $cols) (i32.const 4))
+          (then
+          ;; a last panel of exactly 4 columns: one vector per row, inline
+          (local.set $v0 (v128.load (local.get $pb)))
+          (local.set $e0 (f32x4.add (local.get $c00) (local.get $v0)))
+          (if (local.get $side) (then
+            (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))))
+          (if (local.get $act) (then (local.set $e0 (call $act (local.get $e0) (local.get $act)))))
+          (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
+          (local.set $off (i32.add (local.get $off) (local.get $ldy)))
+          (local.set $e0 (f32x4.add (local.get $c10) (local.get $v0)))
+          (if (local.get $side) (then
+            (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))))
+          (if (local.get $act) (then (local.set $e0 (call $act (local.get $e0) (local.get $act)))))
+          (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
+          (local.set $off (i32.add (local.get $off) (local.get $ldy)))
+          (local.set $e0 (f32x4.add (local.get $c20) (local.get $v0)))
+          (if (local.get $side) (then
+            (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))))
+          (if (local.get $act) (then (local.set $e0 (call $act (local.get $e0) (local.get $act)))))
+          (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
+          (local.set $off (i32.add (local.get $off) (local.get $ldy)))
+          (local.set $e0 (f32x4.add (local.get $c30) (local.get $v0)))
+          (if (local.get $side) (then
+            (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))))
+          (if (local.get $act) (then (local.set $e0 (call $act (local.get $e0) (local.get $act)))))
+          (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
+          (local.set $off (i32.add (local.get $off) (local.get $ldy)))
+          (local.set $e0 (f32x4.add (local.get $c40) (local.get $v0)))
+          (if (local.get $side) (then
+            (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))))
+          (if (local.get $act) (then (local.set $e0 (call $act (local.get $e0) (local.get $act)))))
+          (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
+          (local.set $off (i32.add (local.get $off) (local.get $ldy)))
+          (local.set $e0 (f32x4.add (local.get $c50) (local.get $v0)))
+          (if (local.get $side) (then
+            (local.set $e0 (f32x4.add (local.get $e0) (v128.load (i32.add (local.get $side) (local.get $off)))))))
+          (if (local.get $act) (then (local.set $e0 (call $act (local.get $e0) (local.get $act)))))
+          (v128.store (i32.add (local.get $y) (local.get $off)) (local.get $e0))
+          )
+          (else
           (call $finish8 (local.get $y) (local.get $side) (local.get $off) (local.get $pb)
             (local.get $c00) (local.get $c01) (local.get $cols) (local.get $act))
           (local.set $off (i32.add (local.get $off) (local.get $ldy)))
@@ -1688,7 +1806,7 @@
           (local.set $off (i32.add (local.get $off) (local.get $ldy)))
           (call $finish8 (local.get $y) (local.get $side) (local.get $off) (local.get $pb)
             (local.get $c50) (local.get $c51) (local.get $cols) (local.get $act))
-        ))))
+        ))))))
       (local.set $p (i32.add (local.get $p) (i32.const 8)))
       (br_if $panels (i32.lt_s (local.get $p) (local.get $n)))))
 
