@@ -49,6 +49,12 @@
 ;;
 ;; $peak: a loop of 12 independent multiply-adds on 4 lanes, to measure the
 ;;   machine's SIMD multiply-add throughput (the benchmark's roofline).
+;;
+;; The row blocks ($gemmRows6 / 4 / 1, $convRows6) are one routine written out for each block
+;; size, and $dwRows3 / $dwRows5 one for each window width, all fully unrolled: a change to
+;; one (an epilogue, say) goes into each. Each is written so that the engine keeps its
+;; accumulators in registers: constants are made where they are used, not held in locals
+;; across the multiply-add loops, and slow paths are functions of their own.
 (module
   ;; The process's one kernel memory (shared_memory.ts), shared by every isolate's instances:
   ;; packed weights are stored once; each isolate's scratch blocks are its own. 32768 pages
