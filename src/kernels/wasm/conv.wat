@@ -2399,7 +2399,7 @@
 
   ;; Columns [oxS, oxS + $count) of one output row of a 3×3 depthwise convolution whose taps
   ;; all fall inside the input: $x0 the top-left tap's input pixel for the first column, $py
-  ;; (and $ps) that column's output (and side) pixel. The row goes in chunks of 8 columns and,
+  ;; (and $ps) that column's output (and side) pixel. The row goes in chunks of 16 columns and,
   ;; within a chunk, 4 channels at a time with the 9 taps' weights held in registers, so the
   ;; chunk's input stays in the L1 cache; four columns at a time. Each output sums bias, then
   ;; the taps in (fy, fx) order, then the epilogue: the same floats as $depthwise's loop.
@@ -2426,8 +2426,8 @@
     (block $chunksDone
       (loop $chunks
         (br_if $chunksDone (i32.ge_s (local.get $j0) (local.get $count)))
-        (local.set $n (select (i32.const 8) (i32.sub (local.get $count) (local.get $j0))
-          (i32.gt_s (i32.sub (local.get $count) (local.get $j0)) (i32.const 8))))
+        (local.set $n (select (i32.const 16) (i32.sub (local.get $count) (local.get $j0))
+          (i32.gt_s (i32.sub (local.get $count) (local.get $j0)) (i32.const 16))))
         (local.set $cb (i32.const 0))
         (block $csDone
           (loop $cs
@@ -2592,12 +2592,12 @@
                 (br $ones)))
             (local.set $cb (i32.add (local.get $cb) (i32.const 16)))
             (br $cs)))
-        (local.set $j0 (i32.add (local.get $j0) (i32.const 8)))
+        (local.set $j0 (i32.add (local.get $j0) (i32.const 16)))
         (br $chunks))))
 
   ;; Columns [oxS, oxS + $count) of one output row of an fh×3 depthwise convolution whose
   ;; window rows [fyS, fyE) fall inside the input (fyS < fyE) and, in those columns, all its
-  ;; window columns ($x0: window row 0's first tap; $py, $ps as for $dw3Row). Chunks of 8
+  ;; window columns ($x0: window row 0's first tap; $py, $ps as for $dw3Row). Chunks of 16
   ;; columns, 4 channels
   ;; at a time; window row by window row with that row's 3 weights in registers, the partial
   ;; sums kept in the output between rows (a float32 store and load change nothing). Each
@@ -2626,8 +2626,8 @@
     (block $chunksDone
       (loop $chunks
         (br_if $chunksDone (i32.ge_s (local.get $j0) (local.get $count)))
-        (local.set $n (select (i32.const 8) (i32.sub (local.get $count) (local.get $j0))
-          (i32.gt_s (i32.sub (local.get $count) (local.get $j0)) (i32.const 8))))
+        (local.set $n (select (i32.const 16) (i32.sub (local.get $count) (local.get $j0))
+          (i32.gt_s (i32.sub (local.get $count) (local.get $j0)) (i32.const 16))))
         (local.set $cb (i32.const 0))
         (block $csDone
           (loop $cs
@@ -2772,12 +2772,12 @@
               (br_if $fys (i32.lt_s (local.get $fy) (local.get $fyE))))
             (local.set $cb (i32.add (local.get $cb) (i32.const 16)))
             (br $cs)))
-        (local.set $j0 (i32.add (local.get $j0) (i32.const 8)))
+        (local.set $j0 (i32.add (local.get $j0) (i32.const 16)))
         (br $chunks))))
 
   ;; Columns [oxS, oxS + $count) of one output row of an fh×5 depthwise convolution whose
   ;; window rows [fyS, fyE) fall inside the input (fyS < fyE) and, in those columns, all its
-  ;; window columns ($x0: window row 0's first tap; $py, $ps as for $dw3Row). Chunks of 8
+  ;; window columns ($x0: window row 0's first tap; $py, $ps as for $dw3Row). Chunks of 16
   ;; columns, 4 channels
   ;; at a time; window row by window row with that row's 5 weights in registers, the partial
   ;; sums kept in the output between rows (a float32 store and load change nothing). Each
@@ -2808,8 +2808,8 @@
     (block $chunksDone
       (loop $chunks
         (br_if $chunksDone (i32.ge_s (local.get $j0) (local.get $count)))
-        (local.set $n (select (i32.const 8) (i32.sub (local.get $count) (local.get $j0))
-          (i32.gt_s (i32.sub (local.get $count) (local.get $j0)) (i32.const 8))))
+        (local.set $n (select (i32.const 16) (i32.sub (local.get $count) (local.get $j0))
+          (i32.gt_s (i32.sub (local.get $count) (local.get $j0)) (i32.const 16))))
         (local.set $cb (i32.const 0))
         (block $csDone
           (loop $cs
@@ -2968,7 +2968,7 @@
               (br_if $fys (i32.lt_s (local.get $fy) (local.get $fyE))))
             (local.set $cb (i32.add (local.get $cb) (i32.const 16)))
             (br $cs)))
-        (local.set $j0 (i32.add (local.get $j0) (i32.const 8)))
+        (local.set $j0 (i32.add (local.get $j0) (i32.const 16)))
         (br $chunks))))
 
   ;; Max (max = 1) or average pooling of one NHWC image, channels padded to c4 as for
