@@ -109,11 +109,9 @@ function runPool(
   const c = w.nchw ? input.shape[1] : input.shape[3];
   const g = geometry(w, input.shape, kh, kw, c);
   if (w.nchw) x = toNHWC(x, g.batch, c, g.inH, g.inW);
-  // WebAssembly for float32: max, and averages of small windows (float32 sums, as TensorFlow's
-  // kernel). A large window (a global average, say) keeps the float64 loop: a float32 running
-  // sum of thousands of values drifts by more than the tolerances that matter here, and one
-  // output pixel costs little.
-  const wasm = x instanceof Float32Array && g.outH * g.outW > 0 && (max || kh * kw <= 64);
+  // WebAssembly for float32: max, and averages (float32 sums of small windows, as TensorFlow's
+  // kernel; float64 sums of large ones, a global average say, as the loop below).
+  const wasm = x instanceof Float32Array && g.outH * g.outW > 0;
   const fast = wasm ? poolF32(x as Float32Array, g, max) : null;
   let y = fast ?? allocLike(x, g.batch * g.outH * g.outW * c);
   if (fast === null && y.length > 0) {

@@ -241,6 +241,73 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "depthwiseF32 3×3 and fh×5 (rows of interior columns at a time), random shapes, both builds",
+  ignore: !convWasmSupported,
+  fn() {
+    const hs = { scale: Math.fround(1 / 6), offset: 3 };
+    const f32 = Math.fround;
+    const epilogue = (v: number, a: WasmAct) =>
+      a === WasmAct.HardSwish
+        ? f32(f32(v * hs.scale) * Math.min(Math.max(f32(v + hs.offset), 0), 6))
+        : act(v, a);
+    for (const relaxed of builds) {
+      useRelaxedConvWasm(relaxed);
+      const r = rng(relaxed ? 23 : 24);
+      for (let t = 0; t < 100; t++) {
+        // Wide rows (chunks of 8 columns, pairs and a last single column), every padding.
+        const fw = r() < 0.5 ? 3 : 5, fh = fw === 3 ? 3 : int(r, 1, 5);
+        const inH = int(r, 1, 11), inW = int(r, 1, 31), c = int(r, 1, 13);
+        const sh = int(r, 1, 2), sw = int(r, 1, 2), dh = int(r, 1, 2), dw = int(r, 1, 2);
+        const mode = (["SAME", "VALID", "EXPLICIT"] as const)[int(r, 0, 2)];
+        const pads = [int(r, 0, 2), int(r, 0, 2), int(r, 0, 2), int(r, 0, 2)];
+        let outH: number, padTop: number, outW: number, padLeft: number;
+        try {
+          [outH, padTop] = windowedOutputSize(inH, fh, dh, sh, mode, pads[0], pads[1]);
+          [outW, padLeft] = windowedOutputSize(inW, fw, dw, sw, mode, pads[2], pads[3]);
+        } catch {
+          continue; // the window is larger than a VALID input
+        }
+        const batch = int(r, 1, 2);
+        const g: Geometry = {
+          batch,
+          inH,
+          inW,
+          inC: c,
+          fh,
+          fw,
+          outH,
+          outW,
+          outC: c,
+          sh,
+          sw,
+          dh,
+          dw,
+          padTop,
+          padLeft,
+        };
+        const x = randArray(r, batch * inH * inW * c).map((v) => v * 4);
+        const f = randArray(r, fh * fw * c), b = randArray(r, c);
+        const what = `relaxed=${relaxed} ${JSON.stringify(g)}`;
+        const plain = depthwiseF32(x, f, b, g, WasmAct.None);
+        assertNear(plain, refConv(x, f, b, null, g, true, WasmAct.None), what);
+        const a = int(r, 1, 3) as WasmAct;
+        const side = r() < 0.5 ? randArray(r, plain!.length) : null;
+        const got = depthwiseF32(x, f, b, g, a, a === WasmAct.HardSwish ? hs : null, side);
+        assert.ok(got !== null);
+        for (let i = 0; i < got.length; i++) {
+          const want = side === null
+            ? epilogue(plain![i], a)
+            : f32(epilogue(plain![i], a) + side[i]);
+          if (got[i] !== want) assert.fail(`${what} act ${a}: at ${i} got ${got[i]}, want ${want}`);
+        }
+      }
+    }
+    useRelaxedConvWasm(true);
+  },
+});
+
+Deno.test({
   name: "matmulF32 matches a float64 product, W as [k, n] and as [n, k]",
   ignore: !convWasmSupported,
   fn() {
@@ -264,6 +331,119 @@ Deno.test({
       }
       assertNear(matmulF32(a, w, b, m, k, n, transB, WasmAct.Relu), { y, mag }, `${m}x${k}x${n}`);
     }
+  },
+});
+
+Deno.test({
+  name: "a GEMM row gives the same floats whatever block of rows computes it (both builds)",
+  ignore: !convWasmSupported,
+  fn() {
+    // The kernel computes rows in blocks of 6, then 4, then 1; a split cuts rows anywhere: each
+    // pixel of a 1×1 convolution over m pixels must equal the same pixel convolved alone.
+    const hs = { scale: Math.fround(1 / 6), offset: 3 };
+    for (const relaxed of builds) {
+      useRelaxedConvWasm(relaxed);
+      const r = rng(relaxed ? 61 : 62);
+      for (let t = 0; t < 40; t++) {
+        const m = int(r, 1, 23), c = int(r, 1, 40), o = int(r, 1, 27);
+        const a = int(r, 0, 3) as WasmAct;
+        const one = (px: number): Geometry => ({
+          batch: 1,
+          inH: 1,
+          inW: px,
+          inC: c,
+          fh: 1,
+          fw: 1,
+          outH: 1,
+          outW: px,
+          outC: o,
+          sh: 1,
+          sw: 1,
+          dh: 1,
+          dw: 1,
+          padTop: 0,
+          padLeft: 0,
+        });
+        const x = randArray(r, m * c).map((v) => v * 4), f = randArray(r, c * o);
+        const b = randArray(r, o);
+        const side = r() < 0.5 ? randArray(r, m * o) : null;
+        const h = a === WasmAct.HardSwish ? hs : null;
+        const all = conv2dF32(x, f, b, side, one(m), a, h);
+        assert.ok(all !== null);
+        for (let p = 0; p < m; p++) {
+          const alone = conv2dF32(
+            x.slice(p * c, (p + 1) * c),
+            f,
+            b,
+            side === null ? null : side.slice(p * o, (p + 1) * o),
+            one(1),
+            a,
+            h,
+          );
+          assert.ok(alone !== null);
+          assert.deepEqual(
+            all.subarray(p * o, (p + 1) * o),
+            alone,
+            `m=${m} c=${c} o=${o} row ${p}`,
+          );
+        }
+      }
+    }
+    useRelaxedConvWasm(true);
+  },
+});
+
+Deno.test({
+  name: "a convolution's pixel is the same floats read in place or through im2col (both builds)",
+  ignore: !convWasmSupported,
+  fn() {
+    // Groups of 6 pixels whose taps are all inside the input are read in place, the others
+    // (edges, the last pixels) through im2col: a VALID convolution's pixel (oy, ox) is the
+    // SAME one's (oy + 1, ox + 1) with a 3×3 window, whichever path each took.
+    for (const relaxed of builds) {
+      useRelaxedConvWasm(relaxed);
+      const r = rng(relaxed ? 63 : 64);
+      for (let t = 0; t < 30; t++) {
+        const h = int(r, 3, 14), w = int(r, 3, 20), c = int(r, 1, 12), o = int(r, 1, 20);
+        const batch = int(r, 1, 2);
+        const geo = (pad: number): Geometry => ({
+          batch,
+          inH: h,
+          inW: w,
+          inC: c,
+          fh: 3,
+          fw: 3,
+          outH: h - 2 + 2 * pad,
+          outW: w - 2 + 2 * pad,
+          outC: o,
+          sh: 1,
+          sw: 1,
+          dh: 1,
+          dw: 1,
+          padTop: pad,
+          padLeft: pad,
+        });
+        const x = randArray(r, batch * h * w * c), f = randArray(r, 9 * c * o);
+        const b = randArray(r, o);
+        const valid = conv2dF32(x, f, b, null, geo(0), WasmAct.Relu);
+        const same = conv2dF32(x, f, b, null, geo(1), WasmAct.Relu);
+        assert.ok(valid !== null && same !== null);
+        for (let n = 0; n < batch; n++) {
+          for (let oy = 0; oy < h - 2; oy++) {
+            for (let ox = 0; ox < w - 2; ox++) {
+              const vi = ((n * (h - 2) + oy) * (w - 2) + ox) * o;
+              const si = ((n * h + oy + 1) * w + ox + 1) * o;
+              assert.deepEqual(
+                valid.subarray(vi, vi + o),
+                same.subarray(si, si + o),
+                `${h}x${w}x${c}->${o} pixel ${n},${oy},${ox}`,
+              );
+            }
+          }
+        }
+      }
+    }
+    useRelaxedConvWasm(true);
   },
 });
 
@@ -583,6 +763,39 @@ Deno.test({
       }
     }
     assert.ok(ran > 60);
+  },
+});
+
+Deno.test({
+  name: "AvgPool of large windows sums in float64 in WebAssembly as in the loops",
+  ignore: !convWasmSupported,
+  fn() {
+    // Thousands of values near 100: a float32 running sum would drift by ~1e-5 relative.
+    const r = rng(93);
+    for (
+      const [n, h, w, c, kh, kw, s, padding] of [
+        [1, 70, 70, 5, 70, 70, 1, "VALID"],
+        [2, 40, 33, 18, 9, 11, 4, "SAME"],
+        [1, 17, 90, 3, 17, 80, 7, "VALID"],
+      ] as const
+    ) {
+      const x = tensor([n, h, w, c], randArray(r, n * h * w * c).map((v) => 100 + v));
+      const attrs = {
+        T: attr.type(DataType.DT_FLOAT),
+        ksize: attr.ints([1, kh, kw, 1]),
+        strides: attr.ints([1, s, s, 1]),
+        padding: attr.string(padding),
+      };
+      const was = setConvWasmEnabled(false);
+      const want = runOp(nnKernels, "AvgPool", [x], attrs)[0];
+      setConvWasmEnabled(was);
+      const got = runOp(nnKernels, "AvgPool", [x], attrs)[0];
+      assert.deepEqual(got.shape, want.shape);
+      const gd = got.data as Float32Array, wd = want.data as Float32Array;
+      for (let i = 0; i < gd.length; i++) {
+        assert.ok(Math.abs(gd[i] - wd[i]) <= 2e-7 * Math.abs(wd[i]), `${kh}x${kw} at ${i}`);
+      }
+    }
   },
 });
 

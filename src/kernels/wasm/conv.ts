@@ -76,6 +76,30 @@ interface ConvExports {
     np: number,
     dst: number,
   ): void;
+  convIndirect(
+    x: number,
+    inH: number,
+    inW: number,
+    c: number,
+    fh: number,
+    fw: number,
+    sh: number,
+    sw: number,
+    dh: number,
+    padT: number,
+    padL: number,
+    outW: number,
+    p0: number,
+    np: number,
+    w: number,
+    bias: number,
+    y: number,
+    ldy: number,
+    side: number,
+    n: number,
+    act: number,
+    col: number,
+  ): void;
   depthwise(
     x: number,
     inH: number,
@@ -283,7 +307,8 @@ class ConvWasm {
     // A 1×1 window that visits every input pixel in order is already the GEMM's left operand.
     const direct = fh === 1 && fw === 1 && g.sh === 1 && g.sw === 1 && g.padTop === 0 &&
       g.padLeft === 0 && outH === inH && outW === inW;
-    const chunk = direct ? 0 : Math.max(4, Math.floor(CHUNK_FLOATS / k) & ~3);
+    // (At least 8 rows: `convIndirect` copies up to 6 pixels' patches into the buffer.)
+    const chunk = direct ? 0 : Math.max(8, Math.floor(CHUNK_FLOATS / k) & ~3);
     const colFloats = direct ? 0 : Math.min(chunk, pixels) * k;
     // Tensors already in the kernel memory (stored by the plan's arena) are used in place.
     const y = uninitialized(Float32Array, outFloats);
@@ -468,7 +493,8 @@ class ConvWasm {
       g.padLeft,
       outH,
       outW,
-      max ? 1 : 0,
+      // 1: max; 0: average in float32 sums; 2: a large window's average in float64 sums
+      max ? 1 : fh * fw > WIDE_POOL_TAPS ? 2 : 0,
       0,
       batch * outH,
     ];
@@ -555,7 +581,8 @@ const OP_POOL = 3;
 const OP_MATMUL = 4;
 
 /**
- * A pooling call's arguments: x, inH, inW, c4, y, fh, fw, sh, sw, padT, padL, outH, outW, max,
+ * A pooling call's arguments: x, inH, inW, c4, y, fh, fw, sh, sw, padT, padL, outH, outW, max
+ * (1; 0 average, 2 average in float64 sums),
  * output rows per part, output rows (batch × outH).
  */
 type PoolArgs = number[];
@@ -644,9 +671,10 @@ function runRows(
 }
 
 /**
- * Output rows (pixels, across images) of part `part` of a Conv2D call: im2col into `col` (a
- * buffer of chunk × k floats) chunk by chunk, then the GEMM; or the GEMM straight over the
- * input for a direct 1×1 convolution. Rows are computed the same whatever the part (`conv.wat`:
+ * Output rows (pixels, across images) of part `part` of a Conv2D call: with undilated columns,
+ * `convIndirect` (interior pixels read in place, the others through im2col into `col`);
+ * else im2col into `col` (a buffer of chunk × k floats) chunk by chunk, then the GEMM; or the
+ * GEMM straight over the input for a direct 1×1 convolution. Rows are computed the same whatever the part (`conv.wat`:
  * a row's sums do not depend on its block), so any cut gives the unsplit result.
  */
 function convRows(ex: ConvExports, a: Int32Array | ConvArgs, part: number, col: number): void {
@@ -680,6 +708,41 @@ function convRows(ex: ConvExports, a: Int32Array | ConvArgs, part: number, col: 
       outC,
       act,
     );
+    return;
+  }
+  if (dw === 1) {
+    // Undilated columns: interior pixels read their patches in place (`conv.wat`), no im2col.
+    for (let r = r0; r < r1;) {
+      const img = Math.floor(r / pixels);
+      const p0 = r - img * pixels;
+      const np = Math.min(r1 - r, pixels - p0);
+      const yAt = r * ldy;
+      ex.convIndirect(
+        x + img * inH * inW * inC * 4,
+        inH,
+        inW,
+        inC,
+        fh,
+        fw,
+        sh,
+        sw,
+        dh,
+        padT,
+        padL,
+        outW,
+        p0,
+        np,
+        w,
+        bias,
+        y + yAt,
+        ldy,
+        side === 0 ? 0 : side + yAt,
+        outC,
+        act,
+        col,
+      );
+      r += np;
+    }
     return;
   }
   for (let r = r0; r < r1;) {
@@ -941,8 +1004,16 @@ export function matmulF32(
 }
 
 /**
+ * Taps from which an average pools in float64 sums: a float32 running sum of thousands of values
+ * (a global average) drifts by more than the tolerances that matter; up to this many taps it
+ * sums in float32 as TensorFlow's kernel does.
+ */
+export const WIDE_POOL_TAPS = 64;
+
+/**
  * NHWC max (`max`) or average pooling, windows clipped to the input (padding is never the max
- * and not counted in the average), float32 sums. Same contract as `conv2dF32`.
+ * and not counted in the average), float32 sums (float64 for windows of more than
+ * {@link WIDE_POOL_TAPS} taps). Same contract as `conv2dF32`.
  */
 export function poolF32(x: Float32Array, g: Geometry, max: boolean): Float32Array | null {
   const k = enabled ? getKernel() : null;
