@@ -18,12 +18,11 @@ import {
   PredictRequestSchema,
   PredictResponseSchema,
 } from "../../src/proto/gen/tensorflow_serving/apis/predict_pb.ts";
-import { v8FlagsArg } from "../../src/config/permissions.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { tensorFromProto, tensorToProto } from "../../src/tensor/tensor_proto.ts";
 import { GRPC_HEADERS, H2LOAD, parseH2load, runProblem } from "./h2load.ts";
-import { CONFIG, freePort, spawn, stop } from "./process.ts";
-import { grpcFrame, grpcUnary, LAUNCH, PREDICT_PATH } from "./serving.ts";
+import { freePort, stop } from "./process.ts";
+import { grpcFrame, grpcUnary, PREDICT_PATH, serveModel } from "./serving.ts";
 
 /** What a served run measured. */
 export interface ServedLatency {
@@ -51,22 +50,8 @@ export async function servedLatency(
 ): Promise<ServedLatency> {
   const dir = await Deno.makeTempDir({ prefix: "served-" });
   const port = freePort();
-  const server = spawn([
-    "run",
-    v8FlagsArg(),
-    "--config",
-    CONFIG,
-    "--allow-read",
-    "--allow-run",
-    "--no-prompt",
-    LAUNCH,
-    "serve",
-    `--port=${port}`,
-    `--model_name=${name}`,
-    `--model_base_path=${modelBasePath}`,
-  ]);
+  const served = await serveModel(name, modelBasePath, port, 0, 60_000);
   try {
-    await server.waitFor(/Running gRPC ModelServer/, 60_000);
     const frame = grpcFrame(toBinary(
       PredictRequestSchema,
       create(PredictRequestSchema, {
@@ -121,7 +106,7 @@ export async function servedLatency(
     }
     return { servedMs: median(served), betweenMs: median(other), calls: served.length };
   } finally {
-    await stop(server);
+    await stop(served.launcher);
     await Deno.remove(dir, { recursive: true });
   }
 }

@@ -13,7 +13,7 @@ import {
   PredictResponseSchema,
 } from "../../src/proto/gen/tensorflow_serving/apis/predict_pb.ts";
 import { DataType } from "../../src/proto/gen/tensorflow/core/framework/types_pb.ts";
-import { CONFIG, here, type Proc, spawn } from "./process.ts";
+import { CONFIG, here, type Proc, spawn, stop } from "./process.ts";
 import { v8FlagsArg } from "../../src/config/permissions.ts";
 
 /** TF Serving's half_plus_two (TF1, CPU): y = x / 2 + 2, x of shape [-1, 1]. */
@@ -155,7 +155,21 @@ export interface Served {
  * Starts half_plus_two as `deno task serve` does (launch.ts serve), on gRPC `port` and, if
  * given, REST `restPort`; resolves once the gRPC port is served.
  */
-export async function serveHp2(port: number, restPort = 0): Promise<Served> {
+export function serveHp2(port: number, restPort = 0): Promise<Served> {
+  return serveModel("half_plus_two", HALF_PLUS_TWO, port, restPort);
+}
+
+/**
+ * Starts the server as `deno task serve` does (launch.ts serve) with one model, on gRPC `port`
+ * and, if given, REST `restPort`; resolves once the gRPC port (and the REST one) is served.
+ */
+export async function serveModel(
+  name: string,
+  basePath: string,
+  port: number,
+  restPort = 0,
+  timeoutMs = 30_000,
+): Promise<Served> {
   const launcher = spawn([
     "run",
     // As `deno task serve`: the launcher under the server's V8 flags (a code cache made under
@@ -170,11 +184,16 @@ export async function serveHp2(port: number, restPort = 0): Promise<Served> {
     "serve",
     `--port=${port}`,
     ...(restPort > 0 ? [`--rest_api_port=${restPort}`] : []),
-    "--model_name=half_plus_two",
-    `--model_base_path=${HALF_PLUS_TWO}`,
+    `--model_name=${name}`,
+    `--model_base_path=${basePath}`,
   ]);
-  await launcher.waitFor(/Running gRPC ModelServer/);
-  if (restPort > 0) await launcher.waitFor(/Exporting HTTP\/REST API/);
+  try {
+    await launcher.waitFor(/Running gRPC ModelServer/, timeoutMs);
+    if (restPort > 0) await launcher.waitFor(/Exporting HTTP\/REST API/, timeoutMs);
+  } catch (e) {
+    await stop(launcher);
+    throw e;
+  }
   const line = launcher.lines.find((l) => /Starting the server \(pid \d+\)/.test(l));
   const pid = Number(/\(pid (\d+)\)/.exec(line ?? "")?.[1]);
   if (!pid) throw new Error(`no server pid in:\n${launcher.lines.join("\n")}`);
