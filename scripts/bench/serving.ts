@@ -160,17 +160,11 @@ export function serveHp2(port: number, restPort = 0): Promise<Served> {
 }
 
 /**
- * Starts the server as `deno task serve` does (launch.ts serve) with one model, on gRPC `port`
- * and, if given, REST `restPort`; resolves once the gRPC port (and the REST one) is served.
+ * The `deno` arguments of `deno task serve` (launch.ts serve) on gRPC `port` (and REST
+ * `restPort` when given) with the server flags `flags` (the model).
  */
-export async function serveModel(
-  name: string,
-  basePath: string,
-  port: number,
-  restPort = 0,
-  timeoutMs = 30_000,
-): Promise<Served> {
-  const launcher = spawn([
+export function serveArgs(port: number, flags: readonly string[], restPort = 0): string[] {
+  return [
     "run",
     // As `deno task serve`: the launcher under the server's V8 flags (a code cache made under
     // other flags is refused, so the shared modules would be recompiled at every start).
@@ -184,9 +178,24 @@ export async function serveModel(
     "serve",
     `--port=${port}`,
     ...(restPort > 0 ? [`--rest_api_port=${restPort}`] : []),
-    `--model_name=${name}`,
-    `--model_base_path=${basePath}`,
-  ]);
+    ...flags,
+  ];
+}
+
+/**
+ * Starts the server as `deno task serve` does (launch.ts serve) with one model, on gRPC `port`
+ * and, if given, REST `restPort`; resolves once the gRPC port (and the REST one) is served.
+ */
+export async function serveModel(
+  name: string,
+  basePath: string,
+  port: number,
+  restPort = 0,
+  timeoutMs = 30_000,
+): Promise<Served> {
+  const launcher = spawn(
+    serveArgs(port, [`--model_name=${name}`, `--model_base_path=${basePath}`], restPort),
+  );
   try {
     await launcher.waitFor(/Running gRPC ModelServer/, timeoutMs);
     if (restPort > 0) await launcher.waitFor(/Exporting HTTP\/REST API/, timeoutMs);

@@ -19,8 +19,8 @@ import {
   grpcUnary,
   HALF_PLUS_TWO,
   hp2PredictFrame,
-  LAUNCH,
   PREDICT_PATH,
+  serveArgs,
   SERVER_MAIN,
 } from "./serving.ts";
 import { spread } from "./h2load.ts";
@@ -101,19 +101,7 @@ export async function benchStartup(rounds = 7): Promise<string> {
     bundleDirect: [],
     bundleLauncher: [],
   };
-  const launcher = (port: number) => [
-    "run",
-    v8FlagsArg(),
-    "--config",
-    CONFIG,
-    "--allow-read",
-    "--allow-run",
-    "--no-prompt",
-    LAUNCH,
-    "serve",
-    `--port=${port}`,
-    ...model,
-  ];
+  const launcher = (port: number) => serveArgs(port, model);
   try {
     for (let r = 0; r < rounds; r++) {
       const t0 = performance.now();
