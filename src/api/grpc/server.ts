@@ -307,6 +307,8 @@ class GrpcCall implements CallContext {
   readSince = 0;
   /** Request bytes charged to the transport's buffer budget. */
   charged = 0;
+  /** Of those, bytes charged ahead of their arrival (see GrpcServer's #grow). */
+  prepaid = 0;
   /** Called once when the call ends without an answer of ours (reset, closed). */
   onCancel: (() => void) | undefined = undefined;
 
@@ -900,8 +902,15 @@ class GrpcTransport implements H2Handler {
     while (size < need) size *= 2;
     // Within twice the declared length, take all of it: one more doubling and copy would cost
     // more (a 768 KiB message took four copies and 1.7 MB of fresh memory) and allocate no less.
-    // The room stays within four times the bytes that arrived (doubling alone: twice).
-    if (size * 2 >= call.length) size = call.length;
+    // The bytes still to come are charged now, so that all rooms stay within the buffer budget
+    // twice over, as with doubling alone (a call that cannot be charged is refused as if they
+    // had come).
+    if (size * 2 >= call.length && size < call.length) {
+      const ahead = call.length - call.filled;
+      if (!this.#charge(call, ahead)) return false;
+      call.prepaid = ahead;
+      size = call.length;
+    }
     const next = new Uint8Array(Math.min(size, call.length));
     next.set(old.subarray(0, call.filled));
     call.message = next;
@@ -909,6 +918,10 @@ class GrpcTransport implements H2Handler {
   }
 
   #charge(call: GrpcCall, n: number): boolean {
+    const paid = Math.min(call.prepaid, n);
+    call.prepaid -= paid;
+    n -= paid;
+    if (n === 0) return true;
     if (this.#buffered + n > this.#maxBuffered) {
       call.fail({
         code: Code.RESOURCE_EXHAUSTED,
@@ -1010,6 +1023,7 @@ class GrpcTransport implements H2Handler {
   release(call: GrpcCall): void {
     this.#buffered -= call.charged;
     call.charged = 0;
+    call.prepaid = 0;
     call.message = undefined;
     if (call.deadline !== undefined) this.#timed.delete(call);
     this.#reading.delete(call);

@@ -165,6 +165,35 @@ Deno.test("DATA beyond the stream window granted is FLOW_CONTROL_ERROR", opts, a
 });
 
 Deno.test(
+  "a request whose room is taken whole before its bytes arrive is charged for them then",
+  opts,
+  async () => {
+    // Declared 200 000 bytes: at 70 000 received its room (doubling: 64 KiB, then 256 KiB, over
+    // the declared length) is the whole message, so the 130 000 still to come are charged now.
+    await using s = await server({ maxBufferedRequestBytes: 250_000 });
+    using c = await RawH2.connect(s.port);
+    const big = 200_000;
+    await c.headers(1, grpcHeaders(STATUS));
+    await c.data(1, new Uint8Array([0, 0, big >> 16, (big >> 8) & 0xff, big & 0xff]), false);
+    for (let i = 0; i < 7; i++) await c.data(1, new Uint8Array(10_000), false);
+    // Another call's 60 000 bytes fit what arrived (70 000), not what was charged (200 000).
+    const other = 60_000;
+    await c.headers(3, grpcHeaders(STATUS));
+    await c.data(3, new Uint8Array([0, 0, other >> 16, (other >> 8) & 0xff, other & 0xff]), false);
+    for (let i = 0; i < 6; i++) await c.data(3, new Uint8Array(10_000), i === 5);
+    const st = statusOf(await c.answer(3));
+    assert.equal(st.code, 8);
+    assert.match(st.message, /Cannot buffer the request/);
+    // The first call's bytes all come (charged already): it is read and answered (its zeros do
+    // not parse as a request, which is not a buffering error).
+    for (let i = 0; i < 13; i++) await c.data(1, new Uint8Array(10_000), i === 12);
+    const first = statusOf(await c.answer(1));
+    assert.notEqual(first.code, 8);
+    await stillServes(s.port);
+  },
+);
+
+Deno.test(
   "request bytes buffered over the server's budget are RESOURCE_EXHAUSTED",
   opts,
   async () => {
