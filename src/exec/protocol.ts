@@ -44,7 +44,7 @@ export type FromWorker =
     readonly job: number;
     /** Time spent running the plan in the worker. */
     readonly ms: number;
-    /** Whether other workers computed parts of it (kernels/wasm/team.ts). */
+    /** Whether it posted tasks for other workers to help with (kernels/wasm/team.ts). */
     readonly helped?: boolean;
     readonly outputs?: readonly TensorImage[];
     readonly error?: ErrorImage;
