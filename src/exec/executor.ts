@@ -15,6 +15,12 @@
  *   (each rebuilt the model over the same shared weights, see shared_model.ts). Before a
  *   target is measured, a version whose weights are small (under `heavyWeightElements`
  *   elements: half_plus_two, MNIST) tries inline, a larger one goes to the pool.
+ * - **The idle rule** (placement.ts): while no other call runs or waits (nor did for BUSY_MS),
+ *   a call above the threshold but under twice it still runs here when its target's calls
+ *   took less here than the pool took to answer them, hand-offs and wake-ups included (on a
+ *   virtual machine those cost more than such a call gains from a second core). A call that
+ *   arrives while another runs or waits turns the rule off for BUSY_MS, so under concurrent
+ *   load every core works and the event loop stays free.
  * - **Stateful versions** (a signature reaches an op that assigns a variable or fills a table)
  *   are pinned: a small one to the main isolate, a large one to one worker; every call runs
  *   there, one at a time, so state stays consistent as in one TensorFlow session (N concurrent
@@ -47,6 +53,14 @@ import type { Tensor } from "../tensor/tensor.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { kernelMemory } from "../kernels/wasm/shared_memory.ts";
 import { noteMemberStopped, setCallPending } from "../kernels/wasm/team.ts";
+import {
+  type Cost,
+  idleRunsHere,
+  measure,
+  measureHere,
+  measurePooled,
+  newCost,
+} from "./placement.ts";
 import {
   type BatchingParameters,
   type MergedBatch,
@@ -228,6 +242,10 @@ interface Job {
   readonly resolve: (outs: Tensor[]) => void;
   readonly reject: (e: ServingError) => void;
   done: boolean;
+  /** When it was queued. */
+  readonly queuedAt: number;
+  /** Whether it was posted at once (it found a worker idle). */
+  direct?: boolean;
   timer?: ReturnType<typeof setTimeout>;
   signal?: AbortSignal;
   onAbort?: () => void;
@@ -260,29 +278,11 @@ function processKernelMemory(): WebAssembly.Memory | undefined {
   }
 }
 
-/**
- * Calls a cost estimate is the least of. A pause lands on single calls; a call that is really
- * slower (a value-dependent loop) moves the estimate after this many calls.
- */
-const COST_SAMPLES = 4;
+/** After a call arrived while others ran or waited, how long the idle rule stays off (ms). */
+const BUSY_MS = 100;
 
-/** What a version's calls of one target cost, per input element (ms). */
-interface Cost {
-  /** The last `COST_SAMPLES` measurements. */
-  readonly recent: number[];
-  /** The least of `recent`, the estimate; undefined until one call is measured. */
-  least: number | undefined;
-}
-
-/** Adds a measurement (ms per input element) to a cost. */
-function measure(cost: Cost, perUnit: number): void {
-  const recent = cost.recent;
-  if (recent.length === COST_SAMPLES) recent.shift();
-  recent.push(perUnit);
-  let least = recent[0];
-  for (let i = 1; i < recent.length; i++) if (recent[i] < least) least = recent[i];
-  cost.least = least;
-}
+/** A call posted within this long of its queueing found a worker idle (ms). */
+const DIRECT_MS = 0.05;
 
 /** Runs prepared calls inline or on worker isolates. */
 export class Executor implements AsyncDisposable {
@@ -304,6 +304,8 @@ export class Executor implements AsyncDisposable {
   #nextModel = 1;
   #nextJob = 1;
   #closed = false;
+  /** Until when the idle rule is off: a call arrived while others ran or waited. */
+  #busyUntil = 0;
 
   /** @param options pool size, queue bound and inline thresholds */
   constructor(options: ExecutorOptions) {
@@ -492,6 +494,7 @@ export class Executor implements AsyncDisposable {
       let inline = perUnit === undefined
         ? !em.heavy && units < LARGE_CALL_UNITS
         : perUnit * units < this.#inlineBelowMs;
+      if (!inline && cost !== undefined) inline = this.#idleInline(cost, units);
       if (!inline && !em.heavy && !em.slots.some((s) => s.alive && s.ready.has(em.id))) {
         // No worker holds this small version yet: start the pool (in the background) and run
         // here rather than wait for it, unless the call is predicted to take longer than the
@@ -508,12 +511,26 @@ export class Executor implements AsyncDisposable {
         // The first inline run of a target is cold (code not yet optimised, caches empty): it
         // says nothing of the next calls, and taken as the estimate it would start the pool for
         // a µs-cheap model. Later runs are measured.
-        if (cost === undefined) em.cost.set(key, { recent: [], least: undefined });
-        else measure(cost, ms / units);
+        if (cost === undefined) em.cost.set(key, newCost());
+        else measureHere(cost, ms / units);
         return outs;
       }
     }
     return this.#enqueue(em, target, key, units, feeds, ctx);
+  }
+
+  /**
+   * Whether a call the inline threshold sends to the pool runs here by the idle rule
+   * ({@link idleRunsHere}): only while nothing else runs or waits, and nothing did for BUSY_MS.
+   */
+  #idleInline(cost: Cost, units: number): boolean {
+    const now = performance.now();
+    if (this.#waiting.length > 0 || this.#slots?.some((s) => s.job !== undefined)) {
+      // Calls overlap: every core may be needed, and the event loop must stay free.
+      this.#busyUntil = now + BUSY_MS;
+      return false;
+    }
+    return now >= this.#busyUntil && idleRunsHere(cost, units, this.#inlineBelowMs);
   }
 
   /** Adds a call to its batching queue (upstream's `Queue::Schedule`). */
@@ -743,6 +760,7 @@ export class Executor implements AsyncDisposable {
       resolve,
       reject,
       done: false,
+      queuedAt: performance.now(),
     };
     if (ctx.deadline !== undefined) {
       job.timer = setTimeout(
@@ -793,6 +811,7 @@ export class Executor implements AsyncDisposable {
       const job = this.#next(slot);
       if (!job) continue;
       slot.job = job;
+      job.direct = performance.now() - job.queuedAt < DIRECT_MS;
       // A worker helping another's split stops at once for its own call (kernels/wasm/team.ts).
       if (this.#intraOp) setCallPending(slot.index, true);
       this.#post(slot, {
@@ -842,11 +861,15 @@ export class Executor implements AsyncDisposable {
     if (job && job.id === m.job) {
       if (m.error === undefined) {
         let cost = job.em.cost.get(job.key);
-        if (cost === undefined) job.em.cost.set(job.key, cost = { recent: [], least: undefined });
+        if (cost === undefined) job.em.cost.set(job.key, cost = newCost());
         // A call other workers helped with would take up to that many times as long alone,
         // as it would inline: its estimate must not send the next one to the event loop.
         const alone = m.helped ? m.ms * this.#workers : m.ms;
-        measure(cost, alone / job.units);
+        // The pool's time counts for a call that found a worker idle (one that waited says
+        // nothing of an idle server).
+        if (job.direct) {
+          measurePooled(cost, alone / job.units, (performance.now() - job.queuedAt) / job.units);
+        } else measure(cost, alone / job.units);
       }
       this.#settle(
         job,
