@@ -819,6 +819,8 @@ export class Executor implements AsyncDisposable {
         model: job.em.id,
         target: job.target,
         feeds: job.feeds.map(postedImage),
+        // Outputs read only until the call is answered (request_memory.ts) may reuse memory.
+        reuseOutputs: job.buffer?.reusable === true,
       });
     }
   }
@@ -853,6 +855,13 @@ export class Executor implements AsyncDisposable {
       this.#loading.delete(key);
       done?.(m.error);
       return;
+    }
+    const reusable = m.reusable;
+    if (reusable !== undefined && reusable.length > 0) {
+      // Back to the worker once the call is answered (after the transport encoded them).
+      slot.job?.buffer?.whenReused(() => {
+        if (slot.alive) this.#post(slot, { type: "reclaim", buffers: reusable });
+      });
     }
     const job = this.#endRun(slot);
     if (job && job.id === m.job) {

@@ -64,12 +64,65 @@ export class RequestBuffer {
   /** A holder is done; the last one gives the memory back if it is reusable. */
   release(): void {
     if (this.#holds <= 0) throw new Error("Request buffer released more often than held");
-    if (--this.#holds === 0 && this.#reusable) this.pool.give(this);
+    if (--this.#holds > 0 || !this.#reusable) return;
+    this.pool.give(this);
+    const then = this.#then;
+    this.#then = undefined;
+    if (then !== undefined) { for (const f of then) f(); }
+  }
+
+  #then: (() => void)[] | undefined = undefined;
+
+  /**
+   * Runs `f` once the last holder let go, if the memory is reusable (never otherwise): for
+   * memory that lives exactly as long, such as a worker's output buffers read to answer the call.
+   */
+  whenReused(f: () => void): void {
+    if (this.#holds <= 0) throw new Error("Cannot wait on a released request buffer");
+    (this.#then ??= []).push(f);
   }
 
   /** No view of the memory outlives the holds: it may be reused once they are released. */
   allowReuse(): void {
     this.#reusable = true;
+  }
+}
+
+/**
+ * Idle shared buffers of exact sizes, at most {@link MAX_IDLE_BUFFERS} and
+ * {@link MAX_IDLE_BYTES} (the oldest go first): a worker's reused output memory (shared_model.ts
+ * `postedImage`).
+ */
+export class SharedBufferPool {
+  readonly #idle: SharedArrayBuffer[] = [];
+  #idleBytes = 0;
+
+  /** Idle buffers now. */
+  get idle(): number {
+    return this.#idle.length;
+  }
+
+  /** An idle buffer of exactly `bytes`, or undefined. */
+  take(bytes: number): SharedArrayBuffer | undefined {
+    const idle = this.#idle;
+    for (let i = idle.length - 1; i >= 0; i--) {
+      if (idle[i].byteLength === bytes) {
+        this.#idleBytes -= bytes;
+        return idle.splice(i, 1)[0];
+      }
+    }
+    return undefined;
+  }
+
+  /** Takes back a buffer no one reads any more. */
+  give(buffer: SharedArrayBuffer): void {
+    const idle = this.#idle;
+    if (buffer.byteLength > MAX_IDLE_BYTES || idle.includes(buffer)) return;
+    idle.push(buffer);
+    this.#idleBytes += buffer.byteLength;
+    while (idle.length > MAX_IDLE_BUFFERS || this.#idleBytes > MAX_IDLE_BYTES) {
+      this.#idleBytes -= idle.shift()!.byteLength;
+    }
   }
 }
 

@@ -95,3 +95,45 @@ Deno.test("a stateful version's request memory is never reused", async () => {
   buffer.release();
   assert.equal(memory.idle, 0);
 });
+
+Deno.test("a worker's output memory is reused only after the call holding it is answered", async () => {
+  await using exec = new Executor({ workers: 1 });
+  const model = await load("slow");
+  await exec.attach(model, "slow");
+  const memory = new RequestMemory();
+  // 64 KiB outputs: over the size posted in shared memory.
+  const x = (k: number) => Tensor.float32(new Float32Array(16384).fill(k), [16384]);
+  const run = async (k: number) => {
+    const buffer = memory.create(1 << 16);
+    // The transport's own hold, released once the answer is written.
+    let outs: Tensor[] = [];
+    const prepared = call(model, "", { x: x(k) });
+    const finish = prepared.finish;
+    await exec.run(model, {
+      ...prepared,
+      finish: (o: Tensor[]) => {
+        outs = o;
+        return finish(o);
+      },
+    }, { requestBuffer: buffer });
+    return { buffer, data: outs[0].data as Float32Array };
+  };
+  const a = await run(1);
+  assert.ok(a.data.buffer instanceof SharedArrayBuffer);
+  assert.equal(a.data[0], 2);
+  // A is not answered yet: B's outputs go elsewhere, A's stay as they were.
+  const b = await run(10);
+  assert.equal(b.data[0], 11);
+  assert.ok(a.data.every((v) => v === 2), "A's outputs untouched while A is held");
+  b.buffer.release();
+  a.buffer.release();
+  // Both given back: the next calls reuse that memory (A's old view now shows a later answer).
+  const c = await run(100);
+  const d = await run(1000);
+  assert.equal(c.data[0], 101);
+  assert.equal(d.data[0], 1001);
+  const reused = [a.data[0], b.data[0]].filter((v) => v === 101 || v === 1001);
+  assert.equal(reused.length, 2, "the worker reused the memory it got back");
+  c.buffer.release();
+  d.buffer.release();
+});

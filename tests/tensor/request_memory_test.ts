@@ -4,6 +4,7 @@ import {
   MAX_IDLE_BUFFERS,
   MAX_IDLE_BYTES,
   RequestMemory,
+  SharedBufferPool,
 } from "../../src/tensor/request_memory.ts";
 
 Deno.test("RequestMemory takes back a buffer after its last holder, if reusable", () => {
@@ -59,4 +60,34 @@ Deno.test("RequestMemory keeps at most MAX_IDLE_BUFFERS and MAX_IDLE_BYTES idle"
   // The oldest went first: the first big one is gone, the second is kept.
   assert.equal(memory.take(MAX_IDLE_BYTES / 2 + 1)?.buffer, big2.buffer);
   assert.equal(memory.take(MAX_IDLE_BYTES / 2 + 1), undefined);
+});
+
+Deno.test("RequestBuffer.whenReused() runs after the last holder, and never if not reusable", () => {
+  const memory = new RequestMemory();
+  const ran: string[] = [];
+  const a = memory.create(100);
+  a.whenReused(() => ran.push("a"));
+  a.allowReuse();
+  a.hold();
+  a.release();
+  assert.deepEqual([...ran], []);
+  a.release();
+  assert.deepEqual([...ran], ["a"]);
+  const b = memory.create(100);
+  b.whenReused(() => ran.push("b"));
+  b.release();
+  assert.deepEqual([...ran], ["a"], "memory nobody vouched for may still be read: never reused");
+});
+
+Deno.test("SharedBufferPool lends exact sizes only, within its bounds", () => {
+  const pool = new SharedBufferPool();
+  const b = new SharedArrayBuffer(4096);
+  pool.give(b);
+  pool.give(b);
+  assert.equal(pool.idle, 1, "given twice, kept once");
+  assert.equal(pool.take(4000), undefined);
+  assert.equal(pool.take(4096), b);
+  assert.equal(pool.take(4096), undefined);
+  for (let i = 0; i < MAX_IDLE_BUFFERS + 2; i++) pool.give(new SharedArrayBuffer(16));
+  assert.equal(pool.idle, MAX_IDLE_BUFFERS);
 });
