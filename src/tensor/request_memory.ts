@@ -24,7 +24,7 @@
  */
 
 /** Messages from this size use pooled memory (smaller ones cost little to allocate). */
-export const POOLED_MIN_BYTES = 64 << 10;
+export const POOLED_MIN_BYTES = 16 << 10;
 /** Messages over this size never use pooled memory (allocated as they arrive, as before). */
 export const POOLED_MAX_BYTES = 16 << 20;
 /** At most this many idle buffers are kept. */
