@@ -336,6 +336,8 @@ class GrpcCall implements CallContext {
   requestBuffer: RequestBuffer | undefined = undefined;
   /** The message's values are still to be placed aligned in {@link requestBuffer}. */
   alignPending = false;
+  /** Bytes in when that was last looked for (it is looked for again at twice as many). */
+  alignTried = 0;
   /** The request went to its method (or to inflate): its memory is no longer only ours. */
   handedOver = false;
   /** Called once when the call ends without an answer of ours (reset, closed). */
@@ -880,7 +882,7 @@ class GrpcTransport implements H2Handler {
       call.message!.set(chunk.subarray(i, i + take), call.filled);
       call.filled += take;
       i += take;
-      if (call.alignPending) this.#align(call);
+      if (call.alignPending && call.filled >= 2 * call.alignTried) this.#align(call);
       if (call.filled === call.length) this.#endMessage(call);
     }
     if (endStream) this.#complete(call);
@@ -918,6 +920,7 @@ class GrpcTransport implements H2Handler {
         call.requestBuffer = lease;
         call.message = new Uint8Array(lease.buffer, 0, length);
         call.alignPending = true;
+        call.alignTried = 0;
         return true;
       }
     }
@@ -971,6 +974,7 @@ class GrpcTransport implements H2Handler {
       call.message = new Uint8Array(lease.buffer, 0, room);
       call.message.set(old.subarray(0, call.filled));
       call.alignPending = true;
+      call.alignTried = 0;
       this.#align(call);
       return true;
     }
@@ -989,6 +993,9 @@ class GrpcTransport implements H2Handler {
   #align(call: GrpcCall): void {
     const msg = call.message!;
     const at = largeValuesOffset(msg, call.filled);
+    // Looked for again only once twice as many bytes are in: DATA frames of one byte each cost
+    // a few scans of at most ALIGN_LOOKAHEAD bytes, not one per frame.
+    call.alignTried = Math.max(call.filled, 256);
     if (at === NEED_MORE && call.filled < call.length && call.filled < ALIGN_LOOKAHEAD) return;
     call.alignPending = false;
     if (at < 0) return;

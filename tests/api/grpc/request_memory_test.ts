@@ -122,6 +122,21 @@ Deno.test("large Predict requests in reused memory each get their own answer", o
       }
     });
 
+    await t.step("a request whose first bytes come a few at a time is read right", async () => {
+      using c = await connect(server.grpcPort);
+      const body = grpcMessage(toBinary(PredictRequestSchema, request(600, true)));
+      await c.headers(1, grpcHeaders(PREDICT_PATH));
+      let o = 0;
+      for (let n = 1; o < 3000; n++) {
+        await c.data(1, body.subarray(o, o + n), false);
+        o += n;
+      }
+      await sendData(c, 1, body.subarray(o), true);
+      const a = await c.answer(1);
+      assert.equal(statusOf(a).code, 0, statusOf(a).message);
+      assertAnswer(yOf(fromBinary(PredictResponseSchema, a.data.subarray(5))), 600);
+    });
+
     await t.step(
       "a call answered at its deadline while it runs leaves the next right",
       async () => {
