@@ -15,6 +15,10 @@
  * be: a stateful model may keep a feed (a variable assigned from it) and must never see it
  * rewritten.
  *
+ * A worker's large outputs for such a call go the same way ({@link SharedBufferPool}): copied
+ * into memory the worker reuses, given back when the call's buffer is reused
+ * ({@link RequestBuffer.whenReused}), i.e. once the transport encoded them.
+ *
  * Limits: only messages of {@link POOLED_MIN_BYTES} to {@link POOLED_MAX_BYTES} use it; at most
  * {@link MAX_IDLE_BUFFERS} buffers and {@link MAX_IDLE_BYTES} bytes wait idle (the oldest go
  * first); buffers in use are bounded by what holds them (the transport's buffer budget, the
