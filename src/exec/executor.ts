@@ -50,6 +50,7 @@ import type { LogFn } from "../log.ts";
 import { type Model, type RunTarget, runTargetKey } from "../runtime/model.ts";
 import type { PreparedCall } from "../servables/prepared.ts";
 import type { Tensor } from "../tensor/tensor.ts";
+import type { RequestBuffer } from "../tensor/request_memory.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { kernelMemory } from "../kernels/wasm/shared_memory.ts";
 import { noteMemberStopped, setCallPending } from "../kernels/wasm/team.ts";
@@ -154,6 +155,11 @@ export interface CallContext {
   readonly deadline?: number;
   /** Aborted when the client went away. */
   readonly signal?: AbortSignal;
+  /**
+   * Reused memory the call's feeds may view (tensor/request_memory.ts): the executor holds it
+   * while a worker may read it, and lets it be reused only for a version that keeps no state.
+   */
+  readonly requestBuffer?: RequestBuffer;
 }
 
 /** What batching reports, as upstream's batching_session metrics. */
@@ -249,6 +255,8 @@ interface Job {
   timer?: ReturnType<typeof setTimeout>;
   signal?: AbortSignal;
   onAbort?: () => void;
+  /** Held from enqueue until it leaves the queue unrun or its worker is done with it. */
+  buffer?: RequestBuffer;
 }
 
 /** The keys of frozen run targets (the per-version ones every unfiltered call reuses). */
@@ -466,6 +474,9 @@ export class Executor implements AsyncDisposable {
     ) {
       return this.#batch(em, call, ctx).then((outs) => call.finish(outs));
     }
+    // A version that keeps no state keeps no view of its feeds past the call (runs inline are
+    // synchronous; a worker's run is held, see Job.buffer).
+    if (em !== undefined && !em.stateful) ctx.requestBuffer?.allowReuse();
     if (em === undefined || em.image === undefined) {
       return call.finish(model.plan(call.target).run(call.feeds));
     }
@@ -762,6 +773,10 @@ export class Executor implements AsyncDisposable {
       done: false,
       queuedAt: performance.now(),
     };
+    if (ctx.requestBuffer !== undefined) {
+      job.buffer = ctx.requestBuffer;
+      job.buffer.hold();
+    }
     if (ctx.deadline !== undefined) {
       job.timer = setTimeout(
         () => this.#settle(job, new ServingError(Code.DEADLINE_EXCEEDED, DEADLINE_MESSAGE)),
@@ -792,6 +807,8 @@ export class Executor implements AsyncDisposable {
     if (i >= 0) {
       q.splice(i, 1);
       if (q.length === 0) this.#dropWaiting(job.em);
+      // It never reached a worker.
+      job.buffer?.release();
     }
     if (result instanceof ServingError) job.reject(result);
     else job.resolve(result);
@@ -821,6 +838,8 @@ export class Executor implements AsyncDisposable {
         model: job.em.id,
         target: job.target,
         feeds: job.feeds.map(postedImage),
+        // Outputs read only until the call is answered (request_memory.ts) may reuse memory.
+        reuseOutputs: job.buffer?.reusable === true,
       });
     }
   }
@@ -856,8 +875,14 @@ export class Executor implements AsyncDisposable {
       done?.(m.error);
       return;
     }
-    const job = slot.job;
-    slot.job = undefined;
+    const reusable = m.reusable;
+    if (reusable !== undefined && reusable.length > 0) {
+      // Back to the worker once the call is answered (after the transport encoded them).
+      slot.job?.buffer?.whenReused(() => {
+        if (slot.alive) this.#post(slot, { type: "reclaim", buffers: reusable });
+      });
+    }
+    const job = this.#endRun(slot);
     if (job && job.id === m.job) {
       if (m.error === undefined) {
         let cost = job.em.cost.get(job.key);
@@ -881,6 +906,14 @@ export class Executor implements AsyncDisposable {
     this.#pump();
   }
 
+  /** The call a worker ran, now done with (or stopped): its request memory is let go. */
+  #endRun(slot: Slot): Job | undefined {
+    const job = slot.job;
+    slot.job = undefined;
+    job?.buffer?.release();
+    return job;
+  }
+
   /** A worker died: its call fails; its versions run on the other workers, or inline. */
   #fail(slot: Slot, why: string): void {
     if (!slot.alive) return;
@@ -898,8 +931,7 @@ export class Executor implements AsyncDisposable {
         done({ message: why });
       }
     }
-    const job = slot.job;
-    slot.job = undefined;
+    const job = this.#endRun(slot);
     if (job) this.#settle(job, new ServingError(Code.INTERNAL, `Worker stopped: ${why}`));
     for (const em of [...this.#models.values()]) {
       if (!em.slots.includes(slot)) continue;
@@ -979,8 +1011,7 @@ export class Executor implements AsyncDisposable {
       }
     }
     for (const slot of this.#slots ?? []) {
-      const job = slot.job;
-      slot.job = undefined;
+      const job = this.#endRun(slot);
       if (job) this.#settle(job, new ServingError(Code.UNAVAILABLE, "Server is shutting down"));
       slot.alive = false;
       slot.worker.terminate();

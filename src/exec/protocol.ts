@@ -34,7 +34,14 @@ export type ToWorker =
     readonly model: number;
     readonly target: RunTarget;
     readonly feeds: readonly TensorImage[];
-  };
+    /**
+     * Large outputs may be copied into the worker's reused memory: the main isolate gives it
+     * back ("reclaim") once the call is answered.
+     */
+    readonly reuseOutputs?: boolean;
+  }
+  /** Output memory of earlier calls ("done" `reusable`), no longer read. */
+  | { readonly type: "reclaim"; readonly buffers: readonly SharedArrayBuffer[] };
 
 /** Worker → main. */
 export type FromWorker =
@@ -47,5 +54,7 @@ export type FromWorker =
     /** Whether it posted tasks for other workers to help with (kernels/wasm/team.ts). */
     readonly helped?: boolean;
     readonly outputs?: readonly TensorImage[];
+    /** The buffers of `outputs` in the worker's reused memory, to give back (see "run"). */
+    readonly reusable?: readonly SharedArrayBuffer[];
     readonly error?: ErrorImage;
   };

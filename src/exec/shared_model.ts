@@ -31,6 +31,7 @@ import type { KernelRegistry } from "../kernels/registry.ts";
 import { DataType, isNumeric, type NumericArray } from "../tensor/dtype.ts";
 import { type Shape, Tensor, type TensorData, Variable } from "../tensor/tensor.ts";
 import { shareBufferId, sharedBufferIdOf } from "../kernels/wasm/shared_memory.ts";
+import type { SharedBufferPool } from "../tensor/request_memory.ts";
 
 /** Constants smaller than this stay where they are (sharing them saves nothing). */
 export const MIN_SHARED_CONST_BYTES = 1024;
@@ -178,6 +179,19 @@ export const SHARE_POSTED_BYTES = 16384;
  * Storage already shared (constants, variables) is posted as it is.
  */
 export function postedImage(t: Tensor): TensorImage {
+  return postedImageIn(t, undefined, undefined);
+}
+
+/**
+ * {@link postedImage}, copying large storage into a buffer of `pool` when it has one of the
+ * size (else a new one), listed in `taken`: the receiver gives those back once it no longer reads
+ * them (a worker's outputs, returned when the call is answered).
+ */
+export function postedImageIn(
+  t: Tensor,
+  pool: SharedBufferPool | undefined,
+  taken: SharedArrayBuffer[] | undefined,
+): TensorImage {
   const image = tensorImage(t);
   const data = image.data;
   if (Array.isArray(data) || data.buffer instanceof SharedArrayBuffer) return image;
@@ -187,7 +201,12 @@ export function postedImage(t: Tensor): TensorImage {
     return { dtype: image.dtype, shape: image.shape, data: view.slice() as NumericArray };
   }
   const ctor = view.constructor as new (b: SharedArrayBuffer, o: number, n: number) => NumericArray;
-  const copy = new ctor(new SharedArrayBuffer(view.byteLength), 0, view.length);
+  let buffer: SharedArrayBuffer;
+  if (pool !== undefined && taken !== undefined) {
+    buffer = pool.take(view.byteLength) ?? new SharedArrayBuffer(view.byteLength);
+    taken.push(buffer);
+  } else buffer = new SharedArrayBuffer(view.byteLength);
+  const copy = new ctor(buffer, 0, view.length);
   (copy as Float32Array).set(view as Float32Array);
   return { dtype: image.dtype, shape: image.shape, data: copy };
 }

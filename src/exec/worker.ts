@@ -7,7 +7,8 @@
  */
 import { ServingError } from "../errors.ts";
 import type { Model } from "../runtime/model.ts";
-import { modelFromImage, postedImage, tensorFromImage } from "./shared_model.ts";
+import { modelFromImage, postedImageIn, tensorFromImage } from "./shared_model.ts";
+import { SharedBufferPool } from "../tensor/request_memory.ts";
 import { defaultRegistry } from "../kernels/mod.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { adoptKernelMemory } from "../kernels/wasm/shared_memory.ts";
@@ -27,6 +28,9 @@ const port = globalThis as unknown as {
 };
 
 const models = new Map<number, Model>();
+
+/** Large outputs' memory, given back by the main isolate once a call is answered. */
+const outputMemory = new SharedBufferPool();
 
 function errorOf(e: unknown) {
   const err = ServingError.from(e);
@@ -54,6 +58,9 @@ port.onmessage = (e: MessageEvent<ToWorker>) => {
     case "unload":
       models.delete(m.model);
       break;
+    case "reclaim":
+      for (const b of m.buffers) outputMemory.give(b);
+      break;
     case "run": {
       setCallPending(m.worker, false);
       const t0 = performance.now();
@@ -71,7 +78,9 @@ port.onmessage = (e: MessageEvent<ToWorker>) => {
         }
         const ms = performance.now() - t0;
         const helped = teamStats().split !== splitBefore;
-        port.postMessage({ type: "done", job: m.job, ms, helped, outputs: outs.map(postedImage) });
+        const reusable: SharedArrayBuffer[] | undefined = m.reuseOutputs ? [] : undefined;
+        const outputs = outs.map((t) => postedImageIn(t, outputMemory, reusable));
+        port.postMessage({ type: "done", job: m.job, ms, helped, outputs, reusable });
       } catch (err) {
         port.postMessage({
           type: "done",

@@ -7,7 +7,13 @@
 import assert from "node:assert/strict";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Buffer } from "node:buffer";
-import { encodePredictOutputs, readPredictRequest } from "../../src/api/grpc/predict_codec.ts";
+import {
+  encodePredictOutputs,
+  largeValuesOffset,
+  NEED_MORE,
+  NO_RUN,
+  readPredictRequest,
+} from "../../src/api/grpc/predict_codec.ts";
 import {
   decodeRequest,
   RefusedRequest,
@@ -325,4 +331,50 @@ Deno.test("encodePredictOutputs() writes the response map in a JS record's key o
       );
     }
   }
+});
+
+Deno.test("largeValuesOffset() finds an input's first large run of values as bytes arrive", () => {
+  const content = new Uint8Array(4096).map((_, i) => i);
+  const bytes = toBinary(
+    PredictRequestSchema,
+    create(PredictRequestSchema, {
+      modelSpec: { name: "model", signatureName: "serving_default" },
+      inputs: {
+        small: { dtype: DataType.DT_FLOAT, tensorShape: { dim: [{ size: 2n }] }, floatVal: [1, 2] },
+        x: {
+          dtype: DataType.DT_FLOAT,
+          tensorShape: { dim: [{ size: 1024n }] },
+          tensorContent: content,
+        },
+      },
+    } as never),
+  );
+  // Where the run is: its bytes follow, equal to the content.
+  let at = -1;
+  for (let i = 0; i + content.length <= bytes.length && at < 0; i++) {
+    if (bytes[i] === 0 && bytes[i + 1] === 1 && bytes[i + 4095] === 255) at = i;
+  }
+  assert.ok(at > 0);
+  assert.equal(largeValuesOffset(bytes, bytes.length), at);
+  assert.equal(largeValuesOffset(bytes, at), at, "known once its tag and length are in");
+  assert.equal(largeValuesOffset(bytes, at - 1), NEED_MORE);
+  assert.equal(largeValuesOffset(bytes, 3), NEED_MORE);
+  // Packed floats count too; a request with no large run, or not a PredictRequest, has none.
+  const floats = toBinary(
+    PredictRequestSchema,
+    create(PredictRequestSchema, {
+      inputs: {
+        x: { dtype: DataType.DT_FLOAT, floatVal: Array.from({ length: 300 }, (_, i) => i) },
+      },
+    } as never),
+  );
+  const f = largeValuesOffset(floats, floats.length);
+  assert.ok(f > 0);
+  assert.equal(new DataView(floats.buffer, floats.byteOffset + f).getFloat32(4, true), 1);
+  const small = toBinary(
+    PredictRequestSchema,
+    create(PredictRequestSchema, { inputs: { x: { floatVal: [1, 2, 3] } } } as never),
+  );
+  assert.equal(largeValuesOffset(small, small.length), NEED_MORE);
+  assert.equal(largeValuesOffset(new Uint8Array([0x0b, 1, 2]), 3), NO_RUN, "a group wire type");
 });

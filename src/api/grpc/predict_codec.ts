@@ -85,6 +85,96 @@ export function readPredictRequest(
   }
 }
 
+/** Fixed-width TensorProto fields worth aligning: tensor_content and packed floats/doubles. */
+const ALIGNED_FIELDS = new Set([4, 5, 6, 9, 12]);
+
+/** Values shorter than this are not worth moving a message for. */
+const ALIGN_MIN_VALUES = 1024;
+
+/** {@link largeValuesOffset}: the bytes so far do not tell yet. */
+export const NEED_MORE = -1;
+/** {@link largeValuesOffset}: the message has no such run (or not in a form looked for). */
+export const NO_RUN = -2;
+
+/**
+ * Where the first large run of fixed-width values (a TensorProto's `tensor_content`,
+ * `float_val`, …, of at least {@link ALIGN_MIN_VALUES} bytes) of an input starts in a
+ * PredictRequest of which only the first `filled` bytes have arrived, so the transport can place
+ * the message where those values land aligned and are then viewed in place, not copied. Only
+ * reads: anything unexpected answers {@link NO_RUN} (the message is then read as it is).
+ *
+ * @returns the run's offset in the message, {@link NEED_MORE} or {@link NO_RUN}
+ */
+export function largeValuesOffset(bytes: Uint8Array, filled: number): number {
+  let pos = 0;
+  // A varint at `pos` (at most 5 bytes: lengths and tags here fit in 32 bits), or -1 past `filled`.
+  const varint = (): number => {
+    let v = 0;
+    for (let shift = 0; shift < 35; shift += 7) {
+      if (pos >= filled) return -1;
+      const b = bytes[pos++];
+      v += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) return v;
+    }
+    return -2;
+  };
+  /** Skips a field of wire type `wt`: 0, or why it cannot. */
+  const skip = (wt: number): number => {
+    if (wt === 0) return varint() < 0 ? NEED_MORE : 0;
+    if (wt === 2) {
+      const len = varint();
+      if (len < 0) return len === -1 ? NEED_MORE : NO_RUN;
+      pos += len;
+      return 0;
+    }
+    return NO_RUN;
+  };
+  while (pos < filled) {
+    const tag = varint();
+    if (tag < 0) return tag === -1 ? NEED_MORE : NO_RUN;
+    if (tag !== ((2 << 3) | 2)) {
+      const r = skip(tag & 7);
+      if (r !== 0) return r;
+      continue;
+    }
+    // An inputs map entry: look into its value (field 2), a TensorProto.
+    const entryLen = varint();
+    if (entryLen < 0) return entryLen === -1 ? NEED_MORE : NO_RUN;
+    const entryEnd = pos + entryLen;
+    while (pos < entryEnd) {
+      if (pos >= filled) return NEED_MORE;
+      const t = varint();
+      if (t < 0) return t === -1 ? NEED_MORE : NO_RUN;
+      if (t !== ((2 << 3) | 2)) {
+        const r = skip(t & 7);
+        if (r !== 0) return r;
+        continue;
+      }
+      const valueLen = varint();
+      if (valueLen < 0) return valueLen === -1 ? NEED_MORE : NO_RUN;
+      const valueEnd = pos + valueLen;
+      while (pos < valueEnd) {
+        if (pos >= filled) return NEED_MORE;
+        const f = varint();
+        if (f < 0) return f === -1 ? NEED_MORE : NO_RUN;
+        if ((f & 7) === 2 && ALIGNED_FIELDS.has(f >>> 3)) {
+          const len = varint();
+          if (len < 0) return len === -1 ? NEED_MORE : NO_RUN;
+          if (len >= ALIGN_MIN_VALUES) return pos;
+          pos += len;
+          continue;
+        }
+        const r = skip(f & 7);
+        if (r !== 0) return r;
+      }
+      if (pos !== valueEnd) return NO_RUN;
+    }
+    if (pos !== entryEnd) return NO_RUN;
+  }
+  // Past what has arrived: more fields may follow.
+  return NEED_MORE;
+}
+
 /** A request read directly; its message is decoded only when asked for. */
 class RequestView implements PredictRequestView {
   constructor(
@@ -226,11 +316,25 @@ function recordOrder(aliases: readonly string[]): readonly number[] {
 
 /**
  * The buffer responses up to {@link SCRATCH_MAX} bytes are written into when the caller copies
- * them at once (the transport copies the bytes into its DATA frame
- * before anything else runs), saving an allocation per call.
+ * them at once (the transport copies the bytes into its DATA frames, or a queued copy, before
+ * anything else runs), saving an allocation per call: for a large response, fresh memory is
+ * also a page fault per 4 KiB on first touch and external memory pressing V8 into full
+ * collections. It grows (by powers of two from 64 KiB) to the largest response seen, and is
+ * kept: at most {@link SCRATCH_MAX} per process.
  */
 let scratch: Uint8Array | undefined;
-const SCRATCH_MAX = 64 << 10;
+const SCRATCH_MIN = 64 << 10;
+const SCRATCH_MAX = 8 << 20;
+
+/** The scratch buffer, of at least `size` bytes (at most {@link SCRATCH_MAX}). */
+function scratchOf(size: number): Uint8Array {
+  if (scratch === undefined || scratch.length < size) {
+    let n = SCRATCH_MIN;
+    while (n < size) n *= 2;
+    scratch = new Uint8Array(n);
+  }
+  return scratch;
+}
 
 /**
  * Encodes the PredictResponse of a direct Predict.
@@ -261,10 +365,8 @@ export function encodePredictOutputs(r: PredictOutputs, transient = false): Uint
   size += lenField(specBody);
 
   let out: Uint8Array;
-  if (transient && size <= SCRATCH_MAX) {
-    scratch ??= new Uint8Array(SCRATCH_MAX);
-    out = scratch.subarray(0, size);
-  } else out = new Uint8Array(size);
+  if (transient && size <= SCRATCH_MAX) out = scratchOf(size).subarray(0, size);
+  else out = new Uint8Array(size);
   let pos = 0;
   for (let j = 0; j < order.length; j++) {
     const key = keys[j];

@@ -75,7 +75,19 @@ import {
   UNDECODABLE_STATUS,
 } from "./service_definition.ts";
 import { PredictOutputs } from "../../servables/predict.ts";
-import { encodePredictOutputs, readPredictRequest } from "./predict_codec.ts";
+import {
+  encodePredictOutputs,
+  largeValuesOffset,
+  NEED_MORE,
+  readPredictRequest,
+} from "./predict_codec.ts";
+import {
+  ALIGN_SLACK,
+  POOLED_MAX_BYTES,
+  POOLED_MIN_BYTES,
+  type RequestBuffer,
+  RequestMemory,
+} from "../../tensor/request_memory.ts";
 import {
   DEFAULT_H2_LIMITS,
   H2Connection,
@@ -280,7 +292,15 @@ export function parseGrpcTimeout(value: string): number | undefined {
 /** One method: what runs a call once its request message is whole. */
 interface Method {
   run(call: GrpcCall, request: Uint8Array): void;
+  /**
+   * A large request may be read into reused shared memory ({@link RequestBuffer}), lent with
+   * the call as its context's `requestBuffer` (Predict: the executor shares it with a worker).
+   */
+  readonly pooled?: boolean;
 }
+
+/** Bytes of a message looked at for where to align its values (see #align). */
+const ALIGN_LOOKAHEAD = 64 << 10;
 
 /**
  * One call: the request being read, its deadline and (made on demand) its abort signal, and
@@ -309,6 +329,17 @@ class GrpcCall implements CallContext {
   charged = 0;
   /** Of those, bytes charged ahead of their arrival (see GrpcServer's #grow). */
   prepaid = 0;
+  /**
+   * The pooled memory the message is read into, held until the call ends (the executor holds
+   * it too while a worker may read it); undefined for a message in memory of its own.
+   */
+  requestBuffer: RequestBuffer | undefined = undefined;
+  /** The message's values are still to be placed aligned in {@link requestBuffer}. */
+  alignPending = false;
+  /** Bytes in when that was last looked for (it is looked for again at twice as many). */
+  alignTried = 0;
+  /** The request went to its method (or to inflate): its memory is no longer only ours. */
+  handedOver = false;
   /** Called once when the call ends without an answer of ours (reset, closed). */
   onCancel: (() => void) | undefined = undefined;
 
@@ -470,6 +501,8 @@ function predictMethod(api: ServingApi, limits: DecodeLimits): Method {
       ? encodePredictOutputs(out, true)
       : toBinary(PredictResponseSchema, out as MessageShape<typeof PredictResponseSchema>);
   return {
+    // Its memory is lent to the executor with the call (CallContext.requestBuffer).
+    pooled: true,
     run(call, bytes) {
       const predictView = api.predictView;
       const view = predictView === undefined ? undefined : readPredictRequest(bytes, limits);
@@ -747,6 +780,8 @@ class GrpcTransport implements H2Handler {
   readonly #limits: DecodeLimits;
   readonly #maxBuffered: number;
   #buffered = 0;
+  /** Large requests' reused memory (request_memory.ts). */
+  readonly #memory = new RequestMemory();
   #slab = new Uint8Array(SLAB_BYTES);
   #slabAt = 0;
   /** Calls with a deadline, checked by the sweep. */
@@ -847,6 +882,7 @@ class GrpcTransport implements H2Handler {
       call.message!.set(chunk.subarray(i, i + take), call.filled);
       call.filled += take;
       i += take;
+      if (call.alignPending && call.filled >= 2 * call.alignTried) this.#align(call);
       if (call.filled === call.length) this.#endMessage(call);
     }
     if (endStream) this.#complete(call);
@@ -871,11 +907,27 @@ class GrpcTransport implements H2Handler {
       });
       return false;
     }
+    call.filled = 0;
+    // An idle pooled buffer costs nothing to take: the whole length is charged at once.
+    if (
+      call.method.pooled && length >= POOLED_MIN_BYTES && length <= POOLED_MAX_BYTES &&
+      this.#buffered + length <= this.#maxBuffered
+    ) {
+      const lease = this.#memory.take(length + ALIGN_SLACK);
+      if (lease !== undefined) {
+        this.#charge(call, length);
+        call.prepaid = length;
+        call.requestBuffer = lease;
+        call.message = new Uint8Array(lease.buffer, 0, length);
+        call.alignPending = true;
+        call.alignTried = 0;
+        return true;
+      }
+    }
     // Room for what has arrived, not for what is declared: a length alone allocates little.
     call.message = length <= SMALL_MESSAGE
       ? this.#carve(length)
       : new Uint8Array(Math.min(length, Math.max(available, 64 << 10)));
-    call.filled = 0;
     return true;
   }
 
@@ -911,10 +963,47 @@ class GrpcTransport implements H2Handler {
       call.prepaid = ahead;
       size = call.length;
     }
-    const next = new Uint8Array(Math.min(size, call.length));
+    const room = Math.min(size, call.length);
+    if (
+      room === call.length && call.method.pooled && room >= POOLED_MIN_BYTES &&
+      room <= POOLED_MAX_BYTES
+    ) {
+      // The whole message's room: made reusable for the next calls (request_memory.ts).
+      const lease = this.#memory.create(room + ALIGN_SLACK);
+      call.requestBuffer = lease;
+      call.message = new Uint8Array(lease.buffer, 0, room);
+      call.message.set(old.subarray(0, call.filled));
+      call.alignPending = true;
+      call.alignTried = 0;
+      this.#align(call);
+      return true;
+    }
+    const next = new Uint8Array(room);
     next.set(old.subarray(0, call.filled));
     call.message = next;
     return true;
+  }
+
+  /**
+   * Moves a message being read into pooled memory so that its first large run of values will
+   * start 16-byte aligned (then tensors view it in place instead of copying it, and the worker
+   * reads it as it is): decided as soon as the bytes in tell where the run starts, which is
+   * usually within the first DATA frame, so at most that much is moved.
+   */
+  #align(call: GrpcCall): void {
+    const msg = call.message!;
+    const at = largeValuesOffset(msg, call.filled);
+    // Looked for again only once twice as many bytes are in: DATA frames of one byte each cost
+    // a few scans of at most ALIGN_LOOKAHEAD bytes, not one per frame.
+    call.alignTried = Math.max(call.filled, 256);
+    if (at === NEED_MORE && call.filled < call.length && call.filled < ALIGN_LOOKAHEAD) return;
+    call.alignPending = false;
+    if (at < 0) return;
+    const shift = (16 - (at & 15)) & 15;
+    if (shift === msg.byteOffset) return;
+    const buffer = call.requestBuffer!.buffer;
+    new Uint8Array(buffer).copyWithin(shift, msg.byteOffset, msg.byteOffset + call.filled);
+    call.message = new Uint8Array(buffer, shift, call.length);
   }
 
   #charge(call: GrpcCall, n: number): boolean {
@@ -946,6 +1035,7 @@ class GrpcTransport implements H2Handler {
   #complete(call: GrpcCall): void {
     this.#reading.delete(call);
     if (call.done) return;
+    call.handedOver = true;
     const request = call.request;
     if (request === undefined || call.message !== undefined || call.prefixRead !== 0) {
       return call.fail(UNDECODABLE_STATUS);
@@ -1021,6 +1111,13 @@ class GrpcTransport implements H2Handler {
 
   /** Gives back a finished call's buffered bytes and stops watching its deadline. */
   release(call: GrpcCall): void {
+    const lease = call.requestBuffer;
+    if (lease !== undefined) {
+      call.requestBuffer = undefined;
+      // Memory nothing but this transport ever saw is reusable at once.
+      if (!call.handedOver) lease.allowReuse();
+      lease.release();
+    }
     this.#buffered -= call.charged;
     call.charged = 0;
     call.prepaid = 0;

@@ -489,3 +489,55 @@ Deno.test("gzip and deflate requests are inflated, within the decode limit", opt
   assert.equal(st.code, 8);
   assert.match(st.message, /more than 1048576 bytes once decompressed/);
 });
+
+Deno.test(
+  "an answer larger than the window goes out as far as it allows, the rest after",
+  opts,
+  async () => {
+    await using s = await server();
+    // Room for part of the answer only: it is written straight from the message up to the window,
+    // and the rest (copied) waits for WINDOW_UPDATE.
+    using c = await RawH2.connect(s.port, {
+      settings: settings([Setting.INITIAL_WINDOW_SIZE, 1000]),
+    });
+    const values = Array.from({ length: 2000 }, (_, i) => i * 0.5);
+    const req = toBinary(
+      PredictRequestSchema,
+      create(PredictRequestSchema, {
+        modelSpec: { name: "m" },
+        inputs: {
+          x: {
+            dtype: DataType.DT_FLOAT,
+            tensorShape: { dim: [{ size: 2000n }] },
+            floatVal: values,
+          },
+        },
+      } as never),
+    );
+    await c.headers(1, grpcHeaders(PREDICT));
+    await c.data(1, grpcMessage(req));
+    const parts: Uint8Array[] = [];
+    let got = 0;
+    while (got < 1000) {
+      const f = await c.until((f) => f.stream === 1);
+      if (f?.type === FrameType.DATA) {
+        parts.push(f.payload);
+        got += f.payload.length;
+      }
+    }
+    assert.equal(got, 1000);
+    await c.send(FrameType.WINDOW_UPDATE, 0, 1, u32(1 << 20));
+    const rest = await c.answer(1);
+    assert.equal(statusOf(rest).code, 0);
+    parts.push(rest.data);
+    const body = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let o = 0;
+    for (const p of parts) {
+      body.set(p, o);
+      o += p.length;
+    }
+    assert.equal(new DataView(body.buffer).getUint32(1), body.length - 5);
+    const res = fromBinary(PredictResponseSchema, body.subarray(5));
+    assert.deepEqual(res.outputs.x.floatVal, values);
+  },
+);

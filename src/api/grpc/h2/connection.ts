@@ -783,9 +783,10 @@ export class H2Connection {
   }
 
   /**
-   * A whole unary gRPC answer: headers, one DATA frame holding the 5-byte message prefix and the
-   * message (uncompressed), and the trailers. The message is copied at once (it may live in a
-   * shared buffer).
+   * A whole unary gRPC answer: headers, the 5-byte message prefix and the message
+   * (uncompressed) in DATA frames, and the trailers. The message is read at once (it may live in
+   * a shared buffer): written into frames as far as the flow-control windows allow, and only
+   * what they do not allow yet is copied to wait.
    */
   respondMessage(
     stream: H2Stream,
@@ -797,25 +798,38 @@ export class H2Connection {
     this.#writeHeaders(stream.id, headers, false);
     const n = message.length;
     const total = n + 5;
-    if (
-      stream.pending === undefined && total <= stream.sendWindow && total <= this.#sendWindow &&
-      total <= this.#peerMaxFrame
-    ) {
-      const out = this.#out;
-      out.header(total, FrameType.DATA, 0, stream.id);
-      out.u8(0);
-      out.u32(n);
-      out.bytes(message);
-      stream.sendWindow -= total;
-      this.#sendWindow -= total;
-    } else {
-      const data = new Uint8Array(total);
-      data[1] = n >>> 24;
-      data[2] = (n >>> 16) & 0xff;
-      data[3] = (n >>> 8) & 0xff;
-      data[4] = n & 0xff;
-      data.set(message, 5);
-      this.sendData(stream, data);
+    const out = this.#out;
+    // Bytes of prefix + message written so far.
+    let sent = 0;
+    if (stream.pending === undefined) {
+      while (sent < total) {
+        const len = Math.min(total - sent, stream.sendWindow, this.#sendWindow, this.#peerMaxFrame);
+        // A window under 5 bytes: everything waits (a prefix is never split).
+        if (len <= 0 || (sent === 0 && len < 5)) break;
+        out.header(len, FrameType.DATA, 0, stream.id);
+        let from = sent - 5;
+        if (sent === 0) {
+          out.u8(0);
+          out.u32(n);
+          from = 0;
+        }
+        out.bytes(message.subarray(from, sent + len - 5));
+        stream.sendWindow -= len;
+        this.#sendWindow -= len;
+        sent += len;
+      }
+    }
+    if (sent < total) {
+      // The rest waits for WINDOW_UPDATE: a copy, since the message's memory is reused.
+      const rest = new Uint8Array(total - sent);
+      if (sent === 0) {
+        rest[1] = n >>> 24;
+        rest[2] = (n >>> 16) & 0xff;
+        rest[3] = (n >>> 8) & 0xff;
+        rest[4] = n & 0xff;
+        rest.set(message, 5);
+      } else rest.set(message.subarray(sent - 5));
+      this.sendData(stream, rest);
     }
     this.sendHeaders(stream, trailers, true);
   }
