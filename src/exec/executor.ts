@@ -53,7 +53,7 @@ import type { Tensor } from "../tensor/tensor.ts";
 import type { RequestBuffer } from "../tensor/request_memory.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { kernelMemory } from "../kernels/wasm/shared_memory.ts";
-import { noteMemberStopped, setCallPending } from "../kernels/wasm/team.ts";
+import { noteMemberStopped, setCallPending, setMainRunning } from "../kernels/wasm/team.ts";
 import {
   type Cost,
   idleRunsHere,
@@ -516,8 +516,17 @@ export class Executor implements AsyncDisposable {
           : perUnit * units < WAIT_FOR_POOL_MS;
       }
       if (inline) {
+        // Workers still spinning (for their next call, after helping) would take the CPU
+        // this runs on (kernels/wasm/team.ts).
+        const quiet = this.#intraOp && this.#slots !== undefined;
+        if (quiet) setMainRunning(true);
         const t0 = performance.now();
-        const outs = em.model.plan(target).run(feeds);
+        let outs;
+        try {
+          outs = em.model.plan(target).run(feeds);
+        } finally {
+          if (quiet) setMainRunning(false);
+        }
         const ms = performance.now() - t0;
         // The first inline run of a target is cold (code not yet optimised, caches empty): it
         // says nothing of the next calls, and taken as the estimate it would start the pool for

@@ -40,6 +40,13 @@ export const IDLE_INLINE_FACTOR = 2;
 export const PROBE_EVERY = 64;
 export const PROBE_CALLS = 2;
 
+/**
+ * Calls the idle rule runs here before it judges by their median: the first is cold here (the
+ * main isolate's code not yet optimised for the target's kernels, their data not in its caches)
+ * and may take several times the next ones.
+ */
+export const TRIAL_CALLS = 3;
+
 /** What a version's calls of one target cost, per input element (ms). */
 export interface Cost {
   /** The last `COST_SAMPLES` measurements of a call alone, wherever it ran. */
@@ -106,11 +113,12 @@ function median(samples: readonly number[]): number {
  * Counts the call (probes, see PROBE_EVERY).
  *
  * - Not before the pool answered one of its target's calls, nor with the threshold off (0).
- * - Before any ran on the event loop (the estimate may then be a helped call's upper bound),
- *   one does if that estimate is under twice the limit (IDLE_INLINE_FACTOR times the
+ * - Until TRIAL_CALLS ran on the event loop, calls run there if the estimate (until then maybe
+ *   a helped call's upper bound) is under twice the limit (IDLE_INLINE_FACTOR times the
  *   threshold), to measure.
- * - Then while the median time there stays under the limit, whichever way's median is lower,
- *   except every PROBE_EVERY calls, when the other is tried.
+ * - Then, while their median there stays under twice the limit: here when it is under the
+ *   limit and under the pool's median, else on the pool; every PROBE_EVERY calls the other way
+ *   is tried (so a slow spell here, a cold first call, is measured again).
  */
 export function idleRunsHere(cost: Cost, units: number, inlineBelowMs: number): boolean {
   const limit = IDLE_INLINE_FACTOR * inlineBelowMs;
@@ -119,10 +127,10 @@ export function idleRunsHere(cost: Cost, units: number, inlineBelowMs: number): 
     cost.probing--;
     return false;
   }
-  if (cost.here.length === 0) return cost.least * units < 2 * limit;
+  if (cost.here.length < TRIAL_CALLS) return cost.least * units < 2 * limit;
   const here = median(cost.here) * units;
-  if (here >= limit) return false;
-  const preferHere = here < median(cost.pooled) * units;
+  if (here >= 2 * limit) return false;
+  const preferHere = here < limit && here < median(cost.pooled) * units;
   if (++cost.sinceProbe >= PROBE_EVERY) {
     cost.sinceProbe = 0;
     if (!preferHere) return true;

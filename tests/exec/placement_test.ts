@@ -12,6 +12,7 @@ import {
   newCost,
   PROBE_CALLS,
   PROBE_EVERY,
+  TRIAL_CALLS,
 } from "../../src/exec/placement.ts";
 
 /** The threshold the tests use (ms); the idle rule's limit is IDLE_INLINE_FACTOR times it. */
@@ -43,11 +44,16 @@ Deno.test("the idle rule waits for the pool's time, and stays off with the thres
   assert.equal(idleRunsHere(cost, 1, 0), false, "inlineBelowMs 0: nothing runs inline");
 });
 
-Deno.test("the idle rule runs one call here to measure, if its upper bound is under twice the limit", () => {
+Deno.test("the idle rule runs TRIAL_CALLS calls here to measure, if the estimate is under twice the limit", () => {
   // A helped pooled call counted as (time x workers): maybe far less alone.
   const cost = newCost();
   measurePooled(cost, 1.9 * LIMIT, 1.2 * LIMIT);
-  assert.equal(idleRunsHere(cost, 1, T), true);
+  // The first call here is cold: 5 times the limit; the next ones are not.
+  for (const ms of [5, 0.5, 0.5].slice(0, TRIAL_CALLS)) {
+    assert.equal(idleRunsHere(cost, 1, T), true);
+    measureHere(cost, ms * LIMIT);
+  }
+  assert.equal(idleRunsHere(cost, 1, T), true, "judged by the median: the cold call is out");
   const costly = newCost();
   measurePooled(costly, 2 * LIMIT, 1.2 * LIMIT);
   assert.equal(idleRunsHere(costly, 1, T), false, "twice the limit: never tried here");
@@ -68,7 +74,7 @@ Deno.test("the idle rule prefers the faster way by median, probing the pool ever
 
 Deno.test("the idle rule sends calls to a pool that answers sooner, trying here every PROBE_EVERY calls", () => {
   const cost = newCost();
-  measureHere(cost, 0.8 * LIMIT);
+  for (let i = 0; i < TRIAL_CALLS; i++) measureHere(cost, 0.8 * LIMIT);
   for (let i = 0; i < 5; i++) measurePooled(cost, 1.2 * LIMIT, 0.5 * LIMIT);
   const run = choices(cost, PROBE_EVERY);
   assert.equal(run, "p".repeat(PROBE_EVERY - 1) + "h");
@@ -76,7 +82,11 @@ Deno.test("the idle rule sends calls to a pool that answers sooner, trying here 
 
 Deno.test("calls that take the limit or more here go to the pool however slow it is", () => {
   const cost = newCost();
-  measureHere(cost, LIMIT);
+  for (let i = 0; i < TRIAL_CALLS; i++) measureHere(cost, LIMIT);
   for (let i = 0; i < 5; i++) measurePooled(cost, 3 * LIMIT, 10 * LIMIT);
+  // Tried here again every PROBE_EVERY calls (a slow spell, measured again).
+  assert.equal(choices(cost, PROBE_EVERY), "p".repeat(PROBE_EVERY - 1) + "h");
+  // Twice the limit: never again.
+  for (let i = 0; i < 5; i++) measureHere(cost, 2 * LIMIT);
   assert.equal(choices(cost, 2 * PROBE_EVERY), "p".repeat(2 * PROBE_EVERY));
 });
