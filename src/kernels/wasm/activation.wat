@@ -55,10 +55,12 @@
     (local.set $e (v128.andnot (local.get $e) (f32x4.lt (f32x4.neg (f32x4.abs (local.get $v)))
       (v128.const f32x4 -87 -87 -87 -87))))
     (local.set $d (f32x4.add (local.get $e) (v128.const f32x4 1 1 1 1)))
-    (v128.bitselect
-      (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $d))
-      (f32x4.div (local.get $e) (local.get $d))
-      (f32x4.ge (local.get $v) (v128.const f32x4 0 0 0 0))))
+    ;; one division of the chosen numerator: the same correctly rounded quotient as dividing
+    ;; both and choosing, at half the cost
+    (f32x4.div
+      (v128.bitselect (v128.const f32x4 1 1 1 1) (local.get $e)
+        (f32x4.ge (local.get $v) (v128.const f32x4 0 0 0 0)))
+      (local.get $d)))
 
   ;; e^r·2^k for r = z - k·ln2 (the reduced argument) and k, as in $sigmoid4.
   (func $expReduced (param $z v128) (param $k v128) (result v128)
