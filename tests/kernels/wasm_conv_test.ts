@@ -29,6 +29,8 @@ import { type Geometry, windowedOutputSize } from "../../src/kernels/window.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { attr, runOp } from "./harness.ts";
+import { isKernelView } from "../../src/kernels/wasm/float_store.ts";
+import { activateArena, Arena } from "../../src/tensor/arena.ts";
 import type { AttrValue } from "../../src/proto/gen/tensorflow/core/framework/attr_value_pb.ts";
 
 /** Every neural-network family, as one list. */
@@ -720,6 +722,71 @@ Deno.test({
       ran++;
     }
     assert.ok(ran > 20);
+  },
+});
+
+Deno.test({
+  name:
+    "Conv2DBackpropInput's scatter in WebAssembly (outputs in the kernel memory) gives the JavaScript scatter's floats",
+  ignore: !convWasmSupported,
+  fn() {
+    const r = rng(87);
+    let ran = 0, inKernelMemory = 0;
+    for (let t = 0; t < 80; t++) {
+      const n = int(r, 1, 2), c = int(r, 1, 6), o = int(r, 1, 17);
+      const fh = int(r, 1, 3), fw = int(r, 1, 3), dh = int(r, 1, 2), dw = int(r, 1, 2);
+      const strides = [(fh - 1) * dh + 1 + int(r, 0, 2), (fw - 1) * dw + 1 + int(r, 0, 2)];
+      const padding = ["SAME", "VALID", "EXPLICIT"][int(r, 0, 2)];
+      const explicit = [int(r, 0, 3), int(r, 0, 3), int(r, 0, 3), int(r, 0, 3)];
+      const h = int(r, 30, 80), w = int(r, 30, 80);
+      let oh: number, ow: number;
+      try {
+        [oh] = windowedOutputSize(
+          h,
+          fh,
+          dh,
+          strides[0],
+          padding as "SAME",
+          explicit[0],
+          explicit[1],
+        );
+        [ow] = windowedOutputSize(
+          w,
+          fw,
+          dw,
+          strides[1],
+          padding as "SAME",
+          explicit[2],
+          explicit[3],
+        );
+      } catch {
+        continue;
+      }
+      const sizes = new Tensor(DataType.DT_INT32, [4], Int32Array.of(n, h, w, c));
+      const f = tensor([fh, fw, c, o], randArray(r, fh * fw * c * o));
+      const dy = tensor([n, oh, ow, o], randArray(r, n * oh * ow * o));
+      const attrs = convAttrs(strides, [dh, dw], padding, explicit);
+      // Without an arena the outputs are ordinary arrays: the JavaScript scatter.
+      const want = runOp(nnKernels, "Conv2DBackpropInput", [sizes, f, dy], attrs)[0];
+      const arena = new Arena();
+      const prev = activateArena(arena);
+      let got: Tensor;
+      try {
+        // Twice: the second run gets recycled (not zero-filled by the engine) storage.
+        runOp(nnKernels, "Conv2DBackpropInput", [sizes, f, dy], attrs);
+        arena.endRun();
+        got = runOp(nnKernels, "Conv2DBackpropInput", [sizes, f, dy], attrs)[0];
+      } finally {
+        activateArena(prev);
+      }
+      // Small outputs are ordinary arrays even then (tensor/arena.ts): count the others.
+      if (isKernelView(got.data as Float32Array)) inKernelMemory++;
+      assert.deepEqual(got.shape, want.shape);
+      const gd = got.data as Float32Array, wd = want.data as Float32Array;
+      for (let i = 0; i < gd.length; i++) assert.ok(Object.is(gd[i], wd[i]), `at ${i}`);
+      ran++;
+    }
+    assert.ok(ran > 30 && inKernelMemory > 20, `${ran} ran, ${inKernelMemory} in kernel memory`);
   },
 });
 

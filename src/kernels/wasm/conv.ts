@@ -137,6 +137,24 @@ interface ConvExports {
     outW: number,
     max: number,
   ): void;
+  placeTaps(
+    cols: number,
+    y: number,
+    batch: number,
+    inH: number,
+    inW: number,
+    c: number,
+    fh: number,
+    fw: number,
+    outH: number,
+    outW: number,
+    sh: number,
+    sw: number,
+    dh: number,
+    dw: number,
+    padT: number,
+    padL: number,
+  ): void;
   peak(iters: number): number;
   setHardSwish(scale: number, offset: number): void;
 }
@@ -1001,6 +1019,40 @@ export function matmulF32(
   if (kn === null || m === 0 || k === 0 || n === 0) return null;
   if (act === WasmAct.HardSwish) throw new Error("matmulF32 has no hard-swish epilogue");
   return timed(2 * m * k * n, () => kn.matmul(a, w, b, m, k, n, transB, act));
+}
+
+/**
+ * The scatter of a transposed convolution whose windows do not overlap ((f − 1)·d < s on both
+ * axes; `conv.wat`'s `$placeTaps`): each out_backprop pixel's row of g.fh·g.fw·g.inC tap
+ * products in `cols` copied to the pixels of `y` (g's input, NHWC) its taps land on. Both must
+ * be in the kernel memory (a plan's intermediates are); `y` holds zeros where no tap lands.
+ *
+ * @returns false (nothing written) when the kernel is off or an array is elsewhere
+ */
+export function placeTapsF32(cols: Float32Array, y: Float32Array, g: Geometry): boolean {
+  const kn = enabled ? getKernel() : null;
+  if (kn === null || !isKernelView(cols) || !isKernelView(y)) return false;
+  if (cols.length < g.batch * g.outH * g.outW * g.fh * g.fw * g.inC) return false;
+  if (y.length < g.batch * g.inH * g.inW * g.inC) return false;
+  kn.exports.placeTaps(
+    cols.byteOffset,
+    y.byteOffset,
+    g.batch,
+    g.inH,
+    g.inW,
+    g.inC,
+    g.fh,
+    g.fw,
+    g.outH,
+    g.outW,
+    g.sh,
+    g.sw,
+    g.dh,
+    g.dw,
+    g.padTop,
+    g.padLeft,
+  );
+  return true;
 }
 
 /**

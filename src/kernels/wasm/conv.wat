@@ -1995,6 +1995,95 @@
         (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
         (br $l1))))
 
+;; $placeTaps: the scatter of a transposed convolution whose windows do not overlap
+;;   ((f - 1)·d < s on both axes): out_backprop pixel (b, oy, ox)'s row of fh·fw·c tap
+;;   products at $cols (one row of fh·fw·c floats per pixel, (fy, fx, channel) order, as a
+;;   $gemm with the filter seen as [outC, fh·fw·c] makes it) is copied to the input pixels its
+;;   taps land on; taps in the padding are dropped. No pixel takes two taps, so each value is
+;;   its tap's product; pixels no tap reaches keep what $y holds (the caller zeroes it).
+  (func $placeTaps (export "placeTaps")
+    (param $cols i32) (param $y i32) (param $batch i32) (param $inH i32) (param $inW i32)
+    (param $c i32) (param $fh i32) (param $fw i32) (param $outH i32) (param $outW i32)
+    (param $sh i32) (param $sw i32) (param $dh i32) (param $dw i32) (param $padT i32)
+    (param $padL i32)
+    (local $b i32) (local $oy i32) (local $fy i32) (local $fx i32) (local $iy i32) (local $off i32)
+    (local $ox0 i32) (local $ox1 i32) (local $taps i32) (local $rowPix i32) (local $src i32)
+    (local $dst i32) (local $end i32) (local $srcStep i32) (local $dstStep i32) (local $tapBytes i32)
+    (local.set $taps (i32.mul (i32.mul (local.get $fh) (local.get $fw)) (local.get $c)))
+    (local.set $srcStep (i32.shl (local.get $taps) (i32.const 2)))
+    (local.set $tapBytes (i32.shl (local.get $c) (i32.const 2)))
+    (local.set $dstStep (i32.mul (local.get $sw) (local.get $tapBytes)))
+    (local.set $b (i32.const 0))
+    (block $bDone (loop $bLoop
+      (br_if $bDone (i32.ge_s (local.get $b) (local.get $batch)))
+      (local.set $oy (i32.const 0))
+      (block $oyDone (loop $oyLoop
+        (br_if $oyDone (i32.ge_s (local.get $oy) (local.get $outH)))
+        ;; the first out_backprop pixel of this row
+        (local.set $rowPix (i32.mul (i32.add (i32.mul (local.get $b) (local.get $outH))
+          (local.get $oy)) (local.get $outW)))
+        (local.set $fy (i32.const 0))
+        (block $fyDone (loop $fyLoop
+          (br_if $fyDone (i32.ge_s (local.get $fy) (local.get $fh)))
+          (local.set $iy (i32.add (i32.sub (i32.mul (local.get $oy) (local.get $sh))
+            (local.get $padT)) (i32.mul (local.get $fy) (local.get $dh))))
+          (if (i32.and (i32.ge_s (local.get $iy) (i32.const 0))
+                (i32.lt_s (local.get $iy) (local.get $inH)))
+            (then
+              (local.set $fx (i32.const 0))
+              (block $fxDone (loop $fxLoop
+                (br_if $fxDone (i32.ge_s (local.get $fx) (local.get $fw)))
+                ;; ix = ox·sw + off; the run of ox whose ix is inside [0, inW)
+                (local.set $off (i32.sub (i32.mul (local.get $fx) (local.get $dw)) (local.get $padL)))
+                (local.set $ox0 (i32.const 0))
+                (block $lo (loop $loL
+                  (br_if $lo (i32.ge_s (local.get $ox0) (local.get $outW)))
+                  (br_if $lo (i32.ge_s (i32.add (i32.mul (local.get $ox0) (local.get $sw))
+                    (local.get $off)) (i32.const 0)))
+                  (local.set $ox0 (i32.add (local.get $ox0) (i32.const 1)))
+                  (br $loL)))
+                (local.set $ox1 (local.get $outW))
+                (block $hi (loop $hiL
+                  (br_if $hi (i32.le_s (local.get $ox1) (local.get $ox0)))
+                  (br_if $hi (i32.lt_s (i32.add (i32.mul (i32.sub (local.get $ox1) (i32.const 1))
+                    (local.get $sw)) (local.get $off)) (local.get $inW)))
+                  (local.set $ox1 (i32.sub (local.get $ox1) (i32.const 1)))
+                  (br $hiL)))
+                (local.set $src (i32.add (local.get $cols) (i32.shl (i32.add
+                  (i32.mul (i32.add (local.get $rowPix) (local.get $ox0)) (local.get $taps))
+                  (i32.mul (i32.add (i32.mul (local.get $fy) (local.get $fw)) (local.get $fx))
+                    (local.get $c))) (i32.const 2))))
+                (local.set $dst (i32.add (local.get $y) (i32.mul (i32.add
+                  (i32.mul (i32.add (i32.mul (local.get $b) (local.get $inH)) (local.get $iy))
+                    (local.get $inW))
+                  (i32.add (i32.mul (local.get $ox0) (local.get $sw)) (local.get $off)))
+                  (local.get $tapBytes))))
+                (local.set $end (i32.add (local.get $src)
+                  (i32.mul (i32.sub (local.get $ox1) (local.get $ox0)) (local.get $srcStep))))
+                (if (i32.eq (local.get $c) (i32.const 1))
+                  (then
+                    (block $d1 (loop $l1
+                      (br_if $d1 (i32.ge_u (local.get $src) (local.get $end)))
+                      (f32.store (local.get $dst) (f32.load (local.get $src)))
+                      (local.set $src (i32.add (local.get $src) (local.get $srcStep)))
+                      (local.set $dst (i32.add (local.get $dst) (local.get $dstStep)))
+                      (br $l1))))
+                  (else
+                    (block $dc (loop $lc
+                      (br_if $dc (i32.ge_u (local.get $src) (local.get $end)))
+                      (call $copy (local.get $dst) (local.get $src) (local.get $c))
+                      (local.set $src (i32.add (local.get $src) (local.get $srcStep)))
+                      (local.set $dst (i32.add (local.get $dst) (local.get $dstStep)))
+                      (br $lc)))))
+                (local.set $fx (i32.add (local.get $fx) (i32.const 1)))
+                (br $fxLoop)))))
+          (local.set $fy (i32.add (local.get $fy) (i32.const 1)))
+          (br $fyLoop)))
+        (local.set $oy (i32.add (local.get $oy) (i32.const 1)))
+        (br $oyLoop)))
+      (local.set $b (i32.add (local.get $b) (i32.const 1)))
+      (br $bLoop))))
+
   ;; Zeros $count floats at $dst.
   (func $zero (param $dst i32) (param $count i32)
     (local $end i32)
