@@ -54,7 +54,8 @@
     (local.set $small (f32x4.add (local.get $v)
       (f32x4.mul (local.get $v) (f32x4.mul (local.get $x2) (local.get $p)))))
     ;; big: t = e^z, z = max(-2|v|, -87)
-    (local.set $z (f32x4.max (f32x4.mul (local.get $a) (v128.const f32x4 -2 -2 -2 -2))
+    ;; (pmax: n < -87 ? -87 : n, one instruction where max takes about eight; NaN kept)
+    (local.set $z (f32x4.pmax (f32x4.mul (local.get $a) (v128.const f32x4 -2 -2 -2 -2))
       (v128.const f32x4 -87 -87 -87 -87)))
     (local.set $k (f32x4.nearest (f32x4.mul (local.get $z)
       (v128.const f32x4 1.44269504088896341 1.44269504088896341
@@ -78,9 +79,13 @@
     (local.set $t (f32x4.add (f32x4.add
       (f32x4.mul (local.get $p) (f32x4.mul (local.get $r) (local.get $r))) (local.get $r))
       (v128.const f32x4 1 1 1 1)))
-    ;; ·2^k, k in [-126, 0]
+    ;; ·2^k, k in [-126, 0] (an integer: k + 1.5·2^23 is exact and its low mantissa bits are
+    ;; k, where trunc_sat takes several instructions)
     (local.set $t (f32x4.mul (local.get $t) (i32x4.shl
-      (i32x4.add (i32x4.trunc_sat_f32x4_s (local.get $k)) (v128.const i32x4 127 127 127 127))
+      (i32x4.add (i32x4.sub
+          (f32x4.add (local.get $k) (v128.const f32x4 12582912 12582912 12582912 12582912))
+          (v128.const f32x4 12582912 12582912 12582912 12582912))
+        (v128.const i32x4 127 127 127 127))
       (i32.const 23))))
     ;; 0 where -2|v| < -87
     (local.set $t (v128.andnot (local.get $t) (f32x4.lt
