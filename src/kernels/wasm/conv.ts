@@ -155,6 +155,8 @@ interface ConvExports {
     padT: number,
     padL: number,
   ): void;
+  spreadChannels(src: number, dst: number, pixels: number, c: number, c4: number): void;
+  gatherChannels(src: number, dst: number, pixels: number, c4: number, c: number): void;
   peak(iters: number): number;
   setHardSwish(scale: number, offset: number): void;
 }
@@ -463,11 +465,11 @@ class ConvWasm {
     const f32 = this.#heap.f32;
     const c4 = ceil4(c), x4 = at >>> 2;
     if (c4 === c) f32.set(x.subarray(0, pixels * c), x4);
+    else if (isKernelView(x)) this.#x.spreadChannels(x.byteOffset, at, pixels, c, c4);
     else {
-      for (let p = 0, src = 0, dst = x4; p < pixels; p++, src += c, dst += c4) {
-        for (let ch = 0; ch < c; ch++) f32[dst + ch] = x[src + ch];
-        for (let ch = c; ch < c4; ch++) f32[dst + ch] = 0;
-      }
+      // One block copy in, then spread to the padded stride in place (conv.wat).
+      f32.set(x.subarray(0, pixels * c), x4);
+      this.#x.spreadChannels(at, at, pixels, c, c4);
     }
   }
 
@@ -480,9 +482,13 @@ class ConvWasm {
       y.set(f32.subarray(y4, y4 + pixels * c));
       return y;
     }
-    for (let p = 0, src = y4, dst = 0; p < pixels; p++, src += c4, dst += c) {
-      for (let ch = 0; ch < c; ch++) y[dst + ch] = f32[src + ch];
+    if (isKernelView(y)) {
+      this.#x.gatherChannels(at, y.byteOffset, pixels, c4, c);
+      return y;
     }
+    // Compacted in place (conv.wat), then one block copy out.
+    this.#x.gatherChannels(at, at, pixels, c4, c);
+    y.set(f32.subarray(y4, y4 + pixels * c));
     return y;
   }
 

@@ -2084,6 +2084,71 @@
       (local.set $b (i32.add (local.get $b) (i32.const 1)))
       (br $bLoop))))
 
+;; $spreadChannels: $pixels pixels of $c floats at $src to a stride of $c4 = ceil4(c) floats at
+;;   $dst, zeros in the padding lanes (the layout of $depthwise and $pool). Pixel by pixel from
+;;   the last, each pixel's channels from the highest, each 4-float group loaded before it is
+;;   stored: so $dst may be $src (expanded in place; nothing is read after it is overwritten).
+  (func $spreadChannels (export "spreadChannels") (param $src i32) (param $dst i32)
+    (param $pixels i32) (param $c i32) (param $c4 i32)
+    (local $p i32) (local $s i32) (local $d i32) (local $ch i32) (local $cv i32)
+    ;; channels in whole groups of 4
+    (local.set $cv (i32.and (local.get $c) (i32.const -4)))
+    (local.set $p (local.get $pixels))
+    (block $done (loop $pix
+      (br_if $done (i32.le_s (local.get $p) (i32.const 0)))
+      (local.set $p (i32.sub (local.get $p) (i32.const 1)))
+      (local.set $s (i32.add (local.get $src) (i32.shl (i32.mul (local.get $p) (local.get $c)) (i32.const 2))))
+      (local.set $d (i32.add (local.get $dst) (i32.shl (i32.mul (local.get $p) (local.get $c4)) (i32.const 2))))
+      ;; the padding lanes, then the last c % 4 channels, high to low
+      (local.set $ch (i32.sub (local.get $c4) (i32.const 1)))
+      (block $zd (loop $zl
+        (br_if $zd (i32.lt_s (local.get $ch) (local.get $c)))
+        (f32.store (i32.add (local.get $d) (i32.shl (local.get $ch) (i32.const 2))) (f32.const 0))
+        (local.set $ch (i32.sub (local.get $ch) (i32.const 1)))
+        (br $zl)))
+      (block $td (loop $tl
+        (br_if $td (i32.lt_s (local.get $ch) (local.get $cv)))
+        (f32.store (i32.add (local.get $d) (i32.shl (local.get $ch) (i32.const 2)))
+          (f32.load (i32.add (local.get $s) (i32.shl (local.get $ch) (i32.const 2)))))
+        (local.set $ch (i32.sub (local.get $ch) (i32.const 1)))
+        (br $tl)))
+      ;; whole groups, high to low
+      (local.set $ch (local.get $cv))
+      (block $vd (loop $vl
+        (br_if $vd (i32.le_s (local.get $ch) (i32.const 0)))
+        (local.set $ch (i32.sub (local.get $ch) (i32.const 4)))
+        (v128.store (i32.add (local.get $d) (i32.shl (local.get $ch) (i32.const 2)))
+          (v128.load (i32.add (local.get $s) (i32.shl (local.get $ch) (i32.const 2)))))
+        (br $vl)))
+      (br $pix))))
+
+;; $gatherChannels: the inverse, $pixels pixels at a stride of $c4 floats at $src to $c floats
+;;   each at $dst, pixel by pixel from the first, low channels first: $dst may be $src
+;;   (compacted in place).
+  (func $gatherChannels (export "gatherChannels") (param $src i32) (param $dst i32)
+    (param $pixels i32) (param $c4 i32) (param $c i32)
+    (local $p i32) (local $s i32) (local $d i32) (local $ch i32) (local $cv i32)
+    (local.set $cv (i32.and (local.get $c) (i32.const -4)))
+    (block $done (loop $pix
+      (br_if $done (i32.ge_s (local.get $p) (local.get $pixels)))
+      (local.set $s (i32.add (local.get $src) (i32.shl (i32.mul (local.get $p) (local.get $c4)) (i32.const 2))))
+      (local.set $d (i32.add (local.get $dst) (i32.shl (i32.mul (local.get $p) (local.get $c)) (i32.const 2))))
+      (local.set $ch (i32.const 0))
+      (block $vd (loop $vl
+        (br_if $vd (i32.ge_s (local.get $ch) (local.get $cv)))
+        (v128.store (i32.add (local.get $d) (i32.shl (local.get $ch) (i32.const 2)))
+          (v128.load (i32.add (local.get $s) (i32.shl (local.get $ch) (i32.const 2)))))
+        (local.set $ch (i32.add (local.get $ch) (i32.const 4)))
+        (br $vl)))
+      (block $td (loop $tl
+        (br_if $td (i32.ge_s (local.get $ch) (local.get $c)))
+        (f32.store (i32.add (local.get $d) (i32.shl (local.get $ch) (i32.const 2)))
+          (f32.load (i32.add (local.get $s) (i32.shl (local.get $ch) (i32.const 2)))))
+        (local.set $ch (i32.add (local.get $ch) (i32.const 1)))
+        (br $tl)))
+      (local.set $p (i32.add (local.get $p) (i32.const 1)))
+      (br $pix))))
+
   ;; Zeros $count floats at $dst.
   (func $zero (param $dst i32) (param $count i32)
     (local $end i32)
