@@ -310,6 +310,97 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "depthwiseF32 sums bias then the taps in (fy, fx) order in float32: every path, both builds, exactly",
+  ignore: !convWasmSupported,
+  fn() {
+    const f32 = Math.fround;
+    const hs = { scale: f32(1 / 6), offset: 3 };
+    for (const relaxed of builds) {
+      const fusedBuild = useRelaxedConvWasm(relaxed);
+      const r = rng(relaxed ? 41 : 42);
+      for (let t = 0; t < 70; t++) {
+        // 5 and 3 columns wide, channels in groups of 16 and of 4, odd and even runs of columns.
+        const fw = [3, 5, 5][int(r, 0, 2)], fh = int(r, 1, 5);
+        const inH = int(r, 1, 12), inW = int(r, 1, 26);
+        const c = [1, 3, 4, 8, 13, 16, 20, 24, 36, 50][int(r, 0, 9)];
+        const sh = int(r, 1, 2), sw = int(r, 1, 2), dh = int(r, 1, 2), dw = int(r, 1, 2);
+        const mode = (["SAME", "VALID"] as const)[int(r, 0, 1)];
+        let outH: number, padTop: number, outW: number, padLeft: number;
+        try {
+          [outH, padTop] = windowedOutputSize(inH, fh, dh, sh, mode, 0, 0);
+          [outW, padLeft] = windowedOutputSize(inW, fw, dw, sw, mode, 0, 0);
+        } catch {
+          continue;
+        }
+        const g: Geometry = {
+          batch: 1,
+          inH,
+          inW,
+          inC: c,
+          fh,
+          fw,
+          outH,
+          outW,
+          outC: c,
+          sh,
+          sw,
+          dh,
+          dw,
+          padTop,
+          padLeft,
+        };
+        const x = randArray(r, inH * inW * c).map((v) => v * 4);
+        const f = randArray(r, fh * fw * c), b = randArray(r, c);
+        const a = int(r, 0, 3) as WasmAct;
+        const side = r() < 0.5 ? randArray(r, outH * outW * c) : null;
+        const got = depthwiseF32(x, f, b, g, a, a === WasmAct.HardSwish ? hs : null, side);
+        assert.ok(got !== null);
+        // Sequential float32 sums, each step one rounding (fused) or two (unfused).
+        const reference = (fused: boolean) => {
+          const y = new Float32Array(outH * outW * c);
+          for (let oy = 0; oy < outH; oy++) {
+            for (let ox = 0; ox < outW; ox++) {
+              for (let ch = 0; ch < c; ch++) {
+                let acc = b[ch];
+                for (let fy = 0; fy < fh; fy++) {
+                  const iy = oy * sh - padTop + fy * dh;
+                  if (iy < 0 || iy >= inH) continue;
+                  for (let fx = 0; fx < fw; fx++) {
+                    const ix = ox * sw - padLeft + fx * dw;
+                    if (ix < 0 || ix >= inW) continue;
+                    const p = x[(iy * inW + ix) * c + ch] * f[(fy * fw + fx) * c + ch];
+                    acc = fused ? f32(acc + p) : f32(acc + f32(p));
+                  }
+                }
+                let v = a === WasmAct.HardSwish
+                  ? f32(f32(acc * hs.scale) * Math.min(Math.max(f32(acc + hs.offset), 0), 6))
+                  : act(acc, a);
+                const o = (oy * outW + ox) * c + ch;
+                if (side !== null) v = f32(v + side[o]);
+                y[o] = v;
+              }
+            }
+          }
+          return y;
+        };
+        const what = `relaxed=${relaxed} act ${a} ${JSON.stringify(g)}`;
+        const same = (want: Float32Array) => want.every((v, i) => Object.is(v, got[i]));
+        const plainRef = reference(false);
+        if (!fusedBuild) {
+          const at = plainRef.findIndex((v, i) => !Object.is(v, got[i]));
+          assert.equal(at, -1, `${what}: at ${at} got ${got[at]}, want ${plainRef[at]}`);
+        } else {
+          // relaxed_madd may be fused or not, but the same everywhere in one run.
+          assert.ok(same(reference(true)) || same(plainRef), what);
+        }
+      }
+    }
+    useRelaxedConvWasm(true);
+  },
+});
+
+Deno.test({
   name: "matmulF32 matches a float64 product, W as [k, n] and as [n, k]",
   ignore: !convWasmSupported,
   fn() {
