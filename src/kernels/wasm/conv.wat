@@ -42,10 +42,11 @@
 ;;   the columns whose taps fall inside the input columns go through $dw3Row (a whole 3×3
 ;;   window inside the input; $dw3Slide with column stride and dilation 1, which loads the 6
 ;;   input columns of 4 neighbouring windows once) or $dwRows3 (the window rows inside the
-;;   input), with weights in registers, or (5 wide) $dw5Slide with column stride and dilation
-;;   1 (4 outputs from each window row's 8 input columns loaded once), else $dwPairs5 (5 columns wide: two pixels by 16 channels, loads at constant
-;;   offsets); the rest tap by tap ($dwCols, a function of its own so that the
-;;   engine allocates its registers apart from the row loop's). All sum bias, then taps in
+;;   input), with weights in registers; 5 wide, $dw5Slide with column stride and dilation 1
+;;   (4 outputs from each window row's 8 input columns loaded once), else $dwPairs5 (two
+;;   pixels by 16 channels, loads at constant offsets); the rest tap by tap ($dwCols, a
+;;   function of its own so that the engine allocates its registers apart from the row
+;;   loop's). All sum bias, then taps in
 ;;   (fy, fx) order, so an output is the same floats whichever computes it.
 ;;
 ;; $pool: max or average pooling of one NHWC image, channels padded to c4 as for $depthwise.
