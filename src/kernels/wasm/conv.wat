@@ -40,8 +40,8 @@
 ;;   [fh·fw][c4], the bias [c4] at $bias (zeros in the padding); with $side not 0, a tensor of
 ;;   y's layout added after the activation. Windows 3 or 5 columns wide: in each output row,
 ;;   the columns whose taps fall inside the input columns go through $dw3Row (a whole 3×3
-;;   window inside the input; $dw3Slide with column stride and dilation 1, which loads the 6
-;;   input columns of 4 neighbouring windows once) or $dwRows3 (the window rows inside the
+;;   window inside the input; with column dilation 1, $dw3Slide (column stride 1) and
+;;   $dw3Slide2 (stride 2) load each input column under 4 neighbouring windows once) or $dwRows3 (the window rows inside the
 ;;   input), with weights in registers; 5 wide, $dw5Slide with column stride and dilation 1
 ;;   (4 outputs from each window row's 8 input columns loaded once), else $dwPairs5 (two
 ;;   pixels by 16 channels, loads at constant offsets); the rest tap by tap ($dwCols, a
@@ -55,7 +55,7 @@
 ;;   machine's SIMD multiply-add throughput (the benchmark's roofline).
 ;;
 ;; The row blocks ($gemmRows6 / 4 / 1, $convRows6) are one routine written out for each block
-;; size, and $dw3Row / $dw3Slide / $dwRows3 / $dw5Slide / $dwPairs5 for each window shape, all fully unrolled: a
+;; size, and $dw3Row / $dw3Slide(2) / $dwRows3 / $dw5Slide / $dwPairs5 for each window shape, all fully unrolled: a
 ;; change to one (an epilogue, say) goes into each. Each is written so that the engine keeps its
 ;; accumulators in registers: constants are made where they are used, not held in locals
 ;; across the multiply-add loops, and slow paths are functions of their own.
@@ -2329,7 +2329,17 @@
                       (select (i32.add (local.get $ps) (local.get $at)) (i32.const 0) (local.get $side))
                       (i32.sub (local.get $oxE) (local.get $oxS)) (local.get $tapBytes)
                       (local.get $dyBytes) (local.get $act)))
-                  (else
+                  (else (if (i32.and (i32.eq (local.get $sw) (i32.const 2)) (i32.eq (local.get $dw) (i32.const 1)))
+                    (then
+                      (call $dw3Slide2
+                        (i32.add (i32.add (local.get $x) (i32.mul (local.get $iy0) (local.get $rowBytes)))
+                          (i32.mul (i32.sub (i32.shl (local.get $oxS) (i32.const 1)) (local.get $padL))
+                            (local.get $tapBytes)))
+                        (local.get $w) (local.get $bias) (i32.add (local.get $py) (local.get $at))
+                        (select (i32.add (local.get $ps) (local.get $at)) (i32.const 0) (local.get $side))
+                        (i32.sub (local.get $oxE) (local.get $oxS)) (local.get $tapBytes)
+                        (local.get $dyBytes) (local.get $act)))
+                    (else
                 (call $dw3Row
                   (i32.add (i32.add (local.get $x) (i32.mul (local.get $iy0) (local.get $rowBytes)))
                     (i32.mul (i32.sub (i32.mul (local.get $oxS) (local.get $sw)) (local.get $padL))
@@ -2338,7 +2348,7 @@
                   (select (i32.add (local.get $ps) (local.get $at)) (i32.const 0) (local.get $side))
                   (i32.sub (local.get $oxE) (local.get $oxS)) (local.get $tapBytes)
                   (i32.mul (local.get $sw) (local.get $tapBytes)) (local.get $dxBytes)
-                  (local.get $dyBytes) (local.get $act)))))
+                  (local.get $dyBytes) (local.get $act)))))))
               (else (if (i32.eq (local.get $fw) (i32.const 3))
                 (then
                   (call $dwRows3
@@ -3257,6 +3267,228 @@
                   (then (local.set $acc0 (f32x4.add (local.get $acc0) (v128.load (local.get $s))))))
                 (v128.store (local.get $o) (local.get $acc0))
                 (local.set $r (i32.add (local.get $r) (local.get $t1)))
+                (local.set $o (i32.add (local.get $o) (local.get $t1)))
+                (local.set $s (i32.add (local.get $s) (local.get $t1)))
+                (local.set $left (i32.sub (local.get $left) (i32.const 1)))
+                (br $ones)))
+            (local.set $cb (i32.add (local.get $cb) (i32.const 16)))
+            (br $cs)))
+        (local.set $j0 (i32.add (local.get $j0) (i32.const 16)))
+        (br $chunks))))
+
+
+  ;; $dw3Slide with column stride 2: the windows of 4 neighbouring outputs cover 9 input
+  ;; columns, each loaded once per window row for its one or two products (where $dw3Row loads
+  ;; 12), the 9 weights in registers. Each output sums bias, then the taps in (fy, fx) order:
+  ;; the same floats as $dw3Row.
+  (func $dw3Slide2
+    (param $x0 i32) (param $w i32) (param $bias i32) (param $py i32) (param $ps i32)
+    (param $count i32) (param $tapBytes i32) (param $dyBytes i32) (param $act i32)
+    (local $j0 i32) (local $n i32) (local $cb i32) (local $wp i32) (local $r i32) (local $q i32)
+    (local $o i32) (local $s i32) (local $left i32)
+    (local $t1 i32) (local $t2 i32) (local $t3 i32) (local $t4 i32) (local $t5 i32) (local $t6 i32) (local $t7 i32) (local $t8 i32)
+    (local $acc0 v128) (local $acc1 v128) (local $acc2 v128) (local $acc3 v128) (local $b v128)
+    (local $x0v v128)
+    (local $v0 v128)
+    (local $w0 v128) (local $w1 v128) (local $w2 v128) (local $w3 v128) (local $w4 v128) (local $w5 v128) (local $w6 v128) (local $w7 v128) (local $w8 v128)
+    (local.set $t1 (local.get $tapBytes))
+    (local.set $t2 (i32.mul (local.get $tapBytes) (i32.const 2)))
+    (local.set $t3 (i32.mul (local.get $tapBytes) (i32.const 3)))
+    (local.set $t4 (i32.mul (local.get $tapBytes) (i32.const 4)))
+    (local.set $t5 (i32.mul (local.get $tapBytes) (i32.const 5)))
+    (local.set $t6 (i32.mul (local.get $tapBytes) (i32.const 6)))
+    (local.set $t7 (i32.mul (local.get $tapBytes) (i32.const 7)))
+    (local.set $t8 (i32.mul (local.get $tapBytes) (i32.const 8)))
+    (block $chunksDone
+      (loop $chunks
+        (br_if $chunksDone (i32.ge_s (local.get $j0) (local.get $count)))
+        (local.set $n (select (i32.const 16) (i32.sub (local.get $count) (local.get $j0))
+          (i32.gt_s (i32.sub (local.get $count) (local.get $j0)) (i32.const 16))))
+        (local.set $cb (i32.const 0))
+        (block $csDone
+          (loop $cs
+            (br_if $csDone (i32.ge_u (local.get $cb) (local.get $tapBytes)))
+            (local.set $wp (i32.add (local.get $w) (local.get $cb)))
+            (local.set $w0 (v128.load (local.get $wp)))
+            (local.set $wp (i32.add (local.get $wp) (local.get $tapBytes)))
+            (local.set $w1 (v128.load (local.get $wp)))
+            (local.set $wp (i32.add (local.get $wp) (local.get $tapBytes)))
+            (local.set $w2 (v128.load (local.get $wp)))
+            (local.set $wp (i32.add (local.get $wp) (local.get $tapBytes)))
+            (local.set $w3 (v128.load (local.get $wp)))
+            (local.set $wp (i32.add (local.get $wp) (local.get $tapBytes)))
+            (local.set $w4 (v128.load (local.get $wp)))
+            (local.set $wp (i32.add (local.get $wp) (local.get $tapBytes)))
+            (local.set $w5 (v128.load (local.get $wp)))
+            (local.set $wp (i32.add (local.get $wp) (local.get $tapBytes)))
+            (local.set $w6 (v128.load (local.get $wp)))
+            (local.set $wp (i32.add (local.get $wp) (local.get $tapBytes)))
+            (local.set $w7 (v128.load (local.get $wp)))
+            (local.set $wp (i32.add (local.get $wp) (local.get $tapBytes)))
+            (local.set $w8 (v128.load (local.get $wp)))
+            (local.set $b (v128.load (i32.add (local.get $bias) (local.get $cb))))
+            (local.set $r (i32.add (i32.add (local.get $x0) (local.get $cb))
+              (i32.mul (local.get $j0) (local.get $t2))))
+            (local.set $o (i32.add (i32.add (local.get $py) (local.get $cb))
+              (i32.mul (local.get $j0) (local.get $tapBytes))))
+            (local.set $s (i32.add (i32.add (local.get $ps) (local.get $cb))
+              (i32.mul (local.get $j0) (local.get $tapBytes))))
+            (local.set $left (local.get $n))
+            (block $quadsDone
+              (loop $quads
+                (br_if $quadsDone (i32.lt_s (local.get $left) (i32.const 4)))
+                (local.set $q (local.get $r))
+                (local.set $acc0 (local.get $b))
+                (local.set $acc1 (local.get $b))
+                (local.set $acc2 (local.get $b))
+                (local.set $acc3 (local.get $b))
+                (local.set $v0 (v128.load (local.get $q)))
+                (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (local.get $v0) (local.get $w0))))
+                (local.set $v0 (v128.load (i32.add (local.get $q) (local.get $t1))))
+                (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (local.get $v0) (local.get $w1))))
+                (local.set $v0 (v128.load (i32.add (local.get $q) (local.get $t2))))
+                (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (local.get $v0) (local.get $w2))))
+                (local.set $acc1 (f32x4.add (local.get $acc1) (f32x4.mul (local.get $v0) (local.get $w0))))
+                (local.set $v0 (v128.load (i32.add (local.get $q) (local.get $t3))))
+                (local.set $acc1 (f32x4.add (local.get $acc1) (f32x4.mul (local.get $v0) (local.get $w1))))
+                (local.set $v0 (v128.load (i32.add (local.get $q) (local.get $t4))))
+                (local.set $acc1 (f32x4.add (local.get $acc1) (f32x4.mul (local.get $v0) (local.get $w2))))
+                (local.set $acc2 (f32x4.add (local.get $acc2) (f32x4.mul (local.get $v0) (local.get $w0))))
+                (local.set $v0 (v128.load (i32.add (local.get $q) (local.get $t5))))
+                (local.set $acc2 (f32x4.add (local.get $acc2) (f32x4.mul (local.get $v0) (local.get $w1))))
+                (local.set $v0 (v128.load (i32.add (local.get $q) (local.get $t6))))
+                (local.set $acc2 (f32x4.add (local.get $acc2) (f32x4.mul (local.get $v0) (local.get $w2))))
+                (local.set $acc3 (f32x4.add (local.get $acc3) (f32x4.mul (local.get $v0) (local.get $w0))))
+                (local.set $v0 (v128.load (i32.add (local.get $q) (local.get $t7))))
+                (local.set $acc3 (f32x4.add (local.get $acc3) (f32x4.mul (local.get $v0) (local.get $w1))))
+                (local.set $v0 (v128.load (i32.add (local.get $q) (local.get $t8))))
+                (local.set $acc3 (f32x4.add (local.get $acc3) (f32x4.mul (local.get $v0) (local.get $w2))))
+                (local.set $q (i32.add (local.get $q) (local.get $dyBytes)))
+                (local.set $v0 (v128.load (local.get $q)))
+                (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (local.get $v0) (local.get $w3))))
+                (local.set $v0 (v128.load (i32.add (local.get $q) (local.get $t1))))
+                (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (local.get $v0) (local.get $w4))))
+                (local.set $v0 (v128.load (i32.add (local.get $q) (local.get $t2))))
+                (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (local.get $v0) (local.get $w5))))
+                (local.set $acc1 (f32x4.add (local.get $acc1) (f32x4.mul (local.get $v0) (local.get $w3))))
+                (local.set $v0 (v128.load (i32.add (local.get $q) (local.get $t3))))
+                (local.set $acc1 (f32x4.add (local.get $acc1) (f32x4.mul (local.get $v0) (local.get $w4))))
+                (local.set $v0 (v128.load (i32.add (local.get $q) (local.get $t4))))
+                (local.set $acc1 (f32x4.add (local.get $acc1) (f32x4.mul (local.get $v0) (local.get $w5))))
+                (local.set $acc2 (f32x4.add (local.get $acc2) (f32x4.mul (local.get $v0) (local.get $w3))))
+                (local.set $v0 (v128.load (i32.add (local.get $q) (local.get $t5))))
+                (local.set $acc2 (f32x4.add (local.get $acc2) (f32x4.mul (local.get $v0) (local.get $w4))))
+                (local.set $v0 (v128.load (i32.add (local.get $q) (local.get $t6))))
+                (local.set $acc2 (f32x4.add (local.get $acc2) (f32x4.mul (local.get $v0) (local.get $w5))))
+                (local.set $acc3 (f32x4.add (local.get $acc3) (f32x4.mul (local.get $v0) (local.get $w3))))
+                (local.set $v0 (v128.load (i32.add (local.get $q) (local.get $t7))))
+                (local.set $acc3 (f32x4.add (local.get $acc3) (f32x4.mul (local.get $v0) (local.get $w4))))
+                (local.set $v0 (v128.load (i32.add (local.get $q) (local.get $t8))))
+                (local.set $acc3 (f32x4.add (local.get $acc3) (f32x4.mul (local.get $v0) (local.get $w5))))
+                (local.set $q (i32.add (local.get $q) (local.get $dyBytes)))
+                (local.set $v0 (v128.load (local.get $q)))
+                (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (local.get $v0) (local.get $w6))))
+                (local.set $v0 (v128.load (i32.add (local.get $q) (local.get $t1))))
+                (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (local.get $v0) (local.get $w7))))
+                (local.set $v0 (v128.load (i32.add (local.get $q) (local.get $t2))))
+                (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (local.get $v0) (local.get $w8))))
+                (local.set $acc1 (f32x4.add (local.get $acc1) (f32x4.mul (local.get $v0) (local.get $w6))))
+                (local.set $v0 (v128.load (i32.add (local.get $q) (local.get $t3))))
+                (local.set $acc1 (f32x4.add (local.get $acc1) (f32x4.mul (local.get $v0) (local.get $w7))))
+                (local.set $v0 (v128.load (i32.add (local.get $q) (local.get $t4))))
+                (local.set $acc1 (f32x4.add (local.get $acc1) (f32x4.mul (local.get $v0) (local.get $w8))))
+                (local.set $acc2 (f32x4.add (local.get $acc2) (f32x4.mul (local.get $v0) (local.get $w6))))
+                (local.set $v0 (v128.load (i32.add (local.get $q) (local.get $t5))))
+                (local.set $acc2 (f32x4.add (local.get $acc2) (f32x4.mul (local.get $v0) (local.get $w7))))
+                (local.set $v0 (v128.load (i32.add (local.get $q) (local.get $t6))))
+                (local.set $acc2 (f32x4.add (local.get $acc2) (f32x4.mul (local.get $v0) (local.get $w8))))
+                (local.set $acc3 (f32x4.add (local.get $acc3) (f32x4.mul (local.get $v0) (local.get $w6))))
+                (local.set $v0 (v128.load (i32.add (local.get $q) (local.get $t7))))
+                (local.set $acc3 (f32x4.add (local.get $acc3) (f32x4.mul (local.get $v0) (local.get $w7))))
+                (local.set $v0 (v128.load (i32.add (local.get $q) (local.get $t8))))
+                (local.set $acc3 (f32x4.add (local.get $acc3) (f32x4.mul (local.get $v0) (local.get $w8))))
+                (if (local.get $act) (then
+                  (if (i32.eq (local.get $act) (i32.const 3))
+                    (then (local.set $acc0 (f32x4.mul (f32x4.mul (local.get $acc0) (f32x4.splat (global.get $hsScale)))
+                      (f32x4.pmin (f32x4.pmax (f32x4.add (local.get $acc0) (f32x4.splat (global.get $hsOffset)))
+                        (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6)))))
+                    (else
+                      (local.set $acc0 (f32x4.pmax (local.get $acc0) (v128.const i32x4 0 0 0 0)))
+                      (if (i32.eq (local.get $act) (i32.const 2))
+                        (then (local.set $acc0 (f32x4.pmin (local.get $acc0) (v128.const f32x4 6 6 6 6)))))))))
+                (if (local.get $ps)
+                  (then (local.set $acc0 (f32x4.add (local.get $acc0) (v128.load (local.get $s))))))
+                (v128.store (local.get $o) (local.get $acc0))
+                (if (local.get $act) (then
+                  (if (i32.eq (local.get $act) (i32.const 3))
+                    (then (local.set $acc1 (f32x4.mul (f32x4.mul (local.get $acc1) (f32x4.splat (global.get $hsScale)))
+                      (f32x4.pmin (f32x4.pmax (f32x4.add (local.get $acc1) (f32x4.splat (global.get $hsOffset)))
+                        (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6)))))
+                    (else
+                      (local.set $acc1 (f32x4.pmax (local.get $acc1) (v128.const i32x4 0 0 0 0)))
+                      (if (i32.eq (local.get $act) (i32.const 2))
+                        (then (local.set $acc1 (f32x4.pmin (local.get $acc1) (v128.const f32x4 6 6 6 6)))))))))
+                (if (local.get $ps)
+                  (then (local.set $acc1 (f32x4.add (local.get $acc1) (v128.load (i32.add (local.get $s) (local.get $t1)))))))
+                (v128.store (i32.add (local.get $o) (local.get $t1)) (local.get $acc1))
+                (if (local.get $act) (then
+                  (if (i32.eq (local.get $act) (i32.const 3))
+                    (then (local.set $acc2 (f32x4.mul (f32x4.mul (local.get $acc2) (f32x4.splat (global.get $hsScale)))
+                      (f32x4.pmin (f32x4.pmax (f32x4.add (local.get $acc2) (f32x4.splat (global.get $hsOffset)))
+                        (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6)))))
+                    (else
+                      (local.set $acc2 (f32x4.pmax (local.get $acc2) (v128.const i32x4 0 0 0 0)))
+                      (if (i32.eq (local.get $act) (i32.const 2))
+                        (then (local.set $acc2 (f32x4.pmin (local.get $acc2) (v128.const f32x4 6 6 6 6)))))))))
+                (if (local.get $ps)
+                  (then (local.set $acc2 (f32x4.add (local.get $acc2) (v128.load (i32.add (local.get $s) (local.get $t2)))))))
+                (v128.store (i32.add (local.get $o) (local.get $t2)) (local.get $acc2))
+                (if (local.get $act) (then
+                  (if (i32.eq (local.get $act) (i32.const 3))
+                    (then (local.set $acc3 (f32x4.mul (f32x4.mul (local.get $acc3) (f32x4.splat (global.get $hsScale)))
+                      (f32x4.pmin (f32x4.pmax (f32x4.add (local.get $acc3) (f32x4.splat (global.get $hsOffset)))
+                        (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6)))))
+                    (else
+                      (local.set $acc3 (f32x4.pmax (local.get $acc3) (v128.const i32x4 0 0 0 0)))
+                      (if (i32.eq (local.get $act) (i32.const 2))
+                        (then (local.set $acc3 (f32x4.pmin (local.get $acc3) (v128.const f32x4 6 6 6 6)))))))))
+                (if (local.get $ps)
+                  (then (local.set $acc3 (f32x4.add (local.get $acc3) (v128.load (i32.add (local.get $s) (local.get $t3)))))))
+                (v128.store (i32.add (local.get $o) (local.get $t3)) (local.get $acc3))
+                (local.set $r (i32.add (local.get $r) (local.get $t8)))
+                (local.set $o (i32.add (local.get $o) (local.get $t4)))
+                (local.set $s (i32.add (local.get $s) (local.get $t4)))
+                (local.set $left (i32.sub (local.get $left) (i32.const 4)))
+                (br $quads)))
+            (block $onesDone
+              (loop $ones
+                (br_if $onesDone (i32.eqz (local.get $left)))
+                (local.set $q (local.get $r))
+                (local.set $acc0 (local.get $b))
+                (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (v128.load (local.get $q)) (local.get $w0))))
+                (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (v128.load (i32.add (local.get $q) (local.get $t1))) (local.get $w1))))
+                (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (v128.load (i32.add (local.get $q) (local.get $t2))) (local.get $w2))))
+                (local.set $q (i32.add (local.get $q) (local.get $dyBytes)))
+                (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (v128.load (local.get $q)) (local.get $w3))))
+                (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (v128.load (i32.add (local.get $q) (local.get $t1))) (local.get $w4))))
+                (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (v128.load (i32.add (local.get $q) (local.get $t2))) (local.get $w5))))
+                (local.set $q (i32.add (local.get $q) (local.get $dyBytes)))
+                (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (v128.load (local.get $q)) (local.get $w6))))
+                (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (v128.load (i32.add (local.get $q) (local.get $t1))) (local.get $w7))))
+                (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (v128.load (i32.add (local.get $q) (local.get $t2))) (local.get $w8))))
+                (if (local.get $act) (then
+                  (if (i32.eq (local.get $act) (i32.const 3))
+                    (then (local.set $acc0 (f32x4.mul (f32x4.mul (local.get $acc0) (f32x4.splat (global.get $hsScale)))
+                      (f32x4.pmin (f32x4.pmax (f32x4.add (local.get $acc0) (f32x4.splat (global.get $hsOffset)))
+                        (v128.const i32x4 0 0 0 0)) (v128.const f32x4 6 6 6 6)))))
+                    (else
+                      (local.set $acc0 (f32x4.pmax (local.get $acc0) (v128.const i32x4 0 0 0 0)))
+                      (if (i32.eq (local.get $act) (i32.const 2))
+                        (then (local.set $acc0 (f32x4.pmin (local.get $acc0) (v128.const f32x4 6 6 6 6)))))))))
+                (if (local.get $ps)
+                  (then (local.set $acc0 (f32x4.add (local.get $acc0) (v128.load (local.get $s))))))
+                (v128.store (local.get $o) (local.get $acc0))
+                (local.set $r (i32.add (local.get $r) (local.get $t2)))
                 (local.set $o (i32.add (local.get $o) (local.get $t1)))
                 (local.set $s (i32.add (local.get $s) (local.get $t1)))
                 (local.set $left (i32.sub (local.get $left) (i32.const 1)))
