@@ -8,7 +8,7 @@ import { Tensor, toIntArray } from "../tensor/tensor.ts";
 import type { Kernel, KernelContext, KernelRun } from "./kernel.ts";
 import { isWeightSource } from "./wasm/dense.ts";
 import { checkedElements } from "./sizes.ts";
-import { matmulF32 } from "./wasm/conv.ts";
+import { matmulF32, placeTapsF32 } from "./wasm/conv.ts";
 import {
   allocLike,
   checkArity,
@@ -224,7 +224,8 @@ const conv2dBackpropInput: Kernel = {
           ? matmulF32(dy, f, null, g.batch * g.outH * g.outW, fout, fh * fw * fin, true, 0)
           : null;
         if (cols !== null && (fh - 1) * g.dh < g.sh && (fw - 1) * g.dw < g.sw) {
-          col2imPlace(cols, y as Float32Array, g);
+          // In WebAssembly where both are in the kernel memory (a plan's intermediates).
+          if (!placeTapsF32(cols, y as Float32Array, g)) col2imPlace(cols, y as Float32Array, g);
         } else {
           const acc = new Float64Array(n);
           if (cols !== null) col2imAdd(cols, acc, g);

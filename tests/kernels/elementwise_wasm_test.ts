@@ -115,6 +115,31 @@ function sameValues(got: ArrayLike<number>, want: ArrayLike<number>, what: strin
   }
 }
 
+Deno.test("unaryF32 gives each element the same float wherever it falls: the 8-lane loop, a last vector, the n % 4 tail", () => {
+  const rand = lcg(23);
+  const n = 300;
+  const x = Float32Array.from({ length: n + 16 }, () => (rand() * 2 - 1) * 12);
+  x.set(SPECIAL, 20);
+  for (const act of [WasmAct.Relu, WasmAct.Relu6, WasmAct.Tanh, WasmAct.Exp]) {
+    // The same values at every shift of the start: each element passes through each path.
+    const base = new Float32Array(n);
+    assert.ok(unaryF32(act, x, 8, base, 0, n));
+    for (let shift = 1; shift <= 8; shift++) {
+      for (const len of [n - shift, n - shift - 4, n - shift - 5]) {
+        const y = new Float32Array(len);
+        assert.ok(unaryF32(act, x, 8 + shift, y, 0, len));
+        for (let i = 0; i < len; i++) {
+          assert.ok(
+            Object.is(y[i], base[shift + i]) || (y[i] === 0 && base[shift + i] === 0),
+            `act ${act}, shift ${shift}, length ${len}: element ${i} is ${y[i]}, ` +
+              `${base[shift + i]} at the other position`,
+          );
+        }
+      }
+    }
+  }
+});
+
 Deno.test("float32 binary ops in WebAssembly equal an indexed reference and the JavaScript loops on randomized broadcasts", () => {
   const rand = lcg(29);
   const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));

@@ -29,6 +29,8 @@ import { type Geometry, windowedOutputSize } from "../../src/kernels/window.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { attr, runOp } from "./harness.ts";
+import { isKernelView } from "../../src/kernels/wasm/float_store.ts";
+import { activateArena, Arena, setFloatStore } from "../../src/tensor/arena.ts";
 import type { AttrValue } from "../../src/proto/gen/tensorflow/core/framework/attr_value_pb.ts";
 
 /** Every neural-network family, as one list. */
@@ -300,6 +302,97 @@ Deno.test({
             ? epilogue(plain![i], a)
             : f32(epilogue(plain![i], a) + side[i]);
           if (got[i] !== want) assert.fail(`${what} act ${a}: at ${i} got ${got[i]}, want ${want}`);
+        }
+      }
+    }
+    useRelaxedConvWasm(true);
+  },
+});
+
+Deno.test({
+  name:
+    "depthwiseF32 sums bias then the taps in (fy, fx) order in float32: every path, both builds, exactly",
+  ignore: !convWasmSupported,
+  fn() {
+    const f32 = Math.fround;
+    const hs = { scale: f32(1 / 6), offset: 3 };
+    for (const relaxed of builds) {
+      const fusedBuild = useRelaxedConvWasm(relaxed);
+      const r = rng(relaxed ? 41 : 42);
+      for (let t = 0; t < 70; t++) {
+        // 5 and 3 columns wide, channels in groups of 16 and of 4, odd and even runs of columns.
+        const fw = [3, 5, 5][int(r, 0, 2)], fh = fw === 3 && r() < 0.5 ? 3 : int(r, 1, 5);
+        const inH = int(r, 1, 12), inW = int(r, 1, 26);
+        const c = [1, 3, 4, 8, 13, 16, 20, 24, 36, 50][int(r, 0, 9)];
+        const sh = int(r, 1, 2), sw = int(r, 1, 2), dh = int(r, 1, 2), dw = int(r, 1, 2);
+        const mode = (["SAME", "VALID"] as const)[int(r, 0, 1)];
+        let outH: number, padTop: number, outW: number, padLeft: number;
+        try {
+          [outH, padTop] = windowedOutputSize(inH, fh, dh, sh, mode, 0, 0);
+          [outW, padLeft] = windowedOutputSize(inW, fw, dw, sw, mode, 0, 0);
+        } catch {
+          continue;
+        }
+        const g: Geometry = {
+          batch: 1,
+          inH,
+          inW,
+          inC: c,
+          fh,
+          fw,
+          outH,
+          outW,
+          outC: c,
+          sh,
+          sw,
+          dh,
+          dw,
+          padTop,
+          padLeft,
+        };
+        const x = randArray(r, inH * inW * c).map((v) => v * 4);
+        const f = randArray(r, fh * fw * c), b = randArray(r, c);
+        const a = int(r, 0, 3) as WasmAct;
+        const side = r() < 0.5 ? randArray(r, outH * outW * c) : null;
+        const got = depthwiseF32(x, f, b, g, a, a === WasmAct.HardSwish ? hs : null, side);
+        assert.ok(got !== null);
+        // Sequential float32 sums, each step one rounding (fused) or two (unfused).
+        const reference = (fused: boolean) => {
+          const y = new Float32Array(outH * outW * c);
+          for (let oy = 0; oy < outH; oy++) {
+            for (let ox = 0; ox < outW; ox++) {
+              for (let ch = 0; ch < c; ch++) {
+                let acc = b[ch];
+                for (let fy = 0; fy < fh; fy++) {
+                  const iy = oy * sh - padTop + fy * dh;
+                  if (iy < 0 || iy >= inH) continue;
+                  for (let fx = 0; fx < fw; fx++) {
+                    const ix = ox * sw - padLeft + fx * dw;
+                    if (ix < 0 || ix >= inW) continue;
+                    const p = x[(iy * inW + ix) * c + ch] * f[(fy * fw + fx) * c + ch];
+                    acc = fused ? f32(acc + p) : f32(acc + f32(p));
+                  }
+                }
+                let v = a === WasmAct.HardSwish
+                  ? f32(f32(acc * hs.scale) * Math.min(Math.max(f32(acc + hs.offset), 0), 6))
+                  : act(acc, a);
+                const o = (oy * outW + ox) * c + ch;
+                if (side !== null) v = f32(v + side[o]);
+                y[o] = v;
+              }
+            }
+          }
+          return y;
+        };
+        const what = `relaxed=${relaxed} act ${a} ${JSON.stringify(g)}`;
+        const same = (want: Float32Array) => want.every((v, i) => Object.is(v, got[i]));
+        const plainRef = reference(false);
+        if (!fusedBuild) {
+          const at = plainRef.findIndex((v, i) => !Object.is(v, got[i]));
+          assert.equal(at, -1, `${what}: at ${at} got ${got[at]}, want ${plainRef[at]}`);
+        } else {
+          // relaxed_madd may be fused or not, but the same everywhere in one run.
+          assert.ok(same(reference(true)) || same(plainRef), what);
         }
       }
     }
@@ -724,6 +817,71 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "Conv2DBackpropInput's scatter in WebAssembly (outputs in the kernel memory) gives the JavaScript scatter's floats",
+  ignore: !convWasmSupported,
+  fn() {
+    const r = rng(87);
+    let ran = 0, inKernelMemory = 0;
+    for (let t = 0; t < 80; t++) {
+      const n = int(r, 1, 2), c = int(r, 1, 6), o = int(r, 1, 17);
+      const fh = int(r, 1, 3), fw = int(r, 1, 3), dh = int(r, 1, 2), dw = int(r, 1, 2);
+      const strides = [(fh - 1) * dh + 1 + int(r, 0, 2), (fw - 1) * dw + 1 + int(r, 0, 2)];
+      const padding = ["SAME", "VALID", "EXPLICIT"][int(r, 0, 2)];
+      const explicit = [int(r, 0, 3), int(r, 0, 3), int(r, 0, 3), int(r, 0, 3)];
+      const h = int(r, 30, 80), w = int(r, 30, 80);
+      let oh: number, ow: number;
+      try {
+        [oh] = windowedOutputSize(
+          h,
+          fh,
+          dh,
+          strides[0],
+          padding as "SAME",
+          explicit[0],
+          explicit[1],
+        );
+        [ow] = windowedOutputSize(
+          w,
+          fw,
+          dw,
+          strides[1],
+          padding as "SAME",
+          explicit[2],
+          explicit[3],
+        );
+      } catch {
+        continue;
+      }
+      const sizes = new Tensor(DataType.DT_INT32, [4], Int32Array.of(n, h, w, c));
+      const f = tensor([fh, fw, c, o], randArray(r, fh * fw * c * o));
+      const dy = tensor([n, oh, ow, o], randArray(r, n * oh * ow * o));
+      const attrs = convAttrs(strides, [dh, dw], padding, explicit);
+      // Without an arena the outputs are ordinary arrays: the JavaScript scatter.
+      const want = runOp(nnKernels, "Conv2DBackpropInput", [sizes, f, dy], attrs)[0];
+      const arena = new Arena();
+      const prev = activateArena(arena);
+      let got: Tensor;
+      try {
+        // Twice: the second run gets recycled (not zero-filled by the engine) storage.
+        runOp(nnKernels, "Conv2DBackpropInput", [sizes, f, dy], attrs);
+        arena.endRun();
+        got = runOp(nnKernels, "Conv2DBackpropInput", [sizes, f, dy], attrs)[0];
+      } finally {
+        activateArena(prev);
+      }
+      // Small outputs are ordinary arrays even then (tensor/arena.ts): count the others.
+      if (isKernelView(got.data as Float32Array)) inKernelMemory++;
+      assert.deepEqual(got.shape, want.shape);
+      const gd = got.data as Float32Array, wd = want.data as Float32Array;
+      for (let i = 0; i < gd.length; i++) assert.ok(Object.is(gd[i], wd[i]), `at ${i}`);
+      ran++;
+    }
+    assert.ok(ran > 30 && inKernelMemory > 20, `${ran} ran, ${inKernelMemory} in kernel memory`);
+  },
+});
+
+Deno.test({
   name: "MaxPool / AvgPool agree with and without WebAssembly on random shapes",
   ignore: !convWasmSupported,
   fn() {
@@ -763,6 +921,70 @@ Deno.test({
       }
     }
     assert.ok(ran > 60);
+  },
+});
+
+Deno.test({
+  name:
+    "MaxPool, AvgPool and DepthwiseConv2dNative of channels not a multiple of 4 give the same floats from the kernel memory as from ordinary arrays",
+  ignore: !convWasmSupported,
+  fn() {
+    const r = rng(97);
+    const store = setFloatStore(undefined);
+    setFloatStore(store);
+    assert.ok(store, "the float store is registered");
+    let ran = 0, inMemory = 0;
+    for (let t = 0; t < 60; t++) {
+      const c = [1, 2, 3, 5, 6, 7, 9, 10, 11, 13, 14][int(r, 0, 10)];
+      const n = int(r, 1, 2), h = int(r, 8, 40), w = int(r, 8, 40);
+      const kh = int(r, 1, 5), kw = int(r, 1, 5);
+      const padding = ["SAME", "VALID"][int(r, 0, 1)];
+      const x = tensor([n, h, w, c], randArray(r, n * h * w * c));
+      const xd = x.data as Float32Array;
+      if (t % 5 === 0) xd[int(r, 0, xd.length - 1)] = NaN;
+      // The same values in the kernel memory (a plan's intermediates live there).
+      const stored = store!.alloc(xd.length)!;
+      stored.set(xd);
+      const xk = new Tensor(DataType.DT_FLOAT, x.shape, stored);
+      const strides = attr.ints([1, int(r, 1, 3), int(r, 1, 3), 1]);
+      const f = tensor([kh, kw, c, 1], randArray(r, kh * kw * c));
+      const cases: [string, Tensor[], Tensor[], Record<string, AttrValue>][] = [
+        ["MaxPool", [x], [xk], { ksize: attr.ints([1, kh, kw, 1]) }],
+        ["AvgPool", [x], [xk], { ksize: attr.ints([1, kh, kw, 1]) }],
+        ["DepthwiseConv2dNative", [x, f], [xk, f], {}],
+      ];
+      for (const [op, plain, placed, extra] of cases) {
+        const attrs = {
+          T: attr.type(DataType.DT_FLOAT),
+          strides,
+          padding: attr.string(padding),
+          ...extra,
+        };
+        let want: Tensor;
+        try {
+          want = runOp(nnKernels, op, plain, attrs)[0];
+        } catch {
+          continue; // a window larger than a VALID input
+        }
+        const arena = new Arena();
+        const prev = activateArena(arena);
+        let got: Tensor;
+        try {
+          got = runOp(nnKernels, op, placed, attrs)[0];
+        } finally {
+          activateArena(prev);
+        }
+        if (isKernelView(got.data as Float32Array)) inMemory++;
+        assert.deepEqual(got.shape, want.shape);
+        const gd = got.data as Float32Array, wd = want.data as Float32Array;
+        for (let i = 0; i < gd.length; i++) {
+          assert.ok(Object.is(gd[i], wd[i]), `${op} c=${c} at ${i}: ${gd[i]} vs ${wd[i]}`);
+        }
+        ran++;
+      }
+      store!.free(stored);
+    }
+    assert.ok(ran > 100 && inMemory > 20, `${ran} ran, ${inMemory} outputs in the kernel memory`);
   },
 });
 

@@ -19,10 +19,12 @@
 
   (func $sigmoid4 (param $v v128) (result v128)
     (local $z v128) (local $k v128) (local $r v128) (local $p v128) (local $e v128)
-    (local $d v128)
-    ;; z = max(-|v|, -87)
-    (local.set $z (f32x4.max (f32x4.neg (f32x4.abs (local.get $v)))
-      (v128.const f32x4 -87 -87 -87 -87)))
+    (local $d v128) (local $n v128)
+    ;; n = -|v| (the sign bit set), z = max(n, -87) (pmax, one instruction where max takes
+    ;; about eight: n < -87 ? -87 : n, NaN kept as max keeps it)
+    (local.set $n (v128.or (local.get $v)
+      (v128.const i32x4 0x80000000 0x80000000 0x80000000 0x80000000)))
+    (local.set $z (f32x4.pmax (local.get $n) (v128.const f32x4 -87 -87 -87 -87)))
     (local.set $k (f32x4.nearest (f32x4.mul (local.get $z)
       (v128.const f32x4 1.44269504088896341 1.44269504088896341
                         1.44269504088896341 1.44269504088896341))))
@@ -47,18 +49,24 @@
     (local.set $e (f32x4.add (f32x4.add
       (f32x4.mul (local.get $p) (f32x4.mul (local.get $r) (local.get $r))) (local.get $r))
       (v128.const f32x4 1 1 1 1)))
-    ;; e·2^k, 2^k built from its exponent bits (k in [-126, 0])
+    ;; e·2^k, 2^k built from its exponent bits (k in [-126, 0], an integer: k + 1.5·2^23 is
+    ;; exact and its low mantissa bits are k, where trunc_sat takes several instructions)
     (local.set $e (f32x4.mul (local.get $e) (i32x4.shl
-      (i32x4.add (i32x4.trunc_sat_f32x4_s (local.get $k)) (v128.const i32x4 127 127 127 127))
+      (i32x4.add (i32x4.sub
+          (f32x4.add (local.get $k) (v128.const f32x4 12582912 12582912 12582912 12582912))
+          (v128.const f32x4 12582912 12582912 12582912 12582912))
+        (v128.const i32x4 127 127 127 127))
       (i32.const 23))))
     ;; 0 where -|v| < -87 (the clamp above kept the arithmetic on normal floats)
-    (local.set $e (v128.andnot (local.get $e) (f32x4.lt (f32x4.neg (f32x4.abs (local.get $v)))
+    (local.set $e (v128.andnot (local.get $e) (f32x4.lt (local.get $n)
       (v128.const f32x4 -87 -87 -87 -87))))
     (local.set $d (f32x4.add (local.get $e) (v128.const f32x4 1 1 1 1)))
-    (v128.bitselect
-      (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $d))
-      (f32x4.div (local.get $e) (local.get $d))
-      (f32x4.ge (local.get $v) (v128.const f32x4 0 0 0 0))))
+    ;; one division of the chosen numerator: the same correctly rounded quotient as dividing
+    ;; both and choosing, at half the cost
+    (f32x4.div
+      (v128.bitselect (v128.const f32x4 1 1 1 1) (local.get $e)
+        (f32x4.ge (local.get $v) (v128.const f32x4 0 0 0 0)))
+      (local.get $d)))
 
   ;; e^r·2^k for r = z - k·ln2 (the reduced argument) and k, as in $sigmoid4.
   (func $expReduced (param $z v128) (param $k v128) (result v128)

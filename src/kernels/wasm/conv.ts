@@ -137,6 +137,26 @@ interface ConvExports {
     outW: number,
     max: number,
   ): void;
+  placeTaps(
+    cols: number,
+    y: number,
+    batch: number,
+    inH: number,
+    inW: number,
+    c: number,
+    fh: number,
+    fw: number,
+    outH: number,
+    outW: number,
+    sh: number,
+    sw: number,
+    dh: number,
+    dw: number,
+    padT: number,
+    padL: number,
+  ): void;
+  spreadChannels(src: number, dst: number, pixels: number, c: number, c4: number): void;
+  gatherChannels(src: number, dst: number, pixels: number, c4: number, c: number): void;
   peak(iters: number): number;
   setHardSwish(scale: number, offset: number): void;
 }
@@ -445,11 +465,11 @@ class ConvWasm {
     const f32 = this.#heap.f32;
     const c4 = ceil4(c), x4 = at >>> 2;
     if (c4 === c) f32.set(x.subarray(0, pixels * c), x4);
+    else if (isKernelView(x)) this.#x.spreadChannels(x.byteOffset, at, pixels, c, c4);
     else {
-      for (let p = 0, src = 0, dst = x4; p < pixels; p++, src += c, dst += c4) {
-        for (let ch = 0; ch < c; ch++) f32[dst + ch] = x[src + ch];
-        for (let ch = c; ch < c4; ch++) f32[dst + ch] = 0;
-      }
+      // One block copy in, then spread to the padded stride in place (conv.wat).
+      f32.set(x.subarray(0, pixels * c), x4);
+      this.#x.spreadChannels(at, at, pixels, c, c4);
     }
   }
 
@@ -462,9 +482,13 @@ class ConvWasm {
       y.set(f32.subarray(y4, y4 + pixels * c));
       return y;
     }
-    for (let p = 0, src = y4, dst = 0; p < pixels; p++, src += c4, dst += c) {
-      for (let ch = 0; ch < c; ch++) y[dst + ch] = f32[src + ch];
+    if (isKernelView(y)) {
+      this.#x.gatherChannels(at, y.byteOffset, pixels, c4, c);
+      return y;
     }
+    // Compacted in place (conv.wat), then one block copy out.
+    this.#x.gatherChannels(at, at, pixels, c4, c);
+    y.set(f32.subarray(y4, y4 + pixels * c));
     return y;
   }
 
@@ -1001,6 +1025,40 @@ export function matmulF32(
   if (kn === null || m === 0 || k === 0 || n === 0) return null;
   if (act === WasmAct.HardSwish) throw new Error("matmulF32 has no hard-swish epilogue");
   return timed(2 * m * k * n, () => kn.matmul(a, w, b, m, k, n, transB, act));
+}
+
+/**
+ * The scatter of a transposed convolution whose windows do not overlap ((f − 1)·d < s on both
+ * axes; `conv.wat`'s `$placeTaps`): each out_backprop pixel's row of g.fh·g.fw·g.inC tap
+ * products in `cols` copied to the pixels of `y` (g's input, NHWC) its taps land on. Both must
+ * be in the kernel memory (a plan's intermediates are); `y` holds zeros where no tap lands.
+ *
+ * @returns false (nothing written) when the kernel is off or an array is elsewhere
+ */
+export function placeTapsF32(cols: Float32Array, y: Float32Array, g: Geometry): boolean {
+  const kn = enabled ? getKernel() : null;
+  if (kn === null || !isKernelView(cols) || !isKernelView(y)) return false;
+  if (cols.length < g.batch * g.outH * g.outW * g.fh * g.fw * g.inC) return false;
+  if (y.length < g.batch * g.inH * g.inW * g.inC) return false;
+  kn.exports.placeTaps(
+    cols.byteOffset,
+    y.byteOffset,
+    g.batch,
+    g.inH,
+    g.inW,
+    g.inC,
+    g.fh,
+    g.fw,
+    g.outH,
+    g.outW,
+    g.sh,
+    g.sw,
+    g.dh,
+    g.dw,
+    g.padTop,
+    g.padLeft,
+  );
+  return true;
 }
 
 /**

@@ -54,7 +54,8 @@
     (local.set $small (f32x4.add (local.get $v)
       (f32x4.mul (local.get $v) (f32x4.mul (local.get $x2) (local.get $p)))))
     ;; big: t = e^z, z = max(-2|v|, -87)
-    (local.set $z (f32x4.max (f32x4.mul (local.get $a) (v128.const f32x4 -2 -2 -2 -2))
+    ;; (pmax: n < -87 ? -87 : n, one instruction where max takes about eight; NaN kept)
+    (local.set $z (f32x4.pmax (f32x4.mul (local.get $a) (v128.const f32x4 -2 -2 -2 -2))
       (v128.const f32x4 -87 -87 -87 -87)))
     (local.set $k (f32x4.nearest (f32x4.mul (local.get $z)
       (v128.const f32x4 1.44269504088896341 1.44269504088896341
@@ -78,9 +79,13 @@
     (local.set $t (f32x4.add (f32x4.add
       (f32x4.mul (local.get $p) (f32x4.mul (local.get $r) (local.get $r))) (local.get $r))
       (v128.const f32x4 1 1 1 1)))
-    ;; ·2^k, k in [-126, 0]
+    ;; ·2^k, k in [-126, 0] (an integer: k + 1.5·2^23 is exact and its low mantissa bits are
+    ;; k, where trunc_sat takes several instructions)
     (local.set $t (f32x4.mul (local.get $t) (i32x4.shl
-      (i32x4.add (i32x4.trunc_sat_f32x4_s (local.get $k)) (v128.const i32x4 127 127 127 127))
+      (i32x4.add (i32x4.sub
+          (f32x4.add (local.get $k) (v128.const f32x4 12582912 12582912 12582912 12582912))
+          (v128.const f32x4 12582912 12582912 12582912 12582912))
+        (v128.const i32x4 127 127 127 127))
       (i32.const 23))))
     ;; 0 where -2|v| < -87
     (local.set $t (v128.andnot (local.get $t) (f32x4.lt
@@ -155,20 +160,72 @@
     (return (call $tanh4 (local.get $v))))
     (call $exp4 (local.get $v)))
 
-  ;; y[i] = act(x[i]) for i < n; the last n % 4 through the vector code on a copy at $tmp
-  ;; (16 bytes).
+  ;; y[i] = act(x[i]) for i < n: one loop per activation, eight lanes an iteration (two
+  ;; independent vectors; choosing the activation per vector, a br_table and two calls, cost
+  ;; three times relu itself), then at most one more vector and the last n % 4 lanes through
+  ;; $act4, those on a copy at $tmp (16 bytes). Every lane gets the same arithmetic either way.
   (func $unary (export "unary") (param $act i32) (param $x i32) (param $y i32) (param $n i32)
     (param $tmp i32)
-    (local $i i32) (local $n4 i32) (local $rest i32)
+    (local $i i32) (local $n4 i32) (local $n8 i32) (local $rest i32) (local $px i32) (local $py i32)
     (local.set $n4 (i32.and (local.get $n) (i32.const -4)))
-    (block $done
-      (loop $l
-        (br_if $done (i32.ge_u (local.get $i) (local.get $n4)))
+    (local.set $n8 (i32.and (local.get $n) (i32.const -8)))
+    (block $tail
+      (block $exp
+        (block $tanh
+          (block $relu6
+            (block $relu
+              (br_table $relu $relu6 $tanh $exp (local.get $act)))
+            (block $done
+              (loop $l
+                (br_if $done (i32.ge_u (local.get $i) (local.get $n8)))
+                (local.set $px (i32.add (local.get $x) (i32.shl (local.get $i) (i32.const 2))))
+                (local.set $py (i32.add (local.get $y) (i32.shl (local.get $i) (i32.const 2))))
+                (v128.store (local.get $py)
+                  (f32x4.max (v128.load (local.get $px)) (v128.const f32x4 0 0 0 0)))
+                (v128.store offset=16 (local.get $py)
+                  (f32x4.max (v128.load offset=16 (local.get $px)) (v128.const f32x4 0 0 0 0)))
+                (local.set $i (i32.add (local.get $i) (i32.const 8)))
+                (br $l)))
+            (br $tail))
+          (block $done
+            (loop $l
+              (br_if $done (i32.ge_u (local.get $i) (local.get $n8)))
+              (local.set $px (i32.add (local.get $x) (i32.shl (local.get $i) (i32.const 2))))
+              (local.set $py (i32.add (local.get $y) (i32.shl (local.get $i) (i32.const 2))))
+              (v128.store (local.get $py)
+                (f32x4.min (f32x4.max (v128.load (local.get $px)) (v128.const f32x4 0 0 0 0))
+                  (v128.const f32x4 6 6 6 6)))
+              (v128.store offset=16 (local.get $py)
+                (f32x4.min
+                  (f32x4.max (v128.load offset=16 (local.get $px)) (v128.const f32x4 0 0 0 0))
+                  (v128.const f32x4 6 6 6 6)))
+              (local.set $i (i32.add (local.get $i) (i32.const 8)))
+              (br $l)))
+          (br $tail))
+        (block $done
+          (loop $l
+            (br_if $done (i32.ge_u (local.get $i) (local.get $n8)))
+            (local.set $px (i32.add (local.get $x) (i32.shl (local.get $i) (i32.const 2))))
+            (local.set $py (i32.add (local.get $y) (i32.shl (local.get $i) (i32.const 2))))
+            (v128.store (local.get $py) (call $tanh4 (v128.load (local.get $px))))
+            (v128.store offset=16 (local.get $py) (call $tanh4 (v128.load offset=16 (local.get $px))))
+            (local.set $i (i32.add (local.get $i) (i32.const 8)))
+            (br $l)))
+        (br $tail))
+      (block $done
+        (loop $l
+          (br_if $done (i32.ge_u (local.get $i) (local.get $n8)))
+          (local.set $px (i32.add (local.get $x) (i32.shl (local.get $i) (i32.const 2))))
+          (local.set $py (i32.add (local.get $y) (i32.shl (local.get $i) (i32.const 2))))
+          (v128.store (local.get $py) (call $exp4 (v128.load (local.get $px))))
+          (v128.store offset=16 (local.get $py) (call $exp4 (v128.load offset=16 (local.get $px))))
+          (local.set $i (i32.add (local.get $i) (i32.const 8)))
+          (br $l))))
+    (if (i32.lt_u (local.get $i) (local.get $n4))
+      (then
         (v128.store (i32.add (local.get $y) (i32.shl (local.get $i) (i32.const 2)))
           (call $act4 (local.get $act)
-            (v128.load (i32.add (local.get $x) (i32.shl (local.get $i) (i32.const 2))))))
-        (local.set $i (i32.add (local.get $i) (i32.const 4)))
-        (br $l)))
+            (v128.load (i32.add (local.get $x) (i32.shl (local.get $i) (i32.const 2))))))))
     (local.set $rest (i32.shl (i32.sub (local.get $n) (local.get $n4)) (i32.const 2)))
     (if (local.get $rest)
       (then

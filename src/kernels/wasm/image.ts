@@ -7,7 +7,7 @@
  * An image already in the shared kernel memory (a plan's intermediate) is resized where it is,
  * into an output there, by an instance over that memory (`shared_scratch.ts`). Otherwise one
  * module instance per isolate with its own linear memory, laid out per call as
- * `ytab | xtab | one input image | one output image`; images go one at a time, so the memory
+ * `ytab | xtab | two interpolated rows | one input image | one output image`; images go one at a time, so the memory
  * holds one image pair at most, and grows (never beyond `MAX_BYTES`) to the largest seen.
  *
  * Every function returns null when WebAssembly SIMD is missing or the memory would exceed its
@@ -33,6 +33,17 @@ interface ImageExports {
     outW: number,
     ytab: number,
     xtab: number,
+  ): void;
+  resizeRows(
+    x: number,
+    y: number,
+    c: number,
+    outH: number,
+    outW: number,
+    ytab: number,
+    xtab: number,
+    rows: number,
+    rowStride: number,
   ): void;
 }
 
@@ -103,21 +114,27 @@ export function resizeBilinearF32(
     // Input and output in the shared kernel memory (a plan's intermediates): resized where they
     // are, the tables in this isolate's scratch block there.
     shared ??= instantiateShared<ImageExports>(IMAGE_SHARED_WASM);
-    const ytab = shared === null ? -1 : sharedScratch(align16(outH * 12) + outW * 12);
+    // Tables, then (where the scratch block allows) two rows interpolated along x.
+    const tables = align16(outH * 12) + align16(outW * 12), rowStride = align16(outW * c * 4);
+    let ytab = shared === null ? -1 : sharedScratch(tables + 2 * rowStride);
+    const rows = ytab >= 0 ? ytab + tables : -1;
+    if (shared !== null && ytab < 0) ytab = sharedScratch(tables);
     if (shared !== null && ytab >= 0) {
       const memory = kernelMemory(), xtab = ytab + align16(outH * 12);
       writeTable(memory, ytab, ys);
       writeTable(memory, xtab, xs);
       for (let b = 0; b < batch; b++) {
         const xo = x.byteOffset + b * inFloats * 4, yo = y.byteOffset + b * outFloats * 4;
-        shared.resizeBilinear(xo, yo, c, outH, outW, ytab, xtab);
+        if (rows >= 0) shared.resizeRows(xo, yo, c, outH, outW, ytab, xtab, rows, rowStride);
+        else shared.resizeBilinear(xo, yo, c, outH, outW, ytab, xtab);
       }
       return y;
     }
   }
   const ytab = 16;
   const xtab = ytab + align16(outH * 12);
-  const xo = xtab + align16(outW * 12);
+  const rows = xtab + align16(outW * 12), rowStride = align16(outW * c * 4);
+  const xo = rows + 2 * rowStride;
   const yo = xo + align16(inFloats * 4);
   if (!ensureBytes(ex.memory, yo + outFloats * 4)) return null;
   writeTable(ex.memory, ytab, ys);
@@ -125,7 +142,7 @@ export function resizeBilinearF32(
   const f32 = new Float32Array(ex.memory.buffer);
   for (let b = 0; b < batch; b++) {
     f32.set(x.subarray(b * inFloats, (b + 1) * inFloats), xo >>> 2);
-    ex.resizeBilinear(xo, yo, c, outH, outW, ytab, xtab);
+    ex.resizeRows(xo, yo, c, outH, outW, ytab, xtab, rows, rowStride);
     y.set(f32.subarray(yo >>> 2, (yo >>> 2) + outFloats), b * outFloats);
   }
   return y;
