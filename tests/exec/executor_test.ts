@@ -4,21 +4,18 @@
  */
 import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
-import { PredictRequestSchema } from "../../src/proto/gen/tensorflow_serving/apis/predict_pb.ts";
 import { Code } from "../../src/errors.ts";
 import { Executor, QUEUE_FULL_MESSAGE } from "../../src/exec/executor.ts";
 import { hasStatefulSignature, shareConstants } from "../../src/exec/shared_model.ts";
-import { loadModel, type Model } from "../../src/runtime/model.ts";
-import { preparePredict } from "../../src/servables/predict.ts";
+import { loadModel } from "../../src/runtime/model.ts";
 import { prepareMultiInference } from "../../src/servables/multi_inference.ts";
 import { MultiInferenceRequestSchema } from "../../src/proto/gen/tensorflow_serving/apis/inference_pb.ts";
 import { ExampleSchema } from "../../src/proto/gen/tensorflow/core/example/example_pb.ts";
 import { testdata } from "../testdata.ts";
 import { runPrepared } from "../../src/servables/prepared.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
-import { tensorToProto } from "../../src/tensor/tensor_proto.ts";
 import { assertServingError } from "../assert.ts";
-import { writeCounterModel, writeSlowModel } from "./models.ts";
+import { predictCall, writeCounterModel, writeSlowModel } from "./models.ts";
 import { kernelMemoryStats } from "../../src/kernels/wasm/shared_memory.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "exec_test_" });
@@ -29,13 +26,7 @@ const HALF_PLUS_TWO = testdata("saved_model_half_plus_two_cpu/00000123");
 
 const load = (name: string) => loadModel(`${dir}/${name}`, { prepare: shareConstants });
 
-function call(model: Model, signatureName: string, inputs: Record<string, Tensor> = {}) {
-  const req = create(PredictRequestSchema, {
-    modelSpec: { name: "m", signatureName },
-    inputs: Object.fromEntries(Object.entries(inputs).map(([k, t]) => [k, tensorToProto(t)])),
-  });
-  return preparePredict(model, 1, "m", req);
-}
+const call = predictCall;
 
 const values = (r: { outputs: Record<string, { floatVal: number[] }> }, alias: string) =>
   r.outputs[alias].floatVal;

@@ -15,6 +15,15 @@ import {
   writeSavedModel,
 } from "../../src/saved_model/writer.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
+import { create } from "@bufbuild/protobuf";
+import {
+  PredictRequestSchema,
+  type PredictResponse,
+} from "../../src/proto/gen/tensorflow_serving/apis/predict_pb.ts";
+import type { Model } from "../../src/runtime/model.ts";
+import { preparePredict } from "../../src/servables/predict.ts";
+import type { PreparedCall } from "../../src/servables/prepared.ts";
+import { tensorToProto } from "../../src/tensor/tensor_proto.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { attrValue } from "../../src/graph/builder.ts";
 
@@ -123,4 +132,17 @@ export async function writeCounterModel(exportDir: string, ballast = 0): Promise
     variables: [{ name: "counter", value: Tensor.float32([0], []), initialValue: zero }],
     opDefs: OP_DEFS,
   });
+}
+
+/** A prepared Predict call of `model` (served as "m" version 1) with `inputs`. */
+export function predictCall(
+  model: Model,
+  signatureName: string,
+  inputs: Record<string, Tensor> = {},
+): PreparedCall<PredictResponse> {
+  const req = create(PredictRequestSchema, {
+    modelSpec: { name: "m", signatureName },
+    inputs: Object.fromEntries(Object.entries(inputs).map(([k, t]) => [k, tensorToProto(t)])),
+  });
+  return preparePredict(model, 1, "m", req);
 }

@@ -4,18 +4,14 @@
  * lets it be reused only for a version that keeps no state.
  */
 import assert from "node:assert/strict";
-import { create } from "@bufbuild/protobuf";
-import { PredictRequestSchema } from "../../src/proto/gen/tensorflow_serving/apis/predict_pb.ts";
 import { Code } from "../../src/errors.ts";
 import { Executor } from "../../src/exec/executor.ts";
 import { shareConstants } from "../../src/exec/shared_model.ts";
-import { loadModel, type Model } from "../../src/runtime/model.ts";
-import { preparePredict } from "../../src/servables/predict.ts";
+import { loadModel } from "../../src/runtime/model.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
-import { tensorToProto } from "../../src/tensor/tensor_proto.ts";
 import { RequestMemory } from "../../src/tensor/request_memory.ts";
 import { assertServingError } from "../assert.ts";
-import { writeCounterModel, writeSlowModel } from "./models.ts";
+import { predictCall, writeCounterModel, writeSlowModel } from "./models.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "request_buffer_test_" });
 await writeSlowModel(`${dir}/slow`, 12);
@@ -23,13 +19,7 @@ await writeCounterModel(`${dir}/counter`);
 
 const load = (name: string) => loadModel(`${dir}/${name}`, { prepare: shareConstants });
 
-function call(model: Model, signatureName: string, inputs: Record<string, Tensor> = {}) {
-  const req = create(PredictRequestSchema, {
-    modelSpec: { name: "m", signatureName },
-    inputs: Object.fromEntries(Object.entries(inputs).map(([k, t]) => [k, tensorToProto(t)])),
-  });
-  return preparePredict(model, 1, "m", req);
-}
+const call = predictCall;
 
 Deno.test("a stateless version's request memory is reused once the call is answered", async () => {
   await using exec = new Executor({ workers: 1 });
