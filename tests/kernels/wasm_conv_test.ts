@@ -760,6 +760,41 @@ Deno.test({
   },
 });
 
+/**
+ * A random Conv2DBackpropInput with non-overlapping windows (strides at least the dilated window
+ * extent, up to `extra` more: every image pixel takes at most one tap), up to `maxC` image
+ * channels, explicit paddings up to `maxPad`, image sides from `lo` to `hi`; undefined when the
+ * padding leaves no output.
+ */
+function nonOverlappingBackprop(
+  r: () => number,
+  maxC: number,
+  extra: number,
+  maxPad: number,
+  lo: number,
+  hi: number,
+) {
+  const n = int(r, 1, 2), c = int(r, 1, maxC), o = int(r, 1, 17);
+  const fh = int(r, 1, 3), fw = int(r, 1, 3), dh = int(r, 1, 2), dw = int(r, 1, 2);
+  const strides = [(fh - 1) * dh + 1 + int(r, 0, extra), (fw - 1) * dw + 1 + int(r, 0, extra)];
+  const padding = ["SAME", "VALID", "EXPLICIT"][int(r, 0, 2)];
+  const explicit = [int(r, 0, maxPad), int(r, 0, maxPad), int(r, 0, maxPad), int(r, 0, maxPad)];
+  const h = int(r, lo, hi), w = int(r, lo, hi);
+  let oh: number, ow: number;
+  try {
+    [oh] = windowedOutputSize(h, fh, dh, strides[0], padding as "SAME", explicit[0], explicit[1]);
+    [ow] = windowedOutputSize(w, fw, dw, strides[1], padding as "SAME", explicit[2], explicit[3]);
+  } catch {
+    return undefined;
+  }
+  return {
+    sizes: new Tensor(DataType.DT_INT32, [4], Int32Array.of(n, h, w, c)),
+    f: tensor([fh, fw, c, o], randArray(r, fh * fw * c * o)),
+    dy: tensor([n, oh, ow, o], randArray(r, n * oh * ow * o)),
+    attrs: convAttrs(strides, [dh, dw], padding, explicit),
+  };
+}
+
 Deno.test({
   name: "Conv2DBackpropInput with non-overlapping windows (kernel ≤ stride) equals the loops",
   ignore: !convWasmSupported,
@@ -767,40 +802,9 @@ Deno.test({
     const r = rng(83);
     let ran = 0;
     for (let t = 0; t < 60; t++) {
-      const n = int(r, 1, 2), c = int(r, 1, 5), o = int(r, 1, 17);
-      const fh = int(r, 1, 3), fw = int(r, 1, 3), dh = int(r, 1, 2), dw = int(r, 1, 2);
-      // Strides at least the dilated window extent: every image pixel takes at most one tap.
-      const strides = [(fh - 1) * dh + 1 + int(r, 0, 1), (fw - 1) * dw + 1 + int(r, 0, 1)];
-      const padding = ["SAME", "VALID", "EXPLICIT"][int(r, 0, 2)];
-      const explicit = [int(r, 0, 2), int(r, 0, 2), int(r, 0, 2), int(r, 0, 2)];
-      const h = int(r, 1, 13), w = int(r, 1, 13);
-      let oh: number, ow: number;
-      try {
-        [oh] = windowedOutputSize(
-          h,
-          fh,
-          dh,
-          strides[0],
-          padding as "SAME",
-          explicit[0],
-          explicit[1],
-        );
-        [ow] = windowedOutputSize(
-          w,
-          fw,
-          dw,
-          strides[1],
-          padding as "SAME",
-          explicit[2],
-          explicit[3],
-        );
-      } catch {
-        continue;
-      }
-      const sizes = new Tensor(DataType.DT_INT32, [4], Int32Array.of(n, h, w, c));
-      const f = tensor([fh, fw, c, o], randArray(r, fh * fw * c * o));
-      const dy = tensor([n, oh, ow, o], randArray(r, n * oh * ow * o));
-      const attrs = convAttrs(strides, [dh, dw], padding, explicit);
+      const k = nonOverlappingBackprop(r, 5, 1, 2, 1, 13);
+      if (k === undefined) continue;
+      const { sizes, f, dy, attrs } = k;
       const was = setConvWasmEnabled(false);
       const want = runOp(nnKernels, "Conv2DBackpropInput", [sizes, f, dy], attrs)[0];
       setConvWasmEnabled(was);
@@ -824,39 +828,9 @@ Deno.test({
     const r = rng(87);
     let ran = 0, inKernelMemory = 0;
     for (let t = 0; t < 80; t++) {
-      const n = int(r, 1, 2), c = int(r, 1, 6), o = int(r, 1, 17);
-      const fh = int(r, 1, 3), fw = int(r, 1, 3), dh = int(r, 1, 2), dw = int(r, 1, 2);
-      const strides = [(fh - 1) * dh + 1 + int(r, 0, 2), (fw - 1) * dw + 1 + int(r, 0, 2)];
-      const padding = ["SAME", "VALID", "EXPLICIT"][int(r, 0, 2)];
-      const explicit = [int(r, 0, 3), int(r, 0, 3), int(r, 0, 3), int(r, 0, 3)];
-      const h = int(r, 30, 80), w = int(r, 30, 80);
-      let oh: number, ow: number;
-      try {
-        [oh] = windowedOutputSize(
-          h,
-          fh,
-          dh,
-          strides[0],
-          padding as "SAME",
-          explicit[0],
-          explicit[1],
-        );
-        [ow] = windowedOutputSize(
-          w,
-          fw,
-          dw,
-          strides[1],
-          padding as "SAME",
-          explicit[2],
-          explicit[3],
-        );
-      } catch {
-        continue;
-      }
-      const sizes = new Tensor(DataType.DT_INT32, [4], Int32Array.of(n, h, w, c));
-      const f = tensor([fh, fw, c, o], randArray(r, fh * fw * c * o));
-      const dy = tensor([n, oh, ow, o], randArray(r, n * oh * ow * o));
-      const attrs = convAttrs(strides, [dh, dw], padding, explicit);
+      const k = nonOverlappingBackprop(r, 6, 2, 3, 30, 80);
+      if (k === undefined) continue;
+      const { sizes, f, dy, attrs } = k;
       // Without an arena the outputs are ordinary arrays: the JavaScript scatter.
       const want = runOp(nnKernels, "Conv2DBackpropInput", [sizes, f, dy], attrs)[0];
       const arena = new Arena();
