@@ -380,6 +380,11 @@ export function endTeamCall(): void {
   }
 }
 
+/** Members of the team now (the isolates that joined and have not stopped). */
+export function teamMembers(): number {
+  return control === undefined ? 0 : Atomics.load(control, MEMBERS);
+}
+
 /** Whether this isolate joined the team (only members split, so others need not try). */
 export function isTeamMember(): boolean {
   return member;
