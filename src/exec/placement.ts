@@ -40,11 +40,7 @@ export const IDLE_INLINE_FACTOR = 2;
 export const PROBE_EVERY = 64;
 export const PROBE_CALLS = 2;
 
-/**
- * Calls the idle rule runs here before it judges by their median: the first is cold here (the
- * main isolate's code not yet optimised for the target's kernels, their data not in its caches)
- * and may take several times the next ones.
- */
+/** Calls the idle rule measures here (after the cold first one) before it judges by their median. */
 export const TRIAL_CALLS = 3;
 
 /** What a version's calls of one target cost, per input element (ms). */
@@ -64,11 +60,21 @@ export interface Cost {
   sinceProbe: number;
   /** Calls left in the current run of calls sent to the pool to measure it. */
   probing: number;
+  /** Until a call ran on the event loop: the first one there is cold, and not sampled. */
+  coldHere: boolean;
 }
 
 /** A cost with nothing measured yet. */
 export function newCost(): Cost {
-  return { recent: [], least: undefined, here: [], pooled: [], sinceProbe: 0, probing: 0 };
+  return {
+    recent: [],
+    least: undefined,
+    here: [],
+    pooled: [],
+    sinceProbe: 0,
+    probing: 0,
+    coldHere: true,
+  };
 }
 
 /** Adds a measurement of a call alone (ms per input element) to a cost. */
@@ -81,10 +87,15 @@ export function measure(cost: Cost, perUnit: number): void {
   cost.least = least;
 }
 
-/** Adds the time of a call that ran on the event loop (ms per input element). */
+/**
+ * Adds the time of a call that ran on the event loop (ms per input element); the first such call
+ * is cold (the main isolate's code not yet optimised for the target's kernels, their data not in
+ * its caches: several times the next ones) and is not an idle-rule sample.
+ */
 export function measureHere(cost: Cost, perUnit: number): void {
   measure(cost, perUnit);
-  addIdleSample(cost.here, perUnit);
+  if (cost.coldHere) cost.coldHere = false;
+  else addIdleSample(cost.here, perUnit);
 }
 
 /**
@@ -113,12 +124,12 @@ function median(samples: readonly number[]): number {
  * Counts the call (probes, see PROBE_EVERY).
  *
  * - Not before the pool answered one of its target's calls, nor with the threshold off (0).
- * - Until TRIAL_CALLS ran on the event loop, calls run there if the estimate (until then maybe
- *   a helped call's upper bound) is under twice the limit (IDLE_INLINE_FACTOR times the
- *   threshold), to measure.
- * - Then, while their median there stays under twice the limit: here when it is under the
- *   limit and under the pool's median, else on the pool; every PROBE_EVERY calls the other way
- *   is tried (so a slow spell here, a cold first call, is measured again).
+ * - Until TRIAL_CALLS ran on the event loop (after a first, cold one: see {@link measureHere}),
+ *   calls run there if the estimate (until then maybe a helped call's upper bound) is under
+ *   twice the limit (IDLE_INLINE_FACTOR times the threshold), to measure.
+ * - Then here when the median there is under the limit and under the pool's median, else on
+ *   the pool; every PROBE_EVERY calls the other way is tried (here only while the estimate is
+ *   under twice the limit), so a slow spell either way is measured again.
  */
 export function idleRunsHere(cost: Cost, units: number, inlineBelowMs: number): boolean {
   const limit = IDLE_INLINE_FACTOR * inlineBelowMs;
@@ -127,13 +138,14 @@ export function idleRunsHere(cost: Cost, units: number, inlineBelowMs: number): 
     cost.probing--;
     return false;
   }
-  if (cost.here.length < TRIAL_CALLS) return cost.least * units < 2 * limit;
+  // The estimate (until calls ran here, maybe a helped call's upper bound) allows trying here.
+  const mayTry = cost.least * units < 2 * limit;
+  if (cost.here.length < TRIAL_CALLS) return mayTry;
   const here = median(cost.here) * units;
-  if (here >= 2 * limit) return false;
   const preferHere = here < limit && here < median(cost.pooled) * units;
   if (++cost.sinceProbe >= PROBE_EVERY) {
     cost.sinceProbe = 0;
-    if (!preferHere) return true;
+    if (!preferHere) return mayTry;
     cost.probing = PROBE_CALLS - 1;
     return false;
   }
