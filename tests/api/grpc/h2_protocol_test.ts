@@ -63,6 +63,23 @@ const sleepRequest = (ms: number) =>
     ),
   );
 
+/** A Predict request for model "m" feeding `values` as x, a float vector, in float_val. */
+function floatPredict(values: number[]): Uint8Array {
+  return toBinary(
+    PredictRequestSchema,
+    create(PredictRequestSchema, {
+      modelSpec: { name: "m" },
+      inputs: {
+        x: {
+          dtype: DataType.DT_FLOAT,
+          tensorShape: { dim: [{ size: BigInt(values.length) }] },
+          floatVal: values,
+        },
+      },
+    } as never),
+  );
+}
+
 Deno.test("a unary call: headers, one length-prefixed message, trailers", opts, async () => {
   await using s = await server();
   using c = await RawH2.connect(s.port);
@@ -219,19 +236,7 @@ Deno.test("send-side flow control honours the stream window and its changes", op
   // The client grants nothing per stream at first.
   using c = await RawH2.connect(s.port, { settings: settings([Setting.INITIAL_WINDOW_SIZE, 0]) });
   const values = Array.from({ length: 2000 }, (_, i) => i);
-  const req = toBinary(
-    PredictRequestSchema,
-    create(PredictRequestSchema, {
-      modelSpec: { name: "m" },
-      inputs: {
-        x: {
-          dtype: DataType.DT_FLOAT,
-          tensorShape: { dim: [{ size: 2000n }] },
-          floatVal: values,
-        },
-      },
-    } as never),
-  );
+  const req = floatPredict(values);
   await c.headers(1, grpcHeaders(PREDICT));
   await c.data(1, grpcMessage(req));
   // Headers come, no DATA (the window is 0).
@@ -501,19 +506,7 @@ Deno.test(
       settings: settings([Setting.INITIAL_WINDOW_SIZE, 1000]),
     });
     const values = Array.from({ length: 2000 }, (_, i) => i * 0.5);
-    const req = toBinary(
-      PredictRequestSchema,
-      create(PredictRequestSchema, {
-        modelSpec: { name: "m" },
-        inputs: {
-          x: {
-            dtype: DataType.DT_FLOAT,
-            tensorShape: { dim: [{ size: 2000n }] },
-            floatVal: values,
-          },
-        },
-      } as never),
-    );
+    const req = floatPredict(values);
     await c.headers(1, grpcHeaders(PREDICT));
     await c.data(1, grpcMessage(req));
     const parts: Uint8Array[] = [];
