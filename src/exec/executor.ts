@@ -250,7 +250,7 @@ interface Job {
   done: boolean;
   /** When it was queued. */
   readonly queuedAt: number;
-  /** Whether it was posted at once (it found a worker idle). */
+  /** Whether it was posted as it was queued (it found a worker idle). */
   direct?: boolean;
   timer?: ReturnType<typeof setTimeout>;
   signal?: AbortSignal;
@@ -288,9 +288,6 @@ function processKernelMemory(): WebAssembly.Memory | undefined {
 
 /** After a call arrived while others ran or waited, how long the idle rule stays off (ms). */
 const BUSY_MS = 100;
-
-/** A call posted within this long of its queueing found a worker idle (ms). */
-const DIRECT_MS = 0.05;
 
 /** Runs prepared calls inline or on worker isolates. */
 export class Executor implements AsyncDisposable {
@@ -802,6 +799,7 @@ export class Executor implements AsyncDisposable {
     // The first call that needs a worker starts the pool.
     this.#startPool();
     this.#pump();
+    job.direct = this.#slots?.some((slot) => slot.job === job) === true;
     return promise;
   }
 
@@ -837,7 +835,6 @@ export class Executor implements AsyncDisposable {
       const job = this.#next(slot);
       if (!job) continue;
       slot.job = job;
-      job.direct = performance.now() - job.queuedAt < DIRECT_MS;
       // A worker helping another's split stops at once for its own call (kernels/wasm/team.ts).
       if (this.#intraOp) setCallPending(slot.index, true);
       this.#post(slot, {
