@@ -14,9 +14,9 @@
  *
  * Writing: {@link tensorProtoSize} and {@link writeTensorProto} produce the bytes `toBinary` gives
  * for `tensorToProto(t, useContent)` — same fields, same order, packed — straight from the typed
- * storage, for the types {@link directlyEncodable} accepts. (One difference no client can rely
- * on: a NaN with a payload in first position keeps its payload here, where the message path's
- * JS array of doubles makes it the canonical NaN.)
+ * storage, for the types {@link directlyEncodable} accepts. One difference, in NaNs only: float
+ * values are copied bit for bit here, as TensorFlow's own AsProtoField copies them, where the
+ * message path's JS doubles quiet a signalling NaN and make a NaN in first position canonical.
  *
  * @module
  */
@@ -533,7 +533,11 @@ export function writeTensorProto(
   switch (layout.kind) {
     case Kind.F32:
     case Kind.F64:
-      writeFloats(d as Float32Array | Float64Array, out, pos);
+      // The floats' bytes as they are, as TensorFlow's AsProtoField copies them (a signalling
+      // NaN stays signalling, a payload is kept). A scan to quiet signalling NaNs, as the
+      // message path's JS doubles do, took 0.19 ms of the main thread per selfie response
+      // (128 Ki floats), 13% of its share of a served call.
+      out.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), pos);
       return pos + body;
     case Kind.BOOL: {
       const a = d as Uint8Array;
@@ -555,22 +559,6 @@ export function writeTensorProto(
       const a = d as ArrayLike<bigint>;
       for (let i = 0; i < a.length; i++) pos = writeVarint64(out, pos, a[i]);
       return pos;
-    }
-  }
-}
-
-/**
- * Copies float storage as little-endian bytes. A signalling NaN gets its quiet bit set, payload
- * kept, as on the message path (whose values pass through JS doubles, which quiet it).
- */
-function writeFloats(d: Float32Array | Float64Array, out: Uint8Array, pos: number): void {
-  out.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), pos);
-  const width = d.BYTES_PER_ELEMENT;
-  for (let i = 0; i < d.length; i++) {
-    if (d[i] !== d[i]) {
-      // The quiet bit: bit 22 of a float (byte 2), bit 51 of a double (byte 6).
-      if (width === 4) out[pos + i * 4 + 2] |= 0x40;
-      else out[pos + i * 8 + 6] |= 0x08;
     }
   }
 }
