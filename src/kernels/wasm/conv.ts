@@ -668,16 +668,18 @@ const SPLIT_MIN_FLOPS = 0.3e6;
 const PART_FLOPS = 0.15e6;
 
 /**
- * Parts to cut a call of `flops` over `rows` output rows into; 1: do not split. Two per member
- * of the team: enough for a member that starts late to take fewer, while each part rereads the
- * weights (a part is a range of rows) and hands off once. Through the server, with two members,
- * 4 parts instead of 8 made emotion's run 0.15-0.17 ms shorter (sum of its nodes' medians
- * 1.45-1.47 against 1.61-1.62 ms; its 15×15 1×1 convolution with 256×256 weights 281-298
- * against 352-365 µs), and selfie, meet and movenet_multipose no slower.
+ * Parts to cut a call of `flops` over `rows` output rows into; 1: do not split. One per member
+ * of the team: a helper polling for tasks claims its part within a microsecond of the post
+ * (measured through the server), so smaller parts for a late member to take fewer bought
+ * little, while each part rereads the weights (a part is a range of rows) and hands off once.
+ * Measured with two members, against two parts per member: the pool's run of selfie 0.15-0.2 ms
+ * shorter (p10, p25 of 400 calls, in-process pairs), emotion's 0.12 ms; served (alternating
+ * blocks, both servers up) selfie 6.80 against 7.34 ms median, emotion 2.13 against 2.17, meet
+ * and movenet_multipose unchanged. (Two per member had beaten eight parts in all.)
  */
 function splitParts(flops: number, rows: number): number {
   if (flops < SPLIT_MIN_FLOPS || rows < 8 || !canSplit()) return 1;
-  return Math.min(MAX_PARTS, 2 * teamMembers(), Math.floor(flops / PART_FLOPS), rows >> 2);
+  return Math.min(MAX_PARTS, teamMembers(), Math.floor(flops / PART_FLOPS), rows >> 2);
 }
 
 /**
