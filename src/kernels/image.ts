@@ -139,7 +139,7 @@ function asFloat32(t: Tensor): Float32Array {
  * compute_interpolation_weights: for each output index, the lower and upper source indices
  * (pre-multiplied by `stride`) and the float32 weight of the upper one.
  */
-function interpolationWeights(
+export function interpolationWeights(
   outSize: number,
   inSize: number,
   scale: number,

@@ -22,6 +22,7 @@ import { uninitialized } from "../../tensor/arena.ts";
 import { isKernelView } from "./float_store.ts";
 import { kernelMemory } from "./shared_memory.ts";
 import { instantiateShared, sharedScratch } from "./shared_scratch.ts";
+import { canSplit, registerPartRunner, runSplit, teamMembers } from "./team.ts";
 
 interface ImageExports {
   readonly memory: WebAssembly.Memory;
@@ -65,6 +66,51 @@ export function setImageWasmEnabled(on: boolean): boolean {
   enabled = on;
   return was;
 }
+
+/** The team's op code for rows of a resize (see `team.ts`). */
+const OP_RESIZE = 17;
+
+/**
+ * Output floats from which a resize of one image is split across the kernel team: below it
+ * the hand-offs cost what a second core saves.
+ */
+const SPLIT_MIN_FLOATS = 1 << 16;
+
+// Arguments of a part: x, y (byte offsets), c, outH, outW, ytab, xtab (byte offsets), output
+// rows per part.
+const A_PER_PART = 7;
+
+/**
+ * Output rows [part·per, (part+1)·per) of a resize by the instance over the kernel memory, with
+ * `rows` (two interpolated rows of `rowStride` bytes) in this isolate's scratch: rows are
+ * independent, and each is computed from the same values by the same float32 operations whatever
+ * rows precede it in a call, so a part gives the floats the whole call does.
+ */
+function resizePart(ex: ImageExports, a: ArrayLike<number>, part: number, rows: number): void {
+  const c = a[2], outH = a[3], outW = a[4], per = a[A_PER_PART];
+  const r0 = part * per, r1 = Math.min(outH, r0 + per);
+  if (r0 >= r1) return;
+  const rowStride = align16(outW * c * 4);
+  ex.resizeRows(
+    a[0],
+    a[1] + r0 * outW * c * 4,
+    c,
+    r1 - r0,
+    outW,
+    a[5] + r0 * 12,
+    a[6],
+    rows,
+    rowStride,
+  );
+}
+
+registerPartRunner(OP_RESIZE, (args, part) => {
+  // A helper: its own two rows, in its own scratch block (the tables are the caller's).
+  shared ??= instantiateShared<ImageExports>(IMAGE_SHARED_WASM);
+  const rows = shared === null ? -1 : sharedScratch(2 * align16(args[4] * args[2] * 4));
+  if (shared === null || rows < 0) throw new Error("No image kernel for a part");
+  resizePart(shared, args, part, rows);
+});
 
 /** Source positions and weights along one axis (see `interpolationWeights` in kernels/image.ts). */
 export interface AxisWeights {
@@ -123,10 +169,22 @@ export function resizeBilinearF32(
       const memory = kernelMemory(), xtab = ytab + align16(outH * 12);
       writeTable(memory, ytab, ys);
       writeTable(memory, xtab, xs);
+      const ex = shared;
       for (let b = 0; b < batch; b++) {
         const xo = x.byteOffset + b * inFloats * 4, yo = y.byteOffset + b * outFloats * 4;
-        if (rows >= 0) shared.resizeRows(xo, yo, c, outH, outW, ytab, xtab, rows, rowStride);
-        else shared.resizeBilinear(xo, yo, c, outH, outW, ytab, xtab);
+        if (rows >= 0) {
+          // Large images: output rows split across the kernel team (one part per member).
+          const parts = outFloats >= SPLIT_MIN_FLOATS && outH >= 2 && canSplit()
+            ? Math.min(teamMembers(), outH)
+            : 1;
+          if (parts > 1) {
+            const args = [xo, yo, c, outH, outW, ytab, xtab, Math.ceil(outH / parts)];
+            const whole = () => ex.resizeRows(xo, yo, c, outH, outW, ytab, xtab, rows, rowStride);
+            const local = (part: number) => resizePart(ex, args, part, rows);
+            if (runSplit(OP_RESIZE, args, parts, local, outFloats, whole)) continue;
+          }
+          ex.resizeRows(xo, yo, c, outH, outW, ytab, xtab, rows, rowStride);
+        } else ex.resizeBilinear(xo, yo, c, outH, outW, ytab, xtab);
       }
       return y;
     }

@@ -1,7 +1,7 @@
 /**
  * A worker for `split_test.ts`: adopts the test's kernel memory and joins the kernel team; as
- * "caller" it runs random convolutions, depthwise convolutions, poolings and products each
- * unsplit and split (its team mate helping) and reports any output that differs by a bit; as
+ * "caller" it runs random convolutions, depthwise convolutions, poolings, products and bilinear
+ * resizes each unsplit and split (its team mate helping) and reports any output that differs by a bit; as
  * "helper" it only helps.
  *
  * @module
@@ -23,6 +23,8 @@ import {
 import type { Geometry } from "../../../src/kernels/window.ts";
 import { activateArena, Arena, uninitialized } from "../../../src/tensor/arena.ts";
 import { splitBinaryF32 } from "../../../src/kernels/wasm/elementwise_split.ts";
+import { resizeBilinearF32 } from "../../../src/kernels/wasm/image.ts";
+import { interpolationWeights } from "../../../src/kernels/image.ts";
 import { DataType } from "../../../src/tensor/dtype.ts";
 import { Tensor } from "../../../src/tensor/tensor.ts";
 import { lcg } from "../../random.ts";
@@ -112,6 +114,7 @@ port.onmessage = (e: MessageEvent) => {
     pool: 0,
     matmul: 0,
     binary: 0,
+    resize: 0,
   };
   for (let t = 0; t < m.cases; t++) {
     const acts = [WasmAct.None, WasmAct.Relu, WasmAct.Relu6];
@@ -151,6 +154,26 @@ port.onmessage = (e: MessageEvent) => {
         { m: mm, k, n, transB },
       );
     }
+  }
+  // Bilinear resizes of images stored in kernel memory (as intermediates are, which is where
+  // they split): up, down and odd sizes, both pixel conventions, batch 1 and 2.
+  for (let t = 0; t < m.cases; t++) {
+    const pick = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
+    const batch = pick(1, 2), inH = pick(5, 70), inW = pick(5, 70), c = pick(1, 40);
+    const outH = pick(9, 140), outW = Math.max(pick(9, 140), Math.ceil(65536 / (outH * c)));
+    const halfPixel = rand() < 0.5;
+    const ys = interpolationWeights(outH, inH, inH / outH, halfPixel, inW * c);
+    const xs = interpolationWeights(outW, inW, inW / outW, halfPixel, c);
+    const held = new Arena();
+    activateArena(held);
+    const x = uninitialized(Float32Array, batch * inH * inW * c);
+    activateArena(undefined);
+    x.set(floats(x.length, rand));
+    const what = { batch, inH, inW, c, outH, outW, halfPixel };
+    const r = compare(() => resizeBilinearF32(x, batch, inH, inW, c, ys, xs));
+    if (r.split) splits.resize++;
+    if (r.diff >= 0) failures.push(`resize ${JSON.stringify(what)}: differs at ${r.diff}`);
+    held.endRun();
   }
   // Elementwise Add / Sub / Mul on tensors stored in kernel memory (as intermediates are),
   // against the float32 result of each element.
