@@ -17,6 +17,7 @@ import { ACTIVATION_SHARED_WASM } from "./activation_shared_wasm.ts";
 import { ensureBytes, instantiateOwn } from "./heap.ts";
 import { isKernelView } from "./float_store.ts";
 import { instantiateShared, sharedScratch } from "./shared_scratch.ts";
+import { canSplit, registerPartRunner, runSplit, teamMembers } from "./team.ts";
 
 interface ActivationExports {
   readonly memory: WebAssembly.Memory;
@@ -46,6 +47,32 @@ export function setActivationWasmEnabled(on: boolean): boolean {
   return was;
 }
 
+/** The team's op code for a part of an activation (see `team.ts`). */
+const OP_ACTIVATION = 18;
+/** Elements from which a call on the kernel memory is split across the kernel team. */
+const SPLIT_MIN_ELEMENTS = 1 << 16;
+const FNS = ["sigmoid", "exp"] as const;
+
+/**
+ * Elements [part·per, (part+1)·per) of a call over the kernel memory (arguments: the function's
+ * index in FNS, source and destination byte offsets, n, elements per part, a multiple of 4):
+ * each element's value depends on it alone, so parts give the floats a whole call does.
+ */
+function activationPart(ex: ActivationExports, a: ArrayLike<number>, part: number): void {
+  const n = a[3], per = a[4];
+  const i0 = part * per, i1 = Math.min(n, i0 + per);
+  if (i0 >= i1) return;
+  const tmp = sharedScratch(16);
+  if (tmp < 0) throw new Error("No scratch for an activation part");
+  ex[FNS[a[0]]](a[1] + i0 * 4, a[2] + i0 * 4, i1 - i0, tmp);
+}
+
+registerPartRunner(OP_ACTIVATION, (args, part) => {
+  shared ??= instantiateShared<ActivationExports>(ACTIVATION_SHARED_WASM);
+  if (shared === null) throw new Error("No activation kernel for a part");
+  activationPart(shared, args, part);
+});
+
 /** Runs `fn` of the module over src[srcOff, srcOff + n) into dst[dstOff…]; false if it cannot. */
 function apply(
   fn: "sigmoid" | "exp",
@@ -62,7 +89,17 @@ function apply(
     shared ??= instantiateShared<ActivationExports>(ACTIVATION_SHARED_WASM);
     const tmp = shared === null ? -1 : sharedScratch(16);
     if (shared !== null && tmp >= 0) {
-      shared[fn](src.byteOffset + srcOff * 4, dst.byteOffset + dstOff * 4, n, tmp);
+      const ex = shared, x = src.byteOffset + srcOff * 4, y = dst.byteOffset + dstOff * 4;
+      // Large ones split across the kernel team (one part per member).
+      const parts = n >= SPLIT_MIN_ELEMENTS && canSplit() ? teamMembers() : 1;
+      if (parts > 1) {
+        const args = [FNS.indexOf(fn), x, y, n, Math.ceil(n / parts / 4) * 4];
+        const local = (part: number) => activationPart(ex, args, part);
+        if (runSplit(OP_ACTIVATION, args, parts, local, n, () => ex[fn](x, y, n, tmp))) {
+          return true;
+        }
+      }
+      ex[fn](x, y, n, tmp);
       return true;
     }
   }

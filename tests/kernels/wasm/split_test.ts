@@ -1,7 +1,7 @@
 /**
  * Kernels split across the team (`src/kernels/wasm/team.ts`) give exactly the unsplit floats:
  * random Conv2D, depthwise, pooling and product shapes (odd sizes, strides, dilations, paddings,
- * batch 2, a residual side input) and bilinear resizes, run in a worker isolate once unsplit and once split while a
+ * batch 2, a residual side input), bilinear resizes, sigmoids and exps, run in a worker isolate once unsplit and once split while a
  * second worker helps; and split elementwise Add / Sub / Mul (same shape, scalar, per-channel
  * and row broadcasts, either operand first) give each element's float32 result.
  *
@@ -19,7 +19,7 @@ function startWorker(index: number): Promise<Worker> {
   });
 }
 
-Deno.test("split convolutions, depthwise convolutions, poolings, products, resizes and elementwise ops equal unsplit ones", async () => {
+Deno.test("split convolutions, depthwise convolutions, poolings, products, resizes, activations and elementwise ops equal unsplit ones", async () => {
   const caller = await startWorker(0);
   const helper = await startWorker(1);
   try {

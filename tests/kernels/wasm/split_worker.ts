@@ -1,7 +1,7 @@
 /**
  * A worker for `split_test.ts`: adopts the test's kernel memory and joins the kernel team; as
- * "caller" it runs random convolutions, depthwise convolutions, poolings, products and bilinear
- * resizes each unsplit and split (its team mate helping) and reports any output that differs by a bit; as
+ * "caller" it runs random convolutions, depthwise convolutions, poolings, products, bilinear
+ * resizes, sigmoids and exps each unsplit and split (its team mate helping) and reports any output that differs by a bit; as
  * "helper" it only helps.
  *
  * @module
@@ -24,6 +24,7 @@ import type { Geometry } from "../../../src/kernels/window.ts";
 import { activateArena, Arena, uninitialized } from "../../../src/tensor/arena.ts";
 import { splitBinaryF32 } from "../../../src/kernels/wasm/elementwise_split.ts";
 import { resizeBilinearF32 } from "../../../src/kernels/wasm/image.ts";
+import { expF32, sigmoidF32 } from "../../../src/kernels/wasm/activation.ts";
 import { interpolationWeights } from "../../../src/kernels/image.ts";
 import { DataType } from "../../../src/tensor/dtype.ts";
 import { Tensor } from "../../../src/tensor/tensor.ts";
@@ -115,6 +116,7 @@ port.onmessage = (e: MessageEvent) => {
     matmul: 0,
     binary: 0,
     resize: 0,
+    activation: 0,
   };
   for (let t = 0; t < m.cases; t++) {
     const acts = [WasmAct.None, WasmAct.Relu, WasmAct.Relu6];
@@ -173,6 +175,24 @@ port.onmessage = (e: MessageEvent) => {
     const r = compare(() => resizeBilinearF32(x, batch, inH, inW, c, ys, xs));
     if (r.split) splits.resize++;
     if (r.diff >= 0) failures.push(`resize ${JSON.stringify(what)}: differs at ${r.diff}`);
+    held.endRun();
+  }
+  // Sigmoid and exp over kernel memory, odd lengths and offsets, large values and NaNs.
+  for (let t = 0; t < m.cases; t++) {
+    const n = 65536 + Math.floor(rand() * 70000), off = Math.floor(rand() * 7);
+    const held = new Arena();
+    activateArena(held);
+    const x = uninitialized(Float32Array, n + off);
+    activateArena(undefined);
+    for (let i = 0; i < x.length; i++) x[i] = rand() < 0.01 ? NaN : (rand() * 2 - 1) * 100;
+    const exp = rand() < 0.5;
+    const r = compare(() => {
+      const y = uninitialized(Float32Array, n + off);
+      const ok = exp ? expF32(x, off, y, off, n) : sigmoidF32(x, off, y, off, n);
+      return ok ? y.subarray(off) : null;
+    });
+    if (r.split) splits.activation++;
+    if (r.diff >= 0) failures.push(`${exp ? "exp" : "sigmoid"} n=${n}: differs at ${r.diff}`);
     held.endRun();
   }
   // Elementwise Add / Sub / Mul on tensors stored in kernel memory (as intermediates are),
