@@ -7,7 +7,12 @@
  */
 import assert from "node:assert/strict";
 import { kernelMemory, sharedHeap } from "../../src/kernels/wasm/shared_memory.ts";
-import { noteMemberStopped, setCallPending, teamTotals } from "../../src/kernels/wasm/team.ts";
+import {
+  noteMemberStopped,
+  setCallPending,
+  teamTotals,
+  watchSpanMs,
+} from "../../src/kernels/wasm/team.ts";
 import { Executor } from "../../src/exec/executor.ts";
 import { shareConstants } from "../../src/exec/shared_model.ts";
 import { loadModel } from "../../src/runtime/model.ts";
@@ -31,6 +36,20 @@ function stopWorkers(a: Worker, b: Worker): void {
   noteMemberStopped(1);
   noteMemberStopped(2);
 }
+
+Deno.test("a worker watches for its next call as long as its recent calls took to come", () => {
+  // Nothing known yet, or calls that follow at once: the 1 ms watch.
+  assert.equal(watchSpanMs([]), 1);
+  assert.equal(watchSpanMs([0.1, 0.3, 0.2]), 1);
+  // Calls 2.1 ms apart (selfie's large tensors): watched for 1.5 times that.
+  assert.ok(Math.abs(watchSpanMs([2.1, 2.0, 2.3, 2.1, 9]) - 3.15) < 1e-9);
+  // The median: one long gap (a pause of the client) does not stretch the watch.
+  assert.ok(Math.abs(watchSpanMs([2, 2, 50]) - 3) < 1e-9);
+  // Sparse traffic (gaps past 4 ms): back to 1 ms, not a core burnt after every call.
+  assert.equal(watchSpanMs([5, 6, 7]), 1);
+  assert.equal(watchSpanMs([3, 4.5, 100]), 1);
+  assert.equal(watchSpanMs([4, 4, 4]), 6);
+});
 
 Deno.test("runSplit: every part runs once, and an idle member helps", async () => {
   const a = await startWorker(1);

@@ -324,6 +324,7 @@ export function beginTeamCall(): void {
   if ((Atomics.or(control, PENDING_AT + myIndex, IN_CALL) & IN_CALL) === 0) {
     Atomics.add(control, RUNNING, 1);
   }
+  noteCallGap(performance.now());
   // Members waiting are woken to stay hot for this call. (Not by the main isolate as it posts
   // the call: there a notify that finds async waiters was measured at ~1.3 ms per call.)
   Atomics.add(control, SEQ, 1);
@@ -335,30 +336,76 @@ let calls = 0;
 const PAY_RETRY_CALLS = 16;
 
 /**
- * After a call, how long a worker watches (polling) for its next one before it goes back to its
- * event loop to wait: a client that sends its next request when the last answer arrives does so
- * within a loopback round trip, and a thread that stayed on its CPU takes that call at once
- * where a parked one (its virtual CPU halted) wakes 0.1-0.5 ms later. Measured through the
- * server (h2load, one call at a time), the next call was posted 0.6-0.8 ms after the last one
- * ended (the answer's way out and the next request's way in), so a 0.5 ms watch missed more
- * than half of them; with 1 ms, served medians were 0.05-0.15 ms lower (ssrnet_age, emotion;
+ * After a call, how long at least a worker watches (polling) for its next one before it goes
+ * back to its event loop to wait: a client that sends its next request when the last answer
+ * arrives does so within a loopback round trip, and a thread that stayed on its CPU takes that
+ * call at once where a parked one (its virtual CPU halted) wakes 0.1-0.5 ms later. Measured
+ * through the server (h2load, one call at a time), the next call was posted 0.6-0.8 ms after the
+ * last one ended (the answer's way out and the next request's way in), so a 0.5 ms watch missed
+ * more than half of them; with 1 ms, served medians were 0.05-0.15 ms lower (ssrnet_age, emotion;
  * five alternating runs each).
  */
 const NEXT_CALL_SPIN_MS = 1;
 
 /**
- * Polls this member's pending-call flag for up to NEXT_CALL_SPIN_MS (a worker, right after it
- * answered a call); returns as soon as a call is posted to it (its message is then in the
- * queue, or about to be).
+ * The longest watch: while this worker's last calls came within 1/{@link GAP_MARGIN} of it after
+ * the one before ended, it watches for 1.5 times their median gap. Large tensors take longer
+ * to go out and come in: selfie's next call came 2.1 ms after the last ended (768 KiB in, 512 KiB
+ * out), so a 1 ms watch missed them all, and its worker and the CPU it ran on were parked for
+ * every call. Served (alternating blocks, both servers up), a 3-6 ms watch made selfie's median
+ * 0.4-1.2 ms lower (5.07-6.55 against 6.13-6.97 ms in five pairs), movenet_multipose's 0.6 ms;
+ * emotion and ssrnet_age, whose calls follow within 1 ms, unchanged. Sparse traffic (gaps past
+ * the bound) keeps the 1 ms watch, so a lightly loaded server does not burn a core; under
+ * concurrent load the watch ends when another member runs a call (throughput with 2 and 4
+ * h2load clients as before: selfie 4.77 / 3.87 s per 1000 calls against 4.85 / 3.86).
+ */
+const MAX_NEXT_CALL_SPIN_MS = 6;
+const GAP_MARGIN = 1.5;
+/** The last gaps (ms) between a call's end and the start of this worker's next call. */
+const gaps: number[] = [];
+const GAP_SAMPLES = 8;
+/** When this worker's last call ended (its watch began), or -1 while a call runs. */
+let lastEnd = -1;
+
+/**
+ * How long (ms) a worker watches for its next call, given the last gaps (ms) between a call's
+ * end and the start of its next call (see MAX_NEXT_CALL_SPIN_MS).
+ */
+export function watchSpanMs(lastGaps: readonly number[]): number {
+  if (lastGaps.length === 0) return NEXT_CALL_SPIN_MS;
+  const gap = typical(lastGaps) * GAP_MARGIN;
+  return gap > MAX_NEXT_CALL_SPIN_MS ? NEXT_CALL_SPIN_MS : Math.max(NEXT_CALL_SPIN_MS, gap);
+}
+
+/** Notes the gap since this worker's last call ended (its next call begins). */
+function noteCallGap(now: number): void {
+  if (lastEnd < 0) return;
+  if (gaps.length >= GAP_SAMPLES) gaps.shift();
+  gaps.push(now - lastEnd);
+  lastEnd = -1;
+}
+
+/**
+ * Polls this member's pending-call flag for a while (a worker, right after it answered a call:
+ * see NEXT_CALL_SPIN_MS and MAX_NEXT_CALL_SPIN_MS); returns as soon as a call is posted to it
+ * (its message is then in the queue, or about to be).
  */
 export function watchForNextCall(): void {
   if (!member || control === undefined || myIndex < 0) return;
   const ctl = control;
   const word = PENDING_AT + myIndex;
-  const until = performance.now() + NEXT_CALL_SPIN_MS;
+  const now = performance.now();
+  lastEnd = now;
+  const until = now + watchSpanMs(gaps);
   for (let i = 0;; i++) {
     if ((Atomics.load(ctl, word) & PENDING) !== 0) return;
-    if ((i & 63) === 63 && (performance.now() >= until || Atomics.load(ctl, QUIET) !== 0)) return;
+    // Also stops when another member runs a call (concurrent load): this worker's CPU is then
+    // better spent helping that call's splits, which it does from its event loop.
+    if (
+      (i & 63) === 63 &&
+      (performance.now() >= until || Atomics.load(ctl, QUIET) !== 0 ||
+        Atomics.load(ctl, RUNNING) !== 0)
+    ) return;
   }
 }
 
