@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { kernelMemory, sharedHeap } from "../../src/kernels/wasm/shared_memory.ts";
 import {
+  nextShare,
   noteMemberStopped,
   setCallPending,
   teamTotals,
@@ -49,6 +50,25 @@ Deno.test("a worker watches for its next call as long as its recent calls took t
   assert.equal(watchSpanMs([5, 6, 7]), 1);
   assert.equal(watchSpanMs([3, 4.5, 100]), 1);
   assert.equal(watchSpanMs([4, 4, 4]), 6);
+});
+
+Deno.test("a split in two moves its cut toward both members finishing together", () => {
+  // Equal halves, equal times: it stays.
+  assert.equal(nextShare(0.5, 1, 1), 0.5);
+  // The helper's half took 1.5 times the caller's: the caller's share grows, by a step.
+  const s1 = nextShare(0.5, 0.082, 0.127);
+  assert.ok(s1 > 0.5 && s1 < 0.608, `${s1}`);
+  // Repeated, it settles where both take as long (share 0.608 for those speeds).
+  let s = 0.5;
+  for (let i = 0; i < 40; i++) {
+    const t0 = s / 0.5 * 0.082, t1 = (1 - s) / 0.5 * 0.127;
+    s = nextShare(s, t0, t1);
+  }
+  assert.ok(Math.abs(s - 0.6077) < 0.002, `${s}`);
+  // The other way, and never past the bounds however lopsided the times.
+  assert.ok(nextShare(0.5, 2, 1) < 0.5);
+  assert.equal(nextShare(0.74, 0.001, 100), 0.75);
+  assert.equal(nextShare(0.26, 100, 0.001), 0.25);
 });
 
 Deno.test("runSplit: every part runs once, and an idle member helps", async () => {

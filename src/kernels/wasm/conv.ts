@@ -46,6 +46,7 @@ import {
   MAX_PARTS,
   registerPartRunner,
   runSplit,
+  splitShare,
   teamMembers,
 } from "./team.ts";
 import { uninitialized } from "../../tensor/arena.ts";
@@ -628,7 +629,7 @@ const M_ROWS_PER_PART = 8;
 function poolRows(ex: ConvExports, a: Int32Array | PoolArgs, part: number): void {
   const [x, inH, inW, c4, y, fh, fw, sh, sw, padT, padL, outH, outW, max] = a;
   const perPart = a[14], rows = a[15];
-  const r0 = part * perPart, r1 = Math.min(rows, r0 + perPart);
+  const [r0, r1] = partRows(part, perPart, rows);
   const inImage = inH * inW * c4 * 4, outImage = outH * outW * c4 * 4, outRow = outW * c4 * 4;
   for (let r = r0; r < r1;) {
     const img = Math.floor(r / outH);
@@ -658,9 +659,19 @@ function poolRows(ex: ConvExports, a: Int32Array | PoolArgs, part: number): void
 /** Rows of part `part` of a product (`conv.wat`: a row's sums do not depend on its block). */
 function matmulRows(ex: ConvExports, a: Int32Array | MatmulArgs, part: number): void {
   const [, ao, w, bias, y, k, n, act, perPart, rows] = a;
-  const r0 = part * perPart, r1 = Math.min(rows, r0 + perPart);
+  const [r0, r1] = partRows(part, perPart, rows);
   if (r0 >= r1) return;
   ex.gemm(ao + r0 * k * 4, k * 4, w, bias, y + r0 * n * 4, n * 4, 0, r1 - r0, k, n, act);
+}
+
+/**
+ * Rows [r0, r1) of part `part` of `rows`: parts of `perPart` rows each (the last shorter), or
+ * with `perPart` negative two parts cut at row −perPart (see runRows).
+ */
+function partRows(part: number, perPart: number, rows: number): [number, number] {
+  if (perPart < 0) return part === 0 ? [0, -perPart] : part === 1 ? [-perPart, rows] : [0, 0];
+  const r0 = part * perPart;
+  return [r0, Math.min(rows, r0 + perPart)];
 }
 
 /** Work (flops) from which a call is split across the team, and work per part. */
@@ -698,14 +709,21 @@ function runRows(
 ): void {
   const parts = splitParts(work, rows);
   if (parts > 1) {
-    const perPart = Math.ceil(rows / parts / align) * align;
+    let perPart = Math.ceil(rows / parts / align) * align;
+    if (parts === 2) {
+      // Two parts cut where the members are expected to finish together (team.ts splitShare):
+      // part 0's rows, a multiple of `align`, leaving part 1 at least `align`.
+      const cut = Math.round((rows * splitShare(op, work)) / align) * align;
+      perPart = -Math.max(align, Math.min(rows - align, cut));
+    }
     args[perPartAt] = perPart;
     const whole = () => {
       args[perPartAt] = rows;
       run(0);
       args[perPartAt] = perPart;
     };
-    if (runSplit(op, args, Math.ceil(rows / perPart), run, work, whole)) return;
+    const count = perPart < 0 ? 2 : Math.ceil(rows / perPart);
+    if (runSplit(op, args, count, run, work, whole)) return;
   }
   args[perPartAt] = rows;
   run(0);
@@ -732,7 +750,7 @@ function convRows(ex: ConvExports, a: Int32Array | ConvArgs, part: number, col: 
     a[26],
     a[27],
   ];
-  const r0 = part * perPart, r1 = Math.min(rows, r0 + perPart);
+  const [r0, r1] = partRows(part, perPart, rows);
   if (r0 >= r1) return;
   const ldy = outC * 4;
   if (direct) {
@@ -819,7 +837,7 @@ function depthwiseRows(ex: ConvExports, a: Int32Array | DepthwiseArgs, part: num
   const [, x, inH, inW, c4, w, bias, y, fh, fw, sh, sw, dh, dw, padT, padL, outH, outW, act, side] =
     a;
   const perPart = a[22], rows = a[23];
-  const r0 = part * perPart, r1 = Math.min(rows, r0 + perPart);
+  const [r0, r1] = partRows(part, perPart, rows);
   const inImage = inH * inW * c4 * 4, outImage = outH * outW * c4 * 4, outRow = outW * c4 * 4;
   for (let r = r0; r < r1;) {
     const img = Math.floor(r / outH);
