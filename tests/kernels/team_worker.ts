@@ -1,7 +1,8 @@
 /**
  * A worker for `wasm_team_test.ts`: adopts the test's kernel memory, joins the team and
  * registers a test op (part p writes this worker's id at word p of a block); on "go" it splits
- * a task of that op, its own part 0 waiting (if asked) until another member has run a part.
+ * a task of that op, its own part 0 waiting (if asked) until another member has run a part, or
+ * its part `throwOn` throwing (the error is reported).
  * Its id is also its worker index (its pending-call flag).
  *
  * @module
@@ -49,27 +50,34 @@ port.onmessage = (e: MessageEvent) => {
     const parts: number = m.parts;
     const words = new Int32Array(memory!.buffer, m.offset, parts);
     const before = teamStats();
-    const split = runSplit(TEST_OP, [m.offset, parts], parts, (part) => {
-      if (part === 0 && m.waitForHelp) {
-        // Wait (at most 20 s) until another member ran a part: the test's proof of help.
-        const end = performance.now() + 20_000;
-        while (performance.now() < end) {
-          let helped = false;
-          for (let p = 1; p < parts; p++) {
-            const v = Atomics.load(words, p);
-            if (v !== 0 && v !== id) helped = true;
+    let split = false, error = "";
+    try {
+      split = runSplit(TEST_OP, [m.offset, parts], parts, (part) => {
+        if (part === m.throwOn) throw new Error(`part ${part} failed`);
+        if (part === 0 && m.waitForHelp) {
+          // Wait (at most 20 s) until another member ran a part: the test's proof of help.
+          const end = performance.now() + 20_000;
+          while (performance.now() < end) {
+            let helped = false;
+            for (let p = 1; p < parts; p++) {
+              const v = Atomics.load(words, p);
+              if (v !== 0 && v !== id) helped = true;
+            }
+            if (helped) break;
+            Atomics.wait(words, 0, 0, 5);
           }
-          if (helped) break;
-          Atomics.wait(words, 0, 0, 5);
         }
-      }
-      // Holding part 0 leaves the other parts to any member willing to help meanwhile.
-      if (part === 0 && m.holdMs) Atomics.wait(words, 0, 0, m.holdMs);
-      Atomics.store(words, part, id);
-    }, m.work ?? 0);
+        // Holding part 0 leaves the other parts to any member willing to help meanwhile.
+        if (part === 0 && m.holdMs) Atomics.wait(words, 0, 0, m.holdMs);
+        Atomics.store(words, part, id);
+      }, m.work ?? 0);
+    } catch (e) {
+      error = (e as Error).message;
+    }
     const after = teamStats();
     port.postMessage({
       split,
+      error,
       words: Array.from(words),
       posted: after.split - before.split,
       alone: after.alone - before.alone,

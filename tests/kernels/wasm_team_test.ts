@@ -87,14 +87,37 @@ Deno.test("runSplit: every part runs once, and an idle member helps", async () =
     assert.ok(split, "two members: the task was split");
     // Each word holds the id of the member that ran that part: all ran, some by the helper.
     assert.ok(words.every((w) => w === 1 || w === 2), `parts: ${words}`);
-    // Who runs part 0 is a race (the caller claims from the first part, but a helper woken by
-    // the post may claim it before the caller gets there): not asserted. Either way a helper ran
-    // a part: the caller running part 0 waits for that.
+    // Part 0 is the caller's, claimed as it posts (a helper starts from part 1); it waits for a
+    // helper to run another.
+    assert.equal(words[0], 1, "the caller ran part 0");
     assert.ok(words.includes(2), "the idle member ran a part");
     const after = teamTotals();
     assert.equal(after.split - before.split, 1);
     assert.equal(after.helped - before.helped, words.filter((w) => w === 2).length);
     sharedHeap().free(offset, parts * 4);
+  } finally {
+    stopWorkers(a, b);
+  }
+});
+
+Deno.test("runSplit: a part the caller runs that throws ends the split with its error", async () => {
+  const a = await startWorker(1);
+  const b = await startWorker(2);
+  try {
+    for (const throwOn of [0, 3]) {
+      const parts = 4;
+      const offset = sharedHeap().alloc(parts * 4);
+      new Int32Array(kernelMemory().buffer, offset, parts).fill(0);
+      const done = new Promise<{ split: boolean; error: string }>((r) => {
+        a.onmessage = (e) => r(e.data);
+      });
+      // Part 0 is the caller's; part 3 is run by whoever claims it (the caller if it gets there).
+      a.postMessage({ type: "go", offset, parts, throwOn });
+      const { error } = await done;
+      if (throwOn === 0) assert.equal(error, "part 0 failed");
+      else assert.ok(error === "" || error === "part 3 failed", error);
+      sharedHeap().free(offset, parts * 4);
+    }
   } finally {
     stopWorkers(a, b);
   }
