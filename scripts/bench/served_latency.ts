@@ -9,7 +9,10 @@
  * Blocks of calls alternate with blocks of `between()` (tfjs-wasm runs of the same graph, in
  * this process), so both see the same load on a shared machine. Blocks are long (50 calls): the
  * first calls after a block of the other engine find the server's threads parked and their
- * caches taken; a closed-loop client's steady state is what the median should show.
+ * caches taken; a closed-loop client's steady state is what the median should show. There are
+ * 8 rounds: this machine's host slows it for stretches of 0.1-0.3 s at a time (a one-thread
+ * loop of selfie took 4.0-4.3 ms in some, 6.2-6.5 ms in others), and the ratio of 4 rounds'
+ * medians moved by ±0.05 from one run to the next.
  *
  * @module
  */
@@ -45,7 +48,7 @@ export async function servedLatency(
   feeds: Record<string, Tensor>,
   check: (outputs: Record<string, Tensor>) => void,
   between: () => void,
-  rounds = 4,
+  rounds = 8,
   perBlock = 50,
 ): Promise<ServedLatency> {
   const dir = await Deno.makeTempDir({ prefix: "served-" });
