@@ -116,8 +116,9 @@ export class SequentialPlan implements Plan {
     /** The op of every node that runs, for inspection and tests. */
     readonly ops: readonly string[],
     /**
-     * Per slot: 1 where its tensor's storage must never be recycled (it reaches a kernel that
-     * may keep it, or the caller); null when the plan recycles nothing.
+     * Per slot: non-zero where its tensor's storage must never be recycled: KEPT_BY_KERNEL (it
+     * reaches a kernel that may keep it), FETCHED (the caller gets it); null when the plan
+     * recycles nothing.
      */
     private readonly keep: Uint8Array | null,
     /**
@@ -201,11 +202,11 @@ export class SequentialPlan implements Plan {
         if (s < 0) continue;
         let t = outs[i];
         if (arena !== undefined) {
-          if (keep[s] === 1 && arena.stored(t.data)) {
-            // Stored storage never leaves the run (tensor/arena.ts): a fetched tensor, or one
-            // a kernel might keep, gets ordinary storage.
+          if ((keep[s] & KEPT_BY_KERNEL) !== 0 && arena.stored(t.data)) {
+            // Stored storage never leaves the run (tensor/arena.ts): a tensor a kernel might
+            // keep gets ordinary storage before it reaches one.
             t = new Tensor(t.dtype, t.shape, (t.data as Float32Array).slice());
-          } else arena.hold(t.data, keep[s] === 1);
+          } else arena.hold(t.data, keep[s] !== 0);
         }
         slots[s] = t;
       }
@@ -219,12 +220,23 @@ export class SequentialPlan implements Plan {
     const out: Tensor[] = new Array(this.fetchSlots.length);
     for (let i = 0; i < out.length; i++) {
       const t = slots[this.fetchSlots[i]]!;
-      // A fetched variable reference is returned as the variable's value.
-      out[i] = t.ref ? t.ref.read() : t;
+      // A fetched variable reference is returned as the variable's value. A fetched tensor in
+      // stored storage gets ordinary storage now, not as it was made: the steps after it read
+      // it in the kernel memory, where kernels work on it in place and split it across the
+      // kernel team (selfie's Sigmoid reads its fetched logits: 0.11 ms on a copy).
+      out[i] = t.ref
+        ? t.ref.read()
+        : arena !== undefined && arena.stored(t.data)
+        ? new Tensor(t.dtype, t.shape, (t.data as Float32Array).slice())
+        : t;
     }
     return out;
   }
 }
+
+/** Why a slot's storage is never recycled (see SequentialPlan's `keep`). */
+const KEPT_BY_KERNEL = 1;
+const FETCHED = 2;
 
 /**
  * Ops whose kernels are pure functions of their inputs: they keep no input or output after they
@@ -703,9 +715,9 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
   const pure = (n: GraphNode) => ARENA_OPS.has(n.op) && !functionCalls.has(n.name);
   const keep = new Uint8Array(numSlots);
   order.forEach((n, i) => {
-    if (!pure(n)) { for (const s of inputSlots[i]) keep[s] = 1; }
+    if (!pure(n)) { for (const s of inputSlots[i]) keep[s] |= KEPT_BY_KERNEL; }
   });
-  for (const s of fetchSlots) keep[s] = 1;
+  for (const s of fetchSlots) keep[s] |= FETCHED;
 
   const steps: Step[] = order.map((n, i) => {
     const outs = outsOf.get(n.name) ?? [];

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { attrValue, GraphBuilder } from "../../src/graph/builder.ts";
 import { parseTensorName } from "../../src/graph/graph.ts";
-import { defaultRegistry } from "../../src/kernels/mod.ts";
+import { defaultRegistry, KernelRegistry } from "../../src/kernels/mod.ts";
 import { Session } from "../../src/runtime/session.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
@@ -23,7 +23,7 @@ const F = { T: attrValue.type(DataType.DT_FLOAT) };
 const SHAPE = [2, 40, 40, 3]; // 9600 floats: big enough to be recycled
 
 /** Chains of pure ops, views (Reshape), a fetched intermediate and a non-listed op (Round). */
-function session(): Session {
+function session(registry = defaultRegistry()): Session {
   const g = new GraphBuilder();
   const x = g.placeholder("x", DataType.DT_FLOAT, SHAPE);
   const sq = g.op("sq", "Mul", [x, x], F);
@@ -47,7 +47,7 @@ function session(): Session {
   const neg = g.op("neg", "Neg", [sig], F);
   g.op("out", "Mul", [neg, rounded], F);
   g.op("sigflat", "Reshape", [sig, shape], { ...F, Tshape: attrValue.type(DataType.DT_INT32) });
-  return new Session(g.graph(), [], defaultRegistry());
+  return new Session(g.graph(), [], registry);
 }
 
 const FETCHES = ["sum", "out", "round", "sigflat"];
@@ -80,6 +80,49 @@ Deno.test("a recycling plan answers as a plain one, run after run, and never reu
     assert.deepEqual(x.data, randomFloats(SHAPE, run + 1).data);
   }
   assert.ok(storedFloatBytes() > stored, "intermediates were stored in kernel memory");
+});
+
+Deno.test("a fetched intermediate reaches the steps after it in kernel memory, the caller a copy", () => {
+  // Sigmoid reads `sum`, which is fetched: it sees it where it was made (kernel memory, where
+  // kernels work in place and split across the team), and the caller gets ordinary storage.
+  const base = defaultRegistry();
+  const registry = new KernelRegistry();
+  const seen: boolean[] = [];
+  for (const op of base.ops()) {
+    const k = base.get(op)!;
+    if (op !== "Sigmoid") registry.register(k);
+    else {
+      registry.register({
+        ...k,
+        compile(ctx) {
+          const run = k.compile(ctx);
+          return (inputs) => {
+            seen.push(isKernelView(inputs[0].data as Float32Array));
+            return run(inputs);
+          };
+        },
+      });
+    }
+  }
+  const s = session(registry);
+  const plan = s.compile({
+    feeds: [parseTensorName("x:0")],
+    fetches: FETCHES.map((n) => parseTensorName(`${n}:0`)),
+  }, "fetched");
+  const plain = session().compile({
+    feeds: [parseTensorName("x:0")],
+    fetches: FETCHES.map((n) => parseTensorName(`${n}:0`)),
+    arena: false,
+  }, "plain");
+  for (let run = 0; run < 3; run++) {
+    const x = randomFloats(SHAPE, run + 20);
+    const a = plan.run([x]), b = plain.run([x]);
+    for (let i = 0; i < a.length; i++) {
+      assert.deepEqual(a[i].data, b[i].data, FETCHES[i]);
+      assert.ok(!isKernelView(a[i].data as Float32Array), `${FETCHES[i]} is in kernel memory`);
+    }
+  }
+  assert.deepEqual(seen, [true, true, true]);
 });
 
 Deno.test("a plan gives the same answers with intermediates in kernel memory or not", () => {
