@@ -12,9 +12,10 @@
  *   before; a busy one notices the task only when it is done with its own call, and finds it
  *   finished. Parts are claimed one at a time with a compare-and-swap on the slot's claim word
  *   (a generation and the next part), so each part runs exactly once, by whoever claims it.
- * - The caller claims parts too, from the first, and never waits for a part nobody started:
- *   when every other member is busy it simply runs all the parts itself. It then waits
- *   (`Atomics.wait`, allowed in a worker) only for parts other members are computing.
+ * - The caller runs part 0 (claimed as it posts, so with two parts each member's share of the
+ *   work is known, see {@link splitShare}), then claims parts too, and never waits for a part
+ *   nobody started: when every other member is busy it simply runs all the parts itself. It then
+ *   waits (`Atomics.wait`, allowed in a worker) only for parts other members are computing.
  * - A part a helper failed (it threw) is run again by the caller.
  * - Splitting must pay: a caller that gives a task's work (flops, elements) learns, per op and
  *   exact work and part count (in practice per node of a plan), the wall time per unit of split runs against runs of all the parts
