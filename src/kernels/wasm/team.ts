@@ -802,26 +802,28 @@ export function runSplit(
   /** The part this isolate is running (its bit is set as done if it throws). */
   let running = 0;
   try {
-    {
-      const t = performance.now();
-      local(0);
-      firstMs = ownMs = performance.now() - t;
-      own = 1;
-      stats.ranOwn++;
-      Atomics.or(ctl, base + DONE, 1);
-    }
+    // Part 0 first (claimed as posted), then whatever is left to claim.
     for (;;) {
-      const w = Atomics.load(ctl, base + CLAIM);
-      const part = w & PART_MASK;
-      if (part >= parts) break;
-      if (Atomics.compareExchange(ctl, base + CLAIM, w, (w + 1) | 0) !== w) continue;
-      running = part;
       const t = performance.now();
-      local(part);
-      ownMs += performance.now() - t;
+      local(running);
+      const ms = performance.now() - t;
+      if (own === 0) firstMs = ms;
+      ownMs += ms;
       own++;
       stats.ranOwn++;
-      Atomics.or(ctl, base + DONE, 1 << part);
+      Atomics.or(ctl, base + DONE, 1 << running);
+      let next = -1;
+      for (;;) {
+        const w = Atomics.load(ctl, base + CLAIM);
+        const part = w & PART_MASK;
+        if (part >= parts) break;
+        if (Atomics.compareExchange(ctl, base + CLAIM, w, (w + 1) | 0) === w) {
+          next = part;
+          break;
+        }
+      }
+      if (next < 0) break;
+      running = next;
     }
   } catch (e) {
     error = e;
