@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { kernelMemory, sharedHeap } from "../../src/kernels/wasm/shared_memory.ts";
 import {
+  addSplitSample,
   nextShare,
   noteMemberStopped,
   setCallPending,
@@ -50,6 +51,20 @@ Deno.test("a worker watches for its next call as long as its recent calls took t
   assert.equal(watchSpanMs([5, 6, 7]), 1);
   assert.equal(watchSpanMs([3, 4.5, 100]), 1);
   assert.equal(watchSpanMs([4, 4, 4]), 6);
+});
+
+Deno.test("an exploring split that beats running alone outweighs the losses before it", () => {
+  // Five losses (a cold helper) against 1 alone: the median says do not split.
+  const samples = [3, 3, 3, 3, 3];
+  // A split run while the class still splits adds to them.
+  assert.equal(addSplitSample(samples, 0.6, 1, false), false);
+  assert.deepEqual(samples, [3, 3, 3, 3, 0.6]);
+  // An exploration that loses too adds to them.
+  assert.equal(addSplitSample(samples, 1.2, 1, true), false);
+  assert.deepEqual(samples, [3, 3, 3, 0.6, 1.2]);
+  // An exploration that pays replaces them: the class splits again from its next call.
+  assert.equal(addSplitSample(samples, 0.6, 1, true), true);
+  assert.deepEqual(samples, [0.6]);
 });
 
 Deno.test("a split in two moves its cut toward both members finishing together", () => {
@@ -200,6 +215,41 @@ Deno.test("a short task is not posted while no member polls for tasks; it runs a
     assert.equal(r.posted, 0, "nothing was posted");
     assert.equal(r.alone, 1);
     assert.deepEqual(r.words, new Array(parts).fill(1), "the caller ran every part");
+    sharedHeap().free(offset, parts * 4);
+  } finally {
+    stopWorkers(a, b);
+  }
+});
+
+Deno.test("a member that just woke the others for its call posts its splits before they poll", async () => {
+  const a = await startWorker(1);
+  const b = await startWorker(2);
+  try {
+    const parts = 4;
+    const offset = sharedHeap().alloc(parts * 4);
+    const words = new Int32Array(kernelMemory().buffer, offset, parts);
+    type Result = { split: boolean; words: number[]; posted: number; alone: number };
+    const go = (type: string) => {
+      words.fill(0);
+      const done = new Promise<Result>((r) => (a.onmessage = (e) => r(e.data)));
+      a.postMessage({ type, offset, parts, waitForHelp: false, work: 1000 });
+      return done;
+    };
+    // The task's first two runs are alone (measurements), with b idle: nobody polls.
+    for (let i = 0; i < 2; i++) assert.equal((await go("go")).alone, 1);
+    // Its first run that may split explores running alone (see runSplit).
+    assert.equal((await go("begin-go")).alone, 1);
+    a.postMessage({ type: "end" });
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(teamTotals().polling, 0);
+    assert.equal(teamTotals().running, 0);
+    // Posted at once after the call began: b was woken for it (tens of µs to come) but cannot
+    // poll yet. Before, this ran alone, as above, and b's help began only with a later split.
+    const r = await go("begin-go");
+    assert.equal(r.posted, 1, "the split was posted");
+    assert.equal(r.alone, 0);
+    assert.ok(r.words.every((w) => w === 1 || w === 2), "every part ran");
+    a.postMessage({ type: "end" });
     sharedHeap().free(offset, parts * 4);
   } finally {
     stopWorkers(a, b);

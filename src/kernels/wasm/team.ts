@@ -230,9 +230,27 @@ function setPolling(ctl: Int32Array<SharedArrayBuffer>, on: boolean): void {
   if (((was & POLLING) !== 0) !== on) Atomics.add(ctl, HOT, on ? 1 : -1);
 }
 
-/** Notifies SEQ's waiters, if any (see WAITERS). */
-function wakeWaiters(ctl: Int32Array<SharedArrayBuffer>): void {
-  if (Atomics.load(ctl, WAITERS) > 0) Atomics.notify(ctl, SEQ);
+/** Notifies SEQ's waiters, if any (see WAITERS); true if it woke one. */
+function wakeWaiters(ctl: Int32Array<SharedArrayBuffer>): boolean {
+  return Atomics.load(ctl, WAITERS) > 0 && Atomics.notify(ctl, SEQ) > 0;
+}
+
+/**
+ * When this member last woke waiting members for a call of its own (see {@link callHelpers}):
+ * they are on their way, so its splits are posted though nobody polls yet (see runSplit).
+ */
+let helpersCalledAt = -Infinity;
+
+/**
+ * How long after waking them a member counts on the others to come: their wake-up took 45-130
+ * µs (medians) through the server, up to 0.5 ms on this virtual machine.
+ */
+const HELPERS_COMING_MS = 0.5;
+
+/** Bumps SEQ and wakes the members waiting on it, for this member's call (see HOT). */
+function callHelpers(ctl: Int32Array<SharedArrayBuffer>): void {
+  Atomics.add(ctl, SEQ, 1);
+  if (wakeWaiters(ctl)) helpersCalledAt = performance.now();
 }
 
 /**
@@ -329,9 +347,9 @@ export function beginTeamCall(): void {
   }
   noteCallGap(performance.now());
   // Members waiting are woken to stay hot for this call. (Not by the main isolate as it posts
-  // the call: there a notify that finds async waiters was measured at ~1.3 ms per call.)
-  Atomics.add(control, SEQ, 1);
-  wakeWaiters(control);
+  // the call: there a notify that finds async waiters was measured at ~1.3 ms per call.) When
+  // the next-call watch saw it posted, they were woken then, and this finds none waiting.
+  callHelpers(control);
 }
 
 /** Calls of this member, and how often one runs hot though splits had stopped paying. */
@@ -401,7 +419,12 @@ export function watchForNextCall(): void {
   lastEnd = now;
   const until = now + watchSpanMs(gaps);
   for (let i = 0;; i++) {
-    if ((Atomics.load(ctl, word) & PENDING) !== 0) return;
+    if ((Atomics.load(ctl, word) & PENDING) !== 0) {
+      // Wake the members waiting now, not when the call begins: their wake-up (45-130 µs
+      // through the server) overlaps this worker's taking the call's message.
+      callHelpers(ctl);
+      return;
+    }
     // Also stops when another member runs a call (concurrent load): this worker's CPU is then
     // better spent helping that call's splits, which it does from its event loop.
     if (
@@ -728,6 +751,8 @@ export function runSplit(
 ): boolean {
   if (!canSplit() || parts < 2 || parts > MAX_PARTS || args.length > MAX_ARGS) return false;
   let cost: SplitCost | undefined;
+  /** Whether this split is an exploration: the node has lately run alone. */
+  let exploring = false;
   if (work > 0 && judging) {
     // One entry per op and exact work and parts: in practice one per node of a plan (its
     // shapes fix both), so a node that splits badly (a large output read back by a core that
@@ -754,10 +779,14 @@ export function runSplit(
     // (the first warm measurement of running alone, which every comparison needs).
     if (
       cost.calls === 2 ||
-      (Atomics.load(control!, HOT) === 0 && !(typical(cost.alone) * work >= COLD_SPLIT_MS))
+      (Atomics.load(control!, HOT) === 0 &&
+        performance.now() - helpersCalledAt > HELPERS_COMING_MS &&
+        !(typical(cost.alone) * work >= COLD_SPLIT_MS))
     ) {
       // Else, nobody polls for tasks: a helper would start this one only after its wake-up,
       // which takes about as long as the task. Run it here (a measurement of running alone).
+      // Unless this member woke them for its call just now: then they are on their way, and a
+      // part one claims late is still one less for this member (it claims what is left).
       runAlone(cost, parts, local, work, whole);
       return true;
     }
@@ -777,6 +806,7 @@ export function runSplit(
       runAlone(cost, parts, local, work, whole);
       return true;
     }
+    exploring = explore;
   }
   const ctl = control!;
   const base = slotBase(ctl);
@@ -893,8 +923,8 @@ export function runSplit(
     const v = (performance.now() - start) / work;
     // A node's first split is cold (the helpers' code and caches): it says nothing of the next.
     if (++cost.splits > 1) {
-      addSample(cost.split, v);
       const alone = typical(cost.alone);
+      if (addSplitSample(cost.split, v, alone, exploring)) cost.every = EXPLORE_EVERY;
       if (alone > 0) notePaid(ctl, v < alone);
     }
   } else if (own > 0) {
@@ -903,6 +933,28 @@ export function runSplit(
     notePaid(ctl, took < alone);
   }
   return true;
+}
+
+/**
+ * Adds a split's time per unit of work `v` to a task class's split samples, against its typical
+ * time alone `alone`. A split that explores (its class has lately run alone) and beats running
+ * alone replaces the samples: the losses it was weighed against are stale (a helper whose code
+ * was still cold, a busy moment), and kept, they would outvote it until more explorations paid,
+ * while explorations back off (16, 32, ... 512 calls apart) as long as the median loses badly:
+ * a class whose first splits met a cold helper (in one of selfie's first calls, the helper's
+ * half of a 1×1 convolution took 812 µs, the caller's 87) could run alone for hundreds of
+ * calls. Returns true when it replaced them (the class is then explored as often as at first).
+ */
+export function addSplitSample(
+  samples: number[],
+  v: number,
+  alone: number,
+  exploring: boolean,
+): boolean {
+  const reset = exploring && v < alone;
+  if (reset) samples.length = 0;
+  addSample(samples, v);
+  return reset;
 }
 
 /** The bounds of a share of two parts, and how far one split moves it toward its target. */
