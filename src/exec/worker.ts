@@ -7,7 +7,12 @@
  */
 import { ServingError } from "../errors.ts";
 import type { Model } from "../runtime/model.ts";
-import { modelFromImage, postedImageIn, tensorFromImage } from "./shared_model.ts";
+import {
+  modelFromImage,
+  postedImageIn,
+  SHARE_POSTED_BYTES,
+  tensorFromImage,
+} from "./shared_model.ts";
 import { SharedBufferPool } from "../tensor/request_memory.ts";
 import { defaultRegistry } from "../kernels/mod.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
@@ -31,6 +36,22 @@ const models = new Map<number, Model>();
 
 /** Large outputs' memory, given back by the main isolate once a call is answered. */
 const outputMemory = new SharedBufferPool();
+
+/**
+ * Shared storage for a large fetched output, which is then posted as it is (see
+ * `postedImageIn`): from `outputMemory` when the main isolate gives the buffers back
+ * (`reusable` lists them), else fresh; undefined for small outputs, which are cloned.
+ */
+function postedFloats(n: number, reusable: SharedArrayBuffer[] | undefined) {
+  const bytes = n * 4;
+  if (bytes < SHARE_POSTED_BYTES) return undefined;
+  let buffer: SharedArrayBuffer;
+  if (reusable !== undefined) {
+    buffer = outputMemory.take(bytes) ?? new SharedArrayBuffer(bytes);
+    reusable.push(buffer);
+  } else buffer = new SharedArrayBuffer(bytes);
+  return new Float32Array(buffer, 0, n);
+}
 
 function errorOf(e: unknown) {
   const err = ServingError.from(e);
@@ -70,15 +91,18 @@ port.onmessage = (e: MessageEvent<ToWorker>) => {
         // The other members stay hot for this call's splits while it runs (team.ts).
         beginTeamCall();
         const splitBefore = teamStats().split;
+        const reusable: SharedArrayBuffer[] | undefined = m.reuseOutputs ? [] : undefined;
         let outs;
         try {
-          outs = model.plan(m.target).run(m.feeds.map(tensorFromImage));
+          outs = model.plan(m.target).run(
+            m.feeds.map(tensorFromImage),
+            (n) => postedFloats(n, reusable),
+          );
         } finally {
           endTeamCall();
         }
         const ms = performance.now() - t0;
         const helped = teamStats().split !== splitBefore;
-        const reusable: SharedArrayBuffer[] | undefined = m.reuseOutputs ? [] : undefined;
         const outputs = outs.map((t) => postedImageIn(t, outputMemory, reusable));
         port.postMessage({ type: "done", job: m.job, ms, helped, outputs, reusable });
       } catch (err) {

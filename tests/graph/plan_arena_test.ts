@@ -146,3 +146,35 @@ Deno.test("a plan gives the same answers with intermediates in kernel memory or 
     for (let i = 0; i < a.length; i++) assert.deepEqual(a[i].data, b[i].data, FETCHES[i]);
   }
 });
+
+Deno.test("a fetched tensor made in kernel memory is copied into the caller's fetch storage", () => {
+  const spec = {
+    feeds: [parseTensorName("x:0")],
+    fetches: FETCHES.map((n) => parseTensorName(`${n}:0`)),
+  };
+  const plan = session().compile(spec, "fetch storage");
+  const plain = session().compile({ ...spec, arena: false }, "plain");
+  for (let run = 0; run < 3; run++) {
+    const x = randomFloats(SHAPE, run + 30);
+    const given: Float32Array[] = [];
+    const a = plan.run([x], (n) => {
+      // One array declined: that fetch gets the plan's own copy.
+      if (given.length === 1) {
+        given.push(new Float32Array(0));
+        return undefined;
+      }
+      const f = new Float32Array(new SharedArrayBuffer(n * 4));
+      f.fill(NaN);
+      given.push(f);
+      return f;
+    });
+    const b = plain.run([x]);
+    assert.ok(given.length >= 2, "the plan asked for storage for its stored fetches");
+    const used = a.filter((t) => given.includes(t.data as Float32Array));
+    assert.equal(used.length, given.length - 1, "every array given holds a fetch");
+    for (let i = 0; i < a.length; i++) {
+      assert.deepEqual(a[i].data.slice(), (b[i].data as Float32Array).slice(), FETCHES[i]);
+      assert.ok(!isKernelView(a[i].data as Float32Array), `${FETCHES[i]} is in kernel memory`);
+    }
+  }
+});
