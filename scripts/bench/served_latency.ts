@@ -6,6 +6,7 @@
  * leaves when the last answer arrived). h2load's per-request log gives each call's time, from
  * the request's first byte to the answer's last.
  *
+ * The server is warmed for {@link WARM_UP_MS} first (to its steady state; see the warm-up).
  * Blocks of calls alternate with blocks of `between()` (tfjs-wasm runs of the same graph, in
  * this process), so both see the same load on a shared machine. Blocks are long (50 calls): the
  * first calls after a block of the other engine find the server's threads parked and their
@@ -26,6 +27,9 @@ import { tensorFromProto, tensorToProto } from "../../src/tensor/tensor_proto.ts
 import { GRPC_HEADERS, H2LOAD, parseH2load, runProblem } from "./h2load.ts";
 import { freePort, stop } from "./process.ts";
 import { grpcFrame, grpcUnary, PREDICT_PATH, serveModel } from "./serving.ts";
+
+/** How long the server is called before the measured blocks (see servedLatency). */
+const WARM_UP_MS = 5000;
 
 /** What a served run measured. */
 export interface ServedLatency {
@@ -89,8 +93,15 @@ export async function servedLatency(
       const problem = runProblem(parseH2load(text), answer.body.length);
       if (problem) throw new Error(`${name}: ${problem}`);
     };
-    // Warm-up: the workers' code optimised, the split decisions learned.
-    await run(perBlock * 2);
+    // Warm-up, to the server's steady state. A fresh server's emotion calls took 2.5 ms over
+    // calls 100-500 and 1.9 ms after about 900 (blocks of 50); its main thread's CPU time per
+    // call fell by about three times over the first 600 calls (the time from a request's
+    // headers to its body, 100 µs, to 13). Lowering V8's tier-up thresholds did not shorten
+    // this; what does is not pinned down. Warmed 100 calls, as this once was, the measured
+    // blocks were that early stretch: a server warmed 2000 calls answered in 1.84-1.92 ms
+    // where a fresh one, measured alongside, took 2.48-2.57 (five pairs).
+    const warmUntil = performance.now() + WARM_UP_MS;
+    do await run(perBlock); while (performance.now() < warmUntil);
     const served: number[] = [], other: number[] = [];
     const log = `${dir}/log.tsv`;
     for (let r = 0; r < rounds; r++) {
