@@ -408,6 +408,22 @@ export function directlyEncodable(t: Tensor): boolean {
   return true;
 }
 
+/** A tensor's storage bytes, copied to `out` at `pos` or given to `defer` (large ones). */
+function ownBytes(
+  d: ArrayBufferView,
+  out: Uint8Array,
+  pos: number,
+  defer: ((values: Uint8Array, at: number) => void) | undefined,
+): number {
+  const bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+  if (defer !== undefined && bytes.length >= DEFER_VALUE_BYTES) {
+    defer(bytes, pos);
+    return pos;
+  }
+  out.set(bytes, pos);
+  return pos + bytes.length;
+}
+
 /** Bytes of a length-delimited field with a body of `len` bytes (tag < 128). */
 function lenField(len: number): number {
   return 1 + varint32Size(len) + len;
@@ -478,15 +494,26 @@ export function tensorProtoSize(t: Tensor, useContent: boolean): number {
 }
 
 /**
+ * Values of at least this many bytes that are the tensor's own bytes (tensor_content, packed
+ * float or double) may be left to the caller (see {@link writeTensorProto}'s `defer`).
+ */
+export const DEFER_VALUE_BYTES = 4096;
+
+/**
  * Writes the TensorProto body of {@link tensorProtoSize} at `pos` (the caller made room).
  *
- * @returns the position after it
+ * @param defer when given, values written as the tensor's own bytes (tensor_content, packed
+ *   float or double) of at least {@link DEFER_VALUE_BYTES} are not copied: `defer` gets a view
+ *   of them and the position in `out` they belong at, which is also the returned one (they
+ *   are the TensorProto's last bytes; the caller sends them from where they are)
+ * @returns the position after it (before the deferred bytes, if any)
  */
 export function writeTensorProto(
   t: Tensor,
   useContent: boolean,
   out: Uint8Array,
   pos: number,
+  defer?: (values: Uint8Array, at: number) => void,
 ): number {
   const layout = LAYOUT.get(t.dtype)!;
   if (t.dtype !== 0) {
@@ -524,8 +551,7 @@ export function writeTensorProto(
   if (useContent) {
     out[pos++] = TAG_CONTENT;
     pos = writeVarint32(out, pos, body);
-    out.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), pos);
-    return pos + body;
+    return ownBytes(d, out, pos, defer);
   }
   out[pos++] = (layout.field << 3) | 2;
   if (layout.field >= 16) out[pos++] = 1; // A two-byte tag (fields 16 and 17).
@@ -537,8 +563,7 @@ export function writeTensorProto(
       // NaN stays signalling, a payload is kept). A scan to quiet signalling NaNs, as the
       // message path's JS doubles do, took 0.19 ms of the main thread per selfie response
       // (128 Ki floats), 13% of its share of a served call.
-      out.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), pos);
-      return pos + body;
+      return ownBytes(d, out, pos, defer);
     case Kind.BOOL: {
       const a = d as Uint8Array;
       for (let i = 0; i < a.length; i++) out[pos++] = a[i] !== 0 ? 1 : 0;

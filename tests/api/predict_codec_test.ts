@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Buffer } from "node:buffer";
 import {
+  encodePredictOutputPieces,
   encodePredictOutputs,
   largeValuesOffset,
   NEED_MORE,
@@ -329,6 +330,45 @@ Deno.test("encodePredictOutputs() writes the response map in a JS record's key o
         hex(toBinary(PredictResponseSchema, res)),
         JSON.stringify({ aliases, version }),
       );
+    }
+  }
+});
+
+Deno.test("encodePredictOutputPieces() is the response in pieces, large values in place", () => {
+  const rng = new Prng(7);
+  const tensor = (dtype: DataType, n: number) =>
+    dtype === DataType.DT_FLOAT
+      ? new Tensor(dtype, [n], Float32Array.from({ length: n }, () => rng.int(1000) / 7))
+      : dtype === DataType.DT_DOUBLE
+      ? new Tensor(dtype, [n], Float64Array.from({ length: n }, () => rng.int(1000) / 7))
+      : new Tensor(dtype, [n], Int32Array.from({ length: n }, () => rng.int(1000) - 500));
+  for (const useContent of [false, true]) {
+    for (let round = 0; round < 20; round++) {
+      const k = 1 + rng.int(4);
+      const aliases = Array.from({ length: k }, (_, i) => `out${i}`);
+      const tensors = aliases.map(() =>
+        tensor(
+          rng.pick([DataType.DT_FLOAT, DataType.DT_DOUBLE, DataType.DT_INT32]),
+          rng.pick([0, 1, 100, 1023, 1024, 5000]),
+        )
+      );
+      const out = new PredictOutputs("m", "s", 3, aliases, tensors, useContent);
+      const whole = encodePredictOutputs(out);
+      const pieces = encodePredictOutputPieces(out);
+      const joined = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
+      let o = 0;
+      for (const p of pieces) {
+        joined.set(p, o);
+        o += p.length;
+      }
+      assert.equal(hex(joined), hex(whole), JSON.stringify({ useContent, round }));
+      // Values of 4 KiB and more written as their own bytes are the tensors' storage itself.
+      for (const t of tensors) {
+        const own = t.data as Float32Array;
+        const bytesItself = t.dtype !== DataType.DT_INT32 || useContent;
+        const inPlace = pieces.some((p) => p.buffer === own.buffer);
+        assert.equal(inPlace, bytesItself && own.byteLength >= 4096);
+      }
     }
   }
 });

@@ -76,7 +76,7 @@ import {
 } from "./service_definition.ts";
 import { PredictOutputs } from "../../servables/predict.ts";
 import {
-  encodePredictOutputs,
+  encodePredictOutputPieces,
   largeValuesOffset,
   NEED_MORE,
   readPredictRequest,
@@ -358,11 +358,12 @@ class GrpcCall implements CallContext {
     return this.#controller.signal;
   }
 
-  /** Answers a unary call with its response message. */
-  ok(message: Uint8Array): void {
+  /** Answers a unary call with its response message (one array, or pieces in order). */
+  ok(message: Uint8Array | readonly Uint8Array[]): void {
     if (this.done) return;
-    this.#finish();
+    // Copied into frames first: the message may view memory released with the call.
     this.stream.connection.respondMessage(this.stream, RESPONSE_HEADERS, message, OK_TRAILERS);
+    this.#finish();
   }
 
   /** Answers with a status (Trailers-Only unless headers went out). */
@@ -451,9 +452,13 @@ function lost(call: GrpcCall): () => void {
   return () => call.stream.connection.reset(call.stream, ErrorCode.INTERNAL_ERROR);
 }
 
-function answer<O>(call: GrpcCall, out: O, encode: (o: O) => Uint8Array): void {
+function answer<O>(
+  call: GrpcCall,
+  out: O,
+  encode: (o: O) => Uint8Array | readonly Uint8Array[],
+): void {
   if (call.done) return;
-  let bytes: Uint8Array;
+  let bytes: Uint8Array | readonly Uint8Array[];
   try {
     bytes = encode(out);
   } catch (e) {
@@ -497,8 +502,9 @@ function predictMethod(api: ServingApi, limits: DecodeLimits): Method {
   );
   const encode = (out: unknown) =>
     out instanceof PredictOutputs
-      // Copied into the frame (or a queued copy) at once, so a shared buffer is fine.
-      ? encodePredictOutputs(out, true)
+      // Copied into the frames (or a queued copy) at once: the pieces may share one buffer,
+      // and view the outputs' memory, which is reused only once the call is answered.
+      ? encodePredictOutputPieces(out)
       : toBinary(PredictResponseSchema, out as MessageShape<typeof PredictResponseSchema>);
   return {
     // Its memory is lent to the executor with the call (CallContext.requestBuffer).

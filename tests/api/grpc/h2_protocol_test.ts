@@ -20,6 +20,10 @@ import { HpackEncoder } from "../../../src/api/grpc/h2/hpack.ts";
 import { Setting } from "../../../src/api/grpc/h2/frames.ts";
 import { parseGrpcTimeout, percentEncode } from "../../../src/api/grpc/server.ts";
 import { FakeServingApi } from "../fixtures/fake_api.ts";
+import type { ServingApi } from "../../../src/model_server/serving_api.ts";
+import { encodePredictOutputs } from "../../../src/api/grpc/predict_codec.ts";
+import { PredictOutputs } from "../../../src/servables/predict.ts";
+import { Tensor } from "../../../src/tensor/tensor.ts";
 import {
   ErrorCode,
   Flag,
@@ -257,6 +261,79 @@ Deno.test("send-side flow control honours the stream window and its changes", op
   const res = fromBinary(PredictResponseSchema, body.subarray(5));
   assert.deepEqual(res.outputs.x.floatVal, values);
 });
+
+/**
+ * A server whose Predict answers, from the request's view, two float outputs of `n` values each
+ * (0, 1, 2, ... and their negatives) as tensors: the transport encodes them itself, their values
+ * sent from the tensors' own storage.
+ */
+async function tensorServer(n: number): Promise<GrpcServer> {
+  const api: ServingApi = new FakeServingApi();
+  api.predictView = () => {
+    const a = Float32Array.from({ length: n }, (_, i) => i);
+    const b = a.map((v) => -v);
+    return new PredictOutputs("m", "serving_default", 1, ["a", "b"], [
+      new Tensor(1, [n], a),
+      new Tensor(1, [n], b),
+    ], false);
+  };
+  return await startGrpcServer(api, {
+    host: "127.0.0.1",
+    port: 0,
+    enableHealthCheck: true,
+    decodeLimits: { maxRequestBytes: 1 << 20, maxExpansion: 16, expansionFloorBytes: 1 << 20 },
+  });
+}
+
+Deno.test(
+  "an answer's tensors go out whole in DATA frames, windows open or not",
+  opts,
+  async () => {
+    const n = 20000;
+    const want = encodePredictOutputs(
+      new PredictOutputs("m", "serving_default", 1, ["a", "b"], [
+        new Tensor(1, [n], Float32Array.from({ length: n }, (_, i) => i)),
+        new Tensor(1, [n], Float32Array.from({ length: n }, (_, i) => -i)),
+      ], false),
+    );
+    await using s = await tensorServer(n);
+    for (const window of [1 << 20, 0, 70001]) {
+      // A window of 0 holds everything back (the whole answer waits, copied); 70001 bytes let
+      // part of it out at once, across the first tensor's values, and the rest waits.
+      using c = await RawH2.connect(s.port, {
+        settings: settings([Setting.INITIAL_WINDOW_SIZE, window]),
+      });
+      await c.send(FrameType.WINDOW_UPDATE, 0, 0, u32(1 << 20));
+      await c.headers(1, grpcHeaders(PREDICT));
+      await c.data(1, grpcMessage(floatPredict([1, 2])));
+      let got: Uint8Array = new Uint8Array(0);
+      if (window < 1 << 20) {
+        // What the window let out, then the rest once it opens.
+        const first = await c.until((f) => f.stream === 1 && f.type === FrameType.HEADERS);
+        assert.ok(first);
+        for (let sent = 0; sent < window;) {
+          const d = await c.until((f) => f.stream === 1);
+          assert.equal(d?.type, FrameType.DATA);
+          got = concat(got, d!.payload);
+          sent += d!.payload.length;
+        }
+        await c.send(FrameType.WINDOW_UPDATE, 0, 1, u32(1 << 20));
+      }
+      const rest = await c.answer(1);
+      assert.equal(statusOf(rest).code, 0);
+      got = concat(got, rest.data);
+      assert.deepEqual(got.subarray(5), want, `window ${window}`);
+      assert.deepEqual(Array.from(got.subarray(0, 5)), [0, ...u32(want.length)]);
+    }
+  },
+);
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
 
 Deno.test("DATA frames respect the peer's SETTINGS_MAX_FRAME_SIZE", opts, async () => {
   await using s = await server();

@@ -784,36 +784,49 @@ export class H2Connection {
 
   /**
    * A whole unary gRPC answer: headers, the 5-byte message prefix and the message
-   * (uncompressed) in DATA frames, and the trailers. The message is read at once (it may live in
-   * a shared buffer): written into frames as far as the flow-control windows allow, and only
-   * what they do not allow yet is copied to wait.
+   * (uncompressed) in DATA frames, and the trailers. The message is one array or pieces sent
+   * one after the other (large values where they are: no copy made to join them). It is read at
+   * once (it may live in shared or reused memory): written into frames as far as the
+   * flow-control windows allow, and only what they do not allow yet is copied to wait.
    */
   respondMessage(
     stream: H2Stream,
     headers: Uint8Array,
-    message: Uint8Array,
+    message: Uint8Array | readonly Uint8Array[],
     trailers: Uint8Array,
   ): void {
     if (stream.closed || stream.localClosed) return;
     this.#writeHeaders(stream.id, headers, false);
-    const n = message.length;
+    const pieces = message instanceof Uint8Array ? [message] : message;
+    let n = 0;
+    for (let i = 0; i < pieces.length; i++) n += pieces[i].length;
     const total = n + 5;
     const out = this.#out;
-    // Bytes of prefix + message written so far.
-    let sent = 0;
+    // Bytes of prefix + message written so far; the next message byte is pieces[piece][at].
+    let sent = 0, piece = 0, at = 0;
     if (stream.pending === undefined) {
       while (sent < total) {
         const len = Math.min(total - sent, stream.sendWindow, this.#sendWindow, this.#peerMaxFrame);
         // A window under 5 bytes: everything waits (a prefix is never split).
         if (len <= 0 || (sent === 0 && len < 5)) break;
         out.header(len, FrameType.DATA, 0, stream.id);
-        let from = sent - 5;
+        let body = len;
         if (sent === 0) {
           out.u8(0);
           out.u32(n);
-          from = 0;
+          body -= 5;
         }
-        out.bytes(message.subarray(from, sent + len - 5));
+        while (body > 0) {
+          const p = pieces[piece];
+          const take = Math.min(body, p.length - at);
+          out.bytes(take === p.length ? p : p.subarray(at, at + take));
+          body -= take;
+          at += take;
+          if (at === p.length) {
+            piece++;
+            at = 0;
+          }
+        }
         stream.sendWindow -= len;
         this.#sendWindow -= len;
         sent += len;
@@ -822,13 +835,19 @@ export class H2Connection {
     if (sent < total) {
       // The rest waits for WINDOW_UPDATE: a copy, since the message's memory is reused.
       const rest = new Uint8Array(total - sent);
+      let o = 0;
       if (sent === 0) {
         rest[1] = n >>> 24;
         rest[2] = (n >>> 16) & 0xff;
         rest[3] = (n >>> 8) & 0xff;
         rest[4] = n & 0xff;
-        rest.set(message, 5);
-      } else rest.set(message.subarray(sent - 5));
+        o = 5;
+      }
+      for (; piece < pieces.length; piece++, at = 0) {
+        const p = at === 0 ? pieces[piece] : pieces[piece].subarray(at);
+        rest.set(p, o);
+        o += p.length;
+      }
       this.sendData(stream, rest);
     }
     this.sendHeaders(stream, trailers, true);
