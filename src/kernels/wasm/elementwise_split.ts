@@ -18,7 +18,7 @@
 import { DataType } from "../../tensor/dtype.ts";
 import { Tensor } from "../../tensor/tensor.ts";
 import { uninitialized } from "../../tensor/arena.ts";
-import { isKernelView } from "./float_store.ts";
+import { isKernelView, kernelFloats } from "./float_store.ts";
 import { sharedHeap } from "./shared_memory.ts";
 import { binaryF32, WasmBinary } from "./elementwise.ts";
 import { canSplit, MAX_PARTS, registerPartRunner, runSplit } from "./team.ts";
@@ -135,7 +135,7 @@ function runPart(f: Float32Array, a: ArrayLike<number>, part: number): void {
   }
 }
 
-registerPartRunner(OP_BINARY, (args, part) => runPart(sharedHeap().f32, args, part));
+registerPartRunner(OP_BINARY, (args, part) => runPart(kernelFloats(), args, part));
 
 /** This isolate's block for small broadcast operands. */
 let scratch = -1;

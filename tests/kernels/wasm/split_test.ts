@@ -39,3 +39,21 @@ Deno.test("split convolutions, depthwise convolutions, poolings, products, resiz
     helper.terminate();
   }
 });
+
+Deno.test("a member that stores nothing sees the kernel memory as such once it asks for it", async () => {
+  // A helper computing a split Add's part: its operands must count as in the memory (else it
+  // copied them in and out of its own).
+  const w = new Worker(new URL("./view_worker.ts", import.meta.url).href, { type: "module" });
+  try {
+    const r = await new Promise<{ before: boolean; after: boolean; floats: boolean }>(
+      (resolve, reject) => {
+        w.onmessage = (e) => resolve(e.data);
+        w.onerror = reject;
+        w.postMessage(kernelMemory());
+      },
+    );
+    assert.deepEqual(r, { before: false, after: true, floats: true });
+  } finally {
+    w.terminate();
+  }
+});
