@@ -1,7 +1,7 @@
 /**
  * A worker for `wasm_team_test.ts`: adopts the test's kernel memory, joins the team and
  * registers a test op (part p writes this worker's id at word p of a block); on "go" it splits
- * a task of that op (on "begin-go", as soon as it began a call), its own part 0 waiting (if asked) until another member has run a part, or
+ * a task of that op, its own part 0 waiting (if asked) until another member has run a part, or
  * its part `throwOn` throwing (the error is reported).
  * Its id is also its worker index (its pending-call flag).
  *
@@ -46,9 +46,7 @@ port.onmessage = (e: MessageEvent) => {
     if (m.type === "begin") beginTeamCall();
     else endTeamCall();
     port.postMessage({ done: m.type });
-  } else if (m.type === "go" || m.type === "begin-go") {
-    // "begin-go": the split right as a call begins (the others just woken for it).
-    if (m.type === "begin-go") beginTeamCall();
+  } else if (m.type === "go") {
     const parts: number = m.parts;
     const words = new Int32Array(memory!.buffer, m.offset, parts);
     const before = teamStats();

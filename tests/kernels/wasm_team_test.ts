@@ -221,41 +221,6 @@ Deno.test("a short task is not posted while no member polls for tasks; it runs a
   }
 });
 
-Deno.test("a member that just woke the others for its call posts its splits before they poll", async () => {
-  const a = await startWorker(1);
-  const b = await startWorker(2);
-  try {
-    const parts = 4;
-    const offset = sharedHeap().alloc(parts * 4);
-    const words = new Int32Array(kernelMemory().buffer, offset, parts);
-    type Result = { split: boolean; words: number[]; posted: number; alone: number };
-    const go = (type: string) => {
-      words.fill(0);
-      const done = new Promise<Result>((r) => (a.onmessage = (e) => r(e.data)));
-      a.postMessage({ type, offset, parts, waitForHelp: false, work: 1000 });
-      return done;
-    };
-    // The task's first two runs are alone (measurements), with b idle: nobody polls.
-    for (let i = 0; i < 2; i++) assert.equal((await go("go")).alone, 1);
-    // Its first run that may split explores running alone (see runSplit).
-    assert.equal((await go("begin-go")).alone, 1);
-    a.postMessage({ type: "end" });
-    await new Promise((r) => setTimeout(r, 50));
-    assert.equal(teamTotals().polling, 0);
-    assert.equal(teamTotals().running, 0);
-    // Posted at once after the call began: b was woken for it (tens of µs to come) but cannot
-    // poll yet. Before, this ran alone, as above, and b's help began only with a later split.
-    const r = await go("begin-go");
-    assert.equal(r.posted, 1, "the split was posted");
-    assert.equal(r.alone, 0);
-    assert.ok(r.words.every((w) => w === 1 || w === 2), "every part ran");
-    a.postMessage({ type: "end" });
-    sharedHeap().free(offset, parts * 4);
-  } finally {
-    stopWorkers(a, b);
-  }
-});
-
 Deno.test("a convolution model split across pool workers gives the one-thread result exactly", async () => {
   const name = "selfie";
   const manifest = await readManifest(name);

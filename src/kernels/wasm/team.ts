@@ -230,27 +230,15 @@ function setPolling(ctl: Int32Array<SharedArrayBuffer>, on: boolean): void {
   if (((was & POLLING) !== 0) !== on) Atomics.add(ctl, HOT, on ? 1 : -1);
 }
 
-/** Notifies SEQ's waiters, if any (see WAITERS); true if it woke one. */
-function wakeWaiters(ctl: Int32Array<SharedArrayBuffer>): boolean {
-  return Atomics.load(ctl, WAITERS) > 0 && Atomics.notify(ctl, SEQ) > 0;
+/** Notifies SEQ's waiters, if any (see WAITERS). */
+function wakeWaiters(ctl: Int32Array<SharedArrayBuffer>): void {
+  if (Atomics.load(ctl, WAITERS) > 0) Atomics.notify(ctl, SEQ);
 }
-
-/**
- * When this member last woke waiting members for a call of its own (see {@link callHelpers}):
- * they are on their way, so its splits are posted though nobody polls yet (see runSplit).
- */
-let helpersCalledAt = -Infinity;
-
-/**
- * How long after waking them a member counts on the others to come: their wake-up took 45-130
- * µs (medians) through the server, up to 0.5 ms on this virtual machine.
- */
-const HELPERS_COMING_MS = 0.5;
 
 /** Bumps SEQ and wakes the members waiting on it, for this member's call (see HOT). */
 function callHelpers(ctl: Int32Array<SharedArrayBuffer>): void {
   Atomics.add(ctl, SEQ, 1);
-  if (wakeWaiters(ctl)) helpersCalledAt = performance.now();
+  wakeWaiters(ctl);
 }
 
 /**
@@ -779,14 +767,13 @@ export function runSplit(
     // (the first warm measurement of running alone, which every comparison needs).
     if (
       cost.calls === 2 ||
-      (Atomics.load(control!, HOT) === 0 &&
-        performance.now() - helpersCalledAt > HELPERS_COMING_MS &&
-        !(typical(cost.alone) * work >= COLD_SPLIT_MS))
+      (Atomics.load(control!, HOT) === 0 && !(typical(cost.alone) * work >= COLD_SPLIT_MS))
     ) {
       // Else, nobody polls for tasks: a helper would start this one only after its wake-up,
       // which takes about as long as the task. Run it here (a measurement of running alone).
-      // Unless this member woke them for its call just now: then they are on their way, and a
-      // part one claims late is still one less for this member (it claims what is left).
+      // (Posting it anyway to helpers woken for this call, on their way, was tried: a helper
+      // that claims the second half late makes the caller wait for it; isolated selfie calls
+      // took 0.5 ms longer.)
       runAlone(cost, parts, local, work, whole);
       return true;
     }
