@@ -235,7 +235,7 @@ function wakeWaiters(ctl: Int32Array<SharedArrayBuffer>): void {
   if (Atomics.load(ctl, WAITERS) > 0) Atomics.notify(ctl, SEQ);
 }
 
-/** Bumps SEQ and wakes the members waiting on it, for this member's call (see HOT). */
+/** Bumps SEQ and wakes the members waiting on it: for this member's call, or a task it posted. */
 function callHelpers(ctl: Int32Array<SharedArrayBuffer>): void {
   Atomics.add(ctl, SEQ, 1);
   wakeWaiters(ctl);
@@ -812,8 +812,7 @@ export function runSplit(
   Atomics.store(ctl, base + HELPER_US, -1);
   const start = performance.now();
   const stopped = Atomics.load(ctl, STOPPED);
-  Atomics.add(ctl, SEQ, 1);
-  wakeWaiters(ctl);
+  callHelpers(ctl);
   let error: unknown = undefined;
   let own = 0, ownMs = 0, firstMs = 0;
   /** The part this isolate is running (its bit is set as done if it throws). */
