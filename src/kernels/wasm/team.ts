@@ -910,7 +910,8 @@ export function runSplit(
     // A node's first split is cold (the helpers' code and caches): it says nothing of the next.
     if (++cost.splits > 1) {
       const alone = typical(cost.alone);
-      if (addSplitSample(cost.split, v, alone, exploring)) cost.every = EXPLORE_EVERY;
+      const helped = own < parts && lost === 0;
+      if (addSplitSample(cost.split, v, alone, exploring && helped)) cost.every = EXPLORE_EVERY;
       if (alone > 0) notePaid(ctl, v < alone);
     }
   } else if (own > 0) {
@@ -930,6 +931,9 @@ export function runSplit(
  * a class whose first splits met a cold helper (in one of selfie's first calls, the helper's
  * half of a 1×1 convolution took 812 µs, the caller's 87) could run alone for hundreds of
  * calls. Returns true when it replaced them (the class is then explored as often as at first).
+ * `exploring` is given only for an exploration another member helped with: one the caller ran
+ * all of itself measures running alone, not splitting (it let a class whose helper is slow
+ * flip back to splitting on noise).
  */
 export function addSplitSample(
   samples: number[],
