@@ -18,6 +18,7 @@ import { ReloadConfigRequestSchema } from "../../../src/proto/gen/tensorflow_ser
 import { DataType } from "../../../src/proto/gen/tensorflow/core/framework/types_pb.ts";
 import { HpackEncoder } from "../../../src/api/grpc/h2/hpack.ts";
 import { Setting } from "../../../src/api/grpc/h2/frames.ts";
+import { largeReadBuffersInUse } from "../../../src/api/grpc/h2/connection.ts";
 import { parseGrpcTimeout, percentEncode } from "../../../src/api/grpc/server.ts";
 import { FakeServingApi } from "../fixtures/fake_api.ts";
 import type { ServingApi } from "../../../src/model_server/serving_api.ts";
@@ -27,6 +28,7 @@ import { Tensor } from "../../../src/tensor/tensor.ts";
 import {
   ErrorCode,
   Flag,
+  frameBytes,
   FrameType,
   grpcHeaders,
   grpcMessage,
@@ -609,5 +611,96 @@ Deno.test(
     assert.equal(new DataView(body.buffer).getUint32(1), body.length - 5);
     const res = fromBinary(PredictResponseSchema, body.subarray(5));
     assert.deepEqual(res.outputs.x.floatVal, values);
+  },
+);
+
+/** `bytes` as DATA frames of 16 KiB (the default SETTINGS_MAX_FRAME_SIZE), in one buffer. */
+function dataFrames(stream: number, bytes: Uint8Array, endStream: boolean): Uint8Array {
+  const frames: Uint8Array[] = [];
+  for (let o = 0; o < bytes.length; o += 16384) {
+    const last = o + 16384 >= bytes.length;
+    frames.push(
+      frameBytes(
+        FrameType.DATA,
+        last && endStream ? Flag.END_STREAM : 0,
+        stream,
+        bytes.subarray(o, o + 16384),
+      ),
+    );
+  }
+  const out = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+  let o = 0;
+  for (const f of frames) {
+    out.set(f, o);
+    o += f.length;
+  }
+  return out;
+}
+
+async function eventually(what: string, ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(ok(), what);
+}
+
+Deno.test(
+  "large request bodies: read into borrowed 1 MiB buffers, at most four at once, all given back",
+  opts,
+  async () => {
+    await using s = await startGrpcServer(new FakeServingApi(), {
+      host: "127.0.0.1",
+      port: 0,
+      enableHealthCheck: false,
+      decodeLimits: { maxRequestBytes: 4 << 20, maxExpansion: 16, expansionFloorBytes: 1 << 20 },
+    });
+    assert.equal(largeReadBuffersInUse(), 0);
+    const values = Array.from({ length: 200_000 }, (_, i) => i * 0.25 - 7);
+    const message = grpcMessage(floatPredict(values));
+    // Windows for the echoed answers (RFC 9113's 64 KiB defaults would hold them back).
+    const connect = async () => {
+      const c = await RawH2.connect(s.port, {
+        settings: settings([Setting.INITIAL_WINDOW_SIZE, 16 << 20]),
+      });
+      await c.send(FrameType.WINDOW_UPDATE, 0, 0, u32(16 << 20));
+      return c;
+    };
+    const echoed = (a: Awaited<ReturnType<RawH2["answer"]>>) => {
+      assert.equal(statusOf(a).code, 0);
+      const res = fromBinary(PredictResponseSchema, a.data.subarray(5));
+      assert.deepEqual(res.outputs.x.floatVal, values);
+    };
+    // Five connections begin a large body (one write: the server's first read fills its own
+    // 64 KiB buffer) and stall: four get a borrowed buffer and keep it while the body arrives.
+    const half = 512 << 10;
+    const stalled: RawH2[] = [];
+    for (let i = 0; i < 5; i++) {
+      const c = await connect();
+      await c.headers(1, grpcHeaders(PREDICT));
+      await c.raw(dataFrames(1, message.subarray(0, half), false));
+      stalled.push(c);
+    }
+    await eventually("four buffers lent", () => largeReadBuffersInUse() === 4);
+    let most = 0;
+    for (let i = 0; i < 20; i++) {
+      most = Math.max(most, largeReadBuffersInUse());
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(most, 4);
+    // A large request, the pool empty, is read in 64 KiB pieces: answered the same.
+    {
+      using c = await connect();
+      await c.headers(1, grpcHeaders(PREDICT));
+      await c.raw(dataFrames(1, message, true));
+      echoed(await c.answer(1));
+      assert.equal(largeReadBuffersInUse(), 4);
+    }
+    // The stalled bodies end: every byte that crossed from one buffer to the other arrived.
+    for (const c of stalled) {
+      await c.raw(dataFrames(1, message.subarray(half), true));
+      echoed(await c.answer(1));
+    }
+    // Drained, no body arriving: the buffers went back, and closing leaves none lent.
+    await eventually("buffers back after the bodies", () => largeReadBuffersInUse() === 0);
+    for (const c of stalled) c.close();
+    await eventually("none lent after close", () => largeReadBuffersInUse() === 0);
   },
 );
