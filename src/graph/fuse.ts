@@ -12,6 +12,9 @@
  *
  * - Add(Mul(x, s), r) becomes one `_FusedMulAdd` node: x·s + r in one pass (`fuseMulAdd`).
  *
+ * - A 1×1 convolution of a resized image becomes one `_FusedResizeConv2D` node whose kernel
+ *   convolves first when the resize enlarges (`fuseResizeConv`): the two commute.
+ *
  * - Keras' PReLU graph, AddV2(Relu(x), Mul(s, Relu(Neg(x)))), becomes one Relu node with the
  *   private attr `_prelu` and inputs x and s (`fusePrelu`): one pass instead of four.
  *
@@ -52,7 +55,8 @@ function isFloat(n: GraphNode): boolean {
 export function fuseGraph(nodes: Map<string, GraphNode>, pinned: ReadonlySet<string>): number {
   return fuseDenseSoftmax(nodes, pinned) + fuseConvolutions(nodes, pinned) +
     fuseHardSwish(nodes, pinned) + fuseResidualAdd(nodes, pinned) +
-    fuseAddAfterActivation(nodes, pinned) + fusePrelu(nodes, pinned) + fuseMulAdd(nodes, pinned);
+    fuseAddAfterActivation(nodes, pinned) + fusePrelu(nodes, pinned) + fuseMulAdd(nodes, pinned) +
+    fuseResizeConv(nodes, pinned);
 }
 
 /** Data consumers per tensor, and the nodes something waits on by a control edge. */
@@ -570,6 +574,86 @@ export function fusePrelu(nodes: Map<string, GraphNode>, pinned: ReadonlySet<str
       fused++;
       break;
     }
+  }
+  return fused;
+}
+
+/** The op name of a resize and the 1×1 convolution of its output (see {@link fuseResizeConv}). */
+export const FUSED_RESIZE_CONV = "_FusedResizeConv2D";
+
+/** Whether `n` is an attr list of ints all equal to 1 (or absent: the op's default of ones). */
+function allOnes(n: GraphNode, name: string): boolean {
+  const v = n.attr[name]?.value;
+  if (v === undefined) return true;
+  return v.case === "list" && v.value.i.every((x) => x === 1n);
+}
+
+/**
+ * Rewrites a 1×1 convolution of a resized image into one `_FusedResizeConv2D` node named as the
+ * convolution, with inputs (images, size, filter[, bias]) and both original nodes kept
+ * (`replaces`, resize first); see `compileResizeConv` in plan.ts, which runs the convolution
+ * first when the resize enlarges the images.
+ *
+ * Why the order may change: a resize makes each output pixel from input pixels with weights
+ * that sum to one (ResizeBilinear's a + (b − a)·t in both directions, whatever the corner and
+ * half-pixel modes and the clamping at the edges; ResizeNearestNeighbor picks one pixel), and a
+ * 1×1 convolution with its bias is the same affine map W·x + b at every pixel, so
+ * W·Σwᵢxᵢ + b = Σwᵢ(W·xᵢ + b). Only the rounding differs. Run first, the convolution does its
+ * work at the input's resolution (a quarter of it for a 2× upsampling, the MediaPipe
+ * segmentation decoders' up_sampling2d → conv2d), and the resize moves its output channels.
+ *
+ * Taken: Conv2D, or `_FusedConv2D` with fused_ops [BiasAdd] and no private attrs (an activation
+ * or a residual sum would not commute), float32, NHWC, strides and dilations 1, padding VALID or
+ * SAME, a constant filter [1, 1, C, K]; its input a float32 ResizeBilinear or
+ * ResizeNearestNeighbor with no other use, neither fed nor fetched nor waited on.
+ *
+ * @param nodes the nodes that will run, by name (modified in place)
+ * @param pinned tensors that are fed or fetched, which a fusion must not hide
+ * @returns the number of pairs fused
+ */
+export function fuseResizeConv(nodes: Map<string, GraphNode>, pinned: ReadonlySet<string>): number {
+  const { consumers, controlled } = uses(nodes);
+  let fused = 0;
+  for (const conv of [...nodes.values()]) {
+    const plain = conv.op === "Conv2D" && conv.inputs.length === 2;
+    const biased = conv.op === "_FusedConv2D" && conv.inputs.length === 3;
+    if ((!plain && !biased) || !isFloat(conv)) continue;
+    if (biased) {
+      const ops = conv.attr["fused_ops"]?.value;
+      if (ops?.case !== "list" || ops.value.s.length !== 1) continue;
+      if (new TextDecoder().decode(ops.value.s[0]) !== "BiasAdd") continue;
+      if (Object.keys(conv.attr).some((k) => k.startsWith("_"))) continue;
+    }
+    const padding = stringAttr(conv, "padding", "");
+    if (padding !== "VALID" && padding !== "SAME") continue;
+    if (stringAttr(conv, "data_format", "NHWC") !== "NHWC") continue;
+    if (!allOnes(conv, "strides") || !allOnes(conv, "dilations")) continue;
+    const filter = constShape(nodes.get(conv.inputs[1].node));
+    if (filter?.length !== 4 || filter[0] !== 1 || filter[1] !== 1) continue;
+    const ref = conv.inputs[0];
+    const resize = nodes.get(ref.node);
+    if (
+      resize === undefined || ref.index !== 0 || resize.inputs.length !== 2 ||
+      (resize.op !== "ResizeBilinear" && resize.op !== "ResizeNearestNeighbor")
+    ) continue;
+    const t = resize.attr["T"]?.value;
+    if (t?.case !== "type" || t.value !== DataType.DT_FLOAT) continue;
+    const key = refName(ref);
+    if (
+      consumers.get(key)?.length !== 1 || pinned.has(key) || controlled.has(resize.name)
+    ) continue;
+    const node: FusedNode = {
+      name: conv.name,
+      op: FUSED_RESIZE_CONV,
+      inputs: [...resize.inputs, ...conv.inputs.slice(1)],
+      controlInputs: [...new Set([...resize.controlInputs, ...conv.controlInputs])],
+      attr: { T: attrValue.type(DataType.DT_FLOAT) },
+      replaces: [resize, conv],
+      biasFirst: false,
+    };
+    nodes.delete(resize.name);
+    nodes.set(conv.name, node);
+    fused++;
   }
   return fused;
 }

@@ -16,7 +16,13 @@ import type { KernelRegistry } from "../kernels/registry.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { activateArena, Arena, inFloatStore } from "../tensor/arena.ts";
 import { compileExecutor, CONTROL_FLOW_OPS, isBackEdge, nodeError } from "./executor.ts";
-import { FUSED_DENSE_SOFTMAX, FUSED_MUL_ADD, type FusedNode, fuseGraph } from "./fuse.ts";
+import {
+  FUSED_DENSE_SOFTMAX,
+  FUSED_MUL_ADD,
+  FUSED_RESIZE_CONV,
+  type FusedNode,
+  fuseGraph,
+} from "./fuse.ts";
 import { mulAddF32 } from "../kernels/mul_add.ts";
 import { splitBinaryF32, splitsBinary } from "../kernels/wasm/elementwise_split.ts";
 import { isTeamMember } from "../kernels/wasm/team.ts";
@@ -354,6 +360,7 @@ const ARENA_OPS = new Set([
   "_FusedMatMul",
   FUSED_DENSE_SOFTMAX,
   FUSED_MUL_ADD,
+  FUSED_RESIZE_CONV,
 ]);
 
 /**
@@ -382,6 +389,7 @@ const NOT_FOLDED = new Set([
   "_FusedDepthwiseConv2dNative",
   "_FusedMatMul",
   FUSED_DENSE_SOFTMAX,
+  FUSED_RESIZE_CONV,
 ]);
 
 /** The bytes of a tensor's values; Infinity for strings (never folded). */
@@ -559,6 +567,9 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
         if (run) runs.set(n.name, run);
       } else if (n.op === FUSED_MUL_ADD) {
         const run = compileFusedMulAdd(n as FusedNode, compileNode);
+        if (run) runs.set(n.name, run);
+      } else if (n.op === FUSED_RESIZE_CONV) {
+        const run = compileResizeConv(n as FusedNode, compileNode);
         if (run) runs.set(n.name, run);
       } else if (splitsBinary(n.op) && !controlFlow && isTeamMember()) {
         // Only a team member (a pool worker) ever splits: other isolates' plans pay nothing.
@@ -823,6 +834,37 @@ function compileFusedMulAdd(
     if (fast !== null) return [fast];
     const prod = mul([x, s])[0];
     return add(productSecond ? [r, prod] : [prod, r]);
+  };
+}
+
+/**
+ * A resize and the 1×1 convolution of its output (graph/fuse.ts `fuseResizeConv`: they
+ * commute): the convolution first when the resize enlarges the images, at the input's
+ * resolution (selfie's three decoder convolutions: a quarter of their work, and the resizes move
+ * 16 or 24 channels instead of 16, 24 and 128); in the graph's order otherwise, and whenever the
+ * inputs are not what both kernels accept, so that every error is the graph's own.
+ */
+function compileResizeConv(
+  node: FusedNode,
+  compileNode: (n: GraphNode) => KernelRun | undefined,
+): KernelRun | undefined {
+  const [resize, conv] = node.replaces.map(compileNode);
+  if (!resize || !conv) return undefined;
+  return (inputs) => {
+    const [x, size] = inputs;
+    const weights = inputs.slice(2);
+    const filter = weights[0];
+    if (
+      x.rank === 4 && x.data instanceof Float32Array && size.rank === 1 && size.shape[0] === 2 &&
+      size.data instanceof Int32Array && filter.rank === 4 && filter.shape[2] === x.shape[3] &&
+      x.shape[0] > 0 && x.shape[3] > 0 &&
+      size.data[0] * size.data[1] > x.shape[1] * x.shape[2] &&
+      size.data[0] >= x.shape[1] && size.data[1] >= x.shape[2]
+    ) {
+      const y = conv([x, ...weights])[0];
+      return resize([y, size]);
+    }
+    return conv([resize([x, size])[0], ...weights]);
   };
 }
 
