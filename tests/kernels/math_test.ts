@@ -499,6 +499,26 @@ Deno.test("AddN", () => {
   assert.deepEqual(run("AddN", inputs).shape, [2, 2]);
 });
 
+Deno.test("AddN of large float32 tensors: left to right, each sum rounded to float32", () => {
+  // Large enough for the WebAssembly add (the small ones above take the loop): values whose
+  // sums round, NaN and infinities included.
+  for (const count of [2, 3, 5]) {
+    const n = 5000 + count;
+    const ins = Array.from({ length: count }, (_, k) => {
+      const v = new Float32Array(n);
+      for (let i = 0; i < n; i++) v[i] = Math.fround(Math.sin(i * 7 + k) * 10 ** (i % 9 - 4));
+      v[k] = [NaN, Infinity, -Infinity][k % 3];
+      return new Tensor(T.DT_FLOAT, [n], v);
+    });
+    const got = values(run("AddN", ins, { N: attr.int(count), T: attr.type(T.DT_FLOAT) }));
+    for (let i = 0; i < n; i++) {
+      let want = (ins[0].data as Float32Array)[i];
+      for (let k = 1; k < count; k++) want = Math.fround(want + (ins[k].data as Float32Array)[i]);
+      assert.ok(Object.is(got[i], want), `${count} inputs, element ${i}: ${got[i]} != ${want}`);
+    }
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 // Cast
 // ---------------------------------------------------------------------------------------------
