@@ -23,6 +23,7 @@ import { align16, ensureBytes, instantiateOwn } from "./heap.ts";
 import { isKernelView } from "./float_store.ts";
 import { sharedHeap } from "./shared_memory.ts";
 import { instantiateShared, sharedScratch } from "./shared_scratch.ts";
+import { canSplit, MAX_PARTS, registerPartRunner, runSplit } from "./team.ts";
 
 interface ElementwiseExports {
   /** The module's own memory (the shared variant imports the kernel memory instead). */
@@ -392,6 +393,27 @@ export function mulAddF32Wasm(
         for (let t = 0; t < k; t++) f32.set(row, (ps >>> 2) + t * c);
       } else if (!sIn) f32.set(kind === "same" ? s : s.subarray(0, 1), ps >>> 2);
       if (!rIn) f32.set(rFull ? r : r.subarray(0, 1), pr >>> 2);
+      if (n >= MUL_ADD_SPLIT_MIN && canSplit()) {
+        // Rows of c for a per-channel scale, in whole tiles of k; elements otherwise.
+        const units = kind === "channel" ? rows : n, align = kind === "channel" ? k : 4;
+        const parts = Math.min(MAX_PARTS, 8, Math.ceil(n / MUL_ADD_PART));
+        const per = Math.ceil(units / parts / align) * align;
+        const args = [
+          x.byteOffset,
+          ps,
+          pr,
+          y.byteOffset,
+          MUL_ADD_KINDS.indexOf(kind),
+          c,
+          k,
+          units,
+          rFull ? 1 : 0,
+          per,
+        ];
+        const whole = () => mulAddRun(sx, args[0], ps, pr, args[3], kind, c, k, rows, n, rFull);
+        const local = (part: number) => mulAddPart(sx, args, part);
+        if (runSplit(OP_MUL_ADD, args, Math.ceil(units / per), local, n, whole)) return true;
+      }
       mulAddRun(sx, x.byteOffset, ps, pr, y.byteOffset, kind, c, k, rows, n, rFull);
       return true;
     }
@@ -412,6 +434,51 @@ export function mulAddF32Wasm(
   y.set(f32.subarray(py >>> 2, (py >>> 2) + n));
   return true;
 }
+
+/** The team's op code for a part of a split x·s + r (see `team.ts`). */
+const OP_MUL_ADD = 19;
+/**
+ * Elements from which x·s + r over the kernel memory is split across the kernel team, and per
+ * part (as a split Add: selfie's 128×128×16 squeeze-and-excitation sum ran alone, 86-96 µs of
+ * one core, with the other idle).
+ */
+const MUL_ADD_SPLIT_MIN = 1 << 16;
+const MUL_ADD_PART = 1 << 15;
+const MUL_ADD_KINDS = ["same", "one", "channel"] as const;
+
+/**
+ * Part `part` of a split x·s + r. Arguments: x, s (tiled k times for a per-channel scale), r and
+ * y as byte offsets, the kind (index in MUL_ADD_KINDS), c, k, units (rows of c for a
+ * per-channel scale, else elements), whether r is full, units per part (whole tiles of k rows,
+ * or a multiple of 4 elements). Each element is computed as unsplit: the same floats.
+ */
+function mulAddPart(ex: ElementwiseExports, a: ArrayLike<number>, part: number): void {
+  const units = a[7], per = a[9];
+  const u0 = part * per, u1 = Math.min(units, u0 + per);
+  if (u0 >= u1) return;
+  const kind = MUL_ADD_KINDS[a[4]], c = a[5], rFull = a[8] === 1;
+  const w = kind === "channel" ? c : 1, skip = u0 * w * 4;
+  const n = (u1 - u0) * w;
+  mulAddRun(
+    ex,
+    a[0] + skip,
+    a[1] + (kind === "same" ? skip : 0),
+    a[2] + (rFull ? skip : 0),
+    a[3] + skip,
+    kind,
+    c,
+    a[6],
+    kind === "channel" ? u1 - u0 : 1,
+    n,
+    rFull,
+  );
+}
+
+registerPartRunner(OP_MUL_ADD, (args, part) => {
+  const sx = sharedExports();
+  if (sx === null) throw new Error("No elementwise kernel for a part");
+  mulAddPart(sx, args, part);
+});
 
 /** The mulAdd calls of mulAddF32Wasm over placed operands (byte offsets); `s` tiled k times. */
 function mulAddRun(

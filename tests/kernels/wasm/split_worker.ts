@@ -1,7 +1,7 @@
 /**
  * A worker for `split_test.ts`: adopts the test's kernel memory and joins the kernel team; as
  * "caller" it runs random convolutions, depthwise convolutions, poolings, products, bilinear
- * resizes, sigmoids and exps each unsplit and split (its team mate helping) and reports any output that differs by a bit; as
+ * resizes, sigmoids, exps and fused x·s + r each unsplit and split (its team mate helping) and reports any output that differs by a bit; as
  * "helper" it only helps.
  *
  * @module
@@ -24,6 +24,7 @@ import {
 import type { Geometry } from "../../../src/kernels/window.ts";
 import { activateArena, Arena, uninitialized } from "../../../src/tensor/arena.ts";
 import { splitBinaryF32 } from "../../../src/kernels/wasm/elementwise_split.ts";
+import { mulAddF32 } from "../../../src/kernels/mul_add.ts";
 import { resizeBilinearF32 } from "../../../src/kernels/wasm/image.ts";
 import { expF32, sigmoidF32 } from "../../../src/kernels/wasm/activation.ts";
 import { interpolationWeights } from "../../../src/kernels/image.ts";
@@ -122,6 +123,7 @@ port.onmessage = (e: MessageEvent) => {
     binary: 0,
     resize: 0,
     activation: 0,
+    mulAdd: 0,
   };
   for (let t = 0; t < m.cases; t++) {
     // Cuts of two parts anywhere: learned (0.5 at first), or forced off the middle.
@@ -245,6 +247,45 @@ port.onmessage = (e: MessageEvent) => {
       activateArena(undefined);
       arena.endRun();
     }
+  }
+  // x·s + r (the fused Mul and Add) on tensors stored in kernel memory: a per-channel, scalar or
+  // full scale, a full or scalar r, against each element's two float32 roundings.
+  for (let t = 0; t < m.cases; t++) {
+    const pick = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
+    const h = pick(16, 70), w = pick(16, 70), c = pick(1, 40);
+    const shape = [1, h, w, Math.max(c, Math.ceil(65536 / (h * w)))];
+    const n = shape.reduce((p, d) => p * d, 1), ch = shape[3];
+    const sShape = [[ch], [1, 1, 1, ch], [], shape][pick(0, 3)];
+    const rShape = rand() < 0.7 ? shape : [];
+    const held = new Arena();
+    activateArena(held);
+    const stored = (dims: number[]) => {
+      const len = dims.reduce((p, d) => p * d, 1);
+      const a = len === n ? uninitialized(Float32Array, len) : new Float32Array(len);
+      a.set(floats(len, rand));
+      return new Tensor(DataType.DT_FLOAT, dims, a);
+    };
+    const X = stored(shape), S = stored(sShape), R = stored(rShape);
+    activateArena(undefined);
+    const what = { shape, s: sShape, r: rShape };
+    const r = compare(() => mulAddF32(X, S, R)?.data as Float32Array | null);
+    if (r.split) splits.mulAdd++;
+    if (r.diff >= 0) failures.push(`mulAdd ${JSON.stringify(what)}: differs at ${r.diff}`);
+    // Against each element (the split run's output, rerun).
+    setKernelSplitting(true);
+    activateArena(held);
+    const got = mulAddF32(X, S, R)!.data as Float32Array;
+    activateArena(undefined);
+    const x = X.data as Float32Array, sv = S.data as Float32Array, rv = R.data as Float32Array;
+    for (let i = 0; i < n; i++) {
+      const sc = sv.length === n ? sv[i] : sv.length === 1 ? sv[0] : sv[i % ch];
+      const want = Math.fround(Math.fround(x[i] * sc) + (rv.length === n ? rv[i] : rv[0]));
+      if (!Object.is(want, got[i])) {
+        failures.push(`mulAdd ${JSON.stringify(what)}: element ${i} is ${got[i]}, not ${want}`);
+        break;
+      }
+    }
+    held.endRun();
   }
   port.postMessage({ failures, splits });
 };
