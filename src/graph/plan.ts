@@ -14,12 +14,14 @@ import { Attrs } from "../kernels/attrs.ts";
 import type { Kernel, KernelRun, ResourceManager } from "../kernels/kernel.ts";
 import type { KernelRegistry } from "../kernels/registry.ts";
 import { Tensor } from "../tensor/tensor.ts";
+import { DataType } from "../tensor/dtype.ts";
 import { activateArena, Arena, inFloatStore } from "../tensor/arena.ts";
 import { compileExecutor, CONTROL_FLOW_OPS, isBackEdge, nodeError } from "./executor.ts";
 import {
   FUSED_DENSE_SOFTMAX,
   FUSED_MUL_ADD,
   FUSED_RESIZE_CONV,
+  FUSED_SCALE_CONV,
   type FusedNode,
   fuseGraph,
 } from "./fuse.ts";
@@ -361,6 +363,7 @@ const ARENA_OPS = new Set([
   FUSED_DENSE_SOFTMAX,
   FUSED_MUL_ADD,
   FUSED_RESIZE_CONV,
+  FUSED_SCALE_CONV,
 ]);
 
 /**
@@ -390,6 +393,7 @@ const NOT_FOLDED = new Set([
   "_FusedMatMul",
   FUSED_DENSE_SOFTMAX,
   FUSED_RESIZE_CONV,
+  FUSED_SCALE_CONV,
 ]);
 
 /** The bytes of a tensor's values; Infinity for strings (never folded). */
@@ -570,6 +574,9 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
         if (run) runs.set(n.name, run);
       } else if (n.op === FUSED_RESIZE_CONV) {
         const run = compileResizeConv(n as FusedNode, compileNode);
+        if (run) runs.set(n.name, run);
+      } else if (n.op === FUSED_SCALE_CONV) {
+        const run = compileScaledConv(n as FusedNode, compileNode);
         if (run) runs.set(n.name, run);
       } else if (splitsBinary(n.op) && !controlFlow && isTeamMember()) {
         // Only a team member (a pool worker) ever splits: other isolates' plans pay nothing.
@@ -865,6 +872,33 @@ function compileResizeConv(
       return resize([y, size]);
     }
     return conv([resize([x, size])[0], ...weights]);
+  };
+}
+
+/**
+ * A convolution of Mul(a, b) (graph/fuse.ts `fuseScaleConv`): when one factor is a float32
+ * per-channel scale of the other, a 4-D float32 map (shape [C] or ones then C, C its channels:
+ * the product then has the map's shape), the convolution's own kernel with `_scale_input` on
+ * the map and the scale; the Mul's kernel, then the convolution's, otherwise (every other
+ * shape, and every error, as the graph's).
+ */
+function compileScaledConv(
+  node: FusedNode,
+  compileNode: (n: GraphNode) => KernelRun | undefined,
+): KernelRun | undefined {
+  const [mulNode, convNode] = node.replaces;
+  const mul = compileNode(mulNode), conv = compileNode(convNode);
+  const fast = compileNode({ ...node, op: convNode.op });
+  if (!mul || !conv || !fast) return undefined;
+  const scales = (s: Tensor, x: Tensor) =>
+    x.rank === 4 && x.dtype === DataType.DT_FLOAT && s.dtype === DataType.DT_FLOAT &&
+    s.rank >= 1 && s.rank <= 4 && s.shape[s.rank - 1] === x.shape[3] && s.size === x.shape[3];
+  return (inputs) => {
+    const a = inputs[0], b = inputs[inputs.length - 1];
+    const rest = inputs.slice(1, -1);
+    if (scales(b, a)) return fast(inputs);
+    if (scales(a, b)) return fast([b, ...rest, a]);
+    return conv([mul([a, b])[0], ...rest]);
   };
 }
 

@@ -163,6 +163,14 @@ interface ConvConfig {
    * broadcasting) after the activation.
    */
   addAfter: boolean;
+  /**
+   * The private attr `_scale_input` that plan-time fusion sets when it folds a Mul of the input
+   * by a per-channel scale into the convolution (`fuseScaleConv`): one more input, last, of
+   * inC floats (shape [inC] or ones then inC) the input's channels are multiplied by. In
+   * WebAssembly the scale goes into the filter's rows; elsewhere the product is made first,
+   * rounded to float32 as the Mul would.
+   */
+  scaleInput: boolean;
 }
 
 /**
@@ -195,6 +203,30 @@ function addBroadcast(
   return new Tensor(like.dtype, plan.shape, out);
 }
 
+/**
+ * The per-channel scale of a `_scale_input` convolution (see ConvConfig.scaleInput): its inC
+ * values, checked to be what the fusion promised (the plan takes the Mul otherwise).
+ */
+function channelScale(ctx: KernelContext, s: Tensor, input: Tensor, inC: number): FloatArray {
+  const d = sameFloat(ctx, s, input, "the input scale");
+  if (s.size !== inC || s.rank > 4 || s.shape.some((n, i) => i < s.rank - 1 && n !== 1)) {
+    throw invalid(
+      `_scale_input needs ${inC} channel factors, got shape ${shapeString(s.shape)}`,
+    );
+  }
+  return d;
+}
+
+/** x times its channels' factors, each product rounded to x's type (the Mul's values). */
+function scaled(x: FloatArray, scale: FloatArray): FloatArray {
+  const y = allocLike(x, x.length);
+  const c = scale.length;
+  for (let i = 0; i < x.length; i += c) {
+    for (let j = 0; j < c; j++) y[i + j] = x[i + j] * scale[j];
+  }
+  return y;
+}
+
 /** In place: y = (y·scale)·Relu6(y + offset), each step rounded to float32 as the graph's ops. */
 function hardSwishLoop(y: FloatArray, hs: HardSwish): void {
   const f = y instanceof Float32Array ? Math.fround : (v: number) => v;
@@ -213,7 +245,7 @@ function runConv(
   scratch: Scratch,
 ): Tensor[] {
   const numArgs = cfg.plan?.numArgs ?? 0;
-  checkArity(ctx, inputs, 2 + numArgs + (cfg.addAfter ? 1 : 0));
+  checkArity(ctx, inputs, 2 + numArgs + (cfg.addAfter ? 1 : 0) + (cfg.scaleInput ? 1 : 0));
   const after = cfg.addAfter ? inputs[2 + numArgs] : null;
   const [input, filter] = inputs;
   let x = floatData(ctx, input);
@@ -221,12 +253,14 @@ function runConv(
   if (input.rank !== 4) {
     throw invalid(`input must be 4-dimensional: ${shapeString(input.shape)}`);
   }
+
   if (filter.rank !== 4) {
     throw invalid(`filter must be 4-dimensional: ${shapeString(filter.shape)}`);
   }
   const w = cfg.window;
   const inC = w.nchw ? input.shape[1] : input.shape[3];
   const [fh, fw, fin, fout] = filter.shape;
+  const scale = cfg.scaleInput ? channelScale(ctx, inputs[inputs.length - 1], input, inC) : null;
   let outC: number;
   if (cfg.depthwise) {
     if (fin !== inC) {
@@ -268,7 +302,8 @@ function runConv(
       after.data instanceof Float32Array
     ? after.data
     : null;
-  const fast = cfg.wasm ? convWasm(cfg, x, f, g, fin, fout, ep, afterData) : null;
+  const fast = cfg.wasm ? convWasm(cfg, x, f, g, fin, fout, ep, afterData, scale) : null;
+  if (fast === null && scale !== null) x = scaled(x, scale);
   const hs = fast === null ? cfg.hardSwish : null;
   let y = fast ?? allocLike(x, g.batch * g.outH * g.outW * outC);
   if (fast === null && y.length > 0) {
@@ -308,8 +343,10 @@ function convWasm(
   fout: number,
   ep: Epilogue,
   after: Float32Array | null,
+  scale: FloatArray | null,
 ): Float32Array | null {
   if (!(x instanceof Float32Array) || !(f instanceof Float32Array) || ep.bn !== null) return null;
+  if (scale !== null && (cfg.depthwise || !(scale instanceof Float32Array))) return null;
   const bias = ep.bias, side = ep.side;
   if (bias !== null && !(bias instanceof Float32Array)) return null;
   if (side !== null && !(side instanceof Float32Array)) return null;
@@ -323,7 +360,7 @@ function convWasm(
     y = depthwiseF32(x, f, bias, g, act ?? WasmAct.None, hs, after);
   } else {
     if (fin !== g.inC) return null;
-    y = conv2dF32(x, f, bias, side, g, act ?? WasmAct.None, hs);
+    y = conv2dF32(x, f, bias, side, g, act ?? WasmAct.None, hs, scale as Float32Array | null);
   }
   if (y !== null && act === undefined) activate(y, 0, y, 0, y.length, ep.act, ep.alpha);
   return y;
@@ -344,7 +381,11 @@ function convKernel(op: string, depthwise: boolean, fused: boolean): Kernel {
         hardSwish: null,
         broadcastAdd: fused && ctx.attr.bool("_broadcast_add", false),
         addAfter: fused && ctx.attr.bool("_add_after_activation", false),
+        scaleInput: ctx.attr.bool("_scale_input", false),
       };
+      if (cfg.scaleInput && depthwise) {
+        throw invalid(`${op} node "${ctx.name}": _scale_input goes with Conv2D only`);
+      }
       if (cfg.addAfter && (cfg.plan?.add || cfg.plan?.batchNorm || ctx.attr.has("_hard_swish"))) {
         throw invalid(
           `${op} node "${ctx.name}": _add_after_activation goes with [BiasAdd(, activation)] only`,
