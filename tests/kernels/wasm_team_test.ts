@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { kernelMemory, sharedHeap } from "../../src/kernels/wasm/shared_memory.ts";
 import {
   addSplitSample,
+  nextExploreInterval,
   nextShare,
   noteMemberStopped,
   setCallPending,
@@ -65,6 +66,19 @@ Deno.test("an exploring split that beats running alone outweighs the losses befo
   // An exploration that pays replaces them: the class splits again from its next call.
   assert.equal(addSplitSample(samples, 0.6, 1, true), true);
   assert.deepEqual(samples, [0.6]);
+});
+
+Deno.test("explorations back off while splitting clearly pays or clearly loses", () => {
+  // Splits at half the time alone: 16, 32, 64, 128 calls apart, then every 128.
+  let every = 16;
+  const seen: number[] = [];
+  for (let i = 0; i < 5; i++) seen.push(every = nextExploreInterval(every, 0.5));
+  assert.deepEqual(seen, [32, 64, 128, 128, 128]);
+  // A ratio near one (either side of the decision) or not yet known: every 16 calls again.
+  for (const ratio of [0.9, 1, 1.2, NaN]) assert.equal(nextExploreInterval(128, ratio), 16);
+  // Losing badly (a machine busy elsewhere): up to 512 apart.
+  assert.equal(nextExploreInterval(256, 2), 512);
+  assert.equal(nextExploreInterval(512, 2), 512);
 });
 
 Deno.test("a split in two moves its cut toward both members finishing together", () => {
