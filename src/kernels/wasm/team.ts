@@ -650,8 +650,17 @@ export function canSplit(): boolean {
  * splitting it: the last few wall-clock times per unit of work, each way.
  */
 interface SplitCost {
+  /** Its class: "op:work:parts" (for {@link teamSplitCosts}). */
+  readonly key: string;
   readonly split: number[];
   readonly alone: number[];
+  /**
+   * The medians of `split` and `alone` (NaN while empty), kept as the samples change: read at
+   * every call of the class, where sorting the samples each time cost as much as the rest of
+   * the decision.
+   */
+  splitMedian: number;
+  aloneMedian: number;
   calls: number;
   /** Times it was split (the first is cold and not sampled). */
   splits: number;
@@ -663,7 +672,18 @@ interface SplitCost {
   share: number;
 }
 
-const costs = new Map<string, SplitCost>();
+/** By {@link costKey}. */
+const costs = new Map<number, SplitCost>();
+
+/**
+ * A class's key in {@link costs}: a number, as a string built and hashed at every split cost
+ * more than the rest of the lookup. Op codes are under 64 and parts at most 32; a work past
+ * 2^41 (flops no call reaches) may share a key with its neighbours, which only shares their
+ * samples.
+ */
+function costKey(op: number, work: number, parts: number): number {
+  return (work * 64 + parts) * 64 + op;
+}
 /** Entries kept (new shapes beyond it replace the table: a server with many models). */
 const MAX_COSTS = 4096;
 
@@ -734,7 +754,10 @@ function runAlone(
   const t = performance.now();
   if (whole !== undefined) whole();
   else for (let p = 0; p < parts; p++) local(p);
-  if (cost.calls > 1) addSample(cost.alone, (performance.now() - t) / work);
+  if (cost.calls > 1) {
+    addSample(cost.alone, (performance.now() - t) / work);
+    cost.aloneMedian = typical(cost.alone);
+  }
   stats.alone++;
 }
 
@@ -767,15 +790,18 @@ export function runSplit(
     // One entry per op and exact work and parts: in practice one per node of a plan (its
     // shapes fix both), so a node that splits badly (a large output read back by a core that
     // wrote little of it) does not stop another of about the same work from splitting.
-    const key = `${op}:${work}:${parts}`;
+    const key = costKey(op, work, parts);
     cost = costs.get(key);
     if (cost === undefined) {
       if (costs.size >= MAX_COSTS) costs.clear();
       costs.set(
         key,
         cost = {
+          key: `${op}:${work}:${parts}`,
           split: [],
           alone: [],
+          splitMedian: NaN,
+          aloneMedian: NaN,
           calls: 0,
           splits: 0,
           explore: 1,
@@ -789,7 +815,7 @@ export function runSplit(
     // (the first warm measurement of running alone, which every comparison needs).
     if (
       cost.calls === 2 ||
-      (Atomics.load(control!, HOT) === 0 && !(typical(cost.alone) * work >= COLD_SPLIT_MS))
+      (Atomics.load(control!, HOT) === 0 && !(cost.aloneMedian * work >= COLD_SPLIT_MS))
     ) {
       // Else, nobody polls for tasks: a helper would start this one only after its wake-up,
       // which takes about as long as the task. Run it here (a measurement of running alone).
@@ -803,7 +829,7 @@ export function runSplit(
     // known). The margin is wide because single measurements on a shared machine swing by
     // 10-20% and, with helpers kept hot, a split that merely breaks even frees nothing: it is
     // the losses (a helper descheduled, a part's data on the other core) this must catch.
-    const ratio = typical(cost.split) / typical(cost.alone);
+    const ratio = cost.splitMedian / cost.aloneMedian;
     const preferSplit = !(ratio > SPLIT_LOSS);
     const explore = --cost.explore <= 0;
     if (explore) {
@@ -838,12 +864,15 @@ export function runSplit(
   let own = 0, ownMs = 0, firstMs = 0;
   /** The part this isolate is running (its bit is set as done if it throws). */
   let running = 0;
+  // When this isolate's current part began (the last one's end: one clock read per part).
+  let t = performance.now();
   try {
     // Part 0 first (claimed as posted), then whatever is left to claim.
     for (;;) {
-      const t = performance.now();
       local(running);
-      const ms = performance.now() - t;
+      const end = performance.now();
+      const ms = end - t;
+      t = end;
       if (own === 0) firstMs = ms;
       ownMs += ms;
       own++;
@@ -881,7 +910,7 @@ export function runSplit(
   }
   // Wait for the parts other members are computing.
   const all = parts === 32 ? -1 : (1 << parts) - 1;
-  const t0 = performance.now();
+  const t0 = t;
   // Spin (rather than block, whose wake-up costs tens of µs here) for as long as a part takes:
   // the parts still out were claimed no earlier than this isolate's last.
   const spinUntil = t0 + Math.max(SPIN_MS, own > 0 ? (1.5 * ownMs) / own : 0);
@@ -930,9 +959,10 @@ export function runSplit(
     const v = (performance.now() - start) / work;
     // A node's first split is cold (the helpers' code and caches): it says nothing of the next.
     if (++cost.splits > 1) {
-      const alone = typical(cost.alone);
+      const alone = cost.aloneMedian;
       const helped = own < parts && lost === 0;
       if (addSplitSample(cost.split, v, alone, exploring && helped)) cost.every = EXPLORE_EVERY;
+      cost.splitMedian = typical(cost.split);
       if (alone > 0) notePaid(ctl, v < alone);
     }
   } else if (own > 0) {
@@ -993,7 +1023,7 @@ export function nextShare(share: number, firstMs: number, secondMs: number): num
  * always the caller's); 0.5 until measured.
  */
 export function splitShare(op: number, work: number): number {
-  return forcedShare ?? costs.get(`${op}:${work}:2`)?.share ?? 0.5;
+  return forcedShare ?? costs.get(costKey(op, work, 2))?.share ?? 0.5;
 }
 
 let forcedShare: number | undefined;
@@ -1013,10 +1043,10 @@ export function forceSplitShare(share: number | undefined): number | undefined {
  * median split and unsplit times per unit of work (NaN until measured) and the calls seen.
  */
 export function teamSplitCosts(): { key: string; split: number; alone: number; calls: number }[] {
-  return [...costs.entries()].map(([key, c]) => ({
-    key,
-    split: typical(c.split),
-    alone: typical(c.alone),
+  return [...costs.values()].map((c) => ({
+    key: c.key,
+    split: c.splitMedian,
+    alone: c.aloneMedian,
     calls: c.calls,
   }));
 }
