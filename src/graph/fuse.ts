@@ -672,7 +672,7 @@ export const FUSED_SCALE_CONV = "_FusedScaledConv2D";
  * first). See `compileScaledConv` in plan.ts: when one factor is a per-channel scale of the
  * other (a squeeze-and-excitation gate [1, 1, 1, C] times its feature map, which then goes to
  * the block's 1×1 projection), the convolution runs on the map with the scale folded into its
- * filter rows, conv(x·s) = x·(s ⊙ W), and the product is never made (selfie's seven took
+ * filter rows, conv(x·s) = x·(s ⊙ W), and the product is never made (selfie's six took
  * 5-38 µs each, alone on one core); else the Mul, then the convolution.
  *
  * @param nodes the nodes that will run, by name (modified in place)

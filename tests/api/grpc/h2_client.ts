@@ -255,7 +255,8 @@ export function frameBytes(
   return w.take().slice();
 }
 
-function join(parts: Uint8Array[]): Uint8Array {
+/** The bytes of `parts`, one after the other. */
+export function join(parts: Uint8Array[]): Uint8Array {
   let n = 0;
   for (const p of parts) n += p.length;
   const out = new Uint8Array(n);

@@ -32,6 +32,7 @@ import {
   FrameType,
   grpcHeaders,
   grpcMessage,
+  join,
   RawH2,
   settings,
   statusOf,
@@ -628,13 +629,7 @@ function dataFrames(stream: number, bytes: Uint8Array, endStream: boolean): Uint
       ),
     );
   }
-  const out = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
-  let o = 0;
-  for (const f of frames) {
-    out.set(f, o);
-    o += f.length;
-  }
-  return out;
+  return join(frames);
 }
 
 async function eventually(what: string, ok: () => boolean): Promise<void> {
