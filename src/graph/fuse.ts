@@ -18,6 +18,9 @@
  * - A convolution of Mul(x, s) becomes one `_FusedScaledConv2D` node whose kernel folds s into
  *   the filter when it is a per-channel scale (`fuseScaleConv`: a squeeze-and-excitation gate).
  *
+ * - An AvgPool over a whole Add becomes one `_FusedAddAvgPool` node that never makes the sum
+ *   (`fuseAddAvgPool`).
+ *
  * - Keras' PReLU graph, AddV2(Relu(x), Mul(s, Relu(Neg(x)))), becomes one Relu node with the
  *   private attr `_prelu` and inputs x and s (`fusePrelu`): one pass instead of four.
  *
@@ -59,7 +62,7 @@ export function fuseGraph(nodes: Map<string, GraphNode>, pinned: ReadonlySet<str
   return fuseDenseSoftmax(nodes, pinned) + fuseConvolutions(nodes, pinned) +
     fuseHardSwish(nodes, pinned) + fuseResidualAdd(nodes, pinned) +
     fuseAddAfterActivation(nodes, pinned) + fusePrelu(nodes, pinned) + fuseMulAdd(nodes, pinned) +
-    fuseScaleConv(nodes, pinned) + fuseResizeConv(nodes, pinned);
+    fuseScaleConv(nodes, pinned) + fuseResizeConv(nodes, pinned) + fuseAddAvgPool(nodes, pinned);
 }
 
 /** Data consumers per tensor, and the nodes something waits on by a control edge. */
@@ -702,6 +705,51 @@ export function fuseScaleConv(nodes: Map<string, GraphNode>, pinned: ReadonlySet
     };
     nodes.delete(mul.name);
     nodes.set(conv.name, node);
+    fused++;
+  }
+  return fused;
+}
+
+/** The op name of an average pool of a sum (see {@link fuseAddAvgPool}). */
+export const FUSED_ADD_AVG_POOL = "_FusedAddAvgPool";
+
+/**
+ * Rewrites AvgPool (float32, NHWC, VALID) of Add/AddV2(a, b), where the sum has that one use and
+ * is neither fed nor fetched nor waited on, into one `_FusedAddAvgPool` node named as the pool,
+ * with inputs a and b, the pool's attrs, and both original nodes kept (`replaces`, Add first).
+ * See `compileAddAvgPool` in plan.ts: when the window is the whole image (a global average, as
+ * the squeeze-and-excitation blocks of selfie's decoder take of their residual sums) and a and
+ * b are float32 of one shape, the averages come from one pass over a and b (`addMeanF32`),
+ * without the sum as a tensor; else the Add, then the pool.
+ *
+ * @param nodes the nodes that will run, by name (modified in place)
+ * @param pinned tensors that are fed or fetched, which a fusion must not hide
+ * @returns the number of pairs fused
+ */
+export function fuseAddAvgPool(nodes: Map<string, GraphNode>, pinned: ReadonlySet<string>): number {
+  const { consumers, controlled } = uses(nodes);
+  let fused = 0;
+  for (const pool of [...nodes.values()]) {
+    if (pool.op !== "AvgPool" || pool.inputs.length !== 1 || !isFloat(pool)) continue;
+    if (stringAttr(pool, "data_format", "NHWC") !== "NHWC") continue;
+    if (stringAttr(pool, "padding", "") !== "VALID") continue;
+    const ref = pool.inputs[0];
+    const add = nodes.get(ref.node);
+    if (add === undefined || (add.op !== "Add" && add.op !== "AddV2") || ref.index !== 0) continue;
+    if (add.inputs.length !== 2 || !isFloat(add)) continue;
+    const key = refName(ref);
+    if (consumers.get(key)?.length !== 1 || pinned.has(key) || controlled.has(add.name)) continue;
+    const node: FusedNode = {
+      name: pool.name,
+      op: FUSED_ADD_AVG_POOL,
+      inputs: [...add.inputs],
+      controlInputs: [...new Set([...add.controlInputs, ...pool.controlInputs])],
+      attr: { ...pool.attr },
+      replaces: [add, pool],
+      biasFirst: false,
+    };
+    nodes.delete(add.name);
+    nodes.set(pool.name, node);
     fused++;
   }
   return fused;

@@ -18,6 +18,7 @@ import { DataType } from "../tensor/dtype.ts";
 import { activateArena, Arena, inFloatStore } from "../tensor/arena.ts";
 import { compileExecutor, CONTROL_FLOW_OPS, isBackEdge, nodeError } from "./executor.ts";
 import {
+  FUSED_ADD_AVG_POOL,
   FUSED_DENSE_SOFTMAX,
   FUSED_MUL_ADD,
   FUSED_RESIZE_CONV,
@@ -28,6 +29,7 @@ import {
 import { mulAddF32 } from "../kernels/mul_add.ts";
 import { splitBinaryF32, splitsBinary } from "../kernels/wasm/elementwise_split.ts";
 import { isTeamMember } from "../kernels/wasm/team.ts";
+import { addMeanF32 } from "../kernels/wasm/conv.ts";
 import { type Graph, type GraphNode, refName, type TensorRef } from "./graph.ts";
 
 /** What a plan is compiled against. */
@@ -364,6 +366,7 @@ const ARENA_OPS = new Set([
   FUSED_MUL_ADD,
   FUSED_RESIZE_CONV,
   FUSED_SCALE_CONV,
+  FUSED_ADD_AVG_POOL,
 ]);
 
 /**
@@ -394,6 +397,7 @@ const NOT_FOLDED = new Set([
   FUSED_DENSE_SOFTMAX,
   FUSED_RESIZE_CONV,
   FUSED_SCALE_CONV,
+  FUSED_ADD_AVG_POOL,
 ]);
 
 /** The bytes of a tensor's values; Infinity for strings (never folded). */
@@ -577,6 +581,9 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
         if (run) runs.set(n.name, run);
       } else if (n.op === FUSED_SCALE_CONV) {
         const run = compileScaledConv(n as FusedNode, compileNode);
+        if (run) runs.set(n.name, run);
+      } else if (n.op === FUSED_ADD_AVG_POOL) {
+        const run = compileAddAvgPool(n as FusedNode, compileNode);
         if (run) runs.set(n.name, run);
       } else if (splitsBinary(n.op) && !controlFlow && isTeamMember()) {
         // Only a team member (a pool worker) ever splits: other isolates' plans pay nothing.
@@ -899,6 +906,37 @@ function compileScaledConv(
     if (scales(b, a)) return fast(inputs);
     if (scales(a, b)) return fast([b, ...rest, a]);
     return conv([mul([a, b])[0], ...rest]);
+  };
+}
+
+/**
+ * An AvgPool of Add(a, b) (graph/fuse.ts `fuseAddAvgPool`): when a and b are float32 of one
+ * 4-D shape whose height and width are the pool's window (a VALID global average), one pass
+ * over both (`addMeanF32`: the float32 sums averaged in float64, the sum never made: selfie's
+ * 128×128×16 Add and its pool took 77 + 41 µs served); the Add's kernel, then the pool's,
+ * otherwise (every other shape, and every error, as the graph's).
+ */
+function compileAddAvgPool(
+  node: FusedNode,
+  compileNode: (n: GraphNode) => KernelRun | undefined,
+): KernelRun | undefined {
+  const [add, pool] = node.replaces.map(compileNode);
+  if (!add || !pool) return undefined;
+  const k = node.attr["ksize"]?.value;
+  const ksize = k?.case === "list" ? k.value.i.map(Number) : [];
+  const windowed = ksize.length === 4 && ksize[0] === 1 && ksize[3] === 1;
+  return (inputs) => {
+    const [a, b] = inputs;
+    if (
+      windowed && a.rank === 4 && b.rank === 4 && a.dtype === DataType.DT_FLOAT &&
+      b.dtype === DataType.DT_FLOAT && a.shape.every((d, i) => d === b.shape[i]) &&
+      a.shape[1] === ksize[1] && a.shape[2] === ksize[2]
+    ) {
+      const [n, h, w, c] = a.shape;
+      const y = addMeanF32(a.data as Float32Array, b.data as Float32Array, n, h, w, c);
+      if (y !== null) return [new Tensor(DataType.DT_FLOAT, [n, 1, 1, c], y)];
+    }
+    return pool(add(inputs));
   };
 }
 

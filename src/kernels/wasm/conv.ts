@@ -147,6 +147,15 @@ interface ConvExports {
     outW: number,
     max: number,
   ): void;
+  addMeanRows(
+    a: number,
+    b: number,
+    r0: number,
+    r1: number,
+    w: number,
+    c4: number,
+    out: number,
+  ): void;
   placeTaps(
     cols: number,
     y: number,
@@ -597,6 +606,56 @@ class ConvWasm {
     return y !== null ? this.#out(y, yIn, yo) : this.#unpadOut(yo, batch * outPix, c);
   }
 
+  addMean(
+    a: Float32Array,
+    b: Float32Array,
+    batch: number,
+    h: number,
+    w: number,
+    c: number,
+  ): Float32Array | null {
+    const rows = batch * h, n = rows * w * c;
+    if (c % 4 !== 0 || a.length !== n || b.length !== n || !isKernelView(a) || !isKernelView(b)) {
+      return null;
+    }
+    const so = this.#scratchArea(rows * c * 8);
+    if (so < 0) return null;
+    const ex = this.#x;
+    // Rows split across the team in halves (any cut gives the same row sums).
+    const args = [a.byteOffset, b.byteOffset, rows, w, c, so, rows];
+    const work = 2 * n;
+    const parts = splitParts(work, rows);
+    if (parts > 1) {
+      const per = Math.ceil(rows / parts);
+      const split = [...args.slice(0, 6), per];
+      const whole = () => addMeanPart(ex, args, 0);
+      if (
+        !runSplit(
+          OP_ADD_MEAN,
+          split,
+          Math.ceil(rows / per),
+          (p) => addMeanPart(ex, split, p),
+          work,
+          whole,
+        )
+      ) {
+        addMeanPart(ex, args, 0);
+      }
+    } else addMeanPart(ex, args, 0);
+    // Each image's rows added in order, in float64, then divided and rounded once.
+    const sums = new Float64Array(this.#heap.f32.buffer, so, rows * c);
+    const y = uninitialized(Float32Array, batch * c);
+    const count = h * w;
+    for (let img = 0; img < batch; img++) {
+      for (let j = 0; j < c; j++) {
+        let s = 0;
+        for (let r = img * h, at = r * c + j; r < (img + 1) * h; r++, at += c) s += sums[at];
+        y[img * c + j] = s / count;
+      }
+    }
+    return y;
+  }
+
   matmul(
     a: Float32Array,
     w: Float32Array,
@@ -667,6 +726,17 @@ const D_ROWS_PER_PART = 22;
 
 const OP_POOL = 3;
 const OP_MATMUL = 4;
+const OP_ADD_MEAN = 5;
+
+/**
+ * A global average of a sum's arguments: a, b, rows (batch × height), width, channels, the row
+ * sums' offset, rows per part. Part `part` writes its rows' float64 sums (`addMeanRows`).
+ */
+function addMeanPart(ex: ConvExports, a: ArrayLike<number>, part: number): void {
+  const rows = a[2], per = a[6];
+  const r0 = part * per, r1 = Math.min(rows, r0 + per);
+  if (r0 < r1) ex.addMeanRows(a[0], a[1], r0, r1, a[3], a[4], a[5]);
+}
 
 /**
  * A pooling call's arguments: x, inH, inW, c4, y, fh, fw, sh, sw, padT, padL, outH, outW, max
@@ -967,6 +1037,13 @@ registerPartRunner(OP_POOL, (args, part) => {
   poolRows(k.exports, args, part);
 });
 
+registerPartRunner(OP_ADD_MEAN, (args, part) => {
+  // Sums only: both builds give the same floats.
+  const k = getKernel();
+  if (k === null) throw new Error("No convolution kernel here");
+  addMeanPart(k.exports, args, part);
+});
+
 registerPartRunner(OP_MATMUL, (args, part) => {
   const k = helperKernel(args[0] === 1);
   if (k === null) throw new Error("No convolution kernel here");
@@ -1153,6 +1230,28 @@ export function placeTapsF32(cols: Float32Array, y: Float32Array, g: Geometry): 
     g.padLeft,
   );
   return true;
+}
+
+/**
+ * The global average over height and width of a + b, NHWC float32 of shape [batch, h, w, c]:
+ * each a + b rounded to float32 (the Add's output), summed in float64 row by row, the rows
+ * added in order, divided and rounded once; the result is [batch, c]. The sum is never made (a
+ * squeeze-and-excitation block's AvgPool of its residual Add: `_FusedAddAvgPool`). Both must be
+ * in the kernel memory (a plan's intermediates are) and c a multiple of 4.
+ *
+ * @returns the averages, or null (nothing done) when the kernel is off or the arrays are not so
+ */
+export function addMeanF32(
+  a: Float32Array,
+  b: Float32Array,
+  batch: number,
+  h: number,
+  w: number,
+  c: number,
+): Float32Array | null {
+  const k = enabled ? getKernel() : null;
+  if (k === null || batch * h * w * c === 0) return null;
+  return k.addMean(a, b, batch, h, w, c);
 }
 
 /**

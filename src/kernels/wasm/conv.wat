@@ -51,6 +51,9 @@
 ;;
 ;; $pool: max or average pooling of one NHWC image, channels padded to c4 as for $depthwise.
 ;;
+;; $addMeanRows: per-row float64 sums of a + b (each sum a float32), for the global average of
+;;   a sum (`_FusedAddAvgPool`) without the sum as a tensor.
+;;
 ;; $peak: a loop of 12 independent multiply-adds on 4 lanes, to measure the
 ;;   machine's SIMD multiply-add throughput (the benchmark's roofline).
 ;;
@@ -4479,7 +4482,92 @@
       (br $g4)))
   )
 
-  (func $peak (export "peak") (param $iters i32) (result f32)
+  ;; $addMeanRows: for rows [$r0, $r1) of $w pixels of $c4 channels (a multiple of 4) of $a and
+  ;; $b (NHWC, rows of all images one after another), the float64 sums over the row's pixels of
+  ;; a + b, each a + b rounded to float32 first as an Add's output is: row r's c4 sums go to
+  ;; $out + r·c4·8. Rows are independent, so any split of them gives the same sums (the global
+  ;; average of a sum, `_FusedAddAvgPool`, adds them up in row order).
+  (func $addMeanRows (export "addMeanRows")
+    (param $a i32) (param $b i32) (param $r0 i32) (param $r1 i32) (param $w i32) (param $c4 i32)
+    (param $out i32)
+    (local $tapBytes i32) (local $rowBytes i32) (local $end16 i32) (local $r i32) (local $cb i32)
+    (local $pa i32) (local $pb i32) (local $pe i32) (local $po i32) (local $v v128)
+    (local $l0 v128) (local $h0 v128) (local $l1 v128) (local $h1 v128)
+    (local $l2 v128) (local $h2 v128) (local $l3 v128) (local $h3 v128)
+    (local.set $tapBytes (i32.shl (local.get $c4) (i32.const 2)))
+    (local.set $rowBytes (i32.mul (local.get $w) (local.get $tapBytes)))
+    (local.set $end16 (i32.and (local.get $tapBytes) (i32.const -64)))
+    (local.set $r (local.get $r0))
+    (block $rowsDone (loop $rows
+      (br_if $rowsDone (i32.ge_s (local.get $r) (local.get $r1)))
+      (local.set $cb (i32.const 0))
+      (block $g16Done (loop $g16
+        (br_if $g16Done (i32.ge_u (local.get $cb) (local.get $end16)))
+        (local.set $l0 (v128.const i32x4 0 0 0 0))
+        (local.set $h0 (v128.const i32x4 0 0 0 0))
+        (local.set $l1 (v128.const i32x4 0 0 0 0))
+        (local.set $h1 (v128.const i32x4 0 0 0 0))
+        (local.set $l2 (v128.const i32x4 0 0 0 0))
+        (local.set $h2 (v128.const i32x4 0 0 0 0))
+        (local.set $l3 (v128.const i32x4 0 0 0 0))
+        (local.set $h3 (v128.const i32x4 0 0 0 0))
+        (local.set $pa (i32.add (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $rowBytes))) (local.get $cb)))
+        (local.set $pb (i32.add (i32.add (local.get $b) (i32.mul (local.get $r) (local.get $rowBytes))) (local.get $cb)))
+        (local.set $pe (i32.add (local.get $pa) (local.get $rowBytes)))
+        (block $pxDone (loop $px
+          (br_if $pxDone (i32.ge_u (local.get $pa) (local.get $pe)))
+          (local.set $v (f32x4.add (v128.load offset=0 (local.get $pa)) (v128.load offset=0 (local.get $pb))))
+          (local.set $l0 (f64x2.add (local.get $l0) (f64x2.promote_low_f32x4 (local.get $v))))
+          (local.set $h0 (f64x2.add (local.get $h0) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $v) (local.get $v)))))
+          (local.set $v (f32x4.add (v128.load offset=16 (local.get $pa)) (v128.load offset=16 (local.get $pb))))
+          (local.set $l1 (f64x2.add (local.get $l1) (f64x2.promote_low_f32x4 (local.get $v))))
+          (local.set $h1 (f64x2.add (local.get $h1) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $v) (local.get $v)))))
+          (local.set $v (f32x4.add (v128.load offset=32 (local.get $pa)) (v128.load offset=32 (local.get $pb))))
+          (local.set $l2 (f64x2.add (local.get $l2) (f64x2.promote_low_f32x4 (local.get $v))))
+          (local.set $h2 (f64x2.add (local.get $h2) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $v) (local.get $v)))))
+          (local.set $v (f32x4.add (v128.load offset=48 (local.get $pa)) (v128.load offset=48 (local.get $pb))))
+          (local.set $l3 (f64x2.add (local.get $l3) (f64x2.promote_low_f32x4 (local.get $v))))
+          (local.set $h3 (f64x2.add (local.get $h3) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $v) (local.get $v)))))
+          (local.set $pa (i32.add (local.get $pa) (local.get $tapBytes)))
+          (local.set $pb (i32.add (local.get $pb) (local.get $tapBytes)))
+          (br $px)))
+        (local.set $po (i32.add (local.get $out)
+          (i32.add (i32.shl (i32.mul (local.get $r) (local.get $c4)) (i32.const 3)) (i32.shl (local.get $cb) (i32.const 1)))))
+        (v128.store offset=0 (local.get $po) (local.get $l0))
+        (v128.store offset=16 (local.get $po) (local.get $h0))
+        (v128.store offset=32 (local.get $po) (local.get $l1))
+        (v128.store offset=48 (local.get $po) (local.get $h1))
+        (v128.store offset=64 (local.get $po) (local.get $l2))
+        (v128.store offset=80 (local.get $po) (local.get $h2))
+        (v128.store offset=96 (local.get $po) (local.get $l3))
+        (v128.store offset=112 (local.get $po) (local.get $h3))
+        (local.set $cb (i32.add (local.get $cb) (i32.const 64)))
+        (br $g16)))
+      (block $g4Done (loop $g4
+        (br_if $g4Done (i32.ge_u (local.get $cb) (local.get $tapBytes)))
+        (local.set $l0 (v128.const i32x4 0 0 0 0))
+        (local.set $h0 (v128.const i32x4 0 0 0 0))
+        (local.set $pa (i32.add (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $rowBytes))) (local.get $cb)))
+        (local.set $pb (i32.add (i32.add (local.get $b) (i32.mul (local.get $r) (local.get $rowBytes))) (local.get $cb)))
+        (local.set $pe (i32.add (local.get $pa) (local.get $rowBytes)))
+        (block $p4Done (loop $p4
+          (br_if $p4Done (i32.ge_u (local.get $pa) (local.get $pe)))
+          (local.set $v (f32x4.add (v128.load (local.get $pa)) (v128.load (local.get $pb))))
+          (local.set $l0 (f64x2.add (local.get $l0) (f64x2.promote_low_f32x4 (local.get $v))))
+          (local.set $h0 (f64x2.add (local.get $h0) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $v) (local.get $v)))))
+          (local.set $pa (i32.add (local.get $pa) (local.get $tapBytes)))
+          (local.set $pb (i32.add (local.get $pb) (local.get $tapBytes)))
+          (br $p4)))
+        (local.set $po (i32.add (local.get $out)
+          (i32.add (i32.shl (i32.mul (local.get $r) (local.get $c4)) (i32.const 3)) (i32.shl (local.get $cb) (i32.const 1)))))
+        (v128.store offset=0 (local.get $po) (local.get $l0))
+        (v128.store offset=16 (local.get $po) (local.get $h0))
+        (local.set $cb (i32.add (local.get $cb) (i32.const 16)))
+        (br $g4)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $rows))))
+
+    (func $peak (export "peak") (param $iters i32) (result f32)
     (local $x v128) (local $w v128)
     (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128)
     (local $c4 v128) (local $c5 v128) (local $c6 v128) (local $c7 v128)

@@ -15,6 +15,7 @@ import {
   teamStats,
 } from "../../../src/kernels/wasm/team.ts";
 import {
+  addMeanF32,
   conv2dF32,
   depthwiseF32,
   matmulF32,
@@ -124,6 +125,7 @@ port.onmessage = (e: MessageEvent) => {
     resize: 0,
     activation: 0,
     mulAdd: 0,
+    addMean: 0,
   };
   for (let t = 0; t < m.cases; t++) {
     // Cuts of two parts anywhere: learned (0.5 at first), or forced off the middle.
@@ -283,6 +285,42 @@ port.onmessage = (e: MessageEvent) => {
       if (!Object.is(want, got[i])) {
         failures.push(`mulAdd ${JSON.stringify(what)}: element ${i} is ${got[i]}, not ${want}`);
         break;
+      }
+    }
+    held.endRun();
+  }
+  // The global average of a sum (split by rows; the row sums are added in order either way).
+  for (let t = 0; t < m.cases; t++) {
+    const pick = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
+    const batch = pick(1, 2), h = pick(90, 140), w = pick(90, 140), c = 4 * pick(3, 8);
+    const held = new Arena();
+    activateArena(held);
+    const a = uninitialized(Float32Array, batch * h * w * c);
+    const b = uninitialized(Float32Array, a.length);
+    activateArena(undefined);
+    a.set(floats(a.length, rand));
+    b.set(floats(b.length, rand));
+    const what = { batch, h, w, c };
+    const r = compare(() => addMeanF32(a, b, batch, h, w, c));
+    if (r.split) splits.addMean++;
+    if (r.diff >= 0) failures.push(`addMean ${JSON.stringify(what)}: differs at ${r.diff}`);
+    // New values, split, against each image's float64 mean of the float32 sums (row sums a part
+    // skipped would still hold the last call's).
+    a.set(floats(a.length, rand));
+    setKernelSplitting(true);
+    activateArena(held);
+    const got = addMeanF32(a, b, batch, h, w, c)!;
+    activateArena(undefined);
+    for (let img = 0; img < batch; img++) {
+      for (let j = 0; j < c; j++) {
+        let sum = 0;
+        for (let p = img * h * w; p < (img + 1) * h * w; p++) {
+          sum += Math.fround(a[p * c + j] + b[p * c + j]);
+        }
+        const want = Math.fround(sum / (h * w)), v = got[img * c + j];
+        if (Math.abs(v - want) > 1e-6 * Math.abs(want) + 1e-9) {
+          failures.push(`addMean ${JSON.stringify(what)}: mean ${img},${j} is ${v}, not ${want}`);
+        }
       }
     }
     held.endRun();
