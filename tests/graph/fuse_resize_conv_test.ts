@@ -9,13 +9,12 @@ import assert from "node:assert/strict";
 import { attrValue, GraphBuilder } from "../../src/graph/builder.ts";
 import { FUSED_RESIZE_CONV, fuseGraph } from "../../src/graph/fuse.ts";
 import { graphFromNodeDefs, parseTensorName } from "../../src/graph/graph.ts";
-import type { Kernel } from "../../src/kernels/kernel.ts";
 import { defaultRegistry } from "../../src/kernels/mod.ts";
-import { KernelRegistry } from "../../src/kernels/registry.ts";
 import { Session } from "../../src/runtime/session.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { randomFloats } from "../random.ts";
+import { errorText, spyRegistry } from "./fused_plans.ts";
 
 const F = { T: attrValue.type(DataType.DT_FLOAT) };
 const CONV = {
@@ -73,24 +72,8 @@ Deno.test("fuseResizeConv takes a 1×1 convolution (and its bias) of a resize, n
 });
 
 /** The default kernels, with the input shape of every Conv2D / _FusedConv2D run recorded. */
-function watchedRegistry(seen: number[][]): KernelRegistry {
-  const base = defaultRegistry();
-  return new KernelRegistry(
-    base.ops().map((op): Kernel => {
-      const k = base.get(op)!;
-      if (op !== "Conv2D" && op !== "_FusedConv2D") return k;
-      return {
-        ...k,
-        compile: (ctx) => {
-          const run = k.compile(ctx);
-          return (inputs) => {
-            seen.push([...inputs[0].shape]);
-            return run(inputs);
-          };
-        },
-      };
-    }),
-  );
+function watchedRegistry(seen: number[][]) {
+  return spyRegistry(["Conv2D", "_FusedConv2D"], (_, inputs) => seen.push([...inputs[0].shape]));
 }
 
 Deno.test("the convolution runs first only when the resize enlarges; values as unfused", () => {
@@ -145,14 +128,7 @@ Deno.test("a fused resize and convolution fails as the graph's resize does", () 
   const fused = sess.compile(spec, "fused");
   const plain = sess.compile({ ...spec, fuse: false }, "plain");
   assert.ok(fused.ops.includes(FUSED_RESIZE_CONV));
-  const message = (plan: typeof fused, t: Tensor) => {
-    try {
-      plan.run([t]);
-    } catch (e) {
-      return (e as Error).message.replace(/ \(node [^)]*\)|\[\[.*\]\]/g, "");
-    }
-    return "no error";
-  };
+  const message = (plan: typeof fused, t: Tensor) => errorText(plan, [t]);
   // A 3-D image, and channels the filter does not take.
   for (const t of [randomFloats([4, 5, 3], 1), randomFloats([1, 4, 5, 2], 1)]) {
     const want = message(plain, t);

@@ -9,14 +9,13 @@ import assert from "node:assert/strict";
 import { attrValue, GraphBuilder } from "../../src/graph/builder.ts";
 import { FUSED_SCALE_CONV, fuseGraph } from "../../src/graph/fuse.ts";
 import { graphFromNodeDefs, parseTensorName } from "../../src/graph/graph.ts";
-import type { Kernel } from "../../src/kernels/kernel.ts";
 import { defaultRegistry } from "../../src/kernels/mod.ts";
-import { KernelRegistry } from "../../src/kernels/registry.ts";
 import { setConvWasmEnabled } from "../../src/kernels/wasm/conv.ts";
 import { Session } from "../../src/runtime/session.ts";
 import { DataType } from "../../src/tensor/dtype.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { randomFloats } from "../random.ts";
+import { errorText, spyRegistry } from "./fused_plans.ts";
 
 const F = { T: attrValue.type(DataType.DT_FLOAT) };
 const conv = (strides = [1, 1, 1, 1], padding = "VALID", format = "NHWC") => ({
@@ -70,24 +69,8 @@ Deno.test("fuseScaleConv takes a convolution of a product with one use, nothing 
 });
 
 /** The default kernels, counting the Mul kernel's runs. */
-function countingRegistry(count: { mul: number }): KernelRegistry {
-  const base = defaultRegistry();
-  return new KernelRegistry(
-    base.ops().map((op): Kernel => {
-      const k = base.get(op)!;
-      if (op !== "Mul") return k;
-      return {
-        ...k,
-        compile: (ctx) => {
-          const run = k.compile(ctx);
-          return (inputs) => {
-            count.mul++;
-            return run(inputs);
-          };
-        },
-      };
-    }),
-  );
+function countingRegistry(count: { mul: number }) {
+  return spyRegistry(["Mul"], () => count.mul++);
 }
 
 Deno.test("a per-channel scale goes into the filter, anything else takes the Mul; values as unfused", () => {
@@ -177,14 +160,8 @@ Deno.test("a product that does not broadcast fails as the graph's Mul does", () 
   const fused = sess.compile(spec, "fused");
   const plain = sess.compile({ ...spec, fuse: false }, "plain");
   assert.ok(fused.ops.includes(FUSED_SCALE_CONV));
-  const message = (plan: typeof fused) => {
-    try {
-      plan.run([randomFloats([1, 3, 3, 4], 1), randomFloats([3], 2)]);
-    } catch (e) {
-      return (e as Error).message.replace(/ \(node [^)]*\)|\[\[.*\]\]/g, "");
-    }
-    return "no error";
-  };
+  const message = (plan: typeof fused) =>
+    errorText(plan, [randomFloats([1, 3, 3, 4], 1), randomFloats([3], 2)]);
   const want = message(plain);
   assert.match(want, /Incompatible shapes/);
   assert.equal(message(fused), want);
