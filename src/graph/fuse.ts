@@ -65,6 +65,19 @@ export function fuseGraph(nodes: Map<string, GraphNode>, pinned: ReadonlySet<str
     fuseScaleConv(nodes, pinned) + fuseResizeConv(nodes, pinned) + fuseAddAvgPool(nodes, pinned);
 }
 
+/**
+ * Whether the tensor `ref` may disappear into a fusion: its one consumer is the node being
+ * fused, it is neither fed nor fetched, and nothing waits on its producer by a control edge.
+ */
+function hideable(
+  u: { consumers: Map<string, GraphNode[]>; controlled: Set<string> },
+  pinned: ReadonlySet<string>,
+  ref: TensorRef,
+): boolean {
+  const key = refName(ref);
+  return u.consumers.get(key)?.length === 1 && !pinned.has(key) && !u.controlled.has(ref.node);
+}
+
 /** Data consumers per tensor, and the nodes something waits on by a control edge. */
 function uses(nodes: Map<string, GraphNode>): {
   consumers: Map<string, GraphNode[]>;
@@ -488,7 +501,7 @@ export const FUSED_MUL_ADD = "_FusedMulAdd";
  * @returns the number of pairs fused
  */
 export function fuseMulAdd(nodes: Map<string, GraphNode>, pinned: ReadonlySet<string>): number {
-  const { consumers, controlled } = uses(nodes);
+  const u = uses(nodes);
   let fused = 0;
   for (const add of [...nodes.values()]) {
     if ((add.op !== "Add" && add.op !== "AddV2") || add.inputs.length !== 2 || !isFloat(add)) {
@@ -497,9 +510,8 @@ export function fuseMulAdd(nodes: Map<string, GraphNode>, pinned: ReadonlySet<st
     const side = [0, 1].find((i) => {
       const r = add.inputs[i];
       const m = nodes.get(r.node);
-      const key = refName(r);
       return m?.op === "Mul" && r.index === 0 && m.inputs.length === 2 && isFloat(m) &&
-        consumers.get(key)?.length === 1 && !pinned.has(key) && !controlled.has(m.name);
+        hideable(u, pinned, r);
     });
     if (side === undefined) continue;
     const mul = nodes.get(add.inputs[side].node)!;
@@ -618,7 +630,7 @@ function allOnes(n: GraphNode, name: string): boolean {
  * @returns the number of pairs fused
  */
 export function fuseResizeConv(nodes: Map<string, GraphNode>, pinned: ReadonlySet<string>): number {
-  const { consumers, controlled } = uses(nodes);
+  const u = uses(nodes);
   let fused = 0;
   for (const conv of [...nodes.values()]) {
     const plain = conv.op === "Conv2D" && conv.inputs.length === 2;
@@ -644,10 +656,7 @@ export function fuseResizeConv(nodes: Map<string, GraphNode>, pinned: ReadonlySe
     ) continue;
     const t = resize.attr["T"]?.value;
     if (t?.case !== "type" || t.value !== DataType.DT_FLOAT) continue;
-    const key = refName(ref);
-    if (
-      consumers.get(key)?.length !== 1 || pinned.has(key) || controlled.has(resize.name)
-    ) continue;
+    if (!hideable(u, pinned, ref)) continue;
     const node: FusedNode = {
       name: conv.name,
       op: FUSED_RESIZE_CONV,
@@ -683,7 +692,7 @@ export const FUSED_SCALE_CONV = "_FusedScaledConv2D";
  * @returns the number of pairs fused
  */
 export function fuseScaleConv(nodes: Map<string, GraphNode>, pinned: ReadonlySet<string>): number {
-  const { consumers, controlled } = uses(nodes);
+  const u = uses(nodes);
   let fused = 0;
   for (const conv of [...nodes.values()]) {
     if ((conv.op !== "Conv2D" && conv.op !== "_FusedConv2D") || !isFloat(conv)) continue;
@@ -692,8 +701,7 @@ export function fuseScaleConv(nodes: Map<string, GraphNode>, pinned: ReadonlySet
     const ref = conv.inputs[0];
     const mul = nodes.get(ref.node);
     if (mul?.op !== "Mul" || ref.index !== 0 || mul.inputs.length !== 2 || !isFloat(mul)) continue;
-    const key = refName(ref);
-    if (consumers.get(key)?.length !== 1 || pinned.has(key) || controlled.has(mul.name)) continue;
+    if (!hideable(u, pinned, ref)) continue;
     const node: FusedNode = {
       name: conv.name,
       op: FUSED_SCALE_CONV,
@@ -727,7 +735,7 @@ export const FUSED_ADD_AVG_POOL = "_FusedAddAvgPool";
  * @returns the number of pairs fused
  */
 export function fuseAddAvgPool(nodes: Map<string, GraphNode>, pinned: ReadonlySet<string>): number {
-  const { consumers, controlled } = uses(nodes);
+  const u = uses(nodes);
   let fused = 0;
   for (const pool of [...nodes.values()]) {
     if (pool.op !== "AvgPool" || pool.inputs.length !== 1 || !isFloat(pool)) continue;
@@ -737,8 +745,7 @@ export function fuseAddAvgPool(nodes: Map<string, GraphNode>, pinned: ReadonlySe
     const add = nodes.get(ref.node);
     if (add === undefined || (add.op !== "Add" && add.op !== "AddV2") || ref.index !== 0) continue;
     if (add.inputs.length !== 2 || !isFloat(add)) continue;
-    const key = refName(ref);
-    if (consumers.get(key)?.length !== 1 || pinned.has(key) || controlled.has(add.name)) continue;
+    if (!hideable(u, pinned, ref)) continue;
     const node: FusedNode = {
       name: pool.name,
       op: FUSED_ADD_AVG_POOL,

@@ -570,20 +570,9 @@ export function compilePlan(graph: Graph, spec: PlanSpec, env: CompileEnv, where
   const outerArena = activateArena(undefined);
   try {
     for (const n of order) {
-      if (n.op === FUSED_DENSE_SOFTMAX) {
-        const run = compileFusedDenseSoftmax(n as FusedNode, compileNode);
-        if (run) runs.set(n.name, run);
-      } else if (n.op === FUSED_MUL_ADD) {
-        const run = compileFusedMulAdd(n as FusedNode, compileNode);
-        if (run) runs.set(n.name, run);
-      } else if (n.op === FUSED_RESIZE_CONV) {
-        const run = compileResizeConv(n as FusedNode, compileNode);
-        if (run) runs.set(n.name, run);
-      } else if (n.op === FUSED_SCALE_CONV) {
-        const run = compileScaledConv(n as FusedNode, compileNode);
-        if (run) runs.set(n.name, run);
-      } else if (n.op === FUSED_ADD_AVG_POOL) {
-        const run = compileAddAvgPool(n as FusedNode, compileNode);
+      const fused = FUSED_COMPILERS.get(n.op);
+      if (fused !== undefined) {
+        const run = fused(n as FusedNode, compileNode);
         if (run) runs.set(n.name, run);
       } else if (splitsBinary(n.op) && !controlFlow && isTeamMember()) {
         // Only a team member (a pool worker) ever splits: other isolates' plans pay nothing.
@@ -939,6 +928,21 @@ function compileAddAvgPool(
     return pool(add(inputs));
   };
 }
+
+/**
+ * How each plan-time fused node compiles (graph/fuse.ts makes them; each keeps its originals).
+ * A Map: op names come from the graph, and an object would answer "constructor".
+ */
+const FUSED_COMPILERS = new Map<
+  string,
+  (node: FusedNode, compileNode: (n: GraphNode) => KernelRun | undefined) => KernelRun | undefined
+>([
+  [FUSED_DENSE_SOFTMAX, compileFusedDenseSoftmax],
+  [FUSED_MUL_ADD, compileFusedMulAdd],
+  [FUSED_RESIZE_CONV, compileResizeConv],
+  [FUSED_SCALE_CONV, compileScaledConv],
+  [FUSED_ADD_AVG_POOL, compileAddAvgPool],
+]);
 
 /**
  * A float32 Add / AddV2 / Sub / Mul that a worker of the kernel team may split with the others
